@@ -1,0 +1,76 @@
+"""The plan response of contract v1, as pydantic types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.request import Placement
+
+Status = Literal["optimal", "feasible", "fallback", "infeasible"]
+ActionKind = Literal["start", "preempt", "resize", "move", "migrate"]
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: str
+    cluster: str
+    accelerator: str
+    nodes: dict[str, int]
+
+    def placement(self) -> Placement:
+        return Placement(cluster=self.cluster, accelerator=self.accelerator, nodes=dict(self.nodes))
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    job: str
+    kind: ActionKind
+    from_: Placement | None = Field(alias="from")
+    to: Placement | None
+
+
+class Unplaced(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: str
+    reason: str
+    code: str = Field(
+        description="extension: machine-readable reason (quota, no_capacity, no_link, migration_budget, "
+        "outbid, too_large, not_worth_restart, infeasible)"
+    )
+
+
+class Breakdown(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: float
+    disruption: float
+    spread: float
+
+
+class SolverStats(BaseModel):
+    """Extension: how the plan was found, for operators and benchmarks."""
+
+    model_config = ConfigDict(extra="forbid")
+    engine: str = Field(description="which stage produced the plan: cpsat, greedy")
+    cpsat_status: str | None = None
+    bound_method: str = Field(description="lp, lagrangian or cpsat: which proof gave `bound`")
+    jobs: int
+    options: int
+    cpsat_variables: int = 0
+    phases_s: dict[str, float] = Field(default_factory=dict)
+
+
+class PlanResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    plan_id: str | None = None
+    status: Status
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    breakdown: Breakdown | None
+    solve_s: float
+    assignments: list[Assignment] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+    unplaced: list[Unplaced] = Field(default_factory=list)
+    stats: SolverStats | None = None

@@ -1,0 +1,187 @@
+"""Parsing and the cross-field rules of contract v1 that pydantic field types cannot say.
+
+`parse_request` is the one door into the engine: everything past it may assume a request
+that names only things that exist and that running jobs fit where they run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.errors import BadRequest, FieldError, loc_to_path
+from models.request import PlanRequest
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes past which an engine or service refuses a request (None = no limit)."""
+
+    max_devices: int | None = None
+    max_nodes: int | None = None
+    max_jobs: int | None = None
+    max_time_limit_s: float | None = None
+
+
+def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
+    """Validate a decoded JSON object as a plan request, or raise BadRequest listing every fault."""
+    if not isinstance(data, dict):
+        raise BadRequest([FieldError("", data if not isinstance(data, (list, dict)) else type(data).__name__,
+                                     "a plan request is a JSON object")])
+    try:
+        req = PlanRequest.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
+    errors = cross_field_errors(req)
+    if limits is not None:
+        errors += limit_errors(req, limits)
+    if errors:
+        raise BadRequest(errors)
+    return req
+
+
+def parse_request_json(text: str | bytes, limits: Limits | None = None) -> PlanRequest:
+    """Decode JSON text (rejecting NaN and Infinity literals) and validate it."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {exc}")]) from None
+    return parse_request(data, limits)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _excerpt(text: str | bytes) -> str:
+    s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return s[:60]
+
+
+def _from_pydantic(err: Any) -> FieldError:
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field (contract v1 has no such field)"
+    elif err.get("type") == "missing":
+        msg = "required field is missing"
+    return FieldError(loc_to_path(tuple(err.get("loc", ()))), err.get("input"), msg)
+
+
+def cross_field_errors(req: PlanRequest) -> list[FieldError]:
+    """Every rule of the contract's bad-request list that relates one field to another."""
+    errs: list[FieldError] = []
+    fleet = req.fleet
+    regions: dict[str, int] = {}
+    for i, r in enumerate(fleet.regions):
+        if r.name in regions:
+            errs.append(FieldError(f"fleet.regions[{i}].name", r.name, "duplicate region name"))
+        regions.setdefault(r.name, i)
+
+    seen_links: dict[frozenset[str], int] = {}
+    for i, link in enumerate(fleet.links):
+        for end in ("a", "b"):
+            name = getattr(link, end)
+            if name not in regions:
+                errs.append(FieldError(f"fleet.links[{i}].{end}", name, "unknown region"))
+        if link.a == link.b:
+            errs.append(FieldError(f"fleet.links[{i}].b", link.b, "a link joins two different regions"))
+        key = frozenset((link.a, link.b))
+        if key in seen_links:
+            errs.append(FieldError(f"fleet.links[{i}]", f"{link.a}-{link.b}",
+                                   f"duplicate link (also fleet.links[{seen_links[key]}])"))
+        seen_links.setdefault(key, i)
+
+    clusters: dict[str, int] = {}
+    node_of: dict[str, tuple[str, str, int]] = {}   # node -> (cluster, accelerator, devices)
+    for ci, c in enumerate(fleet.clusters):
+        if c.name in clusters:
+            errs.append(FieldError(f"fleet.clusters[{ci}].name", c.name, "duplicate cluster name"))
+        clusters.setdefault(c.name, ci)
+        if c.region not in regions:
+            errs.append(FieldError(f"fleet.clusters[{ci}].region", c.region, "unknown region"))
+        for gi, g in enumerate(c.node_groups):
+            for k in range(g.count):
+                name = f"{g.prefix}{k}"
+                if name in node_of:
+                    errs.append(FieldError(f"fleet.clusters[{ci}].node_groups[{gi}].prefix", g.prefix,
+                                           f"node name {name!r} is already used by another node group"))
+                    break
+                node_of[name] = (c.name, g.accelerator, g.devices)
+
+    for i, n in enumerate(fleet.down_nodes):
+        if n not in node_of:
+            errs.append(FieldError(f"fleet.down_nodes[{i}]", n, "unknown node"))
+
+    ids: dict[str, int] = {}
+    used: dict[str, int] = defaultdict(int)
+    users: dict[str, list[str]] = defaultdict(list)
+    for ji, j in enumerate(req.jobs):
+        p = f"jobs[{ji}]"
+        if j.id in ids:
+            errs.append(FieldError(f"{p}.id", j.id, f"duplicate job id (also jobs[{ids[j.id]}])"))
+        ids.setdefault(j.id, ji)
+        if j.replicas.min > j.replicas.max:
+            errs.append(FieldError(f"{p}.replicas", j.replicas.model_dump(), "min must not exceed max"))
+        if j.data_region is not None and j.data_region not in regions:
+            errs.append(FieldError(f"{p}.data_region", j.data_region, "unknown region"))
+        if j.checkpoint_region is not None and j.checkpoint_region not in regions:
+            errs.append(FieldError(f"{p}.checkpoint_region", j.checkpoint_region, "unknown region"))
+        for ri, r in enumerate(j.regions or []):
+            if r not in regions:
+                errs.append(FieldError(f"{p}.regions[{ri}]", r, "unknown region"))
+        cur = j.current
+        if cur is None:
+            continue
+        if cur.cluster not in clusters:
+            errs.append(FieldError(f"{p}.current.cluster", cur.cluster, "unknown cluster"))
+        if cur.accelerator not in j.speed:
+            errs.append(FieldError(f"{p}.current.accelerator", cur.accelerator,
+                                   f"not in the job's speed ({', '.join(sorted(j.speed))})"))
+        for n, k in cur.nodes.items():
+            info = node_of.get(n)
+            if info is None:
+                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"unknown node {n!r}"))
+                continue
+            nc, na, _ = info
+            if nc != cur.cluster:
+                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"node {n!r} is in cluster {nc!r}, not {cur.cluster!r}"))
+            elif na != cur.accelerator:
+                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"node {n!r} has {na}, not {cur.accelerator}"))
+            used[n] += k * j.devices_per_replica
+            users[n].append(j.id)
+    for n, u in used.items():
+        cap = node_of[n][2]
+        if u > cap:
+            errs.append(FieldError(f"fleet.nodes.{n}", u,
+                                   f"running jobs overfill node {n!r}: {u} > {cap} devices "
+                                   f"(jobs {', '.join(users[n][:5])})"))
+
+    quotas: dict[tuple[str, str], int] = {}
+    for qi, q in enumerate(req.quotas):
+        key = (q.tenant, q.tier)
+        if key in quotas:
+            errs.append(FieldError(f"quotas[{qi}]", f"{q.tenant}/{q.tier}",
+                                   f"duplicate quota for tenant {q.tenant!r}, tier {q.tier!r} (also quotas[{quotas[key]}])"))
+        quotas.setdefault(key, qi)
+    return errs
+
+
+def limit_errors(req: PlanRequest, limits: Limits) -> list[FieldError]:
+    """Refusals for requests beyond configured sizes, each naming the limit."""
+    errs: list[FieldError] = []
+    if limits.max_jobs is not None and len(req.jobs) > limits.max_jobs:
+        errs.append(FieldError("jobs", len(req.jobs), f"too many jobs: the limit is {limits.max_jobs}"))
+    nodes = sum(g.count for c in req.fleet.clusters for g in c.node_groups)
+    if limits.max_nodes is not None and nodes > limits.max_nodes:
+        errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
+    devices = sum(g.count * g.devices for c in req.fleet.clusters for g in c.node_groups)
+    if limits.max_devices is not None and devices > limits.max_devices:
+        errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))
+    if limits.max_time_limit_s is not None and req.policy.time_limit_s > limits.max_time_limit_s:
+        errs.append(FieldError("policy.time_limit_s", req.policy.time_limit_s,
+                               f"above this server's cap of {limits.max_time_limit_s} s"))
+    return errs

@@ -1,0 +1,50 @@
+"""`meridian` command line: a dispatcher over service/commands/*, one module per subcommand.
+
+Each command module exposes `register(subparsers)`, which adds its parser and sets `func`;
+handlers return an exit code. Errors a user can fix print one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from models.errors import BadRequest
+
+# Subcommand modules under service.commands, in the order `meridian --help` lists them.
+COMMANDS = ["plan"]
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called or what it was given (exit code 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meridian", description="Meridian: elastic, preemptible placement of AI jobs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"service.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BadRequest as exc:
+        print(f"meridian {args.command}: bad request: {len(exc.errors)} error(s)", file=sys.stderr)
+        for e in exc.errors[:50]:
+            print(f"  {e}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"meridian {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"meridian {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `meridian` subcommand, each with `register(subparsers)`; heavy imports stay inside handlers."""
