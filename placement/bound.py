@@ -1,0 +1,259 @@
+"""Proven upper bounds on the canonical objective over every valid plan.
+
+Both relax the same thing: node packing is pooled into (cluster, accelerator) capacity and
+the spread term (never negative) is dropped; options are pruned only where infeasible.
+- `lp_bound`: the LP relaxation (HiGHS), tight, with capacity duals that price the greedy.
+- `lagrangian_bound`: capacity, quotas and budget moved into the objective at prices >= 0;
+  every price vector gives a valid bound (weak duality), each evaluation is one vectorised
+  pass, and projected subgradient steps tighten it. It is the bound at sizes where the LP
+  does not fit in the time limit, and it never needs more than a few hundred milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.instance import Instance
+
+
+@dataclass
+class Bound:
+    value: float                   # upper bound on the objective (+inf when none was proven)
+    method: str                    # lp | lagrangian | trivial
+    prices: np.ndarray             # per-pool device price (duals), for the greedy
+    infeasible: bool = False       # a protected job has no option at all
+
+
+def _keys(inst: Instance) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Quota rows and, per job, its quota row (-1 if its (tenant, tier) has no quota)."""
+    keys = list(inst.quotas)
+    pos = {k: i for i, k in enumerate(keys)}
+    return keys, np.array([pos.get(j.key, -1) for j in inst.jobs], dtype=np.int64)
+
+
+def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quota_price: np.ndarray,
+                     budget_price: float) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """L(prices) and its subgradient parts: (value, pool devices used, quota devices used, GB moved)."""
+    keys, jq = _keys(inst)
+    cap = np.array([p.capacity for p in inst.pools], dtype=float)
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    prot = np.array([j.protected for j in inst.jobs], dtype=bool)
+    n_jobs = len(inst.jobs)
+    total = float(pool_price @ cap) if len(cap) else 0.0
+    if keys:
+        total += float(quota_price @ np.array([inst.quotas[k] for k in keys], dtype=float))
+    if inst.budget_gb is not None:
+        total += budget_price * inst.budget_gb
+    best = np.where(prot, -np.inf, 0.0)
+    choice = np.full(n_jobs, -1, dtype=np.int64)
+    reps = np.zeros(len(opts), dtype=np.int64)
+    if len(opts):
+        qp = np.where(jq[opts.job] >= 0, quota_price[np.maximum(jq[opts.job], 0)] if len(quota_price) else 0.0, 0.0)
+        red = opts.coef - (pool_price[opts.pool] + qp) * opts.dpr
+        reps = np.where(red > 0, opts.hi, opts.lo)
+        val = red * reps + pc[opts.job] - budget_price * opts.mig_gb
+        order = np.lexsort((-val, opts.job))       # per job, best option first
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = opts.job[order][1:] != opts.job[order][:-1]
+        top = order[first]
+        better = val[top] > best[opts.job[top]]
+        best[opts.job[top[better]]] = val[top[better]]
+        choice[opts.job[top[better]]] = top[better]
+    if np.isneginf(best).any():
+        return float("inf"), np.zeros(len(cap)), np.zeros(len(keys)), 0.0
+    total += float(best.sum() - pc.sum())
+    used_pool = np.zeros(len(cap))
+    used_q = np.zeros(len(keys))
+    moved = 0.0
+    ch = choice[choice >= 0]
+    if len(ch):
+        dev = reps[ch] * opts.dpr[ch]
+        np.add.at(used_pool, opts.pool[ch], dev)
+        if keys:
+            qj = jq[opts.job[ch]]
+            np.add.at(used_q, qj[qj >= 0], dev[qj >= 0])
+        moved = float(opts.mig_gb[ch].sum())
+    return total, used_pool, used_q, moved
+
+
+def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | None = None,
+                     target: float | None = None, seconds: float = 0.3, max_iter: int = 200) -> Bound:
+    """Projected subgradient descent on the Lagrangian dual; returns the best (lowest) bound seen."""
+    keys, _ = _keys(inst)
+    cap = np.array([p.capacity for p in inst.pools], dtype=float)
+    qcap = np.array([inst.quotas[k] for k in keys], dtype=float)
+    pi = np.zeros(len(cap)) if start_prices is None else np.maximum(start_prices.astype(float), 0.0).copy()
+    mu = np.zeros(len(keys))
+    lam = 0.0
+    best_val, best_pi = float("inf"), pi.copy()
+    deadline = time.perf_counter() + seconds
+    theta = 1.0
+    stall = 0
+    for _ in range(max_iter):
+        val, used, used_q, moved = lagrangian_value(inst, opts, pi, mu, lam)
+        if val < best_val - 1e-12 * max(1.0, abs(best_val)):
+            best_val, best_pi = val, pi.copy()
+            stall = 0
+        else:
+            stall += 1
+            if stall >= 5:
+                theta *= 0.5
+                stall = 0
+        if not np.isfinite(val) or time.perf_counter() > deadline or theta < 1e-4:
+            break
+        g_pool = cap - used
+        g_q = qcap - used_q
+        g_b = (inst.budget_gb - moved) if inst.budget_gb is not None else 0.0
+        # only components that can move (price > 0 or constraint violated) count
+        g_pool = np.where((pi > 0) | (g_pool < 0), g_pool, 0.0)
+        g_q = np.where((mu > 0) | (g_q < 0), g_q, 0.0)
+        if not (lam > 0 or g_b < 0):
+            g_b = 0.0
+        norm = float(g_pool @ g_pool + g_q @ g_q + g_b * g_b)
+        if norm <= 0:
+            break   # the relaxed choice is feasible and complementary: this bound is the optimum
+        lower = target if target is not None else val * 0.95
+        step = theta * max(val - lower, 1e-9 * max(1.0, abs(val))) / norm
+        pi = np.maximum(0.0, pi - step * g_pool)
+        mu = np.maximum(0.0, mu - step * g_q)
+        lam = max(0.0, lam - step * g_b)
+    return Bound(best_val, "lagrangian", best_pi, infeasible=not np.isfinite(best_val))
+
+
+def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None:
+    """The LP relaxation over pool capacity; None if HiGHS did not prove it in time."""
+    import highspy
+
+    n_opt = len(opts)
+    n_jobs = len(inst.jobs)
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    const = -float(pc.sum())
+    prot = np.array([j.protected for j in inst.jobs], dtype=bool)
+    if n_opt == 0:
+        if prot.any():
+            return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
+        return Bound(const, "lp", np.zeros(len(inst.pools)))
+    keep = opts.keep
+    # columns: x_o for every option, then n_o for every change option
+    chg = np.flatnonzero(~keep)
+    n_cols = n_opt + len(chg)
+    ncol_of = np.full(n_opt, -1, dtype=np.int64)
+    ncol_of[chg] = n_opt + np.arange(len(chg))
+    cost = np.zeros(n_cols)
+    cost[:n_opt] = -(pc[opts.job] + np.where(keep, opts.coef * opts.lo, 0.0))
+    cost[n_opt:] = -opts.coef[chg]
+    lower = np.zeros(n_cols)
+    upper = np.ones(n_cols)
+    upper[n_opt:] = opts.hi[chg]
+
+    rows_lo: list[np.ndarray] = []
+    rows_hi: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    idx_parts: list[np.ndarray] = []
+    val_parts: list[np.ndarray] = []
+    nnz = 0
+
+    def add_rows(lo: np.ndarray, hi: np.ndarray, cols: list[np.ndarray], vals: list[np.ndarray]) -> None:
+        nonlocal nnz
+        lens = np.array([len(c) for c in cols], dtype=np.int64)
+        st = nnz + np.concatenate(([0], np.cumsum(lens)[:-1])) if len(lens) else np.zeros(0, dtype=np.int64)
+        rows_lo.append(lo); rows_hi.append(hi); starts.append(st)
+        if cols:
+            idx_parts.append(np.concatenate(cols)); val_parts.append(np.concatenate(vals))
+        nnz += int(lens.sum())
+
+    inf = highspy.kHighsInf
+    # lo * x - n <= 0 and n - hi * x <= 0 for change options
+    m = len(chg)
+    if m:
+        x = chg; nn = ncol_of[chg]
+        add_rows(np.full(m, -inf), np.zeros(m), [np.array([a, b]) for a, b in zip(x, nn)],
+                 [np.array([float(l), -1.0]) for l in opts.lo[chg]])
+        add_rows(np.full(m, -inf), np.zeros(m), [np.array([b, a]) for a, b in zip(x, nn)],
+                 [np.array([1.0, -float(h)]) for h in opts.hi[chg]])
+    # one option per job (exactly one if protected)
+    jobs_with = [j for j in range(n_jobs) if len(opts.by_job[j])]
+    if prot.any() and any(len(opts.by_job[j]) == 0 for j in np.flatnonzero(prot)):
+        return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
+    add_rows(np.array([1.0 if prot[j] else -inf for j in jobs_with]), np.ones(len(jobs_with)),
+             [opts.by_job[j] for j in jobs_with], [np.ones(len(opts.by_job[j])) for j in jobs_with])
+    # capacity per pool: dpr * n (change) + r0 * dpr * x (keep)
+    dev_col = np.where(keep, np.arange(n_opt), ncol_of)
+    dev_val = np.where(keep, opts.lo * opts.dpr, opts.dpr).astype(float)
+    order = np.argsort(opts.pool, kind="stable")
+    bounds = np.searchsorted(opts.pool[order], np.arange(len(inst.pools) + 1))
+    pool_rows = [p for p in range(len(inst.pools)) if bounds[p + 1] > bounds[p]]
+    add_rows(np.full(len(pool_rows), -inf), np.array([float(inst.pools[p].capacity) for p in pool_rows]),
+             [dev_col[order[bounds[p]:bounds[p + 1]]] for p in pool_rows],
+             [dev_val[order[bounds[p]:bounds[p + 1]]] for p in pool_rows])
+    # quotas
+    keys, jq = _keys(inst)
+    oq = jq[opts.job]
+    q_rows = [q for q in range(len(keys)) if (oq == q).any()]
+    add_rows(np.full(len(q_rows), -inf), np.array([float(inst.quotas[keys[q]]) for q in q_rows]),
+             [dev_col[oq == q] for q in q_rows], [dev_val[oq == q] for q in q_rows])
+    # migration budget
+    if inst.budget_gb is not None and (opts.mig_gb > 0).any():
+        mo = np.flatnonzero(opts.mig_gb > 0)
+        add_rows(np.array([-inf]), np.array([float(inst.budget_gb)]), [mo], [opts.mig_gb[mo]])
+
+    h = _quiet_highs()
+    h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
+    h.setOptionValue("threads", 1)
+    h.addVars(n_cols, lower, upper)
+    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
+    lo_all = np.concatenate(rows_lo)
+    hi_all = np.concatenate(rows_hi)
+    st_all = np.concatenate(starts).astype(np.int32)
+    h.addRows(len(lo_all), lo_all, hi_all, nnz, st_all, np.concatenate(idx_parts).astype(np.int32),
+              np.concatenate(val_parts))
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
+    if status != "Optimal":
+        return None
+    value = -h.getInfo().objective_function_value + const
+    duals = np.asarray(h.getSolution().row_dual)
+    prices = np.zeros(len(inst.pools))
+    first_pool_row = len(lo_all) - len(pool_rows) - len(q_rows) - (
+        1 if inst.budget_gb is not None and (opts.mig_gb > 0).any() else 0)
+    for k, p in enumerate(pool_rows):
+        prices[p] = max(0.0, -duals[first_pool_row + k])
+    # a hair above the LP optimum: HiGHS' optimality tolerances, so the bound stays an upper bound
+    return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices)
+
+
+_BANNER_LOCK = threading.Lock()
+_banner_done = False
+
+
+def _quiet_highs():
+    """A Highs instance; HiGHS prints a banner on stdout at its first construction in a process
+    only, so that one construction runs with stdout silenced (and the CLI's JSON stays clean)."""
+    import highspy
+
+    global _banner_done
+    with _BANNER_LOCK:
+        if not _banner_done:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            try:
+                highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _banner_done = True
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h

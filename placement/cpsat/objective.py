@@ -1,0 +1,54 @@
+"""The canonical objective at pool level, scaled to integers with a known rounding error.
+
+Value less disruption is linear in the replicas of the chosen option; the preemption cost
+of a running job is a credit for each of its options; spread (>= 0) is left to the packing.
+Coefficients are rounded at a scale K, so a model bound B (integer) proves B / K + slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from placement.candidates import Options
+from placement.cpsat.variables import Variables
+from placement.instance import Instance
+
+TARGET_MAX_COEF = 1e8
+
+
+@dataclass
+class Objective:
+    scale: float
+    const: float          # real-valued constant (minus every running job's preemption cost)
+    slack: float          # most the rounding can understate any solution's real value
+
+
+def set_objective(model: cp_model.CpModel, inst: Instance, opts: Options, v: Variables,
+                  jobs_in_model: list[int]) -> Objective:
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    subset = v.options
+    per_rep = opts.coef[subset]
+    keep_total = np.where(opts.keep[subset], opts.coef[subset] * opts.lo[subset], 0.0) + pc[opts.job[subset]]
+    biggest = max(float(np.abs(per_rep).max(initial=0.0)), float(np.abs(keep_total).max(initial=0.0)), 1e-9)
+    scale = 10.0 ** np.floor(np.log10(TARGET_MAX_COEF / biggest))
+    terms = []
+    slack_units = 0.0
+    hi_of_job: dict[int, int] = {}
+    for o in subset.tolist():
+        j = int(opts.job[o])
+        if opts.keep[o]:
+            c = opts.coef[o] * opts.lo[o] + pc[j]
+            terms.append(int(round(c * scale)) * v.x[o])
+        else:
+            terms.append(int(round(opts.coef[o] * scale)) * v.n[o])
+            if pc[j] > 0:
+                terms.append(int(round(pc[j] * scale)) * v.x[o])
+        hi_of_job[j] = max(hi_of_job.get(j, 0), int(opts.hi[o]))
+    model.maximize(sum(terms))
+    # each chosen option has at most one count term (error <= 0.5 * hi) and one literal term (<= 0.5)
+    slack_units = sum(0.5 * (h + 1) for h in hi_of_job.values())
+    const = -float(pc[jobs_in_model].sum()) if jobs_in_model else 0.0
+    return Objective(scale, const, slack_units / scale)

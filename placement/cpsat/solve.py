@@ -1,0 +1,86 @@
+"""Build, warm-start and solve the pool-level CP-SAT model within a deadline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from placement.candidates import Options
+from placement.cpsat.constraints import add_constraints
+from placement.cpsat.objective import set_objective
+from placement.cpsat.variables import make_variables
+from placement.instance import Instance
+
+
+@dataclass
+class CpsatResult:
+    status: str                                   # OPTIMAL, FEASIBLE, UNKNOWN, INFEASIBLE, MODEL_INVALID
+    choice: dict[int, tuple[int, int]] = field(default_factory=dict)   # job -> (option, replicas)
+    objective: float | None = None                # real value of the model's solution (jobs in model)
+    bound: float | None = None                    # real upper bound for the jobs in the model
+    variables: int = 0
+    wall_s: float = 0.0
+
+
+def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: dict[int, tuple[int, int]],
+                     seconds: float, deterministic: bool, fixed_jobs: dict[int, tuple[int, int]] | None = None,
+                     workers: int = 2) -> CpsatResult:
+    """Solve over the options in `subset` (jobs in `fixed_jobs` are held at their (option, replicas)).
+
+    `hint` maps job -> (option, replicas), typically the greedy plan: a complete, feasible start."""
+    t0 = time.perf_counter()
+    fixed_jobs = fixed_jobs or {}
+    used_pool = np.zeros(len(inst.pools), dtype=np.int64)
+    used_quota: dict[tuple[str, str], int] = {}
+    used_gb = 0.0
+    for j, (o, r) in fixed_jobs.items():
+        d = int(opts.dpr[o]) * r
+        used_pool[int(opts.pool[o])] += d
+        key = inst.jobs[j].key
+        used_quota[key] = used_quota.get(key, 0) + d
+        used_gb += float(opts.mig_gb[o])
+    model = cp_model.CpModel()
+    v = make_variables(model, opts, subset)
+    add_constraints(model, inst, opts, v, used_pool, used_quota, used_gb)
+    jobs_in_model = sorted({int(j) for j in opts.job[subset].tolist()} - set(fixed_jobs))
+    # a protected job whose every option was pruned from the subset keeps the model honest
+    for j in range(len(inst.jobs)):
+        if inst.jobs[j].protected and j not in fixed_jobs and j not in set(jobs_in_model):
+            return CpsatResult("INFEASIBLE", wall_s=time.perf_counter() - t0)
+    obj = set_objective(model, inst, opts, v, jobs_in_model)
+    for o in subset.tolist():
+        j = int(opts.job[o])
+        h = hint.get(j)
+        chosen = h is not None and h[0] == o
+        model.add_hint(v.x[o], chosen)
+        if o in v.n:
+            model.add_hint(v.n[o], h[1] if chosen else 0)
+
+    solver = cp_model.CpSolver()
+    prm = solver.parameters
+    if deterministic:
+        prm.num_workers = 1
+        prm.max_deterministic_time = max(0.05, seconds)
+        prm.max_time_in_seconds = max(1.0, seconds * 4 + 2)   # a safety net only
+    else:
+        prm.num_workers = max(1, workers)
+        prm.max_time_in_seconds = max(0.01, seconds)
+    prm.relative_gap_limit = 1e-6
+    prm.symmetry_level = 0
+    prm.cp_model_probing_level = 0 if len(subset) > 20000 else 1
+    prm.max_presolve_iterations = 2
+    prm.log_search_progress = False
+    status = solver.solve(model)
+    name = solver.status_name(status)
+    res = CpsatResult(name, variables=len(v.x) + len(v.n), wall_s=time.perf_counter() - t0)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        for o in subset.tolist():
+            if solver.boolean_value(v.x[o]):
+                r = int(solver.value(v.n[o])) if o in v.n else int(opts.lo[o])
+                res.choice[int(opts.job[o])] = (o, r)
+        res.objective = solver.objective_value / obj.scale + obj.const
+        res.bound = solver.best_objective_bound / obj.scale + obj.slack + obj.const
+    return res

@@ -1,0 +1,88 @@
+"""The greedy planner: always a valid plan, fast at any size; the CP-SAT hint and its fallback.
+
+Jobs go in order of value per device (protected premium jobs first), each to the option
+that gains most, packed onto the fewest nodes. With prices per device (duals of the LP or
+the Lagrangian bound) the gains are *reduced* gains, which steers jobs away from pools
+that others need more: a market-clearing greedy rather than a first-come one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.instance import Instance
+from placement.packing import Packing
+
+
+def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per option: (reduced gain of the job choosing it, replicas that gain assumes)."""
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    if len(opts) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    price = prices[opts.pool] if prices is not None else 0.0
+    red = opts.coef - price * opts.dpr
+    reps = np.where(red > 0, opts.hi, opts.lo)
+    gain = red * reps + pc[opts.job]
+    return gain, reps
+
+
+def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> Packing:
+    """A valid plan: keeps protected jobs, then fills by reduced value density, then grows."""
+    pk = Packing(inst, opts)
+    gain, reps = option_gains(inst, opts, prices)
+    pk.reserve_running([i.index for i in inst.jobs if i.keepable])
+
+    n = len(inst.jobs)
+    best_density = np.full(n, -np.inf)
+    if len(opts):
+        dens = gain / np.maximum(reps * opts.dpr, 1)
+        np.maximum.at(best_density, opts.job, dens)
+    protected = [i.index for i in inst.jobs if i.protected]
+    others = [i.index for i in inst.jobs if not i.protected]
+    others.sort(key=lambda j: (-best_density[j], j))
+
+    for j in protected:
+        if not pk.try_keep(j):
+            _place_best(pk, j, gain, require_positive=False)
+    for j in others:
+        _place_best(pk, j, gain, require_positive=prices is not None)
+    # running jobs that found no place give their room back; then fill and grow at face value
+    for j in list(pk.reserved):
+        pk.release(j)
+    if prices is not None:
+        gain0, _ = option_gains(inst, opts, None)
+        for j in others:
+            if j not in pk.choice:
+                _place_best(pk, j, gain0, require_positive=False)
+    grow_all(pk)
+    return pk
+
+
+def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -> bool:
+    """Try the job's options from the best gain down: first without touching anyone's
+    reservation, then allowed to displace running jobs that rank below it."""
+    olist = pk.opts.by_job[j]
+    if len(olist) == 0 or j in pk.choice:
+        return j in pk.choice
+    order = olist[np.argsort(-gain[olist], kind="stable")]
+    if require_positive:
+        order = [o for o in order if gain[o] > 0]
+    for use_soft in (False, True):
+        for o in order:
+            if pk.opts.keep[o]:
+                if pk.try_keep(j):
+                    return True
+            elif pk.try_option(int(o), use_soft=use_soft):
+                return True
+    return False
+
+
+def grow_all(pk: Packing) -> None:
+    """Give leftover room to changing jobs below their maximum, best value per device first."""
+    opts = pk.opts
+    cands = [(j, o) for j, o in pk.choice.items() if not opts.keep[o] and sum(pk.nodes[j].values()) < opts.hi[o]]
+    cands.sort(key=lambda t: (-opts.coef[t[1]] / opts.dpr[t[1]], t[0]))
+    for j, o in cands:
+        if opts.coef[o] > 0:
+            pk.grow(j, int(opts.hi[o]))

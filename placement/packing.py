@@ -1,0 +1,232 @@
+"""Node-level state of a plan under construction: free devices, quotas, migration budget.
+
+Every stage that commits jobs to nodes goes through `Packing`, so whatever it builds obeys
+the hard constraints by construction (node capacity, quotas, the link rule via options,
+the migration budget). Running jobs that may stay put hold *soft* reservations on their
+nodes: others use that room only when nothing else fits, and then the running job can no
+longer stay exactly where it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.instance import Instance
+
+
+class Packing:
+    def __init__(self, inst: Instance, opts: Options):
+        self.inst = inst
+        self.opts = opts
+        self.free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+        self.soft = np.zeros_like(self.free)          # devices held by running jobs not yet decided
+        self.soft_owner: dict[int, set[int]] = {}     # node -> undecided keepable jobs on it
+        self.pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
+        self.quota_used: dict[tuple[str, str], int] = {k: 0 for k in inst.quotas}
+        self.mig_used = 0.0
+        self.choice: dict[int, int] = {}              # job -> option index
+        self.nodes: dict[int, dict[int, int]] = {}    # job -> {node index: replicas}
+        self.broken: set[int] = set()                 # keepable jobs whose nodes were taken
+        self.reserved: set[int] = set()
+
+    # -- soft reservations of running jobs -------------------------------------------------
+    def reserve_running(self, jobs: list[int]) -> None:
+        """Hold the current nodes of keepable running jobs until they are decided."""
+        for j in jobs:
+            info = self.inst.jobs[j]
+            if not info.keepable or j in self.choice:
+                continue
+            self.reserved.add(j)
+            for n, k in info.cur_nodes.items():
+                self.soft[n] += k * info.dpr
+                self.soft_owner.setdefault(n, set()).add(j)
+
+    def release(self, j: int) -> None:
+        if j not in self.reserved:
+            return
+        self.reserved.discard(j)
+        info = self.inst.jobs[j]
+        for n, k in info.cur_nodes.items():
+            self.soft[n] -= k * info.dpr
+            self.soft_owner[n].discard(j)
+
+    # -- limits ----------------------------------------------------------------------------
+    def quota_room(self, j: int) -> int | None:
+        key = self.inst.jobs[j].key
+        if key not in self.inst.quotas:
+            return None
+        return self.inst.quotas[key] - self.quota_used[key]
+
+    def budget_ok(self, o: int) -> bool:
+        gb = self.opts.mig_gb[o]
+        if gb <= 0 or self.inst.budget_gb is None:
+            return True
+        return self.mig_used + gb <= self.inst.budget_gb * (1 + 1e-12) + 1e-12
+
+    # -- commits ---------------------------------------------------------------------------
+    def try_keep(self, j: int) -> bool:
+        """Keep a running job exactly where it is, if its nodes still have room and its quota allows."""
+        info = self.inst.jobs[j]
+        ks = [o for o in self.opts.by_job[j] if self.opts.keep[o]]
+        if not ks or j in self.choice:
+            return False
+        room = self.quota_room(j)
+        if room is not None and room < info.r0 * info.dpr:
+            return False
+        mine = j in self.reserved
+        for n, k in info.cur_nodes.items():
+            have = self.free[n] - self.soft[n] + (k * info.dpr if mine else 0)
+            if have < k * info.dpr:
+                return False
+        self.release(j)
+        self._commit(j, ks[0], dict(info.cur_nodes))
+        return True
+
+    def try_option(self, o: int, target: int | None = None, lo: int | None = None, use_soft: bool = True) -> int:
+        """Place option `o` (a change) with as many replicas as fit up to `target`; 0 if fewer than `lo`."""
+        opts = self.opts
+        j = int(opts.job[o])
+        if j in self.choice:
+            return 0
+        info = self.inst.jobs[j]
+        d = int(opts.dpr[o])
+        lo = int(opts.lo[o]) if lo is None else lo
+        hi = int(opts.hi[o]) if target is None else min(int(target), int(opts.hi[o]))
+        room = self.quota_room(j)
+        if room is not None:
+            hi = min(hi, room // d)
+        if hi < lo or hi <= 0 or not self.budget_ok(o):
+            return 0
+        nodes = self.pool_nodes[int(opts.pool[o])]
+        own = np.zeros(len(nodes), dtype=np.int64)
+        if j in self.reserved:   # a running job may reuse its own room
+            for idx, n in enumerate(nodes):
+                k = info.cur_nodes.get(int(n))
+                if k:
+                    own[idx] = k * info.dpr
+        hard = self.free[nodes] - self.soft[nodes] + own
+        got = _fit(hard // d, hi)
+        if got is None and use_soft:
+            got = _fit((self.free[nodes]) // d, hi, prefer=hard // d)
+        if got is None:
+            return 0
+        idx, counts = got
+        if counts.sum() < lo:
+            return 0
+        placement = {int(nodes[i]): int(c) for i, c in zip(idx, counts) if c > 0}
+        self.release(j)
+        for n, c in placement.items():
+            if self.free[n] - self.soft[n] < c * d:
+                for other in list(self.soft_owner.get(n, ())):
+                    self.release(other)
+                    self.broken.add(other)
+        self._commit(j, o, placement)
+        return int(counts.sum())
+
+    def grow(self, j: int, extra_max: int) -> int:
+        """Add replicas to a placed, changing job on free room of its pool (never on soft room)."""
+        o = self.choice.get(j)
+        if o is None or self.opts.keep[o]:
+            return 0
+        info = self.inst.jobs[j]
+        d = info.dpr
+        cur = self.nodes[j]
+        r = sum(cur.values())
+        add = min(extra_max, int(self.opts.hi[o]) - r)
+        room = self.quota_room(j)
+        if room is not None:
+            add = min(add, room // d)
+        if add <= 0:
+            return 0
+        nodes = self.pool_nodes[int(self.opts.pool[o])]
+        cap = (self.free[nodes] - self.soft[nodes]) // d
+        # the job's own nodes first (no spread cost), then the largest gaps
+        mine = np.array([int(n) in cur for n in nodes])
+        order = np.lexsort((-cap, ~mine))
+        placed = 0
+        for i in order:
+            if placed >= add or cap[i] <= 0:
+                continue
+            if not mine[i] and not self._worth_new_node(j, o, min(int(cap[i]), add - placed)):
+                continue
+            c = min(int(cap[i]), add - placed)
+            n = int(nodes[i])
+            cur[n] = cur.get(n, 0) + c
+            self.free[n] -= c * d
+            placed += c
+        if placed:
+            key = info.key
+            if key in self.quota_used:
+                self.quota_used[key] += placed * d
+        return placed
+
+    def _worth_new_node(self, j: int, o: int, c: int) -> bool:
+        info = self.inst.jobs[j]
+        speed = info.job.speed[self.inst.pools[int(self.opts.pool[o])].accelerator]
+        spread = self.inst.spread_penalty * info.weight * info.dpr * speed
+        return self.opts.coef[o] * c > spread
+
+    def unplace(self, j: int) -> None:
+        o = self.choice.pop(j, None)
+        if o is None:
+            return
+        info = self.inst.jobs[j]
+        placement = self.nodes.pop(j)
+        r = sum(placement.values())
+        for n, c in placement.items():
+            self.free[n] += c * info.dpr
+        if info.key in self.quota_used:
+            self.quota_used[info.key] -= r * info.dpr
+        self.mig_used -= float(self.opts.mig_gb[o])
+
+    def _commit(self, j: int, o: int, placement: dict[int, int]) -> None:
+        info = self.inst.jobs[j]
+        r = sum(placement.values())
+        for n, c in placement.items():
+            self.free[n] -= c * info.dpr
+        if info.key in self.quota_used:
+            self.quota_used[info.key] += r * info.dpr
+        self.mig_used += float(self.opts.mig_gb[o])
+        self.choice[j] = o
+        self.nodes[j] = placement
+
+    def placed_map(self) -> dict[int, tuple[str, str, dict[str, int]]]:
+        inst = self.inst
+        out = {}
+        for j, o in self.choice.items():
+            pool = inst.pools[int(self.opts.pool[o])]
+            out[j] = (pool.cluster, pool.accelerator, {inst.node_names[n]: c for n, c in sorted(self.nodes[j].items())})
+        return out
+
+
+def _fit(cap: np.ndarray, want: int, prefer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Choose nodes for up to `want` replicas given per-node replica room `cap`, on as few nodes as
+    possible: one best-fitting node if any holds all; else the roomiest nodes first, the last
+    one best-fitting. Returns (node positions, replicas each) or None if no room at all."""
+    total = int(cap.sum())
+    if total <= 0:
+        return None
+    want = min(want, total)
+    fits = np.flatnonzero(cap >= want)
+    if len(fits):
+        if prefer is not None:   # among nodes that fit, take one that needs no soft room if any
+            good = fits[prefer[fits] >= want]
+            if len(good):
+                fits = good
+        i = fits[np.argmin(cap[fits])]
+        return np.array([i]), np.array([want])
+    order = np.argsort(-cap, kind="stable")
+    csum = np.cumsum(cap[order])
+    k = int(np.searchsorted(csum, want))        # nodes order[0..k] reach `want`
+    chosen = order[: k + 1].copy()
+    counts = cap[chosen].copy()
+    before = int(csum[k - 1]) if k > 0 else 0
+    rest = want - before
+    # the last node: the tightest among the remaining that holds `rest`
+    remaining = order[k:]
+    ok = remaining[cap[remaining] >= rest]
+    last = ok[np.argmin(cap[ok])]
+    chosen[-1] = last
+    counts[-1] = rest
+    return chosen, counts

@@ -1,0 +1,112 @@
+"""Why each unplaced job waits, specific enough for an operator to act on (Kueue-style reasons)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from models.response import Unplaced
+from placement.candidates import Options
+from placement.instance import Instance
+from placement.packing import Packing
+
+
+def unplaced_reasons(inst: Instance, opts: Options, pk: Packing) -> list[Unplaced]:
+    out: list[Unplaced] = []
+    pool_used = _pool_users(inst, opts, pk)
+    for info in inst.jobs:
+        j = info.index
+        if j in pk.choice:
+            continue
+        code, reason = _reason(inst, opts, pk, j, pool_used)
+        out.append(Unplaced(job=info.job.id, reason=reason, code=code))
+    return out
+
+
+def _pool_users(inst: Instance, opts: Options, pk: Packing) -> dict[int, Counter]:
+    users: dict[int, Counter] = {}
+    for j, o in pk.choice.items():
+        p = int(opts.pool[o])
+        users.setdefault(p, Counter())[inst.jobs[j].job.tier] += sum(pk.nodes[j].values()) * inst.jobs[j].dpr
+    return users
+
+
+def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int, Counter]) -> tuple[str, str]:
+    info = inst.jobs[j]
+    job = info.job
+    if j in opts.no_option_reason:
+        return opts.no_option_reason[j]
+    olist = opts.by_job[j]
+    need = int(min(opts.lo[o] * opts.dpr[o] for o in olist))
+    room = pk.quota_room(j)
+    if room is not None and room < need:
+        limit = inst.quotas[info.key]
+        return ("quota", f"{job.tier} quota of {job.tenant} is full ({limit - room}/{limit} devices; "
+                         f"it needs {need})")
+    if inst.budget_gb is not None and all(opts.mig_gb[o] > 0 for o in olist):
+        left = inst.budget_gb - pk.mig_used
+        if left < job.checkpoint_gb:
+            return ("migration_budget", f"migration budget spent ({pk.mig_used:g}/{inst.budget_gb:g} GB moved "
+                                        f"this epoch; its checkpoint is {job.checkpoint_gb:g} GB)")
+    # the pool where it would have been worth most
+    best = olist[int(np.argmax(opts.coef[olist]))]
+    p = int(opts.pool[best])
+    pool = inst.pools[p]
+    free_devices = int(pk.free[pool.nodes].sum())
+    per_replica = int(opts.dpr[best])
+    if free_devices >= need:
+        largest = int(pk.free[pool.nodes].max())
+        if largest < per_replica:
+            return ("fragmented", f"{free_devices} devices free in {pool.cluster}/{pool.accelerator}, but no node has "
+                                  f"{per_replica} free for one replica")
+        verb = "stay preempted" if job.current is None else "be restarted"
+        return ("not_worth_restart", f"not worth the pause to {verb}: the free room in {pool.cluster}/"
+                                     f"{pool.accelerator} is worth more to jobs already placed")
+    tiers = users.get(p, Counter())
+    rank = {"premium": 0, "standard": 1, "basic": 2}
+    higher = [t for t in tiers if rank[t] < rank[job.tier]]
+    holders = ", ".join(f"{t} {tiers[t]}" for t in sorted(tiers, key=rank.get))
+    lead = "outbid by higher-tier jobs" if higher else "outbid by jobs of higher value per device"
+    verb = "preempted" if job.current is not None else "waits"
+    return ("outbid", f"{verb}: {lead}: {pool.cluster}/{pool.accelerator} is full "
+                      f"({free_devices} of {pool.capacity} devices free; held by {holders or 'nobody'}), "
+                      f"and so are its other options")
+
+
+def infeasible_reasons(inst: Instance, opts: Options) -> list[Unplaced]:
+    """Name the protected premium jobs and the constraints that stop them all staying placed."""
+    out: list[Unplaced] = []
+    prot = [i for i in inst.jobs if i.protected]
+    need: Counter = Counter()
+    for info in prot:
+        if len(opts.by_job[info.index]):
+            need[info.key] += int(min(opts.lo[o] * opts.dpr[o] for o in opts.by_job[info.index]))
+    over = {k: v for k, v in need.items() if k in inst.quotas and v > inst.quotas[k]}
+    for info in prot:
+        job = info.job
+        j = info.index
+        if j in opts.no_option_reason:
+            code, why = opts.no_option_reason[j]
+            out.append(Unplaced(job=job.id, code="infeasible",
+                                reason=f"protected premium job cannot stay placed: {why}"))
+        elif info.key in over:
+            out.append(Unplaced(job=job.id, code="infeasible",
+                                reason=f"protected premium job cannot stay placed: protected premium jobs of "
+                                       f"{job.tenant} need at least {over[info.key]} devices but the premium quota "
+                                       f"is {inst.quotas[info.key]}"))
+        else:
+            out.append(Unplaced(job=job.id, code="infeasible",
+                                reason="protected premium jobs together do not fit: capacity of the pools they may "
+                                       f"use ({_pool_list(inst, opts, j)}) is less than their minimum replicas need"))
+    for info in inst.jobs:
+        if not info.protected:
+            out.append(Unplaced(job=info.job.id, code="infeasible",
+                                reason="not planned: the request is infeasible (protected premium jobs conflict)"))
+    return out
+
+
+def _pool_list(inst: Instance, opts: Options, j: int) -> str:
+    names = sorted({f"{inst.pools[int(opts.pool[o])].cluster}/{inst.pools[int(opts.pool[o])].accelerator}"
+                    for o in opts.by_job[j]})
+    return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")

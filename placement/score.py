@@ -1,0 +1,105 @@
+"""The contract's arithmetic, written once: objective, breakdown and actions from assignments.
+
+Every plan the engine returns is scored here, whichever stage produced it, so what the
+response reports is exactly what placement-v1.md computes from its assignments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from models.request import Job, Placement, PlanRequest
+from models.response import Action
+from placement.instance import Instance
+
+# job index -> (cluster, accelerator, {node name: replicas})
+PlacedMap = dict[int, tuple[str, str, dict[str, int]]]
+
+
+@dataclass
+class Scored:
+    value: float = 0.0
+    disruption: float = 0.0
+    spread: float = 0.0
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def objective(self) -> float:
+        return self.value - self.disruption - self.spread
+
+
+def action_kind(job: Job, cluster: str, accel: str, nodes: dict[str, int]) -> str | None:
+    """The contract's action kind for moving `job` to this placement; None if nothing changes."""
+    cur = job.current
+    if cur is None:
+        return "start"
+    if cur.cluster == cluster and cur.accelerator == accel:
+        if cur.nodes == nodes:
+            return None
+        return "resize" if sum(cur.nodes.values()) != sum(nodes.values()) else "move"
+    return "migrate"
+
+
+def score(inst: Instance, placed: PlacedMap) -> Scored:
+    """Objective, breakdown and actions of a plan: the canonical objective of placement-v1.md."""
+    out = Scored()
+    T = inst.T
+    dmax = {(p.cluster, p.accelerator): p.dmax for p in inst.pools}
+    for info in inst.jobs:
+        job = info.job
+        got = placed.get(info.index)
+        if got is None:
+            if job.current is not None:
+                out.disruption += info.preempt_cost
+                out.actions.append(Action(job=job.id, kind="preempt", from_=job.current, to=None))
+            continue
+        cluster, accel, nodes = got
+        r = sum(nodes.values())
+        rate = inst.rate(job, cluster, accel, r)
+        v = info.weight * rate
+        out.value += v
+        kind = action_kind(job, cluster, accel, nodes)
+        if kind is not None:
+            pause = inst.pause_to(info, inst.cluster_region[cluster])
+            if pause is None:   # the plan is invalid (no link); the validity check says so
+                pause = 0.0
+            out.disruption += v * min(pause, T) / T
+            out.actions.append(Action(job=job.id, kind=kind, from_=job.current,
+                                      to=Placement(cluster=cluster, accelerator=accel, nodes=dict(nodes))))
+        dm = dmax.get((cluster, accel), 0)
+        per = dm // info.dpr
+        if per > 0:
+            extra = len(nodes) - math.ceil(r / per)
+            out.spread += inst.spread_penalty * info.weight * info.dpr * job.speed[accel] * extra
+    return out
+
+
+def pause_for_action(request: PlanRequest, action: Action) -> float:
+    """Seconds of pause the contract charges for one action (what an executor is modelled to take)."""
+    pol = request.policy
+    fleet = request.fleet
+    region_of = {c.name: c.region for c in fleet.clusters}
+    storage = {r.name: r.storage_gbps for r in fleet.regions}
+    links = {}
+    for link in fleet.links:
+        links[(link.a, link.b)] = links[(link.b, link.a)] = link.gbps
+    job = next(j for j in request.jobs if j.id == action.job)
+    ck = job.checkpoint_gb
+
+    def xfer(a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        if (a, b) not in links:
+            raise ValueError(f"no link between {a} and {b} for job {job.id}")
+        return ck / links[(a, b)]
+
+    O = pol.restart_overhead_s
+    if action.kind == "preempt":
+        return O + ck / storage[region_of[action.from_.cluster]]
+    g = region_of[action.to.cluster]
+    if action.kind == "start":
+        g0 = job.checkpoint_region
+        return O if g0 is None else O + xfer(g0, g) + ck / storage[g]
+    g0 = region_of[action.from_.cluster]
+    return O + ck / storage[g0] + xfer(g0, g) + ck / storage[g]
