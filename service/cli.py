@@ -13,7 +13,7 @@ import sys
 from models.errors import BadRequest
 
 # Subcommand modules under service.commands, in the order `meridian --help` lists them.
-COMMANDS = ["plan"]
+COMMANDS = ["plan", "serve"]
 
 
 class UsageError(Exception):

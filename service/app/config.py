@@ -1,0 +1,167 @@
+"""Service settings: defaults, overridden by MERIDIAN_* environment variables, overridden by flags.
+
+One table (`FIELDS`) drives all three, so a setting cannot exist as a flag and be missing as an
+environment variable, and `meridian serve --help` always lists the variable beside the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from models.validate import Limits
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_path: str = "meridian-plans.sqlite"
+    db_url: str | None = None
+    workers: int = max(1, os.cpu_count() or 1)
+    queue: int = 64
+    max_wait_s: float = 25.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_jobs: int = 20_000
+    max_nodes: int = 50_000
+    max_devices: int = 400_000
+    max_time_limit_s: float = 60.0
+    shutdown_grace_s: float = 60.0
+    log_level: str = "info"
+
+    def limits(self) -> Limits:
+        return Limits(max_devices=self.max_devices, max_nodes=self.max_nodes, max_jobs=self.max_jobs,
+                      max_time_limit_s=self.max_time_limit_s)
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the plan log: the PostgreSQL (or other) URL when given, else the SQLite file."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{os.path.abspath(self.db_path)}"
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise ValueError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise ValueError(f"must be >= 0, got {v}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = int(text)
+    if not 0 <= v <= 65535:
+        raise ValueError(f"must be a TCP port 0..65535, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not (v > 0 and v < float("inf")):
+        raise ValueError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def _log_level(text: str) -> str:
+    v = text.lower()
+    if v not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"must be debug, info, warning or error, got {text!r}")
+    return v
+
+
+def _text(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+# name -> (parser, flag help). The environment variable is MERIDIAN_<NAME upper-cased>.
+FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "host": (_text, "address to listen on (loopback by default)"),
+    "port": (_port, "TCP port (0 picks a free one)"),
+    "db_path": (_text, "SQLite file of the plan log (used unless --db-url is given)"),
+    "db_url": (_text, "SQLAlchemy URL of the plan log, e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian"),
+    "workers": (_positive_int, "plans solved at once (worker threads)"),
+    "queue": (_nonneg_int, "plans admitted to wait for a worker; beyond it: 429"),
+    "max_wait_s": (_positive_float, "refuse (429) a plan whose estimated queue wait plus solve exceeds this"),
+    "max_body_bytes": (_positive_int, "largest request body accepted (413 beyond)"),
+    "max_jobs": (_positive_int, "largest number of jobs in a request (422 beyond)"),
+    "max_nodes": (_positive_int, "largest number of nodes in a request's fleet (422 beyond)"),
+    "max_devices": (_positive_int, "largest number of devices in a request's fleet (422 beyond)"),
+    "max_time_limit_s": (_positive_float, "largest policy.time_limit_s accepted (422 beyond)"),
+    "shutdown_grace_s": (_positive_float, "on SIGTERM, how long in-flight plans may take to finish"),
+    "log_level": (_log_level, "debug, info, warning or error"),
+}
+
+
+def env_name(name: str) -> str:
+    return "MERIDIAN_" + name.upper()
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; names the flag or variable and the value."""
+
+
+def from_env(environ: Mapping[str, str] | None = None, base: Settings | None = None) -> Settings:
+    """Settings from MERIDIAN_* variables over `base` (the defaults)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (parse, _) in FIELDS.items():
+        raw = environ.get(env_name(name))
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name(name)}={raw!r}: {exc}") from None
+    return replace(base or Settings(), **values)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; each defaults to None so that unset flags leave env and defaults alone."""
+    defaults = Settings()
+    for name, (_, help_text) in FIELDS.items():
+        default = getattr(defaults, name)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar=name.split("_")[-1].upper(),
+                            help=f"{help_text} [env {env_name(name)}; default {default}]")
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags over environment over defaults."""
+    settings = from_env(environ)
+    values: dict[str, Any] = {}
+    for name, (parse, _) in FIELDS.items():
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        try:
+            values[name] = parse(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"--{name.replace('_', '-')} {raw}: {exc}") from None
+    return replace(settings, **values)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The settings as they are logged at startup (a password in the URL is masked)."""
+    out = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    if settings.db_url:
+        out["db_url"] = _mask_password(settings.db_url)
+    return out
+
+
+def _mask_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a log line must never fail on a bad URL
+        return "(unparsable URL)"

@@ -1,0 +1,350 @@
+"""The path of one plan through the service: parse, idempotency, admission, solve, durable record.
+
+The event loop only coordinates. Parsing (pydantic over a possibly large body) and serialising
+run on a small pool, solving on the bounded solver pool (CP-SAT releases the GIL there), and the
+plan log on its own writer pool, so a slow disk never holds a solver and a slow solve never
+holds `/healthz`. A plan with a `plan_id` is returned only after its record has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from models import BadRequest, FieldError, PlanRequest, PlanResponse, parse_request
+from models.validate import Limits
+from service.app.admission import Admission, Overloaded, Ticket
+from service.app.config import Settings
+from service.app.metrics import Metrics
+from service.app.store import PlanRecord, PlanStore, request_digest
+
+log = logging.getLogger("meridian.plan")
+
+Planner = Callable[[PlanRequest], PlanResponse]
+T = TypeVar("T")
+
+
+class Conflict(Exception):
+    """An Idempotency-Key reused for a different request."""
+
+
+class Unavailable(Exception):
+    """The service cannot plan right now (engine not importable, plan log down, shutting down)."""
+
+
+class EngineFailed(Exception):
+    """The engine and its heuristic fallback both raised on a request that passed validation."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What POST /plan answers: the exact JSON text sent (and, when stored, logged)."""
+
+    body: str
+    plan_id: str | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Parsed:
+    request: PlanRequest
+    digest: str
+    original: str        # the request as sent, re-encoded compactly: what the plan log keeps
+
+
+def decode_json(body: bytes) -> Any:
+    """JSON text to Python values; NaN and Infinity literals are refused as the contract requires."""
+    def reject(name: str) -> Any:
+        raise ValueError(f"{name} is not a valid JSON number")
+
+    try:
+        return json.loads(body, parse_constant=reject)
+    except (ValueError, RecursionError) as exc:
+        excerpt = body[:60].decode("utf-8", "replace")
+        raise BadRequest([FieldError("", excerpt, f"not valid JSON: {exc}")]) from None
+
+
+def precheck_sizes(data: Any, limits: Limits) -> None:
+    """Refuse fleets past the node and device caps before validation enumerates their nodes one by one,
+    so `"count": 1000000000` costs a comparison, not minutes of a worker."""
+    if not isinstance(data, dict):
+        return
+    fleet = data.get("fleet")
+    clusters = fleet.get("clusters") if isinstance(fleet, dict) else None
+    if not isinstance(clusters, list):
+        return
+    nodes = devices = 0
+    for c in clusters:
+        groups = c.get("node_groups") if isinstance(c, dict) else None
+        for g in groups if isinstance(groups, list) else ():
+            if not isinstance(g, dict):
+                continue
+            count, per = g.get("count"), g.get("devices")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                nodes += count
+                if isinstance(per, int) and not isinstance(per, bool) and per > 0:
+                    devices += count * per
+    errs = []
+    if limits.max_nodes is not None and nodes > limits.max_nodes:
+        errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
+    if limits.max_devices is not None and devices > limits.max_devices:
+        errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))
+    if errs:
+        raise BadRequest(errs)
+
+
+def parse_body(body: bytes, limits: Limits) -> Parsed:
+    """Body bytes to a validated request, or BadRequest naming every fault."""
+    data = decode_json(body)
+    precheck_sizes(data, limits)
+    req = parse_request(data, limits=limits)
+    digest = request_digest(req.model_dump(mode="json", by_alias=True))
+    original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Parsed(req, digest, original)
+
+
+def _load_engine() -> tuple[Planner, Planner | None]:
+    from placement import plan
+
+    try:
+        from placement import greedy_plan
+    except ImportError:
+        greedy_plan = None
+    return plan, greedy_plan
+
+
+class PlanService:
+    """The service's state: pools, admission, plan log, in-flight idempotency keys."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, planner: Planner | None = None,
+                 fallback: Planner | None = None):
+        self.settings = settings
+        self.metrics = metrics
+        self.limits = settings.limits()
+        self.planner = planner
+        self.fallback = fallback
+        self.engine_error: str | None = None
+        self.admission = Admission(settings.workers, settings.queue, settings.max_wait_s)
+        metrics.bind(lambda: self.admission.waiting, lambda: self.admission.running)
+        self.store: PlanStore | None = None
+        self.draining = False
+        self._inflight: dict[str, tuple[str, asyncio.Future[Outcome]]] = {}
+        self._solve_pool: ThreadPoolExecutor | None = None
+        self._cpu_pool: ThreadPoolExecutor | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.planner is None:
+            try:
+                self.planner, default_fallback = _load_engine()
+                self.fallback = self.fallback or default_fallback
+            except Exception as exc:  # noqa: BLE001 - the service still starts; /readyz says why it cannot plan
+                self.engine_error = f"placement engine unavailable: {type(exc).__name__}: {exc}"
+                log.error(self.engine_error)
+        self.store = await asyncio.to_thread(PlanStore, self.settings.database_url())
+        s = self.settings
+        self._solve_pool = ThreadPoolExecutor(s.workers, thread_name_prefix="meridian-solve")
+        self._cpu_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-parse")
+        self._write_pool = ThreadPoolExecutor(1 if self.store.is_sqlite else 4, thread_name_prefix="meridian-write")
+        self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-read")
+
+    def begin_drain(self) -> None:
+        """Stop calling this instance ready; in-flight plans still finish."""
+        self.draining = True
+
+    async def stop(self) -> None:
+        """Finish whatever is still running, then release pools and the database."""
+        self.draining = True
+        for pool in (self._cpu_pool, self._solve_pool, self._write_pool, self._read_pool):
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, True)
+        if self.store is not None:
+            self.store.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    async def _run(self, pool: ThreadPoolExecutor | None, fn: Callable[..., T], *args: Any) -> T:
+        if pool is None:
+            raise Unavailable("the service is not started")
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(pool, ctx.run, fn, *args)
+
+    def _require_store(self) -> PlanStore:
+        if self.store is None:
+            raise Unavailable("the plan log is not open")
+        return self.store
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    async def get_plan(self, plan_id: str) -> PlanRecord | None:
+        return await self._run(self._read_pool, self._require_store().get, plan_id)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each check that decides whether this instance can plan now, 'ok' or why not."""
+        checks = {"engine": "ok" if self.planner is not None else (self.engine_error or "not loaded"),
+                  "store": "ok", "draining": "no" if not self.draining else "yes: shutting down"}
+        try:
+            await asyncio.wait_for(self._run(self._read_pool, self._require_store().ping), timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["store"] = f"plan log unavailable: {type(exc).__name__}: {exc}"
+        a = self.admission
+        checks["capacity"] = "ok" if a.waiting < a.queue or a.running < a.workers else "saturated: queue full"
+        return checks
+
+    # -- POST /plan ------------------------------------------------------------------------------------
+
+    async def handle(self, body: bytes, dry_run: bool, key: str | None) -> Outcome:
+        if self.draining:
+            raise Unavailable("shutting down")
+        if self.planner is None:
+            raise Unavailable(self.engine_error or "placement engine not loaded")
+        parsed = await self._run(self._cpu_pool, parse_body, body, self.limits)
+        if dry_run or key is None:
+            return await self._plan(parsed, dry_run, None)
+        return await self._keyed(key, parsed)
+
+    async def _keyed(self, key: str, parsed: Parsed) -> Outcome:
+        """At most one plan per key: a repeat gets the stored plan, a repeat while the first is still
+        solving waits for it, and the key with another request is a Conflict."""
+        while True:
+            entry = self._inflight.get(key)
+            if entry is None:
+                break
+            digest, fut = entry
+            if digest != parsed.digest:
+                raise Conflict(f"Idempotency-Key {key!r} is being used right now for a different request")
+            try:
+                outcome = await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                if fut.cancelled():          # the first request was abandoned: plan it ourselves
+                    continue
+                raise
+            self.metrics.idempotent_replays.inc()
+            return replace(outcome, replayed=True)
+
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = (parsed.digest, fut)
+        try:
+            existing = await self._run(self._read_pool, self._require_store().get_by_key, key)
+            if existing is not None:
+                outcome = self._replay(key, existing, parsed.digest)
+            else:
+                outcome = await self._plan(parsed, False, key)
+            fut.set_result(outcome)
+            return outcome
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:
+            fut.set_exception(exc)
+            fut.exception()                   # marks it retrieved when nobody else was waiting
+            raise
+        finally:
+            if self._inflight.get(key, (None, None))[1] is fut:
+                del self._inflight[key]
+
+    def _replay(self, key: str, rec: PlanRecord, digest: str) -> Outcome:
+        if rec.request_digest != digest:
+            raise Conflict(f"Idempotency-Key {key!r} was already used for a different request "
+                           f"(plan {rec.plan_id}); use a new key for a new request")
+        self.metrics.idempotent_replays.inc()
+        return Outcome(rec.response, rec.plan_id, replayed=True)
+
+    async def _plan(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
+        try:
+            ticket = self.admission.admit(parsed.request.policy.time_limit_s)
+        except Overloaded:
+            self.metrics.rejected.labels("overloaded").inc()
+            raise
+        admitted = time.perf_counter()
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed.request, admitted)
+        try:
+            result = await fut
+        except asyncio.CancelledError:
+            self.admission.finish(ticket, None)     # no-op when the solve already started and finished
+            raise
+        if result is None:
+            raise Unavailable("the plan was abandoned before a worker took it")
+        data, queue_s, solve_s = result
+        if dry_run:
+            return Outcome(_dump(data), None)
+        plan_id = uuid.uuid4().hex
+        data["plan_id"] = plan_id
+        text = _dump(data)
+        rec = PlanRecord(plan_id=plan_id, created_at=time.time(), idempotency_key=key,
+                         request_digest=parsed.digest, status=str(data.get("status")),
+                         objective=data.get("objective"), gap=data.get("gap"), queue_s=round(queue_s, 6),
+                         solve_s=round(solve_s, 6), request=parsed.original, response=text)
+        started = time.perf_counter()
+        try:
+            stored = await self._run(self._write_pool, self._require_store().put, rec)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            log.exception("plan log write failed")
+            raise Unavailable(f"the plan log could not record the plan ({type(exc).__name__}); nothing was "
+                              "acknowledged, retry later") from None
+        self.metrics.store.observe(time.perf_counter() - started)
+        if stored.plan_id != plan_id:       # another server stored a plan for this key first
+            return self._replay(key or "", stored, parsed.digest)
+        return Outcome(text, plan_id)
+
+    def _solve(self, ticket: Ticket, req: PlanRequest, admitted: float) -> tuple[dict[str, Any], float, float] | None:
+        """Runs on a solver thread. Returns the response as JSON values, the queue wait and the solve time."""
+        self.admission.start(ticket)
+        if ticket.finished:
+            return None
+        queue_s = time.perf_counter() - admitted
+        self.metrics.queue_wait.observe(queue_s)
+        t0 = time.perf_counter()
+        solve_s: float | None = None
+        try:
+            fell_back = False
+            assert self.planner is not None
+            try:
+                resp = self.planner(req)
+            except BadRequest:
+                raise
+            except Exception:
+                self.metrics.engine_errors.inc()
+                if self.fallback is None:
+                    log.exception("placement engine failed")
+                    raise EngineFailed("the placement engine failed on this request") from None
+                log.exception("placement engine failed; answering with the heuristic plan")
+                try:
+                    resp = self.fallback(req)
+                except Exception:
+                    log.exception("heuristic fallback failed too")
+                    raise EngineFailed("the placement engine failed on this request") from None
+                fell_back = True
+            solve_s = time.perf_counter() - t0
+            data = resp.model_dump(mode="json", by_alias=True)
+        finally:
+            self.admission.finish(ticket, solve_s)
+        status = str(data.get("status"))
+        self.metrics.solve.observe(solve_s)
+        if isinstance(data.get("gap"), (int, float)):
+            self.metrics.gap.observe(data["gap"])
+        if fell_back or status == "fallback":
+            self.metrics.fallbacks.inc()
+        self.metrics.plans.labels(status).inc()
+        log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
+                                   "queue_ms": round(queue_s * 1000, 2), "objective": data.get("objective"),
+                                   "gap": data.get("gap")})
+        return data, queue_s, solve_s
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

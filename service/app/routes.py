@@ -1,0 +1,152 @@
+"""HTTP routes: POST /plan, GET /plans/{plan_id}, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from models import BadRequest, PlanResponse
+from service.app.admission import Overloaded
+from service.app.errors import ErrorBody, TooLarge, error_response
+from service.app.metrics import CONTENT_TYPE
+from service.app.openapi import request_body_spec
+from service.app.planning import Conflict, EngineFailed, PlanService, Unavailable
+
+router = APIRouter()
+
+_PLAN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class Timing(BaseModel):
+    queue_s: float = Field(description="time the plan waited for a worker")
+    solve_s: float = Field(description="time the engine took")
+
+
+class StoredPlan(BaseModel):
+    plan_id: str
+    created_at: str = Field(description="ISO 8601, UTC")
+    idempotency_key: str | None
+    request_digest: str = Field(description="sha256 of the normalized request")
+    status: str
+    timing: Timing
+    request: dict[str, Any] = Field(description="the request as it was sent")
+    response: PlanResponse = Field(description="the response as it was returned")
+
+
+def _svc(request: Request) -> PlanService:
+    return request.app.state.service
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass `cap` bytes, declared or streamed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise TooLarge(int(declared), cap)
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > cap:
+            raise TooLarge(None, cap)
+    return bytes(buf)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "the Idempotency-Key was used for a different request"},
+    413: {"model": ErrorBody, "description": "the body is larger than this server accepts"},
+    422: {"model": ErrorBody, "description": "a bad request: malformed JSON, a wrong type, a contract rule, a size "
+          "cap; `errors` names each field path and value"},
+    429: {"model": ErrorBody, "description": "overloaded: retry after the `Retry-After` header's seconds"},
+    503: {"model": ErrorBody, "description": "cannot plan now (engine missing, plan log down, shutting down)"},
+}
+
+
+@router.post(
+    "/plan",
+    summary="Plan one scheduling epoch",
+    description="Validates a contract v1 request, plans it, records the plan durably and returns it with its "
+    "`plan_id`. `dry_run=true` plans without recording (no `plan_id`). A repeated `Idempotency-Key` "
+    "returns the recorded plan; the same key with a different request is a 409. An infeasible request "
+    "(protected premium jobs cannot all stay placed) is a 200 with `status: infeasible`.",
+    response_model=None,
+    responses={200: {"model": PlanResponse, "description": "the plan"}, **_ERRORS},
+    openapi_extra={"requestBody": request_body_spec()},
+)
+async def post_plan(
+    request: Request,
+    dry_run: bool = Query(False, description="plan without recording it"),
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[!-~]+$",
+        description="a client-chosen token (visible ASCII); a repeat returns the recorded plan (ignored with "
+        "dry_run)"),
+) -> Response:
+    svc = _svc(request)
+    try:
+        body = await read_capped(request, svc.settings.max_body_bytes)
+        outcome = await svc.handle(body, dry_run, idempotency_key)
+    except TooLarge as exc:
+        svc.metrics.rejected.labels("too_large").inc()
+        return error_response(413, "payload_too_large", str(exc), headers={"Connection": "close"})
+    except BadRequest as exc:
+        svc.metrics.rejected.labels("bad_request").inc()
+        return error_response(422, "bad_request", f"{len(exc.errors)} error(s) in the request",
+                              errors=[e.to_dict() for e in exc.errors[:100]])
+    except Overloaded as exc:
+        return error_response(429, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)},
+                              retry_after_s=exc.retry_after_s)
+    except Conflict as exc:
+        svc.metrics.rejected.labels("idempotency_conflict").inc()
+        return error_response(409, "idempotency_conflict", str(exc))
+    except Unavailable as exc:
+        return error_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+    except EngineFailed as exc:
+        return error_response(500, "engine_failed", str(exc))
+    headers = {}
+    if outcome.plan_id:
+        headers["Location"] = f"/plans/{outcome.plan_id}"
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(outcome.body, media_type="application/json", headers=headers)
+
+
+@router.get("/plans/{plan_id}", summary="A recorded plan with its request", response_model=StoredPlan,
+            responses={404: {"model": ErrorBody, "description": "no plan with this id"},
+                       503: _ERRORS[503]})
+async def get_plan(plan_id: str, request: Request) -> Response:
+    svc = _svc(request)
+    if not _PLAN_ID.fullmatch(plan_id):
+        return error_response(404, "not_found", f"no plan {plan_id!r}: plan ids are 32 lowercase hex digits")
+    try:
+        rec = await svc.get_plan(plan_id)
+    except Unavailable as exc:
+        return error_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+    if rec is None:
+        return error_response(404, "not_found", f"no plan {plan_id!r}")
+    return JSONResponse(rec.to_api())
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="This instance can plan now",
+            responses={503: {"description": "not ready; `checks` says why"}})
+async def readyz(request: Request) -> JSONResponse:
+    svc = _svc(request)
+    checks = await svc.readiness()
+    ready = (checks["engine"] == "ok" and checks["store"] == "ok" and checks["draining"] == "no"
+             and checks["capacity"] == "ok")
+    a = svc.admission
+    return JSONResponse({"ready": ready, "checks": checks, "workers": a.workers, "solving": a.running,
+                         "queued": a.waiting, "queue_capacity": a.queue},
+                        status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    return Response(_svc(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,153 @@
+"""The plan log: every stored plan with its request, digest, timing and status.
+
+SQLite (a file, WAL, `synchronous=FULL`) by default, any SQLAlchemy URL (PostgreSQL through
+psycopg) where one is given. `put` returns only after the transaction has committed, which is
+what lets the service acknowledge a plan: a crash after the ack loses nothing.
+The idempotency key is a unique column, so two servers sharing a database cannot both store a
+plan for one key; the loser reads the winner's record instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, func, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+plans = Table(
+    "meridian_plans",
+    metadata,
+    Column("plan_id", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False),          # unix seconds
+    Column("idempotency_key", String(255), unique=True, nullable=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("objective", Float, nullable=True),
+    Column("gap", Float, nullable=True),
+    Column("queue_s", Float, nullable=False),
+    Column("solve_s", Float, nullable=False),
+    Column("request", Text, nullable=False),              # the request as the client sent it (decoded JSON)
+    Column("response", Text, nullable=False),             # the response as the client received it
+)
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    plan_id: str
+    created_at: float
+    idempotency_key: str | None
+    request_digest: str
+    status: str
+    objective: float | None
+    gap: float | None
+    queue_s: float
+    solve_s: float
+    request: str
+    response: str
+
+    def to_api(self) -> dict[str, Any]:
+        """The record as `GET /plans/{plan_id}` shows it."""
+        from datetime import datetime
+
+        return {
+            "plan_id": self.plan_id,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+            "idempotency_key": self.idempotency_key,
+            "request_digest": self.request_digest,
+            "status": self.status,
+            "timing": {"queue_s": self.queue_s, "solve_s": self.solve_s},
+            "request": json.loads(self.request),
+            "response": json.loads(self.response),
+        }
+
+
+def request_digest(normalized: dict[str, Any]) -> str:
+    """sha256 of a request's normalized form (defaults filled in, keys sorted): two bodies that mean the
+    same request share a digest, whatever their whitespace, key order or spelled-out defaults."""
+    blob = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class PlanStore:
+    """Synchronous access to the plan log; the service calls it from worker threads."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = _make_engine(url, self.is_sqlite)
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def put(self, rec: PlanRecord) -> PlanRecord:
+        """Store `rec` durably and return it; if its idempotency key is already taken, return the record that
+        holds the key instead (the caller compares digests)."""
+        row = {k: getattr(rec, k) for k in plans.c.keys()}  # noqa: SIM118 - iterating .c yields columns
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(plans.insert().values(**row))
+        except IntegrityError:
+            if rec.idempotency_key is None:
+                raise
+            existing = self.get_by_key(rec.idempotency_key)
+            if existing is None:
+                raise
+            return existing
+        return rec
+
+    def get(self, plan_id: str) -> PlanRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(plans).where(plans.c.plan_id == plan_id)).mappings().first()
+        return PlanRecord(**row) if row else None
+
+    def get_by_key(self, key: str) -> PlanRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(plans).where(plans.c.idempotency_key == key)).mappings().first()
+        return PlanRecord(**row) if row else None
+
+    def records(self, batch: int = 500) -> Iterator[PlanRecord]:
+        """Every record, oldest first (for consistency checks and exports)."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(plans).order_by(plans.c.created_at, plans.c.plan_id))
+            for row in result.mappings():
+                yield PlanRecord(**row)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
+
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, is_sqlite: bool) -> Engine:
+    if not is_sqlite:
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    path = make_url(url).database
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets readers run beside the writer; FULL makes every commit reach the disk before it returns.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine

@@ -1,0 +1,61 @@
+"""`meridian serve`: the POST /plan HTTP service (uvicorn), configured by flags and MERIDIAN_* variables."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from service.app.config import add_arguments
+
+    p = sub.add_parser("serve", help="run the HTTP planning service (POST /plan, /docs, /metrics)",
+                       description="Serve POST /plan over HTTP. Every setting is a flag and an environment "
+                       "variable; flags win. SIGTERM or Ctrl-C finishes in-flight plans, then exits.")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    import uvicorn
+
+    from service.app import create_app, logs
+    from service.app.config import ConfigError, from_args
+    from service.cli import UsageError
+
+    try:
+        settings = from_args(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    logs.configure(settings.log_level)
+    log = logging.getLogger("meridian.service")
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        """uvicorn, plus: stop reporting ready the moment a shutdown signal arrives, and log the bound port."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.service.begin_drain()
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and getattr(self, "servers", None):
+                host, port = self.servers[0].sockets[0].getsockname()[:2]
+                log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=int(settings.shutdown_grace_s) or 1,
+                            server_header=False, date_header=True)
+    server = Server(config)
+    # uvicorn re-raises the shutdown signal after a graceful stop; with these handlers in place that
+    # re-raise is a no-op and the exit status says whether serving went well.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 0 if server.started else 1
