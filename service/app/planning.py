@@ -92,11 +92,14 @@ def precheck_sizes(data: Any, limits: Limits) -> None:
                 nodes += count
                 if isinstance(per, int) and not isinstance(per, bool) and per > 0:
                     devices += count * per
-    errs = []
+    errs: list[FieldError] = []
     if limits.max_nodes is not None and nodes > limits.max_nodes:
         errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
     if limits.max_devices is not None and devices > limits.max_devices:
         errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))
+    jobs = data.get("jobs")
+    if errs and isinstance(jobs, list) and limits.max_jobs is not None and len(jobs) > limits.max_jobs:
+        errs.insert(0, FieldError("jobs", len(jobs), f"too many jobs: the limit is {limits.max_jobs}"))
     if errs:
         raise BadRequest(errs)
 
