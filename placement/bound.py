@@ -29,6 +29,10 @@ class Bound:
     method: str                    # lp | lagrangian | trivial
     prices: np.ndarray             # per-pool device price (duals), for the greedy
     infeasible: bool = False       # a protected job has no option at all
+    x: np.ndarray | None = None    # LP primal: per option, how much it is chosen
+    n: np.ndarray | None = None    # LP primal: per option, replicas (keep options: r0 * x)
+    quota_prices: np.ndarray | None = None   # LP duals of the quota rows, in `_keys` order
+    budget_price: float = 0.0
 
 
 def _keys(inst: Instance) -> tuple[list[tuple[str, str]], np.ndarray]:
@@ -84,21 +88,22 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
 
 
 def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | None = None,
-                     target: float | None = None, seconds: float = 0.3, max_iter: int = 200) -> Bound:
+                     target: float | None = None, seconds: float = 0.3, max_iter: int = 200,
+                     start_quota: np.ndarray | None = None, start_budget: float = 0.0) -> Bound:
     """Projected subgradient descent on the Lagrangian dual; returns the best (lowest) bound seen."""
     keys, _ = _keys(inst)
     cap = np.array([p.capacity for p in inst.pools], dtype=float)
     qcap = np.array([inst.quotas[k] for k in keys], dtype=float)
     pi = np.zeros(len(cap)) if start_prices is None else np.maximum(start_prices.astype(float), 0.0).copy()
-    mu = np.zeros(len(keys))
-    lam = 0.0
+    mu = np.zeros(len(keys)) if start_quota is None else np.maximum(start_quota, 0.0).copy()
+    lam = max(0.0, start_budget)
     best_val, best_pi = float("inf"), pi.copy()
     deadline = time.perf_counter() + seconds
     theta = 1.0
     stall = 0
     for _ in range(max_iter):
         val, used, used_q, moved = lagrangian_value(inst, opts, pi, mu, lam)
-        if val < best_val - 1e-12 * max(1.0, abs(best_val)):
+        if val < best_val and (not np.isfinite(best_val) or val < best_val - 1e-12 * max(1.0, abs(best_val))):
             best_val, best_pi = val, pi.copy()
             stall = 0
         else:
@@ -221,14 +226,24 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     if status != "Optimal":
         return None
     value = -h.getInfo().objective_function_value + const
-    duals = np.asarray(h.getSolution().row_dual)
+    sol = h.getSolution()
+    duals = np.asarray(sol.row_dual)
+    colv = np.asarray(sol.col_value)
+    xs = colv[:n_opt].copy()
+    ns = np.where(keep, xs * opts.lo, 0.0)
+    ns[chg] = colv[n_opt:]
     prices = np.zeros(len(inst.pools))
     first_pool_row = len(lo_all) - len(pool_rows) - len(q_rows) - (
         1 if inst.budget_gb is not None and (opts.mig_gb > 0).any() else 0)
     for k, p in enumerate(pool_rows):
         prices[p] = max(0.0, -duals[first_pool_row + k])
+    qprices = np.zeros(len(keys))
+    for k, q in enumerate(q_rows):
+        qprices[q] = max(0.0, -duals[first_pool_row + len(pool_rows) + k])
+    bprice = max(0.0, -float(duals[-1])) if first_pool_row + len(pool_rows) + len(q_rows) < len(duals) else 0.0
     # a hair above the LP optimum: HiGHS' optimality tolerances, so the bound stays an upper bound
-    return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices)
+    return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices, x=xs, n=ns, quota_prices=qprices,
+                 budget_price=bprice)
 
 
 _BANNER_LOCK = threading.Lock()

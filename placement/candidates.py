@@ -33,6 +33,15 @@ class Options:
     def __len__(self) -> int:
         return len(self.job)
 
+    def restrict(self, idx: np.ndarray) -> Options:
+        """The options at `idx` (sorted), as an Options of their own; `by_job` re-indexed."""
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        pos = np.full(len(self.job), -1, dtype=np.int64)
+        pos[idx] = np.arange(len(idx))
+        by_job = [pos[b][pos[b] >= 0] for b in self.by_job]
+        return Options(self.job[idx], self.pool[idx], self.keep[idx], self.lo[idx], self.hi[idx], self.unit[idx],
+                       self.coef[idx], self.dpr[idx], self.mig_gb[idx], by_job, self.no_option_reason)
+
 
 def build_options(inst: Instance) -> Options:
     """Every feasible (job, pool) option, plus keep options for running jobs that may stay."""

@@ -60,20 +60,20 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> P
 
 
 def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -> bool:
-    """Try the job's options from the best gain down: first without touching anyone's
-    reservation, then allowed to displace running jobs that rank below it."""
+    """Try the job's options from the best gain down: whole (its maximum) before partial, and
+    first without touching anyone's reservation, then displacing running jobs that rank below it."""
     olist = pk.opts.by_job[j]
     if len(olist) == 0 or j in pk.choice:
         return j in pk.choice
     order = olist[np.argsort(-gain[olist], kind="stable")]
     if require_positive:
         order = [o for o in order if gain[o] > 0]
-    for use_soft in (False, True):
+    for whole, use_soft in ((True, False), (True, True), (False, False), (False, True)):
         for o in order:
             if pk.opts.keep[o]:
                 if pk.try_keep(j):
                     return True
-            elif pk.try_option(int(o), use_soft=use_soft):
+            elif pk.try_option(int(o), lo=int(pk.opts.hi[o]) if whole else None, use_soft=use_soft):
                 return True
     return False
 

@@ -17,18 +17,20 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement.bound import Bound, lagrangian_bound, lp_bound
+from placement.bound import Bound, lagrangian_bound, lagrangian_value, lp_bound
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import _place_best, greedy, grow_all, option_gains
 from placement.instance import Instance, compile_instance
 from placement.packing import Packing
+from placement.lns import lns
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import score
 
 OPTIMAL_GAP = 1e-6
-LP_MAX_OPTIONS = 60_000          # above this, the Lagrangian bound stands in for the LP
-CPSAT_FULL_MAX_OPTIONS = 40_000  # above this, CP-SAT sees a restricted option set
+LP_MAX_OPTIONS = 60_000          # above this, a restricted LP prices a Lagrangian bound over all options
+LP_OPTIONS_PER_JOB = 3
+CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
 
 
 def plan(req: PlanRequest) -> PlanResponse:
@@ -75,14 +77,37 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     bound = lagrangian_bound(inst, opts, target=best_score.objective, seconds=lag_s)
     t = lap("bound", t)
     remaining = deadline - time.perf_counter()
-    if len(opts) <= LP_MAX_OPTIONS and remaining > 0.3 * limit:
-        lp = lp_bound(inst, opts, time_limit_s=min(0.35 * limit, remaining - 0.1))
-        if lp is not None:
-            if lp.infeasible:
-                return _infeasible(inst, opts, t0, phases)
-            bound = Bound(min(bound.value, lp.value), "lp" if lp.value <= bound.value else bound.method, lp.prices)
+    realize_s = phases["greedy"]
+    if remaining > 0.3 * limit or req.policy.deterministic:
+        full = len(opts) <= LP_MAX_OPTIONS
+        top = np.arange(len(opts)) if full else _top_options(inst, opts, best_pk, LP_OPTIONS_PER_JOB)
+        sub = opts if full else opts.restrict(top)
+        lp = lp_bound(inst, sub, time_limit_s=max(0.05, min(0.4 * limit, remaining - 0.1)))
         t = lap("lp", t)
-    if np.any(bound.prices > 0):
+        if lp is not None and lp.infeasible and full:
+            return _infeasible(inst, opts, t0, phases)
+        if lp is not None and not lp.infeasible:
+            if full:
+                lp_full = lp
+            else:   # the restricted LP's duals price every option: a valid bound (Lagrangian)
+                val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
+                x = np.zeros(len(opts)); n = np.zeros(len(opts))
+                x[top], n[top] = lp.x, lp.n
+                lp_full = Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices,
+                                budget_price=lp.budget_price)
+                t = lap("bound", t)
+            if lp_full.value <= bound.value:
+                bound = Bound(lp_full.value, lp_full.method if not full else "lp", lp_full.prices, x=lp_full.x,
+                              n=lp_full.n)
+            else:
+                bound = Bound(bound.value, bound.method, lp_full.prices, x=lp_full.x, n=lp_full.n)
+            ts = time.perf_counter()
+            pk_lp = realize(inst, opts, lp_rounding(inst, opts, bound))
+            realize_s = time.perf_counter() - ts
+            if _protected_ok(inst, pk_lp):
+                candidates.append(("lp_rounding", pk_lp))
+            t = lap("lp_rounding", t)
+    if bound.x is None and np.any(bound.prices > 0):
         pk1 = greedy(inst, opts, bound.prices)
         if _protected_ok(inst, pk1):
             candidates.append(("greedy", pk1))
@@ -93,26 +118,36 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     cp_vars = 0
     engine = best_name
     if use_cpsat:
-        reserve = 0.03 + 4e-5 * len(inst.jobs) + 2e-6 * len(opts)
-        seconds = deadline - time.perf_counter() - reserve
-        if seconds > 0.02 or req.policy.deterministic:
-            subset = _cpsat_subset(inst, opts, best_pk, bound.prices)
+        # what must stay for packing, scoring and the reasons once the search stops
+        reserve = 0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs)
+        stop = deadline - reserve
+        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or req.policy.deterministic):
+            full_s = max(0.05, (stop - time.perf_counter()) * 0.4)
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            res = solve_pool_model(inst, opts, subset, hint, max(seconds, 0.02), req.policy.deterministic)
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, full_s, req.policy.deterministic)
             cp_status, cp_vars = res.status, res.variables
             t = lap("cpsat", t)
-            if res.choice or res.status in ("OPTIMAL", "FEASIBLE"):
+            if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk2 = realize(inst, opts, res.choice)
                 if _protected_ok(inst, pk2):
                     candidates.append(("cpsat", pk2))
                 t = lap("pack", t)
-            if res.status == "OPTIMAL" and len(subset) == len(opts) and res.bound is not None:
-                if res.bound < bound.value:
-                    bound = Bound(res.bound, "cpsat", bound.prices)
-        best_name, best_pk, best_score = _best(inst, candidates)
+            if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
+                bound = Bound(res.bound, "cpsat", bound.prices)
+            best_name, best_pk, best_score = _best(inst, candidates)
+        if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
+                stop - time.perf_counter() > 0.05 or req.policy.deterministic):
+            best_pk2, best_score2, lstats = lns(
+                inst, opts, best_pk, best_score, stop, lambda ch: realize(inst, opts, ch),
+                lambda pk: score(inst, pk.placed_map()), bound.x, req.policy.deterministic)
+            if lstats["improved"]:
+                best_name, best_pk, best_score = "cpsat", best_pk2, best_score2
+            cp_status = cp_status or ("FEASIBLE" if lstats["steps"] else None)
+            cp_vars = cp_vars or lstats["steps"]
+            phases["lns_steps"] = lstats["steps"]
+            phases["lns_improved"] = lstats["improved"]
+            t = lap("lns", t)
         engine = best_name
-        if cp_status not in ("OPTIMAL", "FEASIBLE") and engine != "cpsat":
-            engine = "greedy"
 
     placed = best_pk.placed_map()
     unplaced = unplaced_reasons(inst, opts, best_pk)
@@ -171,21 +206,35 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -
     return pk
 
 
-def _cpsat_subset(inst: Instance, opts: Options, pk: Packing, prices: np.ndarray) -> np.ndarray:
-    """All options when the model is small; otherwise each job's keep option, its option in the
-    current best plan, and its best few by reduced gain."""
-    if len(opts) <= CPSAT_FULL_MAX_OPTIONS:
-        return np.arange(len(opts))
-    gain, _ = option_gains(inst, opts, prices)
-    per_job = max(2, int(CPSAT_FULL_MAX_OPTIONS / max(1, len(inst.jobs))))
-    keep = set(np.flatnonzero(opts.keep).tolist()) | set(pk.choice.values())
+def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarray:
+    """Each job's keep option, its option in the plan so far and its k best by value per replica:
+    the columns of the restricted LP at sizes where the full LP does not fit."""
+    chosen = np.zeros(len(opts), dtype=bool)
+    chosen[opts.keep] = True
+    chosen[list(pk.choice.values())] = True
+    for olist in opts.by_job:
+        if len(olist) > k:
+            chosen[olist[np.argsort(-opts.coef[olist], kind="stable")[:k]]] = True
+        else:
+            chosen[olist] = True
+    return np.flatnonzero(chosen)
+
+
+def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int, int]]:
+    """Each job takes the option the LP leans on most (at least half), with the LP's replicas
+    per unit of choice; the LP is nearly integral here (fractional only where constraints bind)."""
+    out: dict[int, tuple[int, int]] = {}
+    x, n = lp.x, lp.n
     for j in range(len(inst.jobs)):
         olist = opts.by_job[j]
-        if len(olist) > per_job:
-            keep.update(olist[np.argsort(-gain[olist], kind="stable")[:per_job]].tolist())
-        else:
-            keep.update(olist.tolist())
-    return np.array(sorted(keep), dtype=np.int64)
+        if len(olist) == 0:
+            continue
+        o = int(olist[int(np.argmax(x[olist]))])
+        if x[o] < 0.5 - 1e-9:
+            continue
+        r = int(np.floor(n[o] / x[o] + 1e-6))
+        out[j] = (o, max(int(opts.lo[o]), min(int(opts.hi[o]), r)))
+    return out
 
 
 def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing | None:

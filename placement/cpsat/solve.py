@@ -47,8 +47,9 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
     add_constraints(model, inst, opts, v, used_pool, used_quota, used_gb)
     jobs_in_model = sorted({int(j) for j in opts.job[subset].tolist()} - set(fixed_jobs))
     # a protected job whose every option was pruned from the subset keeps the model honest
+    in_model = set(jobs_in_model)
     for j in range(len(inst.jobs)):
-        if inst.jobs[j].protected and j not in fixed_jobs and j not in set(jobs_in_model):
+        if inst.jobs[j].protected and j not in fixed_jobs and j not in in_model:
             return CpsatResult("INFEASIBLE", wall_s=time.perf_counter() - t0)
     obj = set_objective(model, inst, opts, v, jobs_in_model)
     for o in subset.tolist():
