@@ -72,7 +72,7 @@ class Admission:
             if in_system >= self.workers:
                 wait = self._wait_s()
                 retry = max(1, math.ceil(wait))
-                if self.waiting >= self.queue:
+                if in_system >= self.workers + self.queue:
                     raise Overloaded(f"all {self.workers} solver(s) are busy and the queue of {self.queue} is full",
                                      retry)
                 if wait + est > self.max_wait_s:

@@ -202,7 +202,8 @@ class PlanService:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks["store"] = f"plan log unavailable: {type(exc).__name__}: {exc}"
         a = self.admission
-        checks["capacity"] = "ok" if a.waiting < a.queue or a.running < a.workers else "saturated: queue full"
+        full = a.running + a.waiting >= a.workers + a.queue
+        checks["capacity"] = "saturated: every solver busy and the queue full" if full else "ok"
         return checks
 
     # -- POST /plan ------------------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""The service's parts on their own: settings, admission, the plan log, log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from service_testkit import PG_SKIP_REASON, pg_url
+
+from service.app.admission import Admission, Overloaded
+from service.app.config import ConfigError, Settings, from_args, from_env
+from service.app.logs import JsonFormatter, request_id_var
+from service.app.store import PlanRecord, PlanStore, request_digest
+from service.cli import build_parser, main
+
+# -- settings ------------------------------------------------------------------------------------------
+
+
+def _serve_args(*argv: str):
+    return build_parser().parse_args(["serve", *argv])
+
+
+def test_flags_override_environment_which_overrides_defaults() -> None:
+    env = {"MERIDIAN_PORT": "9000", "MERIDIAN_WORKERS": "3", "MERIDIAN_DB_PATH": "/tmp/x.sqlite"}
+    s = from_args(_serve_args("--port", "9100"), env)
+    assert (s.port, s.workers, s.db_path, s.host) == (9100, 3, "/tmp/x.sqlite", "127.0.0.1")
+    assert from_env({}) == Settings()
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"MERIDIAN_WORKERS='zero': invalid literal"):
+        from_env({"MERIDIAN_WORKERS": "zero"})
+    with pytest.raises(ConfigError, match=r"MERIDIAN_MAX_WAIT_S='nan': must be a finite number > 0"):
+        from_env({"MERIDIAN_MAX_WAIT_S": "nan"})
+
+
+def test_a_bad_flag_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["meridian serve: --workers 0: must be >= 1, got 0"]
+
+
+def test_db_url_wins_over_the_sqlite_path() -> None:
+    assert Settings(db_path="a.sqlite").database_url() == f"sqlite:///{Path('a.sqlite').resolve()}"
+    assert Settings(db_path="a.sqlite", db_url="postgresql+psycopg://u@h/d").database_url() == "postgresql+psycopg://u@h/d"
+
+
+# -- admission -----------------------------------------------------------------------------------------
+
+
+def test_admission_bounds_solves_and_queue() -> None:
+    a = Admission(workers=2, queue=1, max_wait_s=1000)
+    tickets = [a.admit(1.0) for _ in range(3)]      # two solving, one queued
+    with pytest.raises(Overloaded, match="queue of 1 is full") as exc:
+        a.admit(1.0)
+    assert exc.value.retry_after_s >= 1
+    a.start(tickets[0])
+    a.finish(tickets[0], 0.5)
+    assert (a.running, a.waiting) == (0, 2)
+    a.admit(1.0)                                     # room again
+
+
+def test_admission_refuses_what_would_wait_past_the_cap() -> None:
+    a = Admission(workers=1, queue=10, max_wait_s=4)
+    first = a.admit(8.0)                             # a free worker admits even a long plan
+    with pytest.raises(Overloaded, match="past this server's 4 s wait cap") as exc:
+        a.admit(1.0)
+    assert exc.value.retry_after_s == 4              # ceil(0.5 * 8 s of estimated work ahead)
+    a.start(first)
+    a.finish(first, 0.1)
+    a.admit(1.0)
+
+
+def test_abandoned_ticket_frees_its_place_once() -> None:
+    a = Admission(workers=1, queue=1, max_wait_s=100)
+    t = a.admit(1.0)
+    a.finish(t, None)
+    a.finish(t, None)
+    a.start(t)
+    assert (a.running, a.waiting) == (0, 0)
+
+
+def test_estimates_follow_observed_solve_times() -> None:
+    a = Admission(workers=1, queue=1, max_wait_s=100)
+    for _ in range(30):
+        t = a.admit(10.0)
+        a.start(t)
+        a.finish(t, 0.1)
+    assert a.estimate(10.0) == pytest.approx(0.1, abs=0.01)
+
+
+# -- the plan log --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "postgresql":
+        if pg_url() is None:
+            pytest.skip(PG_SKIP_REASON)
+        s = PlanStore(pg_url())
+    else:
+        s = PlanStore(f"sqlite:///{tmp_path / 'log.sqlite'}")
+    yield s
+    s.close()
+
+
+def _record(key: str | None = None, digest: str = "d" * 64) -> PlanRecord:
+    pid = uuid.uuid4().hex
+    return PlanRecord(plan_id=pid, created_at=time.time(), idempotency_key=key, request_digest=digest,
+                      status="optimal", objective=1.5, gap=0.0, queue_s=0.0, solve_s=0.01,
+                      request='{"fleet":{"regions":[{"name":"r"}]}}', response=json.dumps({"plan_id": pid}))
+
+
+def test_store_round_trip(store: PlanStore) -> None:
+    rec = _record()
+    assert store.put(rec) == rec
+    assert store.get(rec.plan_id) == rec
+    assert store.get(uuid.uuid4().hex) is None
+    assert any(r.plan_id == rec.plan_id for r in store.records())
+
+
+def test_a_taken_idempotency_key_returns_the_holder(store: PlanStore) -> None:
+    key = uuid.uuid4().hex
+    first = store.put(_record(key, "a" * 64))
+    second = store.put(_record(key, "b" * 64))
+    assert second == first
+    assert store.get_by_key(key) == first
+
+
+def test_records_without_keys_never_collide(store: PlanStore) -> None:
+    before = store.count()
+    for _ in range(3):
+        store.put(_record(None))
+    assert store.count() == before + 3
+
+
+def test_sqlite_log_commits_through_to_disk(tmp_path: Path) -> None:
+    s = PlanStore(f"sqlite:///{tmp_path / 'log.sqlite'}")
+    with s.engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 2      # FULL
+    s.close()
+
+
+def test_digest_is_of_the_normalized_request() -> None:
+    assert request_digest({"a": 1, "b": [1, 2]}) == request_digest({"b": [1, 2], "a": 1})
+    assert request_digest({"a": 1}) != request_digest({"a": 1.5})
+
+
+# -- log lines -----------------------------------------------------------------------------------------
+
+
+def test_log_lines_are_json_with_the_request_id() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    lg = logging.getLogger("meridian.test-json")
+    lg.addHandler(handler)
+    lg.propagate = False
+    token = request_id_var.set("rid-1")
+    try:
+        lg.warning("planned %s", "x", extra={"jobs": 3})
+    finally:
+        request_id_var.reset(token)
+        lg.removeHandler(handler)
+    line = json.loads(out.getvalue())
+    assert line["msg"] == "planned x" and line["level"] == "warning"
+    assert line["request_id"] == "rid-1" and line["jobs"] == 3
