@@ -1,0 +1,105 @@
+"""Read and write the canonical job CSV (columns documented in `datasets.trace`)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable
+
+from datasets.errors import LoadResult, OnBad, TraceFormatError, bad_row
+from datasets.trace import TraceJob, check_header, parse_float, parse_int
+
+REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
+OPTIONAL = ("tier", "gpu_type", "min_gpus", "max_gpus", "checkpoint_gb", "data_region")
+TIER_NAMES = ("premium", "standard", "basic")
+
+
+def load_canonical(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
+    """Canonical rows; a bad row raises TraceFormatError naming its line (or is counted with on_bad='skip')."""
+    result: LoadResult[TraceJob] = LoadResult()
+    seen: dict[str, int] = {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        cols = check_header(path, next(reader, None), REQUIRED)
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                job = parse_canonical_row(row, cols)
+            except ValueError as exc:
+                bad_row(result, on_bad, path, line, str(exc).split(":")[0], str(exc))
+                continue
+            if job.job_id in seen:
+                bad_row(result, on_bad, path, line, "job_id",
+                        f"job_id: duplicate {job.job_id!r} (first on line {seen[job.job_id]})")
+                continue
+            seen[job.job_id] = line
+            result.rows.append(job)
+    return result
+
+
+def parse_canonical_row(row: list[str], cols: dict[str, int]) -> TraceJob:
+    """One row as a TraceJob; ValueError names the column and the value."""
+
+    def get(name: str) -> str:
+        i = cols.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    job_id = get("job_id")
+    if not job_id:
+        raise ValueError("job_id: empty")
+    num_gpus = parse_int(get("num_gpus"), "num_gpus", minimum=1)
+    tier = get("tier") or None
+    if tier is not None and tier not in TIER_NAMES:
+        raise ValueError(f"tier: expected premium, standard or basic, got {tier!r}")
+    min_gpus = parse_int(get("min_gpus"), "min_gpus", minimum=1) if get("min_gpus") else None
+    max_gpus = parse_int(get("max_gpus"), "max_gpus", minimum=1) if get("max_gpus") else None
+    if min_gpus is not None and max_gpus is not None and min_gpus > max_gpus:
+        raise ValueError(f"min_gpus: {min_gpus} exceeds max_gpus {max_gpus}")
+    return TraceJob(
+        job_id=job_id,
+        submit_time_s=parse_float(get("submit_time_s"), "submit_time_s", minimum=0),
+        duration_s=parse_float(get("duration_s"), "duration_s", minimum=0, strict_min=True),
+        num_gpus=num_gpus,
+        tenant=get("tenant") or "default",
+        tier=tier,
+        gpu_type=get("gpu_type") or None,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        checkpoint_gb=parse_float(get("checkpoint_gb"), "checkpoint_gb", minimum=0) if get("checkpoint_gb") else None,
+        data_region=get("data_region") or None,
+    )
+
+
+def write_canonical(path: str, jobs: Iterable[TraceJob]) -> None:
+    """Write rows as canonical CSV atomically (temp file, fsync, rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".canonical-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(REQUIRED + OPTIONAL)
+            for j in jobs:
+                w.writerow([j.job_id, _num(j.submit_time_s), _num(j.duration_s), j.num_gpus, j.tenant,
+                            j.tier or "", j.gpu_type or "", _opt(j.min_gpus), _opt(j.max_gpus),
+                            _opt(j.checkpoint_gb), j.data_region or ""])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _opt(v: float | int | None) -> str:
+    return "" if v is None else _num(v)
+
+
+__all__ = ["OPTIONAL", "REQUIRED", "TraceFormatError", "load_canonical", "parse_canonical_row", "write_canonical"]
