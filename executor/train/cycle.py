@@ -1,0 +1,108 @@
+"""One stop -> (transfer) -> relaunch cycle of a job's workers, with every phase timed.
+
+Shared by `executor-check`, the torch executor and `bench/checkpoint_cycle.py`, so the figures they
+print come from the same code path that moves real jobs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from executor.train import launch as L
+from executor.train import storage
+
+
+@dataclass
+class Job:
+    """A running (or stopped) training job and where its launches and checkpoints live."""
+
+    name: str
+    spec_path: Path
+    run_root: Path
+    storage_root: Path
+    region: str
+    group: L.WorkerGroup | None = None
+    launches: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return storage.job_dir(self.storage_root, self.region, self.name)
+
+    def start(self, nodes: dict[str, int], fault: str | None = None, save_at: list[int] | None = None) -> L.WorkerGroup:
+        run_dir = self.run_root / self.name / f"launch-{self.launches:03d}"
+        self.launches += 1
+        self.group = L.launch(self.spec_path, nodes, run_dir, self.ckpt_dir, fault=fault, save_at=save_at)
+        return self.group
+
+
+def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict:
+    """Block until rank 0 reports its first step after (re)start; returns its timings."""
+    end = time.time() + timeout_s
+    while time.time() < end:
+        t = L.read_json(group.run_dir / "timings.json")
+        if t is not None:
+            return t
+        state = L.poll(group)
+        if state != "running":
+            t = L.read_json(group.run_dir / "timings.json")
+            if t is not None:
+                return t
+            raise RuntimeError(f"workers ended ({state}) before their first step; see {group.run_dir}")
+        time.sleep(0.01)
+    L.kill(group)
+    raise TimeoutError(f"no first step within {timeout_s}s; see {group.run_dir}")
+
+
+def wait_step(group: L.WorkerGroup, step: int, timeout_s: float) -> int:
+    """Block until the job has done `step` steps (or ended); returns the step it reached."""
+    end = time.time() + timeout_s
+    while time.time() < end:
+        s = L.progress_step(group) or 0
+        if s >= step or L.poll(group) != "running":
+            return s
+        time.sleep(0.01)
+    L.kill(group)
+    raise TimeoutError(f"step {step} not reached within {timeout_s}s; see {group.run_dir}")
+
+
+def launch_breakdown(group: L.WorkerGroup, t: dict) -> dict:
+    """Split a (re)start into launch (agent, process, imports), rendezvous, load and the first step."""
+    rdzv, load = t["rendezvous_s"], t["load_s"]
+    return {
+        "launch_s": t["ready_unix"] - group.launched_unix - rdzv - load,
+        "rendezvous_s": rdzv,
+        "load_s": load,
+        "first_step_s": t["first_step_unix"] - t["ready_unix"],
+    }
+
+
+def cycle(job: Job, nodes: dict[str, int], to_region: str | None = None, grace_s: float = 30.0,
+          timeout_s: float = 300.0, fault: str | None = None) -> dict:
+    """Stop `job` through its checkpoint, move the checkpoint if the region changes, relaunch on `nodes`
+    and wait for the first step. Returns the measured seconds of each phase and the checkpoint bytes."""
+    t0 = time.time()
+    rec: dict = {"from_workers": job.group.workers if job.group else 0, "to_workers": sum(nodes.values())}
+    if job.group is not None:
+        res = L.stop(job.group, grace_s)
+        if res.state not in ("preempted", "finished"):
+            raise RuntimeError(f"stop of {job.name} ended {res.state}; see {job.group.run_dir}")
+        st = res.status or {}
+        rec.update(stop_s=res.stop_s, save_s=st.get("save_s", 0.0), bytes=st.get("bytes"),
+                   at_step=st.get("step"), checkpoint=st.get("checkpoint"))
+        job.group = None
+    if to_region is not None and to_region != job.region:
+        moved, seconds = storage.transfer(job.storage_root, job.name, job.region, to_region)
+        job.region = to_region
+        rec.update(transfer_s=seconds, transfer_bytes=moved)
+    else:
+        rec["transfer_s"] = 0.0
+    group = job.start(nodes, fault=fault)
+    t = wait_first_step(group, timeout_s)
+    rec.update(launch_breakdown(group, t))
+    rec["resumed_from_step"] = t["resumed_from_step"]
+    rec["total_s"] = t["first_step_unix"] - t0
+    job.history.append(rec)
+    return rec

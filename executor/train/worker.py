@@ -1,0 +1,100 @@
+"""The training worker that `torchrun` starts, one process per replica:
+`python -m executor.train.worker --spec SPEC.json --ckpt-dir DIR --run-dir DIR [--fault F]`.
+
+Worker i of r runs logical ranks [i*W/r, (i+1)*W/r) with gradient accumulation, resumes from the newest
+intact checkpoint in `--ckpt-dir`, and at every step boundary agrees with the others (one tiny
+all-reduce) on whether to stop (SIGTERM) or checkpoint (SIGUSR1). A stop finishes the running step,
+checkpoints and exits 0. Rank 0 reports through files in `--run-dir`: `progress.json` every step,
+`timings.json` once the first step after (re)start is done, `status.json` on exit, `saves.jsonl`.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_PROCESS = time.time()   # before importing torch: the launch measurement starts here
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+class Flags:
+    stop = False
+    checkpoint = False
+
+
+def _on_term(signum, frame) -> None:
+    Flags.stop = True
+
+
+def _on_usr1(signum, frame) -> None:
+    Flags.checkpoint = True
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def process_start_ticks(pid: int) -> int:
+    """The kernel's start time of `pid` (clock ticks since boot): a PID plus this names one process."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def parse_fault(text: str | None) -> dict:
+    """`kind:key=value,...`, e.g. `worker_kill:rank=1,step=7` or `writer:when=mid_write,step=10`."""
+    if not text:
+        return {}
+    kind, _, rest = text.partition(":")
+    out: dict = {"kind": kind}
+    for part in filter(None, rest.split(",")):
+        k, _, v = part.partition("=")
+        out[k] = int(v) if v.lstrip("-").isdigit() else v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGUSR1, _on_usr1)
+    ap = argparse.ArgumentParser(prog="executor.train.worker")
+    ap.add_argument("--spec", required=True)
+    ap.add_argument("--ckpt-dir", required=True)
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--fault", default=None)
+    ap.add_argument("--pg-timeout-s", type=float, default=120.0)
+    ap.add_argument("--save-at", default="", help="comma-separated steps to checkpoint at without stopping")
+    args = ap.parse_args(argv)
+
+    run_dir, ckpt_dir = Path(args.run_dir), Path(args.ckpt_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    pid_dir = run_dir / "pids"
+    pid_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(pid_dir / f"worker-{rank}.json", {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())})
+
+    import torch
+
+    t_imported = time.time()
+    torch.set_num_threads(1)   # one thread per worker: matmul results must not depend on thread count
+    from executor.train.runtime import Runtime
+    from executor.train.spec import TrainSpec
+
+    spec = TrainSpec.from_dict(json.loads(Path(args.spec).read_text()))
+    rt = Runtime(spec, ckpt_dir, run_dir, parse_fault(args.fault), args.pg_timeout_s)
+    rt.save_at = {int(s) for s in args.save_at.split(",") if s}
+    rt.timings.update(process_start_unix=T_PROCESS, imported_unix=t_imported)
+    return rt.run(Flags)
+
+
+if __name__ == "__main__":
+    rc = main()
+    # Everything that matters is fsynced and the process group is gone; skipping the interpreter's
+    # teardown of torch (seconds with four workers on two cores) is what keeps a preemption short.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
