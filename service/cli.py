@@ -13,7 +13,7 @@ import sys
 from models.errors import BadRequest
 
 # Subcommand modules under service.commands, in the order `meridian --help` lists them.
-COMMANDS = ["plan", "serve"]
+COMMANDS = ["plan", "serve", "executor_check"]
 
 
 class UsageError(Exception):
