@@ -148,6 +148,7 @@ class PlanService:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.draining = False
         if self.planner is None:
             try:
                 self.planner, default_fallback = _load_engine()
