@@ -23,6 +23,11 @@ class Packing:
         self.soft = np.zeros_like(self.free)          # devices held by running jobs not yet decided
         self.soft_owner: dict[int, set[int]] = {}     # node -> undecided keepable jobs on it
         self.pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
+        self.node_pos = np.full(len(self.free), -1, dtype=np.int64)   # position of a node in its pool's array
+        for arr in self.pool_nodes:
+            self.node_pos[arr] = np.arange(len(arr))
+        self.pool_free = np.array([int(self.free[a].sum()) for a in self.pool_nodes], dtype=np.int64)
+        self.pool_soft = np.zeros(len(self.pool_nodes), dtype=np.int64)
         self.quota_used: dict[tuple[str, str], int] = {k: 0 for k in inst.quotas}
         self.mig_used = 0.0
         self.choice: dict[int, int] = {}              # job -> option index
@@ -39,7 +44,10 @@ class Packing:
                 continue
             self.reserved.add(j)
             for n, k in info.cur_nodes.items():
+                if not self.inst.node_up[n]:
+                    continue
                 self.soft[n] += k * info.dpr
+                self.pool_soft[self.inst.node_pool[n]] += k * info.dpr
                 self.soft_owner.setdefault(n, set()).add(j)
 
     def release(self, j: int) -> None:
@@ -48,7 +56,10 @@ class Packing:
         self.reserved.discard(j)
         info = self.inst.jobs[j]
         for n, k in info.cur_nodes.items():
+            if not self.inst.node_up[n]:
+                continue
             self.soft[n] -= k * info.dpr
+            self.pool_soft[self.inst.node_pool[n]] -= k * info.dpr
             self.soft_owner[n].discard(j)
 
     # -- limits ----------------------------------------------------------------------------
@@ -98,13 +109,18 @@ class Packing:
             hi = min(hi, room // d)
         if hi < lo or hi <= 0 or not self.budget_ok(o):
             return 0
-        nodes = self.pool_nodes[int(opts.pool[o])]
+        p = int(opts.pool[o])
+        mine = j in self.reserved and info.cur_pool == p
+        own_total = info.r0 * d if mine else 0
+        room = self.pool_free[p] - (0 if use_soft else self.pool_soft[p] - own_total)
+        if room < lo * d:
+            return 0
+        nodes = self.pool_nodes[p]
         own = np.zeros(len(nodes), dtype=np.int64)
-        if j in self.reserved:   # a running job may reuse its own room
-            for idx, n in enumerate(nodes):
-                k = info.cur_nodes.get(int(n))
-                if k:
-                    own[idx] = k * info.dpr
+        if mine:   # a running job may reuse its own room
+            for n, k in info.cur_nodes.items():
+                if self.node_pos[n] >= 0 and self.inst.node_pool[n] == p:
+                    own[self.node_pos[n]] = k * d
         hard = self.free[nodes] - self.soft[nodes] + own
         got = _fit(hard // d, hi)
         if got is None and use_soft:
@@ -154,6 +170,7 @@ class Packing:
             n = int(nodes[i])
             cur[n] = cur.get(n, 0) + c
             self.free[n] -= c * d
+            self.pool_free[self.inst.node_pool[n]] -= c * d
             placed += c
         if placed:
             key = info.key
@@ -176,6 +193,7 @@ class Packing:
         r = sum(placement.values())
         for n, c in placement.items():
             self.free[n] += c * info.dpr
+            self.pool_free[self.inst.node_pool[n]] += c * info.dpr
         if info.key in self.quota_used:
             self.quota_used[info.key] -= r * info.dpr
         self.mig_used -= float(self.opts.mig_gb[o])
@@ -185,6 +203,7 @@ class Packing:
         r = sum(placement.values())
         for n, c in placement.items():
             self.free[n] -= c * info.dpr
+            self.pool_free[self.inst.node_pool[n]] -= c * info.dpr
         if info.key in self.quota_used:
             self.quota_used[info.key] += r * info.dpr
         self.mig_used += float(self.opts.mig_gb[o])

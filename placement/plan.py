@@ -39,7 +39,8 @@ def plan(req: PlanRequest) -> PlanResponse:
 
 
 def greedy_plan(req: PlanRequest) -> PlanResponse:
-    """The greedy planner alone (with the cheap bound): the baseline and the fallback."""
+    """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
+    against and the engine's first plan; no LP, no CP-SAT."""
     return _plan(req, use_cpsat=False)
 
 
@@ -78,7 +79,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     t = lap("bound", t)
     remaining = deadline - time.perf_counter()
     realize_s = phases["greedy"]
-    if remaining > 0.3 * limit or req.policy.deterministic:
+    if use_cpsat and (remaining > 0.3 * limit or req.policy.deterministic):
         full = len(opts) <= LP_MAX_OPTIONS
         top = np.arange(len(opts)) if full else _top_options(inst, opts, best_pk, LP_OPTIONS_PER_JOB)
         sub = opts if full else opts.restrict(top)

@@ -15,11 +15,13 @@ from placement.packing import Packing
 def unplaced_reasons(inst: Instance, opts: Options, pk: Packing) -> list[Unplaced]:
     out: list[Unplaced] = []
     pool_used = _pool_users(inst, opts, pk)
+    free_sum = pk.pool_free
+    free_max = np.array([int(pk.free[a].max()) if len(a) else 0 for a in pk.pool_nodes], dtype=np.int64)
     for info in inst.jobs:
         j = info.index
         if j in pk.choice:
             continue
-        code, reason = _reason(inst, opts, pk, j, pool_used)
+        code, reason = _reason(inst, opts, pk, j, pool_used, free_sum, free_max)
         out.append(Unplaced(job=info.job.id, reason=reason, code=code))
     return out
 
@@ -32,19 +34,20 @@ def _pool_users(inst: Instance, opts: Options, pk: Packing) -> dict[int, Counter
     return users
 
 
-def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int, Counter]) -> tuple[str, str]:
+def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int, Counter],
+            free_sum: np.ndarray, free_max: np.ndarray) -> tuple[str, str]:
     info = inst.jobs[j]
     job = info.job
     if j in opts.no_option_reason:
         return opts.no_option_reason[j]
     olist = opts.by_job[j]
-    need = int(min(opts.lo[o] * opts.dpr[o] for o in olist))
+    need = int((opts.lo[olist] * opts.dpr[olist]).min())
     room = pk.quota_room(j)
     if room is not None and room < need:
         limit = inst.quotas[info.key]
         return ("quota", f"{job.tier} quota of {job.tenant} is full ({limit - room}/{limit} devices; "
                          f"it needs {need})")
-    if inst.budget_gb is not None and all(opts.mig_gb[o] > 0 for o in olist):
+    if inst.budget_gb is not None and bool((opts.mig_gb[olist] > 0).all()):
         left = inst.budget_gb - pk.mig_used
         if left < job.checkpoint_gb:
             return ("migration_budget", f"migration budget spent ({pk.mig_used:g}/{inst.budget_gb:g} GB moved "
@@ -53,10 +56,10 @@ def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int,
     best = olist[int(np.argmax(opts.coef[olist]))]
     p = int(opts.pool[best])
     pool = inst.pools[p]
-    free_devices = int(pk.free[pool.nodes].sum())
+    free_devices = int(free_sum[p])
     per_replica = int(opts.dpr[best])
     if free_devices >= need:
-        largest = int(pk.free[pool.nodes].max())
+        largest = int(free_max[p])
         if largest < per_replica:
             return ("fragmented", f"{free_devices} devices free in {pool.cluster}/{pool.accelerator}, but no node has "
                                   f"{per_replica} free for one replica")

@@ -11,13 +11,10 @@ import importlib
 import sys
 
 from models.errors import BadRequest
+from service.errors import UsageError
 
 # Subcommand modules under service.commands, in the order `meridian --help` lists them.
-COMMANDS = ["plan", "serve", "executor_check"]
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called or what it was given (exit code 2)."""
+COMMANDS = ["plan", "serve", "executor_check", "replay"]
 
 
 def build_parser() -> argparse.ArgumentParser:

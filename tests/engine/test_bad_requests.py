@@ -1,0 +1,195 @@
+"""Every bad request of the contract's list is refused before planning, naming the field path and value."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import pathlib
+
+import pytest
+
+from models import BadRequest, parse_request, parse_request_json
+
+EXAMPLE = json.loads((pathlib.Path(__file__).resolve().parents[2] / "examples" / "two-regions.json").read_text())
+
+
+def refused(mutate) -> list:
+    data = copy.deepcopy(EXAMPLE)
+    mutate(data)
+    with pytest.raises(BadRequest) as exc:
+        parse_request(data)
+    return [(e.path, e.value) for e in exc.value.errors]
+
+
+def test_the_example_is_accepted():
+    assert len(parse_request(copy.deepcopy(EXAMPLE)).jobs) == 6
+
+
+def test_unknown_region_of_a_cluster():
+    assert refused(lambda d: d["fleet"]["clusters"][0].update(region="mars")) == [("fleet.clusters[0].region", "mars")]
+
+
+def test_unknown_region_in_a_link():
+    assert refused(lambda d: d["fleet"]["links"][0].update(b="mars")) == [("fleet.links[0].b", "mars")]
+
+
+def test_unknown_data_region():
+    assert refused(lambda d: d["jobs"][0].update(data_region="mars")) == [("jobs[0].data_region", "mars")]
+
+
+def test_unknown_allowed_region():
+    assert refused(lambda d: d["jobs"][4].update(regions=["us-east", "mars"])) == [("jobs[4].regions[1]", "mars")]
+
+
+def test_unknown_checkpoint_region():
+    assert refused(lambda d: d["jobs"][3].update(checkpoint_region="mars")) == [("jobs[3].checkpoint_region", "mars")]
+
+
+def test_unknown_current_cluster():
+    assert ("jobs[0].current.cluster", "nowhere") in refused(lambda d: d["jobs"][0]["current"].update(cluster="nowhere"))
+
+
+def test_unknown_node_in_current():
+    def m(d):
+        d["jobs"][0]["current"]["nodes"] = {"use-a-h100-9": 8}
+    assert refused(m) == [("jobs[0].current.nodes.use-a-h100-9", 8)]
+
+
+def test_unknown_down_node():
+    assert refused(lambda d: d["fleet"]["down_nodes"].append("ghost-0")) == [("fleet.down_nodes[1]", "ghost-0")]
+
+
+def test_current_node_outside_its_cluster():
+    def m(d):
+        d["jobs"][0]["current"]["nodes"] = {"use-b-a100-0": 4}
+    errs = refused(m)
+    assert errs == [("jobs[0].current.nodes.use-b-a100-0", 4)]
+
+
+def test_current_node_with_another_accelerator():
+    def m(d):
+        d["jobs"][1]["current"]["nodes"] = {"use-b-mig-0": 2}
+    assert refused(m) == [("jobs[1].current.nodes.use-b-mig-0", 2)]
+
+
+def test_current_accelerator_not_in_speed():
+    def m(d):
+        d["jobs"][5]["speed"] = {"H100": 1.0}
+    assert ("jobs[5].current.accelerator", "V100") in refused(m)
+
+
+def test_running_jobs_overfill_a_node():
+    def m(d):
+        d["jobs"][5]["current"]["nodes"] = {"euw-a-v100-0": 4}
+        d["jobs"][2]["current"] = {"cluster": "euw-a", "accelerator": "V100", "nodes": {"euw-a-v100-0": 1}}
+    assert refused(m) == [("fleet.nodes.euw-a-v100-0", 5)]
+
+
+def test_duplicate_job_id():
+    assert refused(lambda d: d["jobs"][1].update(id="llm-pretrain")) == [("jobs[1].id", "llm-pretrain")]
+
+
+def test_duplicate_node_name():
+    def m(d):
+        d["fleet"]["clusters"][1]["node_groups"][0]["prefix"] = "use-a-h100-"
+    assert refused(m)[0][0] == "fleet.clusters[1].node_groups[0].prefix"
+
+
+def test_duplicate_link():
+    assert refused(lambda d: d["fleet"]["links"].append({"a": "eu-west", "b": "us-east", "gbps": 1})) == [
+        ("fleet.links[1]", "eu-west-us-east")]
+
+
+def test_duplicate_quota():
+    assert refused(lambda d: d["quotas"].append({"tenant": "vc-vision", "tier": "standard", "devices": 3})) == [
+        ("quotas[1]", "vc-vision/standard")]
+
+
+def test_min_above_max():
+    assert refused(lambda d: d["jobs"][1].update(replicas={"min": 5, "max": 2})) == [
+        ("jobs[1].replicas", {"min": 5, "max": 2})]
+
+
+def test_min_below_one():
+    assert refused(lambda d: d["jobs"][1]["replicas"].update(min=0)) == [("jobs[1].replicas.min", 0)]
+
+
+def test_empty_regions_list():
+    assert refused(lambda d: d["jobs"][4].update(regions=[])) == [("jobs[4].regions", [])]
+
+
+@pytest.mark.parametrize("path,value", [
+    (("jobs", 0, "checkpoint_gb"), -1.0), (("jobs", 0, "priority"), -2.0), (("fleet", "links", 0, "gbps"), -0.5),
+    (("fleet", "regions", 0, "storage_gbps"), 0.0), (("quotas", 0, "devices"), -1),
+    (("policy", "restart_overhead_s"), -30.0), (("policy", "migration_budget_gb"), -1.0),
+])
+def test_negative_numbers(path, value):
+    def m(d):
+        node = d
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    want = ".".join(str(p) for p in path).replace(".0.", "[0].").replace(".0", "[0]")
+    assert refused(m) == [(want, value)]
+
+
+def test_non_finite_number():
+    errs = refused(lambda d: d["jobs"][0].update(checkpoint_gb=math.inf))
+    assert errs == [("jobs[0].checkpoint_gb", math.inf)]
+
+
+def test_nan_literal_in_json_text():
+    text = json.dumps(EXAMPLE).replace('"checkpoint_gb": 120', '"checkpoint_gb": NaN')
+    with pytest.raises(BadRequest) as exc:
+        parse_request_json(text)
+    assert "NaN" in str(exc.value)
+
+
+def test_epoch_not_positive():
+    assert refused(lambda d: d.update(epoch_s=0)) == [("epoch_s", 0)]
+
+
+def test_time_limit_not_positive():
+    assert refused(lambda d: d["policy"].update(time_limit_s=-1)) == [("policy.time_limit_s", -1)]
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1])
+def test_remote_data_penalty_outside_unit_interval(value):
+    assert refused(lambda d: d["policy"].update(remote_data_penalty=value)) == [("policy.remote_data_penalty", value)]
+
+
+def test_unknown_field_is_named():
+    assert refused(lambda d: d["jobs"][0].update(replica=3)) == [("jobs[0].replica", 3)]
+
+
+def test_wrong_type_is_named():
+    assert refused(lambda d: d["jobs"][0]["replicas"].update(max="8")) == [("jobs[0].replicas.max", "8")]
+
+
+def test_null_means_default():
+    data = copy.deepcopy(EXAMPLE)
+    data["jobs"][0]["tier"] = None
+    data["epoch_s"] = None
+    req = parse_request(data)
+    assert req.jobs[0].tier == "standard" and req.epoch_s == 300
+
+
+def test_every_fault_is_reported_at_once():
+    def m(d):
+        d["jobs"][0]["checkpoint_gb"] = -1
+        d["jobs"][1]["replicas"]["min"] = 0
+    assert refused(m) == [("jobs[0].checkpoint_gb", -1), ("jobs[1].replicas.min", 0)]
+
+
+def test_every_cross_field_fault_is_reported_at_once():
+    def m(d):
+        d["jobs"][0]["data_region"] = "mars"
+        d["jobs"][1]["id"] = "llm-pretrain"
+    assert refused(m) == [("jobs[0].data_region", "mars"), ("jobs[1].id", "llm-pretrain")]
+
+
+def test_malformed_json_is_refused_cleanly():
+    with pytest.raises(BadRequest) as exc:
+        parse_request_json(b'{"fleet": ')
+    assert "not valid JSON" in str(exc.value)

@@ -1,0 +1,58 @@
+"""`meridian plan` from the command line: files, stdin, -o, and clean refusals."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "two-regions.json"
+
+
+def meridian(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], input=stdin, capture_output=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_plans_the_bundled_example_to_stdout():
+    p = meridian("plan", str(EXAMPLE))
+    assert p.returncode == 0, p.stderr
+    resp = json.loads(p.stdout)
+    assert resp["status"] == "optimal"
+    assert {a["job"] for a in resp["assignments"]} | {u["job"] for u in resp["unplaced"]} == {
+        "llm-pretrain", "vision-ft", "speech-sweep-1", "speech-sweep-2", "rl-agent", "eu-resident"}
+
+
+def test_reads_standard_input_and_writes_the_output_file(tmp_path):
+    out = tmp_path / "plan.json"
+    p = meridian("plan", "-", "-o", str(out), stdin=EXAMPLE.read_bytes())
+    assert p.returncode == 0 and p.stdout == b""
+    assert json.loads(out.read_text())["objective"] > 0
+
+
+def test_greedy_flag_plans_with_the_greedy_alone():
+    p = meridian("plan", str(EXAMPLE), "--greedy")
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["stats"]["engine"] in ("greedy", "lp_rounding")
+
+
+def test_bad_request_exits_2_with_the_field_and_no_traceback(tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    data["jobs"][0]["replicas"]["min"] = 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    p = meridian("plan", str(bad))
+    assert p.returncode == 2
+    assert b"jobs[0].replicas.min" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_missing_file_exits_2_cleanly():
+    p = meridian("plan", "/nonexistent/request.json")
+    assert p.returncode == 2 and b"cannot read" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_malformed_json_exits_2_cleanly():
+    p = meridian("plan", "-", stdin=b"{not json")
+    assert p.returncode == 2 and b"not valid JSON" in p.stderr and b"Traceback" not in p.stderr
