@@ -1,0 +1,63 @@
+"""The replay's control plane: each job's `priority` every epoch, from attained service, waiting time
+and SLA risk, as an operator's controller would set it before asking the planner.
+
+    priority = clamp(service * waiting * risk, min_priority, max_priority)
+
+- **service** (least attained service, multi-level): `level_factor ** level`, where `level` is the
+  number of thresholds in `thresholds_device_h` (default 1, 4, 16, 64, 256 GPU-hours) the job's
+  attained service (devices x time held) has passed. Levels, not a continuous curve, so that two
+  similar jobs do not swap places every epoch (each swap costs a checkpoint and a restart).
+- **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
+  last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
+- **risk** (SLA): a pending job of a tier with a target whose SLA ratio, were it to finish right
+  now, `run_s / (run_s + wait - epoch_s - restart_overhead_s)`, is already below its tier's target
+  gets `risk_boost`; the ratio can only fall further while it waits. Non-clairvoyant: the controller
+  never reads a job's duration.
+
+The tier itself is not in the priority: the contract's `tier_weights` multiply it in the objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from executor.loop import LoopState
+
+DEFAULT_TARGETS = {"premium": 0.95, "standard": 0.70}
+
+
+@dataclass
+class SlaController:
+    thresholds_device_h: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0)
+    level_factor: float = 0.25
+    aging_s: float = 6 * 3600.0
+    risk_boost: float = 4.0
+    targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    restart_overhead_s: float = 30.0
+    min_priority: float = 1e-3
+    max_priority: float = 100.0
+
+    def priority(self, state: LoopState, job_id: str) -> float:
+        st = state.jobs[job_id]
+        hours = st.attained_device_s / 3600.0
+        level = sum(1 for t in self.thresholds_device_h if hours >= t)
+        p = self.level_factor ** level
+        if st.status == "pending":
+            since = st.last_stop_s if st.last_stop_s is not None else st.arrival.submit_s
+            p *= 1.0 + max(0.0, state.now_s - since) / self.aging_s
+            target = self.targets.get(st.arrival.job.tier)
+            if target is not None:
+                late = st.wait_s - state.epoch_s - self.restart_overhead_s
+                if late > 0 and st.run_s / (st.run_s + late) < target:
+                    p *= self.risk_boost
+        return min(self.max_priority, max(self.min_priority, p))
+
+    def priorities(self, state: LoopState) -> dict[str, float]:
+        return {jid: self.priority(state, jid) for jid in state.active}
+
+
+class EqualPriorities:
+    """Every job at priority 1.0: the planner with no controller, to show the optimizer's own share."""
+
+    def priorities(self, state: LoopState) -> dict[str, float]:
+        return {jid: 1.0 for jid in state.active}

@@ -1,0 +1,314 @@
+"""THE epoch loop, written once for every backend: state -> contract request -> plan -> apply -> run -> state.
+
+    run_loop(executor, arrivals, scheduler, config, controller=None, observers=())
+
+Interface (backend-agnostic; the simulated and torch executors both plug in here):
+- `executor`: any `executor.interface.Executor`. The loop calls `apply(request, plan, now_s)` after each
+  plan, `run_epoch(now_s, epoch_s)` every epoch, and `placements()` for each request's `current`. It
+  reads `EpochResult.finished` (and, when the result has them, the simulator's `finish_s`,
+  `held_device_s`, `busy_device_s`, `paused_device_s`, `idle_device_s`, `capacity_device_s`;
+  otherwise a job finishes at the epoch's end and holds its devices all epoch). The executor must
+  already know each job's work (`SimExecutor(work)` / `add_job`), the loop does not submit it.
+- `arrivals`: `Arrival(submit_s, job, work)` in any order; `job` is the contract `Job` template
+  (tier, tenant, replicas, speed, devices_per_replica, checkpoint_gb, data_region); the loop sets its
+  `priority`, `current` and `checkpoint_region` every epoch.
+- `scheduler`: an object with `name`, `decide(request, state) -> PlanResponse` (the planner, fifo,
+  las...) and `replan_when_quiet(state) -> bool` (whether it wants a plan in an epoch where nothing
+  changed: no arrival, completion or failure since the last plan).
+- `controller`: `priorities(state) -> {job id: priority > 0}`, called before each plan (a control
+  plane's view); None leaves every priority at the template's.
+- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress).
+
+Time runs on a fixed grid `start_s + k * epoch_s`: a job submitted in `(t - epoch_s, t]` joins at `t`.
+Epochs with no job at all are skipped in one step to the next arrival. Failures come from
+`config.outages(t) -> set of down nodes` (the environment; node and region outages) and from
+`EpochResult.failed_nodes` (what a backend saw fail, down for good); both take effect at the next
+boundary, where the scheduler must fail the jobs on them over. A job no node pool of the fleet (or its
+quota) could ever hold at its minimum size is rejected at arrival rather than waiting for ever.
+The loop stops when no job is left and none will arrive, when `config.until(state)` holds, or at
+`config.max_s`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from executor.interface import Executor
+from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota
+
+
+@dataclass(frozen=True)
+class Arrival:
+    submit_s: float
+    job: Job
+    work: float        # device-seconds at speed 1
+
+
+@dataclass
+class JobState:
+    arrival: Arrival
+    admitted_s: float
+    status: str = "pending"            # pending | running | done | rejected
+    placement: Placement | None = None
+    priority: float = 1.0
+    attained_device_s: float = 0.0     # devices x time held (Tiresias's attained service)
+    run_s: float = 0.0                 # time held devices (working or paused)
+    wait_s: float = 0.0                # time active without devices, from submission
+    first_start_s: float | None = None
+    finish_s: float | None = None
+    last_stop_s: float | None = None
+    checkpoint_region: str | None = None
+    reject_reason: str = ""
+    actions: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def id(self) -> str:
+        return self.arrival.job.id
+
+
+@dataclass
+class LoopConfig:
+    fleet: Fleet
+    epoch_s: float = 300.0
+    policy: Policy = field(default_factory=Policy)
+    quotas: Sequence[Quota] = ()
+    start_s: float | None = None                 # first boundary; default: the first arrival's time
+    outages: Callable[[float], set[str]] | None = None
+    until: Callable[[LoopState], bool] | None = None
+    max_s: float = math.inf
+
+
+@dataclass
+class EpochRecord:
+    t_s: float
+    dt_s: float
+    planned: bool = False
+    planner_s: float = 0.0
+    plan_status: str = ""
+    arrivals: int = 0
+    completions: int = 0
+    running: int = 0
+    pending: int = 0
+    down_nodes: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    preempt_lost_device_s: float = 0.0      # devices x charged pause of the jobs preempted at this epoch
+    busy_device_s: float = 0.0
+    paused_device_s: float = 0.0
+    idle_device_s: float = 0.0
+    capacity_device_s: float = 0.0
+    work: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoopState:
+    now_s: float
+    epoch_s: float
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    active: dict[str, None] = field(default_factory=dict)     # ids of pending and running jobs, arrival order
+    down: frozenset[str] = frozenset()
+    epochs_since_plan: int = 0
+    plans: int = 0
+    region_of: dict[str, str] = field(default_factory=dict)   # cluster -> region
+
+    def pending(self) -> list[JobState]:
+        return [self.jobs[j] for j in self.active if self.jobs[j].status == "pending"]
+
+    def running(self) -> list[JobState]:
+        return [self.jobs[j] for j in self.active if self.jobs[j].status == "running"]
+
+
+class Scheduler(Protocol):
+    name: str
+
+    def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse: ...
+
+    def replan_when_quiet(self, state: LoopState) -> bool: ...
+
+
+class Controller(Protocol):
+    def priorities(self, state: LoopState) -> dict[str, float]: ...
+
+
+Observer = Callable[[EpochRecord, LoopState], None]
+
+
+def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Scheduler, config: LoopConfig,
+             controller: Controller | None = None, observers: Sequence[Observer] = ()) -> LoopState:
+    """Replay `arrivals` through `scheduler` and `executor` until done (see the module docstring)."""
+    queue = sorted(arrivals, key=lambda a: a.submit_s)
+    T = float(config.epoch_s)
+    start = config.start_s if config.start_s is not None else (math.floor(queue[0].submit_s / T) * T if queue else 0.0)
+    state = LoopState(now_s=start, epoch_s=T, region_of={c.name: c.region for c in config.fleet.clusters})
+    pools = _pools(config.fleet)
+    quota = {(q.tenant, q.tier): q.devices for q in config.quotas}
+    capacity_all = {n: d for n, (_, _, d) in _node_table(config.fleet).items()}
+    reported_down: set[str] = set()
+    next_arrival = 0
+    changed = True
+    while True:
+        now = state.now_s
+        admitted = 0
+        while next_arrival < len(queue) and queue[next_arrival].submit_s <= now:
+            a = queue[next_arrival]
+            next_arrival += 1
+            st = JobState(arrival=a, admitted_s=now, priority=a.job.priority, wait_s=now - a.submit_s)
+            if a.job.id in state.jobs:
+                raise ValueError(f"job {a.job.id}: arrives twice")
+            state.jobs[a.job.id] = st
+            why = _never_fits(a.job, pools, quota)
+            if why:
+                st.status, st.reject_reason, st.finish_s = "rejected", why, None
+                continue
+            state.active[a.job.id] = None
+            admitted += 1
+        down = frozenset((config.outages(now) if config.outages else set()) | reported_down)
+        if down != state.down:
+            changed = True
+        state.down = down
+        if admitted:
+            changed = True
+        if (config.until is not None and config.until(state)) or now >= config.max_s:
+            break
+        if not state.active:
+            if next_arrival >= len(queue):
+                break
+            nxt = start + math.ceil((queue[next_arrival].submit_s - start) / T) * T
+            dt = max(nxt - now, T)
+            up = sum(d for n, d in capacity_all.items() if n not in down)
+            rec = EpochRecord(t_s=now, dt_s=dt, capacity_device_s=up * dt, idle_device_s=up * dt,
+                              down_nodes=len(down))
+            for ob in observers:
+                ob(rec, state)
+            state.now_s = now + dt
+            continue
+
+        rec = EpochRecord(t_s=now, dt_s=T, arrivals=admitted, down_nodes=len(down))
+        if changed or scheduler.replan_when_quiet(state):
+            _plan_and_apply(executor, scheduler, controller, config, state, rec)
+            changed = False
+        else:
+            state.epochs_since_plan += 1
+        rec.running = sum(1 for j in state.active if state.jobs[j].status == "running")
+        rec.pending = len(state.active) - rec.running
+        res = executor.run_epoch(now, T)
+        finish_s = getattr(res, "finish_s", {})
+        held = getattr(res, "held_device_s", None)
+        for jid, st in ((j, state.jobs[j]) for j in list(state.active)):
+            if st.status != "running":
+                st.wait_s += T
+                continue
+            devices = st.placement.replicas * st.arrival.job.devices_per_replica
+            h = held.get(jid, 0.0) if held is not None else devices * (finish_s.get(jid, now + T) - now)
+            st.attained_device_s += h
+            st.run_s += h / devices
+        for jid in res.finished:
+            st = state.jobs.get(jid)
+            if st is None or st.status != "running":
+                raise RuntimeError(f"executor reports job {jid} finished, but it is {st.status if st else 'unknown'}")
+            st.status, st.finish_s, st.placement = "done", finish_s.get(jid, now + T), None
+            st.last_stop_s = st.finish_s
+            del state.active[jid]
+        if res.finished:
+            changed = True
+        for n in res.failed_nodes:
+            reported_down.add(n)
+        rec.completions = len(res.finished)
+        if hasattr(res, "busy_device_s"):
+            rec.busy_device_s, rec.paused_device_s = res.busy_device_s, res.paused_device_s
+            rec.idle_device_s, rec.capacity_device_s = res.idle_device_s, res.capacity_device_s
+            rec.work = res.work
+        else:
+            up = sum(d for n, d in capacity_all.items() if n not in down)
+            rec.capacity_device_s = up * T
+            rec.busy_device_s = sum(held.values()) if held else 0.0
+            rec.idle_device_s = rec.capacity_device_s - rec.busy_device_s
+        for ob in observers:
+            ob(rec, state)
+        state.now_s = now + T
+    return state
+
+
+def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> PlanRequest:
+    """The contract request for this epoch: every active job, running ones with `current`, preempted
+    ones with `checkpoint_region`, the fleet with today's down nodes."""
+    current = executor.placements()
+    jobs: list[Job] = []
+    for jid in state.active:
+        st = state.jobs[jid]
+        cur = current.get(jid)
+        jobs.append(st.arrival.job.model_copy(update={
+            "priority": st.priority, "current": cur,
+            "checkpoint_region": None if cur is not None else st.checkpoint_region}))
+    fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)}) if state.down else config.fleet
+    return PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs, quotas=list(config.quotas),
+                                       policy=config.policy)
+
+
+def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Controller | None,
+                    config: LoopConfig, state: LoopState, rec: EpochRecord) -> None:
+    if controller is not None:
+        for jid, p in controller.priorities(state).items():
+            state.jobs[jid].priority = p
+    req = build_request(state, config, executor)
+    t0 = time.perf_counter()
+    resp = scheduler.decide(req, state)
+    rec.planner_s = time.perf_counter() - t0
+    rec.planned, rec.plan_status = True, resp.status
+    state.plans += 1
+    state.epochs_since_plan = 0
+    applied = executor.apply(req, resp, state.now_s)
+    now = state.now_s
+    for a in applied:
+        st = state.jobs[a.job]
+        st.actions[a.kind] += 1
+        rec.actions[a.kind] += 1
+        if a.kind == "preempt" and st.placement is not None:
+            devices = st.placement.replicas * st.arrival.job.devices_per_replica
+            rec.preempt_lost_device_s += devices * min(a.modelled_pause_s, state.epoch_s)
+    placements = executor.placements()
+    for jid in state.active:
+        st = state.jobs[jid]
+        p = placements.get(jid)
+        if p is None and st.status == "running":
+            st.status, st.last_stop_s = "pending", now
+            st.checkpoint_region = state.region_of[st.placement.cluster]
+        elif p is not None:
+            if st.first_start_s is None:
+                st.first_start_s = now
+            st.status = "running"
+            st.checkpoint_region = state.region_of[p.cluster]
+        st.placement = p
+
+
+def _node_table(fleet: Fleet) -> dict[str, tuple[str, str, int]]:
+    return {f"{g.prefix}{i}": (c.name, g.accelerator, g.devices)
+            for c in fleet.clusters for g in c.node_groups for i in range(g.count)}
+
+
+def _pools(fleet: Fleet) -> list[tuple[str, str, list[int]]]:
+    """(region, accelerator, device counts of its nodes) per (cluster, accelerator)."""
+    out: dict[tuple[str, str], tuple[str, str, list[int]]] = {}
+    for c in fleet.clusters:
+        for g in c.node_groups:
+            out.setdefault((c.name, g.accelerator), (c.region, g.accelerator, []))[2].extend([g.devices] * g.count)
+    return list(out.values())
+
+
+def _never_fits(job: Job, pools: list[tuple[str, str, list[int]]], quota: dict[tuple[str, str], int]) -> str:
+    """Why no plan could ever run `job` at its minimum size ('' if one could)."""
+    need = job.replicas.min * job.devices_per_replica
+    q = quota.get((job.tenant, job.tier))
+    if q is not None and q < need:
+        return f"its {job.tier} quota of {job.tenant} ({q} devices) is below its minimum of {need}"
+    for region, acc, devs in pools:
+        if acc not in job.speed or (job.regions is not None and region not in job.regions):
+            continue
+        if sum(d // job.devices_per_replica for d in devs) >= job.replicas.min:
+            return ""
+    return (f"no cluster holds {job.replicas.min} replica(s) of {job.devices_per_replica} device(s) on "
+            f"{', '.join(sorted(job.speed))}")

@@ -1,0 +1,28 @@
+"""Schedulers the epoch loop can drive: the planner (`cpsat`) and the baselines (`fifo`, `las`).
+
+Each has `name`, `decide(request, state) -> PlanResponse` and `replan_when_quiet(state) -> bool`
+(see `executor.loop`). `make_scheduler(name, ...)` builds one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+POLICIES = ("cpsat", "fifo", "las")
+
+
+def make_scheduler(name: str, **options: Any):
+    """The scheduler called `name` (cpsat | fifo | las) with its options."""
+    if name == "fifo":
+        from executor.policies.fifo import FifoScheduler
+
+        return FifoScheduler()
+    if name == "las":
+        from executor.policies.las import LasScheduler
+
+        return LasScheduler(**options)
+    if name == "cpsat":
+        from executor.policies.cpsat import CpsatScheduler
+
+        return CpsatScheduler(**options)
+    raise ValueError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")

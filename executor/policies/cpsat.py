@@ -1,0 +1,30 @@
+"""The planner as a replay scheduler: each epoch's contract request goes to `placement.plan` as is.
+
+`time_limit_s` caps the planner per epoch (the replay sets `policy.deterministic`, so the same replay
+gives the same plans). In an epoch where nothing changed (no arrival, completion or failure) it replans
+only when jobs wait and `replan_every` epochs have passed since the last plan, so that the controller's
+new priorities (aging, attained service) reach the planner without paying for a plan every epoch.
+"""
+
+from __future__ import annotations
+
+from executor.loop import LoopState
+from models import PlanRequest, PlanResponse
+
+
+class CpsatScheduler:
+    name = "cpsat"
+
+    def __init__(self, replan_every: int = 3, greedy: bool = False):
+        if replan_every < 1:
+            raise ValueError(f"replan_every must be >= 1, got {replan_every}")
+        self.replan_every = replan_every
+        self.greedy = greedy
+
+    def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
+        from placement import greedy_plan, plan
+
+        return greedy_plan(request) if self.greedy else plan(request)
+
+    def replan_when_quiet(self, state: LoopState) -> bool:
+        return state.epochs_since_plan + 1 >= self.replan_every and any(True for _ in state.pending())

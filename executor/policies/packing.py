@@ -1,0 +1,121 @@
+"""Free-capacity bookkeeping and gang packing for the baseline schedulers (not the planner).
+
+A job's replicas need `devices_per_replica` devices each on one node, all in one cluster on one
+accelerator type. `FreeMap.place` packs best-fit: the fullest single node that holds the whole gang,
+else the emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then
+the fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
+Buckets are insertion-ordered dicts, so packing is deterministic for a given request.
+"""
+
+from __future__ import annotations
+
+from models import Job, Placement, PlanRequest
+
+
+class _Pool:
+    __slots__ = ("cluster", "region", "accelerator", "free", "buckets", "sizes")
+
+    def __init__(self, cluster: str, region: str, accelerator: str):
+        self.cluster, self.region, self.accelerator = cluster, region, accelerator
+        self.free: dict[str, int] = {}
+        self.buckets: dict[int, dict[str, None]] = {}   # free devices -> nodes with exactly that many
+        self.sizes: list[int] = []                        # devices of each up node
+
+    def add(self, node: str, devices: int) -> None:
+        self.free[node] = devices
+        self.sizes.append(devices)
+        self.buckets.setdefault(devices, {})[node] = None
+
+    def set_free(self, node: str, value: int) -> None:
+        old = self.free[node]
+        del self.buckets[old][node]
+        self.free[node] = value
+        self.buckets.setdefault(value, {})[node] = None
+
+    def fit(self, dpr: int, r: int) -> dict[str, int] | None:
+        """Replicas per node for `r` replicas of `dpr` devices, or None."""
+        need = r * dpr
+        for value in sorted(self.buckets):                  # best fit: the fullest node that holds all
+            if value >= need and self.buckets[value]:
+                return {next(iter(self.buckets[value])): r}
+        out: dict[str, int] = {}
+        left = r
+        for value in sorted(self.buckets, reverse=True):    # else the emptiest nodes first
+            slots = value // dpr
+            if slots == 0:
+                break
+            for node in self.buckets[value]:
+                k = min(slots, left)
+                out[node] = k
+                left -= k
+                if left == 0:
+                    return out
+        return None
+
+
+class FreeMap:
+    """What is free on the up nodes of a request's fleet, and the devices each quota has left."""
+
+    def __init__(self, request: PlanRequest):
+        down = set(request.fleet.down_nodes)
+        self.region_of = {c.name: c.region for c in request.fleet.clusters}
+        self.pools: dict[tuple[str, str], _Pool] = {}
+        self.node_pool: dict[str, _Pool] = {}
+        for c in request.fleet.clusters:
+            for g in c.node_groups:
+                pool = self.pools.setdefault((c.name, g.accelerator), _Pool(c.name, c.region, g.accelerator))
+                for i in range(g.count):
+                    name = f"{g.prefix}{i}"
+                    if name not in down:
+                        pool.add(name, g.devices)
+                        self.node_pool[name] = pool
+        self.links = {frozenset((lk.a, lk.b)) for lk in request.fleet.links}
+        self.quota_left = {(q.tenant, q.tier): q.devices for q in request.quotas}
+
+    def can_keep(self, job: Job, placement: Placement) -> bool:
+        """Whether `placement` (usually the job's current one) is still up and has room."""
+        pool = self.pools.get((placement.cluster, placement.accelerator))
+        if pool is None or not self._quota_ok(job, placement.replicas):
+            return False
+        return all(n in pool.free and pool.free[n] >= k * job.devices_per_replica for n, k in placement.nodes.items())
+
+    def take(self, job: Job, placement: Placement) -> None:
+        pool = self.pools[(placement.cluster, placement.accelerator)]
+        for n, k in placement.nodes.items():
+            pool.set_free(n, pool.free[n] - k * job.devices_per_replica)
+        key = (job.tenant, job.tier)
+        if key in self.quota_left:
+            self.quota_left[key] -= placement.replicas * job.devices_per_replica
+
+    def want(self, job: Job) -> int:
+        """`max` replicas, capped at the most any eligible pool could hold with every up node empty
+        (so a job whose `max` exceeds the fleet still runs, at the largest size it could ever get)."""
+        most = 0
+        for pool in self.pools.values():
+            if pool.accelerator in job.speed and (job.regions is None or pool.region in job.regions):
+                most = max(most, sum(d // job.devices_per_replica for d in pool.sizes))
+        return max(job.replicas.min, min(job.replicas.max, most))
+
+    def place(self, job: Job, replicas: int, from_region: str | None) -> Placement | None:
+        """A placement for `replicas` replicas (not taken yet), or None if none fits now."""
+        if not self._quota_ok(job, replicas):
+            return None
+        best: tuple[tuple, Placement] | None = None
+        for (cluster, acc), pool in self.pools.items():
+            if acc not in job.speed or (job.regions is not None and pool.region not in job.regions):
+                continue
+            if from_region is not None and from_region != pool.region and \
+                    frozenset((from_region, pool.region)) not in self.links:
+                continue
+            nodes = pool.fit(job.devices_per_replica, replicas)
+            if nodes is None:
+                continue
+            remote = job.data_region is not None and job.data_region != pool.region
+            key = (remote, -job.speed[acc], len(nodes))
+            if best is None or key < best[0]:
+                best = (key, Placement(cluster=cluster, accelerator=acc, nodes=nodes))
+        return best[1] if best else None
+
+    def _quota_ok(self, job: Job, replicas: int) -> bool:
+        left = self.quota_left.get((job.tenant, job.tier))
+        return left is None or left >= replicas * job.devices_per_replica

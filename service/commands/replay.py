@@ -1,0 +1,104 @@
+"""`meridian replay`: replay a trace window through a policy on a fleet; summary, CSVs and plots in --out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("philly", "canonical", "alibaba2023")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las) and report metrics")
+    p.add_argument("--trace", required=True, help="trace file, or synthetic[:DAYS] for the seeded generator")
+    p.add_argument("--format", default="philly", choices=FORMATS, help="trace format (default philly)")
+    p.add_argument("--fleet", required=True,
+                   help="FLEET.json (the contract's fleet object), or single:NODESxDEVICES, philly:MACHINES.csv, "
+                        "synthetic[:REGIONS]")
+    p.add_argument("--start-day", type=float, default=None, help="measure the jobs submitted from this day on")
+    p.add_argument("--days", type=float, default=None, help="... for this many days (default: to the trace's end)")
+    p.add_argument("--warmup-days", type=float, default=3.0, help="replayed but not measured (default 3)")
+    p.add_argument("--policy", default="cpsat", choices=("cpsat", "fifo", "las"))
+    p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
+    p.add_argument("--epoch-s", type=float, default=300.0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the attribute rules and synthetic inputs")
+    p.add_argument("--time-limit", type=float, default=1.0, help="the planner's seconds per epoch (cpsat)")
+    p.add_argument("--replan-every", type=int, default=3, help="cpsat: replan quiet epochs this often")
+    p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
+                   help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
+    p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
+    p.add_argument("--max-days", type=float, default=60.0, help="safety stop, days after the window's end")
+    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, *.png)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.cli import UsageError
+    from service.replay.report import replay_and_report
+
+    setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    summary = replay_and_report(specs, fleet, setup, window, args.out, plots=not args.no_plots, progress=progress)
+    if skipped:
+        print(f"skipped trace rows: {skipped}", file=sys.stderr)
+    print(format_summary(summary))
+    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv" + ("" if args.no_plots else ", utilization.png, "
+                                                                    "jct_cdf.png, queue.png"))
+    return 0
+
+
+def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
+    """(setup, window, specs, fleet, skipped counts) from parsed arguments; user mistakes raise usage_error."""
+    from datasets.errors import TraceFormatError
+    from service.replay.harness import ReplaySetup, Window
+    from service.replay.inputs import load_fleet_arg, load_specs
+    from service.replay.outages import outage_schedule, parse_outage
+
+    for name in ("epoch_s", "time_limit"):
+        v = getattr(args, name)
+        if not v > 0:
+            raise usage_error(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    if args.days is not None and not args.days > 0:
+        raise usage_error(f"--days must be > 0, got {args.days}")
+    if args.warmup_days < 0:
+        raise usage_error(f"--warmup-days must be >= 0, got {args.warmup_days}")
+    if args.replan_every < 1:
+        raise usage_error(f"--replan-every must be >= 1, got {args.replan_every}")
+    try:
+        fleet = load_fleet_arg(args.fleet, args.seed)
+    except (ValueError, OSError) as exc:
+        if hasattr(exc, "errors"):
+            raise
+        raise usage_error(f"--fleet: {exc}") from None
+    try:
+        specs, res = load_specs(args.trace, args.format, args.seed, args.on_bad)
+    except TraceFormatError as exc:
+        raise usage_error(f"--trace: {exc}") from None
+    except OSError as exc:
+        raise usage_error(f"--trace: cannot read {args.trace}: {exc.strerror}") from None
+    try:
+        outages = [parse_outage(t) for t in args.fail]
+        schedule = outage_schedule(fleet, outages) if outages else None
+    except ValueError as exc:
+        raise usage_error(f"--fail: {exc}") from None
+    setup = ReplaySetup(policy=args.policy, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                        equal_priorities=args.equal_priorities, replan_every=args.replan_every,
+                        max_days=args.max_days, outages=schedule)
+    window = Window(args.start_day, args.days, args.warmup_days)
+    if not specs:
+        raise usage_error(f"--trace: {args.trace} holds no job")
+    return setup, window, specs, fleet, dict(res.skipped)
+
+
+def format_summary(s: dict) -> str:
+    def f(v, fmt="{:.0f}"):
+        return "-" if v is None else fmt.format(v)
+
+    att = ", ".join(f"{t} {f(v, '{:.1%}')}" for t, v in s["sla_attainment"].items())
+    return (f"{s['policy']}: {s['jobs_completed']}/{s['jobs_submitted']} jobs done, mean JCT {f(s['avg_jct_s'])} s "
+            f"(p50 {f(s['p50_jct_s'])}, p99 {f(s['p99_jct_s'])}), mean queue {f(s['avg_queue_s'])} s, "
+            f"utilization {f(s['utilization'], '{:.1%}')}, SLA {att}, preemptions {s['preemptions']}, "
+            f"planner p50 {f(s['planner_s_p50'], '{:.3f}')} s, wall {s['wall_s']:.1f} s")

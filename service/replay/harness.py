@@ -1,0 +1,113 @@
+"""One replay: a trace window, a fleet and a policy in; the loop's final state and its epoch records out.
+
+Window (`--start-day D --days N --warmup-days W`): the jobs submitted in `[D, D+N)` days are measured;
+those of `[D-W, D)` are replayed first but not measured; nothing submitted at or after `D+N` arrives.
+The replay runs until every measured job has finished (or `max_days` past `D+N`, a safety stop whose
+unfinished jobs the summary counts). Without a start day the whole trace is measured, no warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from datasets.attributes import JobSpec
+from datasets.fleets import fleet_accelerators
+from executor.controller import EqualPriorities, SlaController
+from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
+from executor.policies import make_scheduler
+from executor.sim import SimExecutor
+from models import Fleet, Job, Policy, Quota, Replicas
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class Window:
+    start_day: float | None = None
+    days: float | None = None
+    warmup_days: float = 3.0
+
+    def bounds_s(self, specs: Sequence[JobSpec]) -> tuple[float, float, float]:
+        """(replay from, measure from, measure until) in trace seconds."""
+        if self.start_day is None:
+            first = min((s.submit_s for s in specs), default=0.0)
+            end = math.inf if self.days is None else first + self.days * DAY_S
+            return first, first, end
+        start = self.start_day * DAY_S
+        end = math.inf if self.days is None else start + self.days * DAY_S
+        return max(0.0, start - self.warmup_days * DAY_S), start, end
+
+
+@dataclass
+class ReplaySetup:
+    policy: str = "cpsat"                 # cpsat | fifo | las
+    epoch_s: float = 300.0
+    seed: int = 0
+    time_limit_s: float = 1.0             # the planner's budget per epoch (cpsat)
+    equal_priorities: bool = False        # cpsat without the controller: every priority 1.0
+    replan_every: int = 3
+    max_days: float = 60.0                # safety stop, days after the window's end
+    contract_policy: Policy | None = None
+    quotas: Sequence[Quota] = ()
+    outages: Callable[[float], set[str]] | None = None
+    sla_targets: dict[str, float] = field(default_factory=lambda: {"premium": 0.95, "standard": 0.70})
+
+
+@dataclass
+class ReplayRun:
+    state: LoopState
+    records: list[EpochRecord]
+    measured: set[str]
+    measure_from_s: float
+    measure_until_s: float
+    setup: ReplaySetup
+    executor: SimExecutor
+    specs: dict[str, JobSpec]
+
+
+def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
+    """The contract job for a spec; a spec without accelerator types runs at 1.0 on all of the fleet's."""
+    speed = spec.speed if spec.speed is not None else {a: 1.0 for a in accelerators}
+    return Job(id=spec.id, tenant=spec.tenant, tier=spec.tier, priority=1.0,
+               replicas=Replicas(min=spec.min_replicas, max=spec.max_replicas),
+               devices_per_replica=spec.devices_per_replica, speed=dict(speed), data_region=spec.data_region,
+               checkpoint_gb=spec.checkpoint_gb)
+
+
+def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
+               observers: Sequence[Callable[[EpochRecord, LoopState], None]] = ()) -> ReplayRun:
+    """Replay the window's jobs on `fleet` under `setup.policy`; deterministic for a seed."""
+    lo, m_from, m_until = window.bounds_s(specs)
+    chosen = [s for s in specs if lo <= s.submit_s < m_until]
+    measured = {s.id for s in chosen if s.submit_s >= m_from}
+    accs = fleet_accelerators(fleet)
+    arrivals = [Arrival(s.submit_s, job_template(s, accs), s.work) for s in chosen]
+    executor = SimExecutor({s.id: s.work for s in chosen})
+    base = setup.contract_policy or Policy()
+    policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
+    opts = {"replan_every": setup.replan_every} if setup.policy == "cpsat" else {}
+    scheduler = make_scheduler(setup.policy, **opts)
+    controller = None
+    if setup.policy == "cpsat":
+        controller = EqualPriorities() if setup.equal_priorities else SlaController(
+            targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s)
+    records: list[EpochRecord] = []
+    left = set(measured)
+
+    def collect(rec: EpochRecord, st: LoopState) -> None:
+        records.append(rec)
+
+    def until(st: LoopState) -> bool:
+        for jid in list(left):
+            if st.jobs.get(jid) is not None and st.jobs[jid].status in ("done", "rejected"):
+                left.discard(jid)
+        return not left
+
+    end = m_until if math.isfinite(m_until) else max((s.submit_s for s in chosen), default=0.0)
+    config = LoopConfig(fleet=fleet, epoch_s=setup.epoch_s, policy=policy, quotas=list(setup.quotas),
+                        start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
+                        outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S)
+    state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
+    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen})

@@ -1,0 +1,46 @@
+"""Trace and fleet arguments as the CLI and what-if scenarios spell them.
+
+- trace: a file path with a format (philly | canonical | alibaba2023), or `synthetic[:DAYS]` (the
+  seeded generator of `datasets.synthetic`, 20 jobs an hour, seeded by the replay's seed).
+- fleet: a FLEET.json path (the contract's `fleet` object), or a builder: `single:NODESxDEVICES`
+  (one region, one cluster), `philly:MACHINES.csv` (the Philly machine list),
+  `synthetic:REGIONS` (seeded multi-region fleet).
+"""
+
+from __future__ import annotations
+
+from datasets.attributes import AttributeRules, JobSpec, to_job_specs
+from datasets.errors import LoadResult, OnBad
+from datasets.fleets import load_fleet, philly_fleet, single_cluster_fleet, synthetic_fleet
+from datasets.synthetic import synthetic_trace
+from datasets.trace import load_trace
+from models import Fleet
+
+
+def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error") -> tuple[list[JobSpec], LoadResult]:
+    """Job specs for a trace argument, and the loader's result (for its skip counts)."""
+    if trace == "synthetic" or trace.startswith("synthetic:"):
+        days = float(trace.partition(":")[2] or 2.0)
+        res = LoadResult(rows=synthetic_trace(days=days, seed=seed))
+    else:
+        res = load_trace(trace, fmt, on_bad)
+    return to_job_specs(res.rows, AttributeRules(seed=seed)), res
+
+
+def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
+    """A fleet argument (see the module docstring)."""
+    kind, sep, arg = text.partition(":")
+    if sep and kind == "single":
+        n, x, d = arg.partition("x")
+        if not x or not n.isdigit() or not d.isdigit() or int(n) < 1 or int(d) < 1:
+            raise ValueError(f"fleet {text!r}: expected single:NODESxDEVICES, e.g. single:80x8")
+        return single_cluster_fleet(int(n), int(d))
+    if sep and kind == "philly":
+        return philly_fleet(arg)
+    if sep and kind == "synthetic":
+        if not arg.isdigit() or int(arg) < 1:
+            raise ValueError(f"fleet {text!r}: expected synthetic:REGIONS, e.g. synthetic:3")
+        return synthetic_fleet(regions=int(arg), seed=seed)
+    if text == "synthetic":
+        return synthetic_fleet(seed=seed)
+    return load_fleet(text)

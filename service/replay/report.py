@@ -1,0 +1,42 @@
+"""Run one replay and write its outputs: the function the CLI, what-if and the benchmark share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from datasets.attributes import JobSpec
+from models import Fleet
+from service.replay.harness import ReplaySetup, Window, run_replay
+
+
+def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
+                      out_dir: str | None = None, plots: bool = True, progress: bool = False,
+                      label: str | None = None) -> dict:
+    """Replay, then summary.json, epochs.csv, jobs.csv and (with `plots`) three PNGs under `out_dir`."""
+    from service.reports.summary import epoch_rows, job_rows, summarize, write_outputs
+
+    observers = []
+    bar = None
+    name = label or setup.policy
+    if progress:
+        from service.reports.progress import ProgressBar
+
+        lo, m_from, m_until = window.bounds_s(specs)
+        measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
+        bar = ProgressBar(measured, name)
+        observers.append(bar)
+    t0 = time.perf_counter()
+    try:
+        run = run_replay(specs, fleet, setup, window, observers)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = summarize(run, time.perf_counter() - t0)
+    if out_dir:
+        write_outputs(run, summary, out_dir)
+        if plots:
+            from service.reports.plots import write_plots
+
+            write_plots(epoch_rows(run), job_rows(run), out_dir, name)
+    return summary

@@ -1,0 +1,1 @@
+"""Replay reports: metrics (summary.json), per-epoch CSV, PNG plots, a progress bar."""
