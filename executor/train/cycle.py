@@ -38,8 +38,9 @@ class Job:
         return self.group
 
 
-def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict:
-    """Block until rank 0 reports its first step after (re)start; returns its timings."""
+def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict | None:
+    """Block until rank 0 reports its first step after (re)start; returns its timings (None when the job
+    had no step left to do and finished at once)."""
     end = time.time() + timeout_s
     while time.time() < end:
         t = L.read_json(group.run_dir / "timings.json")
@@ -50,6 +51,8 @@ def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict:
             t = L.read_json(group.run_dir / "timings.json")
             if t is not None:
                 return t
+            if state == "finished":
+                return None
             raise RuntimeError(f"workers ended ({state}) before their first step; see {group.run_dir}")
         time.sleep(0.01)
     L.kill(group)
@@ -101,6 +104,8 @@ def cycle(job: Job, nodes: dict[str, int], to_region: str | None = None, grace_s
         rec["transfer_s"] = 0.0
     group = job.start(nodes, fault=fault)
     t = wait_first_step(group, timeout_s)
+    if t is None:
+        raise RuntimeError(f"{job.name} had no steps left after the stop; see {group.run_dir}")
     rec.update(launch_breakdown(group, t))
     rec["resumed_from_step"] = t["resumed_from_step"]
     rec["total_s"] = t["first_step_unix"] - t0

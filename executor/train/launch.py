@@ -134,6 +134,11 @@ def poll(group: WorkerGroup) -> str:
     if any(c not in (None, 0) for c in codes):
         return "failed"
     if any(c is None for c in codes):
+        # A worker that vanished before rank 0 wrote the status crashed or was killed: the others are
+        # blocked in a collective that will never complete, so the group has failed already.
+        if (reported_workers(group) == group.workers and len(worker_pids(group)) < group.workers
+                and not (group.run_dir / "status.json").exists()):
+            return "failed"
         return "running"
     status = read_json(group.run_dir / "status.json")
     return status["state"] if status else "failed"

@@ -178,13 +178,13 @@ class Runtime:
             self.save("stop" if state == "preempted" else "final")
         if self.rank == 0:
             last = getattr(self, "last_save", None)
-            if first:
-                _write_json(self.run_dir / "timings.json", {**self.timings, "workers": self.workers})
             _write_json(self.run_dir / "status.json", {
                 "state": state, "step": self.step, "exit_unix": time.time(),
                 "save_s": last.seconds if last and last.step == self.step else 0.0,
                 "bytes": last.bytes if last and last.step == self.step else None,
                 "checkpoint": str(self.ckpt_dir / checkpoint.ckpt_name(self.step)),
             })
+        if self.workers > 1:
+            dist.barrier()   # nobody exits before the status is written: an early exit reads as a crash
         dist.destroy_process_group()
         return 0

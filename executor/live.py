@@ -1,0 +1,121 @@
+"""The live loop's inputs and report: `meridian run FLEET.json JOBS.json` reads a local fleet of CPU slots
+and real training jobs, and drives them through THE epoch loop (`executor.loop.run_loop`) with the
+planner and the torch executor.
+
+FLEET.json: the contract's `fleet` object, or a contract request without `jobs` (`fleet` plus optional
+`epoch_s`, `policy`, `quotas`). JOBS.json: a list (or `{"jobs": [...]}`) of contract jobs, each with two
+more keys: `submit_s` (seconds after the start) and `train` (a `TrainSpec`: the job's logical world
+size, steps and model; see `executor.train.spec`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor.train.spec import TrainSpec
+from models import BadRequest, FieldError, PlanRequest, parse_request
+
+
+@dataclass
+class LiveInput:
+    request: PlanRequest            # fleet, policy, quotas, epoch_s and the jobs (contract fields only)
+    submit_s: dict[str, float]
+    train: dict[str, TrainSpec]
+
+
+def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
+    """Validate both files together; every mistake names its path (`jobs[2].train.steps`, ...)."""
+    errors: list[FieldError] = []
+    if isinstance(fleet_doc, dict) and "fleet" in fleet_doc:
+        base = dict(fleet_doc)
+        if "jobs" in base:
+            errors.append(FieldError("fleet.jobs", "...", "FLEET.json holds no jobs: put them in JOBS.json"))
+    else:
+        base = {"fleet": fleet_doc}
+    jobs = jobs_doc.get("jobs") if isinstance(jobs_doc, dict) else jobs_doc
+    if not isinstance(jobs, list):
+        raise BadRequest([FieldError("jobs", jobs_doc, "JOBS.json must be a list of jobs (or {\"jobs\": [...]})")])
+    contract_jobs, submit_s, train = [], {}, {}
+    for i, j in enumerate(jobs):
+        if not isinstance(j, dict):
+            errors.append(FieldError(f"jobs[{i}]", j, "must be an object"))
+            continue
+        j = dict(j)
+        sub, spec = j.pop("submit_s", 0.0), j.pop("train", None)
+        jid = j.get("id")
+        if not isinstance(sub, (int, float)) or isinstance(sub, bool) or not sub >= 0:
+            errors.append(FieldError(f"jobs[{i}].submit_s", sub, "must be a number >= 0"))
+        if j.get("current") is not None:
+            errors.append(FieldError(f"jobs[{i}].current", j["current"], "must be null: the live loop starts every job"))
+        if spec is None:
+            errors.append(FieldError(f"jobs[{i}].train", None, "missing: the job's training spec"))
+        else:
+            try:
+                ts = TrainSpec.from_dict(spec, where=f"jobs[{i}].train")
+            except (ValueError, TypeError) as exc:
+                errors.append(FieldError(f"jobs[{i}].train", spec, str(exc)))
+            else:
+                rep = j.get("replicas")
+                if isinstance(rep, dict) and isinstance(rep.get("min"), int) and isinstance(rep.get("max"), int):
+                    if not any(rep["min"] <= r <= rep["max"] for r in ts.valid_workers()):
+                        errors.append(FieldError(f"jobs[{i}].replicas", rep, f"no replica count in "
+                                                 f"[{rep['min']}, {rep['max']}] divides train.world_size "
+                                                 f"{ts.world_size}"))
+                    elif rep["max"] > ts.world_size:
+                        errors.append(FieldError(f"jobs[{i}].replicas.max", rep["max"], f"exceeds "
+                                                 f"train.world_size {ts.world_size} (a replica runs >= 1 logical rank)"))
+                train[jid] = ts
+        submit_s[jid] = float(sub) if isinstance(sub, (int, float)) else 0.0
+        contract_jobs.append(j)
+    try:
+        request = parse_request({**base, "jobs": contract_jobs})
+    except BadRequest as exc:
+        errors.extend(exc.errors)
+        request = None
+    if errors:
+        raise BadRequest(errors)
+    return LiveInput(request, submit_s, train)
+
+
+def read_json_file(path: str, what: str, usage_error: type[Exception]) -> object:
+    try:
+        return json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise usage_error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise usage_error(f"{what} {path} is not JSON: {exc}") from None
+
+
+COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "stop_s", "save_s", "transfer_s",
+           "launch_s", "rendezvous_s", "load_s", "first_step_s", "ckpt_MB")
+
+
+def pause_rows(applied: list) -> list[dict]:
+    """One row per action: the contract's modelled pause beside what the real cycle took."""
+    rows = []
+    for t, a, workers in applied:
+        m = a.measured_s
+        measured = sum(m.get(k, 0.0) for k in ("stop_s", "transfer_s", "launch_s", "rendezvous_s", "load_s",
+                                                "first_step_s"))
+        if a.kind == "preempt":
+            measured = m.get("stop_s", 0.0)
+        rows.append({"epoch_t_s": t, "job": a.job, "kind": a.kind, "workers": workers,
+                     "modelled_s": a.modelled_pause_s, "measured_s": measured,
+                     **{k: m.get(k) for k in COLUMNS[6:13]},
+                     "ckpt_MB": a.checkpoint_bytes / 1e6 if a.checkpoint_bytes else None})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.2f}"
+        return str(v)
+
+    table = [list(COLUMNS)] + [[cell(r[c]) for c in COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table)

@@ -1,0 +1,227 @@
+"""The torch executor: a plan's actions become real training processes, started, checkpointed, stopped
+and resumed through `torchrun` (see `executor.train`).
+
+- start: launch the job's workers on the placement's nodes (one `torchrun` agent per node, one process
+  per replica), resuming from its checkpoint if it ran before (moved first if it lies in another region);
+- preempt: SIGTERM -> finish the step -> checkpoint -> exit (SIGKILL after the grace period);
+- resize / move: stop as above, relaunch with the new replica count and nodes, resume;
+- migrate: stop, move the checkpoint into the destination region's storage folder, relaunch there.
+
+A job has a fixed logical world size W, so a replica count that does not divide W runs on the largest
+one that does (the placement still holds the devices; the table says so). Every action is timed
+(stop, save, transfer, launch, rendezvous, load, first step) next to the pause contract v1 modelled,
+and the checkpoint's measured size is what the next request should carry as `checkpoint_gb`.
+
+Epochs are wall-clock: an epoch that begins with `apply` ends `epoch_s` seconds after `apply` began, so
+the measured pauses eat into it exactly as the contract's pauses eat into a modelled epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from executor.interface import AppliedAction, EpochResult, Executor, action_pause_s
+from executor.train import launch as L
+from executor.train.cycle import Job, launch_breakdown, wait_first_step
+from executor.train.spec import TrainSpec
+from models import Placement, PlanRequest, PlanResponse
+
+
+class PlanApplyError(ValueError):
+    """A plan the executor refuses; nothing of it was applied."""
+
+
+@dataclass
+class TorchEpochResult(EpochResult):
+    finish_s: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)    # relaunches after a crash in this epoch
+
+
+@dataclass
+class _Live:
+    job: Job
+    spec: TrainSpec
+    placement: Placement | None = None
+    workers: int = 0
+    steps_done: int = 0
+    checkpoint_bytes: int | None = None
+    finished: bool = False
+
+
+def worker_nodes(placement: Placement, workers: int) -> dict[str, int]:
+    """The first `workers` replicas of the placement, node by node in its order (rank order)."""
+    out: dict[str, int] = {}
+    left = workers
+    for node, count in placement.nodes.items():
+        take = min(count, left)
+        if take:
+            out[node] = take
+            left -= take
+    return out
+
+
+class TorchExecutor(Executor):
+    """Real workers for real jobs; see the module docstring."""
+
+    def __init__(self, work_dir: Path, grace_s: float = 30.0, timeout_s: float = 300.0):
+        self.work_dir = Path(work_dir)
+        self.grace_s = grace_s
+        self.timeout_s = timeout_s
+        self._jobs: dict[str, _Live] = {}
+        self._epoch_start: float | None = None
+        self.applied: list[AppliedAction] = []
+        self.applied_workers: list[int] = []     # worker processes each applied action left running (0: none)
+        self.region_of: dict[str, str] = {}
+
+    def add_job(self, job_id: str, spec: TrainSpec, region: str) -> None:
+        """Register a job before it is first placed; `region` is where its (future) checkpoints live."""
+        spec_path = self.work_dir / "specs" / f"{job_id}.json"
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps(spec.to_dict()))
+        self._jobs[job_id] = _Live(Job(job_id, spec_path, self.work_dir / "runs", self.work_dir / "storage", region),
+                                   spec)
+
+    def checkpoint_gb(self) -> dict[str, float]:
+        """Measured checkpoint sizes (GB) of the jobs that have written one: the next request's `checkpoint_gb`."""
+        return {j: live.checkpoint_bytes / 1e9 for j, live in self._jobs.items() if live.checkpoint_bytes}
+
+    def workers_of(self, job_id: str) -> int:
+        """Worker processes the job runs on now (0 when it is not running)."""
+        live = self._jobs[job_id]
+        return live.workers if live.placement is not None else 0
+
+    def steps_done(self) -> dict[str, int]:
+        return {j: live.steps_done for j, live in self._jobs.items()}
+
+    # -- Executor -----------------------------------------------------------------------------------
+
+    def placements(self) -> dict[str, Placement]:
+        return {j: live.placement for j, live in self._jobs.items() if live.placement is not None}
+
+    def apply(self, request: PlanRequest, plan: PlanResponse, now_s: float) -> list[AppliedAction]:
+        self._epoch_start = time.time()
+        self.region_of = {c.name: c.region for c in request.fleet.clusters}
+        self._validate(plan)
+        # Free devices first: preemptions, then the stops of every job that changes, then the launches.
+        order = {"preempt": 0, "resize": 1, "move": 1, "migrate": 1, "start": 2}
+        actions = sorted(plan.actions, key=lambda a: order[a.kind])
+        records: dict[str, dict] = {}
+        for a in actions:
+            live = self._jobs[a.job]
+            rec: dict = {"stop_s": 0.0, "save_s": 0.0, "transfer_s": 0.0}
+            if live.job.group is not None:
+                res = L.stop(live.job.group, self.grace_s)
+                st = res.status or {}
+                rec.update(stop_s=res.stop_s, save_s=st.get("save_s", 0.0), state=res.state)
+                if st.get("bytes"):
+                    live.checkpoint_bytes = st["bytes"]
+                if st.get("step") is not None:
+                    live.steps_done = st["step"]
+                live.job.group = None
+                live.placement = None
+                # A job that finished just as it was stopped is relaunched like any other if the plan
+                # places it: its worker resumes at the last step, has nothing to do, and reports finished.
+            records[a.job] = rec
+        launched = []
+        for a in actions:
+            if a.kind == "preempt":
+                continue
+            live, rec = self._jobs[a.job], records[a.job]
+            region = self.region_of[a.to.cluster]
+            if region != live.job.region:
+                from executor.train.storage import transfer
+
+                moved, seconds = transfer(live.job.storage_root, live.job.name, live.job.region, region)
+                live.job.region = region
+                rec.update(transfer_s=seconds, transfer_bytes=moved)
+            live.workers = live.spec.usable_workers(a.to.replicas)
+            rec["workers"] = live.workers
+            group = live.job.start(worker_nodes(a.to, live.workers))
+            live.placement = a.to
+            launched.append((a.job, group))
+        for jid, group in launched:
+            t = wait_first_step(group, self.timeout_s)
+            if t is not None:
+                records[jid].update(launch_breakdown(group, t))
+        out = []
+        for a in actions:
+            rec = records[a.job]
+            measured = {k: rec[k] for k in ("stop_s", "save_s", "transfer_s", "launch_s", "rendezvous_s", "load_s",
+                                            "first_step_s") if k in rec}
+            applied = AppliedAction(job=a.job, kind=a.kind, modelled_pause_s=action_pause_s(request, a),
+                                    measured_s=measured, checkpoint_bytes=self._jobs[a.job].checkpoint_bytes)
+            out.append(applied)
+            self.applied_workers.append(rec.get("workers", 0))
+        self.applied.extend(out)
+        return out
+
+    def _validate(self, plan: PlanResponse) -> None:
+        seen = set()
+        for a in plan.actions:
+            if a.job in seen:
+                raise PlanApplyError(f"job {a.job}: two actions in one plan")
+            seen.add(a.job)
+            live = self._jobs.get(a.job)
+            if live is None:
+                raise PlanApplyError(f"action for unknown job {a.job!r} (no training spec registered)")
+            if live.finished:
+                raise PlanApplyError(f"job {a.job}: already finished")
+            if live.placement != a.from_:
+                raise PlanApplyError(f"job {a.job}: {a.kind} from {a.from_} but it runs at {live.placement}")
+            if (a.kind == "preempt") != (a.to is None):
+                raise PlanApplyError(f"job {a.job}: a {a.kind} {'has no' if a.to is None else 'needs a'} destination")
+            if a.to is not None:
+                if a.to.cluster not in self.region_of:
+                    raise PlanApplyError(f"job {a.job}: unknown cluster {a.to.cluster!r}")
+                try:
+                    live.spec.usable_workers(a.to.replicas)
+                except ValueError as exc:
+                    raise PlanApplyError(f"job {a.job}: {exc}") from None
+
+    def run_epoch(self, now_s: float, epoch_s: float) -> TorchEpochResult:
+        start = self._epoch_start if self._epoch_start is not None else time.time()
+        self._epoch_start = None
+        end = start + epoch_s
+        res = TorchEpochResult()
+        while True:
+            for jid, live in self._jobs.items():
+                group = live.job.group
+                if group is None or jid in res.finished:
+                    continue
+                state = L.poll(group)
+                step = L.progress_step(group)
+                if step is not None:
+                    live.steps_done = step
+                if state == "finished":
+                    for a in group.agents:
+                        a.wait()
+                    L.kill(group)
+                    status = L.read_json(group.run_dir / "status.json") or {}
+                    live.checkpoint_bytes = status.get("bytes") or live.checkpoint_bytes
+                    live.steps_done = status.get("step", live.steps_done)
+                    live.job.group, live.placement, live.finished = None, None, True
+                    res.finished.append(jid)
+                    res.finish_s[jid] = now_s + min(status.get("exit_unix", time.time()) - start, epoch_s)
+                elif state in ("failed", "preempted"):
+                    # A crash (or a stop nobody asked for): resume from the last good checkpoint in place.
+                    L.kill(group)
+                    live.job.start(worker_nodes(live.placement, live.workers))
+                    res.restarts[jid] = res.restarts.get(jid, 0) + 1
+            if time.time() >= end or not any(l.job.group for l in self._jobs.values()):
+                break
+            time.sleep(min(0.1, max(0.0, end - time.time())))
+        for jid, live in self._jobs.items():
+            res.steps[jid] = live.steps_done
+            res.progress[jid] = float(live.steps_done * live.spec.world_size)
+        return res
+
+    def close(self) -> None:
+        for live in self._jobs.values():
+            if live.job.group is not None:
+                L.kill(live.job.group)
+                live.job.group = None
+        L.drain()
