@@ -14,7 +14,7 @@ from models.errors import BadRequest
 from service.errors import UsageError
 
 # Subcommand modules under service.commands, in the order `meridian --help` lists them.
-COMMANDS = ["plan", "serve", "executor_check", "replay"]
+COMMANDS = ["plan", "serve", "executor_check", "replay", "whatif", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

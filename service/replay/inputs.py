@@ -4,7 +4,8 @@
   seeded generator of `datasets.synthetic`, 20 jobs an hour, seeded by the replay's seed).
 - fleet: a FLEET.json path (the contract's `fleet` object), or a builder: `single:NODESxDEVICES`
   (one region, one cluster), `philly:MACHINES.csv` (the Philly machine list),
-  `synthetic:REGIONS` (seeded multi-region fleet).
+  `synthetic[:REGIONS[xNODES]]` (seeded multi-region fleet, 2 clusters a region, about NODES nodes
+  of 8 devices each, default 3 regions of 16).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
     if sep and kind == "philly":
         return philly_fleet(arg)
     if sep and kind == "synthetic":
-        if not arg.isdigit() or int(arg) < 1:
-            raise ValueError(f"fleet {text!r}: expected synthetic:REGIONS, e.g. synthetic:3")
-        return synthetic_fleet(regions=int(arg), seed=seed)
+        r, x, n = arg.partition("x")
+        if not r.isdigit() or int(r) < 1 or (x and (not n.isdigit() or int(n) < 1)):
+            raise ValueError(f"fleet {text!r}: expected synthetic:REGIONS[xNODES], e.g. synthetic:3 or synthetic:2x4")
+        return synthetic_fleet(regions=int(r), nodes_per_cluster=int(n) if x else 16, seed=seed)
     if text == "synthetic":
         return synthetic_fleet(seed=seed)
     return load_fleet(text)

@@ -1,0 +1,122 @@
+"""Philly replay benchmark: cpsat vs fifo vs las vs cpsat-with-equal-priorities on the contended fleet.
+
+    .venv/bin/python bench/replay_philly.py [--start-day 30 --days 7 --warmup-days 3] [--time-limit 1.0]
+                                            [--policies cpsat,fifo,las,cpsat-equal] [--out DIR] [--full]
+
+The fleet is one region, one cluster, 80 nodes of 8 GPUs (640 GPUs), because the whole Philly fleet
+(2,490 GPUs) is rarely contended by this trace; 300 s epochs; seed 0. Reads the trace from
+../shared/traces (never copied). Prints one row per policy and the issue's targets against the
+figures measured in this run. `--full` instead replays the whole trace on the Philly machine list
+with cpsat (the 30-minute target). Policies run one after another, so each wall time is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TRACES = ROOT.parent / "shared" / "traces"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", default=str(TRACES))
+    ap.add_argument("--start-day", type=float, default=30)
+    ap.add_argument("--days", type=float, default=7)
+    ap.add_argument("--warmup-days", type=float, default=3)
+    ap.add_argument("--nodes", type=int, default=80)
+    ap.add_argument("--epoch-s", type=float, default=300)
+    ap.add_argument("--time-limit", type=float, default=1.0)
+    ap.add_argument("--replan-every", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policies", default="cpsat,fifo,las,cpsat-equal")
+    ap.add_argument("--out", default=None, help="write each policy's summary, CSVs and plots under DIR/POLICY")
+    ap.add_argument("--full", action="store_true", help="the whole trace on the Philly fleet, cpsat only")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    from datasets import AttributeRules, load_trace, to_job_specs
+    from datasets.fleets import philly_fleet, single_cluster_fleet
+    from service.replay.harness import ReplaySetup, Window
+    from service.replay.report import replay_and_report
+
+    t0 = time.perf_counter()
+    res = load_trace(os.path.join(args.traces, "philly_jobs.csv"), "philly")
+    specs = to_job_specs(res.rows, AttributeRules(seed=args.seed))
+    print(f"trace: {len(specs)} jobs loaded in {time.perf_counter() - t0:.1f} s; seed {args.seed}", flush=True)
+    if args.full:
+        fleet = philly_fleet(os.path.join(args.traces, "machines_philly.csv"))
+        window = Window(None, None, 0)
+        policies = ["cpsat"]
+        where = "whole trace on the Philly fleet (2,490 GPUs)"
+    else:
+        fleet = single_cluster_fleet(args.nodes, 8)
+        window = Window(args.start_day, args.days, args.warmup_days)
+        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        where = (f"days {args.start_day:g}-{args.start_day + args.days:g} (warm-up {args.warmup_days:g} d) on "
+                 f"{args.nodes} x 8 GPUs")
+    print(f"replay: {where}, epoch {args.epoch_s:g} s, planner time limit {args.time_limit:g} s", flush=True)
+    rows = []
+    for name in policies:
+        policy, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
+        setup = ReplaySetup(policy=policy, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                            equal_priorities=equal, replan_every=args.replan_every)
+        out = os.path.join(args.out, name) if args.out else None
+        s = replay_and_report(specs, fleet, setup, window, out, plots=out is not None, progress=args.progress,
+                              label=name)
+        s["policy"] = name
+        rows.append(s)
+        print(f"  {name}: done in {s['wall_s']:.1f} s", flush=True)
+    print()
+    print(table(rows))
+    by = {r["policy"]: r for r in rows}
+    print()
+    if "cpsat" in by:
+        c = by["cpsat"]
+        print(f"cpsat wall time: {c['wall_s']:.1f} s (target <= {'1800' if args.full else '300'} s)")
+        if "fifo" in by and by["fifo"]["avg_jct_s"]:
+            print(f"cpsat mean JCT / fifo: {c['avg_jct_s'] / by['fifo']['avg_jct_s']:.3f} (target <= 0.6)")
+        if "las" in by and by["las"]["avg_jct_s"]:
+            print(f"cpsat mean JCT / las:  {c['avg_jct_s'] / by['las']['avg_jct_s']:.3f} (target <= 1.0)")
+        prem = c["sla_attainment"].get("premium")
+        print(f"cpsat premium SLA attainment: {prem:.2%} (target >= 99 %)" if prem is not None else "")
+    if not args.full and specs:
+        lo, m_from, m_until = window.bounds_s(specs)
+        meas = [s for s in specs if m_from <= s.submit_s < m_until]
+        if meas:
+            print(f"mean duration of the measured jobs (a floor for any policy's mean JCT): "
+                  f"{sum(s.duration_s for s in meas) / len(meas):.0f} s")
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    cols = ["policy", "jobs", "done", "mean JCT s", "p50 JCT s", "p99 JCT s", "mean queue s", "util",
+            "SLA prem", "SLA std", "preempt", "migrate", "resize", "dev-h lost", "plans", "plan p50 s", "plan p99 s",
+            "fallback", "wall s"]
+    out = [cols]
+    for s in rows:
+        att = s["sla_attainment"]
+        out.append([s["policy"], str(s["jobs_submitted"]), str(s["jobs_completed"]), _f(s["avg_jct_s"]),
+                    _f(s["p50_jct_s"]), _f(s["p99_jct_s"]), _f(s["avg_queue_s"]), _f(s["utilization"], "{:.1%}"),
+                    _f(att.get("premium"), "{:.2%}"), _f(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
+                    str(s["migrations"]), str(s["resizes"]), _f(s["device_hours_lost"]), str(s["plans"]),
+                    _f(s["planner_s_p50"], "{:.3f}"), _f(s["planner_s_p99"], "{:.3f}"),
+                    _f(s["planner_fallback_rate"], "{:.1%}"), _f(s["wall_s"], "{:.1f}")])
+    widths = [max(len(r[i]) for r in out) for i in range(len(cols))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _f(v, fmt: str = "{:.0f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

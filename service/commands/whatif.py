@@ -1,0 +1,130 @@
+"""`meridian whatif SCENARIOS.yaml`: replay scenarios in parallel processes and compare them;
+`--find-min-capacity` searches the least added capacity meeting per-tier SLA targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
+    p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
+    p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
+    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
+    p.add_argument("--find-min-capacity", action="store_true",
+                   help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from service.errors import UsageError
+    from service.replay.whatif import ScenarioError, find_min_capacity, parse_scenarios, run_scenarios
+
+    workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise UsageError(f"--jobs must be >= 1, got {workers}")
+    try:
+        with open(args.scenarios) as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.scenarios}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{args.scenarios}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        scenarios, search = parse_scenarios(data)
+        _check_inputs(scenarios)
+    except ScenarioError as exc:
+        raise UsageError(f"{args.scenarios}: {exc}") from None
+    if args.find_min_capacity:
+        if search is None:
+            raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
+        sc = next(s for s in scenarios if s.name == search.scenario)
+        best, tried = find_min_capacity(sc, search, workers)
+        rows = [dict(s, scenario=f"{sc.name}+{n}x{search.devices}{search.accelerator}") for n, s in sorted(tried.items())]
+        print(comparison_table(rows, search.targets))
+        what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
+        if best is None:
+            print(f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}")
+        else:
+            print(f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)")
+        _write(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices, "cluster": search.cluster,
+                                "accelerator": search.accelerator, "targets": search.targets})
+        return 0 if best is not None else 1
+    dirs_out = args.out
+    summaries = run_scenarios(scenarios, dirs_out, workers, plots=not args.no_plots)
+    print(comparison_table(summaries))
+    _write(args.out, summaries, None)
+    return 0
+
+
+def _check_inputs(scenarios) -> None:
+    """Load every scenario's fleet and changes up front, so a typo fails before any replay starts."""
+    from service.replay.inputs import load_fleet_arg
+    from service.replay.outages import outage_schedule, parse_outage
+    from service.replay.whatif import ScenarioError, apply_fleet_changes
+
+    for i, sc in enumerate(scenarios):
+        try:
+            fleet = load_fleet_arg(sc.base["fleet"], int(sc.base.get("seed", 0)))
+            fleet = apply_fleet_changes(fleet, sc.add_nodes, sc.remove_nodes)
+            outage_schedule(fleet, [parse_outage(o) for o in sc.outages])
+        except ScenarioError as exc:
+            raise ScenarioError(f"scenarios[{i}].{exc}") from None
+        except (ValueError, OSError) as exc:
+            raise ScenarioError(f"scenarios[{i}] ({sc.name}): {exc}") from None
+        trace = sc.base["trace"]
+        if not trace.startswith("synthetic") and not os.path.exists(trace):
+            raise ScenarioError(f"scenarios[{i}].trace: no such file {trace!r}")
+
+
+def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
+    cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
+            "SLA premium", "SLA standard", "preempt", "wall s"]
+    if targets:
+        cols.append("meets")
+    out = [cols]
+    from service.replay.whatif import meets
+
+    for s in rows:
+        att = s.get("sla_attainment", {})
+        r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
+             _f(s["avg_jct_s"]), _f(s["p99_jct_s"]), _f(s["avg_queue_s"]), _f(s["utilization"], "{:.1%}"),
+             _f(att.get("premium"), "{:.1%}"), _f(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
+             _f(s["wall_s"], "{:.1f}")]
+        if targets:
+            r.append("yes" if meets(s, targets) else "no")
+        out.append(r)
+    widths = [max(len(r[i]) for r in out) for i in range(len(cols))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _f(v, fmt: str = "{:.0f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
+    if not out:
+        return
+    import csv
+    import io
+
+    from service.reports.summary import write_atomic
+
+    os.makedirs(out, exist_ok=True)
+    write_atomic(os.path.join(out, "comparison.json"),
+                 json.dumps({"scenarios": rows, "search": search}, indent=2, default=str) + "\n")
+    buf = io.StringIO()
+    keys = ["scenario", "devices", "jobs_submitted", "jobs_completed", "avg_jct_s", "p50_jct_s", "p99_jct_s",
+            "avg_queue_s", "utilization", "preemptions", "migrations", "wall_s"]
+    w = csv.writer(buf)
+    w.writerow(keys + ["sla_premium", "sla_standard"])
+    for s in rows:
+        w.writerow([s.get(k) for k in keys] + [s["sla_attainment"].get("premium"), s["sla_attainment"].get("standard")])
+    write_atomic(os.path.join(out, "comparison.csv"), buf.getvalue())

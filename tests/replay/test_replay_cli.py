@@ -1,0 +1,84 @@
+"""`meridian replay` and `meridian whatif` from the command line: outputs, and one clean line on mistakes."""
+
+import json
+
+import pytest
+
+from service.cli import main
+
+
+def test_replay_writes_summary_csvs_and_plots(tmp_path, fixtures, capsys):
+    out = tmp_path / "run"
+    rc = main(["replay", "--trace", str(fixtures / "philly_small.csv"), "--format", "philly", "--fleet", "single:2x8",
+               "--policy", "las", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("jobs_submitted", "jobs_completed", "avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_queue_s", "makespan_s",
+                "utilization", "sla_attainment", "preemptions", "migrations", "resizes", "device_hours_lost",
+                "planner_s_p50", "planner_s_p99", "planner_fallback_rate", "wall_s", "jct_by_tier"):
+        assert key in s
+    assert (s["jobs_submitted"], s["jobs_completed"]) == (6, 6)
+    assert {p.name for p in out.iterdir()} == {"summary.json", "epochs.csv", "jobs.csv", "utilization.png",
+                                              "jct_cdf.png", "queue.png"}
+    assert (out / "utilization.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "las: 6/6 jobs done" in capsys.readouterr().out
+
+
+def test_replay_window_on_synthetic_trace(tmp_path):
+    out = tmp_path / "w"
+    rc = main(["replay", "--trace", "synthetic:3", "--fleet", "single:4x8", "--start-day", "1", "--days", "1",
+               "--warmup-days", "1", "--policy", "fifo", "--seed", "4", "--out", str(out), "--no-plots"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["window_s"] == [86400.0, 172800.0] and s["seed"] == 4
+    rows = (out / "jobs.csv").read_text().splitlines()
+    measured = [r for r in rows[1:] if r.split(",")[1] == "True"]
+    assert len(measured) == s["jobs_submitted"] > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--fleet", "single:0x8"], "--fleet: fleet 'single:0x8': expected single:NODESxDEVICES"),
+    (["--epoch-s", "0"], "--epoch-s must be > 0, got 0.0"),
+    (["--fail", "region:nowhere@1"], "--fail: outage target 'region:nowhere': no such region in the fleet"),
+    (["--trace", "/nonexistent.csv"], "--trace: cannot read /nonexistent.csv"),
+])
+def test_replay_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    base = {"--trace": "synthetic:0.1", "--fleet": "single:1x8", "--out": str(tmp_path / "x")}
+    for i in range(0, len(argv), 2):
+        base[argv[i]] = argv[i + 1]
+    args = ["replay"] + [x for kv in base.items() for x in kv] + ["--no-plots", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"meridian replay: {message}") and "\n" not in err
+
+
+def test_replay_bad_trace_row_names_the_line(tmp_path, capsys):
+    t = tmp_path / "t.csv"
+    t.write_text("job_id,submit_time_s,duration_s,num_gpus,tenant\na,0,10,1,x\nb,5,-3,1,x\n")
+    args = ["replay", "--trace", str(t), "--format", "canonical", "--fleet", "single:1x8", "--out", str(tmp_path / "o"),
+            "--no-plots", "--no-progress"]
+    assert main(args) == 2
+    assert f"{t} line 3: duration_s: must be > 0, got '-3'" in capsys.readouterr().err
+    assert main(args + ["--on-bad", "skip"]) == 0
+    assert "skipped trace rows: {'duration_s': 1}" in capsys.readouterr().err
+
+
+def test_whatif_compares_scenarios(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.25', fleet: 'single:1x8', policy: fifo, warmup_days: 0}\n"
+                 "scenarios:\n  - name: base\n  - name: bigger\n"
+                 "    add_nodes: [{cluster: cluster-0, accelerator: GPU, devices: 8, count: 1}]\n")
+    assert main(["whatif", str(f), "--jobs", "1", "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["scenario", "devices", "jobs"]
+    assert out[2].split()[:2] == ["base", "8"] and out[3].split()[:2] == ["bigger", "16"]
+    assert (tmp_path / "o" / "comparison.csv").exists() and (tmp_path / "o" / "bigger" / "summary.json").exists()
+
+
+def test_whatif_file_mistake_is_one_line(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'single:1x8'}\nscenarios:\n  - name: a\n"
+                 "    remove_nodes: [{cluster: nope, accelerator: GPU, count: 1}]\n")
+    assert main(["whatif", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"meridian whatif: {f}: scenarios[0].remove_nodes[0].cluster: no cluster 'nope'"

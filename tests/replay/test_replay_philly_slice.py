@@ -1,0 +1,38 @@
+"""The invariants on a small slice of the real Philly trace (read from ../shared/traces, never copied)."""
+
+import pytest
+
+from datasets import load_trace, to_job_specs
+from datasets.fleets import single_cluster_fleet
+from service.replay.harness import ReplaySetup, Window, run_replay
+
+from invariants import check_invariants
+
+
+@pytest.fixture(scope="module")
+def philly_specs(request):
+    from conftest import SHARED_TRACES
+
+    path = SHARED_TRACES / "philly_jobs.csv"
+    if not path.exists():
+        pytest.skip(f"the shared traces are not at {SHARED_TRACES}")
+    return to_job_specs(load_trace(str(path), "philly").rows)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "las"])
+def test_baselines_on_a_philly_slice(philly_specs, policy):
+    window = Window(start_day=30.5, days=0.05, warmup_days=0.05)   # ~360 measured jobs
+    run = run_replay(philly_specs, single_cluster_fleet(6, 8), ReplaySetup(policy=policy, max_days=1.0), window)
+    assert len(run.measured) > 100
+    check_invariants(run)
+    done = sum(1 for j in run.measured if run.state.jobs[j].status == "done")
+    assert done > 0.8 * len(run.measured)
+
+
+def test_cpsat_on_a_philly_slice(philly_specs):
+    window = Window(start_day=30.7, days=0.01, warmup_days=0.005)   # ~120 measured jobs
+    run = run_replay(philly_specs, single_cluster_fleet(2, 8),
+                     ReplaySetup(policy="cpsat", time_limit_s=0.3, max_days=0.15), window)
+    assert len(run.measured) > 10
+    check_invariants(run)
+    assert any(s.status == "done" for s in run.state.jobs.values())
