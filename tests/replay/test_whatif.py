@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from datasets.fleets import single_cluster_fleet, synthetic_fleet
+from datasets.fleets import synthetic_fleet
 from datasets.attributes import to_job_specs
 from datasets.synthetic import synthetic_trace
 from service.replay.whatif import (ScenarioError, apply_fleet_changes, find_min_capacity, meets, parse_scenarios,
