@@ -146,17 +146,20 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
             return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
         return Bound(const, "lp", np.zeros(len(inst.pools)))
     keep = opts.keep
-    # columns: x_o for every option, then n_o for every change option
-    chg = np.flatnonzero(~keep)
+    # columns: x_o for every option, then e_o for every elastic change option, where the
+    # replicas are n_o = lo_o * x_o + e_o with 0 <= e_o <= (hi_o - lo_o) * x_o: the same LP as
+    # lo x <= n <= hi x with one linking row instead of two, and none for rigid options
+    span = (opts.hi - opts.lo).astype(float)
+    chg = np.flatnonzero(~keep & (span > 0))
     n_cols = n_opt + len(chg)
     ncol_of = np.full(n_opt, -1, dtype=np.int64)
     ncol_of[chg] = n_opt + np.arange(len(chg))
     cost = np.zeros(n_cols)
-    cost[:n_opt] = -(pc[opts.job] + np.where(keep, opts.coef * opts.lo, 0.0))
+    cost[:n_opt] = -(pc[opts.job] + opts.coef * opts.lo)
     cost[n_opt:] = -opts.coef[chg]
     lower = np.zeros(n_cols)
     upper = np.ones(n_cols)
-    upper[n_opt:] = opts.hi[chg]
+    upper[n_opt:] = span[chg]
 
     rows_lo: list[np.ndarray] = []
     rows_hi: list[np.ndarray] = []
@@ -175,35 +178,39 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
         nnz += int(lens.sum())
 
     inf = highspy.kHighsInf
-    # lo * x - n <= 0 and n - hi * x <= 0 for change options
     m = len(chg)
-    if m:
-        x = chg; nn = ncol_of[chg]
-        add_rows(np.full(m, -inf), np.zeros(m), [np.array([a, b]) for a, b in zip(x, nn)],
-                 [np.array([float(l), -1.0]) for l in opts.lo[chg]])
-        add_rows(np.full(m, -inf), np.zeros(m), [np.array([b, a]) for a, b in zip(x, nn)],
-                 [np.array([1.0, -float(h)]) for h in opts.hi[chg]])
+    if m:   # e - (hi - lo) x <= 0
+        pairs = np.stack([ncol_of[chg], chg], axis=1)
+        vals = np.stack([np.ones(m), -span[chg]], axis=1)
+        rows_lo.append(np.full(m, -inf)); rows_hi.append(np.zeros(m))
+        starts.append(nnz + 2 * np.arange(m, dtype=np.int64))
+        idx_parts.append(pairs.ravel()); val_parts.append(vals.ravel())
+        nnz += 2 * m
     # one option per job (exactly one if protected)
     jobs_with = [j for j in range(n_jobs) if len(opts.by_job[j])]
     if prot.any() and any(len(opts.by_job[j]) == 0 for j in np.flatnonzero(prot)):
         return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
     add_rows(np.array([1.0 if prot[j] else -inf for j in jobs_with]), np.ones(len(jobs_with)),
              [opts.by_job[j] for j in jobs_with], [np.ones(len(opts.by_job[j])) for j in jobs_with])
-    # capacity per pool: dpr * n (change) + r0 * dpr * x (keep)
-    dev_col = np.where(keep, np.arange(n_opt), ncol_of)
-    dev_val = np.where(keep, opts.lo * opts.dpr, opts.dpr).astype(float)
-    order = np.argsort(opts.pool, kind="stable")
-    bounds = np.searchsorted(opts.pool[order], np.arange(len(inst.pools) + 1))
+    # capacity per pool and quota per (tenant, tier): dpr * (lo * x + e) devices
+    term_opt = np.concatenate([np.arange(n_opt), chg])                 # the option each term belongs to
+    term_col = np.concatenate([np.arange(n_opt), ncol_of[chg]])
+    term_val = np.concatenate([(opts.lo * opts.dpr).astype(float), opts.dpr[chg].astype(float)])
+    tpool = opts.pool[term_opt]
+    order = np.argsort(tpool, kind="stable")
+    bounds = np.searchsorted(tpool[order], np.arange(len(inst.pools) + 1))
     pool_rows = [p for p in range(len(inst.pools)) if bounds[p + 1] > bounds[p]]
     add_rows(np.full(len(pool_rows), -inf), np.array([float(inst.pools[p].capacity) for p in pool_rows]),
-             [dev_col[order[bounds[p]:bounds[p + 1]]] for p in pool_rows],
-             [dev_val[order[bounds[p]:bounds[p + 1]]] for p in pool_rows])
-    # quotas
+             [term_col[order[bounds[p]:bounds[p + 1]]] for p in pool_rows],
+             [term_val[order[bounds[p]:bounds[p + 1]]] for p in pool_rows])
     keys, jq = _keys(inst)
-    oq = jq[opts.job]
-    q_rows = [q for q in range(len(keys)) if (oq == q).any()]
+    tq = jq[opts.job[term_opt]]
+    qorder = np.argsort(tq, kind="stable")
+    qb = np.searchsorted(tq[qorder], np.arange(len(keys) + 1))
+    q_rows = [q for q in range(len(keys)) if qb[q + 1] > qb[q]]
     add_rows(np.full(len(q_rows), -inf), np.array([float(inst.quotas[keys[q]]) for q in q_rows]),
-             [dev_col[oq == q] for q in q_rows], [dev_val[oq == q] for q in q_rows])
+             [term_col[qorder[qb[q]:qb[q + 1]]] for q in q_rows],
+             [term_val[qorder[qb[q]:qb[q + 1]]] for q in q_rows])
     # migration budget
     if inst.budget_gb is not None and (opts.mig_gb > 0).any():
         mo = np.flatnonzero(opts.mig_gb > 0)
@@ -230,8 +237,8 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     duals = np.asarray(sol.row_dual)
     colv = np.asarray(sol.col_value)
     xs = colv[:n_opt].copy()
-    ns = np.where(keep, xs * opts.lo, 0.0)
-    ns[chg] = colv[n_opt:]
+    ns = xs * opts.lo
+    ns[chg] += colv[n_opt:]
     prices = np.zeros(len(inst.pools))
     first_pool_row = len(lo_all) - len(pool_rows) - len(q_rows) - (
         1 if inst.budget_gb is not None and (opts.mig_gb > 0).any() else 0)

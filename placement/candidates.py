@@ -44,74 +44,134 @@ class Options:
 
 
 def build_options(inst: Instance) -> Options:
-    """Every feasible (job, pool) option, plus keep options for running jobs that may stay."""
-    pools_by_accel: dict[str, list[int]] = defaultdict(list)
+    """Every feasible (job, pool) option, plus keep options for running jobs that may stay.
+
+    Vectorised per accelerator type: the (job, type) pairs are crossed with the type's pools
+    and filtered with array masks, so a planet-size request (20,000 jobs, 300,000 options)
+    compiles in a fraction of a second."""
+    regions = sorted(inst.storage)
+    rix = {r: i for i, r in enumerate(regions)}
+    n_reg = len(regions)
+    storage = np.array([inst.storage[r] for r in regions])
+    link = np.zeros((n_reg, n_reg))
+    for (a, b), gbps in inst.links.items():
+        link[rix[a], rix[b]] = gbps
+    T = inst.T
+    jobs = inst.jobs
+    n_jobs = len(jobs)
+    w = np.array([i.weight for i in jobs])
+    dpr = np.array([i.dpr for i in jobs], dtype=np.int64)
+    lo = np.array([i.lo for i in jobs], dtype=np.int64)
+    hi = np.array([i.hi for i in jobs], dtype=np.int64)
+    ck = np.array([i.job.checkpoint_gb for i in jobs])
+    running = np.array([i.running for i in jobs], dtype=bool)
+    g0 = np.array([rix[i.cur_region] if i.cur_region is not None else -1 for i in jobs], dtype=np.int64)
+    dr = np.array([rix[i.job.data_region] if i.job.data_region is not None else -1 for i in jobs], dtype=np.int64)
+    allowed = np.ones((n_jobs, n_reg), dtype=bool)
+    for i in jobs:
+        if i.job.regions is not None:
+            allowed[i.index] = False
+            allowed[i.index, [rix[r] for r in i.job.regions]] = True
+
+    pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
+    pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)
+    pools_by_accel: dict[str, np.ndarray] = defaultdict(list)
     for p in inst.pools:
         pools_by_accel[p.accelerator].append(p.index)
-    rcap_memo: dict[tuple[int, int], int] = {}
+    pools_by_accel = {a: np.asarray(v, dtype=np.int64) for a, v in pools_by_accel.items()}
+    # replicas of each dpr a pool can hold on its own
+    dprs = np.unique(dpr) if n_jobs else np.zeros(0, dtype=np.int64)
+    dpos = {int(d): k for k, d in enumerate(dprs)}
+    rcap = np.zeros((len(inst.pools), len(dprs)), dtype=np.int64)
+    for p in inst.pools:
+        devs = inst.node_devices[p.nodes]
+        for k, d in enumerate(dprs):
+            rcap[p.index, k] = int((devs // d).sum())
+    dk = np.array([dpos[int(d)] for d in dpr], dtype=np.int64)
 
-    def rcap(p: int, dpr: int) -> int:
-        key = (p, dpr)
-        v = rcap_memo.get(key)
-        if v is None:
-            v = rcap_memo[key] = inst.pools[p].replica_capacity(inst.node_devices, dpr)
-        return v
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("job", "pool", "keep", "lo", "hi", "unit", "coef", "mig")}
+    why = np.zeros((n_jobs, 5), dtype=np.int64)   # no_capacity, region, too_large, too_small, no_link
+    # keep options
+    kj = np.array([i.index for i in jobs if i.keepable], dtype=np.int64)
+    if len(kj):
+        kp = np.array([jobs[j].cur_pool for j in kj], dtype=np.int64)
+        ksp = np.array([jobs[j].job.speed[jobs[j].job.current.accelerator] for j in kj])
+        kloc = np.where((dr[kj] >= 0) & (dr[kj] != pool_reg[kp]), 1.0 - inst.remote_penalty, 1.0)
+        kunit = w[kj] * dpr[kj] * ksp * kloc
+        r0 = np.array([jobs[j].r0 for j in kj], dtype=np.int64)
+        for k, v in (("job", kj), ("pool", kp), ("keep", np.ones(len(kj), dtype=bool)), ("lo", r0), ("hi", r0),
+                     ("unit", kunit), ("coef", kunit), ("mig", np.zeros(len(kj)))):
+            parts[k].append(v)
+    # change options, one accelerator type at a time
+    pair_job: dict[str, list[int]] = defaultdict(list)
+    pair_speed: dict[str, list[float]] = defaultdict(list)
+    for i in jobs:
+        for a, sp in i.job.speed.items():
+            pair_job[a].append(i.index)
+            pair_speed[a].append(sp)
+    for a, jl in pair_job.items():
+        jl = np.asarray(jl, dtype=np.int64)
+        sp_a = np.asarray(pair_speed[a])
+        pl = pools_by_accel.get(a)
+        if pl is None or len(pl) == 0:
+            np.add.at(why[:, 0], jl, 1)
+            continue
+        J = np.repeat(jl, len(pl))
+        SP = np.repeat(sp_a, len(pl))
+        P = np.tile(pl, len(jl))
+        G = pool_reg[P]
+        ok = allowed[J, G]
+        np.add.at(why[:, 1], J[~ok], 1)
+        big = ok & (pool_dmax[P] < dpr[J])
+        np.add.at(why[:, 2], J[big], 1)
+        ok &= ~big
+        H = np.minimum(hi[J], rcap[P, dk[J]])
+        small = ok & (H < lo[J])
+        np.add.at(why[:, 3], J[small], 1)
+        ok &= ~small
+        src = g0[J]
+        same = src == G
+        has_src = src >= 0
+        gb = link[np.maximum(src, 0), G]
+        nolink = ok & has_src & ~same & (gb <= 0)
+        np.add.at(why[:, 4], J[nolink], 1)
+        ok &= ~nolink
+        J, SP, P, G, H, src, same, has_src, gb = (x[ok] for x in (J, SP, P, G, H, src, same, has_src, gb))
+        ckj = ck[J]
+        xfer = np.where(same | ~has_src, 0.0, ckj / np.where(gb > 0, gb, 1.0))
+        s_dst = ckj / storage[G]
+        s_src = ckj / storage[np.maximum(src, 0)]
+        run = running[J]
+        pause = np.where(run, inst.overhead_s + s_src + xfer + s_dst,
+                         np.where(has_src, inst.overhead_s + xfer + s_dst, inst.overhead_s))
+        loc = np.where((dr[J] >= 0) & (dr[J] != G), 1.0 - inst.remote_penalty, 1.0)
+        unit = w[J] * dpr[J] * SP * loc
+        coef = unit * (1.0 - np.minimum(pause, T) / T)
+        mig = np.where(has_src & ~same, ckj, 0.0)
+        for k, v in (("job", J), ("pool", P), ("keep", np.zeros(len(J), dtype=bool)), ("lo", lo[J]), ("hi", H),
+                     ("unit", unit), ("coef", coef), ("mig", mig)):
+            parts[k].append(v)
 
-    cols: dict[str, list] = {k: [] for k in ("job", "pool", "keep", "lo", "hi", "unit", "coef", "dpr", "mig")}
-    by_job: list[list[int]] = []
-    reasons: dict[int, tuple[str, str]] = {}
-    T = inst.T
+    def cat(k: str, dtype: type) -> np.ndarray:
+        return np.concatenate(parts[k]).astype(dtype) if parts[k] else np.zeros(0, dtype=dtype)
 
-    def add(j: int, p: int, keep: bool, lo: int, hi: int, unit: float, coef: float, dpr: int, mig: float) -> None:
-        by_job[-1].append(len(cols["job"]))
-        cols["job"].append(j); cols["pool"].append(p); cols["keep"].append(keep); cols["lo"].append(lo)
-        cols["hi"].append(hi); cols["unit"].append(unit); cols["coef"].append(coef); cols["dpr"].append(dpr)
-        cols["mig"].append(mig)
-
-    for info in inst.jobs:
-        by_job.append([])
-        job = info.job
-        allowed = set(job.regions) if job.regions is not None else None
-        why: dict[str, int] = defaultdict(int)
-        if info.keepable:
-            p = info.cur_pool
-            accel = job.current.accelerator
-            unit = info.weight * info.dpr * job.speed[accel] * inst.locality(job, inst.pools[p].region)
-            add(info.index, p, True, info.r0, info.r0, unit, unit, info.dpr, 0.0)
-        for accel, speed in job.speed.items():
-            plist = pools_by_accel.get(accel)
-            if not plist:
-                why["no_capacity"] += 1
-                continue
-            for p in plist:
-                pool = inst.pools[p]
-                if allowed is not None and pool.region not in allowed:
-                    why["region"] += 1
-                    continue
-                if pool.dmax < info.dpr:
-                    why["too_large"] += 1
-                    continue
-                hi = min(info.hi, rcap(p, info.dpr))
-                if hi < info.lo:
-                    why["too_small"] += 1
-                    continue
-                pause = inst.pause_to(info, pool.region)
-                if pause is None:
-                    why["no_link"] += 1
-                    continue
-                unit = info.weight * info.dpr * speed * inst.locality(job, pool.region)
-                coef = unit * (1.0 - min(pause, T) / T)
-                mig = job.checkpoint_gb if info.cur_region is not None and info.cur_region != pool.region else 0.0
-                add(info.index, p, False, info.lo, hi, unit, coef, info.dpr, mig)
-        if not by_job[-1]:
-            reasons[info.index] = _no_option_reason(inst, info.index, why)
-
-    def arr(name: str, dtype: type) -> np.ndarray:
-        return np.asarray(cols[name], dtype=dtype)
-
-    return Options(arr("job", np.int64), arr("pool", np.int64), arr("keep", bool), arr("lo", np.int64),
-                   arr("hi", np.int64), arr("unit", float), arr("coef", float), arr("dpr", np.int64),
-                   arr("mig", float), [np.asarray(b, dtype=np.int64) for b in by_job], reasons)
+    job_a = cat("job", np.int64)
+    keep_a = cat("keep", bool)
+    # options grouped by job, keep option first (a stable, deterministic order)
+    order = np.lexsort((~keep_a, job_a))
+    job_a = job_a[order]
+    cols = {k: cat(k, t)[order] for k, t in (("pool", np.int64), ("lo", np.int64), ("hi", np.int64),
+                                              ("unit", float), ("coef", float), ("mig", float))}
+    keep_a = keep_a[order]
+    bounds = np.searchsorted(job_a, np.arange(n_jobs + 1))
+    by_job = [np.arange(bounds[j], bounds[j + 1], dtype=np.int64) for j in range(n_jobs)]
+    reasons = {}
+    names = ("no_capacity", "region", "too_large", "too_small", "no_link")
+    for j in range(n_jobs):
+        if bounds[j + 1] == bounds[j]:
+            reasons[j] = _no_option_reason(inst, j, {n: int(why[j, k]) for k, n in enumerate(names)})
+    return Options(job_a, cols["pool"], keep_a, cols["lo"], cols["hi"], cols["unit"], cols["coef"], dpr[job_a],
+                   cols["mig"], by_job, reasons)
 
 
 def _no_option_reason(inst: Instance, j: int, why: dict[str, int]) -> tuple[str, str]:

@@ -61,19 +61,37 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> P
 
 def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -> bool:
     """Try the job's options from the best gain down: whole (its maximum) before partial, and
-    first without touching anyone's reservation, then displacing running jobs that rank below it."""
-    olist = pk.opts.by_job[j]
+    first without touching anyone's reservation, then displacing running jobs that rank below it.
+    Options whose pool lacks the room in total are skipped with one array test, not tried."""
+    opts = pk.opts
+    olist = opts.by_job[j]
     if len(olist) == 0 or j in pk.choice:
         return j in pk.choice
     order = olist[np.argsort(-gain[olist], kind="stable")]
     if require_positive:
-        order = [o for o in order if gain[o] > 0]
+        order = order[gain[order] > 0]
+        if len(order) == 0:
+            return False
+    info = pk.inst.jobs[j]
+    keep = opts.keep[order]
+    pools = opts.pool[order]
+    d = opts.dpr[order]
+    own = np.where((pools == (info.cur_pool if info.cur_pool is not None else -1)) & (j in pk.reserved),
+                   info.r0 * info.dpr, 0)
+    room_all = pk.pool_free[pools]
+    room_hard = room_all - pk.pool_soft[pools] + own
+    qroom = pk.quota_room(j)
     for whole, use_soft in ((True, False), (True, True), (False, False), (False, True)):
-        for o in order:
-            if pk.opts.keep[o]:
+        need = (opts.hi[order] if whole else opts.lo[order]) * d
+        room = room_all if use_soft else room_hard
+        ok = keep | (room >= need)
+        if qroom is not None:
+            ok &= keep | (qroom >= need)
+        for o in order[ok]:
+            if opts.keep[o]:
                 if pk.try_keep(j):
                     return True
-            elif pk.try_option(int(o), lo=int(pk.opts.hi[o]) if whole else None, use_soft=use_soft):
+            elif pk.try_option(int(o), lo=int(opts.hi[o]) if whole else None, use_soft=use_soft):
                 return True
     return False
 

@@ -2,11 +2,12 @@
 
 Stages, each leaving a valid plan in hand before the next starts, so a deadline never
 lands with nothing to show:
-  compile -> options -> greedy (valid plan #1) -> bound + prices (Lagrangian; LP where it
-  fits) -> price-guided greedy -> CP-SAT at pool level, warm-started from the best plan so
-  far -> node packing with repair -> the canonical scorer picks the best plan -> reasons.
-The response time is the time limit plus a fixed-size tail (packing, scoring, reasons)
-that is reserved before CP-SAT starts.
+  compile -> options -> greedy (valid plan #1) -> bound: LP (or a restricted LP pricing a
+  Lagrangian bound; subgradient steps where no LP fits) -> LP rounding -> CP-SAT: the full
+  pool-level model where small, then neighbourhood search (placement.lns) -> node packing
+  with repair -> the canonical scorer picks the best plan -> reasons.
+The response time is the time limit plus a small tail (packing, scoring, reasons) for which
+a reserve measured on this request is set aside before CP-SAT starts.
 """
 
 from __future__ import annotations
@@ -44,134 +45,144 @@ def greedy_plan(req: PlanRequest) -> PlanResponse:
     return _plan(req, use_cpsat=False)
 
 
-def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
-    t0 = time.perf_counter()
-    limit = req.policy.time_limit_s
-    deadline = t0 + limit
-    phases: dict[str, float] = {}
+class _Clock:
+    """The run's deadline and the seconds each phase took (reported in `stats.phases_s`)."""
 
-    def lap(name: str, since: float) -> float:
+    def __init__(self, limit: float):
+        self.t0 = self.last = time.perf_counter()
+        self.deadline = self.t0 + limit
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> float:
         now = time.perf_counter()
-        phases[name] = round(phases.get(name, 0.0) + now - since, 4)
-        return now
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - self.last, 4)
+        self.last = now
+        return self.phases[name]
 
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
+    limit = req.policy.time_limit_s
+    det = req.policy.deterministic
+    clock = _Clock(limit)
     inst = compile_instance(req)
     opts = build_options(inst)
-    t = lap("compile", t0)
-
+    clock.lap("compile")
     if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
-        return _infeasible(inst, opts, t0, phases)
+        return _infeasible(inst, opts, clock)
 
-    candidates: list[tuple[str, Packing]] = []
-    pk0 = greedy(inst, opts)
-    candidates.append(("greedy", pk0))
-    t = lap("greedy", t)
-    if not _protected_ok(inst, pk0):
-        pk_fix = _rescue_protected(inst, opts, deadline)
-        if pk_fix is None:
-            return _infeasible(inst, opts, t0, phases)
-        candidates.append(("cpsat", pk_fix))
-    best_name, best_pk, best_score = _best(inst, candidates)
+    candidates: list[tuple[str, Packing]] = [("greedy", greedy(inst, opts))]
+    realize_s = clock.lap("greedy")
+    if not _protected_ok(inst, candidates[0][1]):
+        rescued = _rescue_protected(inst, opts, clock.deadline)
+        if rescued is None:
+            return _infeasible(inst, opts, clock)
+        candidates.append(("cpsat", rescued))
+        clock.lap("rescue")
 
-    # bound and prices: the Lagrangian always (cheap), the LP where it fits
-    lag_s = min(0.5, max(0.02, 0.05 * limit))
-    bound = lagrangian_bound(inst, opts, target=best_score.objective, seconds=lag_s)
-    t = lap("bound", t)
-    remaining = deadline - time.perf_counter()
-    realize_s = phases["greedy"]
-    if use_cpsat and (remaining > 0.3 * limit or req.policy.deterministic):
-        full = len(opts) <= LP_MAX_OPTIONS
-        top = np.arange(len(opts)) if full else _top_options(inst, opts, best_pk, LP_OPTIONS_PER_JOB)
-        sub = opts if full else opts.restrict(top)
-        lp = lp_bound(inst, sub, time_limit_s=max(0.05, min(0.4 * limit, remaining - 0.1)))
-        t = lap("lp", t)
-        if lp is not None and lp.infeasible and full:
-            return _infeasible(inst, opts, t0, phases)
-        if lp is not None and not lp.infeasible:
-            if full:
-                lp_full = lp
-            else:   # the restricted LP's duals price every option: a valid bound (Lagrangian)
-                val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
-                x = np.zeros(len(opts)); n = np.zeros(len(opts))
-                x[top], n[top] = lp.x, lp.n
-                lp_full = Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices,
-                                budget_price=lp.budget_price)
-                t = lap("bound", t)
-            if lp_full.value <= bound.value:
-                bound = Bound(lp_full.value, lp_full.method if not full else "lp", lp_full.prices, x=lp_full.x,
-                              n=lp_full.n)
-            else:
-                bound = Bound(bound.value, bound.method, lp_full.prices, x=lp_full.x, n=lp_full.n)
-            ts = time.perf_counter()
-            pk_lp = realize(inst, opts, lp_rounding(inst, opts, bound))
-            realize_s = time.perf_counter() - ts
-            if _protected_ok(inst, pk_lp):
-                candidates.append(("lp_rounding", pk_lp))
-            t = lap("lp_rounding", t)
-    if bound.x is None and np.any(bound.prices > 0):
-        pk1 = greedy(inst, opts, bound.prices)
-        if _protected_ok(inst, pk1):
-            candidates.append(("greedy", pk1))
-        t = lap("greedy_priced", t)
+    # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
+    bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
+                  "lagrangian", np.zeros(len(inst.pools)))
+    lp = None
+    if use_cpsat and (clock.left() > 0.3 * limit or det):
+        lp = _lp_stage(inst, opts, candidates[-1][1], seconds=(4 * limit if det else max(0.05, min(0.5 * limit, clock.left() - 0.1))))
+        clock.lap("lp")
+        if lp is not None and lp.infeasible:
+            return _infeasible(inst, opts, clock)
+    if lp is not None:
+        if lp.value < bound.value:
+            bound = lp
+        else:
+            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
+        ts = time.perf_counter()
+        pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+        realize_s = time.perf_counter() - ts
+        if _protected_ok(inst, pk):
+            candidates.append(("lp_rounding", pk))
+        clock.lap("lp_rounding")
+    else:
+        best_obj = max(score(inst, pk.placed_map()).objective for _, pk in candidates)
+        sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
+                               seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
+        if sub.value < bound.value:
+            bound = Bound(sub.value, "lagrangian", sub.prices)
+        clock.lap("bound")
+        if np.any(sub.prices > 0):
+            pk = greedy(inst, opts, sub.prices)
+            if _protected_ok(inst, pk):
+                candidates.append(("greedy", pk))
+            clock.lap("greedy_priced")
     best_name, best_pk, best_score = _best(inst, candidates)
 
     cp_status = None
     cp_vars = 0
-    engine = best_name
     if use_cpsat:
         # what must stay for packing, scoring and the reasons once the search stops
-        reserve = 0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs)
-        stop = deadline - reserve
-        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or req.policy.deterministic):
-            full_s = max(0.05, (stop - time.perf_counter()) * 0.4)
+        stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
+        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, full_s, req.policy.deterministic)
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint,
+                                   max(0.05, (stop - time.perf_counter()) * 0.4), det)
             cp_status, cp_vars = res.status, res.variables
-            t = lap("cpsat", t)
             if res.status in ("OPTIMAL", "FEASIBLE"):
-                pk2 = realize(inst, opts, res.choice)
-                if _protected_ok(inst, pk2):
-                    candidates.append(("cpsat", pk2))
-                t = lap("pack", t)
+                pk = realize(inst, opts, res.choice)
+                if _protected_ok(inst, pk):
+                    candidates.append(("cpsat", pk))
             if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
-                bound = Bound(res.bound, "cpsat", bound.prices)
+                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
             best_name, best_pk, best_score = _best(inst, candidates)
+            clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                stop - time.perf_counter() > 0.05 or req.policy.deterministic):
-            best_pk2, best_score2, lstats = lns(
-                inst, opts, best_pk, best_score, stop, lambda ch: realize(inst, opts, ch),
-                lambda pk: score(inst, pk.placed_map()), bound.x, req.policy.deterministic)
+                stop - time.perf_counter() > 0.05 or det):
+            pk, sc, lstats = lns(inst, opts, best_pk, best_score, stop, lambda ch: realize(inst, opts, ch),
+                                 lambda pk: score(inst, pk.placed_map()), bound.x, det)
             if lstats["improved"]:
-                best_name, best_pk, best_score = "cpsat", best_pk2, best_score2
-            cp_status = cp_status or ("FEASIBLE" if lstats["steps"] else None)
-            cp_vars = cp_vars or lstats["steps"]
-            phases["lns_steps"] = lstats["steps"]
-            phases["lns_improved"] = lstats["improved"]
-            t = lap("lns", t)
-        engine = best_name
+                best_name, best_pk, best_score = "cpsat", pk, sc
+            if lstats["steps"]:
+                cp_status = cp_status or "FEASIBLE"
+            clock.phases["lns_steps"] = lstats["steps"]
+            clock.phases["lns_improved"] = lstats["improved"]
+            clock.lap("lns")
 
-    placed = best_pk.placed_map()
     unplaced = unplaced_reasons(inst, opts, best_pk)
-    t = lap("reasons", t)
     obj = best_score.objective
-    ub = max(bound.value, obj)   # the bound is proven >= every valid plan; guard float noise
+    ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= OPTIMAL_GAP:
         status = "optimal"
-    elif use_cpsat and cp_status not in ("OPTIMAL", "FEASIBLE"):
-        status = "fallback"
+    elif use_cpsat and cp_status is None and best_name != "cpsat":
+        status = "fallback"   # the optimizer had nothing by the deadline: a heuristic plan
     else:
         status = "feasible"
-    assignments = [Assignment(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
-                   for j, (c, a, n) in sorted(placed.items())]
+    assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
+                   for j, (c, a, n) in sorted(best_pk.placed_map().items())]
+    clock.lap("response")
     return PlanResponse(
         status=status, objective=obj, bound=ub, gap=gap,
         breakdown=Breakdown(value=best_score.value, disruption=best_score.disruption, spread=best_score.spread),
-        solve_s=round(time.perf_counter() - t0, 4), assignments=assignments, actions=best_score.actions,
+        solve_s=round(time.perf_counter() - clock.t0, 4), assignments=assignments, actions=best_score.actions,
         unplaced=unplaced,
-        stats=SolverStats(engine=engine, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
-                          options=len(opts), cpsat_variables=cp_vars, phases_s=phases),
+        stats=SolverStats(engine=best_name, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
+                          options=len(opts), cpsat_variables=cp_vars, phases_s=clock.phases),
     )
+
+
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bound | None:
+    """The LP relaxation over all options where it fits; else over each job's best few options,
+    whose duals then price every option in a Lagrangian bound (valid whatever the prices)."""
+    if len(opts) <= LP_MAX_OPTIONS:
+        return lp_bound(inst, opts, time_limit_s=seconds)
+    top = _top_options(inst, opts, pk, LP_OPTIONS_PER_JOB)
+    lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
+    if lp is None or lp.infeasible:
+        return None
+    val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
+    x = np.zeros(len(opts))
+    n = np.zeros(len(opts))
+    x[top], n[top] = lp.x, lp.n
+    return Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices, budget_price=lp.budget_price)
 
 
 def _best(inst: Instance, candidates: list[tuple[str, Packing]]):
@@ -250,9 +261,9 @@ def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing
     return pk if _protected_ok(inst, pk) else None
 
 
-def _infeasible(inst: Instance, opts: Options, t0: float, phases: dict[str, float]) -> PlanResponse:
+def _infeasible(inst: Instance, opts: Options, clock: _Clock) -> PlanResponse:
     return PlanResponse(status="infeasible", objective=None, bound=None, gap=None, breakdown=None,
-                        solve_s=round(time.perf_counter() - t0, 4), assignments=[], actions=[],
+                        solve_s=round(time.perf_counter() - clock.t0, 4), assignments=[], actions=[],
                         unplaced=infeasible_reasons(inst, opts),
                         stats=SolverStats(engine="none", bound_method="none", jobs=len(inst.jobs), options=len(opts),
-                                          phases_s=phases))
+                                          phases_s=clock.phases))

@@ -52,7 +52,7 @@ def score(inst: Instance, placed: PlacedMap) -> Scored:
         if got is None:
             if job.current is not None:
                 out.disruption += info.preempt_cost
-                out.actions.append(Action(job=job.id, kind="preempt", from_=job.current, to=None))
+                out.actions.append(Action.model_construct(job=job.id, kind="preempt", from_=job.current, to=None))
             continue
         cluster, accel, nodes = got
         r = sum(nodes.values())
@@ -65,8 +65,10 @@ def score(inst: Instance, placed: PlacedMap) -> Scored:
             if pause is None:   # the plan is invalid (no link); the validity check says so
                 pause = 0.0
             out.disruption += v * min(pause, T) / T
-            out.actions.append(Action(job=job.id, kind=kind, from_=job.current,
-                                      to=Placement(cluster=cluster, accelerator=accel, nodes=dict(nodes))))
+            # trusted values: built without validation (the engine made them; verify.py checks plans)
+            out.actions.append(Action.model_construct(
+                job=job.id, kind=kind, from_=job.current,
+                to=Placement.model_construct(cluster=cluster, accelerator=accel, nodes=dict(nodes))))
         dm = dmax.get((cluster, accel), 0)
         per = dm // info.dpr
         if per > 0:
