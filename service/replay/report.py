@@ -26,13 +26,14 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
         measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
         bar = ProgressBar(measured, name)
         observers.append(bar)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         run = run_replay(specs, fleet, setup, window, observers)
     finally:
         if bar is not None:
             bar.close()
     summary = summarize(run, time.perf_counter() - t0)
+    summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     if out_dir:
         write_outputs(run, summary, out_dir)
         if plots:
