@@ -2,10 +2,17 @@
 cannot keep.
 
 A request is admitted when a worker is free, or when the queue has room and the work already
-ahead of it (estimated from each plan's `time_limit_s` and how much of it plans have really
+ahead of it (estimated from each plan's budget and how much of its budget plans have really
 used lately) would let it start within `max_wait_s`. Otherwise it is refused at once with a
 `Retry-After` of about the time the work ahead needs, so a caller never waits on a plan it
 would have given up on.
+
+Under load, a plan's budget may be less than its `time_limit_s` (the contract's time limit is a
+ceiling, not a promise to spend it): when a plan starts, it gets at most its fair share of the
+time in which the queue behind it must drain, `workers * max_wait_s / (queued + workers)`, and
+never less than `min_budget_s`. Deterministic plans always get their full budget, since a cut
+would change their answer. The cut raises throughput exactly when the queue is long, instead of
+refusing callers; the response's `X-Meridian-Time-Budget-S` header and the plan log say so.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ class Overloaded(Exception):
 
 @dataclass
 class Ticket:
-    """One admitted plan: its estimated solve time, and whether it holds a worker yet."""
+    """One admitted plan: its estimated solve time, its budget once it starts, and its state."""
 
     estimate_s: float
     time_limit_s: float
+    deterministic: bool = False
+    budget_s: float = 0.0
     started: bool = False
     finished: bool = False
 
@@ -37,22 +46,35 @@ class Admission:
     """Counts of admitted plans and the estimated work they carry. Thread-safe: tickets start and end on
     worker threads while the event loop admits."""
 
-    def __init__(self, workers: int, queue: int, max_wait_s: float):
+    def __init__(self, workers: int, queue: int, max_wait_s: float, min_budget_s: float | None = None):
         self.workers = workers
         self.queue = queue
         self.max_wait_s = max_wait_s
+        self.min_budget_s = min_budget_s      # None: never cut a budget
         self._lock = threading.Lock()
         self.running = 0
         self.waiting = 0
+        self.budget_cuts = 0
         self._backlog_s = 0.0           # summed estimates of admitted, unfinished plans
-        self._ratio = 0.5               # recent solve_s / time_limit_s (an EWMA)
+        self._ratio = 0.5               # recent solve_s / budget_s (an EWMA)
 
-    def estimate(self, time_limit_s: float) -> float:
+    def _budget(self, time_limit_s: float, deterministic: bool, queued: int) -> float:
+        if deterministic or self.min_budget_s is None or time_limit_s <= self.min_budget_s:
+            return time_limit_s
+        fair = self.workers * self.max_wait_s / (queued + self.workers)
+        return min(time_limit_s, max(self.min_budget_s, fair))
+
+    def budget(self, time_limit_s: float, deterministic: bool = False, queued: int | None = None) -> float:
+        """The budget a plan starting now gets, with `queued` plans (default: those waiting now) behind it."""
         with self._lock:
-            return self._estimate(time_limit_s)
+            return self._budget(time_limit_s, deterministic, self.waiting if queued is None else queued)
 
-    def _estimate(self, time_limit_s: float) -> float:
-        return max(0.001, self._ratio * time_limit_s)
+    def estimate(self, time_limit_s: float, deterministic: bool = False) -> float:
+        with self._lock:
+            return self._estimate(time_limit_s, deterministic)
+
+    def _estimate(self, time_limit_s: float, deterministic: bool) -> float:
+        return max(0.001, self._ratio * self._budget(time_limit_s, deterministic, self.waiting + 1))
 
     def wait_estimate_s(self) -> float:
         """How long a plan admitted now would wait for a worker."""
@@ -64,10 +86,10 @@ class Admission:
             return 0.0
         return self._backlog_s / self.workers
 
-    def admit(self, time_limit_s: float) -> Ticket:
+    def admit(self, time_limit_s: float, deterministic: bool = False) -> Ticket:
         """A ticket for one plan, or Overloaded."""
         with self._lock:
-            est = self._estimate(time_limit_s)
+            est = self._estimate(time_limit_s, deterministic)
             in_system = self.running + self.waiting
             if in_system >= self.workers:
                 wait = self._wait_s()
@@ -80,16 +102,20 @@ class Admission:
                                      f"{est:.1f} s that is past this server's {self.max_wait_s:g} s wait cap", retry)
             self.waiting += 1
             self._backlog_s += est
-            return Ticket(estimate_s=est, time_limit_s=time_limit_s)
+            return Ticket(estimate_s=est, time_limit_s=time_limit_s, deterministic=deterministic)
 
-    def start(self, ticket: Ticket) -> None:
-        """The ticket's plan got a worker."""
+    def start(self, ticket: Ticket) -> float:
+        """The ticket's plan got a worker; returns its budget (seconds), 0 if it was abandoned."""
         with self._lock:
             if ticket.started or ticket.finished:
-                return
+                return 0.0
             ticket.started = True
             self.waiting -= 1
             self.running += 1
+            ticket.budget_s = self._budget(ticket.time_limit_s, ticket.deterministic, self.waiting)
+            if ticket.budget_s < ticket.time_limit_s:
+                self.budget_cuts += 1
+            return ticket.budget_s
 
     def finish(self, ticket: Ticket, solve_s: float | None) -> None:
         """The ticket's plan is done (solve_s given) or abandoned before it ran (None). Idempotent."""
@@ -102,6 +128,7 @@ class Admission:
             else:
                 self.waiting -= 1
             self._backlog_s = max(0.0, self._backlog_s - ticket.estimate_s)
-            if solve_s is not None and ticket.time_limit_s > 0:
-                observed = min(1.5, max(0.001, solve_s / ticket.time_limit_s))
+            budget = ticket.budget_s or ticket.time_limit_s
+            if solve_s is not None and budget > 0:
+                observed = min(1.5, max(0.001, solve_s / budget))
                 self._ratio = 0.8 * self._ratio + 0.2 * observed

@@ -23,7 +23,8 @@ class Settings:
     db_url: str | None = None
     workers: int = max(1, os.cpu_count() or 1)
     queue: int = 64
-    max_wait_s: float = 25.0
+    max_wait_s: float = 20.0
+    min_budget_s: float | None = 0.5
     max_body_bytes: int = 16 * 1024 * 1024
     max_jobs: int = 20_000
     max_nodes: int = 50_000
@@ -71,6 +72,12 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _budget_floor(text: str) -> float | None:
+    if text.lower() in ("off", "none"):
+        return None
+    return _positive_float(text)
+
+
 def _log_level(text: str) -> str:
     v = text.lower()
     if v not in ("debug", "info", "warning", "error"):
@@ -93,6 +100,8 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "workers": (_positive_int, "plans solved at once (worker threads)"),
     "queue": (_nonneg_int, "plans admitted to wait for a worker; beyond it: 429"),
     "max_wait_s": (_positive_float, "refuse (429) a plan whose estimated queue wait plus solve exceeds this"),
+    "min_budget_s": (_budget_floor, ("under load, cut a plan's time limit to its fair share of max-wait-s, "
+                                     "never below this (off: never cut; deterministic plans are never cut)")),
     "max_body_bytes": (_positive_int, "largest request body accepted (413 beyond)"),
     "max_jobs": (_positive_int, "largest number of jobs in a request (422 beyond)"),
     "max_nodes": (_positive_int, "largest number of nodes in a request's fleet (422 beyond)"),

@@ -12,6 +12,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +53,7 @@ class Outcome:
     body: str
     plan_id: str | None
     replayed: bool = False
+    budget_s: float | None = None       # the time limit the engine got, where the server cut it
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ class PlanService:
         self.planner = planner
         self.fallback = fallback
         self.engine_error: str | None = None
-        self.admission = Admission(settings.workers, settings.queue, settings.max_wait_s)
+        self.admission = Admission(settings.workers, settings.queue, settings.max_wait_s, settings.min_budget_s)
         metrics.bind(lambda: self.admission.waiting, lambda: self.admission.running)
         self.store: PlanStore | None = None
         self.draining = False
@@ -158,7 +161,8 @@ class PlanService:
                 log.error(self.engine_error)
         self.store = await asyncio.to_thread(PlanStore, self.settings.database_url())
         s = self.settings
-        self._solve_pool = ThreadPoolExecutor(s.workers, thread_name_prefix="meridian-solve")
+        self._solve_pool = ThreadPoolExecutor(s.workers, thread_name_prefix="meridian-solve",
+                                              initializer=_lower_thread_priority)
         self._cpu_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-parse")
         self._write_pool = ThreadPoolExecutor(1 if self.store.is_sqlite else 4, thread_name_prefix="meridian-write")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-read")
@@ -268,7 +272,8 @@ class PlanService:
 
     async def _plan(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
         try:
-            ticket = self.admission.admit(parsed.request.policy.time_limit_s)
+            policy = parsed.request.policy
+            ticket = self.admission.admit(policy.time_limit_s, policy.deterministic)
         except Overloaded:
             self.metrics.rejected.labels("overloaded").inc()
             raise
@@ -282,16 +287,18 @@ class PlanService:
             raise
         if result is None:
             raise Unavailable("the plan was abandoned before a worker took it")
-        data, queue_s, solve_s = result
+        data, queue_s, solve_s, budget_s = result
+        cut = budget_s if budget_s < parsed.request.policy.time_limit_s else None
         if dry_run:
-            return Outcome(_dump(data), None)
+            return Outcome(_dump(data), None, budget_s=cut)
         plan_id = uuid.uuid4().hex
         data["plan_id"] = plan_id
         text = _dump(data)
         rec = PlanRecord(plan_id=plan_id, created_at=time.time(), idempotency_key=key,
                          request_digest=parsed.digest, status=str(data.get("status")),
                          objective=data.get("objective"), gap=data.get("gap"), queue_s=round(queue_s, 6),
-                         solve_s=round(solve_s, 6), request=parsed.original, response=text)
+                         solve_s=round(solve_s, 6), time_budget_s=budget_s, request=parsed.original,
+                         response=text)
         started = time.perf_counter()
         try:
             stored = await self._run(self._write_pool, self._require_store().put, rec)
@@ -304,13 +311,18 @@ class PlanService:
         self.metrics.store.observe(time.perf_counter() - started)
         if stored.plan_id != plan_id:       # another server stored a plan for this key first
             return self._replay(key or "", stored, parsed.digest)
-        return Outcome(text, plan_id)
+        return Outcome(text, plan_id, budget_s=cut)
 
-    def _solve(self, ticket: Ticket, req: PlanRequest, admitted: float) -> tuple[dict[str, Any], float, float] | None:
-        """Runs on a solver thread. Returns the response as JSON values, the queue wait and the solve time."""
-        self.admission.start(ticket)
-        if ticket.finished:
+    def _solve(self, ticket: Ticket, req: PlanRequest,
+               admitted: float) -> tuple[dict[str, Any], float, float, float] | None:
+        """Runs on a solver thread. Returns the response as JSON values, the queue wait, the solve time and
+        the budget the engine got."""
+        budget_s = self.admission.start(ticket)
+        if ticket.finished or budget_s <= 0:
             return None
+        if budget_s < req.policy.time_limit_s:
+            self.metrics.budget_cuts.inc()
+            req = req.model_copy(update={"policy": req.policy.model_copy(update={"time_limit_s": budget_s})})
         queue_s = time.perf_counter() - admitted
         self.metrics.queue_wait.observe(queue_s)
         t0 = time.perf_counter()
@@ -346,9 +358,22 @@ class PlanService:
             self.metrics.fallbacks.inc()
         self.metrics.plans.labels(status).inc()
         log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
-                                   "queue_ms": round(queue_s * 1000, 2), "objective": data.get("objective"),
-                                   "gap": data.get("gap")})
-        return data, queue_s, solve_s
+                                   "queue_ms": round(queue_s * 1000, 2), "budget_s": round(budget_s, 3),
+                                   "objective": data.get("objective"), "gap": data.get("gap")})
+        return data, queue_s, solve_s, budget_s
+
+
+SOLVER_NICE = 10
+
+
+def _lower_thread_priority() -> None:
+    """Run solves (and the CP-SAT threads they start, which inherit it) at a lower CPU priority than the
+    event loop: on a saturated machine the kernel then schedules request handling, /healthz and plan-log
+    writes first, and solving, which is bounded by wall-clock time limits anyway, takes the rest."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOLVER_NICE)
+    except (AttributeError, OSError):      # not Linux, or not permitted: run at normal priority
+        pass
 
 
 def _dump(data: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ _PLAN_ID = re.compile(r"[0-9a-f]{32}")
 class Timing(BaseModel):
     queue_s: float = Field(description="time the plan waited for a worker")
     solve_s: float = Field(description="time the engine took")
+    time_budget_s: float = Field(description="the time limit the engine got: the request's, or less when the "
+                                 "server cut it under load")
 
 
 class StoredPlan(BaseModel):
@@ -109,6 +111,8 @@ async def post_plan(
         headers["Location"] = f"/plans/{outcome.plan_id}"
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
+    if outcome.budget_s is not None:
+        headers["X-Meridian-Time-Budget-S"] = f"{outcome.budget_s:.3f}"
     return Response(outcome.body, media_type="application/json", headers=headers)
 
 

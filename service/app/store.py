@@ -35,6 +35,7 @@ plans = Table(
     Column("gap", Float, nullable=True),
     Column("queue_s", Float, nullable=False),
     Column("solve_s", Float, nullable=False),
+    Column("time_budget_s", Float, nullable=False),       # the time limit the engine got (may be cut under load)
     Column("request", Text, nullable=False),              # the request as the client sent it (decoded JSON)
     Column("response", Text, nullable=False),             # the response as the client received it
 )
@@ -51,6 +52,7 @@ class PlanRecord:
     gap: float | None
     queue_s: float
     solve_s: float
+    time_budget_s: float
     request: str
     response: str
 
@@ -64,7 +66,7 @@ class PlanRecord:
             "idempotency_key": self.idempotency_key,
             "request_digest": self.request_digest,
             "status": self.status,
-            "timing": {"queue_s": self.queue_s, "solve_s": self.solve_s},
+            "timing": {"queue_s": self.queue_s, "solve_s": self.solve_s, "time_budget_s": self.time_budget_s},
             "request": json.loads(self.request),
             "response": json.loads(self.response),
         }

@@ -100,11 +100,10 @@ class Server:
     def start(self, timeout_s: float = 60.0) -> Server:
         self.starts += 1
         self.log_path = self.tmp / f"{self.name}-{self.starts}.log"
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", "0", *self.args],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", "0", *self.args],
+                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -153,5 +152,5 @@ class Server:
     def __enter__(self) -> Server:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.kill()

@@ -283,6 +283,51 @@ def test_past_the_queue_requests_get_429_with_retry_after(sqlite_settings: Setti
         assert c.post("/plan", content=BODY).status_code == 200
 
 
+def test_a_long_queue_cuts_time_limits_and_says_so(sqlite_settings: Settings) -> None:
+    """One worker and three plans queued behind a held one: the first to start after it gets a fair share
+    of the 10 s wait cap (10 / 3 s) instead of its 5 s, reported in a header and the plan log."""
+    gate = threading.Event()
+    seen: list[float] = []
+
+    def gated_plan(req):
+        if not seen:
+            gate.wait(30)
+        seen.append(req.policy.time_limit_s)
+        return plan(req)
+
+    app = create_app(replace(sqlite_settings, workers=1, queue=10, max_wait_s=10, min_budget_s=0.5),
+                     planner=gated_plan)
+    with TestClient(app) as c:
+        responses: list = []
+        bodies = []
+        for k in range(4):
+            req = example_request()
+            req["jobs"][0]["priority"] = 1.0 + k
+            bodies.append(req)
+        threads = [threading.Thread(target=lambda b=b: responses.append(c.post("/plan", json=b))) for b in bodies]
+        threads[0].start()
+        admission = app.state.service.admission
+        deadline = time.monotonic() + 30
+        while admission.running < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for t in threads[1:]:
+            t.start()
+        while admission.waiting < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert admission.waiting == 3
+        gate.set()
+        for t in threads:
+            t.join(60)
+        assert sorted(seen) == [10 / 3, 5.0, 5.0, 5.0]
+        cut = [r for r in responses if "x-meridian-time-budget-s" in r.headers]
+        assert len(cut) == 1 and cut[0].headers["x-meridian-time-budget-s"] == "3.333"
+        rec = c.get(f"/plans/{cut[0].json()['plan_id']}").json()
+        assert rec["timing"]["time_budget_s"] == pytest.approx(10 / 3)
+        assert rec["request"]["policy"]["time_limit_s"] == 5              # the request as sent
+        assert "meridian_plan_budget_cuts_total 1.0" in c.get("/metrics").text
+        assert all(r.status_code == 200 for r in responses)
+
+
 # -- operations ----------------------------------------------------------------------------------------
 
 

@@ -129,7 +129,7 @@ class Load:
             t.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         for t in self.threads:
             t.join(30)

@@ -95,6 +95,25 @@ def test_estimates_follow_observed_solve_times() -> None:
     assert a.estimate(10.0) == pytest.approx(0.1, abs=0.01)
 
 
+def test_budgets_are_cut_to_a_fair_share_of_the_wait_cap_under_load() -> None:
+    a = Admission(workers=2, queue=100, max_wait_s=20, min_budget_s=0.5)
+    assert a.budget(10.0, queued=0) == 10.0                 # an idle server gives the whole time limit
+    assert a.budget(10.0, queued=6) == 5.0                  # 2 * 20 / (6 + 2)
+    assert a.budget(10.0, queued=1000) == 0.5               # never below the floor
+    assert a.budget(10.0, deterministic=True, queued=1000) == 10.0
+    assert a.budget(0.2, queued=1000) == 0.2                # under the floor already: untouched
+    assert Admission(2, 100, 20, None).budget(10.0, queued=1000) == 10.0
+
+
+def test_a_started_ticket_carries_its_budget() -> None:
+    a = Admission(workers=1, queue=10, max_wait_s=10, min_budget_s=0.5)
+    tickets = [a.admit(5.0) for _ in range(4)]
+    assert a.start(tickets[0]) == 2.5                       # three queued behind it: 10 / (3 + 1)
+    assert tickets[0].budget_s == 2.5 and a.budget_cuts == 1
+    a.finish(tickets[0], 2.5)
+    assert a.start(tickets[3]) == 3.3333333333333335        # two still queued: 10 / 3
+
+
 # -- the plan log --------------------------------------------------------------------------------------
 
 
@@ -113,7 +132,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):
 def _record(key: str | None = None, digest: str = "d" * 64) -> PlanRecord:
     pid = uuid.uuid4().hex
     return PlanRecord(plan_id=pid, created_at=time.time(), idempotency_key=key, request_digest=digest,
-                      status="optimal", objective=1.5, gap=0.0, queue_s=0.0, solve_s=0.01,
+                      status="optimal", objective=1.5, gap=0.0, queue_s=0.0, solve_s=0.01, time_budget_s=1.0,
                       request='{"fleet":{"regions":[{"name":"r"}]}}', response=json.dumps({"plan_id": pid}))
 
 
