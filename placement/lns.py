@@ -42,7 +42,8 @@ def lns(inst: Instance, opts: Options, best: Packing, best_score: Scored, deadli
     for o in range(len(opts)):
         pool_jobs[int(opts.pool[o])].append(int(opts.job[o]))
     pool_jobs = [sorted(set(js)) for js in pool_jobs]
-    max_steps = max(1, int(inst.request.policy.time_limit_s / step_s * 2)) if deterministic else 10**9
+    # deterministic: a step count from the request alone (about the time limit in CP-SAT work units)
+    max_steps = max(2, int(inst.request.policy.time_limit_s / step_s)) if deterministic else 10**9
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
     while stats["steps"] < max_steps:

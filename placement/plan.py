@@ -123,8 +123,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint,
-                                   max(0.05, (stop - time.perf_counter()) * 0.4), det)
+            # deterministic: a budget from the request alone, never from the wall clock
+            budget = 0.3 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, det)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
