@@ -4,6 +4,8 @@
 gives the same plans). In an epoch where nothing changed (no arrival, completion or failure) it replans
 only when jobs wait and `replan_every` epochs have passed since the last plan, so that the controller's
 new priorities (aging, attained service) reach the planner without paying for a plan every epoch.
+With `fast_path` (the replay turns it on), an epoch whose optimum is known without search (everyone placed at
+their best value, nothing moved: `executor.policies.fastpath`) skips the optimizer.
 """
 
 from __future__ import annotations
@@ -15,15 +17,24 @@ from models import PlanRequest, PlanResponse
 class CpsatScheduler:
     name = "cpsat"
 
-    def __init__(self, replan_every: int = 3, greedy: bool = False):
+    def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         self.replan_every = replan_every
         self.greedy = greedy
+        self.fast_path = fast_path
+        self.fast_plans = 0          # epochs the fast path answered
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
         from placement import greedy_plan, plan
 
+        if self.fast_path:
+            from executor.policies.fastpath import optimal_starts
+
+            resp = optimal_starts(request)
+            if resp is not None:
+                self.fast_plans += 1
+                return resp
         return greedy_plan(request) if self.greedy else plan(request)
 
     def replan_when_quiet(self, state: LoopState) -> bool:

@@ -48,6 +48,7 @@ class ReplaySetup:
     time_limit_s: float = 1.0             # the planner's budget per epoch (cpsat)
     equal_priorities: bool = False        # cpsat without the controller: every priority 1.0
     replan_every: int = 3
+    fast_path: bool = True                # cpsat: skip the optimizer where the optimum is known (fastpath.py)
     max_days: float = 60.0                # safety stop, days after the window's end
     contract_policy: Policy | None = None
     quotas: Sequence[Quota] = ()
@@ -65,6 +66,7 @@ class ReplayRun:
     setup: ReplaySetup
     executor: SimExecutor
     specs: dict[str, JobSpec]
+    scheduler: object = None
 
 
 def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
@@ -87,7 +89,7 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     executor = SimExecutor({s.id: s.work for s in chosen})
     base = setup.contract_policy or Policy()
     policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
-    opts = {"replan_every": setup.replan_every} if setup.policy == "cpsat" else {}
+    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path} if setup.policy == "cpsat" else {}
     scheduler = make_scheduler(setup.policy, **opts)
     controller = None
     if setup.policy == "cpsat":
@@ -110,4 +112,4 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
                         start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
                         outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
-    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen})
+    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler)

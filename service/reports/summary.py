@@ -119,6 +119,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "resizes": actions.get("resize", 0), "moves": actions.get("move", 0), "starts": actions.get("start", 0),
         "device_hours_lost": lost / 3600.0,
         "plans": len(planned), "epochs": len(run.records),
+        "plans_fast_path": getattr(run.scheduler, "fast_plans", 0),
         "planner_s_p50": percentile(ps, 50), "planner_s_p99": percentile(ps, 99),
         "planner_s_total": sum(ps),
         "planner_fallback_rate": (sum(1 for r in planned if r.plan_status == "fallback") / len(planned)) if planned else 0.0,

@@ -1,0 +1,65 @@
+"""A plan the optimizer would return anyway, found without it: every job at its best possible value.
+
+When no job has to give way, the canonical objective's optimum is known without search: each job
+placed at `max` replicas on its fastest accelerator, inside its data region (when it has one), on the
+fewest nodes possible (no spread), running jobs left exactly where they are (no disruption), and
+preempted jobs restarted in their checkpoint's region (the least pause a start can pay). Such a plan
+reaches every job's largest value, pays only the start pauses no plan can avoid, and no spread, so
+no valid plan scores higher. `optimal_starts(request)` returns that plan, or None whenever any
+condition fails (someone does not fit, an elastic job runs below `max`, a job runs slower or remote
+than it could, ...); the planner then runs as usual.
+"""
+
+from __future__ import annotations
+
+import math
+
+from executor.actions import response_from_placements
+from executor.policies.packing import FreeMap
+from models import Job, Placement, PlanRequest, PlanResponse
+
+
+def optimal_starts(request: PlanRequest) -> PlanResponse | None:
+    free = FreeMap(request)
+    dmax = _dmax(request)
+    region_of = free.region_of
+    placed: dict[str, Placement] = {}
+    waiting: list[Job] = []
+    for job in request.jobs:
+        cur = job.current
+        if cur is None:
+            waiting.append(job)
+            continue
+        if not (_best(job, cur, region_of, dmax) and free.can_keep(job, cur)):
+            return None
+        free.take(job, cur)
+        placed[job.id] = cur
+    for job in waiting:
+        home = job.checkpoint_region
+        p = free.place(job, job.replicas.max, home)
+        if p is None or not _best(job, p, region_of, dmax) or (home is not None and region_of[p.cluster] != home):
+            return None
+        free.take(job, p)
+        placed[job.id] = p
+    return response_from_placements(request, placed, engine="fastpath")
+
+
+def _best(job: Job, p: Placement, region_of: dict[str, str], dmax: dict[tuple[str, str], int]) -> bool:
+    """At max replicas, on the job's fastest type, local to its data, on the fewest nodes."""
+    if p.replicas != job.replicas.max or job.speed[p.accelerator] < max(job.speed.values()):
+        return False
+    if job.data_region is not None and region_of[p.cluster] != job.data_region:
+        return False
+    per_node = dmax.get((p.cluster, p.accelerator), 0) // job.devices_per_replica
+    return per_node > 0 and len(p.nodes) == math.ceil(p.replicas / per_node)
+
+
+def _dmax(request: PlanRequest) -> dict[tuple[str, str], int]:
+    down = set(request.fleet.down_nodes)
+    out: dict[tuple[str, str], int] = {}
+    for c in request.fleet.clusters:
+        for g in c.node_groups:
+            if any(f"{g.prefix}{i}" not in down for i in range(g.count)):
+                key = (c.name, g.accelerator)
+                out[key] = max(out.get(key, 0), g.devices)
+    return out
