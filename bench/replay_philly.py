@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if "cpsat" in by:
         c = by["cpsat"]
-        print(f"cpsat wall time: {c['wall_s']:.1f} s (target <= {'1800' if args.full else '300'} s)")
+        print(f"cpsat wall time: {c['wall_s']:.1f} s, CPU time {c['cpu_s']:.1f} s "
+              f"(target <= {'1800' if args.full else '300'} s; {c['plans']} plans, {c['plans_fast_path']} by the fast path)")
         if "fifo" in by and by["fifo"]["avg_jct_s"]:
             print(f"cpsat mean JCT / fifo: {c['avg_jct_s'] / by['fifo']['avg_jct_s']:.3f} (target <= 0.6)")
         if "las" in by and by["las"]["avg_jct_s"]:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 def table(rows: list[dict]) -> str:
     cols = ["policy", "jobs", "done", "mean JCT s", "p50 JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA prem", "SLA std", "preempt", "migrate", "resize", "dev-h lost", "plans", "plan p50 s", "plan p99 s",
-            "fallback", "wall s"]
+            "fallback", "wall s", "cpu s"]
     out = [cols]
     for s in rows:
         att = s["sla_attainment"]
@@ -107,7 +108,7 @@ def table(rows: list[dict]) -> str:
                     _f(att.get("premium"), "{:.2%}"), _f(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
                     str(s["migrations"]), str(s["resizes"]), _f(s["device_hours_lost"]), str(s["plans"]),
                     _f(s["planner_s_p50"], "{:.3f}"), _f(s["planner_s_p99"], "{:.3f}"),
-                    _f(s["planner_fallback_rate"], "{:.1%}"), _f(s["wall_s"], "{:.1f}")])
+                    _f(s["planner_fallback_rate"], "{:.1%}"), _f(s["wall_s"], "{:.1f}"), _f(s.get("cpu_s"), "{:.1f}")])
     widths = [max(len(r[i]) for r in out) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
     lines.insert(1, "  ".join("-" * w for w in widths))
