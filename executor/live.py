@@ -11,7 +11,9 @@ size, steps and model; see `executor.train.spec`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.train.spec import TrainSpec
@@ -119,3 +121,63 @@ def format_table(rows: list[dict]) -> str:
     table = [list(COLUMNS)] + [[cell(r[c]) for c in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table)
+
+
+@dataclass
+class LiveResult:
+    state: object                                  # executor.loop.LoopState at the end
+    rows: list[dict] = field(default_factory=list)   # pause_rows of every applied action
+    steps: dict[str, int] = field(default_factory=dict)
+
+
+def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time_limit_s: float = 2.0,
+             greedy: bool = False, grace_s: float = 30.0, max_epochs: int = 60,
+             until: Callable | None = None, log: Callable[[str], None] | None = None) -> LiveResult:
+    """Plan and run `live`'s jobs for real until every one has finished (or `until(state)`, or max_epochs).
+
+    THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
+    a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`."""
+    from executor.loop import Arrival, LoopConfig, run_loop
+    from executor.policies.cpsat import CpsatScheduler
+    from executor.torch_backend import TorchExecutor
+
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    req = live.request
+    epoch_s = epoch_s or req.epoch_s
+    policy = req.policy.model_copy(update={"time_limit_s": time_limit_s, "deterministic": True})
+    config = LoopConfig(fleet=req.fleet, epoch_s=epoch_s, policy=policy, quotas=req.quotas, start_s=0.0,
+                        max_s=max_epochs * epoch_s, until=until)
+    executor = TorchExecutor(work_dir, grace_s=grace_s)
+    first_region = req.fleet.regions[0].name
+    for job in req.jobs:
+        home = job.data_region or (job.regions[0] if job.regions else first_region)
+        executor.add_job(job.id, live.train[job.id], home)
+    # Templates the loop copies into every request: copies, so measured sizes never touch the input.
+    arrivals = [Arrival(live.submit_s[j.id], j.model_copy(deep=True),
+                        float(live.train[j.id].steps * live.train[j.id].world_size)) for j in req.jobs]
+    applied: list = []
+    seen = 0
+
+    def observe(rec, state) -> None:
+        nonlocal seen
+        new = executor.applied[seen:]
+        for a, workers in zip(new, executor.applied_workers[seen:], strict=True):
+            applied.append((rec.t_s, a, workers))
+        seen = len(executor.applied)
+        for jid, gb in executor.checkpoint_gb().items():
+            if jid in state.jobs:
+                state.jobs[jid].arrival.job.checkpoint_gb = gb
+        steps = executor.steps_done()
+        running = ", ".join(f"{j.id}x{j.placement.replicas}@{steps.get(j.id, 0)}" for j in state.running()) or "-"
+        acts = ", ".join(f"{a.kind} {a.job}" for a in new) or "no change"
+        done = sum(1 for s in state.jobs.values() if s.status == "done")
+        say(f"t={rec.t_s:6.0f}s  {acts:<48} running: {running}  pending: {rec.pending}  done: {done}")
+
+    slots = sum(g.count * g.devices for c in req.fleet.clusters for g in c.node_groups)
+    say(f"meridian run: {len(req.jobs)} jobs on {slots} slots, epoch {epoch_s:g}s, work in {work_dir}")
+    try:
+        state = run_loop(executor, arrivals, CpsatScheduler(replan_every=1, greedy=greedy), config,
+                         observers=[observe])
+    finally:
+        executor.close()
+    return LiveResult(state, pause_rows(applied), executor.steps_done())

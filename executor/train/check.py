@@ -4,9 +4,10 @@ and a migrate must end with the same parameters (bitwise in exact mode).
 The schedule runs first, on W = world_size logical ranks: start on 4 workers, preempt and restart on
 4 (same r), resize 4 -> 2 -> 1 -> 4, migrate to another region's storage, run to the end. Each action
 is a real SIGTERM -> checkpoint -> exit -> relaunch -> resume cycle, triggered once the job has passed a
-fraction of its steps. Then the reference runs uninterrupted on 4 workers, checkpointing (without
-stopping) at every step the schedule stopped at, so each action also gets the parameter difference at
-its checkpoint.
+fraction of its steps. Then the reference runs uninterrupted, checkpointing (without stopping) at every
+step the schedule stopped at, so each action also gets the parameter difference at its checkpoint. The
+reference runs on 1 worker in exact mode (bitwise equality must hold for any r, and one worker is the
+cheapest) and on the schedule's starting count in default mode (whose rounding depends on r).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def _snapshot(src: Path, dst: Path) -> None:
 def run_check(spec: TrainSpec, work_dir: Path | None = None, start_workers: int = 4,
               schedule: list = SCHEDULE, timeout_s: float = 900.0, log=None) -> dict:
     """Run the schedule and the reference; return the executor-check JSON object."""
-    if spec.world_size % 4 and start_workers == 4:
-        raise ValueError(f"the check's schedule uses 4, 2 and 1 workers: world_size must be a multiple of 4, "
-                         f"got {spec.world_size}")
+    counts = [start_workers] + [w for _, _, w, _ in schedule]
+    if any(spec.world_size % w for w in counts):
+        raise ValueError(f"the schedule uses {sorted(set(counts))} workers: each must divide world_size "
+                         f"{spec.world_size}")
     own = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="meridian-check-")) if own else work_dir
     try:
@@ -80,10 +82,11 @@ def run_check(spec: TrainSpec, work_dir: Path | None = None, start_workers: int 
             raise RuntimeError(f"the scheduled run ended {end}; see {job.group.run_dir}")
         final = job.ckpt_dir / checkpoint.ckpt_name(spec.steps)
 
-        say("reference: uninterrupted")
+        say(f"reference: uninterrupted on {1 if spec.exact else start_workers} worker(s)")
         ref = Job("reference", spec_path, work / "runs", work / "storage", "region-a")
         stops = [p["at_step"] for p in pauses]
-        group = ref.start(one_node(start_workers), save_at=stops)
+        ref_workers = 1 if spec.exact else start_workers
+        group = ref.start(one_node(ref_workers), save_at=stops)
         end = L.wait(group, timeout_s)
         if end != "finished":
             raise RuntimeError(f"the reference run ended {end}; see {group.run_dir}")
@@ -99,6 +102,7 @@ def run_check(spec: TrainSpec, work_dir: Path | None = None, start_workers: int 
             "steps": spec.steps,
             "params": spec.params(),
             "world_size": spec.world_size,
+            "reference_workers": ref_workers,
             "pauses": [_pause_view(p) for p in pauses],
         }
     finally:

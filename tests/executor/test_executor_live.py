@@ -1,0 +1,91 @@
+"""The live loop: the planner plans real training jobs every epoch and the torch executor applies it.
+A premium job arriving on a full fleet makes the planner preempt a basic one, which later resumes from
+its checkpoint."""
+
+import json
+
+import pytest
+
+from executor.live import format_table, load_live_input, pause_rows
+from models import BadRequest
+
+FLEET = {"epoch_s": 4, "fleet": {
+    "regions": [{"name": "local", "storage_gbps": 0.5}],
+    "clusters": [{"name": "box", "region": "local",
+                  "node_groups": [{"prefix": "cpu-", "count": 1, "accelerator": "cpu", "devices": 2}]}]},
+    "policy": {"restart_overhead_s": 2}}
+TRAIN = {"world_size": 2, "micro_batch": 4, "in_dim": 32, "hidden": 48, "layers": 2, "classes": 8,
+         "dataset_size": 256, "checkpoint_every": 50}
+
+
+def jobs(basic_steps: int = 1_000_000, premium_steps: int = 40) -> list[dict]:
+    return [
+        {"id": "basic", "tier": "basic", "replicas": {"min": 1, "max": 2}, "speed": {"cpu": 1.0},
+         "checkpoint_gb": 0.001, "submit_s": 0, "train": {**TRAIN, "steps": basic_steps}},
+        {"id": "premium", "tier": "premium", "replicas": {"min": 2, "max": 2}, "speed": {"cpu": 1.0},
+         "checkpoint_gb": 0.001, "submit_s": 4, "train": {**TRAIN, "steps": premium_steps, "seed": 1}},
+    ]
+
+
+def test_input_errors_name_the_field_and_value():
+    bad = jobs()
+    bad[0]["train"]["steps"] = 0
+    bad[1]["submit_s"] = -1
+    bad[1]["replicas"] = {"min": 3, "max": 3}
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    paths = {e.path for e in exc.value.errors}
+    assert {"jobs[0].train", "jobs[1].submit_s", "jobs[1].replicas"} <= paths
+    assert any("'steps' must be a positive integer, got 0" in e.message for e in exc.value.errors)
+
+
+def test_contract_errors_keep_their_paths():
+    bad = jobs()
+    bad[0]["speed"] = {"tpu": 1.0}
+    bad[0]["current"] = {"cluster": "box", "accelerator": "cpu", "nodes": {"cpu-0": 1}}
+    with pytest.raises(BadRequest) as exc:
+        load_live_input({"regions": [{"name": "local"}], "clusters": []}, bad)
+    assert "jobs[0].current" in {e.path for e in exc.value.errors}
+
+
+def test_fleet_file_may_be_the_bare_fleet():
+    live = load_live_input(FLEET["fleet"], {"jobs": jobs()})
+    assert live.request.epoch_s == 300 and live.submit_s == {"basic": 0.0, "premium": 4.0}
+    assert live.train["premium"].steps == 40
+
+
+def test_premium_arrival_preempts_basic_which_resumes_from_its_checkpoint(tmp_path):
+    pytest.importorskip("torch")
+    from executor.live import run_live
+
+    live = load_live_input(FLEET, jobs())
+
+    def until(state) -> bool:   # premium done and basic running again: the story is told
+        p, b = state.jobs.get("premium"), state.jobs.get("basic")
+        return p is not None and p.status == "done" and b.status == "running" and b.actions["start"] >= 2
+
+    res = run_live(live, tmp_path, time_limit_s=1.0, max_epochs=30, until=until, log=lambda m: None)
+    kinds = [(r["job"], r["kind"]) for r in res.rows]
+    assert kinds[:3] == [("basic", "start"), ("basic", "preempt"), ("premium", "start")]
+    assert ("basic", "start") in kinds[3:]
+    assert res.state.jobs["premium"].status == "done" and res.steps["premium"] == 40
+    restart = next(r for r in res.rows[3:] if r["job"] == "basic" and r["kind"] == "start")
+    assert restart["ckpt_MB"] > 0                              # resumed from the checkpoint of its preemption
+    preempt = res.rows[1]
+    assert preempt["modelled_s"] == pytest.approx(2 + 0.001 / 0.5)
+    assert preempt["measured_s"] == preempt["stop_s"] > 0
+    runs = sorted((tmp_path / "runs" / "basic").iterdir())
+    resumed = json.loads((runs[-1] / "timings.json").read_text())["resumed_from_step"]
+    assert resumed > 0
+    assert "modelled_s" in format_table(res.rows)
+
+
+def test_pause_rows_sum_the_phases_of_a_relaunch():
+    from executor.interface import AppliedAction
+
+    a = AppliedAction(job="j", kind="resize", modelled_pause_s=3.0, checkpoint_bytes=2_000_000,
+                      measured_s={"stop_s": 0.5, "save_s": 0.2, "transfer_s": 0.0, "launch_s": 2.0,
+                                  "rendezvous_s": 0.1, "load_s": 0.3, "first_step_s": 0.1})
+    [row] = pause_rows([(30.0, a, 2)])
+    assert row["measured_s"] == pytest.approx(3.0)     # save is inside stop, not added twice
+    assert row["ckpt_MB"] == 2.0 and row["workers"] == 2
