@@ -297,28 +297,12 @@ def scenario_medium(srv: ServerProcess, duration_s: float, time_limit_s: float, 
                 v = templates[rr["i"] % len(templates)]
             return v.next()
 
-    probe: list[float] = []
-    probe_errors = [0]
-    stop = threading.Event()
-
-    def healthz() -> None:
-        c = Client(srv.port, 10)
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                status, _, _ = c.call("GET", "/healthz")
-                probe.append(time.perf_counter() - t0)
-                probe_errors[0] += status != 200
-            except (OSError, http.client.HTTPException):
-                probe_errors[0] += 1
-            stop.wait(0.1)
-        c.close()
-
-    prober = threading.Thread(target=healthz, daemon=True)
-    prober.start()
+    # /healthz is probed from its own process, so the 64 client threads' GIL does not delay the probe.
+    prober = subprocess.Popen([sys.executable, __file__, "--probe-healthz", str(srv.port)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     r = _closed_loop(srv.port, 64, duration_s, Mixed(), timeout_s=60, keep_bodies=True)
-    stop.set()
-    prober.join(10)
+    probed = json.loads(prober.communicate("", timeout=60)[0])
+    probe, probe_errors = probed["latencies_s"], [probed["errors"]]
 
     total = sum(r["status"].values()) + r["timeouts"] + r["conn_errors"]
     ok = r["status"].get(200, 0) - r["late"]
@@ -396,7 +380,29 @@ def scenario_kill(workdir: Path, args: list[str], rounds: int, seed: int) -> dic
                            "inconsistent_records": inconsistent, "met": lost == 0 and inconsistent == 0})
 
 
+def probe_healthz(port: int, interval_s: float = 0.1) -> None:
+    """GET /healthz every `interval_s` until standard input closes; print the latencies as JSON."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    lat: list[float] = []
+    errors = 0
+    c = Client(port, 10)
+    while not done.is_set():
+        t0 = time.perf_counter()
+        try:
+            status, _, _ = c.call("GET", "/healthz")
+            lat.append(time.perf_counter() - t0)
+            errors += status != 200
+        except (OSError, http.client.HTTPException):
+            errors += 1
+        done.wait(interval_s)
+    print(json.dumps({"latencies_s": lat, "errors": errors}))
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe-healthz":
+        probe_healthz(int(sys.argv[2]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenarios", default="latency,throughput,medium,kill")
     ap.add_argument("--seed", type=int, default=None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,15 +38,20 @@ def create_app(settings: Settings | None = None, planner: Planner | None = None,
     settings = settings or from_env()
     metrics = Metrics()
     service = PlanService(settings, metrics, planner, fallback)
+    gc_timer = _gc_timer(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        lag = asyncio.create_task(_watch_loop_lag(metrics))
+        gc.callbacks.append(gc_timer)
         log.info("started", extra={"settings": describe(settings)})
         try:
             yield
         finally:
             log.info("stopping: finishing in-flight plans")
+            lag.cancel()
+            gc.callbacks.remove(gc_timer)
             await service.stop()
             log.info("stopped")
 
@@ -57,6 +65,28 @@ def create_app(settings: Settings | None = None, planner: Planner | None = None,
     app.add_middleware(RequestContext, metrics=metrics)
     openapi.install(app)
     return app
+
+
+def _gc_timer(metrics: Metrics) -> Callable[[str, dict[str, Any]], None]:
+    """A gc callback that records each collection's pause (the whole process stops for it)."""
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif started[0]:
+            metrics.gc_pause.labels(str(info.get("generation"))).observe(time.perf_counter() - started[0])
+
+    return timer
+
+
+async def _watch_loop_lag(metrics: Metrics, period_s: float = 0.05) -> None:
+    """Sleep `period_s` over and over and record how late each wake-up is: the event loop's own latency."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t0 = loop.time()
+        await asyncio.sleep(period_s)
+        metrics.loop_lag.observe(max(0.0, loop.time() - t0 - period_s))
 
 
 async def _validation_error(request: Request, exc: Any) -> JSONResponse:

@@ -40,6 +40,12 @@ class Metrics:
                                 ["reason"], registry=r)
         self.idempotent_replays = Counter("meridian_idempotent_replays_total",
                                           "requests answered from the plan log by their Idempotency-Key", registry=r)
+        self.loop_lag = Histogram("meridian_event_loop_lag_seconds", "how late the event loop woke from a 50 ms "
+                                  "sleep: time a ready request (or /healthz) may wait before it is even read",
+                                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0), registry=r)
+        self.gc_pause = Histogram("meridian_gc_pause_seconds", "Python garbage-collector pauses by generation (the "
+                                  "whole process stops for them)", ["generation"],
+                                  buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=r)
         self.queue_depth = Gauge("meridian_queue_depth", "admitted plans waiting for a worker", registry=r)
         self.solving = Gauge("meridian_solves_in_progress", "plans being solved now", registry=r)
 

@@ -58,9 +58,18 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Parsed:
-    request: PlanRequest
+    """A validated request, kept compact while it waits: its text, digest and the two policy values
+    admission needs. The validated model is rebuilt when a worker takes it, so a queue of large requests
+    holds a few strings rather than hundreds of thousands of objects for the garbage collector to walk
+    (which, measured, stalled the event loop for up to a second)."""
+
     digest: str
     original: str        # the request as sent, re-encoded compactly: what the plan log keeps
+    time_limit_s: float
+    deterministic: bool
+
+    def request(self) -> PlanRequest:
+        return parse_request(json.loads(self.original))
 
 
 def decode_json(body: bytes) -> Any:
@@ -114,7 +123,7 @@ def parse_body(body: bytes, limits: Limits) -> Parsed:
     req = parse_request(data, limits=limits)
     digest = request_digest(req.model_dump(mode="json", by_alias=True))
     original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Parsed(req, digest, original)
+    return Parsed(digest, original, req.policy.time_limit_s, req.policy.deterministic)
 
 
 def _load_engine() -> tuple[Planner, Planner | None]:
@@ -272,14 +281,13 @@ class PlanService:
 
     async def _plan(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
         try:
-            policy = parsed.request.policy
-            ticket = self.admission.admit(policy.time_limit_s, policy.deterministic)
+            ticket = self.admission.admit(parsed.time_limit_s, parsed.deterministic)
         except Overloaded:
             self.metrics.rejected.labels("overloaded").inc()
             raise
         admitted = time.perf_counter()
         fut = asyncio.get_running_loop().run_in_executor(
-            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed.request, admitted)
+            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed, admitted)
         try:
             result = await fut
         except asyncio.CancelledError:
@@ -288,7 +296,7 @@ class PlanService:
         if result is None:
             raise Unavailable("the plan was abandoned before a worker took it")
         data, queue_s, solve_s, budget_s = result
-        cut = budget_s if budget_s < parsed.request.policy.time_limit_s else None
+        cut = budget_s if budget_s < parsed.time_limit_s else None
         if dry_run:
             return Outcome(_dump(data), None, budget_s=cut)
         plan_id = uuid.uuid4().hex
@@ -313,13 +321,18 @@ class PlanService:
             return self._replay(key or "", stored, parsed.digest)
         return Outcome(text, plan_id, budget_s=cut)
 
-    def _solve(self, ticket: Ticket, req: PlanRequest,
+    def _solve(self, ticket: Ticket, parsed: Parsed,
                admitted: float) -> tuple[dict[str, Any], float, float, float] | None:
         """Runs on a solver thread. Returns the response as JSON values, the queue wait, the solve time and
         the budget the engine got."""
         budget_s = self.admission.start(ticket)
         if ticket.finished or budget_s <= 0:
             return None
+        try:
+            req = parsed.request()
+        except BaseException:
+            self.admission.finish(ticket, None)
+            raise
         if budget_s < req.policy.time_limit_s:
             self.metrics.budget_cuts.inc()
             req = req.model_copy(update={"policy": req.policy.model_copy(update={"time_limit_s": budget_s})})
