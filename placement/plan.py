@@ -79,7 +79,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         rescued = _rescue_protected(inst, opts, clock.deadline)
         if rescued is None:
             return _infeasible(inst, opts, clock)
-        candidates.append(("cpsat", rescued))
+        candidates = [("cpsat", rescued)]   # the greedy plan broke constraint 5: never a candidate
         clock.lap("rescue")
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
@@ -187,7 +187,7 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bou
 
 
 def _best(inst: Instance, candidates: list[tuple[str, Packing]]):
-    scored = [(name, pk, score(inst, pk.placed_map())) for name, pk in candidates]
+    scored = [(name, pk, score(inst, pk.placed_map())) for name, pk in candidates if _protected_ok(inst, pk)]
     return max(scored, key=lambda t: t[2].objective)
 
 

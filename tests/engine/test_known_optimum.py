@@ -191,3 +191,21 @@ def test_deterministic_policy_repeats_the_same_plan():
     check(data, a)
     strip = lambda r: json.dumps(r.model_dump(mode="json", exclude={"solve_s", "stats"}), sort_keys=True)
     assert strip(a) == strip(b)
+
+
+def test_protected_job_outside_its_range_is_resized_and_others_make_room():
+    """Found by the property test: the greedy keeps j1 and j5 where they are and then j3 (protected,
+    running below its new minimum) cannot grow; the plan must shrink j1 instead."""
+    f = fleet(cluster("c1", "us", ("c1-v100-", 2, "V100", 4)))
+    cur = lambda n, k: {"cluster": "c1", "accelerator": "V100", "nodes": {n: k}}
+    data = request(f, [
+        job("j1", 1, 2, speed={"V100": 0.5}, tier="premium", checkpoint_gb=0.0, current=cur("c1-v100-0", 2)),
+        job("j3", 3, 3, speed={"V100": 0.5}, tier="premium", devices_per_replica=2, checkpoint_gb=0.0,
+            current=cur("c1-v100-0", 1)),
+        job("j5", 1, 1, speed={"V100": 0.5}, tier="premium", checkpoint_gb=0.0, current=cur("c1-v100-1", 1)),
+    ], epoch_s=60.0)
+    resp = plan(parsed(data))
+    check(data, resp)
+    got = {a.job: sum(a.nodes.values()) for a in resp.assignments}
+    assert got == {"j1": 1, "j3": 3, "j5": 1}
+    assert kinds(resp) == {"j1": "resize", "j3": "resize"}
