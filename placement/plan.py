@@ -254,8 +254,9 @@ def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing
     """The greedy could not keep every protected job placed: ask CP-SAT for protected jobs alone."""
     prot = [i.index for i in inst.jobs if i.protected]
     subset = np.concatenate([opts.by_job[j] for j in prot]) if prot else np.zeros(0, dtype=np.int64)
-    seconds = max(0.1, deadline - time.perf_counter())
-    res = solve_pool_model(inst, opts, subset, {}, seconds, inst.request.policy.deterministic)
+    det = inst.request.policy.deterministic
+    seconds = 0.3 * inst.request.policy.time_limit_s if det else max(0.1, deadline - time.perf_counter())
+    res = solve_pool_model(inst, opts, subset, {}, seconds, det)
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)
