@@ -24,6 +24,7 @@ class Settings:
     workers: int = max(1, os.cpu_count() or 1)
     queue: int = 64
     max_wait_s: float = 20.0
+    solver_nice: int = 10
     min_budget_s: float | None = 0.5
     max_body_bytes: int = 16 * 1024 * 1024
     max_jobs: int = 20_000
@@ -78,6 +79,13 @@ def _budget_floor(text: str) -> float | None:
     return _positive_float(text)
 
 
+def _nice(text: str) -> int:
+    v = int(text)
+    if not 0 <= v <= 19:
+        raise ValueError(f"must be 0..19, got {v}")
+    return v
+
+
 def _log_level(text: str) -> str:
     v = text.lower()
     if v not in ("debug", "info", "warning", "error"):
@@ -102,6 +110,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_wait_s": (_positive_float, "refuse (429) a plan whose estimated queue wait plus solve exceeds this"),
     "min_budget_s": (_budget_floor, ("under load, cut a plan's time limit to its fair share of max-wait-s, "
                                      "never below this (off: never cut; deterministic plans are never cut)")),
+    "solver_nice": (_nice, "CPU niceness of solver threads (0-19): request handling and /healthz go first"),
     "max_body_bytes": (_positive_int, "largest request body accepted (413 beyond)"),
     "max_jobs": (_positive_int, "largest number of jobs in a request (422 beyond)"),
     "max_nodes": (_positive_int, "largest number of nodes in a request's fleet (422 beyond)"),

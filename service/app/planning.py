@@ -171,7 +171,7 @@ class PlanService:
         self.store = await asyncio.to_thread(PlanStore, self.settings.database_url())
         s = self.settings
         self._solve_pool = ThreadPoolExecutor(s.workers, thread_name_prefix="meridian-solve",
-                                              initializer=_lower_thread_priority)
+                                              initializer=_lower_thread_priority, initargs=(s.solver_nice,))
         self._cpu_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-parse")
         self._write_pool = ThreadPoolExecutor(1 if self.store.is_sqlite else 4, thread_name_prefix="meridian-write")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-read")
@@ -376,15 +376,13 @@ class PlanService:
         return data, queue_s, solve_s, budget_s
 
 
-SOLVER_NICE = 10
-
-
-def _lower_thread_priority() -> None:
+def _lower_thread_priority(nice: int) -> None:
     """Run solves (and the CP-SAT threads they start, which inherit it) at a lower CPU priority than the
     event loop: on a saturated machine the kernel then schedules request handling, /healthz and plan-log
     writes first, and solving, which is bounded by wall-clock time limits anyway, takes the rest."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOLVER_NICE)
+        if nice > 0:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (AttributeError, OSError):      # not Linux, or not permitted: run at normal priority
         pass
 

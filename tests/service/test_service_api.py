@@ -415,3 +415,17 @@ def test_digest_ignores_spelling_but_not_meaning() -> None:
     b = parse_request(b_req).model_dump(mode="json", by_alias=True)
     assert request_digest(a) == request_digest(json.loads(json.dumps(a, indent=2)))
     assert request_digest(a) != request_digest(b)
+
+
+def test_solver_threads_run_at_the_configured_niceness(sqlite_settings: Settings) -> None:
+    import os
+
+    seen: list[int] = []
+
+    def recording_plan(req):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return plan(req)
+
+    with TestClient(create_app(replace(sqlite_settings, solver_nice=7), planner=recording_plan)) as c:
+        assert c.post("/plan", content=BODY).status_code == 200
+    assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
