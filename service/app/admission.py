@@ -9,8 +9,9 @@ would have given up on.
 
 Under load, a plan's budget may be less than its `time_limit_s` (the contract's time limit is a
 ceiling, not a promise to spend it): when a plan starts, it gets at most its fair share of the
-time in which the queue behind it must drain, `workers * max_wait_s / (queued + workers)`, and
-never less than `min_budget_s`. Deterministic plans always get their full budget, since a cut
+time in which the queue behind it must drain, `workers * max_wait_s / (queued + workers)`
+(divided by how much plans have lately overrun their budgets), and never less than
+`min_budget_s`. Deterministic plans always get their full budget, since a cut
 would change their answer. The cut raises throughput exactly when the queue is long, instead of
 refusing callers; the response's `X-Meridian-Time-Budget-S` header and the plan log say so.
 """
@@ -61,7 +62,8 @@ class Admission:
     def _budget(self, time_limit_s: float, deterministic: bool, queued: int) -> float:
         if deterministic or self.min_budget_s is None or time_limit_s <= self.min_budget_s:
             return time_limit_s
-        fair = self.workers * self.max_wait_s / (queued + self.workers)
+        # plans lately overran their budgets by `_ratio` (parsing, bounds, packing); share the time they really take
+        fair = self.workers * self.max_wait_s / ((queued + self.workers) * max(1.0, self._ratio))
         return min(time_limit_s, max(self.min_budget_s, fair))
 
     def budget(self, time_limit_s: float, deterministic: bool = False, queued: int | None = None) -> float:

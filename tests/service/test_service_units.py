@@ -191,3 +191,12 @@ def test_log_lines_are_json_with_the_request_id() -> None:
     line = json.loads(out.getvalue())
     assert line["msg"] == "planned x" and line["level"] == "warning"
     assert line["request_id"] == "rid-1" and line["jobs"] == 3
+
+
+def test_budgets_shrink_when_plans_overrun_them() -> None:
+    a = Admission(workers=2, queue=100, max_wait_s=20, min_budget_s=0.1)
+    for _ in range(40):                                   # plans take 1.5x their budget
+        t = a.admit(10.0)
+        budget = a.start(t)
+        a.finish(t, 1.5 * budget)
+    assert a.budget(10.0, queued=6) == pytest.approx(5.0 / 1.5, rel=0.01)
