@@ -91,7 +91,7 @@ def read_json_file(path: str, what: str, usage_error: type[Exception]) -> object
 
 
 COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "stop_s", "save_s", "transfer_s",
-           "launch_s", "rendezvous_s", "load_s", "first_step_s", "ckpt_MB")
+           "prelaunch_s", "launch_s", "rendezvous_s", "load_s", "first_step_s", "ckpt_MB")
 
 
 def pause_rows(applied: list) -> list[dict]:
@@ -99,13 +99,13 @@ def pause_rows(applied: list) -> list[dict]:
     rows = []
     for t, a, workers in applied:
         m = a.measured_s
-        measured = sum(m.get(k, 0.0) for k in ("stop_s", "transfer_s", "launch_s", "rendezvous_s", "load_s",
-                                                "first_step_s"))
-        if a.kind == "preempt":
-            measured = m.get("stop_s", 0.0)
+        measured = m.get("total_s")       # measured end to end: SIGTERM (or apply) -> first step after resuming
+        if measured is None:
+            measured = m.get("stop_s", 0.0) if a.kind == "preempt" else sum(
+                m.get(k, 0.0) for k in ("stop_s", "transfer_s", "launch_s", "rendezvous_s", "load_s", "first_step_s"))
         rows.append({"epoch_t_s": t, "job": a.job, "kind": a.kind, "workers": workers,
                      "modelled_s": a.modelled_pause_s, "measured_s": measured,
-                     **{k: m.get(k) for k in COLUMNS[6:13]},
+                     **{k: m.get(k) for k in COLUMNS[6:14]},
                      "ckpt_MB": a.checkpoint_bytes / 1e6 if a.checkpoint_bytes else None})
     return rows
 

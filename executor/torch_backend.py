@@ -7,6 +7,13 @@ and resumed through `torchrun` (see `executor.train`).
 - resize / move: stop as above, relaunch with the new replica count and nodes, resume;
 - migrate: stop, move the checkpoint into the destination region's storage folder, relaunch there.
 
+New workers are prelaunched: every group the plan needs is started first, gated, and gets ready
+(processes, imports, rendezvous, model, optimizer) while the current workers keep training; only then
+are the changing jobs stopped, checkpoints moved, and the gates opened. So a resize, move or migrate
+pauses a job for stop + transfer + load + first step, not for a cold start (the `prelaunch_s` column
+says what the start-up cost, off the critical path); and a plan whose new workers fail to come up
+changes nothing.
+
 A job has a fixed logical world size W, so a replica count that does not divide W runs on the largest
 one that does (the placement still holds the devices; the table says so). Every action is timed
 (stop, save, transfer, launch, rendezvous, load, first step) next to the pause contract v1 modelled,
@@ -25,9 +32,13 @@ from pathlib import Path
 
 from executor.interface import AppliedAction, EpochResult, Executor, action_pause_s
 from executor.train import launch as L
-from executor.train.cycle import Job, launch_breakdown, wait_first_step
+from executor.train.cycle import Job, launch_breakdown, stop_record, wait_first_step
 from executor.train.spec import TrainSpec
+from executor.train.storage import transfer
 from models import Placement, PlanRequest, PlanResponse
+
+MEASURED = ("stop_s", "save_s", "transfer_s", "prelaunch_s", "launch_s", "rendezvous_s", "load_s", "first_step_s",
+            "total_s")
 
 
 class PlanApplyError(ValueError):
@@ -103,58 +114,67 @@ class TorchExecutor(Executor):
         return {j: live.placement for j, live in self._jobs.items() if live.placement is not None}
 
     def apply(self, request: PlanRequest, plan: PlanResponse, now_s: float) -> list[AppliedAction]:
-        self._epoch_start = time.time()
+        t_apply = self._epoch_start = time.time()
         self.region_of = {c.name: c.region for c in request.fleet.clusters}
         self._validate(plan)
-        # Free devices first: preemptions, then the stops of every job that changes, then the launches.
-        order = {"preempt": 0, "resize": 1, "move": 1, "migrate": 1, "start": 2}
-        actions = sorted(plan.actions, key=lambda a: order[a.kind])
-        records: dict[str, dict] = {}
+        actions = list(plan.actions)
+        records: dict[str, dict] = {a.job: {"stop_s": 0.0, "save_s": 0.0, "transfer_s": 0.0} for a in actions}
+        # 1. Prelaunch every new worker group, gated, while the current workers keep training: if any
+        #    fails to come up, nothing has changed yet (the new groups are killed, the old ones run on).
+        new: dict[str, tuple] = {}
+        try:
+            for a in actions:
+                if a.kind == "preempt":
+                    continue
+                live = self._jobs[a.job]
+                workers = live.spec.usable_workers(a.to.replicas)
+                region = self.region_of[a.to.cluster]
+                new[a.job] = (live.job.prelaunch(worker_nodes(a.to, workers), region), region, workers)
+            for group, _, _ in new.values():
+                L.wait_gated(group, self.timeout_s)
+        except BaseException:
+            for group, _, _ in new.values():
+                L.kill(group)
+            raise
+        # 2. Stop every job that changes, through its checkpoint.
+        t0 = {}
         for a in actions:
             live = self._jobs[a.job]
-            rec: dict = {"stop_s": 0.0, "save_s": 0.0, "transfer_s": 0.0}
+            t0[a.job] = time.time() if live.job.group is not None else t_apply
             if live.job.group is not None:
-                res = L.stop(live.job.group, self.grace_s)
-                st = res.status or {}
-                rec.update(stop_s=res.stop_s, save_s=st.get("save_s", 0.0), state=res.state)
-                if st.get("bytes"):
-                    live.checkpoint_bytes = st["bytes"]
-                if st.get("step") is not None:
-                    live.steps_done = st["step"]
-                live.job.group = None
+                rec = stop_record(live.job, self.grace_s)
+                records[a.job].update(rec)
+                if rec.get("bytes"):
+                    live.checkpoint_bytes = rec["bytes"]
+                if rec.get("at_step") is not None:
+                    live.steps_done = rec["at_step"]
                 live.placement = None
-                # A job that finished just as it was stopped is relaunched like any other if the plan
-                # places it: its worker resumes at the last step, has nothing to do, and reports finished.
-            records[a.job] = rec
-        launched = []
+        # 3. Move checkpoints that change region, then open the gates.
         for a in actions:
-            if a.kind == "preempt":
+            if a.job not in new:
                 continue
-            live, rec = self._jobs[a.job], records[a.job]
-            region = self.region_of[a.to.cluster]
+            live, (group, region, workers) = self._jobs[a.job], new[a.job]
             if region != live.job.region:
-                from executor.train.storage import transfer
-
                 moved, seconds = transfer(live.job.storage_root, live.job.name, live.job.region, region)
+                records[a.job].update(transfer_s=seconds, transfer_bytes=moved)
                 live.job.region = region
-                rec.update(transfer_s=seconds, transfer_bytes=moved)
-            live.workers = live.spec.usable_workers(a.to.replicas)
-            rec["workers"] = live.workers
-            group = live.job.start(worker_nodes(a.to, live.workers))
-            live.placement = a.to
-            launched.append((a.job, group))
-        for jid, group in launched:
+            live.job.group, live.placement, live.workers = group, a.to, workers
+            records[a.job]["workers"] = workers
+            L.open_gate(group)
+        # 4. Running again: the first step after resuming ends each job's measured pause.
+        for jid, (group, _, _) in new.items():
             t = wait_first_step(group, self.timeout_s)
-            if t is not None:
+            if t is not None:       # None: it had finished just as it was stopped (nothing left to run)
                 records[jid].update(launch_breakdown(group, t))
+                records[jid]["total_s"] = t["first_step_unix"] - t0[jid]
         out = []
         for a in actions:
             rec = records[a.job]
-            measured = {k: rec[k] for k in ("stop_s", "save_s", "transfer_s", "launch_s", "rendezvous_s", "load_s",
-                                            "first_step_s") if k in rec}
-            applied = AppliedAction(job=a.job, kind=a.kind, modelled_pause_s=action_pause_s(request, a),
-                                    measured_s=measured, checkpoint_bytes=self._jobs[a.job].checkpoint_bytes)
-            out.append(applied)
+            if a.kind == "preempt":
+                rec["total_s"] = rec["stop_s"]
+            measured = {k: rec[k] for k in MEASURED if k in rec}
+            out.append(AppliedAction(job=a.job, kind=a.kind, modelled_pause_s=action_pause_s(request, a),
+                                     measured_s=measured, checkpoint_bytes=self._jobs[a.job].checkpoint_bytes))
             self.applied_workers.append(rec.get("workers", 0))
         self.applied.extend(out)
         return out

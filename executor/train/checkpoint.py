@@ -1,6 +1,6 @@
 """Training checkpoints: one folder per step, `ckpt-<step>/` holding `state.pt` and `meta.json`.
 
-`meta.json` carries the step, the byte count and the SHA-256 of `state.pt`, and is written after it, so
+`meta.json` carries the step, the byte count and the CRC-32 of `state.pt`, and is written after it, so
 a folder missing either file, or whose bytes do not hash to the recorded sum, is torn or corrupt:
 `latest_valid` skips it and resumes from the previous complete checkpoint. Folders are published
 atomically (`executor.train.atomic`); the newest `keep` are kept.
@@ -11,19 +11,19 @@ torch on use.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import shutil
 import signal
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from executor.train.atomic import TMP_PREFIX, HashingWriter, publish_dir, write_file_synced
 
-FORMAT = 1
+FORMAT = 2
 STATE = "state.pt"
 META = "meta.json"
 
@@ -85,7 +85,7 @@ def save(root: Path, step: int, state: dict, keep: int = 2, fault: str | None = 
         torch.save(state, writer)
         f.flush()
         os.fsync(f.fileno())
-    meta = {"format": FORMAT, "step": step, "bytes": writer.bytes, "sha256": writer.sha.hexdigest(),
+    meta = {"format": FORMAT, "step": step, "bytes": writer.bytes, "crc32": writer.crc,
             "written_unix": time.time(), **(extra_meta or {})}
     write_file_synced(tmp / META, json.dumps(meta, sort_keys=True).encode())
     if fault == "before_rename":
@@ -133,7 +133,7 @@ def read_verified(path: Path) -> tuple[dict, bytes]:
         raise CorruptCheckpoint(f"{path.name}: torn ({STATE}: {exc.strerror})") from None
     if len(data) != meta.get("bytes"):
         raise CorruptCheckpoint(f"{path.name}: torn ({len(data)} of {meta.get('bytes')} bytes)")
-    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+    if zlib.crc32(data) != meta.get("crc32"):
         raise CorruptCheckpoint(f"{path.name}: corrupt (checksum mismatch)")
     return meta, data
 

@@ -32,10 +32,17 @@ class Job:
         return storage.job_dir(self.storage_root, self.region, self.name)
 
     def start(self, nodes: dict[str, int], fault: str | None = None, save_at: list[int] | None = None) -> L.WorkerGroup:
+        self.group = self.prelaunch(nodes, self.region, fault=fault, save_at=save_at, gated=False)
+        return self.group
+
+    def prelaunch(self, nodes: dict[str, int], region: str, fault: str | None = None,
+                  save_at: list[int] | None = None, gated: bool = True) -> L.WorkerGroup:
+        """Launch workers that will resume from `region`'s storage; gated ones wait for `open_gate`.
+        Does not replace `self.group` (the running workers, if any, keep training meanwhile)."""
         run_dir = self.run_root / self.name / f"launch-{self.launches:03d}"
         self.launches += 1
-        self.group = L.launch(self.spec_path, nodes, run_dir, self.ckpt_dir, fault=fault, save_at=save_at)
-        return self.group
+        return L.launch(self.spec_path, nodes, run_dir, storage.job_dir(self.storage_root, region, self.name),
+                        fault=fault, save_at=save_at, gated=gated)
 
 
 def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict | None:
@@ -72,41 +79,69 @@ def wait_step(group: L.WorkerGroup, step: int, timeout_s: float) -> int:
 
 
 def launch_breakdown(group: L.WorkerGroup, t: dict) -> dict:
-    """Split a (re)start into launch (agent, process, imports), rendezvous, load and the first step."""
+    """Split a (re)start into launch (agent, process, imports, model), rendezvous, load and first step.
+
+    For a prelaunched group the launch and the rendezvous happened before the gate opened, while the
+    previous workers still trained: they are reported as `prelaunch_s` and cost no pause."""
     rdzv, load = t["rendezvous_s"], t["load_s"]
-    return {
-        "launch_s": t["ready_unix"] - group.launched_unix - rdzv - load,
-        "rendezvous_s": rdzv,
-        "load_s": load,
-        "first_step_s": t["first_step_unix"] - t["ready_unix"],
-    }
+    out = {"rendezvous_s": rdzv, "load_s": load, "first_step_s": t["first_step_unix"] - t["ready_unix"]}
+    if "gate_open_unix" in t:
+        out["prelaunch_s"] = t["gated_unix"] - group.launched_unix
+        out["launch_s"] = 0.0
+        out["gate_s"] = t["ready_unix"] - t["gate_open_unix"] - load     # gate seen -> load started
+    else:
+        out["launch_s"] = t["ready_unix"] - group.launched_unix - rdzv - load
+    return out
+
+
+def stop_record(job: Job, grace_s: float) -> dict:
+    """Stop `job`'s workers through the checkpoint path; the measured stop and what it saved."""
+    res = L.stop(job.group, grace_s)
+    if res.state not in ("preempted", "finished"):
+        raise RuntimeError(f"stop of {job.name} ended {res.state}; see {job.group.run_dir}")
+    st = res.status or {}
+    job.group = None
+    return {"stop_s": res.stop_s, "save_s": st.get("save_s", 0.0), "bytes": st.get("bytes"),
+            "at_step": st.get("step"), "checkpoint": st.get("checkpoint")}
 
 
 def cycle(job: Job, nodes: dict[str, int], to_region: str | None = None, grace_s: float = 30.0,
-          timeout_s: float = 300.0, fault: str | None = None) -> dict:
+          timeout_s: float = 300.0, fault: str | None = None, warm: bool = False) -> dict:
     """Stop `job` through its checkpoint, move the checkpoint if the region changes, relaunch on `nodes`
-    and wait for the first step. Returns the measured seconds of each phase and the checkpoint bytes."""
+    and wait for the first step. Returns the measured seconds of each phase, the checkpoint bytes and
+    `total_s`: the pause, from the SIGTERM (or, cold with no workers, the call) to the first step.
+
+    `warm`: prelaunch the new workers first (processes, imports, rendezvous, model) while the old ones
+    keep training, then stop the old ones and open the gate: the pause is stop + transfer + load + step."""
+    region = to_region or job.region
+    rec: dict = {"from_workers": job.group.workers if job.group else 0, "to_workers": sum(nodes.values()),
+                 "warm": warm}
+    new = None
+    if warm:
+        new = job.prelaunch(nodes, region, fault=fault)
+        L.wait_gated(new, timeout_s)
     t0 = time.time()
-    rec: dict = {"from_workers": job.group.workers if job.group else 0, "to_workers": sum(nodes.values())}
     if job.group is not None:
-        res = L.stop(job.group, grace_s)
-        if res.state not in ("preempted", "finished"):
-            raise RuntimeError(f"stop of {job.name} ended {res.state}; see {job.group.run_dir}")
-        st = res.status or {}
-        rec.update(stop_s=res.stop_s, save_s=st.get("save_s", 0.0), bytes=st.get("bytes"),
-                   at_step=st.get("step"), checkpoint=st.get("checkpoint"))
-        job.group = None
-    if to_region is not None and to_region != job.region:
-        moved, seconds = storage.transfer(job.storage_root, job.name, job.region, to_region)
-        job.region = to_region
+        try:
+            rec.update(stop_record(job, grace_s))
+        except BaseException:
+            if new is not None:
+                L.kill(new)
+            raise
+    rec["transfer_s"] = 0.0
+    if region != job.region:
+        moved, seconds = storage.transfer(job.storage_root, job.name, job.region, region)
         rec.update(transfer_s=seconds, transfer_bytes=moved)
+    job.region = region
+    if new is None:
+        job.start(nodes, fault=fault)
     else:
-        rec["transfer_s"] = 0.0
-    group = job.start(nodes, fault=fault)
-    t = wait_first_step(group, timeout_s)
+        job.group = new
+        L.open_gate(new)
+    t = wait_first_step(job.group, timeout_s)
     if t is None:
-        raise RuntimeError(f"{job.name} had no steps left after the stop; see {group.run_dir}")
-    rec.update(launch_breakdown(group, t))
+        raise RuntimeError(f"{job.name} had no steps left after the stop; see {job.group.run_dir}")
+    rec.update(launch_breakdown(job.group, t))
     rec["resumed_from_step"] = t["resumed_from_step"]
     rec["total_s"] = t["first_step_unix"] - t0
     job.history.append(rec)

@@ -64,11 +64,12 @@ class WorkerGroup:
 
 
 def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path, fault: str | None = None,
-           pg_timeout_s: float = 120.0, save_at: list[int] | None = None) -> WorkerGroup:
+           pg_timeout_s: float = 120.0, save_at: list[int] | None = None, gated: bool = False) -> WorkerGroup:
     """Start one torchrun agent per node (`nodes`: node name -> workers on it, in rank order).
 
     `save_at`: steps at which to checkpoint without stopping; `fault`: a deterministic crash to inject
-    (see `executor.train.worker.parse_fault`)."""
+    (see `executor.train.worker.parse_fault`); `gated`: prelaunch, the workers get ready and wait for
+    `open_gate` before resuming from the checkpoint (`wait_gated` says when they are ready)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -78,6 +79,8 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
         args += ["--fault", fault]
     if save_at:
         args += ["--save-at", ",".join(map(str, save_at))]
+    if gated:
+        args += ["--gate", str(run_dir / "go")]
     env = worker_env()
     agents, logs = [], []
     launched = time.time()
@@ -259,6 +262,29 @@ def wait(group: WorkerGroup, timeout_s: float, poll_s: float = 0.05) -> str:
         time.sleep(poll_s)
     kill(group)
     return "timeout"
+
+
+def wait_gated(group: WorkerGroup, timeout_s: float) -> dict:
+    """Block until a prelaunched group is ready at its gate; returns rank 0's timings so far."""
+    end = time.time() + timeout_s
+    while time.time() < end:
+        t = read_json(group.run_dir / "gated.json")
+        if t is not None:
+            return t
+        if poll(group) != "running":
+            kill(group)
+            raise RuntimeError(f"prelaunched workers ended ({poll(group)}) before the gate; see {group.run_dir}")
+        time.sleep(0.01)
+    kill(group)
+    raise TimeoutError(f"prelaunched workers not ready within {timeout_s}s; see {group.run_dir}")
+
+
+def open_gate(group: WorkerGroup) -> float:
+    """Let a prelaunched group resume (the previous workers' checkpoint is durable); returns the time."""
+    from executor.train.atomic import write_file_synced
+
+    write_file_synced(group.run_dir / "go", b"go\n")
+    return time.time()
 
 
 def progress_step(group: WorkerGroup) -> int | None:

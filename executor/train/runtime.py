@@ -150,7 +150,35 @@ class Runtime:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t[0]), bool(t[1])
 
-    def run(self, flags) -> int:
+    def wait_at_gate(self, gate: Path, flags) -> bool:
+        """A prelaunched worker: everything but the checkpoint is ready (processes, imports, rendezvous,
+        model, optimizer, kernels warmed on zeros in eval mode, which draws no random numbers); wait for
+        the executor to open the gate once the previous workers have stopped and their checkpoint is
+        durable. False: stopped (SIGTERM) before the gate opened, so there is nothing to save."""
+        self.model.eval()
+        x, _ = self.data.micro_batch(0, 0)
+        self.model(torch.zeros_like(x)).sum().backward()
+        for p in self.params:
+            p.grad = None
+        if self.workers > 1:
+            dist.barrier()
+        self.timings["gated_unix"] = time.time()
+        if self.rank == 0:
+            _write_json(self.run_dir / "gated.json", self.timings)
+        while not gate.exists():
+            if flags.stop:
+                return False
+            time.sleep(0.005)
+        self.timings["gate_open_unix"] = time.time()
+        return True
+
+    def run(self, flags, gate: Path | None = None) -> int:
+        if gate is not None and not self.wait_at_gate(gate, flags):
+            if self.rank == 0:
+                _write_json(self.run_dir / "status.json", {"state": "cancelled", "step": None,
+                                                           "exit_unix": time.time(), "save_s": 0.0, "bytes": None})
+            dist.destroy_process_group()
+            return 0
         self.resume()
         self.timings["ready_unix"] = time.time()
         state = "finished"

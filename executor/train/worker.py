@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--fault", default=None)
     ap.add_argument("--pg-timeout-s", type=float, default=120.0)
+    ap.add_argument("--gate", default=None, help="prelaunch: get ready, then wait for this file before resuming")
     ap.add_argument("--save-at", default="", help="comma-separated steps to checkpoint at without stopping")
     args = ap.parse_args(argv)
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     rt = Runtime(spec, ckpt_dir, run_dir, parse_fault(args.fault), args.pg_timeout_s)
     rt.save_at = {int(s) for s in args.save_at.split(",") if s}
     rt.timings.update(process_start_unix=T_PROCESS, imported_unix=t_imported)
-    return rt.run(Flags)
+    return rt.run(Flags, Path(args.gate) if args.gate else None)
 
 
 if __name__ == "__main__":

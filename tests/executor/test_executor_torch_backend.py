@@ -64,6 +64,8 @@ def test_start_resize_migrate_preempt_and_restart_through_checkpoints(executor, 
     one = at("east-a", {"e-0": 1})
     [resize] = executor.apply(request(two_nodes), plan("resize", two_nodes, one), 60.0)
     assert resize.measured_s["stop_s"] > 0 and resize.checkpoint_bytes > 0
+    # prelaunched: the new workers started while the old ones trained; the pause has no cold start in it
+    assert resize.measured_s["launch_s"] == 0.0 and resize.measured_s["prelaunch_s"] > 0
     assert resize.modelled_pause_s == pytest.approx(5 + 0.5 / 0.5 + 0.5 / 0.5)
     assert executor.workers_of("j") == 1
 
