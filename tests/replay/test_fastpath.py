@@ -4,6 +4,8 @@ never below the planner's objective, on requests captured from replays."""
 import importlib.util
 import json
 
+from pathlib import Path
+
 import pytest
 
 from datasets.attributes import to_job_specs
@@ -13,9 +15,8 @@ from executor.policies.cpsat import CpsatScheduler
 from executor.policies.fastpath import optimal_starts
 from service.replay.harness import ReplaySetup, run_replay
 
-from conftest import SHARED_TRACES
 
-SPEC = SHARED_TRACES.parent / "spec" / "plancheck.py"
+SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "plancheck.py"
 
 
 def plancheck():

@@ -11,7 +11,7 @@ from datasets.trace import TraceJob
 from service.replay.harness import ReplaySetup, Window, run_replay
 from service.replay.outages import Outage, outage_schedule
 
-from invariants import check_invariants
+from replay_invariants import check_invariants
 
 
 def synthetic_specs(hours: float = 8, rate: float = 12, seed: int = 1):

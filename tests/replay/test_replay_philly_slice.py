@@ -1,18 +1,21 @@
 """The invariants on a small slice of the real Philly trace (read from ../shared/traces, never copied)."""
 
+from pathlib import Path
+
 import pytest
 
 from datasets import load_trace, to_job_specs
 from datasets.fleets import single_cluster_fleet
 from service.replay.harness import ReplaySetup, Window, run_replay
 
-from invariants import check_invariants
+from replay_invariants import check_invariants
+
+
+SHARED_TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
 
 
 @pytest.fixture(scope="module")
 def philly_specs(request):
-    from conftest import SHARED_TRACES
-
     path = SHARED_TRACES / "philly_jobs.csv"
     if not path.exists():
         pytest.skip(f"the shared traces are not at {SHARED_TRACES}")
