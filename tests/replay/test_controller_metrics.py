@@ -47,3 +47,20 @@ def test_sla_ratio_forgives_one_epoch_and_one_start():
 
 def test_percentile_interpolates():
     assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5], 99) == 5 and percentile([], 50) is None
+
+
+def test_progress_bar_reports_measured_jobs_done():
+    import io
+
+    from datasets.attributes import to_job_specs
+    from datasets.fleets import single_cluster_fleet
+    from datasets.synthetic import synthetic_trace
+    from service.replay.harness import ReplaySetup, run_replay
+    from service.reports.progress import ProgressBar
+
+    specs = to_job_specs(synthetic_trace(days=0.2, seed=5))
+    buf = io.StringIO()
+    bar = ProgressBar({s.id for s in specs}, "fifo", stream=buf, every_s=0.0)
+    run_replay(specs, single_cluster_fleet(2, 8), ReplaySetup(policy="fifo"), observers=[bar])
+    last = buf.getvalue().split("\r")[-1]
+    assert last.startswith(f"[fifo] [{'#' * 30}] {len(specs)}/{len(specs)} jobs | day ")
