@@ -61,9 +61,9 @@ def test_sigterm_finishes_in_flight_plans_before_exiting(tmp_path: Path) -> None
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:        # wait until both workers are solving
+        while time.monotonic() < deadline:        # wait until both workers are solving and the third is queued
             metrics = srv.request("GET", "/metrics")[2].decode()
-            if "meridian_solves_in_progress 2.0" in metrics:
+            if "meridian_solves_in_progress 2.0" in metrics and "meridian_queue_depth 1.0" in metrics:
                 break
             time.sleep(0.05)
         else:
