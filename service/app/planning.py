@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from models import BadRequest, FieldError, PlanRequest, PlanResponse, parse_request
 from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
@@ -197,6 +199,14 @@ class PlanService:
         ctx = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(pool, ctx.run, fn, *args)
 
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A plan-log read; a database failure is Unavailable (503), not an internal error."""
+        try:
+            return await self._run(self._read_pool, fn, *args)
+        except SQLAlchemyError as exc:
+            log.exception("plan log read failed")
+            raise Unavailable(f"the plan log could not be read ({type(exc).__name__}); retry later") from None
+
     def _require_store(self) -> PlanStore:
         if self.store is None:
             raise Unavailable("the plan log is not open")
@@ -205,7 +215,7 @@ class PlanService:
     # -- reads -----------------------------------------------------------------------------------------
 
     async def get_plan(self, plan_id: str) -> PlanRecord | None:
-        return await self._run(self._read_pool, self._require_store().get, plan_id)
+        return await self._read(self._require_store().get, plan_id)
 
     async def readiness(self) -> dict[str, str]:
         """Each check that decides whether this instance can plan now, 'ok' or why not."""
@@ -254,7 +264,7 @@ class PlanService:
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = (parsed.digest, fut)
         try:
-            existing = await self._run(self._read_pool, self._require_store().get_by_key, key)
+            existing = await self._read(self._require_store().get_by_key, key)
             if existing is not None:
                 outcome = self._replay(key, existing, parsed.digest)
             else:

@@ -429,3 +429,23 @@ def test_solver_threads_run_at_the_configured_niceness(sqlite_settings: Settings
     with TestClient(create_app(replace(sqlite_settings, solver_nice=7), planner=recording_plan)) as c:
         assert c.post("/plan", content=BODY).status_code == 200
     assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
+
+
+def test_a_plan_log_outage_is_503_and_acknowledges_nothing(sqlite_client: TestClient) -> None:
+    """The database goes away (here: its engine points at a port where nothing listens)."""
+    import sqlalchemy
+
+    svc = sqlite_client.app.state.service
+    good = svc.store.engine
+    svc.store.engine = sqlalchemy.create_engine("postgresql+psycopg://u:p@127.0.0.1:1/none")
+    try:
+        r = sqlite_client.post("/plan", content=BODY)
+        assert r.status_code == 503 and "could not record" in r.json()["message"]
+        r = sqlite_client.get(f"/plans/{uuid.uuid4().hex}")
+        assert r.status_code == 503 and "could not be read" in r.json()["message"]
+        ready = sqlite_client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["store"].startswith("plan log unavailable")
+    finally:
+        svc.store.engine.dispose()
+        svc.store.engine = good
+    assert sqlite_client.post("/plan", content=BODY).status_code == 200
