@@ -2,6 +2,7 @@
 loses at most the work since the last checkpoint, never the checkpoint, and the resumed job still ends
 bitwise equal to an uninterrupted run."""
 
+import json
 import os
 import signal
 import time
@@ -105,13 +106,24 @@ def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path):
     assert path is not None
 
 
-def test_sigterm_stops_at_a_step_boundary_with_a_checkpoint(tmp_path):
-    job = Job("job", write_spec(tmp_path / "spec.json", small(steps=100_000)), tmp_path / "runs",
+def test_sigusr1_checkpoints_on_request_and_sigterm_stops_with_a_checkpoint(tmp_path):
+    job = Job("job", write_spec(tmp_path / "spec.json", small(steps=100_000, checkpoint_every=0)), tmp_path / "runs",
               tmp_path / "storage", "r")
     group = job.start({"n0": 2})
     wait_first_step(group, TIMEOUT_S)
+    assert checkpoint.list_checkpoints(job.ckpt_dir) == []
+    L.signal_workers(group, signal.SIGUSR1)          # a checkpoint at the next step boundary, training goes on
+    deadline = time.time() + TIMEOUT_S
+    while not checkpoint.list_checkpoints(job.ckpt_dir) and time.time() < deadline:
+        time.sleep(0.02)
+    [(requested, _)] = checkpoint.list_checkpoints(job.ckpt_dir)
+    assert L.poll(group) == "running"
+    assert wait_step(group, requested + 2, TIMEOUT_S) >= requested + 2
+
     result = L.stop(group, grace_s=TIMEOUT_S)
     assert result.state == "preempted" and not result.escalated
     step = result.status["step"]
-    assert step >= 1
+    assert step > requested
     assert checkpoint.latest_valid(job.ckpt_dir)[0].name == checkpoint.ckpt_name(step)
+    saves = [json.loads(line) for line in (group.run_dir / "saves.jsonl").read_text().splitlines()]
+    assert [(s["step"], s["reason"]) for s in saves] == [(requested, "request"), (step, "stop")]

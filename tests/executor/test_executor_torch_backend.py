@@ -1,6 +1,10 @@
 """The torch executor makes a plan's actions real: torchrun workers started on the placement's nodes,
 stopped through their checkpoint, relaunched at the new size, the checkpoint moved on a migrate."""
 
+import os
+import signal
+import time
+
 import pytest
 
 pytest.importorskip("torch")
@@ -10,6 +14,7 @@ from conftest import TIMEOUT_S, small
 from executor.torch_backend import PlanApplyError, TorchExecutor, worker_nodes
 from executor.train import checkpoint
 from executor.train import launch as L
+from executor.train.cycle import wait_first_step
 from models import Action, Placement, PlanResponse, parse_request
 
 FLEET = {
@@ -91,6 +96,19 @@ def test_start_resize_migrate_preempt_and_restart_through_checkpoints(executor, 
     timings = L.read_json(executor._jobs["j"].job.group.run_dir / "timings.json")
     assert timings["resumed_from_step"] == stopped_at
     assert executor.checkpoint_gb()["j"] == pytest.approx(restart.checkpoint_bytes / 1e9)
+
+    # A worker SIGKILLed while the epoch runs: the executor relaunches the job in place, from its checkpoint.
+    group = executor._jobs["j"].job.group
+    [pid] = L.worker_pids(group).values()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + TIMEOUT_S
+    while L.worker_pids(group) and time.time() < deadline:
+        time.sleep(0.01)
+    res = executor.run_epoch(300.0, 1.0)
+    assert res.restarts == {"j": 1} and res.finished == []
+    assert executor.placements() == {"j": one}
+    relaunched = executor._jobs["j"].job.group
+    assert wait_first_step(relaunched, TIMEOUT_S)["resumed_from_step"] >= stopped_at
 
 
 def test_a_plan_that_does_not_match_what_runs_is_refused_whole(executor):
