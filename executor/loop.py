@@ -148,6 +148,7 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
     quota = {(q.tenant, q.tier): q.devices for q in config.quotas}
     capacity_all = {n: d for n, (_, _, d) in _node_table(config.fleet).items()}
     reported_down: set[str] = set()
+    static_down = set(config.fleet.down_nodes)          # down in the fleet description itself
     next_arrival = 0
     changed = True
     while True:
@@ -166,7 +167,7 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
                 continue
             state.active[a.job.id] = None
             admitted += 1
-        down = frozenset((config.outages(now) if config.outages else set()) | reported_down)
+        down = frozenset((config.outages(now) if config.outages else set()) | reported_down | static_down)
         if down != state.down:
             changed = True
         state.down = down
@@ -244,7 +245,7 @@ def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> P
         jobs.append(st.arrival.job.model_copy(update={
             "priority": st.priority, "current": cur,
             "checkpoint_region": None if cur is not None else st.checkpoint_region}))
-    fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)}) if state.down else config.fleet
+    fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)})
     return PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs, quotas=list(config.quotas),
                                        policy=config.policy)
 

@@ -122,3 +122,12 @@ def test_canonical_fixture_with_types_and_regions(fixtures):
     run = run_replay(to_job_specs(rows), fleet, ReplaySetup(policy="las"))
     check_invariants(run, speed_one=False)
     assert {s.status for s in run.state.jobs.values()} == {"done"}
+
+
+def test_nodes_down_in_the_fleet_file_stay_down():
+    fleet = single_cluster_fleet(2, 8).model_copy(update={"down_nodes": ["cluster-0-n1"]})
+    specs = synthetic_specs(hours=2, rate=6, seed=9)
+    run = run_replay(specs, fleet, ReplaySetup(policy="las"))
+    check_invariants(run)
+    assert all(r.capacity_device_s == 8 * r.dt_s for r in run.records)
+    assert {s.status for s in run.state.jobs.values()} == {"done"}
