@@ -87,6 +87,26 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
     return total, used_pool, used_q, moved
 
 
+def improving_options(inst: Instance, opts: Options, lp: Bound, members: np.ndarray) -> np.ndarray:
+    """Options outside `members` that would beat their job's best member at the LP's prices:
+    the columns a round of column generation adds (none left means the restricted LP's value
+    is the full LP's)."""
+    keys, jq = _keys(inst)
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    qp = np.zeros(len(opts))
+    if len(keys) and lp.quota_prices is not None:
+        qj = jq[opts.job]
+        qp = np.where(qj >= 0, lp.quota_prices[np.maximum(qj, 0)], 0.0)
+    red = opts.coef - (lp.prices[opts.pool] + qp) * opts.dpr
+    val = red * np.where(red > 0, opts.hi, opts.lo) + pc[opts.job] - lp.budget_price * opts.mig_gb
+    inside = np.zeros(len(opts), dtype=bool)
+    inside[members] = True
+    best = np.where(np.array([j.protected for j in inst.jobs]), -np.inf, 0.0)
+    np.maximum.at(best, opts.job[inside], val[inside])
+    tol = 1e-9 * np.maximum(1.0, np.abs(best[opts.job]))
+    return np.flatnonzero(~inside & (val > best[opts.job] + tol))
+
+
 def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | None = None,
                      target: float | None = None, seconds: float = 0.3, max_iter: int = 200,
                      start_quota: np.ndarray | None = None, start_budget: float = 0.0) -> Bound:

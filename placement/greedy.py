@@ -15,13 +15,17 @@ from placement.instance import Instance
 from placement.packing import Packing
 
 
+def reduced_coef(opts: Options, prices: np.ndarray | None) -> np.ndarray:
+    """Per option, the objective per replica less the price of the devices it takes."""
+    return opts.coef - (prices[opts.pool] if prices is not None else 0.0) * opts.dpr
+
+
 def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per option: (reduced gain of the job choosing it, replicas that gain assumes)."""
     pc = np.array([j.preempt_cost for j in inst.jobs])
     if len(opts) == 0:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    price = prices[opts.pool] if prices is not None else 0.0
-    red = opts.coef - price * opts.dpr
+    red = reduced_coef(opts, prices)
     reps = np.where(red > 0, opts.hi, opts.lo)
     gain = red * reps + pc[opts.job]
     return gain, reps
@@ -60,39 +64,45 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> P
 
 
 def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -> bool:
-    """Try the job's options from the best gain down: whole (its maximum) before partial, and
-    first without touching anyone's reservation, then displacing running jobs that rank below it.
-    Options whose pool lacks the room in total are skipped with one array test, not tried."""
+    """Place job j where it gains most given the room left: each option is valued at the replicas
+    its pool can still give (within the quota), first in free room, then also in room held by
+    running jobs not yet decided (which rank below j), and tried best first."""
     opts = pk.opts
     olist = opts.by_job[j]
     if len(olist) == 0 or j in pk.choice:
         return j in pk.choice
-    order = olist[np.argsort(-gain[olist], kind="stable")]
     if require_positive:
-        order = order[gain[order] > 0]
-        if len(order) == 0:
+        olist = olist[gain[olist] > 0]
+        if len(olist) == 0:
             return False
     info = pk.inst.jobs[j]
-    keep = opts.keep[order]
-    pools = opts.pool[order]
-    d = opts.dpr[order]
+    keep = opts.keep[olist]
+    pools = opts.pool[olist]
+    d = opts.dpr[olist]
+    lo, hi = opts.lo[olist], opts.hi[olist]
+    # per replica: the option's gain spread over the replicas it assumed (so prices carry through)
+    per = (gain[olist] - info.preempt_cost) / np.maximum(np.where(gain[olist] - info.preempt_cost > 0, hi, lo), 1)
     own = np.where((pools == (info.cur_pool if info.cur_pool is not None else -1)) & (j in pk.reserved),
                    info.r0 * info.dpr, 0)
-    room_all = pk.pool_free[pools]
-    room_hard = room_all - pk.pool_soft[pools] + own
     qroom = pk.quota_room(j)
-    for whole, use_soft in ((True, False), (True, True), (False, False), (False, True)):
-        need = (opts.hi[order] if whole else opts.lo[order]) * d
-        room = room_all if use_soft else room_hard
-        ok = keep | (room >= need)
+    cands = []
+    for soft, room in ((False, pk.pool_free[pools] - pk.pool_soft[pools] + own), (True, pk.pool_free[pools])):
+        reps = np.minimum(hi, room // d)
         if qroom is not None:
-            ok &= keep | (qroom >= need)
-        for o in order[ok]:
-            if opts.keep[o]:
-                if pk.try_keep(j):
-                    return True
-            elif pk.try_option(int(o), lo=int(opts.hi[o]) if whole else None, use_soft=use_soft):
+            reps = np.minimum(reps, qroom // d)
+        reps = np.where(keep, lo, reps)
+        ok = keep | (reps >= lo)
+        val = per * reps + info.preempt_cost
+        for k in np.flatnonzero(ok):
+            cands.append((-val[k], soft, k, int(reps[k])))
+    cands.sort()
+    for _, soft, k, reps in cands:
+        o = int(olist[k])
+        if keep[k]:
+            if pk.try_keep(j):
                 return True
+        elif pk.try_option(o, target=reps, use_soft=soft):
+            return True
     return False
 
 

@@ -13,29 +13,34 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
+from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.packing import Packing
-from placement.score import Scored
-
-Realize = Callable[[dict[int, tuple[int, int]]], Packing]
-ScoreFn = Callable[[Packing], Scored]
+from placement.realize import realize_delta
+from placement.score import job_terms
 
 
 def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
     return {j: (o, sum(pk.nodes[j].values())) for j, o in pk.choice.items()}
 
 
-def lns(inst: Instance, opts: Options, best: Packing, best_score: Scored, deadline: float, realize: Realize,
-        score_fn: ScoreFn, lp_x: np.ndarray | None, deterministic: bool, max_free_jobs: int = 150,
-        step_s: float = 0.25) -> tuple[Packing, Scored, dict[str, int]]:
+def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
+    total = 0.0
+    for j in jobs:
+        v, d, p = job_terms(inst, j, pk.placement_of(j))
+        total += v - d - p
+    return total
+
+
+def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
+        deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `deadline` (or the step budget, when deterministic); returns the best
-    plan, its score and counters (steps, improvements, CP-SAT statuses)."""
+    plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
     pool_jobs: list[list[int]] = [[] for _ in inst.pools]
@@ -44,6 +49,7 @@ def lns(inst: Instance, opts: Options, best: Packing, best_score: Scored, deadli
     pool_jobs = [sorted(set(js)) for js in pool_jobs]
     # deterministic: a step count from the request alone (about the time limit in CP-SAT work units)
     max_steps = max(2, int(inst.request.policy.time_limit_s / step_s)) if deterministic else 10**9
+    gain0, _ = option_gains(inst, opts, None)
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
     while stats["steps"] < max_steps:
@@ -67,17 +73,18 @@ def lns(inst: Instance, opts: Options, best: Packing, best_score: Scored, deadli
             continue
         choice = dict(fixed)
         choice.update(res.choice)
-        if choice == inc:
+        changed = {j for j in free if inc.get(j) != choice.get(j)}
+        if not changed:
             continue
-        pk = realize(choice)
-        if not all(i.index in pk.choice for i in inst.jobs if i.protected):
+        pk = realize_delta(inst, opts, best, choice, changed, gain0)
+        if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
             continue
-        sc = score_fn(pk)
-        if sc.objective > best_score.objective + 1e-9 * max(1.0, abs(best_score.objective)):
-            best, best_score = pk, sc
+        delta = _objective_of(inst, pk, changed) - _objective_of(inst, best, changed)
+        if delta > 1e-9 * max(1.0, abs(delta)):
+            best = pk
             stats["improved"] += 1
             neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
-    return best, best_score, stats
+    return best, stats
 
 
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,

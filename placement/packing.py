@@ -35,6 +35,18 @@ class Packing:
         self.broken: set[int] = set()                 # keepable jobs whose nodes were taken
         self.reserved: set[int] = set()
 
+    def copy(self) -> Packing:
+        """An independent copy (node maps are replaced, never edited, so they are shared)."""
+        c = Packing.__new__(Packing)
+        c.__dict__.update(self.__dict__)
+        c.free, c.soft = self.free.copy(), self.soft.copy()
+        c.pool_free, c.pool_soft = self.pool_free.copy(), self.pool_soft.copy()
+        c.soft_owner = {n: set(v) for n, v in self.soft_owner.items() if v}
+        c.quota_used = dict(self.quota_used)
+        c.choice, c.nodes = dict(self.choice), dict(self.nodes)
+        c.broken, c.reserved = set(self.broken), set(self.reserved)
+        return c
+
     # -- soft reservations of running jobs -------------------------------------------------
     def reserve_running(self, jobs: list[int]) -> None:
         """Hold the current nodes of keepable running jobs until they are decided."""
@@ -122,9 +134,10 @@ class Packing:
                 if self.node_pos[n] >= 0 and self.inst.node_pool[n] == p:
                     own[self.node_pos[n]] = k * d
         hard = self.free[nodes] - self.soft[nodes] + own
-        got = _fit(hard // d, hi)
-        if got is None and use_soft:
-            got = _fit((self.free[nodes]) // d, hi, prefer=hard // d)
+        if use_soft:   # all room counts; nodes that need no one's reservation are preferred
+            got = _fit(self.free[nodes] // d, hi, prefer=hard // d)
+        else:
+            got = _fit(hard // d, hi)
         if got is None:
             return 0
         idx, counts = got
@@ -147,7 +160,7 @@ class Packing:
             return 0
         info = self.inst.jobs[j]
         d = info.dpr
-        cur = self.nodes[j]
+        cur = dict(self.nodes[j])   # copy on write: copies of this packing share node maps
         r = sum(cur.values())
         add = min(extra_max, int(self.opts.hi[o]) - r)
         room = self.quota_room(j)
@@ -173,6 +186,7 @@ class Packing:
             self.pool_free[self.inst.node_pool[n]] -= c * d
             placed += c
         if placed:
+            self.nodes[j] = cur
             key = info.key
             if key in self.quota_used:
                 self.quota_used[key] += placed * d
@@ -209,6 +223,14 @@ class Packing:
         self.mig_used += float(self.opts.mig_gb[o])
         self.choice[j] = o
         self.nodes[j] = placement
+
+    def placement_of(self, j: int) -> tuple[str, str, dict[str, int]] | None:
+        o = self.choice.get(j)
+        if o is None:
+            return None
+        pool = self.inst.pools[int(self.opts.pool[o])]
+        return (pool.cluster, pool.accelerator,
+                {self.inst.node_names[n]: c for n, c in sorted(self.nodes[j].items())})
 
     def placed_map(self) -> dict[int, tuple[str, str, dict[str, int]]]:
         inst = self.inst

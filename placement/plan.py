@@ -18,19 +18,21 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement.bound import Bound, lagrangian_bound, lagrangian_value, lp_bound
+from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
-from placement.greedy import _place_best, greedy, grow_all, option_gains
+from placement.greedy import greedy
 from placement.instance import Instance, compile_instance
-from placement.packing import Packing
 from placement.lns import lns
+from placement.packing import Packing
+from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import score
 
 OPTIMAL_GAP = 1e-6
-LP_MAX_OPTIONS = 60_000          # above this, a restricted LP prices a Lagrangian bound over all options
-LP_OPTIONS_PER_JOB = 3
+LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
+LP_OPTIONS_PER_JOB = 4           # most options per job in the restricted LP
+LP_TARGET_COLUMNS = 40_000       # the restricted LP's size aim: fewer options per job at planet size
 CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
 
 
@@ -87,7 +89,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     if use_cpsat and (clock.left() > 0.3 * limit or det):
-        lp = _lp_stage(inst, opts, candidates[-1][1], seconds=(4 * limit if det else max(0.05, min(0.5 * limit, clock.left() - 0.1))))
+        lp = _lp_stage(inst, opts, candidates[-1][1], seconds=(4 * limit if det else max(0.05, min(0.45 * limit, clock.left() - 0.1))))
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -102,14 +104,14 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         if _protected_ok(inst, pk):
             candidates.append(("lp_rounding", pk))
         clock.lap("lp_rounding")
-    else:
+    elif det or clock.left() > 3 * realize_s + 0.05:
         best_obj = max(score(inst, pk.placed_map()).objective for _, pk in candidates)
         sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
                                seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0):
+        if np.any(sub.prices > 0) and (det or clock.left() > 3 * realize_s + 0.05):
             pk = greedy(inst, opts, sub.prices)
             if _protected_ok(inst, pk):
                 candidates.append(("greedy", pk))
@@ -137,10 +139,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
                 stop - time.perf_counter() > 0.05 or det):
-            pk, sc, lstats = lns(inst, opts, best_pk, best_score, stop, lambda ch: realize(inst, opts, ch),
-                                 lambda pk: score(inst, pk.placed_map()), bound.x, det)
+            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det)
             if lstats["improved"]:
-                best_name, best_pk, best_score = "cpsat", pk, sc
+                best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
                 cp_status = cp_status or "FEASIBLE"
             clock.phases["lns_steps"] = lstats["steps"]
@@ -160,8 +161,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
                    for j, (c, a, n) in sorted(best_pk.placed_map().items())]
     clock.lap("response")
-    return PlanResponse(
-        status=status, objective=obj, bound=ub, gap=gap,
+    # every part was built by the engine from validated input: construct without re-validating
+    return PlanResponse.model_construct(
+        plan_id=None, status=status, objective=obj, bound=ub, gap=gap,
         breakdown=Breakdown(value=best_score.value, disruption=best_score.disruption, spread=best_score.spread),
         solve_s=round(time.perf_counter() - clock.t0, 4), assignments=assignments, actions=best_score.actions,
         unplaced=unplaced,
@@ -171,14 +173,25 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
 
 
 def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bound | None:
-    """The LP relaxation over all options where it fits; else over each job's best few options,
-    whose duals then price every option in a Lagrangian bound (valid whatever the prices)."""
-    if len(opts) <= LP_MAX_OPTIONS:
+    """The LP relaxation over all options where it is small; else over each job's best few
+    options plus one round of column generation, whose duals then price every option in a
+    Lagrangian bound (valid whatever the prices)."""
+    if len(opts) <= LP_FULL_MAX_OPTIONS:
         return lp_bound(inst, opts, time_limit_s=seconds)
-    top = _top_options(inst, opts, pk, LP_OPTIONS_PER_JOB)
+    t0 = time.perf_counter()
+    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 2, LP_OPTIONS_PER_JOB))
+    top = _top_options(inst, opts, pk, per_job)
     lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
     if lp is None or lp.infeasible:
         return None
+    spent = time.perf_counter() - t0
+    if spent < 0.4 * seconds:
+        extra = improving_options(inst, opts, lp, top)
+        if len(extra):
+            top2 = np.union1d(top, extra)
+            lp2 = lp_bound(inst, opts.restrict(top2), time_limit_s=seconds - spent)
+            if lp2 is not None and not lp2.infeasible:
+                top, lp = top2, lp2
     val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
     x = np.zeros(len(opts))
     n = np.zeros(len(opts))
@@ -193,30 +206,6 @@ def _best(inst: Instance, candidates: list[tuple[str, Packing]]):
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
     return all(i.index in pk.choice for i in inst.jobs if i.protected)
-
-
-def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -> Packing:
-    """Pack a pool-level solution onto nodes: keeps first (their nodes are fixed), then changes
-    largest replicas first; what does not pack is repaired greedily, then leftovers are filled."""
-    pk = Packing(inst, opts)
-    keeps = [j for j, (o, _) in choice.items() if opts.keep[o]]
-    changes = [(j, o, r) for j, (o, r) in choice.items() if not opts.keep[o]]
-    for j in sorted(keeps, key=lambda j: (not inst.jobs[j].protected, j)):
-        pk.try_keep(j)
-    changes.sort(key=lambda t: (not inst.jobs[t[0]].protected, -int(opts.dpr[t[1]]), -t[2] * int(opts.dpr[t[1]]), t[0]))
-    failed = []
-    for j, o, r in changes:
-        if not pk.try_option(o, target=r, use_soft=False):
-            failed.append(j)
-    gain, _ = option_gains(inst, opts, None)
-    for j in failed:
-        _place_best(pk, j, gain, require_positive=False)
-    rest = [i.index for i in inst.jobs if i.index not in pk.choice]
-    dens = {j: max((gain[o] / max(opts.hi[o] * opts.dpr[o], 1) for o in opts.by_job[j]), default=-1.0) for j in rest}
-    for j in sorted(rest, key=lambda j: (-dens[j], j)):
-        _place_best(pk, j, gain, require_positive=False)
-    grow_all(pk)
-    return pk
 
 
 def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarray:

@@ -41,39 +41,48 @@ def action_kind(job: Job, cluster: str, accel: str, nodes: dict[str, int]) -> st
     return "migrate"
 
 
+def job_terms(inst: Instance, j: int, got: tuple[str, str, dict[str, int]] | None) -> tuple[float, float, float]:
+    """(value, disruption, spread) of one job placed as `got` (None: not placed)."""
+    info = inst.jobs[j]
+    job = info.job
+    if got is None:
+        return (0.0, info.preempt_cost if job.current is not None else 0.0, 0.0)
+    cluster, accel, nodes = got
+    r = sum(nodes.values())
+    v = info.weight * inst.rate(job, cluster, accel, r)
+    d = 0.0
+    if action_kind(job, cluster, accel, nodes) is not None:
+        pause = inst.pause_to(info, inst.cluster_region[cluster]) or 0.0
+        d = v * min(pause, inst.T) / inst.T
+    p = 0.0
+    pool = inst.pool_of.get((cluster, accel))
+    per = inst.pools[pool].dmax // info.dpr if pool is not None else 0
+    if per > 0:
+        p = inst.spread_penalty * info.weight * info.dpr * job.speed[accel] * (len(nodes) - math.ceil(r / per))
+    return (v, d, p)
+
+
 def score(inst: Instance, placed: PlacedMap) -> Scored:
     """Objective, breakdown and actions of a plan: the canonical objective of placement-v1.md."""
     out = Scored()
-    T = inst.T
-    dmax = {(p.cluster, p.accelerator): p.dmax for p in inst.pools}
     for info in inst.jobs:
         job = info.job
         got = placed.get(info.index)
+        v, d, p = job_terms(inst, info.index, got)
+        out.value += v
+        out.disruption += d
+        out.spread += p
+        # trusted values: built without validation (the engine made them; verify.py checks plans)
         if got is None:
             if job.current is not None:
-                out.disruption += info.preempt_cost
                 out.actions.append(Action.model_construct(job=job.id, kind="preempt", from_=job.current, to=None))
             continue
         cluster, accel, nodes = got
-        r = sum(nodes.values())
-        rate = inst.rate(job, cluster, accel, r)
-        v = info.weight * rate
-        out.value += v
         kind = action_kind(job, cluster, accel, nodes)
         if kind is not None:
-            pause = inst.pause_to(info, inst.cluster_region[cluster])
-            if pause is None:   # the plan is invalid (no link); the validity check says so
-                pause = 0.0
-            out.disruption += v * min(pause, T) / T
-            # trusted values: built without validation (the engine made them; verify.py checks plans)
             out.actions.append(Action.model_construct(
                 job=job.id, kind=kind, from_=job.current,
                 to=Placement.model_construct(cluster=cluster, accelerator=accel, nodes=dict(nodes))))
-        dm = dmax.get((cluster, accel), 0)
-        per = dm // info.dpr
-        if per > 0:
-            extra = len(nodes) - math.ceil(r / per)
-            out.spread += inst.spread_penalty * info.weight * info.dpr * job.speed[accel] * extra
     return out
 
 

@@ -1,0 +1,65 @@
+"""From a pool-level choice (job -> option, replicas) to nodes: packing with repair.
+
+`realize` packs a whole plan; `realize_delta` starts from a packed plan and repacks only the
+jobs whose choice changed, which is what makes a neighbourhood-search step cheap at planet
+size (20,000 jobs) where a full repack costs about a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.greedy import _place_best, grow_all, option_gains
+from placement.instance import Instance
+from placement.packing import Packing
+
+
+def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -> Packing:
+    """Pack a pool-level solution onto nodes: keeps first (their nodes are fixed), then changes
+    largest replicas first; what does not pack is repaired greedily, then leftovers are filled."""
+    pk = Packing(inst, opts)
+    keeps = [j for j, (o, _) in choice.items() if opts.keep[o]]
+    changes = [(j, o, r) for j, (o, r) in choice.items() if not opts.keep[o]]
+    for j in sorted(keeps, key=lambda j: (not inst.jobs[j].protected, j)):
+        pk.try_keep(j)
+    changes.sort(key=lambda t: (not inst.jobs[t[0]].protected, -int(opts.dpr[t[1]]), -t[2] * int(opts.dpr[t[1]]), t[0]))
+    failed = []
+    for j, o, r in changes:
+        if not pk.try_option(o, target=r, use_soft=False):
+            failed.append(j)
+    gain, _ = option_gains(inst, opts, None)
+    for j in failed:
+        _place_best(pk, j, gain, require_positive=False)
+    rest = [i.index for i in inst.jobs if i.index not in pk.choice]
+    dens = {j: max((gain[o] / max(opts.hi[o] * opts.dpr[o], 1) for o in opts.by_job[j]), default=-1.0) for j in rest}
+    for j in sorted(rest, key=lambda j: (-dens[j], j)):
+        _place_best(pk, j, gain, require_positive=False)
+    grow_all(pk)
+    return pk
+
+
+def realize_delta(inst: Instance, opts: Options, base: Packing, choice: dict[int, tuple[int, int]],
+                  changed: set[int], gain: np.ndarray) -> Packing:
+    """`base` with the jobs in `changed` taken out and packed again as `choice` says (what does not
+    pack is repaired greedily, then grown into room it left); every other job stays on its nodes."""
+    pk = base.copy()
+    for j in changed:
+        pk.unplace(j)
+    keeps = [j for j in changed if j in choice and opts.keep[choice[j][0]]]
+    moves = [(j, *choice[j]) for j in changed if j in choice and not opts.keep[choice[j][0]]]
+    failed = []
+    for j in sorted(keeps, key=lambda j: (not inst.jobs[j].protected, j)):
+        if not pk.try_keep(j):
+            failed.append(j)
+    moves.sort(key=lambda t: (not inst.jobs[t[0]].protected, -int(opts.dpr[t[1]]), -t[2] * int(opts.dpr[t[1]]), t[0]))
+    for j, o, r in moves:
+        if not pk.try_option(o, target=r, use_soft=False):
+            failed.append(j)
+    for j in failed:
+        _place_best(pk, j, gain, require_positive=False)
+    for j in sorted(changed):
+        o = pk.choice.get(j)
+        if o is not None and not opts.keep[o] and opts.coef[o] > 0:
+            pk.grow(j, int(opts.hi[o]))
+    return pk
