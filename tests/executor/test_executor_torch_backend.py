@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import TIMEOUT_S, small
+from executor_helpers import TIMEOUT_S, small
 
 from executor.torch_backend import PlanApplyError, TorchExecutor, worker_nodes
 from executor.train import checkpoint
