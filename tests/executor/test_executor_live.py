@@ -89,3 +89,23 @@ def test_pause_rows_sum_the_phases_of_a_relaunch():
     [row] = pause_rows([(30.0, a, 2)])
     assert row["measured_s"] == pytest.approx(3.0)     # save is inside stop, not added twice
     assert row["ckpt_MB"] == 2.0 and row["workers"] == 2
+
+
+def test_run_cli_reports_a_missing_file_in_one_line(tmp_path, capsys):
+    from service.cli import main
+
+    assert main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"meridian run: cannot read fleet {tmp_path / 'fleet.json'}: No such file or directory"]
+
+
+def test_run_cli_reports_bad_jobs_by_field(tmp_path, capsys):
+    from service.cli import main
+
+    (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
+    bad = jobs()
+    bad[1]["train"]["world_size"] = 3
+    (tmp_path / "jobs.json").write_text(json.dumps(bad))
+    assert main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json")]) == 2
+    err = capsys.readouterr().err
+    assert "jobs[1].replicas" in err and "divides train.world_size 3" in err
