@@ -4,8 +4,8 @@
 
 Per size: the engine (`plan`) and the greedy planner alone (`greedy_plan`), each in a fresh
 process (peak memory is that process's max RSS), then the independent checker
-(../shared/spec/plancheck.py --lp; --lp-region for planet) on each response. Prints wall time,
-peak memory, status, objective, the engine's bound, the checker's LP bound, the gap to it, and
+(../shared/spec/plancheck.py --lp; --lp-region for planet) on each response. Prints wall time
+(and how far past the time limit it landed, parse included), peak memory, status, objective, the engine's bound, the checker's LP bound, the gap to it, and
 the engine's time as a ratio to the greedy's measured in the same run.
 """
 
@@ -68,7 +68,7 @@ def main() -> None:
 
     targets = {"medium": (1.0, 0.01), "large": (5.0, 0.02), "planet": (10.0, 0.03)}
     print(f"seed {a.seed}; {os.cpu_count()} cores; checker {'on' if CHECKER.exists() and not a.no_check else 'off'}")
-    head = f"{'size':7} {'planner':7} {'wall_s':>7} {'x greedy':>8} {'peak_MiB':>8} {'status':9} {'objective':>12} " \
+    head = f"{'size':7} {'planner':7} {'wall_s':>7} {'over_s':>6} {'x greedy':>8} {'peak_MiB':>8} {'status':9} {'objective':>12} " \
            f"{'bound':>12} {'checker_lp':>12} {'gap_vs_lp':>9} {'valid':>5}"
     print(head)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +87,8 @@ def main() -> None:
                 m, resp, c = rows[mode]
                 ratio = m["wall_s"] / rows["greedy"][0]["wall_s"]
                 lp = c.get("lp_bound")
-                print(f"{size:7} {mode:7} {m['wall_s']:7.2f} {ratio:8.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
+                over = m["wall_s"] - data["policy"]["time_limit_s"]
+                print(f"{size:7} {mode:7} {m['wall_s']:7.2f} {over:6.2f} {ratio:8.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
                       f"{resp['objective']:12.1f} {resp['bound']:12.1f} {lp if lp is not None else float('nan'):12.1f} "
                       f"{c.get('gap_vs_lp', float('nan')):9.4f} {str(c.get('valid', '-')):>5}")
             limit, gap = targets[size]
