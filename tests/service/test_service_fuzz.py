@@ -9,7 +9,9 @@ Three generators, each bounded so the file runs in well under a minute:
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from typing import Any
 
@@ -21,9 +23,11 @@ from service_testkit import assert_plan_passes
 
 from service.app import Settings, create_app
 
-FUZZ_SETTINGS = Settings(db_path=tempfile.mkdtemp(prefix="meridian-fuzz-") + "/plans.sqlite", max_time_limit_s=1.0,
+FUZZ_DIR = tempfile.mkdtemp(prefix="meridian-fuzz-")
+atexit.register(shutil.rmtree, FUZZ_DIR, True)
+FUZZ_SETTINGS = Settings(db_path=FUZZ_DIR + "/plans.sqlite", max_time_limit_s=1.0,
                          max_jobs=200, max_nodes=2000, max_devices=20000, max_body_bytes=256 * 1024)
-app = create_app(FUZZ_SETTINGS)
+app = create_app(FUZZ_SETTINGS)         # schemathesis runs this one's lifespan; the tests below use their own
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 QUICK = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 
@@ -37,19 +41,26 @@ def test_schema_fuzz_never_gets_a_server_error(case: schemathesis.Case) -> None:
         assert_plan_passes(case.body, response.json())
 
 
-@given(body=st.one_of(
+ARBITRARY = st.one_of(
     st.binary(max_size=2000),
     st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                  lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
                  max_leaves=30).map(lambda v: json.dumps(v).encode()),
-))
-@settings(QUICK, max_examples=150)
-def test_arbitrary_bytes_and_json_are_refused_cleanly(body: bytes) -> None:
-    with TestClient(app) as c:
-        r = c.post("/plan", content=body)
-    assert r.status_code in (200, 422), (r.status_code, r.text[:300])
-    if r.status_code == 422:
-        assert r.json()["errors"], r.text
+)
+
+
+def test_arbitrary_bytes_and_json_are_refused_cleanly() -> None:
+    with TestClient(create_app(FUZZ_SETTINGS)) as c:
+
+        @given(body=ARBITRARY)
+        @settings(QUICK, max_examples=150)
+        def post(body: bytes) -> None:
+            r = c.post("/plan", content=body)
+            assert r.status_code in (200, 422), (r.status_code, r.text[:300])
+            if r.status_code == 422:
+                assert r.json()["errors"], r.text
+
+        post()
 
 
 # -- valid requests by construction -------------------------------------------------------------------
@@ -122,10 +133,14 @@ def valid_requests(draw: st.DrawFn) -> dict[str, Any]:
             "jobs": jobs, "quotas": quotas, "policy": policy}
 
 
-@given(req=valid_requests())
-@settings(QUICK, max_examples=40)
-def test_valid_requests_get_plans_that_pass_plancheck(req: dict[str, Any]) -> None:
-    with TestClient(app) as c:
-        r = c.post("/plan", params={"dry_run": "true"}, json=req)
-    assert r.status_code == 200, r.text
-    assert_plan_passes(req, r.json())
+def test_valid_requests_get_plans_that_pass_plancheck() -> None:
+    with TestClient(create_app(FUZZ_SETTINGS)) as c:
+
+        @given(req=valid_requests())
+        @settings(QUICK, max_examples=40)
+        def post(req: dict[str, Any]) -> None:
+            r = c.post("/plan", params={"dry_run": "true"}, json=req)
+            assert r.status_code == 200, r.text
+            assert_plan_passes(req, r.json())
+
+        post()
