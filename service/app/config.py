@@ -27,6 +27,7 @@ class Settings:
     solver_nice: int = 10
     min_budget_s: float | None = 0.5
     max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout_s: float = 30.0
     max_jobs: int = 20_000
     max_nodes: int = 50_000
     max_devices: int = 400_000
@@ -112,6 +113,7 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
                                      "never below this (off: never cut; deterministic plans are never cut)")),
     "solver_nice": (_nice, "CPU niceness of solver threads (0-19): request handling and /healthz go first"),
     "max_body_bytes": (_positive_int, "largest request body accepted (413 beyond)"),
+    "body_timeout_s": (_positive_float, "a request body must arrive within this (408 beyond)"),
     "max_jobs": (_positive_int, "largest number of jobs in a request (422 beyond)"),
     "max_nodes": (_positive_int, "largest number of nodes in a request's fleet (422 beyond)"),
     "max_devices": (_positive_int, "largest number of devices in a request's fleet (422 beyond)"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from models import BadRequest, PlanResponse
 from service.app.admission import Overloaded
@@ -58,6 +60,7 @@ async def read_capped(request: Request, cap: int) -> bytes:
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "the Idempotency-Key was used for a different request"},
+    408: {"model": ErrorBody, "description": "the body did not arrive in time (--body-timeout-s)"},
     413: {"model": ErrorBody, "description": "the body is larger than this server accepts"},
     422: {"model": ErrorBody, "description": "a bad request: malformed JSON, a wrong type, a contract rule, a size "
           "cap; `errors` names each field path and value"},
@@ -87,7 +90,15 @@ async def post_plan(
 ) -> Response:
     svc = _svc(request)
     try:
-        body = await read_capped(request, svc.settings.max_body_bytes)
+        try:
+            body = await asyncio.wait_for(read_capped(request, svc.settings.max_body_bytes),
+                                          timeout=svc.settings.body_timeout_s)
+        except TimeoutError:
+            svc.metrics.rejected.labels("body_timeout").inc()
+            return error_response(408, "request_timeout", f"the request body did not arrive within "
+                                  f"{svc.settings.body_timeout_s:g} s (--body-timeout-s)", headers={"Connection": "close"})
+        except ClientDisconnect:
+            return Response(status_code=400)          # the caller left; nobody reads this
         outcome = await svc.handle(body, dry_run, idempotency_key)
     except TooLarge as exc:
         svc.metrics.rejected.labels("too_large").inc()

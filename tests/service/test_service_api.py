@@ -449,3 +449,4 @@ def test_a_plan_log_outage_is_503_and_acknowledges_nothing(sqlite_client: TestCl
         svc.store.engine.dispose()
         svc.store.engine = good
     assert sqlite_client.post("/plan", content=BODY).status_code == 200
+

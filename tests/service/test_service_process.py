@@ -202,3 +202,23 @@ def test_kill_9_under_load_loses_no_acknowledged_plan(tmp_path: Path, backend: s
         srv.kill()
     assert _check_log_consistent(url, {a[0] for a in acked}) == len(acked)
     print(f"{len(acked)} acknowledged plans over {rounds} kills survived ({time.monotonic() - started:.1f} s)")
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(tmp_path: Path) -> None:
+    import socket
+
+    body = EXAMPLE.read_bytes()
+    with Server(tmp_path, "--db-path", str(tmp_path / "plans.sqlite"), "--body-timeout-s", "0.5") as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+            s.sendall(b"POST /plan HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, payload = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(payload)["error"] == "request_timeout"
+        assert srv.request("GET", "/healthz")[0] == 200
