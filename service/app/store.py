@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, func, select, text
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -79,6 +92,10 @@ def request_digest(normalized: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class StoreSchemaError(RuntimeError):
+    """The database holds a plan log table this version cannot use."""
+
+
 class PlanStore:
     """Synchronous access to the plan log; the service calls it from worker threads."""
 
@@ -87,6 +104,13 @@ class PlanStore:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, self.is_sqlite)
         metadata.create_all(self.engine, checkfirst=True)
+        have = {c["name"] for c in inspect(self.engine).get_columns(plans.name)}
+        missing = sorted(set(plans.c.keys()) - have)
+        if missing:
+            self.engine.dispose()
+            raise StoreSchemaError(f"the plan log table {plans.name!r} at {make_url(url).render_as_string()} lacks "
+                                   f"column(s) {', '.join(missing)}: an older version made it; migrate it or use "
+                                   "another database")
 
     def put(self, rec: PlanRecord) -> PlanRecord:
         """Store `rec` durably and return it; if its idempotency key is already taken, return the record that

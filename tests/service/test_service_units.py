@@ -200,3 +200,13 @@ def test_budgets_shrink_when_plans_overrun_them() -> None:
         budget = a.start(t)
         a.finish(t, 1.5 * budget)
     assert a.budget(10.0, queued=6) == pytest.approx(5.0 / 1.5, rel=0.01)
+
+
+def test_a_plan_log_table_from_an_older_version_is_refused_by_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    eng = sqlalchemy.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE meridian_plans (plan_id VARCHAR(32) PRIMARY KEY)"))
+    eng.dispose()
+    with pytest.raises(RuntimeError, match=r"lacks column\(s\) created_at, gap, .*time_budget_s"):
+        PlanStore(url)
