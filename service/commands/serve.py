@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         settings = from_args(args)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    _preflight_store(settings.database_url())
     logs.configure(settings.log_level)
     # Solver threads run Python between CP-SAT calls; a 1 ms switch interval (default 5 ms) lets the event
     # loop take the GIL back sooner, which is what keeps /healthz quick while plans are being solved.
@@ -70,3 +71,22 @@ def run(args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     return 0 if server.started else 1
+
+
+def _preflight_store(url: str) -> None:
+    """Open the plan log once before serving, so a wrong path or an unreachable database is one clear line
+    and exit status 2, not a traceback from inside the server's startup."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.app.store import PlanStore, StoreSchemaError
+    from service.cli import UsageError
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        PlanStore(url).close()
+    except StoreSchemaError as exc:
+        raise UsageError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise UsageError(f"cannot open the plan log at {shown}: {reason}") from None

@@ -210,3 +210,11 @@ def test_a_plan_log_table_from_an_older_version_is_refused_by_name(tmp_path: Pat
     eng.dispose()
     with pytest.raises(RuntimeError, match=r"lacks column\(s\) created_at, gap, .*time_budget_s"):
         PlanStore(url)
+
+
+def test_an_unreachable_plan_log_is_one_line_and_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--db-url", "postgresql+psycopg://u:secret@127.0.0.1:1/none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("meridian serve: cannot open the plan log at postgresql+psycopg://u:***@127.0.0.1:1/none")
+    assert "secret" not in err[0]
