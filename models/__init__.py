@@ -6,10 +6,10 @@ from models.request import (
     Tier, TierWeights,
 )
 from models.response import Action, Assignment, Breakdown, PlanResponse, SolverStats, Unplaced
-from models.validate import Limits, parse_request, parse_request_json
+from models.validate import MAX_NODES, Limits, decode_json, parse_request, parse_request_json
 
 __all__ = [
     "TIERS", "Action", "Assignment", "BadRequest", "Breakdown", "Cluster", "FieldError", "Fleet", "Job", "Limits",
     "Link", "NodeGroup", "Placement", "PlanRequest", "PlanResponse", "Policy", "Quota", "Region", "Replicas",
-    "SolverStats", "Tier", "TierWeights", "Unplaced", "parse_request", "parse_request_json",
+    "SolverStats", "Tier", "TierWeights", "Unplaced", "decode_json", "parse_request", "parse_request_json", "MAX_NODES",
 ]

@@ -17,6 +17,11 @@ from models.errors import BadRequest, FieldError, loc_to_path
 from models.request import PlanRequest
 
 
+# Past this many nodes a fleet is refused even without configured limits: naming the nodes
+# (the contract's `prefix + i`) would take longer than any planning epoch.
+MAX_NODES = 2_000_000
+
+
 @dataclass(frozen=True)
 class Limits:
     """Sizes past which an engine or service refuses a request (None = no limit)."""
@@ -36,21 +41,27 @@ def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
         req = PlanRequest.model_validate(data)
     except ValidationError as exc:
         raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
+    # sizes first: they are cheap, and a fleet too large to enumerate must not be enumerated
+    errors = limit_errors(req, limits or Limits())
+    if errors:
+        raise BadRequest(errors)
     errors = cross_field_errors(req)
-    if limits is not None:
-        errors += limit_errors(req, limits)
     if errors:
         raise BadRequest(errors)
     return req
 
 
-def parse_request_json(text: str | bytes, limits: Limits | None = None) -> PlanRequest:
-    """Decode JSON text (rejecting NaN and Infinity literals) and validate it."""
+def decode_json(text: str | bytes) -> Any:
+    """Decode JSON text, refusing NaN and Infinity literals (not JSON), as a BadRequest."""
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {exc}")]) from None
-    return parse_request(data, limits)
+
+
+def parse_request_json(text: str | bytes, limits: Limits | None = None) -> PlanRequest:
+    """Decode JSON text (rejecting NaN and Infinity literals) and validate it."""
+    return parse_request(decode_json(text), limits)
 
 
 def _reject_constant(name: str) -> Any:
@@ -178,6 +189,8 @@ def limit_errors(req: PlanRequest, limits: Limits) -> list[FieldError]:
     nodes = sum(g.count for c in req.fleet.clusters for g in c.node_groups)
     if limits.max_nodes is not None and nodes > limits.max_nodes:
         errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
+    elif nodes > MAX_NODES:
+        errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the engine's limit is {MAX_NODES}"))
     devices = sum(g.count * g.devices for c in req.fleet.clusters for g in c.node_groups)
     if limits.max_devices is not None and devices > limits.max_devices:
         errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))

@@ -193,3 +193,18 @@ def test_malformed_json_is_refused_cleanly():
     with pytest.raises(BadRequest) as exc:
         parse_request_json(b'{"fleet": ')
     assert "not valid JSON" in str(exc.value)
+
+
+def test_a_fleet_too_large_to_enumerate_is_refused_at_once():
+    def m(d):
+        d["fleet"]["clusters"][0]["node_groups"][0]["count"] = 10**12
+    assert refused(m) == [("fleet.clusters", 10**12 + 8)]
+
+
+def test_configured_limits_name_the_limit():
+    from models import Limits
+
+    with pytest.raises(BadRequest) as exc:
+        parse_request(copy.deepcopy(EXAMPLE), Limits(max_jobs=5))
+    assert [(e.path, e.value) for e in exc.value.errors] == [("jobs", 6)]
+    assert "the limit is 5" in str(exc.value)
