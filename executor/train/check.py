@@ -96,6 +96,7 @@ def run_check(spec: TrainSpec, work_dir: Path | None = None, start_workers: int 
         diff = param_diff(ref.ckpt_dir / checkpoint.ckpt_name(spec.steps), final)
         return {
             "mode": "exact" if spec.exact else "default",
+            "reduce_dtype": None if spec.exact else spec.reduce_dtype,
             "max_abs_param_diff": diff["max_abs_param_diff"],
             "max_rel_param_diff": diff["max_rel_param_diff"],
             "optimizer_state_equal": diff["optimizer_state_equal"],

@@ -10,8 +10,12 @@ When r is a power of two the workers' blocks are themselves canonical nodes, and
 exchange (log2 r rounds of point-to-point swaps, lower block as the left operand) completes the tree
 while each worker sends log2(r) gradients; otherwise the workers all-gather their nodes.
 
-Default mode accumulates micro-batch gradients in place and all-reduces the sum: fast, equal across
-workers, but its rounding depends on r.
+Default mode accumulates the micro-batch gradients and all-reduces the sum, in float64 unless the spec
+says float32, rounding to float32 once at the end. A float32 sum rounds differently for each r (the
+ring all-reduce adds in another order than a worker's accumulation); Adam amplifies those last bits
+to about 1e-6 of the largest parameter over 200 steps. A float64 sum of a few float32 values is
+exact unless their exponents lie more than 29 bits apart, so once rounded to float32 it is, in
+practice though not by construction, the same for every r, at twice the bytes on the wire.
 """
 
 from __future__ import annotations

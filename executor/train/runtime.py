@@ -129,12 +129,16 @@ class Runtime:
                 leaves[k] = self._flat_grad()
             total = exact_reduce(leaves, self.spec.world_size)
         else:
-            for p in self.params:
-                p.grad = None
+            wide = self.spec.reduce_dtype == "float64"
+            total = None
             for k in self.block:
+                for p in self.params:
+                    p.grad = None
                 self._micro(k)
-            total = allreduce_sum(self._flat_grad())
-        total = total / self.spec.world_size
+                g = self._flat_grad().to(torch.float64) if wide else self._flat_grad()
+                total = g if total is None else total.add_(g)
+            total = allreduce_sum(total)
+        total = (total / self.spec.world_size).to(torch.float32)
         offset = 0
         for p in self.params:
             n = p.numel()

@@ -30,6 +30,7 @@ class TrainSpec:
     weight_decay: float = 0.01
     seed: int = 0
     exact: bool = False                 # fixed-order (bitwise reproducible) gradient reduction
+    reduce_dtype: str = "float64"       # default mode: accumulate and all-reduce in this type, round once
     checkpoint_every: int = 0           # steps between periodic checkpoints; 0 = only on stop and at the end
     keep_checkpoints: int = 2           # complete checkpoints kept; older ones are deleted
 
@@ -52,6 +53,9 @@ class TrainSpec:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"train spec field {name!r} must be a non-negative number, got {value!r}")
+        if self.reduce_dtype not in ("float32", "float64"):
+            raise ValueError(f"train spec field 'reduce_dtype' must be 'float32' or 'float64', "
+                             f"got {self.reduce_dtype!r}")
         if not isinstance(self.exact, bool):
             raise TypeError(f"train spec field 'exact' must be true or false, got {self.exact!r}")
 

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact", action="store_true", help="fixed-order gradient reduction: require bitwise equality")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width (default 2176: about 10 M parameters)")
+    p.add_argument("--reduce-dtype", choices=("float64", "float32"), default="float64",
+                   help="default mode: accumulate and all-reduce gradients in this type (default float64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default=None, help="keep checkpoints and worker logs here (default: a temporary "
                    "folder, removed afterwards)")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 20:
         raise UsageError(f"--steps must be at least 20 (the schedule has 5 actions), got {args.steps}")
-    fields = {"steps": args.steps, "exact": args.exact, "seed": args.seed}
+    fields = {"steps": args.steps, "exact": args.exact, "seed": args.seed, "reduce_dtype": args.reduce_dtype}
     if args.hidden is not None:
         fields["hidden"] = args.hidden
     try:
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         if work.exists() and any(work.iterdir()):
             raise UsageError(f"--workdir {args.workdir} exists and is not empty")
         work.mkdir(parents=True, exist_ok=True)
-    print(f"executor-check: {'exact' if spec.exact else 'default'} mode, W={spec.world_size}, "
+    mode = "exact" if spec.exact else f"default ({spec.reduce_dtype} all-reduce)"
+    print(f"executor-check: {mode} mode, W={spec.world_size}, "
           f"{spec.params():,} parameters, {spec.steps} steps", file=sys.stderr)
     try:
         result = run_check(spec, work_dir=work, log=lambda m: print(f"  {m}", file=sys.stderr))

@@ -29,7 +29,8 @@ def test_unknown_field_is_named():
 
 
 @pytest.mark.parametrize(("field", "value"), [("world_size", 0), ("steps", -1), ("dropout", 1.0),
-                                              ("keep_checkpoints", 1), ("lr", -0.1), ("exact", "yes")])
+                                              ("keep_checkpoints", 1), ("lr", -0.1), ("exact", "yes"),
+                                              ("reduce_dtype", "float16")])
 def test_bad_value_is_named_with_its_value(field, value):
     with pytest.raises(ValueError, match=rf"train: train spec field '{field}' .* got {value!r}"):
         TrainSpec.from_dict({field: value})
