@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-days", type=float, default=3)
     ap.add_argument("--nodes", type=int, default=80)
     ap.add_argument("--epoch-s", type=float, default=300)
-    ap.add_argument("--time-limit", type=float, default=1.0)
+    ap.add_argument("--time-limit", type=float, default=0.5)
     ap.add_argument("--replan-every", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", default="cpsat,fifo,las,cpsat-equal")

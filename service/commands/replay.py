@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
     p.add_argument("--epoch-s", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=0, help="seeds the attribute rules and synthetic inputs")
-    p.add_argument("--time-limit", type=float, default=1.0, help="the planner's seconds per epoch (cpsat)")
+    p.add_argument("--time-limit", type=float, default=0.5, help="the planner's seconds per epoch (cpsat, default 0.5)")
     p.add_argument("--replan-every", type=int, default=3, help="cpsat: replan quiet epochs this often")
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
