@@ -1,6 +1,6 @@
 """Philly replay benchmark: cpsat vs fifo vs las vs cpsat-with-equal-priorities on the contended fleet.
 
-    .venv/bin/python bench/replay_philly.py [--start-day 30 --days 7 --warmup-days 3] [--time-limit 1.0]
+    .venv/bin/python bench/replay_philly.py [--start-day 30 --days 7 --warmup-days 3] [--time-limit 0.5]
                                             [--policies cpsat,fifo,las,cpsat-equal] [--out DIR] [--full]
 
 The fleet is one region, one cluster, 80 nodes of 8 GPUs (640 GPUs), because the whole Philly fleet
