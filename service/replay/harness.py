@@ -45,7 +45,7 @@ class ReplaySetup:
     policy: str = "cpsat"                 # cpsat | fifo | las
     epoch_s: float = 300.0
     seed: int = 0
-XX
+    time_limit_s: float = 0.5             # the planner's budget per epoch (cpsat)
     equal_priorities: bool = False        # cpsat without the controller: every priority 1.0
     replan_every: int = 3
     fast_path: bool = True                # cpsat: skip the optimizer where the optimum is known (fastpath.py)
