@@ -27,7 +27,7 @@ from placement.lns import lns
 from placement.packing import Packing
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
-from placement.score import score
+from placement.score import Scored, score
 
 OPTIMAL_GAP = 1e-6
 LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
@@ -75,21 +75,27 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
         return _infeasible(inst, opts, clock)
 
-    candidates: list[tuple[str, Packing]] = [("greedy", greedy(inst, opts))]
+    candidates = _Candidates(inst)
+    first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
-    if not _protected_ok(inst, candidates[0][1]):
+    if _protected_ok(inst, first):
+        candidates.add("greedy", first)
+    else:   # the greedy plan broke constraint 5: never a candidate
         rescued = _rescue_protected(inst, opts, clock.deadline)
         if rescued is None:
             return _infeasible(inst, opts, clock)
-        candidates = [("cpsat", rescued)]   # the greedy plan broke constraint 5: never a candidate
+        candidates.add("cpsat", rescued)
         clock.lap("rescue")
+    clock.lap("score")
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     if use_cpsat and (clock.left() > 0.3 * limit or det):
-        lp = _lp_stage(inst, opts, candidates[-1][1], seconds=(4 * limit if det else max(0.05, min(0.45 * limit, clock.left() - 0.1))))
+        # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
+        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - 3 * realize_s - 0.05)
+        lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -101,11 +107,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         ts = time.perf_counter()
         pk = realize(inst, opts, lp_rounding(inst, opts, lp))
         realize_s = time.perf_counter() - ts
-        if _protected_ok(inst, pk):
-            candidates.append(("lp_rounding", pk))
+        candidates.add("lp_rounding", pk)
         clock.lap("lp_rounding")
     elif det or clock.left() > 3 * realize_s + 0.05:
-        best_obj = max(score(inst, pk.placed_map()).objective for _, pk in candidates)
+        best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
                                seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
         if sub.value < bound.value:
@@ -113,10 +118,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         clock.lap("bound")
         if np.any(sub.prices > 0) and (det or clock.left() > 3 * realize_s + 0.05):
             pk = greedy(inst, opts, sub.prices)
-            if _protected_ok(inst, pk):
-                candidates.append(("greedy", pk))
+            candidates.add("greedy", pk)
             clock.lap("greedy_priced")
-    best_name, best_pk, best_score = _best(inst, candidates)
+    best_name, best_pk, best_score = candidates.best
 
     cp_status = None
     cp_vars = 0
@@ -131,11 +135,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
-                if _protected_ok(inst, pk):
-                    candidates.append(("cpsat", pk))
+                candidates.add("cpsat", pk)
             if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
                 bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
-            best_name, best_pk, best_score = _best(inst, candidates)
+            best_name, best_pk, best_score = candidates.best
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
                 stop - time.perf_counter() > 0.05 or det):
@@ -199,9 +202,19 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bou
     return Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices, budget_price=lp.budget_price)
 
 
-def _best(inst: Instance, candidates: list[tuple[str, Packing]]):
-    scored = [(name, pk, score(inst, pk.placed_map())) for name, pk in candidates if _protected_ok(inst, pk)]
-    return max(scored, key=lambda t: t[2].objective)
+class _Candidates:
+    """The valid plans found so far, each scored once by the canonical scorer; `best` is the top."""
+
+    def __init__(self, inst: Instance):
+        self.inst = inst
+        self.best: tuple[str, Packing, Scored] | None = None
+
+    def add(self, name: str, pk: Packing) -> None:
+        if not _protected_ok(self.inst, pk):
+            return
+        sc = score(self.inst, pk.placed_map())
+        if self.best is None or sc.objective > self.best[2].objective:
+            self.best = (name, pk, sc)
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
