@@ -106,7 +106,7 @@ def main() -> int:
     args = ap.parse_args()
     spec = replace(TrainSpec(), hidden=args.hidden, steps=1_000_000, exact=args.exact)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; job W={spec.world_size}, "
-          f"{spec.params():,} parameters, {'exact' if spec.exact else 'all-reduce'} mode, "
+          f"{spec.params():,} parameters, {'exact' if spec.exact else spec.reduce_dtype + ' all-reduce'} mode, "
           f"medians of {args.repeats}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="meridian-bench-"))
     out: dict = {"params": spec.params(), "loadavg_1m": os.getloadavg()[0], "cycles": {}}
