@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         prem = c["sla_attainment"].get("premium")
         print(f"cpsat premium SLA attainment: {prem:.2%} (target >= 99 %)" if prem is not None else "")
     if not args.full and specs:
-        lo, m_from, m_until = window.bounds_s(specs)
+        _, m_from, m_until = window.bounds_s(specs)
         meas = [s for s in specs if m_from <= s.submit_s < m_until]
         if meas:
             print(f"mean duration of the measured jobs (a floor for any policy's mean JCT): "

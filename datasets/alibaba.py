@@ -61,7 +61,7 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
             if not row or all(not c.strip() for c in row):
                 continue
 
-            def get(name: str) -> str:
+            def get(name: str, row: list[str] = row) -> str:
                 i = cols[name]
                 return row[i].strip() if i < len(row) else ""
 

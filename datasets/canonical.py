@@ -98,7 +98,7 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def _opt(v: float | int | None) -> str:
+def _opt(v: float | None) -> str:
     return "" if v is None else _num(v)
 
 

@@ -8,9 +8,9 @@ import json
 import random
 from collections import Counter
 
-from models import BadRequest, FieldError, Fleet, parse_request
 from datasets.errors import TraceFormatError
 from datasets.trace import check_header, parse_int
+from models import BadRequest, FieldError, Fleet, parse_request
 
 
 def load_fleet(path: str) -> Fleet:

@@ -56,8 +56,8 @@ class LasScheduler:
                 frm = job.checkpoint_region or (state.region_of[job.current.cluster] if job.current else None)
                 p = free.place(job, free.want(job), frm)
             if p is None:
-                reasons[job.id] = ("outbid", f"las: queue {self.queue_of(state, job.id)}, no room after "
-                                             "jobs ahead of it")
+                why = f"las: queue {self.queue_of(state, job.id)}, no room after the jobs ahead of it"
+                reasons[job.id] = ("outbid", why)
                 continue
             free.take(job, p)
             placed[job.id] = p

@@ -13,7 +13,7 @@ from models import Job, Placement, PlanRequest
 
 
 class _Pool:
-    __slots__ = ("cluster", "region", "accelerator", "free", "buckets", "sizes")
+    __slots__ = ("accelerator", "buckets", "cluster", "free", "region", "sizes")
 
     def __init__(self, cluster: str, region: str, accelerator: str):
         self.cluster, self.region, self.accelerator = cluster, region, accelerator

@@ -22,7 +22,7 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     if progress:
         from service.reports.progress import ProgressBar
 
-        lo, m_from, m_until = window.bounds_s(specs)
+        _, m_from, m_until = window.bounds_s(specs)
         measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
         bar = ProgressBar(measured, name)
         observers.append(bar)

@@ -97,7 +97,7 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         raise ScenarioError("(file): a scenario file is a mapping with base: and scenarios:")
     unknown = set(data) - {"base", "scenarios", "find_min_capacity"}
     if unknown:
-        raise ScenarioError(f"{sorted(unknown)[0]}: unknown key (expected base, scenarios, find_min_capacity)")
+        raise ScenarioError(f"{min(unknown)}: unknown key (expected base, scenarios, find_min_capacity)")
     base = data.get("base") or {}
     _check_base(base, "base")
     raw = data.get("scenarios")
@@ -236,7 +236,7 @@ def scale_demand(specs: Sequence[JobSpec], k: float, seed: int) -> list[JobSpec]
     if k == 1.0:
         return list(specs)
     out: list[JobSpec] = []
-    whole, frac = int(math.floor(k)), k - math.floor(k)
+    whole, frac = math.floor(k), k - math.floor(k)
     for s in specs:
         n = whole + (1 if hash_unit(seed, "demand:" + s.id) < frac else 0)
         for c in range(n):

@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from datasets.fleets import (fleet_accelerators, fleet_devices, load_fleet, philly_fleet, single_cluster_fleet,
-                             synthetic_fleet)
+from datasets.fleets import (
+    fleet_accelerators,
+    fleet_devices,
+    load_fleet,
+    philly_fleet,
+    single_cluster_fleet,
+    synthetic_fleet,
+)
 from models import BadRequest
 
 

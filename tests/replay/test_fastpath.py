@@ -3,7 +3,6 @@ never below the planner's objective, on requests captured from replays."""
 
 import importlib.util
 import json
-
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from datasets.synthetic import synthetic_trace
 from executor.policies.cpsat import CpsatScheduler
 from executor.policies.fastpath import optimal_starts
 from service.replay.harness import ReplaySetup, run_replay
-
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "plancheck.py"
 

@@ -1,6 +1,7 @@
 """The epoch loop with the simulated executor: invariants, windows, failures and determinism on fixtures."""
 
 import pytest
+from replay_invariants import check_invariants
 
 from datasets.attributes import to_job_specs
 from datasets.canonical import load_canonical
@@ -10,8 +11,6 @@ from datasets.synthetic import synthetic_trace
 from datasets.trace import TraceJob
 from service.replay.harness import ReplaySetup, Window, run_replay
 from service.replay.outages import Outage, outage_schedule
-
-from replay_invariants import check_invariants
 
 
 def synthetic_specs(hours: float = 8, rate: float = 12, seed: int = 1):

@@ -3,13 +3,11 @@
 from pathlib import Path
 
 import pytest
+from replay_invariants import check_invariants
 
 from datasets import load_trace, to_job_specs
 from datasets.fleets import single_cluster_fleet
 from service.replay.harness import ReplaySetup, Window, run_replay
-
-from replay_invariants import check_invariants
-
 
 SHARED_TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
 

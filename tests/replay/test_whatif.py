@@ -3,11 +3,19 @@
 import pytest
 import yaml
 
-from datasets.fleets import synthetic_fleet
 from datasets.attributes import to_job_specs
+from datasets.fleets import synthetic_fleet
 from datasets.synthetic import synthetic_trace
-from service.replay.whatif import (ScenarioError, apply_fleet_changes, find_min_capacity, meets, parse_scenarios,
-                                   run_scenario, run_scenarios, scale_demand)
+from service.replay.whatif import (
+    ScenarioError,
+    apply_fleet_changes,
+    find_min_capacity,
+    meets,
+    parse_scenarios,
+    run_scenario,
+    run_scenarios,
+    scale_demand,
+)
 
 BASE = {"trace": "synthetic:0.25", "fleet": "single:1x8", "policy": "las", "seed": 2, "warmup_days": 0}
 
