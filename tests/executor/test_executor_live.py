@@ -71,6 +71,9 @@ def test_premium_arrival_preempts_basic_which_resumes_from_its_checkpoint(tmp_pa
     assert res.state.jobs["premium"].status == "done" and res.steps["premium"] == 40
     restart = next(r for r in res.rows[3:] if r["job"] == "basic" and r["kind"] == "start")
     assert restart["ckpt_MB"] > 0                              # resumed from the checkpoint of its preemption
+    # the measured size is what later requests carried as checkpoint_gb (the input file's value is kept)
+    assert res.state.jobs["basic"].arrival.job.checkpoint_gb == pytest.approx(restart["ckpt_MB"] / 1000, rel=1e-3)
+    assert live.request.jobs[0].checkpoint_gb == 0.001
     preempt = res.rows[1]
     assert preempt["modelled_s"] == pytest.approx(2 + 0.001 / 0.5)
     assert preempt["measured_s"] == preempt["stop_s"] > 0
