@@ -82,3 +82,15 @@ def test_whatif_file_mistake_is_one_line(tmp_path, capsys):
     assert main(["whatif", str(f)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"meridian whatif: {f}: scenarios[0].remove_nodes[0].cluster: no cluster 'nope'"
+
+
+def test_alibaba_pods_replay_on_a_fleet_of_slices(tmp_path, fixtures, capsys):
+    out = tmp_path / "ali"
+    rc = main(["replay", "--trace", str(fixtures / "alibaba2023_small.csv"), "--format", "alibaba2023",
+               "--fleet", str(fixtures / "alibaba_fleet.json"), "--policy", "cpsat", "--time-limit", "0.3",
+               "--out", str(out), "--no-plots", "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["jobs_submitted"], s["jobs_completed"], s["jobs_rejected"]) == (6, 6, 0)
+    jobs = {r.split(",")[0]: r.split(",") for r in (out / "jobs.csv").read_text().splitlines()[1:]}
+    assert jobs["openb-pod-0005"][4] == "8" and jobs["openb-pod-0005"][7] == "done"

@@ -130,3 +130,13 @@ def test_nodes_down_in_the_fleet_file_stay_down():
     check_invariants(run)
     assert all(r.capacity_device_s == 8 * r.dt_s for r in run.records)
     assert {s.status for s in run.state.jobs.values()} == {"done"}
+
+
+def test_las_keeps_running_premium_jobs_as_the_contract_requires():
+    jobs = [TraceJob("prem", 0, 20000, 8, "t", tier="premium"), TraceJob("new", 3600, 300, 8, "t", tier="standard")]
+    run = run_replay(to_job_specs(jobs), single_cluster_fleet(1, 8), ReplaySetup(policy="las"))
+    check_invariants(run)
+    st = run.state.jobs
+    assert st["prem"].actions["preempt"] == 0
+    assert st["prem"].finish_s == pytest.approx(30 + 20000)
+    assert st["new"].first_start_s >= st["prem"].finish_s
