@@ -50,6 +50,7 @@ Changes:
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -59,6 +60,8 @@ from typing import Any
 from datasets.attributes import JobSpec, hash_unit
 from models import Fleet
 
+# Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
+_SPAWN = multiprocessing.get_context("spawn")
 BASE_KEYS = {"trace": str, "format": str, "fleet": str, "policy": str, "start_day": (int, float, type(None)),
              "days": (int, float, type(None)), "warmup_days": (int, float), "epoch_s": (int, float), "seed": int,
              "time_limit_s": (int, float), "sla_targets": dict, "replan_every": int, "max_days": (int, float),
@@ -283,7 +286,7 @@ def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: i
     dirs = [os.path.join(out_dir, _safe(s.name)) if out_dir else None for s in scenarios]
     if workers <= 1 or len(scenarios) == 1:
         return [run_scenario(s, d, plots) for s, d in zip(scenarios, dirs)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
         futs = [pool.submit(run_scenario, s, d, plots) for s, d in zip(scenarios, dirs)]
         return [f.result() for f in futs]
 
@@ -311,7 +314,7 @@ def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int,
             for c in counts:
                 tried[c] = run_scenario(sc, None, False, c, search)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(counts))) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(counts)), mp_context=_SPAWN) as pool:
                 futs = {c: pool.submit(run_scenario, sc, None, False, c, search) for c in counts}
                 for c, f in futs.items():
                     tried[c] = f.result()
