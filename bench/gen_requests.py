@@ -12,9 +12,9 @@ import random
 from typing import Any
 
 SIZES = {
-    "medium": dict(devices=1_500, jobs=600, regions=3),
-    "large": dict(devices=15_000, jobs=5_000, regions=6),
-    "planet": dict(devices=90_000, jobs=20_000, regions=12),
+    "medium": {"devices": 1_500, "jobs": 600, "regions": 3},
+    "large": {"devices": 15_000, "jobs": 5_000, "regions": 6},
+    "planet": {"devices": 90_000, "jobs": 20_000, "regions": 12},
 }
 
 ACCELS = [("H100", 8, 1.0), ("A100", 8, 0.6), ("V100", 4, 0.3), ("A100-3g.40gb", 2, 0.25)]

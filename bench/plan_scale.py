@@ -44,7 +44,7 @@ def worker(request_path: str, mode: str, out_path: str) -> None:
 
 def run_one(request_path: str, mode: str, out_path: str) -> dict:
     p = subprocess.run([sys.executable, __file__, "--worker", request_path, mode, out_path],
-                       capture_output=True, text=True, timeout=900)
+                       check=False, capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         raise SystemExit(f"{mode} failed: {p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -54,7 +54,7 @@ def check(request_path: str, out_path: str, region: bool) -> dict:
     if not CHECKER.exists():
         return {}
     p = subprocess.run([sys.executable, str(CHECKER), request_path, out_path, "--lp-region" if region else "--lp"],
-                       capture_output=True, text=True, timeout=1800)
+                       check=False, capture_output=True, text=True, timeout=1800)
     return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else {}
 
 
@@ -90,7 +90,7 @@ def main() -> None:
                 over = m["wall_s"] - data["policy"]["time_limit_s"]
                 print(f"{size:7} {mode:7} {m['wall_s']:7.2f} {over:6.2f} {ratio:8.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
                       f"{resp['objective']:12.1f} {resp['bound']:12.1f} {lp if lp is not None else float('nan'):12.1f} "
-                      f"{c.get('gap_vs_lp', float('nan')):9.4f} {str(c.get('valid', '-')):>5}")
+                      f"{c.get('gap_vs_lp', float('nan')):9.4f} {c.get('valid', '-')!s:>5}")
             limit, gap = targets[size]
             spec = SIZES[size]
             print(f"  target {size} ({spec['devices']} devices, {spec['jobs']} jobs, {spec['regions']} regions): "

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from models.errors import BadRequest, FieldError, loc_to_path
 from models.request import PlanRequest
 
-
 # Past this many nodes a fleet is refused even without configured limits: naming the nodes
 # (the contract's `prefix + i`) would take longer than any planning epoch.
 MAX_NODES = 2_000_000

@@ -180,11 +180,11 @@ def _no_option_reason(inst: Instance, j: int, why: dict[str, int]) -> tuple[str,
     types = ", ".join(sorted(job.speed))
     where = f"in {', '.join(job.regions)}" if job.regions is not None else "in any region"
     if why.get("no_link"):
-        return ("no_link", f"no link from {info.cur_region} (where its checkpoint is) to any region with "
-                           f"capacity of {types} it may use")
+        return ("no_link", (f"no link from {info.cur_region} (where its checkpoint is) to any region with "
+                           f"capacity of {types} it may use"))
     if why.get("too_small"):
-        return ("too_small", f"no pool of {types} {where} can hold its minimum of {info.lo} x "
-                             f"{info.dpr} devices (up capacity too small)")
+        return ("too_small", (f"no pool of {types} {where} can hold its minimum of {info.lo} x "
+                             f"{info.dpr} devices (up capacity too small)"))
     if why.get("too_large"):
         return ("too_large", f"devices_per_replica {info.dpr} exceeds every up node of {types} {where}")
     return ("no_capacity", f"no up capacity of its accelerators ({types}) {where}")

@@ -45,13 +45,13 @@ def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int,
     room = pk.quota_room(j)
     if room is not None and room < need:
         limit = inst.quotas[info.key]
-        return ("quota", f"{job.tier} quota of {job.tenant} is full ({limit - room}/{limit} devices; "
-                         f"it needs {need})")
+        return ("quota", (f"{job.tier} quota of {job.tenant} is full ({limit - room}/{limit} devices; "
+                         f"it needs {need})"))
     if inst.budget_gb is not None and bool((opts.mig_gb[olist] > 0).all()):
         left = inst.budget_gb - pk.mig_used
         if left < job.checkpoint_gb:
-            return ("migration_budget", f"migration budget spent ({pk.mig_used:g}/{inst.budget_gb:g} GB moved "
-                                        f"this epoch; its checkpoint is {job.checkpoint_gb:g} GB)")
+            return ("migration_budget", (f"migration budget spent ({pk.mig_used:g}/{inst.budget_gb:g} GB moved "
+                                        f"this epoch; its checkpoint is {job.checkpoint_gb:g} GB)"))
     # the pool where it would have been worth most
     best = olist[int(np.argmax(opts.coef[olist]))]
     p = int(opts.pool[best])
@@ -61,20 +61,20 @@ def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int,
     if free_devices >= need:
         largest = int(free_max[p])
         if largest < per_replica:
-            return ("fragmented", f"{free_devices} devices free in {pool.cluster}/{pool.accelerator}, but no node has "
-                                  f"{per_replica} free for one replica")
+            return ("fragmented", (f"{free_devices} devices free in {pool.cluster}/{pool.accelerator}, but no node has "
+                                  f"{per_replica} free for one replica"))
         verb = "stay preempted" if job.current is None else "be restarted"
-        return ("not_worth_restart", f"not worth the pause to {verb}: the free room in {pool.cluster}/"
-                                     f"{pool.accelerator} is worth more to jobs already placed")
+        return ("not_worth_restart", (f"not worth the pause to {verb}: the free room in {pool.cluster}/"
+                                     f"{pool.accelerator} is worth more to jobs already placed"))
     tiers = users.get(p, Counter())
     rank = {"premium": 0, "standard": 1, "basic": 2}
     higher = [t for t in tiers if rank[t] < rank[job.tier]]
     holders = ", ".join(f"{t} {tiers[t]}" for t in sorted(tiers, key=rank.get))
     lead = "outbid by higher-tier jobs" if higher else "outbid by jobs of higher value per device"
     verb = "preempted" if job.current is not None else "waits"
-    return ("outbid", f"{verb}: {lead}: {pool.cluster}/{pool.accelerator} is full "
+    return ("outbid", (f"{verb}: {lead}: {pool.cluster}/{pool.accelerator} is full "
                       f"({free_devices} of {pool.capacity} devices free; held by {holders or 'nobody'}), "
-                      f"and so are its other options")
+                      f"and so are its other options"))
 
 
 def infeasible_reasons(inst: Instance, opts: Options) -> list[Unplaced]:
@@ -90,7 +90,7 @@ def infeasible_reasons(inst: Instance, opts: Options) -> list[Unplaced]:
         job = info.job
         j = info.index
         if j in opts.no_option_reason:
-            code, why = opts.no_option_reason[j]
+            _code, why = opts.no_option_reason[j]
             out.append(Unplaced(job=job.id, code="infeasible",
                                 reason=f"protected premium job cannot stay placed: {why}"))
         elif info.key in over:

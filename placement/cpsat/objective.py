@@ -41,11 +41,11 @@ def set_objective(model: cp_model.CpModel, inst: Instance, opts: Options, v: Var
         j = int(opts.job[o])
         if opts.keep[o]:
             c = opts.coef[o] * opts.lo[o] + pc[j]
-            terms.append(int(round(c * scale)) * v.x[o])
+            terms.append(round(c * scale) * v.x[o])
         else:
-            terms.append(int(round(opts.coef[o] * scale)) * v.n[o])
+            terms.append(round(opts.coef[o] * scale) * v.n[o])
             if pc[j] > 0:
-                terms.append(int(round(pc[j] * scale)) * v.x[o])
+                terms.append(round(pc[j] * scale) * v.x[o])
         hi_of_job[j] = max(hi_of_job.get(j, 0), int(opts.hi[o]))
     model.maximize(sum(terms))
     # each chosen option has at most one count term (error <= 0.5 * hi) and one literal term (<= 0.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.errors import UsageError
     from placement import greedy_plan, plan
+    from service.errors import UsageError
 
     if args.request == "-":
         text = sys.stdin.buffer.read()

@@ -12,7 +12,7 @@ EXAMPLE = ROOT / "examples" / "two-regions.json"
 
 
 def meridian(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], input=stdin, capture_output=True, check=False,
                           cwd=ROOT, timeout=120)
 
 
