@@ -42,8 +42,8 @@ def generate(devices: int, jobs: int, regions: int, seed: int = 0, time_limit_s:
         a, b = rng.sample(region_names, 2)
         if not any({l["a"], l["b"]} == {a, b} for l in links):
             links.append({"a": a, "b": b, "gbps": 0.25})
-    if regions == 2:
-        links = links[:1]
+    if regions <= 2:   # a ring of one region is a self-link, of two a duplicate
+        links = links[: regions - 1]
 
     clusters = []
     nodes: list[tuple[str, str, str, int]] = []   # (name, cluster, accel, devices)

@@ -47,8 +47,14 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     for o in range(len(opts)):
         pool_jobs[int(opts.pool[o])].append(int(opts.job[o]))
     pool_jobs = [sorted(set(js)) for js in pool_jobs]
-    # deterministic: a step count from the request alone (about the time limit in CP-SAT work units)
-    max_steps = max(2, int(inst.request.policy.time_limit_s / step_s)) if deterministic else 10**9
+    # deterministic: a step count from the request alone (about 45 % of the time limit in CP-SAT
+    # work units), so a deterministic plan takes roughly its limit on an idle core
+    if deterministic:
+        limit = inst.request.policy.time_limit_s
+        step_s = min(step_s, 0.45 * limit)
+        max_steps = max(1, round(0.45 * limit / step_s))
+    else:
+        max_steps = 10**9
     gain0, _ = option_gains(inst, opts, None)
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)

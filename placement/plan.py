@@ -130,7 +130,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             # deterministic: a budget from the request alone, never from the wall clock
-            budget = 0.3 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
+            budget = 0.25 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
             res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, det)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):

@@ -86,31 +86,51 @@ def score(inst: Instance, placed: PlacedMap) -> Scored:
     return out
 
 
+class PauseTable:
+    """The contract's pause for any action on one request, with its lookups built once."""
+
+    def __init__(self, request: PlanRequest):
+        pol = request.policy
+        fleet = request.fleet
+        self.overhead_s = pol.restart_overhead_s
+        self.region_of = {c.name: c.region for c in fleet.clusters}
+        self.storage = {r.name: r.storage_gbps for r in fleet.regions}
+        self.links: dict[tuple[str, str], float] = {}
+        for link in fleet.links:
+            self.links[(link.a, link.b)] = self.links[(link.b, link.a)] = link.gbps
+        self.jobs = {j.id: j for j in request.jobs}
+
+    def __call__(self, action: Action) -> float:
+        job = self.jobs[action.job]
+        ck = job.checkpoint_gb
+
+        def xfer(a: str, b: str) -> float:
+            if a == b:
+                return 0.0
+            if (a, b) not in self.links:
+                raise ValueError(f"no link between {a} and {b} for job {job.id}")
+            return ck / self.links[(a, b)]
+
+        O = self.overhead_s
+        if action.kind == "preempt":
+            return O + ck / self.storage[self.region_of[action.from_.cluster]]
+        g = self.region_of[action.to.cluster]
+        if action.kind == "start":
+            g0 = job.checkpoint_region
+            return O if g0 is None else O + xfer(g0, g) + ck / self.storage[g]
+        g0 = self.region_of[action.from_.cluster]
+        return O + ck / self.storage[g0] + xfer(g0, g) + ck / self.storage[g]
+
+
+_last_table: tuple[PlanRequest, PauseTable] | None = None
+
+
 def pause_for_action(request: PlanRequest, action: Action) -> float:
-    """Seconds of pause the contract charges for one action (what an executor is modelled to take)."""
-    pol = request.policy
-    fleet = request.fleet
-    region_of = {c.name: c.region for c in fleet.clusters}
-    storage = {r.name: r.storage_gbps for r in fleet.regions}
-    links = {}
-    for link in fleet.links:
-        links[(link.a, link.b)] = links[(link.b, link.a)] = link.gbps
-    job = next(j for j in request.jobs if j.id == action.job)
-    ck = job.checkpoint_gb
-
-    def xfer(a: str, b: str) -> float:
-        if a == b:
-            return 0.0
-        if (a, b) not in links:
-            raise ValueError(f"no link between {a} and {b} for job {job.id}")
-        return ck / links[(a, b)]
-
-    O = pol.restart_overhead_s
-    if action.kind == "preempt":
-        return O + ck / storage[region_of[action.from_.cluster]]
-    g = region_of[action.to.cluster]
-    if action.kind == "start":
-        g0 = job.checkpoint_region
-        return O if g0 is None else O + xfer(g0, g) + ck / storage[g]
-    g0 = region_of[action.from_.cluster]
-    return O + ck / storage[g0] + xfer(g0, g) + ck / storage[g]
+    """Seconds of pause the contract charges for one action (what an executor is modelled to take).
+    Executors call this once per action of a plan: the lookups of the last request are reused."""
+    global _last_table
+    last = _last_table
+    if last is None or last[0] is not request:
+        last = (request, PauseTable(request))
+        _last_table = last
+    return last[1](action)
