@@ -29,6 +29,17 @@ def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
     return {j: (o, sum(pk.nodes[j].values())) for j, o in pk.choice.items()}
 
 
+def _kept_room(inst: Instance, opts: Options, pk: Packing) -> np.ndarray:
+    """Devices per node left once the jobs that keep their exact placement are counted."""
+    room = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+    for j, o in pk.choice.items():
+        if opts.keep[o]:
+            info = inst.jobs[j]
+            for n, k in pk.nodes[j].items():
+                room[n] -= k * info.dpr
+    return room
+
+
 def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
     total = 0.0
     for j in jobs:
@@ -72,7 +83,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if len(subset) == 0:
             continue
         seconds = step_s if deterministic else min(step_s, left)
-        res = solve_pool_model(inst, opts, subset, inc, seconds, deterministic, fixed_jobs=fixed, workers=1)
+        res = solve_pool_model(inst, opts, subset, inc, seconds, deterministic, fixed_jobs=fixed, workers=1,
+                               kept_room=_kept_room(inst, opts, best))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1
         if res.status not in ("OPTIMAL", "FEASIBLE"):

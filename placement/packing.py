@@ -106,8 +106,13 @@ class Packing:
         self._commit(j, ks[0], dict(info.cur_nodes))
         return True
 
-    def try_option(self, o: int, target: int | None = None, lo: int | None = None, use_soft: bool = True) -> int:
-        """Place option `o` (a change) with as many replicas as fit up to `target`; 0 if fewer than `lo`."""
+    def try_option(self, o: int, target: int | None = None, lo: int | None = None, use_soft: bool = True,
+                   displace_below: float | None = None) -> int:
+        """Place option `o` (a change) with as many replicas as fit up to `target`; 0 if fewer than `lo`.
+
+        With `use_soft`, room held by undecided running jobs counts too (only that of jobs whose
+        value per device is below `displace_below`, when given); the jobs whose room is taken lose
+        their reservation (`broken`), cheapest first."""
         opts = self.opts
         j = int(opts.job[o])
         if j in self.choice:
@@ -134,8 +139,9 @@ class Packing:
                 if self.node_pos[n] >= 0 and self.inst.node_pool[n] == p:
                     own[self.node_pos[n]] = k * d
         hard = self.free[nodes] - self.soft[nodes] + own
-        if use_soft:   # all room counts; nodes that need no one's reservation are preferred
-            got = _fit(self.free[nodes] // d, hi, prefer=hard // d)
+        if use_soft:   # nodes that need no one's reservation are preferred
+            total = self.free[nodes] if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
+            got = _fit(total // d, hi, prefer=hard // d)
         else:
             got = _fit(hard // d, hi)
         if got is None:
@@ -145,13 +151,29 @@ class Packing:
             return 0
         placement = {int(nodes[i]): int(c) for i, c in zip(idx, counts) if c > 0}
         self.release(j)
-        for n, c in placement.items():
-            if self.free[n] - self.soft[n] < c * d:
-                for other in list(self.soft_owner.get(n, ())):
+        self._commit(j, o, placement)
+        for n in placement:   # reservations that no longer fit give way, cheapest first
+            if self.free[n] < self.soft[n]:
+                for other in sorted(self.soft_owner.get(n, ()), key=lambda k: (self._keep_density(k), k)):
                     self.release(other)
                     self.broken.add(other)
-        self._commit(j, o, placement)
+                    if self.free[n] >= self.soft[n]:
+                        break
         return int(counts.sum())
+
+    def _keep_density(self, j: int) -> float:
+        """A running job's value per device where it runs now (its keep option)."""
+        ks = [o for o in self.opts.by_job[j] if self.opts.keep[o]]
+        return float(self.opts.coef[ks[0]] / self.opts.dpr[ks[0]]) if ks else 0.0
+
+    def _cheap_soft(self, nodes: np.ndarray, j: int, below: float) -> np.ndarray:
+        """Per node, the room reserved by other running jobs worth less than `below` per device."""
+        out = np.zeros(len(nodes), dtype=np.int64)
+        for idx, n in enumerate(nodes.tolist()):
+            for other in self.soft_owner.get(n, ()):
+                if other != j and self._keep_density(other) < below:
+                    out[idx] += self.inst.jobs[other].cur_nodes[n] * self.inst.jobs[other].dpr
+        return out
 
     def grow(self, j: int, extra_max: int) -> int:
         """Add replicas to a placed, changing job on free room of its pool (never on soft room)."""

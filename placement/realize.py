@@ -16,20 +16,32 @@ from placement.packing import Packing
 
 
 def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -> Packing:
-    """Pack a pool-level solution onto nodes: keeps first (their nodes are fixed), then changes
-    largest replicas first; what does not pack is repaired greedily, then leftovers are filled."""
+    """Pack a pool-level solution onto nodes. Kept jobs hold soft reservations on their nodes;
+    changes pack largest replicas first around them; a change that does not fit may then take
+    the room of kept jobs worth less per device (they are placed again, or preempted, after);
+    what still does not pack is repaired greedily, then leftover room is filled."""
     pk = Packing(inst, opts)
     keeps = [j for j, (o, _) in choice.items() if opts.keep[o]]
     changes = [(j, o, r) for j, (o, r) in choice.items() if not opts.keep[o]]
+    pk.reserve_running(keeps)
     for j in sorted(keeps, key=lambda j: (not inst.jobs[j].protected, j)):
-        pk.try_keep(j)
+        if inst.jobs[j].protected:
+            pk.try_keep(j)
     changes.sort(key=lambda t: (not inst.jobs[t[0]].protected, -int(opts.dpr[t[1]]), -t[2] * int(opts.dpr[t[1]]), t[0]))
     failed = []
     for j, o, r in changes:
         if not pk.try_option(o, target=r, use_soft=False):
-            failed.append(j)
+            failed.append((j, o, r))
+    still = []
+    for j, o, r in sorted(failed, key=lambda t: (-opts.coef[t[1]] / opts.dpr[t[1]], t[0])):
+        if not pk.try_option(o, target=r, use_soft=True, displace_below=float(opts.coef[o] / opts.dpr[o])):
+            still.append(j)
+    for j in sorted(keeps):
+        pk.try_keep(j)
+    for j in list(pk.reserved):
+        pk.release(j)
     gain, _ = option_gains(inst, opts, None)
-    for j in failed:
+    for j in still + sorted(pk.broken):
         _place_best(pk, j, gain, require_positive=False)
     rest = [i.index for i in inst.jobs if i.index not in pk.choice]
     dens = {j: max((gain[o] / max(opts.hi[o] * opts.dpr[o], 1) for o in opts.by_job[j]), default=-1.0) for j in rest}

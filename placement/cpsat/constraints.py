@@ -48,3 +48,24 @@ def add_constraints(model: cp_model.CpModel, inst: Instance, opts: Options, v: V
         if mig:
             cap = int(np.floor((inst.budget_gb - used_gb) * 1000 + 1e-6))
             model.add(sum(int(np.ceil(gb * 1000 - 1e-6)) * v.x[o] for o, gb in mig) <= cap)
+
+
+def add_packing_cuts(model: cp_model.CpModel, inst: Instance, opts: Options, v: Variables, room: np.ndarray,
+                     fixed_big: dict[tuple[int, int], int]) -> None:
+    """Make pool-level answers pack: in each pool, replicas of `d` devices or more fit at most
+    sum over nodes of floor(room / d), where `room` is each node's devices after the jobs that stay
+    where they are. `fixed_big[(pool, d)]` counts such replicas of jobs held outside the model.
+    A restriction for neighbourhood models (a kept job that leaves frees room it is not credited
+    for), never added to a model whose bound is reported."""
+    by_pool: dict[int, list[int]] = defaultdict(list)
+    for o in v.n:
+        by_pool[int(opts.pool[o])].append(o)
+    for p, olist in by_pool.items():
+        nodes = inst.pools[p].nodes
+        dprs = sorted({int(opts.dpr[o]) for o in olist if opts.dpr[o] > 1})
+        for d in dprs:
+            cap = int((np.maximum(room[nodes], 0) // d).sum())
+            rhs = cap - sum(k for (pp, dd), k in fixed_big.items() if pp == p and dd >= d)
+            terms = [v.n[o] for o in olist if opts.dpr[o] >= d]
+            if terms:
+                model.add(sum(terms) <= max(rhs, 0))

@@ -9,7 +9,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from placement.candidates import Options
-from placement.cpsat.constraints import add_constraints
+from placement.cpsat.constraints import add_constraints, add_packing_cuts
 from placement.cpsat.objective import set_objective
 from placement.cpsat.variables import make_variables
 from placement.instance import Instance
@@ -27,10 +27,11 @@ class CpsatResult:
 
 def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: dict[int, tuple[int, int]],
                      seconds: float, deterministic: bool, fixed_jobs: dict[int, tuple[int, int]] | None = None,
-                     workers: int = 2) -> CpsatResult:
+                     workers: int = 2, kept_room: np.ndarray | None = None) -> CpsatResult:
     """Solve over the options in `subset` (jobs in `fixed_jobs` are held at their (option, replicas)).
 
-    `hint` maps job -> (option, replicas), typically the greedy plan: a complete, feasible start."""
+    `hint` maps job -> (option, replicas), typically the greedy plan: a complete, feasible start.
+    `kept_room` (devices per node left by the jobs that keep their placement) adds packing cuts."""
     t0 = time.perf_counter()
     fixed_jobs = fixed_jobs or {}
     used_pool = np.zeros(len(inst.pools), dtype=np.int64)
@@ -45,6 +46,13 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
     model = cp_model.CpModel()
     v = make_variables(model, opts, subset)
     add_constraints(model, inst, opts, v, used_pool, used_quota, used_gb)
+    if kept_room is not None:   # neighbourhood models: answers that pack onto nodes
+        fixed_big: dict[tuple[int, int], int] = {}
+        for j, (o, r) in fixed_jobs.items():
+            if not opts.keep[o]:
+                key = (int(opts.pool[o]), int(opts.dpr[o]))
+                fixed_big[key] = fixed_big.get(key, 0) + r
+        add_packing_cuts(model, inst, opts, v, kept_room, fixed_big)
     jobs_in_model = sorted({int(j) for j in opts.job[subset].tolist()} - set(fixed_jobs))
     # a protected job whose every option was pruned from the subset keeps the model honest
     in_model = set(jobs_in_model)
