@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from collections.abc import Iterable
 
 from datasets.errors import LoadResult, OnBad, TraceFormatError, bad_row
+from datasets.files import write_atomic
 from datasets.trace import TraceJob, check_header, parse_float, parse_int
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
@@ -75,23 +75,14 @@ def parse_canonical_row(row: list[str], cols: dict[str, int]) -> TraceJob:
 
 def write_canonical(path: str, jobs: Iterable[TraceJob]) -> None:
     """Write rows as canonical CSV atomically (temp file, fsync, rename)."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".canonical-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(REQUIRED + OPTIONAL)
-            for j in jobs:
-                w.writerow([j.job_id, _num(j.submit_time_s), _num(j.duration_s), j.num_gpus, j.tenant,
-                            j.tier or "", j.gpu_type or "", _opt(j.min_gpus), _opt(j.max_gpus),
-                            _opt(j.checkpoint_gb), j.data_region or ""])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(REQUIRED + OPTIONAL)
+    for j in jobs:
+        w.writerow([j.job_id, _num(j.submit_time_s), _num(j.duration_s), j.num_gpus, j.tenant,
+                    j.tier or "", j.gpu_type or "", _opt(j.min_gpus), _opt(j.max_gpus),
+                    _opt(j.checkpoint_gb), j.data_region or ""])
+    write_atomic(path, buf.getvalue())
 
 
 def _num(v: float) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 
+from datasets.files import write_atomic
 from models.validate import parse_request_json
 
 
@@ -44,19 +43,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(out + "\n")
     return 0
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a plan."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".meridian-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

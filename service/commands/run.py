@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{done}/{len(jobs)} jobs finished; actions: "
           + ", ".join(f"{k} {sum(1 for r in res.rows if r['kind'] == k)}" for k in kinds))
     if args.json:
-        from service.commands.plan import write_atomic
+        from datasets.files import write_atomic
 
         write_atomic(args.json, json.dumps({"pauses": res.rows, "jobs": {
             j: {"status": s.status, "steps": res.steps.get(j, 0), "actions": dict(s.actions),

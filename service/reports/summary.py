@@ -23,9 +23,9 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections import Counter
 
+from datasets.files import write_atomic  # noqa: F401  (re-exported: whatif imports it from here)
 from service.replay.harness import ReplayRun
 
 TIER_ORDER = ("premium", "standard", "basic")
@@ -170,22 +170,6 @@ def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
     write_atomic(p, buf.getvalue())
     paths.append(p)
     return paths
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Temp file in the same folder, fsync, rename: a crash never leaves half a file."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".meridian-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _mean(values: list[float]) -> float | None:
