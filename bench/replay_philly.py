@@ -97,26 +97,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict]) -> str:
+    from service.reports.table import cell, render
     cols = ["policy", "jobs", "done", "mean JCT s", "p50 JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA prem", "SLA std", "preempt", "migrate", "resize", "dev-h lost", "plans", "plan p50 s", "plan p99 s",
             "fallback", "wall s", "cpu s"]
     out = [cols]
     for s in rows:
         att = s["sla_attainment"]
-        out.append([s["policy"], str(s["jobs_submitted"]), str(s["jobs_completed"]), _f(s["avg_jct_s"]),
-                    _f(s["p50_jct_s"]), _f(s["p99_jct_s"]), _f(s["avg_queue_s"]), _f(s["utilization"], "{:.1%}"),
-                    _f(att.get("premium"), "{:.2%}"), _f(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
-                    str(s["migrations"]), str(s["resizes"]), _f(s["device_hours_lost"]), str(s["plans"]),
-                    _f(s["planner_s_p50"], "{:.3f}"), _f(s["planner_s_p99"], "{:.3f}"),
-                    _f(s["planner_fallback_rate"], "{:.1%}"), _f(s["wall_s"], "{:.1f}"), _f(s.get("cpu_s"), "{:.1f}")])
-    widths = [max(len(r[i]) for r in out) for i in range(len(cols))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _f(v, fmt: str = "{:.0f}") -> str:
-    return "-" if v is None else fmt.format(v)
+        out.append([s["policy"], str(s["jobs_submitted"]), str(s["jobs_completed"]), cell(s["avg_jct_s"]),
+                    cell(s["p50_jct_s"]), cell(s["p99_jct_s"]), cell(s["avg_queue_s"]), cell(s["utilization"], "{:.1%}"),
+                    cell(att.get("premium"), "{:.2%}"), cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
+                    str(s["migrations"]), str(s["resizes"]), cell(s["device_hours_lost"]), str(s["plans"]),
+                    cell(s["planner_s_p50"], "{:.3f}"), cell(s["planner_s_p99"], "{:.3f}"),
+                    cell(s["planner_fallback_rate"], "{:.1%}"), cell(s["wall_s"], "{:.1f}"), cell(s.get("cpu_s"), "{:.1f}")])
+    return render(out)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def _check_inputs(scenarios) -> None:
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
+    from service.reports.table import cell, render
     cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA premium", "SLA standard", "preempt", "wall s"]
     if targets:
@@ -93,20 +94,13 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
     for s in rows:
         att = s.get("sla_attainment", {})
         r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
-             _f(s["avg_jct_s"]), _f(s["p99_jct_s"]), _f(s["avg_queue_s"]), _f(s["utilization"], "{:.1%}"),
-             _f(att.get("premium"), "{:.1%}"), _f(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
-             _f(s["wall_s"], "{:.1f}")]
+             cell(s["avg_jct_s"]), cell(s["p99_jct_s"]), cell(s["avg_queue_s"]), cell(s["utilization"], "{:.1%}"),
+             cell(att.get("premium"), "{:.1%}"), cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
+             cell(s["wall_s"], "{:.1f}")]
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
-    widths = [max(len(r[i]) for r in out) for i in range(len(cols))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in out]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _f(v, fmt: str = "{:.0f}") -> str:
-    return "-" if v is None else fmt.format(v)
+    return render(out)
 
 
 def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
