@@ -42,6 +42,21 @@ def _keys(inst: Instance) -> tuple[list[tuple[str, str]], np.ndarray]:
     return keys, np.array([pos.get(j.key, -1) for j in inst.jobs], dtype=np.int64)
 
 
+def priced_values(inst: Instance, opts: Options, pool_price: np.ndarray, quota_price: np.ndarray | None,
+                  budget_price: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per option, at the given prices: (what the job gains by choosing it, replicas it would take).
+    The one place the Lagrangian subproblem is written; the bound and column generation share it."""
+    _, jq = _keys(inst)
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    qp = np.zeros(len(opts))
+    if quota_price is not None and len(quota_price):
+        qj = jq[opts.job]
+        qp = np.where(qj >= 0, quota_price[np.maximum(qj, 0)], 0.0)
+    red = opts.coef - (pool_price[opts.pool] + qp) * opts.dpr
+    reps = np.where(red > 0, opts.hi, opts.lo)
+    return red * reps + pc[opts.job] - budget_price * opts.mig_gb, reps
+
+
 def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quota_price: np.ndarray,
                      budget_price: float) -> tuple[float, np.ndarray, np.ndarray, float]:
     """L(prices) and its subgradient parts: (value, pool devices used, quota devices used, GB moved)."""
@@ -59,10 +74,7 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
     choice = np.full(n_jobs, -1, dtype=np.int64)
     reps = np.zeros(len(opts), dtype=np.int64)
     if len(opts):
-        qp = np.where(jq[opts.job] >= 0, quota_price[np.maximum(jq[opts.job], 0)] if len(quota_price) else 0.0, 0.0)
-        red = opts.coef - (pool_price[opts.pool] + qp) * opts.dpr
-        reps = np.where(red > 0, opts.hi, opts.lo)
-        val = red * reps + pc[opts.job] - budget_price * opts.mig_gb
+        val, reps = priced_values(inst, opts, pool_price, quota_price, budget_price)
         order = np.lexsort((-val, opts.job))       # per job, best option first
         first = np.ones(len(order), dtype=bool)
         first[1:] = opts.job[order][1:] != opts.job[order][:-1]
@@ -91,14 +103,7 @@ def improving_options(inst: Instance, opts: Options, lp: Bound, members: np.ndar
     """Options outside `members` that would beat their job's best member at the LP's prices:
     the columns a round of column generation adds (none left means the restricted LP's value
     is the full LP's)."""
-    keys, jq = _keys(inst)
-    pc = np.array([j.preempt_cost for j in inst.jobs])
-    qp = np.zeros(len(opts))
-    if len(keys) and lp.quota_prices is not None:
-        qj = jq[opts.job]
-        qp = np.where(qj >= 0, lp.quota_prices[np.maximum(qj, 0)], 0.0)
-    red = opts.coef - (lp.prices[opts.pool] + qp) * opts.dpr
-    val = red * np.where(red > 0, opts.hi, opts.lo) + pc[opts.job] - lp.budget_price * opts.mig_gb
+    val, _ = priced_values(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)
     inside = np.zeros(len(opts), dtype=bool)
     inside[members] = True
     best = np.where(np.array([j.protected for j in inst.jobs]), -np.inf, 0.0)
