@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-check", action="store_true", help="skip the independent checker")
     a = ap.parse_args()
-    from gen_requests import SIZES, generate_size
+    from datasets.requests import SIZES, generate_size
 
     targets = {"medium": (1.0, 0.01), "large": (5.0, 0.02), "planet": (10.0, 0.03)}
     print(f"seed {a.seed}; {os.cpu_count()} cores; checker {'on' if CHECKER.exists() and not a.no_check else 'off'}")

@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets import AttributeRules, load_trace, to_job_specs
     from datasets.fleets import philly_fleet, single_cluster_fleet
-    from service.replay.harness import ReplaySetup, Window
-    from service.replay.report import replay_and_report
+    from replay.harness import ReplaySetup, Window
+    from replay.report import replay_and_report
+    from service.reports.plots import write_plots
 
     t0 = time.perf_counter()
     res = load_trace(os.path.join(args.traces, "philly_jobs.csv"), "philly")
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         setup = ReplaySetup(policy=policy, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                             equal_priorities=equal, replan_every=args.replan_every)
         out = os.path.join(args.out, name) if args.out else None
-        s = replay_and_report(specs, fleet, setup, window, out, plots=out is not None, progress=args.progress,
+        s = replay_and_report(specs, fleet, setup, window, out, 
+                              plotter=write_plots if out is not None else None, progress=args.progress,
                               label=name)
         s["policy"] = name
         rows.append(s)

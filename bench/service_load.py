@@ -282,7 +282,7 @@ def _plancheck(request: bytes, response: bytes) -> bool:
 
 def scenario_medium(srv: ServerProcess, duration_s: float, time_limit_s: float, seed: int,
                     check: int) -> dict[str, Any]:
-    from gen_requests import generate_size
+    from datasets.requests import generate_size
 
     templates = [Variants(generate_size("medium", seed=seed + k, time_limit_s=time_limit_s)) for k in range(4)]
     rr = {"i": 0}
@@ -410,7 +410,7 @@ def main() -> int:
     ap.add_argument("--throughput-duration", type=float, default=10.0)
     ap.add_argument("--medium-duration", type=float, default=60.0)
     ap.add_argument("--medium-time-limit", type=float, default=1.0,
-                    help="policy.time_limit_s of the medium requests (bench/gen_requests.py's default)")
+                    help="policy.time_limit_s of the medium requests (datasets/requests.py default)")
     ap.add_argument("--check-plans", type=int, default=20, help="medium plans to run through plancheck")
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--server-args", default="", help="extra `meridian serve` flags, e.g. '--workers 2'")

@@ -138,7 +138,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
     a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`."""
     from executor.loop import Arrival, LoopConfig, run_loop
-    from executor.policies.cpsat import CpsatScheduler
+    from executor.schedulers.cpsat import CpsatScheduler
     from executor.torch_backend import TorchExecutor
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -37,11 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from service.cli import UsageError
-    from service.replay.report import replay_and_report
+    from replay.report import replay_and_report
+    from service.reports.plots import write_plots
 
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out, plots=not args.no_plots, progress=progress)
+    summary = replay_and_report(specs, fleet, setup, window, args.out, 
+                               plotter=None if args.no_plots else write_plots, progress=progress)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
     print(format_summary(summary))
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
 def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
     """(setup, window, specs, fleet, skipped counts) from parsed arguments; user mistakes raise usage_error."""
     from datasets.errors import TraceFormatError
-    from service.replay.harness import ReplaySetup, Window
-    from service.replay.inputs import load_fleet_arg, load_specs
-    from service.replay.outages import outage_schedule, parse_outage
+    from replay.harness import ReplaySetup, Window
+    from replay.inputs import load_fleet_arg, load_specs
+    from replay.outages import outage_schedule, parse_outage
 
     for name in ("epoch_s", "time_limit"):
         v = getattr(args, name)

@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from service.errors import UsageError
-    from service.replay.whatif import ScenarioError, find_min_capacity, parse_scenarios, run_scenarios
+    from replay.whatif import ScenarioError, find_min_capacity, parse_scenarios, run_scenarios
+    from service.reports.plots import write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if workers < 1:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                 "accelerator": search.accelerator, "targets": search.targets})
         return 0 if best is not None else 1
     dirs_out = args.out
-    summaries = run_scenarios(scenarios, dirs_out, workers, plots=not args.no_plots)
+    summaries = run_scenarios(scenarios, dirs_out, workers, plotter=None if args.no_plots else write_plots)
     print(comparison_table(summaries))
     _write(args.out, summaries, None)
     return 0
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_inputs(scenarios) -> None:
     """Load every scenario's fleet and changes up front, so a typo fails before any replay starts."""
-    from service.replay.inputs import load_fleet_arg
-    from service.replay.outages import outage_schedule, parse_outage
-    from service.replay.whatif import ScenarioError, apply_fleet_changes
+    from replay.inputs import load_fleet_arg
+    from replay.outages import outage_schedule, parse_outage
+    from replay.whatif import ScenarioError, apply_fleet_changes
 
     for i, sc in enumerate(scenarios):
         try:
@@ -89,7 +90,7 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
     if targets:
         cols.append("meets")
     out = [cols]
-    from service.replay.whatif import meets
+    from replay.whatif import meets
 
     for s in rows:
         att = s.get("sla_attainment", {})
@@ -109,7 +110,7 @@ def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
     import csv
     import io
 
-    from service.reports.summary import write_atomic
+    from replay.metrics import write_atomic
 
     os.makedirs(out, exist_ok=True)
     write_atomic(os.path.join(out, "comparison.json"),

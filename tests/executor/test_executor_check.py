@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from executor_helpers import small
+from tests.support.executor import small
 
 from executor.train.check import run_check
 from service.cli import main

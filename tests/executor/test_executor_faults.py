@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from executor_helpers import TIMEOUT_S, small, write_spec
+from tests.support.executor import TIMEOUT_S, small, write_spec
 
 from executor.train import checkpoint
 from executor.train import launch as L

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from executor_helpers import TIMEOUT_S, small
+from tests.support.executor import TIMEOUT_S, small
 
 from executor.torch_backend import PlanApplyError, TorchExecutor, worker_nodes
 from executor.train import checkpoint

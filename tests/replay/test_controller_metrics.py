@@ -2,10 +2,10 @@
 
 import pytest
 
-from executor.controller import SlaController
+from replay.controller import SlaController
 from executor.loop import Arrival, JobState, LoopState
 from models import Job, Replicas
-from service.reports.summary import percentile, sla_ratio
+from replay.metrics import percentile, sla_ratio
 
 
 def state_with(tier="standard", attained_h=0.0, status="pending", submit=0.0, now=3600.0, wait=3600.0, run=0.0):
@@ -55,8 +55,8 @@ def test_progress_bar_reports_measured_jobs_done():
     from datasets.attributes import to_job_specs
     from datasets.fleets import single_cluster_fleet
     from datasets.synthetic import synthetic_trace
-    from service.replay.harness import ReplaySetup, run_replay
-    from service.reports.progress import ProgressBar
+    from replay.harness import ReplaySetup, run_replay
+    from replay.progress import ProgressBar
 
     specs = to_job_specs(synthetic_trace(days=0.2, seed=5))
     buf = io.StringIO()

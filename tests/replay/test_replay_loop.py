@@ -1,7 +1,7 @@
 """The epoch loop with the simulated executor: invariants, windows, failures and determinism on fixtures."""
 
 import pytest
-from replay_invariants import check_invariants
+from tests.support.invariants import check_invariants
 
 from datasets.attributes import to_job_specs
 from datasets.canonical import load_canonical
@@ -9,8 +9,8 @@ from datasets.fleets import single_cluster_fleet, synthetic_fleet
 from datasets.philly import load_philly
 from datasets.synthetic import synthetic_trace
 from datasets.trace import TraceJob
-from service.replay.harness import ReplaySetup, Window, run_replay
-from service.replay.outages import Outage, outage_schedule
+from replay.harness import ReplaySetup, Window, run_replay
+from replay.outages import Outage, outage_schedule
 
 
 def synthetic_specs(hours: float = 8, rate: float = 12, seed: int = 1):

@@ -3,13 +3,14 @@
 from pathlib import Path
 
 import pytest
-from replay_invariants import check_invariants
+from tests.support import checker
+from tests.support.invariants import check_invariants
 
 from datasets import load_trace, to_job_specs
 from datasets.fleets import single_cluster_fleet
-from service.replay.harness import ReplaySetup, Window, run_replay
+from replay.harness import ReplaySetup, Window, run_replay
 
-SHARED_TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+SHARED_TRACES = checker.TRACES
 
 
 @pytest.fixture(scope="module")

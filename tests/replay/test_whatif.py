@@ -6,7 +6,7 @@ import yaml
 from datasets.attributes import to_job_specs
 from datasets.fleets import synthetic_fleet
 from datasets.synthetic import synthetic_trace
-from service.replay.whatif import (
+from replay.whatif import (
     ScenarioError,
     apply_fleet_changes,
     find_min_capacity,
@@ -76,7 +76,7 @@ def test_scenarios_run_in_parallel_processes_and_more_capacity_helps(tmp_path):
     scs, _ = parse_scenarios({"base": BASE, "scenarios": [
         {"name": "one-node"},
         {"name": "three-nodes", "add_nodes": [{"cluster": "cluster-0", "accelerator": "GPU", "devices": 8, "count": 2}]}]})
-    out = run_scenarios(scs, str(tmp_path), workers=2, plots=False)
+    out = run_scenarios(scs, str(tmp_path), workers=2)
     assert [s["scenario"] for s in out] == ["one-node", "three-nodes"]
     assert [s["devices"] for s in out] == [8, 24]
     assert out[1]["avg_jct_s"] < out[0]["avg_jct_s"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_testkit import PG_SKIP_REASON, pg_url
+from tests.support.service import PG_SKIP_REASON, pg_url
 
 from service.app import Settings, create_app
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from service_testkit import EXAMPLE, assert_plan_passes, example_request
+from tests.support.service import EXAMPLE, assert_plan_passes, example_request
 
 from placement import greedy_plan, plan
 from service.app import Settings, create_app

@@ -19,7 +19,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from service_testkit import assert_plan_passes
+from tests.support.service import assert_plan_passes
 
 from service.app import Settings, create_app
 

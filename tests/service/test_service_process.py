@@ -4,7 +4,6 @@ and kill -9 under load losing nothing that was acknowledged."""
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import random
 import threading
@@ -14,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_testkit import EXAMPLE, PG_SKIP_REASON, REPO, Server, assert_plan_passes, example_request, pg_url
+from tests.support.service import EXAMPLE, PG_SKIP_REASON, REPO, Server, assert_plan_passes, example_request, pg_url
 
 from models import parse_request
+from datasets.requests import generate_size
 from service.app.store import PlanStore, request_digest
 
 
@@ -41,11 +41,7 @@ def test_readme_example_plans_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
 
 def _medium_request(seed: int, time_limit_s: float) -> dict[str, Any]:
     """A request the engine works on for its whole time limit (1,500 devices, 600 jobs)."""
-    spec = importlib.util.spec_from_file_location("meridian_bench_gen_requests", REPO / "bench" / "gen_requests.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.generate_size("medium", seed=seed, time_limit_s=time_limit_s)
+    return generate_size("medium", seed=seed, time_limit_s=time_limit_s)
 
 
 def test_sigterm_finishes_in_flight_plans_before_exiting(tmp_path: Path) -> None:

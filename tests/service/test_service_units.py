@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from service_testkit import PG_SKIP_REASON, pg_url
+from tests.support.service import PG_SKIP_REASON, pg_url
 
 from service.app.admission import Admission, Overloaded
 from service.app.config import ConfigError, Settings, from_args, from_env

@@ -14,15 +14,15 @@ POLICIES = ("cpsat", "fifo", "las")
 def make_scheduler(name: str, **options: Any):
     """The scheduler called `name` (cpsat | fifo | las) with its options."""
     if name == "fifo":
-        from executor.policies.fifo import FifoScheduler
+        from executor.schedulers.fifo import FifoScheduler
 
         return FifoScheduler()
     if name == "las":
-        from executor.policies.las import LasScheduler
+        from executor.schedulers.las import LasScheduler
 
         return LasScheduler(**options)
     if name == "cpsat":
-        from executor.policies.cpsat import CpsatScheduler
+        from executor.schedulers.cpsat import CpsatScheduler
 
         return CpsatScheduler(**options)
     raise ValueError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")

@@ -4,7 +4,7 @@ tier weights 100/10/1, restart 30 s, storage 2 GB/s, epoch 300 s)."""
 from __future__ import annotations
 
 import pytest
-from engine_helpers import check, cluster, fleet, job, parsed, request
+from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 from placement import plan
 
@@ -180,9 +180,8 @@ def test_a_job_is_spread_over_the_fewest_nodes():
 
 def test_deterministic_policy_repeats_the_same_plan():
     import json
-    import sys
-    sys.path.insert(0, "bench")
-    from gen_requests import generate
+
+    from datasets.requests import generate
 
     data = generate(devices=300, jobs=120, regions=2, seed=3, time_limit_s=1.0)
     data["policy"]["deterministic"] = True

@@ -1,7 +1,6 @@
 """The cpsat fast path answers only where its plan is optimal: valid by the independent checker and
 never below the planner's objective, on requests captured from replays."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,21 +9,10 @@ import pytest
 from datasets.attributes import to_job_specs
 from datasets.fleets import single_cluster_fleet, synthetic_fleet
 from datasets.synthetic import synthetic_trace
-from executor.policies.cpsat import CpsatScheduler
-from executor.policies.fastpath import optimal_starts
-from service.replay.harness import ReplaySetup, run_replay
-
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "plancheck.py"
-
-
-def plancheck():
-    if not SPEC.exists():
-        pytest.skip(f"the independent checker is not at {SPEC}")
-    spec = importlib.util.spec_from_file_location("plancheck", SPEC)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from executor.schedulers.cpsat import CpsatScheduler
+from executor.schedulers.fastpath import optimal_starts
+from replay.harness import ReplaySetup, run_replay
+from tests.support import checker
 
 class Capture(CpsatScheduler):
     """The real scheduler, keeping every request it was asked to plan."""
@@ -41,9 +29,9 @@ class Capture(CpsatScheduler):
 @pytest.mark.parametrize("fleet", [single_cluster_fleet(3, 8),
                                    synthetic_fleet(regions=2, clusters_per_region=1, nodes_per_cluster=2, seed=4)])
 def test_fast_path_plans_are_valid_and_optimal(fleet, monkeypatch):
-    pc = plancheck()
+    pc = checker.require()
     cap = Capture()
-    monkeypatch.setattr("service.replay.harness.make_scheduler", lambda name, **kw: cap)
+    monkeypatch.setattr("replay.harness.make_scheduler", lambda name, **kw: cap)
     specs = to_job_specs(synthetic_trace(days=0.25, jobs_per_hour=16, median_duration_s=900, seed=6))
     run_replay(specs, fleet, ReplaySetup(policy="cpsat", time_limit_s=0.5, max_days=0.1))
     from placement import plan

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
-from executor.controller import EqualPriorities, SlaController
+from replay.controller import EqualPriorities, SlaController
 from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
-from executor.policies import make_scheduler
+from executor.schedulers import make_scheduler
 from executor.sim import SimExecutor
 from models import Fleet, Job, Policy, Quota, Replicas
 

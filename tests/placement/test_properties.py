@@ -3,7 +3,7 @@ project's verifier and the independent checker agree with, from the engine and t
 
 from __future__ import annotations
 
-from engine_helpers import check, parsed
+from tests.support.requests import check, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import pathlib
 from typing import Any
 
 from models import PlanRequest, PlanResponse, parse_request
 from placement.verify import violations
+from tests.support import checker
 
-SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared"  # beside the project folder
-PLANCHECK = SHARED / "spec" / "plancheck.py"
-
-
-def _load_plancheck():
-    if not PLANCHECK.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("plancheck", PLANCHECK)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-plancheck = _load_plancheck()
+plancheck = checker.load()
 
 
 def fleet(*clusters: dict, regions=("us",), links=(), down=()) -> dict:

@@ -5,7 +5,7 @@ gives the same plans). In an epoch where nothing changed (no arrival, completion
 only when jobs wait and `replan_every` epochs have passed since the last plan, so that the controller's
 new priorities (aging, attained service) reach the planner without paying for a plan every epoch.
 With `fast_path` (the replay turns it on), an epoch whose optimum is known without search (everyone placed at
-their best value, nothing moved: `executor.policies.fastpath`) skips the optimizer.
+their best value, nothing moved: `executor.schedulers.fastpath`) skips the optimizer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class CpsatScheduler:
         from placement import greedy_plan, plan
 
         if self.fast_path:
-            from executor.policies.fastpath import optimal_starts
+            from executor.schedulers.fastpath import optimal_starts
 
             resp = optimal_starts(request)
             if resp is not None:

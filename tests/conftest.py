@@ -1,9 +1,13 @@
+"""Fixtures every test folder shares: the bundled replay fixtures and the shared traces beside the project."""
+
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
-SHARED_TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+from tests.support import checker
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replay"
+SHARED_TRACES = checker.TRACES
 
 
 @pytest.fixture

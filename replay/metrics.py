@@ -26,7 +26,7 @@ import os
 from collections import Counter
 
 from datasets.files import write_atomic  # noqa: F401  (re-exported: whatif imports it from here)
-from service.replay.harness import ReplayRun
+from replay.harness import ReplayRun
 
 TIER_ORDER = ("premium", "standard", "basic")
 

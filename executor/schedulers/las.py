@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from executor.actions import response_from_placements
 from executor.loop import LoopState
-from executor.policies.packing import FreeMap
+from executor.schedulers.packing import FreeMap
 from models import Placement, PlanRequest, PlanResponse
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from engine_helpers import check, parsed
+from tests.support.requests import check, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -17,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support import checker
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MERIDIAN_SHARED", REPO.parent / "shared"))
-PLANCHECK = SHARED / "spec" / "plancheck.py"
+SHARED, PLANCHECK = checker.SHARED, checker.PLANCHECK
 EXAMPLE = REPO / "examples" / "two-regions.json"
 PG_ENV = "MERIDIAN_TEST_PG_URL"
 PG_SKIP_REASON = f"{PG_ENV} is not set (CI's .ci/run starts a local PostgreSQL and sets it)"
@@ -33,23 +33,10 @@ def example_request() -> dict[str, Any]:
     return json.loads(EXAMPLE.read_text())
 
 
-_plancheck_module: Any = None
-
-
-def _load_plancheck() -> Any:
-    global _plancheck_module
-    if _plancheck_module is None:
-        spec = importlib.util.spec_from_file_location("meridian_shared_plancheck", PLANCHECK)
-        assert spec and spec.loader, f"cannot load {PLANCHECK}"
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        _plancheck_module = mod
-    return _plancheck_module
-
-
 def plancheck(request: dict[str, Any], response: dict[str, Any], lp: bool = True) -> dict[str, Any]:
     """The checker's verdict, exactly as `plancheck.py REQUEST RESPONSE [--lp]` prints it."""
-    mod = _load_plancheck()
+    mod = checker.load()
+    assert mod is not None, checker.MISSING
     with tempfile.TemporaryDirectory() as d:
         rq, rs = Path(d, "req.json"), Path(d, "resp.json")
         rq.write_text(json.dumps(request))

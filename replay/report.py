@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from datasets.attributes import JobSpec
 from models import Fleet
-from service.replay.harness import ReplaySetup, Window, run_replay
+from replay.harness import ReplaySetup, Window, run_replay
+
+# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written. The service passes
+# its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
+Plotter = Callable[[list, list, str, str], list[str]]
 
 
 def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
-                      out_dir: str | None = None, plots: bool = True, progress: bool = False,
+                      out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
                       label: str | None = None) -> dict:
-    """Replay, then summary.json, epochs.csv, jobs.csv and (with `plots`) three PNGs under `out_dir`."""
-    from service.reports.summary import epoch_rows, job_rows, summarize, write_outputs
+    """Replay, then summary.json, epochs.csv, jobs.csv and (with a `plotter`) its pictures under `out_dir`."""
+    from replay.metrics import epoch_rows, job_rows, summarize, write_outputs
 
     observers = []
     bar = None
     name = label or setup.policy
     if progress:
-        from service.reports.progress import ProgressBar
+        from replay.progress import ProgressBar
 
         _, m_from, m_until = window.bounds_s(specs)
         measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
@@ -36,8 +40,6 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     if out_dir:
         write_outputs(run, summary, out_dir)
-        if plots:
-            from service.reports.plots import write_plots
-
-            write_plots(epoch_rows(run), job_rows(run), out_dir, name)
+        if plotter is not None:
+            plotter(epoch_rows(run), job_rows(run), out_dir, name)
     return summary

@@ -59,6 +59,7 @@ from typing import Any
 
 from datasets.attributes import JobSpec, hash_unit
 from models import Fleet
+from replay.report import Plotter
 
 # Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
 _SPAWN = multiprocessing.get_context("spawn")
@@ -127,7 +128,7 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         for j, r in enumerate(_list(s, "remove_nodes", p)):
             sc.remove_nodes.append(_node_change(r, f"{p}.remove_nodes[{j}]", adding=False))
         for j, o in enumerate(_list(s, "outages", p)):
-            from service.replay.outages import parse_outage
+            from replay.outages import parse_outage
 
             try:
                 parse_outage(o if isinstance(o, str) else "")
@@ -247,13 +248,13 @@ def scale_demand(specs: Sequence[JobSpec], k: float, seed: int) -> list[JobSpec]
     return sorted(out, key=lambda s: s.submit_s)
 
 
-def run_scenario(sc: Scenario, out_dir: str | None, plots: bool, extra_nodes: int = 0,
+def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
                  search: CapacitySearch | None = None) -> dict:
     """One scenario's replay (in a worker process); its summary, with the scenario's name."""
-    from service.replay.harness import ReplaySetup, Window
-    from service.replay.inputs import load_fleet_arg, load_specs
-    from service.replay.outages import outage_schedule, parse_outage
-    from service.replay.report import replay_and_report
+    from replay.harness import ReplaySetup, Window
+    from replay.inputs import load_fleet_arg, load_specs
+    from replay.outages import outage_schedule, parse_outage
+    from replay.report import replay_and_report
 
     b = sc.base
     seed = int(b.get("seed", 0))
@@ -274,20 +275,20 @@ def run_scenario(sc: Scenario, out_dir: str | None, plots: bool, extra_nodes: in
                         equal_priorities=bool(b.get("equal_priorities", False)),
                         max_days=float(b.get("max_days", 60)), outages=outages, sla_targets=targets)
     window = Window(b.get("start_day"), b.get("days"), float(b.get("warmup_days", 3)))
-    summary = replay_and_report(specs, fleet, setup, window, out_dir, plots=plots, label=sc.name)
+    summary = replay_and_report(specs, fleet, setup, window, out_dir, plotter=plotter, label=sc.name)
     summary["scenario"] = sc.name
     summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
     summary["added_nodes"] = extra_nodes
     return summary
 
 
-def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int, plots: bool = True) -> list[dict]:
+def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int, plotter: Plotter | None = None) -> list[dict]:
     """Every scenario in its own process (up to `workers` at once), in file order."""
     dirs = [os.path.join(out_dir, _safe(s.name)) if out_dir else None for s in scenarios]
     if workers <= 1 or len(scenarios) == 1:
-        return [run_scenario(s, d, plots) for s, d in zip(scenarios, dirs)]
+        return [run_scenario(s, d, plotter) for s, d in zip(scenarios, dirs)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
-        futs = [pool.submit(run_scenario, s, d, plots) for s, d in zip(scenarios, dirs)]
+        futs = [pool.submit(run_scenario, s, d, plotter) for s, d in zip(scenarios, dirs)]
         return [f.result() for f in futs]
 
 
@@ -312,10 +313,10 @@ def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int,
                 tried[c] = evaluate(c)
         elif workers <= 1 or len(counts) == 1:
             for c in counts:
-                tried[c] = run_scenario(sc, None, False, c, search)
+                tried[c] = run_scenario(sc, None, None, c, search)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(counts)), mp_context=_SPAWN) as pool:
-                futs = {c: pool.submit(run_scenario, sc, None, False, c, search) for c in counts}
+                futs = {c: pool.submit(run_scenario, sc, None, None, c, search) for c in counts}
                 for c, f in futs.items():
                     tried[c] = f.result()
 
