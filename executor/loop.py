@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from executor.interface import Executor
-from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota
+from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota, validate_request
 from models.fleet_index import fleet_index
 from placement import contract
 
@@ -239,7 +239,8 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
 
 def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> PlanRequest:
     """The contract request for this epoch: every active job, running ones with `current`, preempted
-    ones with `checkpoint_region`, the fleet with today's down nodes."""
+    ones with `checkpoint_region`, the fleet with today's down nodes. Built from validated parts
+    without a JSON round trip, and passed through the engine's one door (`validate_request`)."""
     current = executor.placements()
     jobs: list[Job] = []
     for jid in state.active:
@@ -249,8 +250,8 @@ def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> P
             "priority": st.priority, "current": cur,
             "checkpoint_region": None if cur is not None else st.checkpoint_region}))
     fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)})
-    return PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs, quotas=list(config.quotas),
-                                       policy=config.policy)
+    return validate_request(PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs,
+                                                        quotas=list(config.quotas), policy=config.policy))
 
 
 def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Controller | None,

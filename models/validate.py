@@ -1,7 +1,10 @@
 """Parsing and the cross-field rules of contract v1 that pydantic field types cannot say.
 
-`parse_request` is the one door into the engine: everything past it may assume a request
-that names only things that exist and that running jobs fit where they run.
+`validate_request` is the one door into the engine: every request passes it before planning,
+whether it arrives as JSON (`parse_request_json`, `parse_request`: pydantic's field rules, then
+this door) or is built in memory from validated parts (the replay loop: this door alone, with no
+JSON round trip per plan). Everything past it may assume a request that names only things that
+exist and whose running jobs fit where they run.
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
         req = PlanRequest.model_validate(data)
     except ValidationError as exc:
         raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
+    return validate_request(req, limits)
+
+
+def validate_request(req: PlanRequest, limits: Limits | None = None) -> PlanRequest:
+    """The door before planning: the size limits, then every cross-field rule of the contract;
+    returns `req` itself or raises BadRequest listing every fault. Field-level rules are pydantic's:
+    a request built in memory must be built from validated parts (jobs, fleet, policy)."""
     # sizes first: they are cheap, and a fleet too large to enumerate must not be enumerated
     errors = limit_errors(req, limits or Limits())
     if errors:
