@@ -70,18 +70,7 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
     from replay.inputs import load_fleet_arg, load_specs
     from replay.outages import outage_schedule, parse_outage
 
-    for name in ("epoch_s", "time_limit"):
-        v = getattr(args, name)
-        if not v > 0:
-            raise usage_error(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    if args.days is not None and not args.days > 0:
-        raise usage_error(f"--days must be > 0, got {args.days}")
-    if args.warmup_days < 0:
-        raise usage_error(f"--warmup-days must be >= 0, got {args.warmup_days}")
-    if not args.max_days > 0:
-        raise usage_error(f"--max-days must be > 0, got {args.max_days}")
-    if args.replan_every < 1:
-        raise usage_error(f"--replan-every must be >= 1, got {args.replan_every}")
+    opts = options_from_args(args, usage_error)
     try:
         fleet = load_fleet_arg(args.fleet, args.seed)
     except (ValueError, OSError) as exc:
@@ -99,15 +88,33 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
         schedule = outage_schedule(fleet, outages) if outages else None
     except ValueError as exc:
         raise usage_error(f"--fail: {exc}") from None
-    opts = ReplayOptions(trace=args.trace, format=args.format, fleet=args.fleet, scheduler=args.scheduler,
-                         start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
-                         epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                         replan_every=args.replan_every, equal_priorities=args.equal_priorities,
-                         max_days=args.max_days)
     setup, window = opts.setup(outages=schedule), opts.window()
     if not specs:
         raise usage_error(f"--trace: {args.trace} holds no job")
     return setup, window, specs, fleet, dict(res.skipped)
+
+
+# The flags whose names are not the option's name with `-` for `_`.
+FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit"}
+
+
+def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) -> ReplayOptions:
+    """The replay options the flags spell; a value out of range is one line naming the flag."""
+    from pydantic import ValidationError
+
+    from replay.scenarios import describe_error
+
+    try:
+        return ReplayOptions(trace=args.trace, format=args.format, fleet=args.fleet, scheduler=args.scheduler,
+                             start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
+                             epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                             replan_every=args.replan_every, equal_priorities=args.equal_priorities,
+                             max_days=args.max_days)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0])
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None
 
 
 def format_summary(s: dict) -> str:
