@@ -2,7 +2,6 @@
 never below the planner's objective, on requests captured from replays."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from executor.schedulers.cpsat import CpsatScheduler
 from executor.schedulers.fastpath import optimal_starts
 from replay.harness import ReplaySetup, run_replay
 from tests.support import checker
+
 
 class Capture(CpsatScheduler):
     """The real scheduler, keeping every request it was asked to plan."""
