@@ -81,6 +81,18 @@ def read_capped(path: str, what: str = "input", cap: int = MAX_INPUT_BYTES) -> b
     return data
 
 
+def read_json(path: str, what: str = "input") -> object:
+    """A JSON file read with read_capped and decoded by the contract's rules (UTF-8, a BOM ignored, no NaN,
+    no lone surrogates); any fault is one InputError line naming the file."""
+    from models import BadRequest, decode_json
+
+    data = read_capped(path, what)
+    try:
+        return decode_json(data)
+    except BadRequest as exc:
+        raise InputError(f"{what} {path}: {exc.errors[0]}") from None
+
+
 def check_writable_file(path: str) -> None:
     """Raise InputError unless a file can be written (atomically) at `path`: its folder exists and takes
     a new file, and `path` is not a folder. Checked before any work, so a long run never ends in an
