@@ -1,0 +1,108 @@
+"""The cases of issue 9 for `meridian plan` and `meridian run`, each one line and exit 2, checked before any
+work: a bad `-o`, an input without end, a lone surrogate, an unbounded flag, a train spec that would hang."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.hostile import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "two-regions.json")
+RUN_FLEET = str(REPO / "examples" / "run-fleet.json")
+RUN_JOBS = json.loads((REPO / "examples" / "run-jobs.json").read_text())
+
+
+def one_line(argv: list[str]) -> str:
+    code, out, err = run_cli(argv)
+    assert code == 2, (code, err)
+    assert "Traceback" not in err and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2, err
+    return err.strip()
+
+
+def test_plan_output_in_a_missing_folder_is_refused_before_planning(tmp_path: Path) -> None:
+    assert one_line(["plan", EXAMPLE, "-o", str(tmp_path / "nodir" / "out.json")]) == \
+        f"meridian plan: -o {tmp_path}/nodir/out.json: no folder {tmp_path}/nodir"
+
+
+def test_plan_output_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    assert one_line(["plan", EXAMPLE, "-o", str(tmp_path)]) == \
+        f"meridian plan: -o {tmp_path}: {tmp_path} is a folder, not a file"
+
+
+def test_plan_of_dev_zero_stops_at_the_input_cap() -> None:
+    assert one_line(["plan", "/dev/zero"]) == \
+        "meridian plan: request /dev/zero is larger than 256 MiB (the most a command reads)"
+
+
+def test_plan_time_limit_must_be_finite() -> None:
+    assert "--time-limit must be > 0 and at most 86400 s, got inf" in one_line(["plan", EXAMPLE, "--time-limit", "inf"])
+
+
+def test_plan_with_a_lone_surrogate_prints_its_escape(tmp_path: Path) -> None:
+    data = json.loads(Path(EXAMPLE).read_text())
+    data["jobs"][0]["tenant"] = "PLACEHOLDER"
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(data).replace('"PLACEHOLDER"', '"\\udfff"'))
+    err = one_line(["plan", str(path)])
+    assert "jobs[0].tenant: holds a lone surrogate" in err
+
+
+def test_plan_output_file_gets_the_usual_mode(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    code, _, err = run_cli(["plan", EXAMPLE, "--greedy", "-o", str(out)])
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("world_size", 10**12, "'world_size' must be at most 1024"),
+    ("hidden", 2**20, "parameters; at most 2,000,000,000"),
+    ("lr", 1e309, "'lr' must be a finite number >= 0"),
+])
+def test_run_refuses_a_train_spec_that_would_hang_or_not_fit(tmp_path: Path, field: str, value, words: str) -> None:
+    jobs = json.loads(json.dumps(RUN_JOBS))
+    jobs[0]["train"][field] = value
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs).replace("Infinity", "1e309"))
+    code, _, err = run_cli(["run", RUN_FLEET, str(path)])
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_run_refuses_an_unbounded_submit_time(tmp_path: Path) -> None:
+    jobs = json.loads(json.dumps(RUN_JOBS))
+    jobs[1]["submit_s"] = 1e300
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs))
+    code, _, err = run_cli(["run", RUN_FLEET, str(path)])
+    assert code == 2 and "jobs[1].submit_s" in err
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--epoch-s", "1e-9"], "--epoch-s must be between 1 and 1e+07 s"),
+    (["--time-limit", "inf"], "--time-limit must be > 0 and at most 86400"),
+    (["--max-epochs", "10000000000"], "--max-epochs must be between 1 and 100000"),
+])
+def test_run_flags_are_bounded(flags: list[str], words: str, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(RUN_JOBS))
+    assert words in one_line(["run", RUN_FLEET, str(path), *flags])
+
+
+def test_run_json_output_is_checked_before_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(RUN_JOBS))
+    assert "no folder" in one_line(["run", RUN_FLEET, str(path), "--json", str(tmp_path / "no" / "x.json")])
