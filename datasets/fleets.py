@@ -4,12 +4,11 @@ the contended single-cluster benchmark fleet and seeded multi-region synthetic f
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections import Counter
 
 from datasets.errors import TraceFormatError
-from datasets.rows import check_header, parse_int
+from datasets.rows import check_header, open_csv, parse_int
 from models import BadRequest, FieldError, Fleet, parse_request
 from models.fleet_index import fleet_devices
 
@@ -19,13 +18,12 @@ __all__ = ["fleet_accelerators", "fleet_devices", "load_fleet", "parse_fleet", "
 
 def load_fleet(path: str) -> Fleet:
     """A FLEET.json file (the contract's `fleet` object), validated by the contract's own rules."""
+    from datasets.files import InputError, read_json
+
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except OSError as exc:
-        raise BadRequest([FieldError("fleet", path, f"cannot read: {exc.strerror}")]) from None
-    except ValueError as exc:
-        raise BadRequest([FieldError("fleet", path, f"not valid JSON: {exc}")]) from None
+        data = read_json(path, "fleet")
+    except InputError as exc:
+        raise BadRequest([FieldError("fleet", path, str(exc))]) from None
     return parse_fleet(data)
 
 
@@ -44,7 +42,7 @@ def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "phil
     kept apart because a job runs on one type). The official `num_gpus` is used, not the inferred count.
     """
     groups: Counter[tuple[int, int]] = Counter()
-    with open(machines_csv, newline="") as f:
+    with open_csv(machines_csv) as f:
         reader = csv.reader(f)
         cols = check_header(machines_csv, next(reader, None), ("machine_id", "num_gpus", "gpu_mem_gb"))
         for row in reader:

@@ -145,12 +145,10 @@ def epoch_rows(run: ReplayRun) -> list[list]:
 
 
 def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
-    """summary.json, epochs.csv, jobs.csv under `out_dir` (each written atomically)."""
+    """epochs.csv, jobs.csv, then summary.json under `out_dir`, each written atomically: summary.json is
+    last, so its presence means every other file of the run is complete."""
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    p = os.path.join(out_dir, "summary.json")
-    write_atomic(p, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    paths.append(p)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPOCH_COLUMNS)
@@ -166,6 +164,9 @@ def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
         w2.writerows(rows)
     p = os.path.join(out_dir, "jobs.csv")
     write_atomic(p, buf.getvalue())
+    paths.append(p)
+    p = os.path.join(out_dir, "summary.json")
+    write_atomic(p, json.dumps(summary, indent=2, allow_nan=False) + "\n")
     paths.append(p)
     return paths
 

@@ -20,6 +20,8 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     """Replay, then summary.json, epochs.csv, jobs.csv and (with a `plotter`) its pictures under `out_dir`."""
     from replay.metrics import epoch_rows, job_rows, summarize, write_outputs
 
+    if out_dir:
+        check_out_dir(out_dir)
     observers = []
     bar = None
     name = label or setup.scheduler
@@ -39,7 +41,23 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     summary = summarize(run, time.perf_counter() - t0)
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     if out_dir:
-        write_outputs(run, summary, out_dir)
         if plotter is not None:
             plotter(epoch_rows(run), job_rows(run), out_dir, name)
+        write_outputs(run, summary, out_dir)        # summary.json last: its presence means the run finished
     return summary
+
+
+OUTPUT_FILES = ("summary.json", "epochs.csv", "jobs.csv", "utilization.png", "jct_cdf.png", "queue.png")
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Before a replay starts: `out_dir` exists or can be made, takes files, and none of the run's file
+    names there is a folder (InputError, one line). A replay never ends in an error about its outputs."""
+    import os
+
+    from datasets.files import InputError, check_writable_dir
+
+    check_writable_dir(out_dir)
+    for name in OUTPUT_FILES:
+        if os.path.isdir(os.path.join(out_dir, name)):
+            raise InputError(f"{os.path.join(out_dir, name)} is a folder: the run writes a file there")

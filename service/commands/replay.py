@@ -48,14 +48,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from datasets.files import InputError
+    from replay.checks import ReplayInputError
     from replay.report import replay_and_report
     from service.cli import UsageError
     from service.reports.plots import write_plots
 
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out,
-                                plotter=None if args.no_plots else write_plots, progress=progress)
+    try:
+        summary = replay_and_report(specs, fleet, setup, window, args.out,
+                                    plotter=None if args.no_plots else write_plots, progress=progress)
+    except InputError as exc:          # checked before the replay starts
+        raise UsageError(f"--out {args.out}: {exc}") from None
+    except ReplayInputError as exc:    # likewise
+        raise UsageError(str(exc)) from None
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
     print(format_summary(summary))
@@ -112,6 +119,9 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              max_days=args.max_days)
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:          # a rule over several options (the number of epochs)
+            raise usage_error(f"--epoch-s, --days, --warmup-days, --max-days: "
+                              f"{str(err['msg']).removeprefix('Value error, ')}") from None
         name = str(err["loc"][0])
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None

@@ -14,6 +14,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str) -> None:
+    """The figure as PNG, written atomically (datasets.files.write_atomic): never half a picture."""
+    import io
+
+    from datasets.files import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    write_atomic(path, buf.getvalue())
+
+
 def plot_utilization(epochs: list[list], path: str, title: str = "") -> None:
     """Busy share of the up devices per epoch, against trace days."""
     plt = _plt()
@@ -26,7 +37,7 @@ def plot_utilization(epochs: list[list], path: str, title: str = "") -> None:
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "Utilization over time")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -41,7 +52,7 @@ def plot_queue(epochs: list[list], path: str, title: str = "") -> None:
     ax.legend()
     ax.set_title(title or "Queue length")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -59,7 +70,7 @@ def plot_jct_cdf(job_rows: list[dict], path: str, title: str = "") -> None:
     ax.legend()
     ax.set_title(title or "JCT by tier")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 

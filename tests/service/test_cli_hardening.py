@@ -106,3 +106,74 @@ def test_run_json_output_is_checked_before_the_run(tmp_path: Path) -> None:
     path = tmp_path / "jobs.json"
     path.write_text(json.dumps(RUN_JOBS))
     assert "no folder" in one_line(["run", RUN_FLEET, str(path), "--json", str(tmp_path / "no" / "x.json")])
+
+
+# -- meridian replay -------------------------------------------------------------------------------------
+
+HEADER = "job_id,submit_time_s,duration_s,num_gpus,tenant"
+
+
+def _replay(tmp_path: Path, trace_bytes: bytes | None = None, *flags: str, fleet: str = "single:2x8") -> tuple:
+    argv = ["replay", "--fleet", fleet, "--out", str(tmp_path / "out"), "--no-plots", "--policy", "fifo", *flags]
+    if trace_bytes is None:
+        argv += ["--trace", "synthetic:1"]
+    else:
+        (tmp_path / "t.csv").write_bytes(trace_bytes)
+        argv += ["--trace", str(tmp_path / "t.csv"), "--format", "canonical"]
+    return run_cli(argv)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (f"{HEADER}\nj\xe9,0,100,1,a\n".encode("latin-1"), "line 2: not UTF-8: byte 0xe9"),
+    (b"job_id,job_id,submit_time_s,duration_s,num_gpus,tenant\n", "line 1: header names column 'job_id' twice"),
+    (f"{HEADER},data_region\nj1,0,100,1,a,mars\n".encode(), "job 'j1' has data_region 'mars', not a region of"),
+    (f"{HEADER}\nj1,0,100,{10**30},a\n".encode(), "line 2: num_gpus: at most 1048576"),
+    (f"{HEADER}\nj1,1e300,100,1,a\n".encode(), "line 2: submit_time_s: at most 1e+10 s"),
+])
+def test_replay_refuses_a_bad_trace_in_one_line(tmp_path: Path, body: bytes, words: str) -> None:
+    code, _, err = _replay(tmp_path, body)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_replay_accepts_a_byte_order_mark_in_the_header(tmp_path: Path) -> None:
+    code, out, err = _replay(tmp_path, b"\xef\xbb\xbf" + f"{HEADER}\nj1,0,100,1,a\n".encode())
+    assert code == 0, err
+    assert "1/1 jobs done" in out
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--epoch-s", "inf"], "--epoch-s Input should be a finite number, got inf"),
+    (["--epoch-s", "1e-9"], "--epoch-s must be >= 1, got 1e-09"),
+    (["--start-day", "nan"], "--start-day Input should be a finite number, got nan"),
+    (["--start-day", "-5"], "--start-day must be >= 0, got -5.0"),
+    (["--warmup-days", "nan"], "--warmup-days Input should be a finite number"),
+    (["--max-days", "-1"], "--max-days must be > 0, got -1.0"),
+    (["--time-limit", "inf"], "--time-limit Input should be a finite number"),
+    (["--epoch-s", "2", "--max-days", "36000"], "epochs; at most 2,000,000"),
+])
+def test_replay_options_are_bounded(tmp_path: Path, flags: list[str], words: str) -> None:
+    code, _, err = _replay(tmp_path, None, *flags)
+    assert code == 2 and words in err, err
+
+
+def test_replay_on_a_fleet_without_clusters_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "fleet.json").write_text('{"regions": [{"name": "r"}], "clusters": []}')
+    code, _, err = _replay(tmp_path, None, fleet=str(tmp_path / "fleet.json"))
+    assert code == 2 and "fleet: it has no devices" in err
+
+
+def test_replay_checks_its_outputs_before_it_starts(tmp_path: Path) -> None:
+    (tmp_path / "out" / "jobs.csv").mkdir(parents=True)
+    code, _, err = _replay(tmp_path, None)
+    assert code == 2 and "jobs.csv is a folder" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["jobs.csv"]     # nothing else written
+
+
+def test_replay_writes_the_summary_last_and_every_file_readable(tmp_path: Path) -> None:
+    code, _, err = _replay(tmp_path, None)
+    assert code == 0, err
+    files = {p.name: p.stat() for p in (tmp_path / "out").iterdir()}
+    assert set(files) == {"summary.json", "epochs.csv", "jobs.csv"}
+    assert max(files, key=lambda n: files[n].st_mtime_ns) == "summary.json"
+    assert {s.st_mode & 0o777 for s in files.values()} == {0o666 & ~_umask()}
