@@ -59,7 +59,7 @@ from typing import Any
 
 from datasets.attributes import JobSpec, hash_unit
 from models import Fleet
-from replay.report import Plotter
+from replay.report import Plotter, Reporter
 
 # Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
 _SPAWN = multiprocessing.get_context("spawn")
@@ -249,7 +249,7 @@ def scale_demand(specs: Sequence[JobSpec], k: float, seed: int) -> list[JobSpec]
 
 
 def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
-                 search: CapacitySearch | None = None) -> dict:
+                 search: CapacitySearch | None = None, reporter: Reporter | None = None) -> dict:
     """One scenario's replay (in a worker process); its summary, with the scenario's name."""
     from replay.harness import ReplaySetup, Window
     from replay.inputs import load_fleet_arg, load_specs
@@ -275,20 +275,22 @@ def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, ext
                         equal_priorities=bool(b.get("equal_priorities", False)),
                         max_days=float(b.get("max_days", 60)), outages=outages, sla_targets=targets)
     window = Window(b.get("start_day"), b.get("days"), float(b.get("warmup_days", 3)))
-    summary = replay_and_report(specs, fleet, setup, window, out_dir, plotter=plotter, label=sc.name)
+    summary = replay_and_report(specs, fleet, setup, window, out_dir, plotter=plotter, label=sc.name,
+                                reporter=reporter)
     summary["scenario"] = sc.name
     summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
     summary["added_nodes"] = extra_nodes
     return summary
 
 
-def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int, plotter: Plotter | None = None) -> list[dict]:
+def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int, plotter: Plotter | None = None,
+                  reporter: Reporter | None = None) -> list[dict]:
     """Every scenario in its own process (up to `workers` at once), in file order."""
     dirs = [os.path.join(out_dir, _safe(s.name)) if out_dir else None for s in scenarios]
     if workers <= 1 or len(scenarios) == 1:
-        return [run_scenario(s, d, plotter) for s, d in zip(scenarios, dirs)]
+        return [run_scenario(s, d, plotter, reporter=reporter) for s, d in zip(scenarios, dirs)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
-        futs = [pool.submit(run_scenario, s, d, plotter) for s, d in zip(scenarios, dirs)]
+        futs = [pool.submit(run_scenario, s, d, plotter, reporter=reporter) for s, d in zip(scenarios, dirs)]
         return [f.result() for f in futs]
 
 

@@ -11,7 +11,7 @@ import os
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
-    p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
+    p.add_argument("--out", default=None, help="folder for per-scenario outputs, report.html and comparison.json/.csv")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from service.errors import UsageError
     from replay.whatif import ScenarioError, find_min_capacity, parse_scenarios, run_scenarios
+    from replay.whatif import _safe as scenario_folder
+    from service.errors import UsageError
+    from service.reports.html import write_replay_report
     from service.reports.plots import write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
@@ -50,16 +52,19 @@ def run(args: argparse.Namespace) -> int:
         print(comparison_table(rows, search.targets))
         what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
         if best is None:
-            print(f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}")
+            verdict = f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}"
         else:
-            print(f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)")
-        _write(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices, "cluster": search.cluster,
+            verdict = f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)"
+        print(verdict)
+        _write(args.out, rows, verdict, {"least_nodes": best, "devices_per_node": search.devices, "cluster": search.cluster,
                                 "accelerator": search.accelerator, "targets": search.targets})
         return 0 if best is not None else 1
     dirs_out = args.out
-    summaries = run_scenarios(scenarios, dirs_out, workers, plotter=None if args.no_plots else write_plots)
+    summaries = run_scenarios(scenarios, dirs_out, workers, plotter=None if args.no_plots else write_plots,
+                              reporter=write_replay_report)
     print(comparison_table(summaries))
-    _write(args.out, summaries, None)
+    _write(args.out, summaries, None, None,
+           links={s.name: f"{scenario_folder(s.name)}/report.html" for s in scenarios})
     return 0
 
 
@@ -84,14 +89,21 @@ def _check_inputs(scenarios) -> None:
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
-    from service.reports.table import cell, render
+    from service.reports.table import render
+
+    return render(comparison_rows(rows, targets))
+
+
+def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[str]]:
+    """The comparison as rows of cells, header first (the terminal table and report.html show the same)."""
+    from replay.whatif import meets
+    from service.reports.table import cell
+
     cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA premium", "SLA standard", "preempt", "wall s"]
     if targets:
         cols.append("meets")
     out = [cols]
-    from replay.whatif import meets
-
     for s in rows:
         att = s.get("sla_attainment", {})
         r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
@@ -101,20 +113,23 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
-    return render(out)
+    return out
 
 
-def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
+def _write(out: str | None, rows: list[dict], verdict: str | None, search: dict | None,
+           links: dict[str, str] | None = None) -> None:
+    """report.html, comparison.csv, then comparison.json (last: its presence means the comparison finished)."""
     if not out:
         return
     import csv
     import io
 
     from replay.metrics import write_atomic
+    from service.reports.html import write_comparison_report
 
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "comparison.json"),
-                 json.dumps({"scenarios": rows, "search": search}, indent=2, default=str) + "\n")
+    targets = (search or {}).get("targets")
+    write_comparison_report(comparison_rows(rows, targets), links or {}, out, verdict)
     buf = io.StringIO()
     keys = ["scenario", "devices", "jobs_submitted", "jobs_completed", "avg_jct_s", "p50_jct_s", "p99_jct_s",
             "avg_queue_s", "utilization", "preemptions", "migrations", "wall_s"]
@@ -123,3 +138,5 @@ def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
     for s in rows:
         w.writerow([s.get(k) for k in keys] + [s["sla_attainment"].get("premium"), s["sla_attainment"].get("standard")])
     write_atomic(os.path.join(out, "comparison.csv"), buf.getvalue())
+    write_atomic(os.path.join(out, "comparison.json"),
+                 json.dumps({"scenarios": rows, "search": search}, indent=2, default=str) + "\n")
