@@ -15,12 +15,12 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
-from tests.support.service import EXAMPLE, Server, example_request
 
 from service.app import Settings, create_app
 from service.app.access import COOKIE, check_start, is_loopback, load_token, session_value
 from service.app.config import ConfigError
 from service.cli import main
+from tests.support.service import EXAMPLE, Server, example_request
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 PUBLIC = {"/healthz", "/readyz", "/login"}
@@ -142,8 +142,8 @@ def test_serving_beyond_loopback_without_a_token_is_refused(capsys: pytest.Captu
     monkeypatch.delenv("MERIDIAN_API_TOKEN", raising=False)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["meridian serve: --host 0.0.0.0 is reachable beyond this machine and no API token is set: set "
-                   "MERIDIAN_API_TOKEN or --api-token-file (or, to serve everyone, --insecure-no-auth)"]
+    assert err == [("meridian serve: --host 0.0.0.0 is reachable beyond this machine and no API token is set: set "
+                    "MERIDIAN_API_TOKEN or --api-token-file (or, to serve everyone, --insecure-no-auth)")]
 
 
 def test_the_start_warns_where_the_token_or_the_service_is_exposed() -> None:
@@ -151,8 +151,8 @@ def test_the_start_warns_where_the_token_or_the_service_is_exposed() -> None:
     assert check_start(Settings(host="0.0.0.0", insecure_no_auth=True), None) == [
         "--insecure-no-auth: anyone who reaches 0.0.0.0:8080 can plan and read every plan"]
     assert check_start(Settings(host="0.0.0.0"), TOKEN) == [
-        "the API token travels in clear text to 0.0.0.0: serve TLS (--tls-cert, --tls-key) or put a TLS reverse "
-        "proxy in front"]
+        ("the API token travels in clear text to 0.0.0.0: serve TLS (--tls-cert, --tls-key) or put a TLS reverse "
+         "proxy in front")]
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
-from tests.support.pages import WAITING, references, waiting_request
-from tests.support.service import example_request
 
 from models import PlanRequest
 from models.response import Action
 from placement import pause_for_action
 from service.app import Settings, create_app
 from service.app.store import PlanStore
+from tests.support.pages import WAITING, references, waiting_request
+from tests.support.service import example_request
 
 
 def _post(client: TestClient, request: dict) -> dict:
@@ -89,9 +89,9 @@ def test_the_plan_page_shows_waiting_jobs_pools_and_priced_actions(sqlite_client
                                                "euw-a/V100": 16}
     req = PlanRequest.model_validate(request)
     jobs = {j.id: j for j in req.jobs}
-    for pool in used:
+    for pool, n in used.items():
         cluster, accel = pool.split("/")
-        assert used[pool] == sum(sum(a["nodes"].values()) * jobs[a["job"]].devices_per_replica
+        assert n == sum(sum(a["nodes"].values()) * jobs[a["job"]].devices_per_replica
                                  for a in plan["assignments"] if (a["cluster"], a["accelerator"]) == (cluster, accel))
     # Each action with the pause the contract charges for it.
     assert plan["actions"]
@@ -128,7 +128,7 @@ def test_every_page_references_only_this_service(sqlite_client: TestClient, page
     assert refs, page
     assert re.findall(r"https?://", html.replace("http://www.w3.org/2000/svg", "")) == []
     for ref in refs:
-        if ref.startswith("data:") or ref.startswith("#"):
+        if ref.startswith(("data:", "#")):
             continue
         assert ref.startswith("/") and not ref.startswith("//"), ref
         if ref != "/login":
