@@ -138,10 +138,16 @@ def test_every_page_references_only_this_service(sqlite_client: TestClient, page
 def test_the_docs_load_the_bundled_swagger_ui_and_redoc(sqlite_client: TestClient) -> None:
     import fastapi_offline
 
+    from service.app.pages import EMPTY_SVG, REDOC_LOGO
+
     bundled = Path(fastapi_offline.__file__).parent / "static"
-    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
         served = sqlite_client.get(f"/static/docs/{name}")
         assert served.status_code == 200 and served.content == (bundled / name).read_bytes()
+    # ReDoc's, but for its vendor's logo, which it would fetch from a CDN.
+    redoc = sqlite_client.get("/static/docs/redoc.standalone.js")
+    assert redoc.status_code == 200 and REDOC_LOGO.encode() not in redoc.content
+    assert redoc.content.replace(EMPTY_SVG.encode(), REDOC_LOGO.encode()) == (bundled / "redoc.standalone.js").read_bytes()
     assert "/static/docs/swagger-ui-bundle.js" in sqlite_client.get("/docs").text
     assert "/static/docs/redoc.standalone.js" in sqlite_client.get("/redoc").text
 
