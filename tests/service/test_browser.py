@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.support.browser import REQUIRE_ENV, Traffic, drain, save_screenshot, start_chromium, unavailable
 from tests.support.pages import WAITING, waiting_request
 from tests.support.service import Server, example_request
