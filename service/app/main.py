@@ -29,7 +29,8 @@ log = logging.getLogger("meridian.service")
 DESCRIPTION = """Meridian plans where AI jobs run each scheduling epoch (contract v1, placement-v1.md).
 
 POST a request to `/plan`; the answer is a plan with a `plan_id`, recorded before it is returned
-and readable again at `/plans/{plan_id}`. Errors are JSON with the field path and value at fault."""
+and readable again at `/plans/{plan_id}`; `/plans` lists them, newest first. Errors are JSON with the field
+path and value at fault. People read the plans at `/` (the operator page) and `/plans/{plan_id}/view`."""
 
 
 def create_app(settings: Settings | None = None, planner: Planner | None = None,
