@@ -8,10 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from tests.support.pages import references
-
 from service.cli import main
 from service.reports.html import tier_rows, write_replay_report
+from tests.support.pages import references
 
 
 def _replay(fixtures: Path, out: Path, *extra: str) -> dict:
