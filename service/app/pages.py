@@ -31,6 +31,9 @@ PAGE_ROWS = 50
 # The operator's pages run no inline script and load nothing from elsewhere.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# The sign-in page can fetch nothing from this service (it has no token yet): its style is inline.
+LOGIN_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+             "frame-ancestors 'none'; base-uri 'none'")
 # Swagger UI and ReDoc start from an inline script and style their own elements; still nothing from elsewhere.
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
@@ -67,9 +70,9 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=os.path.join(HERE, "static")), name="static")
 
 
-def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _page(name: str, status_code: int = 200, csp: str = PAGE_CSP, **context: Any) -> HTMLResponse:
     html = templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers={"Content-Security-Policy": PAGE_CSP,
+    return HTMLResponse(html, status_code=status_code, headers={"Content-Security-Policy": csp,
                                                                 "Cache-Control": "no-store"})
 
 
@@ -148,7 +151,7 @@ async def login(request: Request) -> Response:
 def login_page(nxt: str, status_code: int, problem: str | None) -> HTMLResponse:
     if status_code == 404:
         return _page("error.html", 404, message="this service runs without a token: there is nothing to log in to")
-    return _page("login.html", status_code, next=nxt, problem=problem)
+    return _page("login.html", status_code, csp=LOGIN_CSP, next=nxt, problem=problem)
 
 
 def refuse(scope: dict[str, Any], wants_html: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -78,7 +78,7 @@ class Traffic:
     """What the page asked for since the last drain: each request's URL, each response's status, failures."""
 
     requests: list[str]
-    responses: dict[str, int]
+    responses: list[tuple[str, int]]
     failures: list[str]
     console: list[dict[str, Any]]
 
@@ -88,6 +88,10 @@ class Traffic:
         own = (allowed_prefix, "data:", "blob:" + allowed_prefix.rstrip("/") + "/")
         return [u for u in self.requests if not u.startswith(own)]
 
+    def status(self, url: str) -> list[int]:
+        """The statuses `url` was answered with, in order."""
+        return [s for u, s in self.responses if u == url]
+
     def errors(self) -> list[dict[str, Any]]:
         return [e for e in self.console if e.get("level") == "SEVERE"]
 
@@ -95,7 +99,7 @@ class Traffic:
 def drain(driver: Any) -> Traffic:
     """Read (and clear) the browser's network and console logs."""
     requests: list[str] = []
-    responses: dict[str, int] = {}
+    responses: list[tuple[str, int]] = []
     failures: list[str] = []
     ids: dict[str, str] = {}
     for entry in driver.get_log("performance"):
@@ -105,7 +109,7 @@ def drain(driver: Any) -> Traffic:
             ids[p["requestId"]] = p["request"]["url"]
             requests.append(p["request"]["url"])
         elif msg["method"] == "Network.responseReceived":
-            responses[p["response"]["url"]] = p["response"]["status"]
+            responses.append((p["response"]["url"], p["response"]["status"]))
         elif msg["method"] == "Network.loadingFailed" and not p.get("canceled"):
             failures.append(f"{ids.get(p['requestId'], '?')}: {p.get('errorText')} {p.get('blockedReason') or ''}")
     return Traffic(requests, responses, failures, driver.get_log("browser"))
