@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 
 from service.app import access
 from service.app.plan_view import build
@@ -81,7 +81,8 @@ def _svc(request: Request) -> PlanService:
 
 
 def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """A number for a page; '-' where there is none (an older record may lack a field)."""
+    return "-" if value is None or isinstance(value, Undefined) else format(value, spec)
 
 
 templates.filters["fmt"] = _fmt

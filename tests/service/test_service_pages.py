@@ -179,6 +179,8 @@ def test_an_older_plan_log_gains_the_listing_columns(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(db_url=url, workers=1))) as client:
         plan = _post(client, example_request())
         assert [p["plan_id"] for p in client.get("/plans").json()["plans"]] == [plan["plan_id"], "a" * 32]
+        assert client.get("/").status_code == 200
+        assert client.get(f"/plans/{'a' * 32}/view").status_code == 200
 
 
 def test_the_listing_keyset_holds_on_every_plan_log(client: TestClient) -> None:
