@@ -32,7 +32,7 @@ def test_the_report_is_written_before_the_summary(fixtures: Path, tmp_path: Path
         return write_replay_report(summary, pictures, out_dir, label)
 
     specs, _ = load_specs(str(fixtures / "philly_small.csv"), "philly", 0, "error")
-    replay_and_report(specs, load_fleet_arg("single:2x8", 0), ReplaySetup(policy="fifo"), Window(None, None, 0.0),
+    replay_and_report(specs, load_fleet_arg("single:2x8", 0), ReplaySetup(scheduler="fifo"), Window(None, None, 0.0),
                       str(out), reporter=reporter)
     assert seen == [["epochs.csv", "jobs.csv"]]
     assert sorted(p.name for p in out.iterdir()) == ["epochs.csv", "jobs.csv", "report.html", "summary.json"]
