@@ -53,12 +53,14 @@ plans = Table(
     Column("queue_s", Float, nullable=False),
     Column("solve_s", Float, nullable=False),
     Column("time_budget_s", Float, nullable=False),       # the time limit the engine got (may be cut under load)
-    Column("request", Text, nullable=False),              # the request as the client sent it (decoded JSON)
-    Column("response", Text, nullable=False),             # the response as the client received it
     # Added later, nullable (older rows lack them): what the plan listing shows without reading the documents.
+    # Before the documents, so that SQLite reads them without walking a large row's overflow pages (a table
+    # made by an older version gets them appended, and lists more slowly).
     Column("engine", String(16), nullable=True),           # the stage that produced the plan (cpsat, greedy)
     Column("time_limit_s", Float, nullable=True),          # the request's policy.time_limit_s
     Column("unplaced", Integer, nullable=True),            # how many jobs the plan leaves waiting
+    Column("request", Text, nullable=False),              # the request as the client sent it (decoded JSON)
+    Column("response", Text, nullable=False),             # the response as the client received it
 )
 Index("ix_meridian_plans_created", plans.c.created_at, plans.c.plan_id)
 
