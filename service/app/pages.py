@@ -23,6 +23,7 @@ from service.app.plan_view import build
 from service.app.planning import PlanService, Unavailable
 from service.app.pool_svg import pool_svg
 from service.app.routes import _PLAN_ID
+from service.app.store import iso_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("optimal", "feasible", "fallback", "infeasible")
@@ -85,7 +86,13 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None or isinstance(value, Undefined) else format(value, spec)
 
 
+def _utc(unix_s: float) -> str:
+    """A record's time as the pages show it: ISO 8601 to the second, UTC."""
+    return iso_time(unix_s)[:19].replace("T", " ")
+
+
 templates.filters["fmt"] = _fmt
+templates.filters["utc"] = _utc
 
 
 @router.get("/", response_class=HTMLResponse)
