@@ -5,14 +5,13 @@ after 10 s at 2,000 jobs). The LP is nearly integral, though, so the incumbent d
 the relaxation in few jobs. Each step frees a neighbourhood (the jobs where the LP and the
 incumbent disagree, then the jobs of a few pools at a time), holds every other job where the
 incumbent has it, solves the small model exactly, packs the result onto nodes and keeps it
-when the canonical score improves. Neighbourhoods come from a seeded generator, and with
-`deterministic` each step has a deterministic budget, so the same request repeats exactly.
+when the canonical score improves. Neighbourhoods come from a seeded generator, and under
+`placement.stop.WorkUnits` each step has a deterministic budget, so the same request repeats exactly.
 """
 
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 
@@ -21,8 +20,10 @@ from placement.cpsat import solve_pool_model
 from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.packing import Packing
+from placement.params import DEFAULT, EngineParams
 from placement.realize import realize_delta
 from placement.score import job_terms
+from placement.stop import StoppingCriterion
 
 
 def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
@@ -49,29 +50,27 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
-        deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25) -> tuple[Packing, dict[str, int]]:
-    """Improve `best` until `deadline` (or the step budget, when deterministic); returns the best
-    plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
+        stop: StoppingCriterion, params: EngineParams = DEFAULT) -> tuple[Packing, dict[str, int]]:
+    """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
+    work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
+    max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
     pool_jobs: list[list[int]] = [[] for _ in inst.pools]
     for o in range(len(opts)):
         pool_jobs[int(opts.pool[o])].append(int(opts.job[o]))
     pool_jobs = [sorted(set(js)) for js in pool_jobs]
-    # deterministic: a step count from the request alone (about 45 % of the time limit in CP-SAT
+    # counted work: a step count from the request alone (`lns_det_share` of the time limit in CP-SAT
     # work units), so a deterministic plan takes roughly its limit on an idle core
-    if deterministic:
-        limit = inst.request.policy.time_limit_s
-        step_s = min(step_s, 0.45 * limit)
-        max_steps = max(1, round(0.45 * limit / step_s))
-    else:
-        max_steps = 10**9
+    limit = inst.request.policy.time_limit_s
+    det_step = min(params.lns_step_s, params.lns_det_share * limit)
+    step_s = stop.budget(det_step, params.lns_step_s)
+    max_steps = int(stop.budget(max(1, round(params.lns_det_share * limit / det_step)), 10**9))
     gain0, _ = option_gains(inst, opts, None)
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
     while stats["steps"] < max_steps:
-        left = deadline - time.perf_counter()
-        if not deterministic and left < 0.02:
+        if stop.stopped(params.lns_min_left_s, until=deadline):
             break
         free = next(neighbourhoods, None)
         if free is None:
@@ -82,8 +81,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
         if len(subset) == 0:
             continue
-        seconds = step_s if deterministic else min(step_s, left)
-        res = solve_pool_model(inst, opts, subset, inc, seconds, deterministic, fixed_jobs=fixed, workers=1,
+        seconds = stop.budget(step_s, min(step_s, stop.left(until=deadline)))
+        res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
                                kept_room=_kept_room(inst, opts, best))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1

@@ -25,26 +25,27 @@ from placement.greedy import greedy
 from placement.instance import Instance, compile_instance
 from placement.lns import lns
 from placement.packing import Packing
+from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
-
-OPTIMAL_GAP = 1e-6
-LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
-LP_OPTIONS_PER_JOB = 4           # most options per job in the restricted LP
-LP_TARGET_COLUMNS = 40_000       # the restricted LP's size aim: fewer options per job at planet size
-CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
+from placement.stop import StoppingCriterion, criterion
 
 
-def plan(req: PlanRequest) -> PlanResponse:
-    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap."""
-    return _plan(req, use_cpsat=True)
+def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
+
+    Precondition: `req` passed `models.validate_request` (`models.parse_request` and
+    `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
+    engine does not check again: past that door it assumes every name it meets exists and every
+    running job fits where it runs, and a request that skipped it may raise anywhere."""
+    return _plan(req, use_cpsat=True, params=params)
 
 
-def greedy_plan(req: PlanRequest) -> PlanResponse:
+def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
-    against and the engine's first plan; no LP, no CP-SAT."""
-    return _plan(req, use_cpsat=False)
+    against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
+    return _plan(req, use_cpsat=False, params=params)
 
 
 class _Clock:
@@ -65,10 +66,11 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanResponse:
+    P = params
     limit = req.policy.time_limit_s
-    det = req.policy.deterministic
     clock = _Clock(limit)
+    stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
     clock.lap("compile")
@@ -81,7 +83,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
-        rescued = _rescue_protected(inst, opts, clock.deadline)
+        rescued = _rescue_protected(inst, opts, stop, P)
         if rescued is None:
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
@@ -92,10 +94,11 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and (clock.left() > 0.3 * limit or det):
+    if use_cpsat and stop.may_start(P.lp_start_share * limit):
         # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
-        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - 3 * realize_s - 0.05)
-        lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
+        lp_s = stop.budget(P.lp_det_factor * limit,
+                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - P.min_stage_s))
+        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -109,14 +112,16 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         realize_s = time.perf_counter() - ts
         candidates.add("lp_rounding", pk)
         clock.lap("lp_rounding")
-    elif det or clock.left() > 3 * realize_s + 0.05:
+    elif stop.may_start(P.lp_tail_realizes * realize_s + P.min_stage_s):
         best_obj = candidates.best[2].objective
-        sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
-                               seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
+        sub = lagrangian_bound(inst, opts, target=best_obj,
+                               max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
+                               seconds=stop.budget(1e9, min(P.subgradient_max_s,
+                                                            max(P.subgradient_min_s, P.subgradient_share * limit))))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and (det or clock.left() > 3 * realize_s + 0.05):
+        if np.any(sub.prices > 0) and stop.may_start(P.lp_tail_realizes * realize_s + P.min_stage_s):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -126,12 +131,12 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     cp_vars = 0
     if use_cpsat:
         # what must stay for packing, scoring and the reasons once the search stops
-        stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
-        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
+        until = clock.deadline - (P.tail_s + P.tail_realizes * realize_s + P.tail_per_job_s * len(inst.jobs))
+        if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            # deterministic: a budget from the request alone, never from the wall clock
-            budget = 0.25 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, det)
+            budget = stop.budget(P.cpsat_det_share * limit,
+                                 max(P.min_stage_s, stop.left(until=until) * P.cpsat_share_of_left))
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, stop)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
@@ -140,9 +145,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
                 bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
             best_name, best_pk, best_score = candidates.best
             clock.lap("cpsat")
-        if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det)
+        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and \
+                stop.may_start(P.min_stage_s, until=until):
+            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -155,7 +160,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     obj = best_score.objective
     ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise
     gap = (ub - obj) / max(abs(ub), 1e-9)
-    if gap <= OPTIMAL_GAP:
+    if gap <= P.optimal_gap:
         status = "optimal"
     elif use_cpsat and cp_status is None and best_name != "cpsat":
         status = "fallback"   # the optimizer had nothing by the deadline: a heuristic plan
@@ -175,20 +180,20 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     )
 
 
-def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bound | None:
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
     options plus one round of column generation, whose duals then price every option in a
     Lagrangian bound (valid whatever the prices)."""
-    if len(opts) <= LP_FULL_MAX_OPTIONS:
+    if len(opts) <= P.lp_full_max_options:
         return lp_bound(inst, opts, time_limit_s=seconds)
     t0 = time.perf_counter()
-    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 2, LP_OPTIONS_PER_JOB))
+    per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 2, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
     lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
     if lp is None or lp.infeasible:
         return None
     spent = time.perf_counter() - t0
-    if spent < 0.4 * seconds:
+    if spent < P.colgen_share * seconds:
         extra = improving_options(inst, opts, lp, top)
         if len(extra):
             top2 = np.union1d(top, extra)
@@ -252,13 +257,12 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
     return out
 
 
-def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing | None:
+def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:
     """The greedy could not keep every protected job placed: ask CP-SAT for protected jobs alone."""
     prot = [i.index for i in inst.jobs if i.protected]
     subset = np.concatenate([opts.by_job[j] for j in prot]) if prot else np.zeros(0, dtype=np.int64)
-    det = inst.request.policy.deterministic
-    seconds = 0.3 * inst.request.policy.time_limit_s if det else max(0.1, deadline - time.perf_counter())
-    res = solve_pool_model(inst, opts, subset, {}, seconds, det)
+    seconds = stop.budget(P.rescue_det_share * inst.request.policy.time_limit_s, max(P.rescue_min_s, stop.left()))
+    res = solve_pool_model(inst, opts, subset, {}, seconds, stop)
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)
