@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.fleet_index import node_name
 from service.app.store import PlanRecord
 
 TIERS = ("premium", "standard", "basic")
@@ -68,7 +69,7 @@ def build(rec: PlanRecord) -> PlanView:
                 by_cluster.append(pool)
             for i in range(group["count"]):
                 pool.devices += group["devices"]
-                if f"{group['prefix']}{i}" not in down:
+                if node_name(group["prefix"], i) not in down:
                     pool.up += group["devices"]
     for a in response.get("assignments") or []:
         job = jobs.get(a["job"], {})
