@@ -174,6 +174,6 @@ def test_replay_writes_the_summary_last_and_every_file_readable(tmp_path: Path) 
     code, _, err = _replay(tmp_path, None)
     assert code == 0, err
     files = {p.name: p.stat() for p in (tmp_path / "out").iterdir()}
-    assert set(files) == {"summary.json", "epochs.csv", "jobs.csv"}
+    assert set(files) == {"summary.json", "epochs.csv", "jobs.csv", "report.html"}
     assert max(files, key=lambda n: files[n].st_mtime_ns) == "summary.json"
     assert {s.st_mode & 0o777 for s in files.values()} == {0o666 & ~_umask()}
