@@ -22,7 +22,7 @@ from replay.inputs import load_fleet_arg, load_specs
 from replay.outages import outage_schedule, parse_outage
 from replay.reach import outage_reach
 from replay.report import Plotter, Reporter, replay_and_report
-from replay.scenarios import CapacitySearch, Scenario, ScenarioError
+from replay.scenarios import CapacitySearch, Scenario, ScenarioError, folder_name
 
 # Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
 _SPAWN = multiprocessing.get_context("spawn")
@@ -142,4 +142,4 @@ def write_comparison(out: str, rows: list[dict], search: dict | None) -> None:
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return folder_name(name)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
+MAX_JOBS = 64                  # parallel replay processes
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
@@ -19,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
 
+    from datasets.files import InputError, check_writable_dir
+    from replay.checks import ReplayInputError
     from replay.reach import describe
     from replay.scenarios import ScenarioError, parse_scenarios
     from replay.whatif import _safe as scenario_folder
@@ -30,25 +34,29 @@ def run(args: argparse.Namespace) -> int:
     from service.reports.plots import write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise UsageError(f"--jobs must be >= 1, got {workers}")
-    try:
-        with open(args.scenarios) as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.scenarios}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{args.scenarios}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not 1 <= workers <= MAX_JOBS:
+        raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {workers}")
+    data = read_yaml(args.scenarios, UsageError)
     try:
         scenarios, search = parse_scenarios(data)
         check_inputs(scenarios)
+        if search is not None:
+            check_search(next(s for s in scenarios if s.name == search.scenario), search)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
+    if args.out:                        # before any scenario runs: the comparison must have somewhere to go
+        try:
+            check_writable_dir(args.out)
+        except InputError as exc:
+            raise UsageError(f"--out {args.out}: {exc}") from None
     if args.find_min_capacity:
         if search is None:
             raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
         sc = next(s for s in scenarios if s.name == search.scenario)
-        best, tried = find_min_capacity(sc, search, workers)
+        try:
+            best, tried = find_min_capacity(sc, search, workers)
+        except (InputError, ReplayInputError) as exc:      # raised before that replay's first epoch
+            raise UsageError(f"{args.scenarios}: scenario {sc.name}: {exc}") from None
         rows = [dict(s, scenario=f"{sc.name}+{n}x{search.devices}{search.accelerator}") for n, s in sorted(tried.items())]
         print(comparison_table(rows, search.targets))
         what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
@@ -64,8 +72,11 @@ def run(args: argparse.Namespace) -> int:
                                               "cluster": search.cluster, "accelerator": search.accelerator,
                                               "targets": search.targets})
         return 0 if best is not None else 1
-    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
-                              reporter=write_replay_report)
+    try:
+        summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
+                                  reporter=write_replay_report)
+    except (InputError, ReplayInputError) as exc:          # raised before that replay's first epoch
+        raise UsageError(f"{args.scenarios}: {exc}") from None
     print(comparison_table(summaries))
     for s in summaries:
         for entry in s.get("outage_reach", []):
@@ -103,3 +114,49 @@ def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
     return out
+
+
+def read_yaml(path: str, usage_error: type[Exception]) -> object:
+    """A scenario file: at most 16 MiB of UTF-8 (a byte-order mark ignored) holding YAML without lone
+    surrogates; any fault is one usage_error line naming the file (and line)."""
+    import yaml
+
+    from datasets.files import InputError, read_capped
+    from models.validate import surrogate_errors
+
+    try:
+        raw = read_capped(path, "scenario file", MAX_FILE_BYTES)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise usage_error(f"{path} line {line}: not UTF-8: byte 0x{raw[exc.start]:02x}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise usage_error(f"{path}{where}: not valid YAML: {what}") from None
+    except RecursionError:
+        raise usage_error(f"{path}: not valid YAML: nested too deeply") from None
+    errors = surrogate_errors(data)
+    if errors:
+        raise usage_error(f"{path}: {errors[0]}")
+    return data
+
+
+def check_search(sc: object, search: object) -> None:
+    """find_min_capacity's node group must be one the scenario's fleet can take (its cluster exists, or
+    `region:` says where to create it): a ScenarioError naming find_min_capacity's own fields."""
+    from datasets.edits import FleetEditError, edit_fleet
+    from replay.inputs import load_fleet_arg
+    from replay.scenarios import ScenarioError
+
+    try:
+        edit_fleet(load_fleet_arg(sc.fleet, sc.seed), [search.nodes(1)])
+    except FleetEditError as exc:
+        field, _, why = str(exc).partition(": ")
+        raise ScenarioError(f"find_min_capacity.{field.split('.')[-1]}: {why}") from None

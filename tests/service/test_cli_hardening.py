@@ -143,13 +143,13 @@ def test_replay_accepts_a_byte_order_mark_in_the_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flags", "words"), [
-    (["--epoch-s", "inf"], "--epoch-s Input should be a finite number, got inf"),
+    (["--epoch-s", "inf"], "--epoch-s must be a finite number, got inf"),
     (["--epoch-s", "1e-9"], "--epoch-s must be >= 1, got 1e-09"),
-    (["--start-day", "nan"], "--start-day Input should be a finite number, got nan"),
+    (["--start-day", "nan"], "--start-day must be a finite number, got nan"),
     (["--start-day", "-5"], "--start-day must be >= 0, got -5.0"),
-    (["--warmup-days", "nan"], "--warmup-days Input should be a finite number"),
+    (["--warmup-days", "nan"], "--warmup-days must be a finite number"),
     (["--max-days", "-1"], "--max-days must be > 0, got -1.0"),
-    (["--time-limit", "inf"], "--time-limit Input should be a finite number"),
+    (["--time-limit", "inf"], "--time-limit must be a finite number"),
     (["--epoch-s", "2", "--max-days", "36000"], "epochs; at most 2,000,000"),
 ])
 def test_replay_options_are_bounded(tmp_path: Path, flags: list[str], words: str) -> None:
@@ -177,3 +177,57 @@ def test_replay_writes_the_summary_last_and_every_file_readable(tmp_path: Path) 
     assert set(files) == {"summary.json", "epochs.csv", "jobs.csv", "report.html"}
     assert max(files, key=lambda n: files[n].st_mtime_ns) == "summary.json"
     assert {s.st_mode & 0o777 for s in files.values()} == {0o666 & ~_umask()}
+
+
+# -- meridian whatif -------------------------------------------------------------------------------------
+
+WHATIF_BASE = "base: {trace: 'synthetic:1', fleet: 'single:2x8', policy: fifo, warmup_days: 0}\n"
+
+
+def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(body if isinstance(body, bytes) else (WHATIF_BASE + body).encode())
+    return run_cli(["whatif", str(path), "--jobs", "1", "--no-plots", "--out", str(tmp_path / "out"), *flags])
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ('scenarios: [{name: "..", days: 1}, {name: b, days: 1}]', "scenarios[0].name: a scenario name is letters"),
+    ('scenarios: [{name: "x/y"}, {name: x_y}]', "scenarios[0].name: a scenario name is letters"),
+    ('scenarios: [{name: "x y"}, {name: x_y}]', "scenarios[1].name: 'x_y' would share the folder 'x_y'"),
+    ('scenarios: [{name: a}, {name: A}]', "scenarios[1].name: 'A' would share the folder"),
+    ('scenarios: [{name: a, epoch_s: 0}]', "scenarios[0].epoch_s: must be >= 1, got 0"),
+    ('scenarios: [{name: a, epoch_s: .nan}]', "scenarios[0].epoch_s: must be a finite number, got nan"),
+    ('scenarios: [{name: a, epoch_s: -5}]', "scenarios[0].epoch_s: must be >= 1, got -5"),
+    ('scenarios: [{name: a, epoch_s: 1.0e-9}]', "scenarios[0].epoch_s: must be >= 1"),
+    ('scenarios: [{name: a, epoch_s: 1}]', "epochs; at most 2,000,000"),
+    ('scenarios: [{name: a, days: 0}]', "scenarios[0].days: must be > 0, got 0"),
+    ('scenarios: [{name: a, warmup_days: -1}]', "scenarios[0].warmup_days: must be >= 0, got -1"),
+    ('scenarios: [{name: a, time_limit_s: 0}]', "scenarios[0].time_limit_s: must be > 0, got 0"),
+    ('scenarios: [{name: a, time_limit_s: -1}]', "scenarios[0].time_limit_s: must be > 0, got -1"),
+    ('scenarios: [{name: a, sla_targets: {gold: 2, premium: "x"}}]', "scenarios[0].sla_targets.gold: expected"),
+    ('scenarios: [{name: a, trace: "\\udfff"}]', "scenarios[0].trace: holds a lone surrogate"),
+    ("scenarios: [{name: a}]\nfind_min_capacity: {cluster: nope, accelerator: H100, devices: 8, targets: {premium: 0.9}}",
+     "find_min_capacity.cluster: no cluster 'nope'"),
+    ("scenarios: [{name: a", "line 2: not valid YAML"),
+])
+def test_whatif_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path: Path, body: str, words: str) -> None:
+    code, _, err = _whatif(tmp_path, body)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]        # nothing written, in --out or above
+
+
+def test_whatif_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, (WHATIF_BASE + "scenarios: [{name: caf\xe9}]\n").encode("latin-1"))
+    assert code == 2 and "s.yaml line 2: not UTF-8: byte 0xe9" in err
+
+
+def test_whatif_accepts_a_byte_order_mark_and_writes_only_under_out(tmp_path: Path) -> None:
+    code, out, err = _whatif(tmp_path, b"\xef\xbb\xbf" + (WHATIF_BASE + "scenarios: [{name: x y, days: 1}]\n").encode())
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
+    assert (tmp_path / "out" / "x_y" / "summary.json").exists()
+
+
+def test_whatif_jobs_is_bounded(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, "scenarios: [{name: a}]", "--jobs", "100000")
+    assert code == 2 and "--jobs must be between 1 and 64" in err
