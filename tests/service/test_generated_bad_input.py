@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 
 from service.app import Settings, create_app
-from tests.support.hostile import GENERATED, assert_clean_refusal, hostile_json, run_cli
+from tests.support.hostile import GENERATED, assert_clean_refusal, hostile_csv, hostile_json, run_cli
 from tests.support.service import json_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,3 +66,63 @@ def test_service_answers_hostile_requests_with_200_or_4xx(body: bytes) -> None:
             errs = r.json()["errors"]
             assert errs and all("path" in e and "value" in e for e in errs)
             r.text.encode("utf-8")
+
+
+# -- replay and whatif -----------------------------------------------------------------------------------
+
+TRACE_HEADER = ["job_id", "submit_time_s", "duration_s", "num_gpus", "tenant", "tier", "checkpoint_gb", "data_region"]
+TRACE_ROWS = [["j1", "0", "600", "2", "a", "premium", "4", "r"], ["j2", "60", "1200", "4", "b", "", "", ""],
+              ["j3", "120", "300", "1", "a", "basic", "1.5", "r"]]
+REPLAY_FLEET = {"regions": [{"name": "r"}],
+                "clusters": [{"name": "c", "region": "r",
+                              "node_groups": [{"prefix": "n", "count": 2, "accelerator": "GPU", "devices": 8}]}]}
+
+
+@given(body=hostile_csv(TRACE_HEADER, TRACE_ROWS))
+@settings(GENERATED, max_examples=40)
+def test_replay_cli_answers_hostile_traces_in_one_line(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "t.csv").write_bytes(body)
+        Path(d, "fleet.json").write_text(json.dumps(REPLAY_FLEET))
+        code, _, err = run_cli(["replay", "--trace", str(Path(d, "t.csv")), "--format", "canonical",
+                                "--fleet", str(Path(d, "fleet.json")), "--policy", "fifo", "--epoch-s", "60",
+                                "--max-days", "1", "--no-plots", "--out", str(Path(d, "out"))])
+        assert_clean_refusal(code, err, "replay")
+        if code == 2:
+            assert not Path(d, "out", "summary.json").exists()
+
+
+@given(body=hostile_json(REPLAY_FLEET))
+@settings(GENERATED, max_examples=30)
+def test_replay_cli_answers_hostile_fleets_in_one_line(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "t.csv").write_text("\n".join(",".join(r) for r in [TRACE_HEADER, *TRACE_ROWS]) + "\n")
+        Path(d, "fleet.json").write_bytes(body)
+        code, _, err = run_cli(["replay", "--trace", str(Path(d, "t.csv")), "--format", "canonical",
+                                "--fleet", str(Path(d, "fleet.json")), "--policy", "fifo", "--epoch-s", "60",
+                                "--max-days", "1", "--no-plots", "--out", str(Path(d, "out"))])
+        assert_clean_refusal(code, err, "replay")
+
+
+WHATIF = {"base": {"trace": "synthetic:1", "fleet": "single:2x8", "policy": "fifo", "warmup_days": 0,
+                   "epoch_s": 300, "time_limit_s": 0.3, "sla_targets": {"premium": 0.95}},
+          "scenarios": [{"name": "today"}, {"name": "more", "add_nodes": [{"cluster": "cluster-0", "accelerator": "GPU",
+                                                                            "devices": 8, "count": 2}]},
+                        {"name": "down", "outages": ["region:region-0@0.5+1"], "demand_scale": 1.5}],
+          "find_min_capacity": {"cluster": "cluster-0", "accelerator": "GPU", "devices": 8, "max_nodes": 4,
+                                "targets": {"premium": 0.9}}}
+
+
+@given(body=hostile_json(WHATIF))
+@settings(GENERATED, max_examples=60)
+def test_whatif_cli_answers_hostile_files_in_one_line(body: bytes) -> None:
+    """JSON is YAML: the file is a valid what-if file with one hostile change. `--out` names a regular
+    file, checked after the whole file is: a valid file is refused there (exit 2) and nothing replays."""
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "s.yaml").write_bytes(body)
+        Path(d, "taken").write_text("")
+        code, _, err = run_cli(["whatif", str(Path(d, "s.yaml")), "--jobs", "1", "--no-plots",
+                                "--out", str(Path(d, "taken"))])
+        assert_clean_refusal(code, err, "whatif")
+        assert code == 2
+        assert sorted(p.name for p in Path(d).iterdir()) == ["s.yaml", "taken"]

@@ -104,3 +104,49 @@ def assert_clean_refusal(code: int, err: str, command: str) -> None:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert lines and (lines[0].startswith(f"meridian {command}:") or lines[0].startswith("usage:")), err[-2000:]
         err.encode("utf-8")                   # printable: no lone surrogate reached the terminal
+
+
+CSV_CELLS: list[str] = ["", " ", "-1", "0", "1e400", "nan", "inf", "-inf", "1e300", str(10**30), "9" * 5000,
+                        "1.5", "abc", "premium", "gold", "mars", "x" * 5000, '"', "a,b", "\u00e9"]
+
+
+@st.composite
+def hostile_csv(draw: st.DrawFn, header: list[str], rows: list[list[str]]) -> bytes:
+    """A valid CSV trace with one hostile change: a cell replaced, the header changed, or the bytes mangled."""
+    kind = draw(st.sampled_from(["cell", "cell", "cell", "header", "encoding"]))
+    header, rows = list(header), [list(r) for r in rows]
+    if kind == "cell":
+        r, c = draw(st.integers(0, len(rows) - 1)), draw(st.integers(0, len(header) - 1))
+        rows[r][c] = draw(st.sampled_from(CSV_CELLS))
+    elif kind == "header":
+        how = draw(st.sampled_from(["duplicate", "drop", "empty", "rename"]))
+        i = draw(st.integers(0, len(header) - 1))
+        if how == "duplicate":
+            header.append(header[i])
+            for row in rows:
+                row.append(row[i])
+        elif how == "drop":
+            del header[i]
+        elif how == "empty":
+            header[i] = ""
+        else:
+            header[i] = header[i].upper()
+    text = "\n".join(",".join(f'"{c}"' if "," in c else c for c in line) for line in [header, *rows]) + "\n"
+    if kind != "encoding":
+        return text.encode()
+    how = draw(st.sampled_from(["bom", "latin-1", "utf-16", "nul", "truncated", "bytes", "empty", "crlf"]))
+    if how == "bom":
+        return b"\xef\xbb\xbf" + text.encode()
+    if how == "latin-1":
+        return text.replace(rows[0][0], rows[0][0] + "\xe9", 1).encode("latin-1")
+    if how == "utf-16":
+        return text.encode("utf-16")
+    if how == "nul":
+        return text.encode().replace(b",", b"\x00", 1)
+    if how == "truncated":
+        return text.encode()[: draw(st.integers(0, len(text) - 1))]
+    if how == "empty":
+        return b""
+    if how == "crlf":
+        return text.replace("\n", "\r\n").encode()
+    return draw(st.binary(min_size=1, max_size=300))
