@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.app import Settings, create_app
 from tests.support.hostile import GENERATED, assert_clean_refusal, hostile_csv, hostile_json, run_cli
@@ -35,7 +36,7 @@ def test_plan_cli_answers_hostile_requests_in_one_line(body: bytes) -> None:
             assert json.loads(out)["status"] in ("optimal", "feasible", "fallback", "infeasible")
 
 
-@given(body=hostile_json(RUN_JOBS), which=__import__("hypothesis").strategies.sampled_from(["jobs", "fleet"]))
+@given(body=hostile_json(RUN_JOBS), which=st.sampled_from(["jobs", "fleet"]))
 @settings(GENERATED, max_examples=40)
 def test_run_cli_answers_hostile_inputs_in_one_line(body: bytes, which: str) -> None:
     """`--json` names a folder that does not exist: checked after the inputs, so a valid input is refused
@@ -126,3 +127,43 @@ def test_whatif_cli_answers_hostile_files_in_one_line(body: bytes) -> None:
         assert_clean_refusal(code, err, "whatif")
         assert code == 2
         assert sorted(p.name for p in Path(d).iterdir()) == ["s.yaml", "taken"]
+
+
+# -- serve and executor-check: hostile flag values ---------------------------------------------------------
+
+FLAG_VALUES = ["0", "-1", "1", "1e400", "nan", "inf", "-inf", str(10**30), "9" * 5000, "abc", "", " ", "0x10",
+               "1e-9", "2.5", "/proc/x", "/dev/null", "\u00e9"]
+SERVE_FLAGS = ["--port", "--workers", "--queue", "--max-wait-s", "--min-budget-s", "--solver-nice",
+               "--max-body-bytes", "--body-timeout-s", "--max-jobs", "--max-nodes", "--max-devices",
+               "--max-time-limit-s", "--shutdown-grace-s", "--log-level", "--api-token-file", "--tls-cert"]
+
+
+@given(flags=st.lists(st.tuples(st.sampled_from(SERVE_FLAGS), st.sampled_from(FLAG_VALUES)), min_size=1, max_size=3))
+@settings(GENERATED, max_examples=40)
+def test_serve_answers_hostile_flags_in_one_line(flags: list[tuple[str, str]]) -> None:
+    """The plan log's folder is a regular file: a server whose flags are all fine is refused there (exit 2)
+    before it listens, so no case starts a server."""
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "file").write_text("")
+        argv = ["serve", "--db-path", str(Path(d, "file", "plans.sqlite"))]
+        for flag, value in flags:
+            argv += [flag, value]
+        code, _, err = run_cli(argv)
+        assert_clean_refusal(code, err, "serve")
+        assert code == 2
+
+
+@given(flags=st.lists(st.tuples(st.sampled_from(["--steps", "--hidden", "--seed"]), st.sampled_from(FLAG_VALUES)),
+                      max_size=3))
+@settings(GENERATED, max_examples=30)
+def test_executor_check_answers_hostile_flags_in_one_line(flags: list[tuple[str, str]]) -> None:
+    """--workdir is a folder that is not empty: checked after the flags, so a valid set is refused there
+    (exit 2) and no training starts."""
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "taken").write_text("")
+        argv = ["executor-check", "--workdir", d]
+        for flag, value in flags:
+            argv += [flag, value]
+        code, _, err = run_cli(argv)
+        assert_clean_refusal(code, err, "executor-check")
+        assert code == 2
