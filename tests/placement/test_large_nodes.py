@@ -40,3 +40,42 @@ def test_the_example_with_large_h100_nodes_is_optimal_at_its_true_optimum(device
     check(data, resp)
     assert resp.status == "optimal"
     assert resp.objective == pytest.approx(1397.4595)
+
+
+def test_values_at_every_limit_plan_within_the_bound():
+    """Weights, speeds, replicas, checkpoints, budget and node sizes all at their limits (models/limits.py):
+    the LP's objective (about 1e24 here) is solved rescaled, and the plan is valid, finite and proven."""
+    data = copy.deepcopy(EXAMPLE)
+    data["policy"].update(time_limit_s=5, deterministic=True, migration_budget_gb=limits.MAX_MIGRATION_BUDGET_GB,
+                          tier_weights={t: limits.MAX_WEIGHT for t in ("premium", "standard", "basic")})
+    for j in data["jobs"]:
+        j.update(priority=limits.MAX_WEIGHT, checkpoint_gb=limits.MAX_CHECKPOINT_GB,
+                 speed={k: limits.MAX_SPEED for k in j["speed"]})
+        j["replicas"]["max"] = limits.MAX_REPLICAS
+    for c in data["fleet"]["clusters"]:
+        for g in c["node_groups"]:
+            g["devices"] = limits.MAX_NODE_DEVICES
+    resp = plan(parsed(data))
+    check(data, resp)
+    assert resp.status == "optimal"
+    assert 1e20 < resp.objective <= resp.bound <= resp.objective * (1 + 1e-6)
+
+
+def test_the_lp_bound_is_proven_when_its_costs_pass_what_highs_takes():
+    """Costs near 1e20 are infinite to HiGHS: the LP is solved rescaled and scaled back (placement/bound.py)."""
+    from placement.bound import lp_bound
+    from placement.candidates import build_options
+    from placement.instance import compile_instance
+
+    data = copy.deepcopy(EXAMPLE)
+    data["policy"]["tier_weights"] = {t: limits.MAX_WEIGHT for t in ("premium", "standard", "basic")}
+    for j in data["jobs"]:
+        j.update(priority=limits.MAX_WEIGHT, speed={k: limits.MAX_SPEED for k in j["speed"]})
+    req = parsed(data)
+    inst = compile_instance(req)
+    bound = lp_bound(inst, build_options(inst), time_limit_s=5.0)
+    assert bound is not None and not bound.infeasible
+    resp = plan(req)
+    check(data, resp)
+    assert resp.objective > 1e19
+    assert resp.objective <= bound.value <= resp.objective * 1.05      # the relaxation, a few % above

@@ -93,6 +93,9 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
             code = main(argv)
         except SystemExit as exc:             # argparse refusing a flag
             code = int(exc.code or 0)
+    # what a terminal or a pipe would have to take: UTF-8 text (a lone surrogate would fail to print there)
+    out.getvalue().encode("utf-8")
+    err.getvalue().encode("utf-8")
     return code, out.getvalue(), err.getvalue()
 
 
