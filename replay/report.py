@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from datasets.attributes import JobSpec
 from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
 
-# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written. The service passes
-# its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
+# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
+# keyword `pools=` (pools.csv's rows) where the plotter takes it. The service passes its matplotlib plots
+# (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
 Plotter = Callable[[list, list, str, str], list[str]]
 
 
 def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
                       out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
-                      label: str | None = None) -> dict:
-    """Replay, then summary.json, epochs.csv, jobs.csv and (with a `plotter`) its pictures under `out_dir`."""
-    from replay.metrics import epoch_rows, job_rows, summarize, write_outputs
+                      label: str | None = None, trace_skipped: Mapping[str, int] | None = None,
+                      title: str | None = None) -> dict:
+    """Replay, then summary.json, epochs.csv, jobs.csv, pools.csv and (with a `plotter`) its pictures under
+    `out_dir`. `trace_skipped` (the loader's skip counts) goes into the summary; `title` heads the plots."""
+    import inspect
+
+    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_outputs
 
     observers = []
     bar = None
@@ -38,8 +43,11 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
             bar.close()
     summary = summarize(run, time.perf_counter() - t0)
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
+    summary["trace_skipped"] = dict(trace_skipped or {})
     if out_dir:
         write_outputs(run, summary, out_dir)
         if plotter is not None:
-            plotter(epoch_rows(run), job_rows(run), out_dir, name)
+            takes_pools = "pools" in inspect.signature(plotter).parameters
+            extra = {"pools": run_pool_rows(run)} if takes_pools else {}
+            plotter(epoch_rows(run), job_rows(run), out_dir, title or name, **extra)
     return summary
