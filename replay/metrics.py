@@ -15,7 +15,7 @@ Definitions (the measured jobs are those submitted inside the window):
 - rejected_by_reason: measured jobs the replay rejected at arrival (no pool of the fleet could ever hold
   them), by reason; trace_skipped: the loader's skipped rows by reason (filled by the caller).
 - held_share_by_accelerator: per accelerator type, device-seconds held (busy or pausing) over its
-  devices during the window (`replay.pools`; `pools.csv` per epoch).
+  devices during the window (`replay.pools`; per epoch in utilization.png).
 - jobs.csv `accelerators` / `clusters`: every type / cluster the job ran on over its life, `;`-separated.
 - planner_s_p50/p99 over the epochs that planned; planner_fallback_rate = share of plans whose status
   is `fallback`.
@@ -33,7 +33,7 @@ from collections import Counter
 from datasets.files import write_atomic
 from models import Policy
 from replay.harness import ReplayRun
-from replay.pools import POOL_COLUMNS, held_share, pool_devices, pool_rows
+from replay.pools import held_share, pool_devices, pool_rows
 from replay.sla import sla_ratio
 
 TIER_ORDER = ("premium", "standard", "basic")
@@ -179,18 +179,11 @@ def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
     p = os.path.join(out_dir, "jobs.csv")
     write_atomic(p, buf.getvalue())
     paths.append(p)
-    buf = io.StringIO()
-    w3 = csv.writer(buf)
-    w3.writerow(POOL_COLUMNS)
-    w3.writerows(run_pool_rows(run))
-    p = os.path.join(out_dir, "pools.csv")
-    write_atomic(p, buf.getvalue())
-    paths.append(p)
     return paths
 
 
 def run_pool_rows(run: ReplayRun) -> list[list]:
-    """pools.csv: device-seconds held per accelerator type per epoch (`replay.pools`)."""
+    """Device-seconds held per accelerator type per epoch (`replay.pools.POOL_COLUMNS`), for the plots."""
     return pool_rows(run.records, getattr(run.executor, "held_by_type", {}), pool_devices(run.fleet) if run.fleet else {})
 
 

@@ -10,7 +10,7 @@ from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
 
 # Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
-# keyword `pools=` (pools.csv's rows) where the plotter takes it. The service passes its matplotlib plots
+# keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The service passes its matplotlib plots
 # (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
 Plotter = Callable[[list, list, str, str], list[str]]
 
@@ -19,7 +19,7 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
                       out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
                       label: str | None = None, trace_skipped: Mapping[str, int] | None = None,
                       title: str | None = None) -> dict:
-    """Replay, then summary.json, epochs.csv, jobs.csv, pools.csv and (with a `plotter`) its pictures under
+    """Replay, then summary.json, epochs.csv, jobs.csv and (with a `plotter`) its pictures under
     `out_dir`. `trace_skipped` (the loader's skip counts) goes into the summary; `title` heads the plots."""
     import inspect
 

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if skipped:
-        print(f"skipped trace rows: {_counts(skipped)}", file=sys.stderr)
+        print(f"skipped trace rows: {skipped}", file=sys.stderr)
     runs, summaries = [], {}
     for policy in policies:
         out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         summaries[policy] = summary
         runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
         print(format_summary(summary))
-        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, pools.csv" + (
+        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv" + (
             "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     if len(policies) > 1:
         write_atomic(os.path.join(args.out, "comparison.json"),

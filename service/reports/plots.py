@@ -52,7 +52,7 @@ def _top(ys: Sequence[float]) -> float:
 
 
 def _pool_series(pools: Sequence[Sequence], days: Sequence[float]) -> dict[str, list[float]]:
-    """Held share per pool per epoch day (pools.csv rows: t_s, day, accelerator, devices, held, capacity,
+    """Held share per pool per epoch day (`replay.pools` rows: t_s, day, accelerator, devices, held, capacity,
     share); beyond MAX_POOLS the smallest pools are summed into "other"."""
     held: dict[str, dict[float, float]] = {}
     cap: dict[str, dict[float, float]] = {}
