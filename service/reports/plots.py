@@ -24,11 +24,14 @@ def _plt():
 
 
 def _wrap(title: str, width: int = 95) -> str:
-    """A long run title on two lines at its ` · ` separators (a title cut off at the edge says nothing)."""
-    if len(title) <= width or " · " not in title:
-        return title
-    head, _, tail = title.partition(" · ")
-    return f"{head}\n{tail}"
+    """A long run title over several lines, broken at its ` · ` separators (a title cut off says nothing)."""
+    lines: list[str] = []
+    for part in title.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def _smooth(ys: Sequence[float], points: int = 200) -> tuple[list[float], int]:
@@ -160,11 +163,13 @@ def write_plots(epochs: list[list], job_rows: list[dict], out_dir: str, label: s
 
 
 def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: str, title: str = "") -> str:
-    """One picture of several runs `(name, epoch rows, job rows)`: the measured jobs' JCT CDF (all tiers)
-    and the busy share over time, one colour per run, the mean JCT and utilization in the legend."""
+    """One picture of several runs `(name, epoch rows, job rows)`: the measured jobs' JCT CDF (all tiers),
+    the busy share over time and the jobs waiting over time, one colour per run, the mean JCT, utilization
+    and mean queue length in the legends (runs that do the same work have the same utilization: the
+    waiting jobs show where they differ)."""
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 1.4]})
-    top = 0.0
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1, 1.2, 1.2]})
+    top = top_q = 0.0
     for i, (name, epochs, jobs) in enumerate(runs):
         v = sorted(r["jct_s"] for r in jobs if r["measured"] and r["jct_s"] is not None)
         color = f"C{i % 10}"
@@ -179,6 +184,12 @@ def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: st
                 label=f"{name}: {busy / cap:.1%} over the replay" if cap else name)
         top = max(top, _top(ys))
         a2.set_ylabel("busy share, all devices" + (f" (mean of {k} epochs)" if k > 1 else ""))
+        waiting = [r[9] for r in epochs]
+        qs, k = _smooth(waiting)
+        a3.plot([r[1] for r in epochs], qs, lw=1.0, color=color, alpha=0.85,
+                label=f"{name}: mean {sum(waiting) / len(waiting):.1f} per epoch" if waiting else name)
+        top_q = max(top_q, _top(qs))
+        a3.set_ylabel("jobs waiting" + (f" (mean of {k} epochs)" if k > 1 else ""))
     a1.set_xscale("log")
     a1.set_xlabel("JCT (s)")
     a1.set_ylabel("share of measured jobs")
@@ -190,8 +201,12 @@ def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: st
     a2.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
     a2.legend(fontsize=8, loc="upper left")
     a2.set_title("Utilization", fontsize=10)
+    a3.set_xlabel("trace day")
+    a3.set_ylim(0, top_q or 1.0)
+    a3.legend(fontsize=8, loc="upper left")
+    a3.set_title("Queue", fontsize=10)
     fig.suptitle(_wrap(title or "Comparison", 130), fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
