@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
         write_comparison(args.out, summaries, None)
+        if not args.no_plots:
+            from service.reports.plots import plot_comparison_of_folders
+
+            plot_comparison_of_folders(args.out, f"what-if {os.path.basename(args.scenarios)}: "
+                                                 + " vs ".join(s["scenario"] for s in summaries))
     return 0
 
 

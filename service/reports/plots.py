@@ -210,3 +210,24 @@ def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: st
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_comparison_of_folders(out_dir: str, title: str = "") -> str | None:
+    """`comparison.png` in `out_dir` from the run folders under it (each with epochs.csv and jobs.csv, as
+    `meridian whatif --out` writes one per scenario), named by folder, in name order; None if fewer than 2."""
+    import csv
+
+    runs = []
+    for name in sorted(os.listdir(out_dir)):
+        d = os.path.join(out_dir, name)
+        if not (os.path.isfile(os.path.join(d, "epochs.csv")) and os.path.isfile(os.path.join(d, "jobs.csv"))):
+            continue
+        with open(os.path.join(d, "epochs.csv"), newline="") as f:
+            epochs = [[x if i == 5 else float(x or 0) for i, x in enumerate(row[:20])] for row in list(csv.reader(f))[1:]]
+        with open(os.path.join(d, "jobs.csv"), newline="") as f:
+            jobs = [{"measured": r["measured"] == "True", "jct_s": float(r["jct_s"]) if r["jct_s"] else None}
+                    for r in csv.DictReader(f)]
+        runs.append((name, epochs, jobs))
+    if len(runs) < 2:
+        return None
+    return plot_comparison(runs, os.path.join(out_dir, "comparison.png"), title)
