@@ -10,20 +10,25 @@ from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
 
 # Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
-# keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The service passes its matplotlib plots
-# (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
+# keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The
+# service passes its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
 Plotter = Callable[[list, list, str, str], list[str]]
+# Writes the run's report page: (summary, picture paths, out_dir, label) -> path. The service passes its HTML
+# writer (service/reports/html.py); it runs before summary.json is written.
+Reporter = Callable[[dict, list[str], str, str], str]
 
 
 def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
                       out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
-                      label: str | None = None, trace_skipped: Mapping[str, int] | None = None,
-                      title: str | None = None) -> dict:
-    """Replay, then summary.json, epochs.csv, jobs.csv and (with a `plotter`) its pictures under
-    `out_dir`. `trace_skipped` (the loader's skip counts) goes into the summary; `title` heads the plots."""
+                      label: str | None = None, reporter: Reporter | None = None,
+                      trace_skipped: Mapping[str, int] | None = None, title: str | None = None) -> dict:
+    """Replay, then epochs.csv, jobs.csv, (with a `plotter`) its pictures, (with a `reporter`) its report page
+    and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run.
+    `trace_skipped` (the loader's skip counts) goes into the summary; `title` (scheduler, fleet, window)
+    heads the plots."""
     import inspect
 
-    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_outputs
+    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_summary, write_tables
 
     observers = []
     bar = None
@@ -45,9 +50,13 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     summary["trace_skipped"] = dict(trace_skipped or {})
     if out_dir:
-        write_outputs(run, summary, out_dir)
+        write_tables(run, out_dir)
+        pictures: list[str] = []
         if plotter is not None:
             takes_pools = "pools" in inspect.signature(plotter).parameters
             extra = {"pools": run_pool_rows(run)} if takes_pools else {}
-            plotter(epoch_rows(run), job_rows(run), out_dir, title or name, **extra)
+            pictures = plotter(epoch_rows(run), job_rows(run), out_dir, title or name, **extra)
+        if reporter is not None:
+            reporter(summary, pictures, out_dir, name)
+        write_summary(summary, out_dir)
     return summary

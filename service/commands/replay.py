@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="jobs the fleet can never hold: count them and go on (warn), or exit 3 after the run (error)")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
-    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, *.png)")
+    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from datasets.files import write_atomic
     from replay.report import replay_and_report
     from service.cli import UsageError
+    from service.reports.html import write_replay_report
     from service.reports.plots import plot_comparison, write_plots
 
     policies = args.scheduler.split(",")
@@ -95,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
             return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
 
         summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
-                                    trace_skipped=skipped, title=run_title(policy, args))
+                                    trace_skipped=skipped, title=run_title(policy, args),
+                                    reporter=write_replay_report)
         summaries[policy] = summary
         runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
         print(format_summary(summary))
-        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv" + (
+        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
             "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     if len(policies) > 1:
         write_atomic(os.path.join(args.out, "comparison.json"),

@@ -53,7 +53,7 @@ def test_several_policies_run_each_into_its_folder_and_draw_one_comparison(tmp_p
     assert main(run_args(tmp_path, fixtures, "--policy", "fifo,las", fleet=str(fixtures / "alibaba_fleet.json"))) == 0
     assert {p.name for p in out.iterdir()} == {"fifo", "las", "comparison.json", "comparison.png"}
     for policy in ("fifo", "las"):
-        assert {p.name for p in (out / policy).iterdir()} == {"summary.json", "epochs.csv", "jobs.csv",
+        assert {p.name for p in (out / policy).iterdir()} == {"summary.json", "epochs.csv", "jobs.csv", "report.html",
                                                                "utilization.png", "jct_cdf.png", "queue.png"}
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     comparison = json.loads((out / "comparison.json").read_text())
