@@ -80,12 +80,13 @@ def _pool_series(pools: Sequence[Sequence], days: Sequence[float]) -> dict[str, 
 
 
 def plot_utilization(epochs: list[list], path: str, title: str = "", pools: Sequence[Sequence] = ()) -> None:
-    """Busy share of the up devices per epoch, against trace days; below it, each pool's held share."""
+    """Busy share of the up devices per epoch, against trace days; below it, each pool's held share (where
+    the fleet has more than one accelerator type)."""
     plt = _plt()
     rows = [r for r in epochs if r[19]]
     xs = [r[1] for r in rows]
     ys = [r[16] / r[19] for r in rows]
-    series = _pool_series(pools, xs) if pools else {}
+    series = _pool_series(pools, xs) if len({row[2] for row in pools}) > 1 else {}     # one pool: the total says it
     n = 2 if series else 1
     fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n), sharex=True, squeeze=False)
     ax = axes[0][0]
