@@ -56,7 +56,7 @@ class JobSpec:
     devices_per_replica: int
     min_replicas: int
     max_replicas: int
-    speed: dict[str, float] | None = field(default=None)   # None: 1.0 on every type of the fleet
+    speed: dict[str, float] | None = field(default=None)   # None: the sharing rules pick among the fleet's types
     checkpoint_gb: float = 1.0
     data_region: str | None = None
     gpu_type: str | None = None            # the trace's type(s), for the sharing rules (datasets/sharing.py)
