@@ -91,3 +91,15 @@ def test_a_fleet_type_with_a_slash_that_is_no_slice_is_refused(tmp_path, fixture
         {"prefix": "s-", "count": 1, "accelerator": "T4/2", "devices": 2}]}]}))
     assert main(run_args(tmp_path, fixtures, "--no-plots", fleet=str(f))) == 2
     assert "accelerator 'T4/2': only slice types MODEL:1/K may contain '/'" in capsys.readouterr().err
+
+
+def test_the_comparison_of_run_folders_reads_them_back(tmp_path, fixtures):
+    from service.reports.plots import plot_comparison_of_folders
+
+    out = tmp_path / "o"
+    assert main(run_args(tmp_path, fixtures, "--policy", "fifo,las", "--no-plots",
+                         fleet=str(fixtures / "alibaba_fleet.json"))) == 0
+    assert not (out / "comparison.png").exists()
+    assert plot_comparison_of_folders(str(out), "fifo vs las") == str(out / "comparison.png")
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_comparison_of_folders(str(out / "las")) is None          # fewer than two runs: nothing drawn
