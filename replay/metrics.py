@@ -15,7 +15,8 @@ Definitions (the measured jobs are those submitted inside the window):
 - rejected_by_reason: measured jobs the replay rejected at arrival (no pool of the fleet could ever hold
   them), by reason; trace_skipped: the loader's skipped rows by reason (filled by the caller).
 - held_share_by_accelerator: per accelerator type, device-seconds held (busy or pausing) over its
-  devices during the window (`replay.pools`; per epoch in utilization.png).
+  devices during the window (`replay.pools`; per epoch in utilization.png); held_share_gpus: the same over
+  the whole fleet with each device weighted by the share of a GPU it is (a 1/2 slice counts half).
 - jobs.csv `accelerators` / `clusters`: every type / cluster the job ran on over its life, `;`-separated.
 - planner_s_p50/p99 over the epochs that planned; planner_fallback_rate = share of plans whose status
   is `fallback`.
@@ -33,7 +34,7 @@ from collections import Counter
 from datasets.files import write_atomic
 from models import Policy
 from replay.harness import ReplayRun
-from replay.pools import held_share, pool_devices, pool_rows
+from replay.pools import held_share, held_share_gpus, pool_devices, pool_rows
 from replay.sla import sla_ratio
 
 TIER_ORDER = ("premium", "standard", "basic")
@@ -122,6 +123,9 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "utilization_replay": (sum(r.busy_device_s for r in run.records) / cap_all) if cap_all else None,
         "held_share_by_accelerator": held_share(run.records, getattr(run.executor, "held_by_type", {}),
                                                 pool_devices(run.fleet) if run.fleet else {}, run.measure_from_s, run.measure_until_s),
+        "held_share_gpus": held_share_gpus(run.records, getattr(run.executor, "held_by_type", {}),
+                                           pool_devices(run.fleet) if run.fleet else {}, run.measure_from_s,
+                                           run.measure_until_s),
         "sla_targets": dict(targets),
         "sla_attainment": attain,
         "jct_by_tier": by_tier,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from datasets.sharing import slice_share
 from executor.sim import SimEpochResult, SimExecutor
 from models import Fleet
 
@@ -64,3 +65,14 @@ def held_share(records: Sequence, held_by_type: Mapping[float, Mapping[str, floa
         cap = sum(n * r.dt_s for r in window)
         out[acc] = sum(held_by_type.get(r.t_s, {}).get(acc, 0.0) for r in window) / cap if cap else None
     return out
+
+
+def held_share_gpus(records: Sequence, held_by_type: Mapping[float, Mapping[str, float]], devices: Mapping[str, int],
+                    t_from: float, t_until: float) -> float | None:
+    """The held share of the fleet's physical GPUs over the window: each device weighted by the share of a GPU
+    it is (`datasets.sharing.slice_share`: a 1/2 slice counts half), so a carved fleet reads like a whole one."""
+    window = [r for r in records if t_from <= r.t_s < t_until]
+    w = {acc: float(slice_share(acc)) for acc in devices}
+    cap = sum(n * w[acc] * r.dt_s for r in window for acc, n in devices.items())
+    held = sum(h * w.get(acc, 1.0) for r in window for acc, h in held_by_type.get(r.t_s, {}).items())
+    return held / cap if cap else None

@@ -93,3 +93,15 @@ def test_no_sharing_job_is_rejected_on_whole_gpus_of_the_node_list(alibaba_specs
                      Window(start_day=125.0, days=1.0, warmup_days=0.0))
     assert summarize(run, 0.0)["jobs_rejected"] == 0
     assert all(a in ("G2", "T4") for st in run.state.jobs.values() for _, a in st.placed_on)
+
+
+def test_pool_shares_weigh_a_slice_by_the_share_of_a_gpu_it_is():
+    from executor.loop import EpochRecord
+    from replay.pools import held_share, held_share_gpus
+
+    records = [EpochRecord(t_s=0.0, dt_s=100.0), EpochRecord(t_s=100.0, dt_s=100.0)]
+    held = {0.0: {"G2:1/2": 100.0}, 100.0: {"G2": 100.0}}          # one half slice, then the whole GPU, busy
+    devices = {"G2": 1, "G2:1/2": 2}                                 # two physical GPUs, one carved in halves
+    assert held_share(records, held, devices, 0.0, 200.0) == {"G2": 0.5, "G2:1/2": 0.25}
+    assert held_share_gpus(records, held, devices, 0.0, 200.0) == (50.0 + 100.0) / 400.0
+    assert held_share_gpus(records, held, devices, 0.0, 100.0) == 50.0 / 200.0
