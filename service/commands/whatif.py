@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
+    from datasets.errors import TraceFormatError
     from datasets.files import InputError, check_writable_dir
     from replay.checks import ReplayInputError
     from replay.reach import describe
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         sc = next(s for s in scenarios if s.name == search.scenario)
         try:
             best, tried = find_min_capacity(sc, search, workers)
-        except (InputError, ReplayInputError) as exc:      # raised before that replay's first epoch
+        except (InputError, ReplayInputError, TraceFormatError) as exc:      # raised before that replay's first epoch
             raise UsageError(f"{args.scenarios}: scenario {sc.name}: {exc}") from None
         rows = [dict(s, scenario=f"{sc.name}+{n}x{search.devices}{search.accelerator}") for n, s in sorted(tried.items())]
         print(comparison_table(rows, search.targets))
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
                                   reporter=write_replay_report)
-    except (InputError, ReplayInputError) as exc:          # raised before that replay's first epoch
+    except (InputError, ReplayInputError, TraceFormatError) as exc:          # raised before that replay's first epoch
         raise UsageError(f"{args.scenarios}: {exc}") from None
     print(comparison_table(summaries))
     for s in summaries:

@@ -231,3 +231,14 @@ def test_whatif_accepts_a_byte_order_mark_and_writes_only_under_out(tmp_path: Pa
 def test_whatif_jobs_is_bounded(tmp_path: Path) -> None:
     code, _, err = _whatif(tmp_path, "scenarios: [{name: a}]", "--jobs", "100000")
     assert code == 2 and "--jobs must be between 1 and 64" in err
+
+
+@pytest.mark.parametrize(("trace", "fleet", "words"), [
+    ("synthetic:1e9", "single:2x8", "synthetic:DAYS: expected a number of days in (0, 365]"),
+    ("synthetic:abc", "single:2x8", "synthetic:DAYS: expected a number of days"),
+    ("synthetic:1", "synthetic:99999", "at most 64 regions of 10000 nodes per cluster"),
+    ("synthetic:1", "single:99999999x8", "fleet.clusters[0].node_groups[0].count"),
+])
+def test_replay_builders_are_bounded(tmp_path: Path, trace: str, fleet: str, words: str) -> None:
+    code, _, err = run_cli(["replay", "--trace", trace, "--fleet", fleet, "--out", str(tmp_path / "o")])
+    assert code == 2 and words in err, err
