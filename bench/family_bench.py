@@ -99,8 +99,7 @@ def main() -> None:
                     lp = _cached_bound(key, lpflag.strip("-"), lambda: _checker(rp, op, [lpflag], 3600))
                     mip = None
                     if a.mip and size != "planet":
-                        mip = _cached_bound(key, "mip", lambda: _checker(rp, op, ["--mip"], MIP_LIMIT_S + 30)
-                                            or {"agg_mip_bound": None})
+                        mip = _cached_bound(key, "mip", lambda: _checker(rp, op, ["--mip"], MIP_LIMIT_S + 30))
                     ex = _cached_bound(key, f"exact{a.exact:g}", lambda: _exact_bound(rp, a.exact)) if a.exact else None
                     obj = resp["objective"]
 

@@ -30,7 +30,7 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-CHECKER = ROOT.parent / "shared" / "spec" / "plancheck.py"
+CHECKER = pathlib.Path(os.environ.get("MERIDIAN_CHECKER", ROOT.parent / "shared" / "spec" / "plancheck.py"))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 

@@ -23,6 +23,7 @@ from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
 from placement.instance import Instance, compile_instance
+from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
 from placement.realize import realize
@@ -104,6 +105,13 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             bound = lp
         else:
             bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
+        # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
+        ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
+                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - 3 * realize_s))))
+        if ib is not None and ib.value < bound.value:
+            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                          budget_price=bound.budget_price)
+        clock.lap("integer_bound")
         ts = time.perf_counter()
         pk = realize(inst, opts, lp_rounding(inst, opts, lp))
         realize_s = time.perf_counter() - ts
@@ -136,13 +144,15 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
                 candidates.add("cpsat", pk)
-            if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
-                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
+            # CP-SAT's best bound on the full pool model is valid whether or not it finished
+            if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None and res.bound < bound.value:
+                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n,
+                              quota_prices=bound.quota_prices, budget_price=bound.budget_price)
             best_name, best_pk, best_score = candidates.best
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
                 stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det)
+            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
