@@ -26,7 +26,8 @@ from placement.realize import realize_delta
 from placement.score import job_terms
 
 
-GANG_SETS = 4   # gang neighbourhoods tried first after each improvement
+GANG_SETS = 4        # gang neighbourhoods tried after each improvement
+GANG_FREE_JOBS = 60  # most jobs a node-level neighbourhood re-plans
 
 
 def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
@@ -73,8 +74,9 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     else:
         max_steps = 10**9
     gain0, _ = option_gains(inst, opts, None)
+    tried: set[int] = set()   # gangs whose node-level step found nothing better
 
-    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices)
+    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
     while stats["steps"] < max_steps:
         left = deadline - time.perf_counter()
         if not deterministic and left < 0.02:
@@ -83,10 +85,11 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if free is None:
             break
         stats["steps"] += 1
-        if isinstance(free, tuple):      # a node-level neighbourhood: one pool, exactly
-            pool, free = free
+        if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
+            pool, nodes, free, gang = free
+            tried.add(gang)
             seconds = step_s if deterministic else min(step_s, left)
-            pk = node_step(inst, opts, best, pool, free, seconds, deterministic)
+            pk = node_step(inst, opts, best, pool, nodes, free, seconds, deterministic)
             if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
                 continue
             delta = _objective_of(inst, pk, free) - _objective_of(inst, best, free)
@@ -94,7 +97,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                 best = pk
                 stats["improved"] += 1
                 stats["node_improved"] = stats.get("node_improved", 0) + 1
-                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices)
+                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
             continue
         inc = incumbent_choice(best)
         fixed = {j: c for j, c in inc.items() if j not in free}
@@ -120,7 +123,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if delta > 1e-9 * max(1.0, abs(delta)):
             best = pk
             stats["improved"] += 1
-            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices)
+            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
     return best, stats
 
 
@@ -155,7 +158,7 @@ def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_pr
 
 
 def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
-                         cap: int) -> list[set[int]]:
+                         cap: int, tried: set[int]) -> list[tuple[int, list[int], set[int], int]]:
     """Lumpy gangs short of their best: per gang (4+ devices a replica) that the incumbent leaves
     unplaced or below its maximum where the LP would grow it, the gang and the jobs now on the
     nodes of the pool it wants, least valuable per device first, so that a model can hand it
@@ -167,8 +170,11 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
     wants = []
     for info in inst.jobs:
         olist = opts.by_job[info.index]
-        if info.dpr < 4 or len(olist) == 0:
+        if info.dpr < 4 or len(olist) == 0 or info.index in tried:
             continue
+        room = best.quota_room(info.index)
+        if room is not None and room + info.dpr * sum(best.nodes.get(info.index, {}).values()) < info.lo * info.dpr:
+            continue   # its quota is full of other work: a pool's nodes cannot make room for it
         r = sum(best.nodes[info.index].values()) if info.index in best.choice else 0
         if lp_x is not None and lp_x[olist].max() > 1e-6:
             o = int(olist[int(np.argmax(lp_x[olist]))])
@@ -181,18 +187,49 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
             wants.append((-float(opts.coef[o]) * short * info.dpr, info.index, int(opts.pool[o])))
     out = []
     for _, j, p in sorted(wants):
-        others = sorted((k for k in on_pool.get(p, []) if k != j), key=lambda k: (per_dev[k], k))
-        out.append((p, {j, *others[: cap - 1]}))
+        nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
+        if nodes:
+            out.append((p, nodes, jobs, j))
     return out
+
+
+def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[int, float], gang: int,
+                pool: int, cap: int) -> tuple[list[int], set[int]]:
+    """The nodes of `pool` a gang would take (its own, then the emptiest and cheapest to clear,
+    never a protected job's) and the jobs that sit only on them: a small exact model."""
+    info = inst.jobs[gang]
+    p = inst.pools[pool]
+    per = p.dmax // info.dpr
+    if per <= 0:
+        return [], set()
+    need = -(-info.hi // per)
+    k = min(len(p.nodes), need + 2 + need // 2)
+    cost = {n: 0.0 for n in p.nodes}
+    where: dict[int, list[int]] = {}
+    for j in placed:
+        for n, c in best.nodes[j].items():
+            where.setdefault(n, []).append(j)
+            cost[n] += 1e12 if inst.jobs[j].protected else per_dev[j] * c * inst.jobs[j].dpr + 1e-6
+    for n in best.nodes.get(gang, {}):
+        cost[n] = -1.0
+    nodes = sorted(p.nodes, key=lambda n: (cost[n], n))[:k]
+    chosen = set(nodes)
+    jobs = {gang}
+    for n in nodes:
+        for j in where.get(n, []):
+            if len(jobs) < cap and j not in jobs and set(best.nodes[j]) <= chosen:
+                jobs.add(j)
+    return sorted(nodes), jobs
 
 
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
                     pool_jobs: list[list[int]], rng: random.Random, cap: int,
-                    quota_prices: np.ndarray | None = None):
+                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None):
     """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then each
     binding quota's jobs, then pools (quota sets again between rounds of pools)."""
+    tried = set() if tried is None else tried
     quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
-    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, cap)
+    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, GANG_FREE_JOBS, tried)
     yield from gangs[:2]
     if lp_x is not None:
         disagree = set()

@@ -23,18 +23,21 @@ from placement.score import job_terms
 SCALE_MAX = 1e8
 
 
-def node_step(inst: Instance, opts: Options, base: Packing, pool: int, free: set[int], seconds: float,
-              deterministic: bool) -> Packing | None:
-    """`base` with the jobs in `free` re-planned on `pool`'s nodes (or left where they are, or
-    unplaced); None when CP-SAT finds nothing or the plan does not improve on `base`."""
+def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list: list[int], free: set[int],
+              seconds: float, deterministic: bool) -> Packing | None:
+    """`base` with the jobs in `free` re-planned on `node_list` (nodes of `pool`; a freed job placed
+    in the pool must sit only on them), or left where they are, or unplaced; None when CP-SAT
+    finds nothing."""
     p = inst.pools[pool]
-    nodes = np.asarray(p.nodes, dtype=np.int64)
-    room = base.free[nodes].copy()
-    for j in free:                       # what the freed jobs hold on this pool's nodes comes back
-        if j in base.choice and int(opts.pool[base.choice[j]]) == pool:
-            for n, k in base.nodes[j].items():
-                room[np.searchsorted(nodes, n)] += k * inst.jobs[j].dpr
+    nodes = np.asarray(sorted(node_list), dtype=np.int64)
     pos = {int(n): i for i, n in enumerate(nodes.tolist())}
+    room = base.free[nodes].copy()
+    for j in free:                       # what the freed jobs hold on these nodes comes back
+        if j in base.choice and int(opts.pool[base.choice[j]]) == pool:
+            if not set(base.nodes[j]) <= set(pos):
+                return None
+            for n, k in base.nodes[j].items():
+                room[pos[n]] += k * inst.jobs[j].dpr
     model = cp_model.CpModel()
     alts: dict[int, list[tuple[str, int, object, dict]]] = {}   # job -> [(kind, option, literal, extra)]
     terms: list[tuple[float, object]] = []
@@ -55,6 +58,8 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, free: set
                 continue
             lit = model.new_bool_var(f"x{o}")
             if opts.keep[o]:
+                if not set(info.cur_nodes) <= set(pos):
+                    continue
                 got = (p.cluster, p.accelerator, {inst.node_names[n]: k for n, k in info.cur_nodes.items()})
                 v, d, s = job_terms(inst, j, got)
                 lst.append(("keep", o, lit, {"nodes": dict(info.cur_nodes), "value": v - d - s}))

@@ -87,15 +87,16 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
-    clock.lap("score")
+    # what the end takes once the search stops (reasons, the response): about two scorings
+    tail = 0.02 + 2 * clock.lap("score") + 3e-5 * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and (clock.left() > 0.3 * limit or det):
+    if use_cpsat and (clock.left() > realize_s + tail + 0.1 or det):
         # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
-        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - 3 * realize_s - 0.05)
+        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - realize_s - tail - 0.05)
         lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
@@ -104,27 +105,29 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         if lp.value < bound.value:
             bound = lp
         else:
-            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
+            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
+                          budget_price=lp.budget_price)
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
-                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - 3 * realize_s))))
+                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - realize_s - tail))))
         if ib is not None and ib.value < bound.value:
             bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                           budget_price=bound.budget_price)
         clock.lap("integer_bound")
-        ts = time.perf_counter()
-        pk = realize(inst, opts, lp_rounding(inst, opts, lp))
-        realize_s = time.perf_counter() - ts
-        candidates.add("lp_rounding", pk)
-        clock.lap("lp_rounding")
-    elif det or clock.left() > 3 * realize_s + 0.05:
+        if det or clock.left() > realize_s + tail + 0.05:
+            ts = time.perf_counter()
+            pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+            realize_s = time.perf_counter() - ts
+            candidates.add("lp_rounding", pk)
+            clock.lap("lp_rounding")
+    elif det or clock.left() > tail + 0.05:
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
                                seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and (det or clock.left() > 3 * realize_s + 0.05):
+        if np.any(sub.prices > 0) and (det or clock.left() > realize_s + tail + 0.05):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -134,7 +137,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     cp_vars = 0
     if use_cpsat:
         # what must stay for packing, scoring and the reasons once the search stops
-        stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
+        stop = clock.deadline - tail
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             # deterministic: a budget from the request alone, never from the wall clock
