@@ -18,6 +18,7 @@ import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
+from placement.gang_insert import gang_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.node_lns import node_step
@@ -75,6 +76,12 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         max_steps = 10**9
     gain0, _ = option_gains(inst, opts, None)
     tried: set[int] = set()   # gangs whose node-level step found nothing better
+    # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
+    t0 = time.perf_counter()
+    best, kept = gang_moves(inst, opts, best, lp_x, None, gain0,
+                            deadline=t0 + (0.1 * step_s * 4 if deterministic else 0.3 * max(0.0, deadline - t0)))
+    stats["gang_moves"] = kept
+    stats["improved"] += kept
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
     while stats["steps"] < max_steps:
@@ -182,9 +189,11 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
             o = best.choice[info.index]
         else:
             o = int(olist[int(np.argmax(opts.coef[olist]))])
-        short = int(opts.hi[o]) - r if info.index in best.choice and best.choice[info.index] == o else int(opts.hi[o])
-        if short > 0:
-            wants.append((-float(opts.coef[o]) * short * info.dpr, info.index, int(opts.pool[o])))
+        short = int(opts.hi[o]) - r
+        if room is not None:
+            short = min(short, room // info.dpr)
+        if short > 0 and opts.coef[o] > 0:
+            wants.append((-float(opts.coef[o]) * short, info.index, int(opts.pool[o])))
     out = []
     for _, j, p in sorted(wants):
         nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)

@@ -162,6 +162,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
                 cp_status = cp_status or "FEASIBLE"
             clock.phases["lns_steps"] = lstats["steps"]
             clock.phases["lns_improved"] = lstats["improved"]
+            clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
 
     unplaced = unplaced_reasons(inst, opts, best_pk)
