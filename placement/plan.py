@@ -18,7 +18,7 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound
+from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound, priced_values
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
@@ -33,8 +33,11 @@ from placement.score import Scored, score
 OPTIMAL_GAP = 1e-6
 LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
 LP_OPTIONS_PER_JOB = 4           # most options per job in the restricted LP
-LP_TARGET_COLUMNS = 40_000       # the restricted LP's size aim: fewer options per job at planet size
+LP_TARGET_COLUMNS = 20_000       # the restricted LP's first size: fewer options per job at planet size
+COLGEN_SHARE = 0.35              # column generation rounds start while the LP stage is below this share
 CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
+LP_FIRST_MIN_JOBS = 10_000       # from this size the LP rounding, not a greedy pass, gives the first real plan
+REALIZE_S_PER_JOB = 1e-4         # a packing pass's seconds per job before one is measured
 
 
 def plan(req: PlanRequest) -> PlanResponse:
@@ -77,8 +80,16 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    first = greedy(inst, opts)
+    # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
+    # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
+    lp_first = use_cpsat and not det and len(inst.jobs) >= LP_FIRST_MIN_JOBS
+    first = keep_all(inst, opts) if lp_first else None
+    if first is None or not _protected_ok(inst, first):
+        lp_first = False
+        first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
+    if lp_first:
+        realize_s = REALIZE_S_PER_JOB * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
@@ -88,7 +99,8 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = 0.02 + 2 * clock.lap("score") + 3e-5 * len(inst.jobs)
+    tail = 0.02 + max(2 * clock.lap("score"), (REALIZE_S_PER_JOB if lp_first else 0.0) * len(inst.jobs)) \
+        + 3e-5 * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
@@ -114,12 +126,15 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                           budget_price=bound.budget_price)
         clock.lap("integer_bound")
-        if det or clock.left() > realize_s + tail + 0.05:
+        if det or lp_first or clock.left() > realize_s + tail + 0.05:
             ts = time.perf_counter()
             pk = realize(inst, opts, lp_rounding(inst, opts, lp))
             realize_s = time.perf_counter() - ts
             candidates.add("lp_rounding", pk)
             clock.lap("lp_rounding")
+    elif lp_first:   # no LP in time: the greedy plan after all
+        candidates.add("greedy", greedy(inst, opts))
+        realize_s = clock.lap("greedy")
     elif det or clock.left() > tail + 0.05:
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
@@ -171,8 +186,8 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= OPTIMAL_GAP:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name != "cpsat":
-        status = "fallback"   # the optimizer had nothing by the deadline: a heuristic plan
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
+        status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
@@ -196,24 +211,46 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bou
     if len(opts) <= LP_FULL_MAX_OPTIONS:
         return lp_bound(inst, opts, time_limit_s=seconds)
     t0 = time.perf_counter()
-    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 2, LP_OPTIONS_PER_JOB))
+    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 1, LP_OPTIONS_PER_JOB))
     top = _top_options(inst, opts, pk, per_job)
-    lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
-    if lp is None or lp.infeasible:
-        return None
-    spent = time.perf_counter() - t0
-    if spent < 0.4 * seconds:
-        extra = improving_options(inst, opts, lp, top)
-        if len(extra):
-            top2 = np.union1d(top, extra)
-            lp2 = lp_bound(inst, opts.restrict(top2), time_limit_s=seconds - spent)
-            if lp2 is not None and not lp2.infeasible:
-                top, lp = top2, lp2
-    val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
-    x = np.zeros(len(opts))
-    n = np.zeros(len(opts))
-    x[top], n[top] = lp.x, lp.n
-    return Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices, budget_price=lp.budget_price)
+    best: Bound | None = None
+    while True:
+        spent = time.perf_counter() - t0
+        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent)
+        if lp is None or lp.infeasible:
+            break
+        val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
+        x = np.zeros(len(opts))
+        n = np.zeros(len(opts))
+        x[top], n[top] = lp.x, lp.n
+        # the bound is the best round's; the primal (for rounding) the latest, most complete one
+        if best is None or val < best.value:
+            best = Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices,
+                         budget_price=lp.budget_price)
+        else:
+            best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
+                         budget_price=best.budget_price)
+        # another round of column generation only while it fits (each costs more than the last)
+        if time.perf_counter() - t0 > COLGEN_SHARE * seconds:
+            break
+        extra = _best_improving(inst, opts, lp, top)
+        if not len(extra):
+            break
+        top = np.union1d(top, extra)
+    return best
+
+
+def _best_improving(inst: Instance, opts: Options, lp: Bound, top: np.ndarray) -> np.ndarray:
+    """Per job, its best option outside `top` that beats its members at the LP's prices: one
+    round of column generation, one column per job (all of them make the next LP too slow)."""
+    extra = improving_options(inst, opts, lp, top)
+    if not len(extra):
+        return extra
+    val, _ = priced_values(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)
+    ex = extra[np.lexsort((-val[extra], opts.job[extra]))]
+    first = np.ones(len(ex), dtype=bool)
+    first[1:] = opts.job[ex][1:] != opts.job[ex][:-1]
+    return ex[first]
 
 
 class _Candidates:
@@ -229,6 +266,16 @@ class _Candidates:
         sc = score(self.inst, pk.placed_map())
         if self.best is None or sc.objective > self.best[2].objective:
             self.best = (name, pk, sc)
+
+
+def keep_all(inst: Instance, opts: Options) -> Packing:
+    """Every running job that may stay exactly where it is, kept (protected first), nothing else:
+    valid by construction, and the plan to beat."""
+    pk = Packing(inst, opts)
+    for info in sorted(inst.jobs, key=lambda i: (not i.protected, i.index)):
+        if info.keepable:
+            pk.try_keep(info.index)
+    return pk
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
