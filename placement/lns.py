@@ -26,7 +26,6 @@ from placement.packing import Packing
 from placement.realize import realize_delta
 from placement.score import job_terms
 
-
 GANG_SETS = 4        # gang neighbourhoods tried after each improvement
 GANG_FREE_JOBS = 60  # most jobs a node-level neighbourhood re-plans
 

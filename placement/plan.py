@@ -18,7 +18,14 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound, priced_values
+from placement.bound import (
+    Bound,
+    improving_options,
+    lagrangian_bound,
+    lagrangian_value,
+    lp_bound,
+    priced_values,
+)
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
