@@ -22,7 +22,7 @@ from placement.bound import Bound, improving_options, lagrangian_bound, lagrangi
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
-from placement.instance import Instance, compile_instance
+from placement.instance import Instance, compile_instance, snap_down
 from placement.lns import lns
 from placement.packing import Packing
 from placement.realize import realize
@@ -247,8 +247,8 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
         o = int(olist[int(np.argmax(x[olist]))])
         if x[o] < 0.5 - 1e-9:
             continue
-        r = int(np.floor(n[o] / x[o] + 1e-6))
-        out[j] = (o, max(int(opts.lo[o]), min(int(opts.hi[o]), r)))
+        r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
+        out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
     return out
 
 

@@ -44,7 +44,7 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
         used_quota[key] = used_quota.get(key, 0) + d
         used_gb += float(opts.mig_gb[o])
     model = cp_model.CpModel()
-    v = make_variables(model, opts, subset)
+    v = make_variables(model, opts, subset, [i.allowed for i in inst.jobs])
     add_constraints(model, inst, opts, v, used_pool, used_quota, used_gb)
     if kept_room is not None:   # neighbourhood models: answers that pack onto nodes
         fixed_big: dict[tuple[int, int], int] = {}
