@@ -104,6 +104,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             bound = lp
         else:
             bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
+    if _proven(bound, candidates):
+        pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
+    elif lp is not None:
         ts = time.perf_counter()
         pk = realize(inst, opts, lp_rounding(inst, opts, lp))
         realize_s = time.perf_counter() - ts
@@ -124,7 +127,8 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
 
     cp_status = None
     cp_vars = 0
-    if use_cpsat:
+    pool_optimum_reached = False
+    if use_cpsat and not _proven(bound, candidates):
         # what must stay for packing, scoring and the reasons once the search stops
         stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
@@ -139,9 +143,13 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
                 bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
             best_name, best_pk, best_score = candidates.best
+            # the plan packs the full pool model's proven optimum, up to the model's integer rounding:
+            # no neighbourhood of that model can find more, so the search would only burn the limit
+            pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
+                res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                stop - time.perf_counter() > 0.05 or det):
+                not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
             pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
@@ -215,6 +223,12 @@ class _Candidates:
         sc = score(self.inst, pk.placed_map())
         if self.best is None or sc.objective > self.best[2].objective:
             self.best = (name, pk, sc)
+
+
+def _proven(bound: Bound, candidates: _Candidates) -> bool:
+    """The best plan so far is proven optimal (`gap <= OPTIMAL_GAP`): every later stage is skipped."""
+    obj = candidates.best[2].objective
+    return bound.value - obj <= OPTIMAL_GAP * max(abs(bound.value), 1e-9)
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
