@@ -29,6 +29,7 @@ from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
 from service.app.store import PlanRecord, PlanStore, request_digest
+from service.app.writer import GroupWriter
 
 log = logging.getLogger("meridian.plan")
 
@@ -69,9 +70,14 @@ class Parsed:
     original: str        # the request as sent, re-encoded compactly: what the plan log keeps
     time_limit_s: float
     deterministic: bool
+    model: PlanRequest | None = None    # kept for small requests: validating twice cost more than they hold
 
     def request(self) -> PlanRequest:
-        return parse_request(json.loads(self.original))
+        return self.model if self.model is not None else parse_request(json.loads(self.original))
+
+
+# Requests up to this size keep their validated model while they wait (a few thousand objects at most).
+KEEP_MODEL_MAX_BYTES = 64 * 1024
 
 
 def decode_json(body: bytes) -> Any:
@@ -125,7 +131,8 @@ def parse_body(body: bytes, limits: Limits) -> Parsed:
     req = parse_request(data, limits=limits)
     digest = request_digest(req.model_dump(mode="json", by_alias=True))
     original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Parsed(digest, original, req.policy.time_limit_s, req.policy.deterministic)
+    return Parsed(digest, original, req.policy.time_limit_s, req.policy.deterministic,
+                  req if len(body) <= KEEP_MODEL_MAX_BYTES else None)
 
 
 def _load_engine() -> tuple[Planner, Planner | None]:
@@ -156,7 +163,7 @@ class PlanService:
         self._inflight: dict[str, tuple[str, asyncio.Future[Outcome]]] = {}
         self._solve_pool: ThreadPoolExecutor | None = None
         self._cpu_pool: ThreadPoolExecutor | None = None
-        self._write_pool: ThreadPoolExecutor | None = None
+        self._writer: GroupWriter | None = None
         self._read_pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -175,7 +182,7 @@ class PlanService:
         self._solve_pool = ThreadPoolExecutor(s.workers, thread_name_prefix="meridian-solve",
                                               initializer=_lower_thread_priority, initargs=(s.solver_nice,))
         self._cpu_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-parse")
-        self._write_pool = ThreadPoolExecutor(1 if self.store.is_sqlite else 4, thread_name_prefix="meridian-write")
+        self._writer = GroupWriter(self.store.put_many)
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="meridian-read")
 
     def begin_drain(self) -> None:
@@ -185,9 +192,13 @@ class PlanService:
     async def stop(self) -> None:
         """Finish whatever is still running, then release pools and the database."""
         self.draining = True
-        for pool in (self._cpu_pool, self._solve_pool, self._write_pool, self._read_pool):
+        for pool in (self._cpu_pool, self._solve_pool):
             if pool is not None:
                 await asyncio.to_thread(pool.shutdown, True)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+        if self._read_pool is not None:
+            await asyncio.to_thread(self._read_pool.shutdown, True)
         if self.store is not None:
             self.store.close()
 
@@ -297,7 +308,7 @@ class PlanService:
             raise
         admitted = time.perf_counter()
         fut = asyncio.get_running_loop().run_in_executor(
-            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed, admitted)
+            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed, admitted, dry_run)
         try:
             result = await fut
         except asyncio.CancelledError:
@@ -305,21 +316,21 @@ class PlanService:
             raise
         if result is None:
             raise Unavailable("the plan was abandoned before a worker took it")
-        data, queue_s, solve_s, budget_s = result
+        resp, text, queue_s, solve_s, budget_s = result
         cut = budget_s if budget_s < parsed.time_limit_s else None
         if dry_run:
-            return Outcome(_dump(data), None, budget_s=cut)
-        plan_id = uuid.uuid4().hex
-        data["plan_id"] = plan_id
-        text = _dump(data)
+            return Outcome(text, None, budget_s=cut)
+        plan_id = resp.plan_id
         rec = PlanRecord(plan_id=plan_id, created_at=time.time(), idempotency_key=key,
-                         request_digest=parsed.digest, status=str(data.get("status")),
-                         objective=data.get("objective"), gap=data.get("gap"), queue_s=round(queue_s, 6),
+                         request_digest=parsed.digest, status=str(resp.status),
+                         objective=resp.objective, gap=resp.gap, queue_s=round(queue_s, 6),
                          solve_s=round(solve_s, 6), time_budget_s=budget_s, request=parsed.original,
                          response=text)
         started = time.perf_counter()
         try:
-            stored = await self._run(self._write_pool, self._require_store().put, rec)
+            if self._writer is None:
+                raise Unavailable("the plan log is not open")
+            stored = await self._writer.write(rec)
         except Unavailable:
             raise
         except Exception as exc:
@@ -331,10 +342,10 @@ class PlanService:
             return self._replay(key or "", stored, parsed.digest)
         return Outcome(text, plan_id, budget_s=cut)
 
-    def _solve(self, ticket: Ticket, parsed: Parsed,
-               admitted: float) -> tuple[dict[str, Any], float, float, float] | None:
-        """Runs on a solver thread. Returns the response as JSON values, the queue wait, the solve time and
-        the budget the engine got."""
+    def _solve(self, ticket: Ticket, parsed: Parsed, admitted: float,
+               dry_run: bool) -> tuple[PlanResponse, str, float, float, float] | None:
+        """Runs on a solver thread. Returns the response (with its `plan_id` unless a dry run) and its JSON
+        text, the queue wait, the solve time and the budget the engine got."""
         budget_s = self.admission.start(ticket)
         if ticket.finished or budget_s <= 0:
             return None
@@ -370,20 +381,24 @@ class PlanService:
                     raise EngineFailed("the placement engine failed on this request") from None
                 fell_back = True
             solve_s = time.perf_counter() - t0
-            data = resp.model_dump(mode="json", by_alias=True)
+            if not dry_run:
+                resp = resp.model_copy(update={"plan_id": uuid.uuid4().hex})
+            # one pass from the model to JSON text, here rather than on the event loop
+            text = resp.model_dump_json(by_alias=True)
         finally:
             self.admission.finish(ticket, solve_s)
-        status = str(data.get("status"))
+        status = str(resp.status)
         self.metrics.solve.observe(solve_s)
-        if isinstance(data.get("gap"), (int, float)):
-            self.metrics.gap.observe(data["gap"])
+        if isinstance(resp.gap, (int, float)):
+            self.metrics.gap.observe(resp.gap)
         if fell_back or status == "fallback":
             self.metrics.fallbacks.inc()
         self.metrics.plans.labels(status).inc()
-        log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
-                                   "queue_ms": round(queue_s * 1000, 2), "budget_s": round(budget_s, 3),
-                                   "objective": data.get("objective"), "gap": data.get("gap")})
-        return data, queue_s, solve_s, budget_s
+        if log.isEnabledFor(logging.INFO):
+            log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
+                                       "queue_ms": round(queue_s * 1000, 2), "budget_s": round(budget_s, 3),
+                                       "objective": resp.objective, "gap": resp.gap})
+        return resp, text, queue_s, solve_s, budget_s
 
 
 def _lower_thread_priority(nice: int) -> None:
@@ -395,7 +410,3 @@ def _lower_thread_priority(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (AttributeError, OSError):      # not Linux, or not permitted: run at normal priority
         pass
-
-
-def _dump(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
