@@ -18,22 +18,29 @@ import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
+from placement.gang_insert import gang_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
+from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.realize import realize_delta
 from placement.score import job_terms
+
+
+GANG_SETS = 4        # gang neighbourhoods tried after each improvement
+GANG_FREE_JOBS = 60  # most jobs a node-level neighbourhood re-plans
 
 
 def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
     return {j: (o, sum(pk.nodes[j].values())) for j, o in pk.choice.items()}
 
 
-def _kept_room(inst: Instance, opts: Options, pk: Packing) -> np.ndarray:
-    """Devices per node left once the jobs that keep their exact placement are counted."""
+def _kept_room(inst: Instance, opts: Options, pk: Packing, free: set[int] | None = None) -> np.ndarray:
+    """Devices per node left once the jobs that keep their exact placement (and are not freed)
+    are counted."""
     room = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
     for j, o in pk.choice.items():
-        if opts.keep[o]:
+        if opts.keep[o] and (free is None or j not in free):
             info = inst.jobs[j]
             for n, k in pk.nodes[j].items():
                 room[n] -= k * info.dpr
@@ -49,7 +56,8 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
-        deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25) -> tuple[Packing, dict[str, int]]:
+        deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25,
+        quota_prices: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `deadline` (or the step budget, when deterministic); returns the best
     plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
@@ -67,8 +75,15 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     else:
         max_steps = 10**9
     gain0, _ = option_gains(inst, opts, None)
+    tried: set[int] = set()   # gangs whose node-level step found nothing better
+    # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
+    t0 = time.perf_counter()
+    best, kept = gang_moves(inst, opts, best, lp_x, None, gain0,
+                            deadline=t0 + (0.1 * step_s * 4 if deterministic else 0.3 * max(0.0, deadline - t0)))
+    stats["gang_moves"] = kept
+    stats["improved"] += kept
 
-    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
+    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
     while stats["steps"] < max_steps:
         left = deadline - time.perf_counter()
         if not deterministic and left < 0.02:
@@ -77,6 +92,20 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if free is None:
             break
         stats["steps"] += 1
+        if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
+            pool, nodes, free, gang = free
+            tried.add(gang)
+            seconds = step_s if deterministic else min(step_s, left)
+            pk = node_step(inst, opts, best, pool, nodes, free, seconds, deterministic)
+            if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
+                continue
+            delta = _objective_of(inst, pk, free) - _objective_of(inst, best, free)
+            if delta > 1e-9 * max(1.0, abs(delta)):
+                best = pk
+                stats["improved"] += 1
+                stats["node_improved"] = stats.get("node_improved", 0) + 1
+                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+            continue
         inc = incumbent_choice(best)
         fixed = {j: c for j, c in inc.items() if j not in free}
         subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
@@ -84,7 +113,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             continue
         seconds = step_s if deterministic else min(step_s, left)
         res = solve_pool_model(inst, opts, subset, inc, seconds, deterministic, fixed_jobs=fixed, workers=1,
-                               kept_room=_kept_room(inst, opts, best))
+                               kept_room=_kept_room(inst, opts, best, free))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1
         if res.status not in ("OPTIMAL", "FEASIBLE"):
@@ -101,13 +130,116 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if delta > 1e-9 * max(1.0, abs(delta)):
             best = pk
             stats["improved"] += 1
-            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
+            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
     return best, stats
 
 
+def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_prices: np.ndarray | None,
+                          pool_jobs: list[list[int]], rng: random.Random, cap: int) -> list[set[int]]:
+    """One set per binding quota (price > 0, dearest first): every job of that (tenant, tier),
+    lumpy gangs first, then the jobs now in the pools its gangs could use. Which whole gangs
+    fill a quota is an integer choice the LP rounding and pool pairs miss."""
+    if quota_prices is None or not len(quota_prices) or not (quota_prices > 0).any():
+        return []
+    keys = list(inst.quotas)
+    members: dict[tuple[str, str], list[int]] = {}
+    for info in inst.jobs:
+        if len(opts.by_job[info.index]):
+            members.setdefault(info.key, []).append(info.index)
+    out = []
+    for q in np.argsort(-quota_prices, kind="stable").tolist():
+        if quota_prices[q] <= 0 or keys[q] not in members:
+            continue
+        jobs = sorted(members[keys[q]], key=lambda j: (-inst.jobs[j].dpr * inst.jobs[j].hi, j))
+        free = set(jobs[:cap])
+        pools = sorted({int(p) for j in jobs[:cap] if inst.jobs[j].dpr >= 4 for p in opts.pool[opts.by_job[j]]})
+        rng.shuffle(pools)
+        for p in pools:
+            room = [j for j in pool_jobs[p] if j in best.choice and j not in free]
+            rng.shuffle(room)
+            free.update(room[: max(0, cap - len(free))])
+            if len(free) >= cap:
+                break
+        out.append(free)
+    return out
+
+
+def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
+                         cap: int, tried: set[int]) -> list[tuple[int, list[int], set[int], int]]:
+    """Lumpy gangs short of their best: per gang (4+ devices a replica) that the incumbent leaves
+    unplaced or below its maximum where the LP would grow it, the gang and the jobs now on the
+    nodes of the pool it wants, least valuable per device first, so that a model can hand it
+    whole nodes (running jobs moved or stopped)."""
+    on_pool: dict[int, list[int]] = {}
+    for j, o in best.choice.items():
+        on_pool.setdefault(int(opts.pool[o]), []).append(j)
+    per_dev = {j: float(opts.coef[o]) / max(1, int(opts.dpr[o])) for j, o in best.choice.items()}
+    wants = []
+    for info in inst.jobs:
+        olist = opts.by_job[info.index]
+        if info.dpr < 4 or len(olist) == 0 or info.index in tried:
+            continue
+        room = best.quota_room(info.index)
+        if room is not None and room + info.dpr * sum(best.nodes.get(info.index, {}).values()) < info.lo * info.dpr:
+            continue   # its quota is full of other work: a pool's nodes cannot make room for it
+        r = sum(best.nodes[info.index].values()) if info.index in best.choice else 0
+        if lp_x is not None and lp_x[olist].max() > 1e-6:
+            o = int(olist[int(np.argmax(lp_x[olist]))])
+        elif info.index in best.choice:
+            o = best.choice[info.index]
+        else:
+            o = int(olist[int(np.argmax(opts.coef[olist]))])
+        short = int(opts.hi[o]) - r
+        if room is not None:
+            short = min(short, room // info.dpr)
+        if short > 0 and opts.coef[o] > 0:
+            wants.append((-float(opts.coef[o]) * short, info.index, int(opts.pool[o])))
+    out = []
+    for _, j, p in sorted(wants):
+        nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
+        if nodes:
+            out.append((p, nodes, jobs, j))
+    return out
+
+
+def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[int, float], gang: int,
+                pool: int, cap: int) -> tuple[list[int], set[int]]:
+    """The nodes of `pool` a gang would take (its own, then the emptiest and cheapest to clear,
+    never a protected job's) and the jobs that sit only on them: a small exact model."""
+    info = inst.jobs[gang]
+    p = inst.pools[pool]
+    per = p.dmax // info.dpr
+    if per <= 0:
+        return [], set()
+    need = -(-info.hi // per)
+    k = min(len(p.nodes), need + 2 + need // 2)
+    cost = {n: 0.0 for n in p.nodes}
+    where: dict[int, list[int]] = {}
+    for j in placed:
+        for n, c in best.nodes[j].items():
+            where.setdefault(n, []).append(j)
+            cost[n] += 1e12 if inst.jobs[j].protected else per_dev[j] * c * inst.jobs[j].dpr + 1e-6
+    for n in best.nodes.get(gang, {}):
+        cost[n] = -1.0
+    nodes = sorted(p.nodes, key=lambda n: (cost[n], n))[:k]
+    chosen = set(nodes)
+    jobs = {gang}
+    for n in nodes:
+        for j in where.get(n, []):
+            if len(jobs) < cap and j not in jobs and set(best.nodes[j]) <= chosen:
+                jobs.add(j)
+    return sorted(nodes), jobs
+
+
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
-                    pool_jobs: list[list[int]], rng: random.Random, cap: int):
-    """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then pools."""
+                    pool_jobs: list[list[int]], rng: random.Random, cap: int,
+                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None):
+    """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then each
+    binding quota's jobs, then pools (quota sets again between rounds of pools)."""
+    tried = set() if tried is None else tried
+    quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
+    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, GANG_FREE_JOBS, tried)
+    yield from gangs[:2]
     if lp_x is not None:
         disagree = set()
         for j in range(len(inst.jobs)):
@@ -125,6 +257,8 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
             rng.shuffle(d)
             for k in range(0, len(d), cap):
                 yield set(d[k:k + cap])
+    yield from gangs[2:GANG_SETS]
+    yield from quota_sets
     order = list(range(len(inst.pools)))
     while True:
         rng.shuffle(order)

@@ -23,6 +23,7 @@ from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
 from placement.instance import Instance, compile_instance, snap_down
+from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
 from placement.realize import realize
@@ -86,15 +87,16 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
-    clock.lap("score")
+    # what the end takes once the search stops (reasons, the response): about two scorings
+    tail = 0.02 + 2 * clock.lap("score") + 3e-5 * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and (clock.left() > 0.3 * limit or det):
+    if use_cpsat and (clock.left() > realize_s + tail + 0.1 or det):
         # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
-        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - 3 * realize_s - 0.05)
+        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - realize_s - tail - 0.05)
         lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
@@ -103,23 +105,32 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         if lp.value < bound.value:
             bound = lp
         else:
-            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
+            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
+                          budget_price=lp.budget_price)
     if _proven(bound, candidates):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
-        ts = time.perf_counter()
-        pk = realize(inst, opts, lp_rounding(inst, opts, lp))
-        realize_s = time.perf_counter() - ts
-        candidates.add("lp_rounding", pk)
-        clock.lap("lp_rounding")
-    elif det or clock.left() > 3 * realize_s + 0.05:
+        # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
+        ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
+                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - realize_s - tail))))
+        if ib is not None and ib.value < bound.value:
+            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                          budget_price=bound.budget_price)
+        clock.lap("integer_bound")
+        if det or clock.left() > realize_s + tail + 0.05:
+            ts = time.perf_counter()
+            pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+            realize_s = time.perf_counter() - ts
+            candidates.add("lp_rounding", pk)
+            clock.lap("lp_rounding")
+    elif det or clock.left() > tail + 0.05:
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
                                seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and (det or clock.left() > 3 * realize_s + 0.05):
+        if np.any(sub.prices > 0) and (det or clock.left() > realize_s + tail + 0.05):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -130,7 +141,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     pool_optimum_reached = False
     if use_cpsat and not _proven(bound, candidates):
         # what must stay for packing, scoring and the reasons once the search stops
-        stop = clock.deadline - (0.02 + 2.5 * realize_s + 3e-5 * len(inst.jobs))
+        stop = clock.deadline - tail
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             # deterministic: a budget from the request alone, never from the wall clock
@@ -140,8 +151,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
                 candidates.add("cpsat", pk)
-            if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
-                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
+            # CP-SAT's best bound on the full pool model is valid whether or not it finished
+            if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None and res.bound < bound.value:
+                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n,
+                              quota_prices=bound.quota_prices, budget_price=bound.budget_price)
             best_name, best_pk, best_score = candidates.best
             # the plan packs the full pool model's proven optimum, up to the model's integer rounding:
             # no neighbourhood of that model can find more, so the search would only burn the limit
@@ -150,13 +163,14 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
                 not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det)
+            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
                 cp_status = cp_status or "FEASIBLE"
             clock.phases["lns_steps"] = lstats["steps"]
             clock.phases["lns_improved"] = lstats["improved"]
+            clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
 
     unplaced = unplaced_reasons(inst, opts, best_pk)
