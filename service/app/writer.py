@@ -14,6 +14,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from service.app.store import PlanRecord
 
@@ -21,22 +22,26 @@ Store = Callable[[list[PlanRecord]], list[PlanRecord]]
 
 
 class GroupWriter:
-    """Stores records handed to `write` through `store_many`, batching whatever is waiting."""
+    """Stores records handed to `submit` through `store_many`, batching whatever is waiting."""
 
     def __init__(self, store_many: Store, max_batch: int = 64, name: str = "meridian-write"):
         self._store_many = store_many
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[PlanRecord, asyncio.AbstractEventLoop, asyncio.Future] | None] = (
-            queue.SimpleQueue())
+        self._queue: queue.SimpleQueue[tuple[PlanRecord, Future] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    def submit(self, rec: PlanRecord) -> Future:
+        """From any thread: a future of the stored record (or of the one already holding its
+        idempotency key), resolved once the transaction holding it has committed. A solver thread
+        submits its plan itself, so the commit starts without a round trip through the event loop."""
+        fut: Future[PlanRecord] = Future()
+        self._queue.put((rec, fut))
+        return fut
+
     async def write(self, rec: PlanRecord) -> PlanRecord:
-        """The stored record (or the one already holding its idempotency key), once committed."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[PlanRecord] = loop.create_future()
-        self._queue.put((rec, loop, fut))
-        return await fut
+        """`submit`, awaited on the event loop."""
+        return await asyncio.wrap_future(self.submit(rec))
 
     def close(self) -> None:
         """Store what is queued, then stop the thread."""
@@ -60,20 +65,10 @@ class GroupWriter:
                     break
                 batch.append(more)
             try:
-                stored = self._store_many([rec for rec, _, _ in batch])
+                stored = self._store_many([rec for rec, _ in batch])
             except BaseException as exc:  # noqa: BLE001 - every waiter learns of the failure
-                for _, loop, fut in batch:
-                    loop.call_soon_threadsafe(_fail, fut, exc)
+                for _, fut in batch:
+                    fut.set_exception(exc)
                 continue
-            for (_, loop, fut), rec in zip(batch, stored, strict=True):
-                loop.call_soon_threadsafe(_resolve, fut, rec)
-
-
-def _resolve(fut: asyncio.Future, rec: PlanRecord) -> None:
-    if not fut.done():
-        fut.set_result(rec)
-
-
-def _fail(fut: asyncio.Future, exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
+            for (_, fut), rec in zip(batch, stored, strict=True):
+                fut.set_result(rec)
