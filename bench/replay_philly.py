@@ -54,19 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.full:
         fleet = philly_fleet(os.path.join(args.traces, "machines_philly.csv"))
         window = Window(None, None, 0)
-        policies = ["cpsat"]
+        schedulers = ["cpsat"]
         where = "whole trace on the Philly fleet (2,490 GPUs)"
     else:
         fleet = single_cluster_fleet(args.nodes, 8)
         window = Window(args.start_day, args.days, args.warmup_days)
-        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        schedulers = [p.strip() for p in args.policies.split(",") if p.strip()]
         where = (f"days {args.start_day:g}-{args.start_day + args.days:g} (warm-up {args.warmup_days:g} d) on "
                  f"{args.nodes} x 8 GPUs")
     print(f"replay: {where}, epoch {args.epoch_s:g} s, planner time limit {args.time_limit:g} s", flush=True)
     rows = []
-    for name in policies:
-        policy, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
-        setup = ReplaySetup(policy=policy, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+    for name in schedulers:
+        scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
+        setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                             equal_priorities=equal, replan_every=args.replan_every)
         out = os.path.join(args.out, name) if args.out else None
         s = replay_and_report(specs, fleet, setup, window, out, 

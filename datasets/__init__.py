@@ -7,6 +7,7 @@ attribute rules in `datasets.attributes` turn a `TraceJob` into a `JobSpec` the 
 
 from datasets.attributes import AttributeRules, JobSpec, to_job_specs
 from datasets.errors import LoadResult, TraceFormatError
-from datasets.trace import TraceJob, load_trace
+from datasets.rows import TraceJob
+from datasets.trace import load_trace
 
 __all__ = ["AttributeRules", "JobSpec", "LoadResult", "TraceFormatError", "TraceJob", "load_trace", "to_job_specs"]

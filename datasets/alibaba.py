@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.trace import TraceJob, check_header, parse_float, parse_int
+from datasets.rows import TraceJob, check_header, parse_float, parse_int
 
 REQUIRED = ("name", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase", "creation_time", "deletion_time",
             "scheduled_time")

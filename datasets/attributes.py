@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from datasets.trace import TraceJob
+from datasets.rows import TraceJob
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Read and write the canonical job CSV (columns documented in `datasets.trace`)."""
+"""Read and write the canonical job CSV (columns documented in `datasets.rows`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from datasets.errors import LoadResult, OnBad, TraceFormatError, bad_row
 from datasets.files import write_atomic
-from datasets.trace import TraceJob, check_header, parse_float, parse_int
+from datasets.rows import TraceJob, check_header, parse_float, parse_int
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
 OPTIONAL = ("tier", "gpu_type", "min_gpus", "max_gpus", "checkpoint_gb", "data_region")

@@ -9,7 +9,7 @@ import random
 from collections import Counter
 
 from datasets.errors import TraceFormatError
-from datasets.trace import check_header, parse_int
+from datasets.rows import check_header, parse_int
 from models import BadRequest, FieldError, Fleet, parse_request
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.trace import TraceJob, check_header, parse_float, parse_int
+from datasets.rows import TraceJob, check_header, parse_float, parse_int
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
 

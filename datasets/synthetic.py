@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 
-from datasets.trace import TraceJob
+from datasets.rows import TraceJob
 
 GPU_MIX = ((1, 0.80), (2, 0.06), (4, 0.06), (8, 0.06), (16, 0.02))
 

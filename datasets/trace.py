@@ -1,103 +1,26 @@
-"""The canonical job row every trace converts to, and the format dispatcher.
+"""Read a trace file of any supported format into canonical rows (`datasets.rows.TraceJob`).
 
-Canonical job CSV (a header line, then one job per line; extra columns are ignored):
-
-| column | required | meaning |
-|---|---|---|
-| `job_id` | yes | unique id (any text without surrounding spaces) |
-| `submit_time_s` | yes | arrival, seconds from the trace's origin, >= 0 |
-| `duration_s` | yes | run time on `num_gpus` devices at speed 1, > 0 |
-| `num_gpus` | yes | devices the job ran on, integer >= 1 |
-| `tenant` | yes | owner (Philly: virtual cluster); empty means `default` |
-| `tier` | no | premium, standard or basic; empty: the seeded hash rule |
-| `gpu_type` | no | accelerator type (several joined by `\\|`); empty: any type of the fleet |
-| `min_gpus`, `max_gpus` | no | elastic range in devices; empty: the Singularity rule |
-| `checkpoint_gb` | no | checkpoint size; empty: `1 + 2 * num_gpus` |
-| `data_region` | no | region holding the job's data; empty: none |
+The dispatcher only: each format's loader lives in its own module and imports the row type from
+`datasets.rows`, so nothing imports this module back.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
+from datasets.alibaba import load_alibaba2023
+from datasets.canonical import load_canonical
 from datasets.errors import LoadResult, OnBad
+from datasets.philly import load_philly
+from datasets.rows import TraceJob
 
 FORMATS = ("philly", "canonical", "alibaba2023")
-
-
-@dataclass(frozen=True)
-class TraceJob:
-    """One job as a trace records it (the canonical CSV's columns)."""
-
-    job_id: str
-    submit_time_s: float
-    duration_s: float
-    num_gpus: int
-    tenant: str = "default"
-    tier: str | None = None
-    gpu_type: str | None = None
-    min_gpus: int | None = None
-    max_gpus: int | None = None
-    checkpoint_gb: float | None = None
-    data_region: str | None = None
 
 
 def load_trace(path: str, fmt: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
     """Read a trace file of format `fmt` (philly | canonical | alibaba2023) into canonical rows."""
     if fmt == "philly":
-        from datasets.philly import load_philly
-
         return load_philly(path, on_bad)
     if fmt == "canonical":
-        from datasets.canonical import load_canonical
-
         return load_canonical(path, on_bad)
     if fmt == "alibaba2023":
-        from datasets.alibaba import load_alibaba2023
-
         return load_alibaba2023(path, on_bad)
     raise ValueError(f"unknown trace format {fmt!r}: expected one of {', '.join(FORMATS)}")
-
-
-def parse_float(text: str, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
-    """A finite number, or ValueError naming the column and the text."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{name}: expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {text!r}")
-    if minimum is not None and (v <= minimum if strict_min else v < minimum):
-        raise ValueError(f"{name}: must be {'>' if strict_min else '>='} {minimum:g}, got {text!r}")
-    return v
-
-
-def parse_int(text: str, name: str, *, minimum: int | None = None) -> int:
-    """An integer (an integral float such as `8.0` is accepted), or ValueError naming the column."""
-    try:
-        v = int(text)
-    except ValueError:
-        try:
-            f = float(text)
-        except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
-        if not math.isfinite(f) or f != int(f):
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
-        v = int(f)
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {text!r}")
-    return v
-
-
-def check_header(path: str, header: list[str] | None, required: tuple[str, ...]) -> dict[str, int]:
-    """Column index by name; a missing required column is an error on line 1."""
-    from datasets.errors import TraceFormatError
-
-    if header is None:
-        raise TraceFormatError(path, 1, "empty file: expected a header line")
-    cols = {name.strip(): i for i, name in enumerate(header)}
-    missing = [c for c in required if c not in cols]
-    if missing:
-        raise TraceFormatError(path, 1, f"header lacks column(s) {', '.join(missing)} (has: {', '.join(cols)})")
-    return cols

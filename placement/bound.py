@@ -23,6 +23,9 @@ from placement.candidates import Options
 from placement.instance import Instance
 
 
+LP_NO_PRESOLVE_MAX_COLS = 400
+
+
 @dataclass
 class Bound:
     value: float                   # upper bound on the objective (+inf when none was proven)
@@ -244,6 +247,8 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     h = _quiet_highs()
     h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
     h.setOptionValue("threads", 1)
+    if n_cols <= LP_NO_PRESOLVE_MAX_COLS:   # presolve costs more than it saves on a tiny LP
+        h.setOptionValue("presolve", "off")
     h.addVars(n_cols, lower, upper)
     h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
     lo_all = np.concatenate(rows_lo)

@@ -88,6 +88,7 @@ def build_options(inst: Instance) -> Options:
         for k, d in enumerate(dprs):
             rcap[p.index, k] = int((devs // d).sum())
     dk = np.array([dpos[int(d)] for d in dpr], dtype=np.int64)
+    snap = _allowed_snapper(inst)
 
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("job", "pool", "keep", "lo", "hi", "unit", "coef", "mig")}
     why = np.zeros((n_jobs, 5), dtype=np.int64)   # no_capacity, region, too_large, too_small, no_link
@@ -126,6 +127,8 @@ def build_options(inst: Instance) -> Options:
         np.add.at(why[:, 2], J[big], 1)
         ok &= ~big
         H = np.minimum(hi[J], rcap[P, dk[J]])
+        if snap is not None:   # v1.1: the most replicas is the largest allowed count that fits
+            H = snap(J, H)
         small = ok & (H < lo[J])
         np.add.at(why[:, 3], J[small], 1)
         ok &= ~small
@@ -174,6 +177,31 @@ def build_options(inst: Instance) -> Options:
                    cols["mig"], by_job, reasons)
 
 
+def _allowed_snapper(inst: Instance):
+    """For jobs with `replicas.allowed`: a vectorised (jobs, counts) -> the largest allowed count
+    at most each count (0 where none); None when no job sets `allowed`."""
+    with_al = [i for i in inst.jobs if i.allowed is not None]
+    if not with_al:
+        return None
+    m = max(int(i.hi) for i in inst.jobs) + 1
+    keys = np.sort(np.concatenate([i.index * m + i.allowed for i in with_al]))
+    has = np.zeros(len(inst.jobs), dtype=bool)
+    has[[i.index for i in with_al]] = True
+
+    def snap(J: np.ndarray, H: np.ndarray) -> np.ndarray:
+        sel = has[J]
+        if not sel.any():
+            return H
+        Js = J[sel]
+        k = np.searchsorted(keys, Js * m + np.minimum(H[sel], m - 1), side="right") - 1
+        hit = keys[np.maximum(k, 0)]
+        out = H.copy()
+        out[sel] = np.where((k >= 0) & (hit // m == Js), hit % m, 0)
+        return out
+
+    return snap
+
+
 def _no_option_reason(inst: Instance, j: int, why: dict[str, int]) -> tuple[str, str]:
     info = inst.jobs[j]
     job = info.job
@@ -183,6 +211,10 @@ def _no_option_reason(inst: Instance, j: int, why: dict[str, int]) -> tuple[str,
         return ("no_link", (f"no link from {info.cur_region} (where its checkpoint is) to any region with "
                            f"capacity of {types} it may use"))
     if why.get("too_small"):
+        if info.allowed is not None:
+            return ("too_small", (f"no pool of {types} {where} can hold any of its allowed replica counts "
+                                 f"({', '.join(map(str, info.allowed.tolist()))}) x {info.dpr} devices "
+                                 f"(up capacity too small)"))
         return ("too_small", (f"no pool of {types} {where} can hold its minimum of {info.lo} x "
                              f"{info.dpr} devices (up capacity too small)"))
     if why.get("too_large"):

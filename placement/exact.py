@@ -79,6 +79,11 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
             count = pulp.lpSum(y[o].values())
             prob += count >= int(opts.lo[o]) * x[o]
             prob += count <= int(opts.hi[o]) * x[o]
+            if info.allowed is not None:   # contract v1.1: the count is one of the listed ones
+                counts = [int(a) for a in info.allowed if opts.lo[o] <= a <= opts.hi[o]]
+                z = [_var(prob, f"z{o}_{a}", 0, 1, pulp.LpBinary) for a in counts]
+                prob += pulp.lpSum(z) == x[o]
+                prob += count == pulp.lpSum(a * v for a, v in zip(counts, z))
             for n, v in y[o].items():
                 node_terms.setdefault(n, []).append(d * v)
             objective.append(float(opts.coef[o]) * count + float(pc[info.index]) * x[o])

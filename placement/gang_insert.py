@@ -14,7 +14,7 @@ import numpy as np
 
 from placement.candidates import Options
 from placement.greedy import _place_best
-from placement.instance import Instance
+from placement.instance import Instance, snap_down
 from placement.packing import Packing
 from placement.score import job_terms
 
@@ -34,6 +34,8 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     room = pk.quota_room(j)
     if room is not None:
         target = min(target, room // d)
+    if info.allowed is not None:   # contract v1.1: aim at a listed count
+        target = int(snap_down(info, target))
     if target < opts.lo[o] or not pk.budget_ok(o):
         return None
     occupants: dict[int, list[int]] = {}
@@ -72,6 +74,17 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
             pk.free[n] -= c * d       # held until the commit below
     for n, c in placement.items():
         pk.free[n] += c * d
+    if info.allowed is not None and snap_down(info, got) < got:   # fewer cleared: down to a listed count
+        excess = got - int(snap_down(info, got))
+        got -= excess
+        for n in reversed(list(placement)):
+            take = min(excess, placement[n])
+            placement[n] -= take
+            excess -= take
+            if placement[n] == 0:
+                del placement[n]
+            if excess == 0:
+                break
     if got < opts.lo[o]:
         return None
     pk._commit(j, o, placement)

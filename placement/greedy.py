@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.candidates import Options
-from placement.instance import Instance
+from placement.instance import Instance, snap_down
 from placement.packing import Packing
 
 
@@ -90,6 +90,8 @@ def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -
         reps = np.minimum(hi, room // d)
         if qroom is not None:
             reps = np.minimum(reps, qroom // d)
+        if info.allowed is not None:   # v1.1: only the listed counts
+            reps = snap_down(info, reps)
         reps = np.where(keep, lo, reps)
         ok = keep | (reps >= lo)
         val = per * reps + info.preempt_cost

@@ -70,6 +70,11 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
                     continue
                 y = {i: model.new_int_var(0, min(c, int(opts.hi[o])), f"y{o}_{i}") for i, c in per_node.items()}
                 cnt = sum(y.values())
+                if info.allowed is not None:   # contract v1.1: the count is one of the listed ones
+                    listed = [0] + [int(a) for a in info.allowed if opts.lo[o] <= a <= opts.hi[o]]
+                    c = model.new_int_var_from_domain(cp_model.Domain.from_values(listed), f"c{o}")
+                    model.add(c == cnt)
+                    cnt = c
                 model.add(cnt >= int(opts.lo[o])).only_enforce_if(lit)
                 model.add(cnt <= int(opts.hi[o]) * lit)
                 per = p.dmax // info.dpr

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.candidates import Options
-from placement.instance import Instance
+from placement.instance import Instance, snap_down
 
 
 class Packing:
@@ -141,9 +141,14 @@ class Packing:
         hard = self.free[nodes] - self.soft[nodes] + own
         if use_soft:   # nodes that need no one's reservation are preferred
             total = self.free[nodes] if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
-            got = _fit(total // d, hi, prefer=hard // d)
+            cap, prefer = total // d, hard // d
         else:
-            got = _fit(hard // d, hi)
+            cap, prefer = hard // d, None
+        if info.allowed is not None:   # v1.1: the largest allowed count that fits
+            hi = int(snap_down(info, min(hi, int(np.maximum(cap, 0).sum()))))
+            if hi < lo or hi <= 0:
+                return 0
+        got = _fit(cap, hi, prefer=prefer)
         if got is None:
             return 0
         idx, counts = got
@@ -195,6 +200,7 @@ class Packing:
         # the job's own nodes first (no spread cost), then the largest gaps
         mine = np.array([int(n) in cur for n in nodes])
         order = np.lexsort((-cap, ~mine))
+        adds: list[tuple[int, int]] = []
         placed = 0
         for i in order:
             if placed >= add or cap[i] <= 0:
@@ -202,12 +208,21 @@ class Packing:
             if not mine[i] and not self._worth_new_node(j, o, min(int(cap[i]), add - placed)):
                 continue
             c = min(int(cap[i]), add - placed)
-            n = int(nodes[i])
+            adds.append((int(nodes[i]), c))
+            placed += c
+        if info.allowed is not None:   # v1.1: grow only to an allowed count, dropping the last additions
+            excess = placed - (int(snap_down(info, r + placed)) - r)
+            placed -= excess
+            while excess > 0:
+                n, c = adds.pop()
+                if c > excess:
+                    adds.append((n, c - excess))
+                excess -= c
+        for n, c in adds:
             cur[n] = cur.get(n, 0) + c
             self.free[n] -= c * d
             self.pool_free[self.inst.node_pool[n]] -= c * d
-            placed += c
-        if placed:
+        if placed > 0:
             self.nodes[j] = cur
             key = info.key
             if key in self.quota_used:

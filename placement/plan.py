@@ -29,7 +29,7 @@ from placement.bound import (
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
-from placement.instance import Instance, compile_instance
+from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
@@ -126,6 +126,9 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         else:
             bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
                           budget_price=lp.budget_price)
+    if _proven(bound, candidates):
+        pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
+    elif lp is not None:
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
                            deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - realize_s - tail))))
@@ -157,7 +160,8 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
 
     cp_status = None
     cp_vars = 0
-    if use_cpsat:
+    pool_optimum_reached = False
+    if use_cpsat and not _proven(bound, candidates):
         # what must stay for packing, scoring and the reasons once the search stops
         stop = clock.deadline - tail
         if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
@@ -174,9 +178,13 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
                 bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n,
                               quota_prices=bound.quota_prices, budget_price=bound.budget_price)
             best_name, best_pk, best_score = candidates.best
+            # the plan packs the full pool model's proven optimum, up to the model's integer rounding:
+            # no neighbourhood of that model can find more, so the search would only burn the limit
+            pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
+                res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                stop - time.perf_counter() > 0.05 or det):
+                not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
             pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
@@ -285,6 +293,12 @@ def keep_all(inst: Instance, opts: Options) -> Packing:
     return pk
 
 
+def _proven(bound: Bound, candidates: _Candidates) -> bool:
+    """The best plan so far is proven optimal (`gap <= OPTIMAL_GAP`): every later stage is skipped."""
+    obj = candidates.best[2].objective
+    return bound.value - obj <= OPTIMAL_GAP * max(abs(bound.value), 1e-9)
+
+
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
     return all(i.index in pk.choice for i in inst.jobs if i.protected)
 
@@ -315,8 +329,8 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
         o = int(olist[int(np.argmax(x[olist]))])
         if x[o] < 0.5 - 1e-9:
             continue
-        r = int(np.floor(n[o] / x[o] + 1e-6))
-        out[j] = (o, max(int(opts.lo[o]), min(int(opts.hi[o]), r)))
+        r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
+        out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
     return out
 
 

@@ -9,8 +9,8 @@ and SLA risk, as an operator's controller would set it before asking the planner
   similar jobs do not swap places every epoch (each swap costs a checkpoint and a restart).
 - **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
   last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
-- **risk** (SLA): a pending job of a tier with a target whose SLA ratio, were it to finish right
-  now, `run_s / (run_s + wait - epoch_s - restart_overhead_s)`, is already below its tier's target
+- **risk** (SLA): a pending job of a tier with a target whose SLA ratio (`replay.sla`), were it to
+  finish right now after `run_s` of work and `wait` of waiting, is already below its tier's target
   gets `risk_boost`; the ratio can only fall further while it waits. Non-clairvoyant: the controller
   never reads a job's duration.
 
@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from executor.loop import LoopState
-
-DEFAULT_TARGETS = {"premium": 0.95, "standard": 0.70}
+from replay.sla import DEFAULT_SLA_TARGETS, sla_ratio
 
 
 @dataclass
@@ -32,7 +31,7 @@ class SlaController:
     level_factor: float = 0.25
     aging_s: float = 6 * 3600.0
     risk_boost: float = 4.0
-    targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
     restart_overhead_s: float = 30.0
     min_priority: float = 1e-3
     max_priority: float = 100.0
@@ -47,8 +46,8 @@ class SlaController:
             p *= 1.0 + max(0.0, state.now_s - since) / self.aging_s
             target = self.targets.get(st.arrival.job.tier)
             if target is not None:
-                late = st.wait_s - state.epoch_s - self.restart_overhead_s
-                if late > 0 and st.run_s / (st.run_s + late) < target:
+                ratio = sla_ratio(st.run_s, st.run_s + st.wait_s, state.epoch_s, self.restart_overhead_s)
+                if ratio < target:
                     p *= self.risk_boost
         return min(self.max_priority, max(self.min_priority, p))
 

@@ -1,4 +1,4 @@
-"""One replay: a trace window, a fleet and a policy in; the loop's final state and its epoch records out.
+"""One replay: a trace window, a fleet and a scheduler in; the loop's final state and its epoch records out.
 
 Window (`--start-day D --days N --warmup-days W`): the jobs submitted in `[D, D+N)` days are measured;
 those of `[D-W, D)` are replayed first but not measured; nothing submitted at or after `D+N` arrives.
@@ -14,20 +14,21 @@ from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
-from replay.controller import EqualPriorities, SlaController
 from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
 from executor.schedulers import make_scheduler
 from executor.sim import SimExecutor
 from models import Fleet, Job, Policy, Quota, Replicas
+from replay.controller import EqualPriorities, SlaController
+from replay.options import DEFAULTS
 
 DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
 class Window:
-    start_day: float | None = None
-    days: float | None = None
-    warmup_days: float = 3.0
+    start_day: float | None = DEFAULTS.start_day
+    days: float | None = DEFAULTS.days
+    warmup_days: float = DEFAULTS.warmup_days
 
     def bounds_s(self, specs: Sequence[JobSpec]) -> tuple[float, float, float]:
         """(replay from, measure from, measure until) in trace seconds."""
@@ -42,18 +43,21 @@ class Window:
 
 @dataclass
 class ReplaySetup:
-    policy: str = "cpsat"                 # cpsat | fifo | las
-    epoch_s: float = 300.0
-    seed: int = 0
-    time_limit_s: float = 0.5             # the planner's budget per epoch (cpsat)
-    equal_priorities: bool = False        # cpsat without the controller: every priority 1.0
-    replan_every: int = 3
+    """The library's replay settings; the user-facing ones take their defaults (and meaning) from
+    `replay.options.ReplayOptions`."""
+
+    scheduler: str = DEFAULTS.scheduler   # cpsat | fifo | las (the CLI's --policy, the what-if's policy:)
+    epoch_s: float = DEFAULTS.epoch_s
+    seed: int = DEFAULTS.seed
+    time_limit_s: float = DEFAULTS.time_limit_s
+    equal_priorities: bool = DEFAULTS.equal_priorities
+    replan_every: int = DEFAULTS.replan_every
     fast_path: bool = True                # cpsat: skip the optimizer where the optimum is known (fastpath.py)
-    max_days: float = 60.0                # safety stop, days after the window's end
-    contract_policy: Policy | None = None
+    max_days: float = DEFAULTS.max_days
+    contract_policy: Policy | None = None  # the contract's Policy the scheduler plans under (default Policy())
     quotas: Sequence[Quota] = ()
     outages: Callable[[float], set[str]] | None = None
-    sla_targets: dict[str, float] = field(default_factory=lambda: {"premium": 0.95, "standard": 0.70})
+    sla_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULTS.sla_targets))
 
 
 @dataclass
@@ -80,7 +84,7 @@ def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
 
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
                observers: Sequence[Callable[[EpochRecord, LoopState], None]] = ()) -> ReplayRun:
-    """Replay the window's jobs on `fleet` under `setup.policy`; deterministic for a seed."""
+    """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed."""
     lo, m_from, m_until = window.bounds_s(specs)
     chosen = [s for s in specs if lo <= s.submit_s < m_until]
     measured = {s.id for s in chosen if s.submit_s >= m_from}
@@ -89,10 +93,11 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     executor = SimExecutor({s.id: s.work for s in chosen})
     base = setup.contract_policy or Policy()
     policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
-    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path} if setup.policy == "cpsat" else {}
-    scheduler = make_scheduler(setup.policy, **opts)
+    cpsat = setup.scheduler == "cpsat"
+    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path} if cpsat else {}
+    scheduler = make_scheduler(setup.scheduler, **opts)
     controller = None
-    if setup.policy == "cpsat":
+    if cpsat:
         controller = EqualPriorities() if setup.equal_priorities else SlaController(
             targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s)
     records: list[EpochRecord] = []

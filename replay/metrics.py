@@ -3,9 +3,9 @@
 Definitions (the measured jobs are those submitted inside the window):
 - JCT = completion - submission; queue = the time a job was active without devices (from its
   submission, including the wait for the first epoch and any time preempted).
-- SLA ratio = `duration_s / max(duration_s, completion - submit - epoch_s - restart_overhead_s)`: the
-  wait for the first epoch and one start are forgiven. A tier's attainment is the share of its
-  completed measured jobs at or above its target (premium 0.95, standard 0.70 by default); a measured
+- SLA ratio (`replay.sla`) = `duration_s / max(duration_s, completion - submit - epoch_s -
+  restart_overhead_s)`: the wait for the first epoch and one start are forgiven. A tier's attainment
+  is the share of its completed measured jobs at or above its target (`replay.sla`'s defaults); a measured
   job that never finished counts as missing its target.
 - utilization = busy device-seconds / up device-seconds over the window's epochs `[start, end)`
   (busy: a job doing work; pauses are not busy); `utilization_replay` over the whole replay.
@@ -25,8 +25,10 @@ import math
 import os
 from collections import Counter
 
-from datasets.files import write_atomic  # noqa: F401  (re-exported: whatif imports it from here)
+from datasets.files import write_atomic
+from models import Policy
 from replay.harness import ReplayRun
+from replay.sla import sla_ratio
 
 TIER_ORDER = ("premium", "standard", "basic")
 
@@ -41,14 +43,10 @@ def percentile(values: list[float], q: float) -> float | None:
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def sla_ratio(duration_s: float, submit_s: float, finish_s: float, epoch_s: float, restart_s: float) -> float:
-    return duration_s / max(duration_s, finish_s - submit_s - epoch_s - restart_s)
-
-
 def job_rows(run: ReplayRun) -> list[dict]:
     """One row per replayed job (measured or warm-up)."""
     T = run.setup.epoch_s
-    restart = (run.setup.contract_policy.restart_overhead_s if run.setup.contract_policy else 30.0)
+    restart = (run.setup.contract_policy or Policy()).restart_overhead_s
     rows = []
     for jid, spec in run.specs.items():
         st = run.state.jobs.get(jid)
@@ -60,7 +58,7 @@ def job_rows(run: ReplayRun) -> list[dict]:
             "first_start_s": st.first_start_s if st else None, "finish_s": fin,
             "jct_s": fin - spec.submit_s if fin is not None else None,
             "queue_s": st.wait_s if st else None,
-            "sla_ratio": sla_ratio(spec.duration_s, spec.submit_s, fin, T, restart) if fin is not None else None,
+            "sla_ratio": sla_ratio(spec.duration_s, fin - spec.submit_s, T, restart) if fin is not None else None,
             "preemptions": st.actions.get("preempt", 0) if st else 0,
             "migrations": st.actions.get("migrate", 0) if st else 0,
             "resizes": st.actions.get("resize", 0) if st else 0,
@@ -100,7 +98,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
     lost = sum(r.paused_device_s + r.preempt_lost_device_s for r in after)
     st = run.state
     return {
-        "policy": run.setup.policy + ("-equal" if run.setup.equal_priorities and run.setup.policy == "cpsat" else ""),
+        "policy": run.setup.scheduler + ("-equal" if run.setup.equal_priorities and run.setup.scheduler == "cpsat" else ""),
         "seed": run.setup.seed, "epoch_s": run.setup.epoch_s, "time_limit_s": run.setup.time_limit_s,
         "window_s": [run.measure_from_s, run.measure_until_s if math.isfinite(run.measure_until_s) else None],
         "jobs_submitted": len(rows),

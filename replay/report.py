@@ -22,7 +22,7 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
 
     observers = []
     bar = None
-    name = label or setup.policy
+    name = label or setup.scheduler
     if progress:
         from replay.progress import ProgressBar
 

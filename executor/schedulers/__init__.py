@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-POLICIES = ("cpsat", "fifo", "las")
+SCHEDULERS = ("cpsat", "fifo", "las")
 
 
 def make_scheduler(name: str, **options: Any):
@@ -25,4 +25,4 @@ def make_scheduler(name: str, **options: Any):
         from executor.schedulers.cpsat import CpsatScheduler
 
         return CpsatScheduler(**options)
-    raise ValueError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")
+    raise ValueError(f"unknown scheduler {name!r}: expected one of {', '.join(SCHEDULERS)}")

@@ -1,33 +1,45 @@
-"""`meridian replay`: replay a trace window through a policy on a fleet; summary, CSVs and plots in --out."""
+"""`meridian replay`: replay a trace window through a scheduler on a fleet; summary, CSVs and plots in --out.
+
+The flags' defaults are `replay.options.ReplayOptions`'s, the same a what-if scenario file gets.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import get_args
 
-FORMATS = ("philly", "canonical", "alibaba2023")
+from replay.options import DEFAULTS, ReplayOptions, SchedulerName, TraceFormat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las) and report metrics")
     p.add_argument("--trace", required=True, help="trace file, or synthetic[:DAYS] for the seeded generator")
-    p.add_argument("--format", default="philly", choices=FORMATS, help="trace format (default philly)")
+    p.add_argument("--format", default=DEFAULTS.format, choices=get_args(TraceFormat),
+                   help=f"trace format (default {DEFAULTS.format})")
     p.add_argument("--fleet", required=True,
                    help="FLEET.json (the contract's fleet object), or single:NODESxDEVICES, philly:MACHINES.csv, "
                         "synthetic[:REGIONS]")
-    p.add_argument("--start-day", type=float, default=None, help="measure the jobs submitted from this day on")
-    p.add_argument("--days", type=float, default=None, help="... for this many days (default: to the trace's end)")
-    p.add_argument("--warmup-days", type=float, default=3.0, help="replayed but not measured (default 3)")
-    p.add_argument("--policy", default="cpsat", choices=("cpsat", "fifo", "las"))
+    p.add_argument("--start-day", type=float, default=DEFAULTS.start_day,
+                   help="measure the jobs submitted from this day on")
+    p.add_argument("--days", type=float, default=DEFAULTS.days,
+                   help="... for this many days (default: to the trace's end)")
+    p.add_argument("--warmup-days", type=float, default=DEFAULTS.warmup_days,
+                   help=f"replayed but not measured (default {DEFAULTS.warmup_days:g})")
+    p.add_argument("--policy", dest="scheduler", default=DEFAULTS.scheduler, choices=get_args(SchedulerName),
+                   help=f"the scheduler (default {DEFAULTS.scheduler})")
     p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
-    p.add_argument("--epoch-s", type=float, default=300.0)
-    p.add_argument("--seed", type=int, default=0, help="seeds the attribute rules and synthetic inputs")
-    p.add_argument("--time-limit", type=float, default=0.5, help="the planner's seconds per epoch (cpsat, default 0.5)")
-    p.add_argument("--replan-every", type=int, default=3, help="cpsat: replan quiet epochs this often")
+    p.add_argument("--epoch-s", type=float, default=DEFAULTS.epoch_s)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds the attribute rules and synthetic inputs")
+    p.add_argument("--time-limit", type=float, default=DEFAULTS.time_limit_s,
+                   help=f"the planner's seconds per epoch (cpsat, default {DEFAULTS.time_limit_s:g})")
+    p.add_argument("--replan-every", type=int, default=DEFAULTS.replan_every,
+                   help="cpsat: replan quiet epochs this often")
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
-    p.add_argument("--max-days", type=float, default=60.0, help="safety stop, days after the window's end")
+    p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
+                   help="safety stop, days after the window's end")
     p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, *.png)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -36,14 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.cli import UsageError
     from replay.report import replay_and_report
+    from service.cli import UsageError
     from service.reports.plots import write_plots
 
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out, 
-                               plotter=None if args.no_plots else write_plots, progress=progress)
+    summary = replay_and_report(specs, fleet, setup, window, args.out,
+                                plotter=None if args.no_plots else write_plots, progress=progress)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
     print(format_summary(summary))
@@ -55,20 +67,10 @@ def run(args: argparse.Namespace) -> int:
 def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
     """(setup, window, specs, fleet, skipped counts) from parsed arguments; user mistakes raise usage_error."""
     from datasets.errors import TraceFormatError
-    from replay.harness import ReplaySetup, Window
     from replay.inputs import load_fleet_arg, load_specs
     from replay.outages import outage_schedule, parse_outage
 
-    for name in ("epoch_s", "time_limit"):
-        v = getattr(args, name)
-        if not v > 0:
-            raise usage_error(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    if args.days is not None and not args.days > 0:
-        raise usage_error(f"--days must be > 0, got {args.days}")
-    if args.warmup_days < 0:
-        raise usage_error(f"--warmup-days must be >= 0, got {args.warmup_days}")
-    if args.replan_every < 1:
-        raise usage_error(f"--replan-every must be >= 1, got {args.replan_every}")
+    opts = options_from_args(args, usage_error)
     try:
         fleet = load_fleet_arg(args.fleet, args.seed)
     except (ValueError, OSError) as exc:
@@ -86,13 +88,33 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
         schedule = outage_schedule(fleet, outages) if outages else None
     except ValueError as exc:
         raise usage_error(f"--fail: {exc}") from None
-    setup = ReplaySetup(policy=args.policy, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                        equal_priorities=args.equal_priorities, replan_every=args.replan_every,
-                        max_days=args.max_days, outages=schedule)
-    window = Window(args.start_day, args.days, args.warmup_days)
+    setup, window = opts.setup(outages=schedule), opts.window()
     if not specs:
         raise usage_error(f"--trace: {args.trace} holds no job")
     return setup, window, specs, fleet, dict(res.skipped)
+
+
+# The flags whose names are not the option's name with `-` for `_`.
+FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit"}
+
+
+def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) -> ReplayOptions:
+    """The replay options the flags spell; a value out of range is one line naming the flag."""
+    from pydantic import ValidationError
+
+    from replay.scenarios import describe_error
+
+    try:
+        return ReplayOptions(trace=args.trace, format=args.format, fleet=args.fleet, scheduler=args.scheduler,
+                             start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
+                             epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                             replan_every=args.replan_every, equal_priorities=args.equal_priorities,
+                             max_days=args.max_days)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0])
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None
 
 
 def format_summary(s: dict) -> str:

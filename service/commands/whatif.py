@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 
@@ -22,8 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from replay.reach import describe
+    from replay.scenarios import ScenarioError, parse_scenarios
+    from replay.whatif import check_inputs, find_min_capacity, run_scenarios, write_comparison
     from service.errors import UsageError
-    from replay.whatif import ScenarioError, find_min_capacity, parse_scenarios, run_scenarios
     from service.reports.plots import write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scenarios}: not valid YAML: {str(exc).splitlines()[0]}") from None
     try:
         scenarios, search = parse_scenarios(data)
-        _check_inputs(scenarios)
+        check_inputs(scenarios)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
     if args.find_min_capacity:
@@ -53,34 +54,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}")
         else:
             print(f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)")
-        _write(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices, "cluster": search.cluster,
-                                "accelerator": search.accelerator, "targets": search.targets})
+        if args.out:
+            write_comparison(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices,
+                                              "cluster": search.cluster, "accelerator": search.accelerator,
+                                              "targets": search.targets})
         return 0 if best is not None else 1
-    dirs_out = args.out
-    summaries = run_scenarios(scenarios, dirs_out, workers, plotter=None if args.no_plots else write_plots)
+    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots)
     print(comparison_table(summaries))
-    _write(args.out, summaries, None)
+    for s in summaries:
+        for entry in s.get("outage_reach", []):
+            print(f"{s['scenario']}: {describe(entry)}")
+    if args.out:
+        write_comparison(args.out, summaries, None)
     return 0
-
-
-def _check_inputs(scenarios) -> None:
-    """Load every scenario's fleet and changes up front, so a typo fails before any replay starts."""
-    from replay.inputs import load_fleet_arg
-    from replay.outages import outage_schedule, parse_outage
-    from replay.whatif import ScenarioError, apply_fleet_changes
-
-    for i, sc in enumerate(scenarios):
-        try:
-            fleet = load_fleet_arg(sc.base["fleet"], int(sc.base.get("seed", 0)))
-            fleet = apply_fleet_changes(fleet, sc.add_nodes, sc.remove_nodes)
-            outage_schedule(fleet, [parse_outage(o) for o in sc.outages])
-        except ScenarioError as exc:
-            raise ScenarioError(f"scenarios[{i}].{exc}") from None
-        except (ValueError, OSError) as exc:
-            raise ScenarioError(f"scenarios[{i}] ({sc.name}): {exc}") from None
-        trace = sc.base["trace"]
-        if not trace.startswith("synthetic") and not os.path.exists(trace):
-            raise ScenarioError(f"scenarios[{i}].trace: no such file {trace!r}")
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
@@ -102,24 +88,3 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
     return render(out)
-
-
-def _write(out: str | None, rows: list[dict], search: dict | None) -> None:
-    if not out:
-        return
-    import csv
-    import io
-
-    from replay.metrics import write_atomic
-
-    os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "comparison.json"),
-                 json.dumps({"scenarios": rows, "search": search}, indent=2, default=str) + "\n")
-    buf = io.StringIO()
-    keys = ["scenario", "devices", "jobs_submitted", "jobs_completed", "avg_jct_s", "p50_jct_s", "p99_jct_s",
-            "avg_queue_s", "utilization", "preemptions", "migrations", "wall_s"]
-    w = csv.writer(buf)
-    w.writerow(keys + ["sla_premium", "sla_standard"])
-    for s in rows:
-        w.writerow([s.get(k) for k in keys] + [s["sla_attainment"].get("premium"), s["sla_attainment"].get("standard")])
-    write_atomic(os.path.join(out, "comparison.csv"), buf.getvalue())

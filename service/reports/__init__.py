@@ -1,1 +1,4 @@
-"""Replay reports: metrics (summary.json), per-epoch CSV, PNG plots, a progress bar."""
+"""What the CLI shows of a replay: PNG plots (passed to `replay.report` as its plotter) and text tables.
+
+The replay itself, its metrics and its outputs (summary.json, CSVs) live in the `replay` package.
+"""

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datasets.attributes import AttributeRules, to_job_spec, to_job_specs
+from datasets.rows import TraceJob
 from datasets.synthetic import synthetic_trace
-from datasets.trace import TraceJob
 
 
 def job(n: int, **kw) -> TraceJob:

@@ -8,7 +8,7 @@ from datasets import TraceFormatError, load_trace
 from datasets.alibaba import slice_type
 from datasets.canonical import load_canonical, write_canonical
 from datasets.philly import load_philly
-from datasets.trace import TraceJob
+from datasets.rows import TraceJob
 
 
 def write(tmp_path: Path, text: str, name: str = "t.csv") -> str:

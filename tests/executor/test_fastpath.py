@@ -2,7 +2,6 @@
 never below the planner's objective, on requests captured from replays."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from executor.schedulers.cpsat import CpsatScheduler
 from executor.schedulers.fastpath import optimal_starts
 from replay.harness import ReplaySetup, run_replay
 from tests.support import checker
+
 
 class Capture(CpsatScheduler):
     """The real scheduler, keeping every request it was asked to plan."""
@@ -33,7 +33,7 @@ def test_fast_path_plans_are_valid_and_optimal(fleet, monkeypatch):
     cap = Capture()
     monkeypatch.setattr("replay.harness.make_scheduler", lambda name, **kw: cap)
     specs = to_job_specs(synthetic_trace(days=0.25, jobs_per_hour=16, median_duration_s=900, seed=6))
-    run_replay(specs, fleet, ReplaySetup(policy="cpsat", time_limit_s=0.5, max_days=0.1))
+    run_replay(specs, fleet, ReplaySetup(scheduler="cpsat", time_limit_s=0.5, max_days=0.1))
     from placement import plan
 
     answered = declined = 0

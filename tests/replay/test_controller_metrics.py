@@ -2,10 +2,11 @@
 
 import pytest
 
-from replay.controller import SlaController
 from executor.loop import Arrival, JobState, LoopState
 from models import Job, Replicas
-from replay.metrics import percentile, sla_ratio
+from replay.controller import SlaController
+from replay.metrics import percentile
+from replay.sla import sla_ratio
 
 
 def state_with(tier="standard", attained_h=0.0, status="pending", submit=0.0, now=3600.0, wait=3600.0, run=0.0):
@@ -40,9 +41,9 @@ def test_sla_risk_boosts_a_late_job_of_a_tier_with_a_target():
 
 
 def test_sla_ratio_forgives_one_epoch_and_one_start():
-    assert sla_ratio(1000, 0, 1000 + 300 + 30, 300, 30) == 1.0
-    assert sla_ratio(1000, 0, 2330, 300, 30) == pytest.approx(0.5)
-    assert sla_ratio(1000, 0, 500, 300, 30) == 1.0
+    assert sla_ratio(1000, 1000 + 300 + 30, 300, 30) == 1.0
+    assert sla_ratio(1000, 2330, 300, 30) == pytest.approx(0.5)
+    assert sla_ratio(1000, 500, 300, 30) == 1.0
 
 
 def test_percentile_interpolates():
@@ -61,6 +62,6 @@ def test_progress_bar_reports_measured_jobs_done():
     specs = to_job_specs(synthetic_trace(days=0.2, seed=5))
     buf = io.StringIO()
     bar = ProgressBar({s.id for s in specs}, "fifo", stream=buf, every_s=0.0)
-    run_replay(specs, single_cluster_fleet(2, 8), ReplaySetup(policy="fifo"), observers=[bar])
+    run_replay(specs, single_cluster_fleet(2, 8), ReplaySetup(scheduler="fifo"), observers=[bar])
     last = buf.getvalue().split("\r")[-1]
     assert last.startswith(f"[fifo] [{'#' * 30}] {len(specs)}/{len(specs)} jobs | day ")

@@ -4,18 +4,11 @@ import pytest
 import yaml
 
 from datasets.attributes import to_job_specs
+from datasets.edits import AddNodes, FleetEditError, RemoveNodes, edit_fleet, scale_demand
 from datasets.fleets import synthetic_fleet
 from datasets.synthetic import synthetic_trace
-from replay.whatif import (
-    ScenarioError,
-    apply_fleet_changes,
-    find_min_capacity,
-    meets,
-    parse_scenarios,
-    run_scenario,
-    run_scenarios,
-    scale_demand,
-)
+from replay.scenarios import ScenarioError, parse_scenarios
+from replay.whatif import find_min_capacity, meets, run_scenario, run_scenarios
 
 BASE = {"trace": "synthetic:0.25", "fleet": "single:1x8", "policy": "las", "seed": 2, "warmup_days": 0}
 
@@ -25,8 +18,8 @@ def test_parse_merges_base_and_overrides():
         {"name": "a"}, {"name": "b", "policy": "fifo", "add_nodes": [{"cluster": "cluster-0", "accelerator": "GPU",
                                                                        "devices": 8, "count": 2}]}]})
     assert [s.name for s in scs] == ["a", "b"] and search is None
-    assert scs[0].base["policy"] == "las" and scs[1].base["policy"] == "fifo"
-    assert scs[1].add_nodes[0]["count"] == 2
+    assert scs[0].scheduler == "las" and scs[1].scheduler == "fifo"
+    assert scs[1].seed == 2 and scs[1].add_nodes[0].count == 2
 
 
 @pytest.mark.parametrize(("doc", "message"), [
@@ -34,14 +27,24 @@ def test_parse_merges_base_and_overrides():
     ({"base": BASE, "scenarios": [{"name": "a"}, {"name": "a"}]}, "scenarios[1].name: duplicate 'a'"),
     ({"base": BASE, "scenarios": [{"name": "a", "add_nodes": [{"cluster": "c", "accelerator": "G", "devices": 8,
                                                                "count": 0}]}]},
-     "scenarios[0].add_nodes[0].count: expected an integer >= 1, got 0"),
-    ({"base": BASE, "scenarios": [{"name": "a", "demand_scale": -1}]}, "scenarios[0].demand_scale"),
-    ({"base": BASE, "scenarios": [{"name": "a", "outages": ["region:x"]}]}, "scenarios[0].outages[0]"),
-    ({"base": {**BASE, "policy": "sjf"}, "scenarios": [{"name": "a"}]}, "base.policy: expected cpsat, fifo or las"),
+     "scenarios[0].add_nodes[0].count: must be >= 1, got 0"),
+    ({"base": BASE, "scenarios": [{"name": "a", "demand_scale": -1}]}, "scenarios[0].demand_scale: must be > 0, got -1"),
+    ({"base": BASE, "scenarios": [{"name": "a", "outages": ["region:x"]}]},
+     "scenarios[0].outages[0]: outage 'region:x': expected TARGET@START_DAY[+HOURS]"),
+    ({"base": {**BASE, "policy": "sjf"}, "scenarios": [{"name": "a"}]},
+     "base.policy: expected cpsat, fifo or las, got 'sjf'"),
+    ({"base": BASE, "scenarios": [{"name": "a", "policy": "sjf"}]}, "scenarios[0].policy: expected cpsat"),
     ({"base": {**BASE, "epoch": 3}, "scenarios": [{"name": "a"}]}, "base.epoch: unknown key"),
+    ({"base": {**BASE, "seed": True}, "scenarios": [{"name": "a"}]}, "base.seed: expected an integer, got True"),
+    ({"base": {**BASE, "epoch_s": "300"}, "scenarios": [{"name": "a"}]}, "base.epoch_s: expected a number, got '300'"),
+    ({"base": {"fleet": "single:1x8"}, "scenarios": [{"name": "a"}]}, "scenarios[0].trace: required"),
     ({"base": BASE, "scenarios": [{"name": "a"}], "find_min_capacity": {"cluster": "c", "accelerator": "G",
                                                                          "devices": 8, "targets": {"gold": 1}}},
-     "find_min_capacity.targets"),
+     "find_min_capacity.targets.gold: expected premium, standard or basic, got 'gold'"),
+    ({"base": BASE, "scenarios": [{"name": "a"}], "find_min_capacity": {"scenario": "b", "cluster": "c",
+                                                                         "accelerator": "G", "devices": 8,
+                                                                         "targets": {"premium": 0.9}}},
+     "find_min_capacity.scenario: no scenario named 'b'"),
 ])
 def test_parse_errors_name_the_field(doc, message):
     with pytest.raises(ScenarioError) as exc:
@@ -52,14 +55,14 @@ def test_parse_errors_name_the_field(doc, message):
 def test_fleet_changes_add_and_remove():
     f = synthetic_fleet(regions=2, clusters_per_region=1, nodes_per_cluster=4, accelerators=("A100",), seed=0)
     n0 = f.clusters[0].node_groups[0].count
-    g = apply_fleet_changes(f, [{"cluster": "r0c0", "accelerator": "H100", "devices": 8, "count": 3},
-                                {"cluster": "new", "region": "region-1", "accelerator": "H100", "devices": 4, "count": 1}],
-                            [{"cluster": "r0c0", "accelerator": "A100", "count": 2}])
+    g = edit_fleet(f, [AddNodes(cluster="r0c0", accelerator="H100", devices=8, count=3),
+                       AddNodes(cluster="new", region="region-1", accelerator="H100", devices=4, count=1)],
+                   [RemoveNodes(cluster="r0c0", accelerator="A100", count=2)])
     c0 = next(c for c in g.clusters if c.name == "r0c0")
     assert [(x.accelerator, x.count) for x in c0.node_groups] == [("A100", n0 - 2), ("H100", 3)]
     assert next(c for c in g.clusters if c.name == "new").region == "region-1"
-    with pytest.raises(ScenarioError, match="remove_nodes\\[0\\].count: r0c0 has"):
-        apply_fleet_changes(f, [], [{"cluster": "r0c0", "accelerator": "A100", "count": 99}])
+    with pytest.raises(FleetEditError, match="remove_nodes\\[0\\].count: r0c0 has"):
+        edit_fleet(f, [], [RemoveNodes(cluster="r0c0", accelerator="A100", count=99)])
 
 
 def test_demand_scale_copies_and_thins_by_seed():

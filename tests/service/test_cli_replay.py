@@ -39,6 +39,10 @@ def test_replay_window_on_synthetic_trace(tmp_path):
 @pytest.mark.parametrize(("argv", "message"), [
     (["--fleet", "single:0x8"], "--fleet: fleet 'single:0x8': expected single:NODESxDEVICES"),
     (["--epoch-s", "0"], "--epoch-s must be > 0, got 0.0"),
+    (["--time-limit", "-1"], "--time-limit must be > 0, got -1.0"),
+    (["--warmup-days", "-1"], "--warmup-days must be >= 0, got -1.0"),
+    (["--replan-every", "0"], "--replan-every must be >= 1, got 0"),
+    (["--max-days", "0"], "--max-days must be > 0, got 0.0"),
     (["--fail", "region:nowhere@1"], "--fail: outage target 'region:nowhere': no such region in the fleet"),
     (["--trace", "/nonexistent.csv"], "--trace: cannot read /nonexistent.csv"),
 ])
@@ -73,6 +77,18 @@ def test_whatif_compares_scenarios(tmp_path, capsys):
     assert out[0].split()[:3] == ["scenario", "devices", "jobs"]
     assert out[2].split()[:2] == ["base", "8"] and out[3].split()[:2] == ["bigger", "16"]
     assert (tmp_path / "o" / "comparison.csv").exists() and (tmp_path / "o" / "bigger" / "summary.json").exists()
+
+
+def test_whatif_reports_what_a_region_outage_cuts_off(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'synthetic:3x2', policy: fifo, warmup_days: 0}\n"
+                 "scenarios:\n  - name: r1-down\n    outages: ['region:region-1@0.05']\n")
+    assert main(["whatif", str(f), "--jobs", "1", "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    assert "r1-down: region:region-1 from day 0.05: regions down region-1;" in capsys.readouterr().out
+    (row,) = json.loads((tmp_path / "o" / "comparison.json").read_text())["scenarios"]
+    # the synthetic fleet's regions are a full mesh: losing one cuts no other pair apart
+    assert row["outage_reach"] == [{"target": "region:region-1", "start_s": 4320.0, "end_s": None,
+                                    "regions_down": ["region-1"], "cut_off": {}, "jobs_data_unreachable": 0}]
 
 
 def test_whatif_file_mistake_is_one_line(tmp_path, capsys):

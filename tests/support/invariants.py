@@ -8,8 +8,9 @@ from collections import Counter
 
 def check_invariants(run, speed_one: bool = True) -> None:
     """Every completed job received exactly its work; no job is lost or finishes twice; busy + paused + idle
-    device-seconds equal capacity every epoch; with speed 1 and no remote data, busy device-seconds equal
-    the work done."""
+    device-seconds equal capacity every epoch; every measured job finished or was rejected unless the
+    replay hit its safety stop (`max_days` past the window); with speed 1 and no remote data, busy
+    device-seconds equal the work done."""
     st = run.state
     received: Counter[str] = Counter()
     completions: Counter[str] = Counter()
@@ -37,8 +38,12 @@ def check_invariants(run, speed_one: bool = True) -> None:
         assert s.status in ("done", "rejected", "pending", "running"), jid
         if s.status in ("pending", "running"):
             assert received[jid] < spec.work
-    for jid in run.measured:
-        assert st.jobs[jid].status in ("done", "rejected") or st.now_s >= 0
+    unfinished = sorted(j for j in run.measured if j not in st.jobs or st.jobs[j].status not in ("done", "rejected"))
+    if unfinished:
+        end = run.measure_until_s if math.isfinite(run.measure_until_s) else max(s.submit_s for s in run.specs.values())
+        safety_stop = end + run.setup.max_days * 86400.0
+        assert st.now_s >= safety_stop, (f"replay stopped at {st.now_s} before its safety stop {safety_stop} "
+                                         f"with measured jobs unfinished: {unfinished[:5]}")
     if speed_one:
         busy = sum(r.busy_device_s for r in run.records)
         assert math.isclose(busy, sum(received.values()), rel_tol=1e-9)

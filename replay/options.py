@@ -1,0 +1,66 @@
+"""The options of one replay as a user spells them (`meridian replay`'s flags, a scenario file's `base:`).
+
+The one definition of their defaults: `ReplaySetup` and `Window` (the library), the CLI and the
+what-if scenario files all take them from `ReplayOptions`. Light on purpose (pydantic only), so the
+CLI can read the defaults without loading the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from replay.sla import DEFAULT_SLA_TARGETS
+
+if TYPE_CHECKING:
+    from replay.harness import ReplaySetup, Window
+
+SchedulerName = Literal["cpsat", "fifo", "las"]
+TraceFormat = Literal["philly", "canonical", "alibaba2023"]
+Tier = Literal["premium", "standard", "basic"]
+Share = Annotated[float, Field(gt=0, le=1)]
+
+
+class Strict(BaseModel):
+    # strict: YAML's `true` is no count and `"3"` no number; extra keys are mistakes, not comments.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class ReplayOptions(Strict):
+    """One replay as a user spells it; `setup()` and `window()` give the library's objects."""
+
+    trace: str | None = Field(None, min_length=1, description="trace file, or synthetic[:DAYS]")
+    format: TraceFormat = "philly"
+    fleet: str | None = Field(None, min_length=1, description="FLEET.json or a fleet builder")
+    scheduler: SchedulerName = Field("cpsat", alias="policy",
+                                     description="fifo | las | cpsat (the CLI's --policy, the file's policy:)")
+    start_day: float | None = Field(None, description="measure the jobs submitted from this day on")
+    days: float | None = Field(None, gt=0, description="... for this many days (None: to the trace's end)")
+    warmup_days: float = Field(3.0, ge=0, description="replayed before start_day but not measured")
+    epoch_s: float = Field(300.0, gt=0)
+    seed: int = Field(0, description="seeds the attribute rules and the synthetic inputs")
+    time_limit_s: float = Field(0.5, gt=0, description="the planner's budget per epoch (cpsat)")
+    replan_every: int = Field(3, ge=1, description="cpsat: replan quiet epochs this often")
+    equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
+    max_days: float = Field(60.0, gt=0, description="safety stop, days after the window's end")
+    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
+
+    def setup(self, outages: Callable[[float], set[str]] | None = None,
+              sla_targets: Mapping[str, float] | None = None) -> ReplaySetup:
+        """The harness's setup for these options (outages resolved against the fleet by the caller)."""
+        from replay.harness import ReplaySetup
+
+        return ReplaySetup(scheduler=self.scheduler, epoch_s=float(self.epoch_s), seed=self.seed,
+                           time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
+                           equal_priorities=self.equal_priorities, max_days=float(self.max_days),
+                           outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))
+
+    def window(self) -> Window:
+        from replay.harness import Window
+
+        return Window(self.start_day, self.days, float(self.warmup_days))
+
+
+DEFAULTS = ReplayOptions()

@@ -1,0 +1,175 @@
+"""What-if scenario files as pydantic models: the base, the scenarios, the capacity search.
+
+A scenario file's `base:` is a `replay.options.ReplayOptions` (the options `meridian replay` takes, with
+the same defaults); a `Scenario` is the base with one scenario's overrides and its changes;
+`CapacitySearch` is the `find_min_capacity:` section.
+
+Scenario file (YAML; `examples/whatif.yaml` is a worked one):
+
+```yaml
+base:                         # everything a replay needs; each scenario may override any key
+  trace: synthetic:2          # a trace path (with format:) or synthetic[:DAYS]
+  format: philly              # philly | canonical | alibaba2023
+  fleet: synthetic:2          # FLEET.json, single:NODESxDEVICES, philly:MACHINES.csv, synthetic[:REGIONS]
+  policy: cpsat               # the scheduler: cpsat | fifo | las (`scheduler:` is accepted too)
+  start_day: null             # window, as `meridian replay`
+  days: null
+  warmup_days: 3
+  epoch_s: 300
+  seed: 0
+  time_limit_s: 0.5
+  replan_every: 3
+  equal_priorities: false
+  max_days: 60
+  sla_targets: {premium: 0.95, standard: 0.70}
+scenarios:
+  - name: today
+  - name: more-h100
+    add_nodes: [{cluster: r1c0, accelerator: H100, devices: 8, count: 8}]
+  - name: shrink
+    remove_nodes: [{cluster: r0c0, accelerator: A100, count: 4}]
+  - name: region-0-down
+    outages: ["region:region-0@0.5"]          # TARGET@START_DAY[+HOURS], as --fail
+  - name: busier
+    demand_scale: 1.5
+find_min_capacity:            # used by --find-min-capacity
+  scenario: today             # the scenario to add capacity to (default: the first)
+  cluster: r1c0               # where the nodes go (an existing cluster, or a new one with region:)
+  accelerator: H100
+  devices: 8                  # devices per added node
+  max_nodes: 64
+  targets: {premium: 0.99, standard: 0.70}
+```
+
+Changes (`datasets.edits` defines them): `add_nodes`, `remove_nodes`, `demand_scale` (in (0, 100]);
+`outages` as `replay.outages` parses them. A mistake is one `ScenarioError` line naming the YAML path
+and the value, e.g. `scenarios[1].add_nodes[0].count: must be >= 1, got 0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
+
+from datasets.edits import AddNodes, RemoveNodes
+from replay.options import ReplayOptions, Share, Strict, Tier
+from replay.outages import parse_outage
+
+
+class ScenarioError(ValueError):
+    """A scenario file mistake: names the field path and the value."""
+
+
+def _outage_spec(text: str) -> str:
+    parse_outage(text)          # ValueError names the part that is wrong
+    return text
+
+
+class Scenario(ReplayOptions):
+    """The base with one scenario's overrides, and its changes to the fleet, the demand and the nodes up."""
+
+    name: str = Field(min_length=1)
+    add_nodes: list[AddNodes] = Field(default_factory=list)
+    remove_nodes: list[RemoveNodes] = Field(default_factory=list)
+    outages: list[Annotated[str, AfterValidator(_outage_spec)]] = Field(default_factory=list)
+    demand_scale: float = Field(1.0, gt=0, le=100)
+
+
+class CapacitySearch(Strict):
+    """`find_min_capacity:`: the least count of `devices`-device nodes to add to `cluster` that meets `targets`."""
+
+    scenario: str | None = Field(None, description="the scenario to add capacity to (default: the first)")
+    cluster: str = Field(min_length=1)
+    accelerator: str = Field(min_length=1)
+    devices: int = Field(ge=1)
+    region: str | None = None
+    max_nodes: int = Field(64, ge=1)
+    targets: dict[Tier, Share] = Field(min_length=1)
+
+    def nodes(self, count: int) -> AddNodes:
+        """The node group this search adds `count` of."""
+        return AddNodes(cluster=self.cluster, accelerator=self.accelerator, devices=self.devices, count=count,
+                        region=self.region)
+
+
+FILE_KEYS = ("base", "scenarios", "find_min_capacity")
+
+
+def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
+    """Validate a decoded scenario file; ScenarioError names the first wrong field."""
+    if not isinstance(data, dict):
+        raise ScenarioError("(file): a scenario file is a mapping with base: and scenarios:")
+    unknown = set(data) - set(FILE_KEYS)
+    if unknown:
+        raise ScenarioError(f"{min(unknown)}: unknown key (expected {', '.join(FILE_KEYS)})")
+    base = data.get("base") or {}
+    if not isinstance(base, dict):
+        raise ScenarioError(f"base: expected a mapping, got {base!r}")
+    _validate(ReplayOptions, base, "base")
+    raw = data.get("scenarios")
+    if not isinstance(raw, list) or not raw:
+        raise ScenarioError("scenarios: expected a non-empty list")
+    out: list[Scenario] = []
+    for i, s in enumerate(raw):
+        p = f"scenarios[{i}]"
+        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s["name"]:
+            raise ScenarioError(f"{p}.name: every scenario needs a name")
+        if any(sc.name == s["name"] for sc in out):
+            raise ScenarioError(f"{p}.name: duplicate {s['name']!r}")
+        merged = {k: v for k, v in base.items() if not (k in ("policy", "scheduler") and
+                                                        ("policy" in s or "scheduler" in s))} | s
+        sc = _validate(Scenario, merged, p)
+        for key in ("trace", "fleet"):
+            if getattr(sc, key) is None:
+                raise ScenarioError(f"{p}.{key}: required (in base: or the scenario)")
+        out.append(sc)
+    search = None
+    fm = data.get("find_min_capacity")
+    if fm is not None:
+        if not isinstance(fm, dict):
+            raise ScenarioError(f"find_min_capacity: expected a mapping, got {fm!r}")
+        search = _validate(CapacitySearch, fm, "find_min_capacity")
+        if search.scenario is None:
+            search = search.model_copy(update={"scenario": out[0].name})
+        elif not any(sc.name == search.scenario for sc in out):
+            raise ScenarioError(f"find_min_capacity.scenario: no scenario named {search.scenario!r}")
+    return out, search
+
+
+def _validate(model: type[BaseModel], data: dict, path: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(describe_error(path, exc.errors()[0])) from None
+
+
+_PLAIN = {"missing": "required", "extra_forbidden": "unknown key", "int_type": "expected an integer",
+          "float_type": "expected a number", "string_type": "expected text", "bool_type": "expected true or false",
+          "dict_type": "expected a mapping", "list_type": "expected a list", "model_type": "expected a mapping",
+          "string_too_short": "must not be empty", "too_short": "must not be empty"}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
+           "less_than": ("<", "lt")}
+
+
+def describe_error(path: str, err: Mapping[str, Any]) -> str:
+    """One pydantic error as `PATH.FIELD[i]: what is expected, got VALUE`."""
+    loc = list(err["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc.pop()
+    where = path + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc)
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _BOUNDS:
+        op, k = _BOUNDS[kind]
+        what = f"must be {op} {ctx[k]:g}"
+    elif kind == "literal_error":
+        what = f"expected {str(ctx['expected']).replace(chr(39), '')}"
+    elif kind == "value_error":
+        return f"{where}: {ctx['error']}"
+    else:
+        what = _PLAIN.get(kind, err["msg"])
+    if kind in ("missing", "extra_forbidden"):
+        return f"{where}: {what}"
+    return f"{where}: {what}, got {err['input']!r}"
