@@ -56,7 +56,7 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
         deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25,
-        quota_prices: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
+        quota_prices: np.ndarray | None = None, lp_n: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `deadline` (or the step budget, when deterministic); returns the best
     plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
@@ -82,7 +82,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     stats["gang_moves"] = kept
     stats["improved"] += kept
 
-    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n)
     while stats["steps"] < max_steps:
         left = deadline - time.perf_counter()
         if not deterministic and left < 0.02:
@@ -103,7 +103,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                 best = pk
                 stats["improved"] += 1
                 stats["node_improved"] = stats.get("node_improved", 0) + 1
-                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n)
             continue
         inc = incumbent_choice(best)
         fixed = {j: c for j, c in inc.items() if j not in free}
@@ -129,7 +129,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if delta > 1e-9 * max(1.0, abs(delta)):
             best = pk
             stats["improved"] += 1
-            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n)
     return best, stats
 
 
@@ -196,7 +196,7 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
     out = []
     for _, j, p in sorted(wants):
         nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
-        if nodes:
+        if nodes and (len(jobs) > 1 or int(best.free[nodes].max()) >= inst.jobs[j].dpr):
             out.append((p, nodes, jobs, j))
     return out
 
@@ -232,13 +232,13 @@ def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[
 
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
                     pool_jobs: list[list[int]], rng: random.Random, cap: int,
-                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None):
+                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None,
+                    lp_n: np.ndarray | None = None):
     """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then each
     binding quota's jobs, then pools (quota sets again between rounds of pools)."""
     tried = set() if tried is None else tried
     quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
     gangs = _gang_neighbourhoods(inst, opts, best, lp_x, GANG_FREE_JOBS, tried)
-    yield from gangs[:2]
     if lp_x is not None:
         disagree = set()
         for j in range(len(inst.jobs)):
@@ -249,14 +249,23 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
             mine = best.choice.get(j)
             lp_pick = int(olist[int(np.argmax(xs))]) if xs.max() > 1e-6 else None
             frac = bool(((xs > 1e-6) & (xs < 1 - 1e-6)).any())
-            if frac or lp_pick != mine:
+            fewer = lp_n is not None and mine is not None and lp_pick == mine and \
+                lp_n[mine] > sum(best.nodes[j].values()) + 0.5
+            if frac or lp_pick != mine or fewer:
                 disagree.add(j)
         if disagree:
-            d = sorted(disagree)
-            rng.shuffle(d)
+            # most value at stake first: what the LP gives the job less what the incumbent does
+            stake = {}
+            for j in disagree:
+                olist = opts.by_job[j]
+                lp_val = float(opts.coef[olist] @ lp_n[olist]) if lp_n is not None else float(opts.coef[olist] @ lp_x[olist])
+                o = best.choice.get(j)
+                mine = float(opts.coef[o]) * sum(best.nodes[j].values()) if o is not None else 0.0
+                stake[j] = lp_val - mine
+            d = sorted(disagree, key=lambda j: (-stake[j], j))
             for k in range(0, len(d), cap):
                 yield set(d[k:k + cap])
-    yield from gangs[2:GANG_SETS]
+    yield from gangs[:GANG_SETS]
     yield from quota_sets
     order = list(range(len(inst.pools)))
     while True:

@@ -185,7 +185,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             clock.lap("cpsat")
         if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
                 not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices)
+            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices, lp_n=bound.n)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
