@@ -33,29 +33,27 @@ from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
+from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
-
-OPTIMAL_GAP = 1e-6
-LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
-LP_OPTIONS_PER_JOB = 4           # most options per job in the restricted LP
-LP_TARGET_COLUMNS = 20_000       # the restricted LP's first size: fewer options per job at planet size
-COLGEN_SHARE = 0.35              # column generation rounds start while the LP stage is below this share
-CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
-LP_FIRST_MIN_JOBS = 10_000       # from this size the LP rounding, not a greedy pass, gives the first real plan
-REALIZE_S_PER_JOB = 1e-4         # a packing pass's seconds per job before one is measured
+from placement.stop import StoppingCriterion, criterion
 
 
-def plan(req: PlanRequest) -> PlanResponse:
-    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap."""
-    return _plan(req, use_cpsat=True)
+def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
+
+    Precondition: `req` passed `models.validate_request` (`models.parse_request` and
+    `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
+    engine does not check again: past that door it assumes every name it meets exists and every
+    running job fits where it runs, and a request that skipped it may raise anywhere."""
+    return _plan(req, use_cpsat=True, params=params)
 
 
-def greedy_plan(req: PlanRequest) -> PlanResponse:
+def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
-    against and the engine's first plan; no LP, no CP-SAT."""
-    return _plan(req, use_cpsat=False)
+    against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
+    return _plan(req, use_cpsat=False, params=params)
 
 
 class _Clock:
@@ -76,10 +74,11 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanResponse:
+    P = params
     limit = req.policy.time_limit_s
-    det = req.policy.deterministic
     clock = _Clock(limit)
+    stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
     clock.lap("compile")
@@ -89,34 +88,35 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     candidates = _Candidates(inst)
     # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
     # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
-    lp_first = use_cpsat and not det and len(inst.jobs) >= LP_FIRST_MIN_JOBS
+    lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
     first = keep_all(inst, opts) if lp_first else None
     if first is None or not _protected_ok(inst, first):
         lp_first = False
         first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
     if lp_first:
-        realize_s = REALIZE_S_PER_JOB * len(inst.jobs)   # an estimate until the LP rounding is packed
+        realize_s = P.realize_s_per_job * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
-        rescued = _rescue_protected(inst, opts, clock.deadline)
+        rescued = _rescue_protected(inst, opts, stop, P)
         if rescued is None:
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = 0.02 + max(2 * clock.lap("score"), (REALIZE_S_PER_JOB if lp_first else 0.0) * len(inst.jobs)) \
-        + 3e-5 * len(inst.jobs)
+    tail = P.tail_s + max(P.tail_scorings * clock.lap("score"), (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
+        + P.tail_per_job_s * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and (clock.left() > realize_s + tail + 0.1 or det):
-        # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
-        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - realize_s - tail - 0.05)
-        lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
+    if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+        # the LP's share leaves room for rounding it (one packing pass) and the tail
+        lp_s = stop.budget(P.lp_det_factor * limit,
+                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
+        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -126,17 +126,18 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         else:
             bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
                           budget_price=lp.budget_price)
-    if _proven(bound, candidates):
+    if _proven(bound, candidates, P.optimal_gap):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
-                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - realize_s - tail))))
+                           deadline=time.perf_counter() + stop.budget(
+                               1e9, max(0.0, min(P.integer_bound_share * limit, clock.left() - realize_s - tail))))
         if ib is not None and ib.value < bound.value:
             bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                           budget_price=bound.budget_price)
         clock.lap("integer_bound")
-        if det or lp_first or clock.left() > realize_s + tail + 0.05:
+        if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
             pk = realize(inst, opts, lp_rounding(inst, opts, lp))
             realize_s = time.perf_counter() - ts
@@ -145,14 +146,16 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     elif lp_first:   # no LP in time: the greedy plan after all
         candidates.add("greedy", greedy(inst, opts))
         realize_s = clock.lap("greedy")
-    elif det or clock.left() > tail + 0.05:
+    elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
-        sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
-                               seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
+        sub = lagrangian_bound(inst, opts, target=best_obj,
+                               max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
+                               seconds=stop.budget(1e9, min(P.subgradient_max_s,
+                                                            max(P.subgradient_min_s, P.subgradient_share * limit))))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and (det or clock.left() > realize_s + tail + 0.05):
+        if np.any(sub.prices > 0) and stop.may_start(realize_s + tail + P.min_stage_s):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -161,14 +164,14 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     cp_status = None
     cp_vars = 0
     pool_optimum_reached = False
-    if use_cpsat and not _proven(bound, candidates):
+    if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
         # what must stay for packing, scoring and the reasons once the search stops
-        stop = clock.deadline - tail
-        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
+        until = clock.deadline - tail
+        if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            # deterministic: a budget from the request alone, never from the wall clock
-            budget = 0.25 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, det)
+            budget = stop.budget(P.cpsat_det_share * limit,
+                                 max(P.min_stage_s, stop.left(until=until) * P.cpsat_share_of_left))
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, stop)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
@@ -183,9 +186,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
-        if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices, lp_n=bound.n)
+        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
+                not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
+                             lp_n=bound.n)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -199,7 +203,7 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     obj = best_score.objective
     ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise
     gap = (ub - obj) / max(abs(ub), 1e-9)
-    if gap <= OPTIMAL_GAP:
+    if gap <= P.optimal_gap:
         status = "optimal"
     elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
         status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
@@ -219,14 +223,14 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     )
 
 
-def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bound | None:
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
     options plus one round of column generation, whose duals then price every option in a
     Lagrangian bound (valid whatever the prices)."""
-    if len(opts) <= LP_FULL_MAX_OPTIONS:
+    if len(opts) <= P.lp_full_max_options:
         return lp_bound(inst, opts, time_limit_s=seconds)
     t0 = time.perf_counter()
-    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 1, LP_OPTIONS_PER_JOB))
+    per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
     best: Bound | None = None
     while True:
@@ -246,7 +250,7 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bou
             best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
                          budget_price=best.budget_price)
         # another round of column generation only while it fits (each costs more than the last)
-        if time.perf_counter() - t0 > COLGEN_SHARE * seconds:
+        if time.perf_counter() - t0 > P.colgen_share * seconds:
             break
         extra = _best_improving(inst, opts, lp, top)
         if not len(extra):
@@ -293,10 +297,10 @@ def keep_all(inst: Instance, opts: Options) -> Packing:
     return pk
 
 
-def _proven(bound: Bound, candidates: _Candidates) -> bool:
-    """The best plan so far is proven optimal (`gap <= OPTIMAL_GAP`): every later stage is skipped."""
+def _proven(bound: Bound, candidates: _Candidates, optimal_gap: float) -> bool:
+    """The best plan so far is proven optimal (`gap <= optimal_gap`): every later stage is skipped."""
     obj = candidates.best[2].objective
-    return bound.value - obj <= OPTIMAL_GAP * max(abs(bound.value), 1e-9)
+    return bound.value - obj <= optimal_gap * max(abs(bound.value), 1e-9)
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
@@ -334,13 +338,12 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
     return out
 
 
-def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing | None:
+def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:
     """The greedy could not keep every protected job placed: ask CP-SAT for protected jobs alone."""
     prot = [i.index for i in inst.jobs if i.protected]
     subset = np.concatenate([opts.by_job[j] for j in prot]) if prot else np.zeros(0, dtype=np.int64)
-    det = inst.request.policy.deterministic
-    seconds = 0.3 * inst.request.policy.time_limit_s if det else max(0.1, deadline - time.perf_counter())
-    res = solve_pool_model(inst, opts, subset, {}, seconds, det)
+    seconds = stop.budget(P.rescue_det_share * inst.request.policy.time_limit_s, max(P.rescue_min_s, stop.left()))
+    res = solve_pool_model(inst, opts, subset, {}, seconds, stop)
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)

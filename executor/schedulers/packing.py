@@ -10,6 +10,7 @@ Buckets are insertion-ordered dicts, so packing is deterministic for a given req
 from __future__ import annotations
 
 from models import Job, Placement, PlanRequest
+from models.fleet_index import fleet_index
 
 
 class _Pool:
@@ -57,18 +58,19 @@ class FreeMap:
     """What is free on the up nodes of a request's fleet, and the devices each quota has left."""
 
     def __init__(self, request: PlanRequest):
-        down = set(request.fleet.down_nodes)
-        self.region_of = {c.name: c.region for c in request.fleet.clusters}
+        fx = fleet_index(request.fleet)
+        self.region_of = fx.region_of
+        self.pool_dmax = fx.pool_dmax           # (cluster, accelerator) -> largest up node
         self.pools: dict[tuple[str, str], _Pool] = {}
         self.node_pool: dict[str, _Pool] = {}
-        for c in request.fleet.clusters:
+        for c in request.fleet.clusters:        # every pool the fleet names, in its order
             for g in c.node_groups:
-                pool = self.pools.setdefault((c.name, g.accelerator), _Pool(c.name, c.region, g.accelerator))
-                for i in range(g.count):
-                    name = f"{g.prefix}{i}"
-                    if name not in down:
-                        pool.add(name, g.devices)
-                        self.node_pool[name] = pool
+                self.pools.setdefault((c.name, g.accelerator), _Pool(c.name, c.region, g.accelerator))
+        for i, name in enumerate(fx.names):
+            if fx.up[i]:
+                pool = self.pools[(fx.cluster[i], fx.accelerator[i])]
+                pool.add(name, fx.devices[i])
+                self.node_pool[name] = pool
         self.links = {frozenset((lk.a, lk.b)) for lk in request.fleet.links}
         self.quota_left = {(q.tenant, q.tier): q.devices for q in request.quotas}
 

@@ -18,6 +18,7 @@ from placement.exact import node_milp, placed_map
 from placement.instance import compile_instance
 from placement.knapsack_bound import pool_knapsack_bound, quota_knapsack_bound
 from placement.score import score
+from placement.stop import WorkUnits
 from tests.placement.test_bound_brute_force import brute_force_optimum, tiny_requests
 from tests.support.requests import check, parsed
 
@@ -86,7 +87,7 @@ def _integer_bounds(data: dict, seed: int) -> list[tuple[str, float]]:
             b = fn(inst, opts, pp, qp, bp)
             if b is not None:
                 out.append((f"{b.method}@{'lp' if k == 0 else 'random'}", b.value))
-    res = solve_pool_model(inst, opts, np.arange(len(opts)), {}, 5.0, True)
+    res = solve_pool_model(inst, opts, np.arange(len(opts)), {}, 5.0, WorkUnits(float("inf")))
     if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None:
         out.append(("cpsat", res.bound))
     ex = node_milp(inst, opts, seconds=20)
