@@ -18,7 +18,7 @@ class EngineParams:
     # sizes: which form of a stage runs
     lp_full_max_options: int = 15_000    # above this, a restricted LP (+ column generation) prices a Lagrangian bound
     lp_options_per_job: int = 4          # most options per job in the restricted LP
-    lp_target_columns: int = 20_000      # the restricted LP's first size: fewer options per job at planet size
+    lp_target_columns: int = 10_000      # the restricted LP's first size (then column generation): options per job
     lp_first_min_jobs: int = 10_000      # from this size the LP rounding, not a greedy pass, gives the first real plan
     cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
     # the LP
