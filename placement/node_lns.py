@@ -44,7 +44,6 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
     node_load: list[list] = [[] for _ in nodes]
     quota_add: dict[tuple[str, str], list] = {}
     mig_add: list = []
-    values: list[float] = []
     for j in sorted(free):
         info = inst.jobs[j]
         lst = []
@@ -115,7 +114,6 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
             if opts.mig_gb[o] > 0:
                 mig_add.append((float(opts.mig_gb[o]), lit))
         alts[j] = lst
-        values.append(max(abs(pc), 1.0))
     if not alts:
         return None
     for i, load in enumerate(node_load):
