@@ -50,17 +50,26 @@ class Packing:
     # -- soft reservations of running jobs -------------------------------------------------
     def reserve_running(self, jobs: list[int]) -> None:
         """Hold the current nodes of keepable running jobs until they are decided."""
+        nodes: list[int] = []
+        devices: list[int] = []
+        owner = self.soft_owner
         for j in jobs:
             info = self.inst.jobs[j]
             if not info.keepable or j in self.choice:
                 continue
             self.reserved.add(j)
-            for n, k in info.cur_nodes.items():
-                if not self.inst.node_up[n]:
-                    continue
-                self.soft[n] += k * info.dpr
-                self.pool_soft[self.inst.node_pool[n]] += k * info.dpr
-                self.soft_owner.setdefault(n, set()).add(j)
+            for n, k in info.cur_nodes.items():   # keepable: every current node is up
+                nodes.append(n)
+                devices.append(k * info.dpr)
+                if n in owner:
+                    owner[n].add(j)
+                else:
+                    owner[n] = {j}
+        if nodes:   # one vectorised update: at planet size a scalar numpy update per node took 0.3 s
+            idx = np.asarray(nodes, dtype=np.int64)
+            dev = np.asarray(devices, dtype=np.int64)
+            np.add.at(self.soft, idx, dev)
+            np.add.at(self.pool_soft, self.inst.node_pool[idx], dev)
 
     def release(self, j: int) -> None:
         if j not in self.reserved:
