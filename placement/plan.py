@@ -12,7 +12,10 @@ a reserve measured on this request is set aside before CP-SAT starts.
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -37,15 +40,37 @@ LP_TARGET_COLUMNS = 40_000       # the restricted LP's size aim: fewer options p
 CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
 
 
+GC_FREEZE_MIN_JOBS = 2_000       # from here on the request's objects are kept out of the collector's sight
+
+
 def plan(req: PlanRequest) -> PlanResponse:
     """The best plan found within `policy.time_limit_s`, with a proven bound and its gap."""
-    return _plan(req, use_cpsat=True)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=True)
 
 
 def greedy_plan(req: PlanRequest) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
     against and the engine's first plan; no LP, no CP-SAT."""
-    return _plan(req, use_cpsat=False)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=False)
+
+
+@contextmanager
+def _collector_spared(jobs: int) -> Iterator[None]:
+    """Why: a planet-size request is millions of objects that live until the plan returns, and each
+    full collection walks them all (measured on a loaded machine: 1.75 s of an 8.5 s greedy plan,
+    0.5 s with them frozen). Everything alive when a large plan starts is moved out of the collector's
+    sight (`gc.freeze`) and handed back when it ends; the plan's own garbage is still collected.
+    Concurrent plans may unfreeze each other early, which costs only the saving."""
+    if jobs < GC_FREEZE_MIN_JOBS:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Clock:
