@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from plan_scale import CHECKER, ROOT, run_one
 
@@ -46,12 +45,12 @@ def _checker(request_path: str, out_path: str, flags: list[str], timeout: float)
     return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
 
 
-def _cached_bound(key: str, kind: str, compute) -> dict | None:
+def _cached_bound(key: str, kind: str, compute, *args) -> dict | None:
     """A request-only figure (the checker's LP or MIP bound), computed once per request."""
     path = CACHE / f"{key}-{kind}.json"
     if path.exists():
         return json.loads(path.read_text())
-    val = compute()
+    val = compute(*args)
     if val is not None:
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(val))
@@ -96,15 +95,12 @@ def main() -> None:
                     resp = json.loads(pathlib.Path(op).read_text())
                     chk = _checker(rp, op, [], 600) or {}
                     lpflag = "--lp-region" if size == "planet" else "--lp"
-                    lp = _cached_bound(key, lpflag.strip("-"), lambda: _checker(rp, op, [lpflag], 3600))
+                    lp = _cached_bound(key, lpflag.strip("-"), _checker, rp, op, [lpflag], 3600)
                     mip = None
                     if a.mip and size != "planet":
-                        mip = _cached_bound(key, "mip", lambda: _checker(rp, op, ["--mip"], MIP_LIMIT_S + 30))
-                    ex = _cached_bound(key, f"exact{a.exact:g}", lambda: _exact_bound(rp, a.exact)) if a.exact else None
+                        mip = _cached_bound(key, "mip", _checker, rp, op, ["--mip"], MIP_LIMIT_S + 90)
+                    ex = _cached_bound(key, f"exact{a.exact:g}", _exact_bound, rp, a.exact) if a.exact else None
                     obj = resp["objective"]
-
-                    def gap(b):
-                        return None if b is None or obj is None else (b - obj) / max(abs(b), 1e-9)
 
                     row = {"size": size, "seed": seed, "planner": mode, "wall_s": m["wall_s"], "peak_mib": m["peak_mib"],
                            "status": resp["status"], "objective": obj, "bound": resp["bound"],
@@ -112,32 +108,42 @@ def main() -> None:
                            "lp": (lp or {}).get("lp_bound"), "mip": (mip or {}).get("agg_mip_bound"),
                            "exact": (ex or {}).get("bound"), "valid": chk.get("valid"),
                            "bound_ok": chk.get("bound_ok"), "load": load}
-                    row["gap_lp"], row["gap_mip"], row["gap_exact"] = gap(row["lp"]), gap(row["mip"]), gap(row["exact"])
+                    row["gap_lp"], row["gap_mip"], row["gap_exact"] = (_gap(obj, row[k]) for k in ("lp", "mip", "exact"))
                     row["gap_reported"] = resp.get("gap")
                     rows.append(row)
-                    f = lambda g: "      -" if g is None else f"{100 * g:6.2f}%"
                     print(f"{size:7} {seed:4} {mode:7} {m['wall_s']:6.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
-                          f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {f(row['gap_lp'])} "
-                          f"{f(row['gap_mip'])} {f(row['gap_exact'])} {f(row['gap_reported'])} "
-                          f"{str(chk.get('valid', '-')):>5} {load}", flush=True)
+                          f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {_pct(row['gap_lp'])} "
+                          f"{_pct(row['gap_mip'])} {_pct(row['gap_exact'])} {_pct(row['gap_reported'])} "
+                          f"{chk.get('valid', '-')!s:>5} {load}", flush=True)
     print()
     print(summary(rows, planners))
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(rows, indent=1))
 
 
+def _gap(obj: float | None, bound: float | None) -> float | None:
+    return None if bound is None or obj is None else (bound - obj) / max(abs(bound), 1e-9)
+
+
+def _pct(g: float | None) -> str:
+    return "      -" if g is None else f"{100 * g:6.2f}%"
+
+
+def _fmt(v: float | None) -> str:
+    return f"{100 * v:.2f}%" if v is not None else "-"
+
+
 def summary(rows: list[dict], planners: list[str]) -> str:
     """Per size and planner: median and worst gap to each bound, status counts, worst memory and wall."""
-    out = [f"{'size':7} {'planner':7} {'seeds':>5} {'gap_lp med':>10} {'worst':>7} {'gap_mip med':>11} {'worst':>7} "
-           f"{'(n)':>4} {'gap_rep med':>11} {'worst':>7} {'statuses':24} {'peak_MiB':>8} {'wall max':>8} {'invalid':>7}"]
+    out = [(f"{'size':7} {'planner':7} {'seeds':>5} {'gap_lp med':>10} {'worst':>7} {'gap_mip med':>11} {'worst':>7} "
+            f"{'(n)':>4} {'gap_rep med':>11} {'worst':>7} {'statuses':24} {'peak_MiB':>8} {'wall max':>8} {'invalid':>7}")]
     for size in dict.fromkeys(r["size"] for r in rows):
         for mode in planners:
             rs = [r for r in rows if r["size"] == size and r["planner"] == mode]
             if not rs:
                 continue
-            med = lambda k: [r[k] for r in rs if r[k] is not None]
-            f = lambda v: f"{100 * v:.2f}%" if v is not None else "-"
-            glp, gmip, grep = med("gap_lp"), med("gap_mip"), med("gap_reported")
+            glp, gmip, grep = ([r[k] for r in rs if r[k] is not None] for k in ("gap_lp", "gap_mip", "gap_reported"))
+            f = _fmt
             st: dict[str, int] = {}
             for r in rs:
                 st[r["status"]] = st.get(r["status"], 0) + 1

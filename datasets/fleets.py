@@ -11,6 +11,10 @@ from collections import Counter
 from datasets.errors import TraceFormatError
 from datasets.rows import check_header, parse_int
 from models import BadRequest, FieldError, Fleet, parse_request
+from models.fleet_index import fleet_devices
+
+__all__ = ["fleet_accelerators", "fleet_devices", "load_fleet", "parse_fleet", "philly_fleet",
+           "single_cluster_fleet", "synthetic_fleet"]
 
 
 def load_fleet(path: str) -> Fleet:
@@ -94,7 +98,3 @@ def fleet_accelerators(fleet: Fleet) -> list[str]:
     """Every accelerator type in the fleet, sorted."""
     return sorted({g.accelerator for c in fleet.clusters for g in c.node_groups})
 
-
-def fleet_devices(fleet: Fleet) -> int:
-    """Total devices, down nodes included."""
-    return sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)

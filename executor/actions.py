@@ -9,19 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from models import Action, Assignment, Placement, PlanRequest, PlanResponse, Unplaced
-
-
-def action_kind(current: Placement | None, new: Placement | None) -> str | None:
-    """The contract's kind for going from `current` to `new`; None when nothing changes."""
-    if new is None:
-        return None if current is None else "preempt"
-    if current is None:
-        return "start"
-    if current.cluster != new.cluster or current.accelerator != new.accelerator:
-        return "migrate"
-    if current.nodes == new.nodes:
-        return None
-    return "resize" if current.replicas != new.replicas else "move"
+from placement.contract import action_kind
 
 
 def response_from_placements(request: PlanRequest, placed: Mapping[str, Placement],
@@ -35,7 +23,8 @@ def response_from_placements(request: PlanRequest, placed: Mapping[str, Placemen
     unplaced: list[Unplaced] = []
     for job in request.jobs:
         new = placed.get(job.id)
-        kind = action_kind(job.current, new)
+        kind = (action_kind(job.current) if new is None
+                else action_kind(job.current, new.cluster, new.accelerator, new.nodes))
         if kind is not None:
             actions.append(Action(job=job.id, kind=kind, from_=job.current, to=new))
         if new is None:

@@ -35,6 +35,10 @@ class EpochResult:
     failed_nodes: list[str] = field(default_factory=list)      # nodes that went down during the epoch
 
 
+class PlanApplyError(ValueError):
+    """A plan an executor refuses; nothing of it was applied (every backend raises this one class)."""
+
+
 class Executor(ABC):
     """A backend that makes a plan's placements real and runs them for an epoch."""
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from executor.train.spec import TrainSpec
 from models import BadRequest, FieldError, PlanRequest, parse_request
+from models.fleet_index import fleet_devices
 
 
 @dataclass
@@ -106,7 +107,8 @@ COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "s
 
 
 def pause_rows(applied: list) -> list[dict]:
-    """One row per action: the contract's modelled pause beside what the real cycle took."""
+    """One row per action, keyed by COLUMNS: the contract's modelled pause beside what the real cycle took
+    (the service renders them as a table)."""
     rows = []
     for t, a, workers in applied:
         m = a.measured_s
@@ -119,19 +121,6 @@ def pause_rows(applied: list) -> list[dict]:
                      **{k: m.get(k) for k in COLUMNS[6:14]},
                      "ckpt_MB": a.checkpoint_bytes / 1e6 if a.checkpoint_bytes else None})
     return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    def cell(v) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        return str(v)
-
-    table = [list(COLUMNS)] + [[cell(r[c]) for c in COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table)
 
 
 @dataclass
@@ -184,7 +173,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
         done = sum(1 for s in state.jobs.values() if s.status == "done")
         say(f"t={rec.t_s:6.0f}s  {acts:<48} running: {running}  pending: {rec.pending}  done: {done}")
 
-    slots = sum(g.count * g.devices for c in req.fleet.clusters for g in c.node_groups)
+    slots = fleet_devices(req.fleet)
     say(f"meridian run: {len(req.jobs)} jobs on {slots} slots, epoch {epoch_s:g}s, work in {work_dir}")
     try:
         state = run_loop(executor, arrivals, CpsatScheduler(replan_every=1, greedy=greedy), config,

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from executor.interface import Executor
-from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota
+from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota, validate_request
+from models.fleet_index import fleet_index
+from placement import contract
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,11 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
     queue = sorted(arrivals, key=lambda a: a.submit_s)
     T = float(config.epoch_s)
     start = config.start_s if config.start_s is not None else (math.floor(queue[0].submit_s / T) * T if queue else 0.0)
-    state = LoopState(now_s=start, epoch_s=T, region_of={c.name: c.region for c in config.fleet.clusters})
+    fx = fleet_index(config.fleet)
+    state = LoopState(now_s=start, epoch_s=T, region_of=dict(fx.region_of))
     pools = _pools(config.fleet)
     quota = {(q.tenant, q.tier): q.devices for q in config.quotas}
-    capacity_all = {n: d for n, (_, _, d) in _node_table(config.fleet).items()}
+    capacity_all = dict(zip(fx.names, fx.devices, strict=True))
     reported_down: set[str] = set()
     static_down = set(config.fleet.down_nodes)          # down in the fleet description itself
     next_arrival = 0
@@ -236,7 +239,8 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
 
 def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> PlanRequest:
     """The contract request for this epoch: every active job, running ones with `current`, preempted
-    ones with `checkpoint_region`, the fleet with today's down nodes."""
+    ones with `checkpoint_region`, the fleet with today's down nodes. Built from validated parts
+    without a JSON round trip, and passed through the engine's one door (`validate_request`)."""
     current = executor.placements()
     jobs: list[Job] = []
     for jid in state.active:
@@ -246,8 +250,8 @@ def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> P
             "priority": st.priority, "current": cur,
             "checkpoint_region": None if cur is not None else st.checkpoint_region}))
     fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)})
-    return PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs, quotas=list(config.quotas),
-                                       policy=config.policy)
+    return validate_request(PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs,
+                                                        quotas=list(config.quotas), policy=config.policy))
 
 
 def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Controller | None,
@@ -270,7 +274,7 @@ def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Contro
         rec.actions[a.kind] += 1
         if a.kind == "preempt" and st.placement is not None:
             devices = st.placement.replicas * st.arrival.job.devices_per_replica
-            rec.preempt_lost_device_s += devices * min(a.modelled_pause_s, state.epoch_s)
+            rec.preempt_lost_device_s += devices * contract.charged_s(a.modelled_pause_s, state.epoch_s)
     placements = executor.placements()
     for jid in state.active:
         st = state.jobs[jid]
@@ -284,11 +288,6 @@ def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Contro
             st.status = "running"
             st.checkpoint_region = state.region_of[p.cluster]
         st.placement = p
-
-
-def _node_table(fleet: Fleet) -> dict[str, tuple[str, str, int]]:
-    return {f"{g.prefix}{i}": (c.name, g.accelerator, g.devices)
-            for c in fleet.clusters for g in c.node_groups for i in range(g.count)}
 
 
 def _pools(fleet: Fleet) -> list[tuple[str, str, list[int]]]:

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from executor.interface import AppliedAction, EpochResult, Executor, action_pause_s
+from executor.interface import AppliedAction, EpochResult, Executor, PlanApplyError, action_pause_s
 from models import Placement, PlanRequest, PlanResponse
+from models.fleet_index import fleet_index
+from placement import contract
 
-
-class PlanApplyError(ValueError):
-    """A plan the executor refuses; nothing of it was applied."""
+__all__ = ["PlanApplyError", "SimEpochResult", "SimExecutor"]
 
 
 @dataclass
@@ -77,10 +77,11 @@ class SimExecutor(Executor):
         return {j: r.placement for j, r in self._running.items()}
 
     def apply(self, request: PlanRequest, plan: PlanResponse, now_s: float) -> list[AppliedAction]:
-        nodes = _node_table(request)
+        fx = fleet_index(request.fleet)
+        nodes = fx.node_table()
         down = frozenset(request.fleet.down_nodes)
         jobs = {j.id: j for j in request.jobs}
-        region_of = {c.name: c.region for c in request.fleet.clusters}
+        region_of = fx.region_of
         T = request.epoch_s
         new_running = dict(self._running)
         changes: list[tuple[str, str, float]] = []        # (job, kind, pause)
@@ -123,11 +124,10 @@ class SimExecutor(Executor):
                 if n in down:
                     raise PlanApplyError(f"job {a.job}: node {n!r} is down")
             region = region_of[to.cluster]
-            loc = 1.0
-            if job.data_region is not None and job.data_region != region:
-                loc = 1.0 - request.policy.remote_data_penalty
+            loc = contract.locality(job.data_region, region, request.policy.remote_data_penalty)
             new_running[a.job] = _Running(to, r * job.devices_per_replica,
-                                          r * job.devices_per_replica * job.speed[to.accelerator] * loc, region)
+                                          contract.rate(r, job.devices_per_replica, job.speed[to.accelerator], loc),
+                                          region)
             changes.append((a.job, a.kind, action_pause_s(request, a)))
         used: dict[str, int] = {}
         for jid, run in new_running.items():
@@ -144,7 +144,7 @@ class SimExecutor(Executor):
         # Validated: commit.
         applied: list[AppliedAction] = []
         for jid, kind, pause in changes:
-            charged = min(pause, T)
+            charged = contract.charged_s(pause, T)
             if kind == "preempt":
                 self.lost_device_s += self._running[jid].devices * charged
                 self._pause.pop(jid, None)
@@ -189,12 +189,3 @@ class SimExecutor(Executor):
             self.finished.add(jid)
         return res
 
-
-def _node_table(request: PlanRequest) -> dict[str, tuple[str, str, int]]:
-    """node -> (cluster, accelerator, devices)."""
-    out: dict[str, tuple[str, str, int]] = {}
-    for c in request.fleet.clusters:
-        for g in c.node_groups:
-            for i in range(g.count):
-                out[f"{g.prefix}{i}"] = (c.name, g.accelerator, g.devices)
-    return out

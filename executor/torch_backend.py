@@ -30,19 +30,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.interface import AppliedAction, EpochResult, Executor, action_pause_s
+from executor.interface import AppliedAction, EpochResult, Executor, PlanApplyError, action_pause_s
 from executor.train import launch as L
 from executor.train.cycle import Job, launch_breakdown, stop_record, wait_first_step
 from executor.train.spec import TrainSpec
 from executor.train.storage import transfer
 from models import Placement, PlanRequest, PlanResponse
+from models.fleet_index import fleet_index
 
 MEASURED = ("stop_s", "save_s", "transfer_s", "prelaunch_s", "launch_s", "rendezvous_s", "load_s", "first_step_s",
             "total_s")
-
-
-class PlanApplyError(ValueError):
-    """A plan the executor refuses; nothing of it was applied."""
 
 
 @dataclass
@@ -115,7 +112,7 @@ class TorchExecutor(Executor):
 
     def apply(self, request: PlanRequest, plan: PlanResponse, now_s: float) -> list[AppliedAction]:
         t_apply = self._epoch_start = time.time()
-        self.region_of = {c.name: c.region for c in request.fleet.clusters}
+        self.region_of = fleet_index(request.fleet).region_of
         self._validate(plan)
         actions = list(plan.actions)
         records: dict[str, dict] = {a.job: {"stop_s": 0.0, "save_s": 0.0, "transfer_s": 0.0} for a in actions}

@@ -18,7 +18,14 @@ from models.request import (
     TierWeights,
 )
 from models.response import Action, Assignment, Breakdown, PlanResponse, SolverStats, Unplaced
-from models.validate import MAX_NODES, Limits, decode_json, parse_request, parse_request_json
+from models.validate import (
+    MAX_NODES,
+    Limits,
+    decode_json,
+    parse_request,
+    parse_request_json,
+    validate_request,
+)
 
 __all__ = [
     "MAX_NODES",
@@ -48,4 +55,5 @@ __all__ = [
     "decode_json",
     "parse_request",
     "parse_request_json",
+    "validate_request",
 ]

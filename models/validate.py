@@ -1,7 +1,10 @@
 """Parsing and the cross-field rules of contract v1 that pydantic field types cannot say.
 
-`parse_request` is the one door into the engine: everything past it may assume a request
-that names only things that exist and that running jobs fit where they run.
+`validate_request` is the one door into the engine: every request passes it before planning,
+whether it arrives as JSON (`parse_request_json`, `parse_request`: pydantic's field rules, then
+this door) or is built in memory from validated parts (the replay loop: this door alone, with no
+JSON round trip per plan). Everything past it may assume a request that names only things that
+exist and whose running jobs fit where they run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.errors import BadRequest, FieldError, loc_to_path
+from models.fleet_index import fleet_devices, fleet_nodes, node_name
 from models.request import PlanRequest
 
 # Past this many nodes a fleet is refused even without configured limits: naming the nodes
@@ -40,6 +44,13 @@ def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
         req = PlanRequest.model_validate(data)
     except ValidationError as exc:
         raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
+    return validate_request(req, limits)
+
+
+def validate_request(req: PlanRequest, limits: Limits | None = None) -> PlanRequest:
+    """The door before planning: the size limits, then every cross-field rule of the contract;
+    returns `req` itself or raises BadRequest listing every fault. Field-level rules are pydantic's:
+    a request built in memory must be built from validated parts (jobs, fleet, policy)."""
     # sizes first: they are cheap, and a fleet too large to enumerate must not be enumerated
     errors = limit_errors(req, limits or Limits())
     if errors:
@@ -115,7 +126,7 @@ def cross_field_errors(req: PlanRequest) -> list[FieldError]:
             errs.append(FieldError(f"fleet.clusters[{ci}].region", c.region, "unknown region"))
         for gi, g in enumerate(c.node_groups):
             for k in range(g.count):
-                name = f"{g.prefix}{k}"
+                name = node_name(g.prefix, k)
                 if name in node_of:
                     errs.append(FieldError(f"fleet.clusters[{ci}].node_groups[{gi}].prefix", g.prefix,
                                            f"node name {name!r} is already used by another node group"))
@@ -195,12 +206,12 @@ def limit_errors(req: PlanRequest, limits: Limits) -> list[FieldError]:
     errs: list[FieldError] = []
     if limits.max_jobs is not None and len(req.jobs) > limits.max_jobs:
         errs.append(FieldError("jobs", len(req.jobs), f"too many jobs: the limit is {limits.max_jobs}"))
-    nodes = sum(g.count for c in req.fleet.clusters for g in c.node_groups)
+    nodes = fleet_nodes(req.fleet)
     if limits.max_nodes is not None and nodes > limits.max_nodes:
         errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
     elif nodes > MAX_NODES:
         errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the engine's limit is {MAX_NODES}"))
-    devices = sum(g.count * g.devices for c in req.fleet.clusters for g in c.node_groups)
+    devices = fleet_devices(req.fleet)
     if limits.max_devices is not None and devices > limits.max_devices:
         errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))
     if limits.max_time_limit_s is not None and req.policy.time_limit_s > limits.max_time_limit_s:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from placement import contract
 from placement.instance import Instance
 
 
@@ -97,8 +98,8 @@ def build_options(inst: Instance) -> Options:
     if len(kj):
         kp = np.array([jobs[j].cur_pool for j in kj], dtype=np.int64)
         ksp = np.array([jobs[j].job.speed[jobs[j].job.current.accelerator] for j in kj])
-        kloc = np.where((dr[kj] >= 0) & (dr[kj] != pool_reg[kp]), 1.0 - inst.remote_penalty, 1.0)
-        kunit = w[kj] * dpr[kj] * ksp * kloc
+        kloc = contract.locality_array(dr[kj], pool_reg[kp], inst.remote_penalty)
+        kunit = contract.replica_value(w[kj], dpr[kj], ksp, kloc)
         r0 = np.array([jobs[j].r0 for j in kj], dtype=np.int64)
         for k, v in (("job", kj), ("pool", kp), ("keep", np.ones(len(kj), dtype=bool)), ("lo", r0), ("hi", r0),
                      ("unit", kunit), ("coef", kunit), ("mig", np.zeros(len(kj)))):
@@ -141,15 +142,11 @@ def build_options(inst: Instance) -> Options:
         ok &= ~nolink
         J, SP, P, G, H, src, same, has_src, gb = (x[ok] for x in (J, SP, P, G, H, src, same, has_src, gb))
         ckj = ck[J]
-        xfer = np.where(same | ~has_src, 0.0, ckj / np.where(gb > 0, gb, 1.0))
-        s_dst = ckj / storage[G]
-        s_src = ckj / storage[np.maximum(src, 0)]
-        run = running[J]
-        pause = np.where(run, inst.overhead_s + s_src + xfer + s_dst,
-                         np.where(has_src, inst.overhead_s + xfer + s_dst, inst.overhead_s))
-        loc = np.where((dr[J] >= 0) & (dr[J] != G), 1.0 - inst.remote_penalty, 1.0)
-        unit = w[J] * dpr[J] * SP * loc
-        coef = unit * (1.0 - np.minimum(pause, T) / T)
+        pause = contract.pause_array(running[J], has_src, same, inst.overhead_s, ckj, storage[np.maximum(src, 0)],
+                                     storage[G], gb)
+        loc = contract.locality_array(dr[J], G, inst.remote_penalty)
+        unit = contract.replica_value(w[J], dpr[J], SP, loc)
+        coef = unit * contract.kept_share_array(pause, T)
         mig = np.where(has_src & ~same, ckj, 0.0)
         for k, v in (("job", J), ("pool", P), ("keep", np.zeros(len(J), dtype=bool)), ("lo", lo[J]), ("hi", H),
                      ("unit", unit), ("coef", coef), ("mig", mig)):

@@ -52,7 +52,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
     if any(j.protected and len(opts.by_job[j.index]) == 0 for j in inst.jobs):
         return ExactResult("Infeasible", None, None, wall_s=time.perf_counter() - t0)
     prob = pulp.LpProblem("meridian_node_level", pulp.LpMaximize)
-    x = [pulp.LpVariable(f"x{o}", cat=pulp.LpBinary) for o in range(len(opts))]
+    x = [_var(prob, f"x{o}", 0, 1, pulp.LpBinary) for o in range(len(opts))]
     y: dict[int, dict[int, pulp.LpVariable]] = {}
     node_terms: dict[int, list] = {}
     objective = []
@@ -74,14 +74,14 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
             devices = d * r0 * x[o]
         else:
             nodes = [n for n in pool.nodes if inst.node_devices[n] >= d]
-            y[o] = {n: pulp.LpVariable(f"y{o}_{n}", 0, int(min(opts.hi[o], inst.node_devices[n] // d)), cat=pulp.LpInteger)
+            y[o] = {n: _var(prob, f"y{o}_{n}", 0, int(min(opts.hi[o], inst.node_devices[n] // d)), pulp.LpInteger)
                     for n in nodes}
             count = pulp.lpSum(y[o].values())
             prob += count >= int(opts.lo[o]) * x[o]
             prob += count <= int(opts.hi[o]) * x[o]
             if info.allowed is not None:   # contract v1.1: the count is one of the listed ones
                 counts = [int(a) for a in info.allowed if opts.lo[o] <= a <= opts.hi[o]]
-                z = [pulp.LpVariable(f"z{o}_{a}", cat=pulp.LpBinary) for a in counts]
+                z = [_var(prob, f"z{o}_{a}", 0, 1, pulp.LpBinary) for a in counts]
                 prob += pulp.lpSum(z) == x[o]
                 prob += count == pulp.lpSum(a * v for a, v in zip(counts, z))
             for n, v in y[o].items():
@@ -91,10 +91,10 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
                 per = pool.dmax // d
                 s = _spread_coef(inst, info, pool.accelerator)
                 if s > 0 and per > 0:
-                    u = {n: pulp.LpVariable(f"u{o}_{n}", cat=pulp.LpBinary) for n in y[o]}
+                    u = {n: _var(prob, f"u{o}_{n}", 0, 1, pulp.LpBinary) for n in y[o]}
                     for n, v in y[o].items():
                         prob += v <= int(inst.node_devices[n] // d) * u[n]
-                    m = pulp.LpVariable(f"m{o}", 0, int(-(-int(opts.hi[o]) // per)), cat=pulp.LpInteger)
+                    m = _var(prob, f"m{o}", 0, int(-(-int(opts.hi[o]) // per)), pulp.LpInteger)
                     prob += per * m <= count + (per - 1) * x[o]
                     objective.append(-s * (pulp.lpSum(u.values()) - m))
             devices = d * count
@@ -139,6 +139,12 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
                     res.placed[j] = (o, {n: round(v.value()) for n, v in y[o].items() if (v.value() or 0) > 0.5})
     res.wall_s = time.perf_counter() - t0
     return res
+
+
+def _var(prob: pulp.LpProblem, name: str, lo: int, hi: int, cat: str) -> pulp.LpVariable:
+    """A variable of `prob` (PuLP 3.3+ attaches it at creation; older releases on first use)."""
+    add = getattr(prob, "add_variable", None)
+    return add(name, lo, hi, cat=cat) if add is not None else pulp.LpVariable(name, lo, hi, cat=cat)
 
 
 def _spread_coef(inst: Instance, info, accel: str) -> float:

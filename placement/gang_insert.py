@@ -13,17 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from placement.candidates import Options
-from placement.greedy import _place_best, grow_all
+from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
 from placement.score import job_terms
 
 
 def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, target: int,
-                gain: np.ndarray) -> Packing | None:
+                gain: np.ndarray) -> tuple[Packing, set[int]] | None:
     """`base` with job j placed by option o on `target` replicas (fewer if the pool cannot clear
     that many, never below the option's minimum), occupants evicted and placed again; None when
-    it does not fit. The caller compares objectives."""
+    it does not fit; with the plan, the jobs it touched. The caller compares objectives."""
     info = inst.jobs[j]
     d = info.dpr
     pool = inst.pools[int(opts.pool[o])]
@@ -92,8 +92,11 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         _place_best(pk, k, gain, require_positive=False)
     if any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
         return None
-    grow_all(pk)
-    return pk
+    for k in sorted(evicted | {j}):   # room left on the cleared nodes goes to the jobs just moved
+        ok = pk.choice.get(k)
+        if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
+            pk.grow(k, int(opts.hi[ok]))
+    return pk, evicted | {j}
 
 
 def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None, lp_n: np.ndarray | None,
@@ -122,11 +125,10 @@ def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | 
         if time.perf_counter() > deadline:
             break
         for target in dict.fromkeys((goal, int(opts.lo[o]) + (goal - int(opts.lo[o])) // 2, int(opts.lo[o]))):
-            pk = insert_gang(inst, opts, best, j, o, target, gain)
-            if pk is None:
+            moved = insert_gang(inst, opts, best, j, o, target, gain)
+            if moved is None:
                 continue
-            changed = {k for k in set(best.choice) | set(pk.choice)
-                       if best.choice.get(k) != pk.choice.get(k) or best.nodes.get(k) != pk.nodes.get(k)}
+            pk, changed = moved
             delta = sum(_net(inst, pk, k) - _net(inst, best, k) for k in changed)
             if delta > 1e-9 * max(1.0, abs(delta)):
                 best = pk

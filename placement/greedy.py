@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from placement.bound import priced_values
 from placement.candidates import Options
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
 
 
-def reduced_coef(opts: Options, prices: np.ndarray | None) -> np.ndarray:
-    """Per option, the objective per replica less the price of the devices it takes."""
-    return opts.coef - (prices[opts.pool] if prices is not None else 0.0) * opts.dpr
-
-
 def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per option: (reduced gain of the job choosing it, replicas that gain assumes)."""
-    pc = np.array([j.preempt_cost for j in inst.jobs])
+    """Per option: (reduced gain of the job choosing it, replicas that gain assumes), at device
+    prices per pool (None: at face value); the Lagrangian subproblem's values without quota or
+    budget prices."""
     if len(opts) == 0:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    red = reduced_coef(opts, prices)
-    reps = np.where(red > 0, opts.hi, opts.lo)
-    gain = red * reps + pc[opts.job]
-    return gain, reps
+    return priced_values(inst, opts, prices if prices is not None else np.zeros(len(inst.pools)), None, 0.0)
 
 
 def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> Packing:

@@ -6,13 +6,13 @@ optimizer reasons about. Nodes keep their names for the final packing and the re
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.fleet_index import FleetIndex, fleet_index
 from models.request import Job, PlanRequest
+from placement import contract
 
 
 @dataclass
@@ -24,10 +24,6 @@ class Pool:
     nodes: list[int]            # up node indices
     capacity: int               # up devices
     dmax: int                   # largest up node
-
-    def replica_capacity(self, node_devices: np.ndarray, dpr: int) -> int:
-        """Most replicas of `dpr` devices this pool holds, alone: no plan puts more here."""
-        return int((node_devices[self.nodes] // dpr).sum())
 
 
 @dataclass
@@ -53,6 +49,7 @@ class JobInfo:
 @dataclass
 class Instance:
     request: PlanRequest
+    fleet: FleetIndex
     T: float
     overhead_s: float
     remote_penalty: float
@@ -73,75 +70,34 @@ class Instance:
     quotas: dict[tuple[str, str], int]
     budget_gb: float | None
 
-    def link_s(self, job: Job, a: str, b: str) -> float | None:
-        """X(a, b): seconds to move the job's checkpoint between regions; None if no link."""
-        if a == b:
-            return 0.0
-        gbps = self.links.get((a, b))
-        return None if gbps is None else job.checkpoint_gb / gbps
-
-    def storage_s(self, job: Job, region: str) -> float:
-        return job.checkpoint_gb / self.storage[region]
-
     def pause_to(self, info: JobInfo, region: str) -> float | None:
         """Seconds a job pauses to run at a new placement in `region`; None if it cannot get there."""
         job = info.job
-        if job.current is not None:
-            g0 = self.cluster_region[job.current.cluster]
-            x = self.link_s(job, g0, region)
-            return None if x is None else self.overhead_s + self.storage_s(job, g0) + x + self.storage_s(job, region)
-        g0 = job.checkpoint_region
-        if g0 is None:
-            return self.overhead_s
-        x = self.link_s(job, g0, region)
-        return None if x is None else self.overhead_s + x + self.storage_s(job, region)
-
-    def locality(self, job: Job, region: str) -> float:
-        return 1.0 - self.remote_penalty if job.data_region is not None and job.data_region != region else 1.0
+        kind = "start" if job.current is None else "move"   # resize, move and migrate pause alike
+        return contract.pause_s(self.fleet, self.overhead_s, kind, job.checkpoint_gb, info.cur_region, region)
 
     def rate(self, job: Job, cluster: str, accel: str, replicas: int) -> float:
-        region = self.cluster_region[cluster]
-        return replicas * job.devices_per_replica * job.speed[accel] * self.locality(job, region)
+        loc = contract.locality(job.data_region, self.cluster_region[cluster], self.remote_penalty)
+        return contract.rate(replicas, job.devices_per_replica, job.speed[accel], loc)
 
 
 def compile_instance(req: PlanRequest) -> Instance:
     """Index a validated request. Linear in nodes + jobs."""
     pol = req.policy
-    fleet = req.fleet
-    storage = {r.name: r.storage_gbps for r in fleet.regions}
-    links: dict[tuple[str, str], float] = {}
-    for link in fleet.links:
-        links[(link.a, link.b)] = links[(link.b, link.a)] = link.gbps
-    cluster_region = {c.name: c.region for c in fleet.clusters}
-    down = set(fleet.down_nodes)
-
-    names: list[str] = []
-    ncl: list[str] = []
-    nacc: list[str] = []
-    ndev: list[int] = []
-    for c in fleet.clusters:
-        for g in c.node_groups:
-            for i in range(g.count):
-                names.append(f"{g.prefix}{i}")
-                ncl.append(c.name)
-                nacc.append(g.accelerator)
-                ndev.append(g.devices)
-    node_index = {n: i for i, n in enumerate(names)}
-    node_devices = np.asarray(ndev, dtype=np.int64)
-    node_up = np.asarray([n not in down for n in names], dtype=bool)
-    node_pool = np.full(len(names), -1, dtype=np.int64)
+    fx = fleet_index(req.fleet)
+    cluster_region = fx.region_of
+    node_index = fx.index
+    node_devices = np.asarray(fx.devices, dtype=np.int64)
+    node_up = np.asarray(fx.up, dtype=bool)
+    node_pool = np.full(len(fx.names), -1, dtype=np.int64)
 
     pool_of: dict[tuple[str, str], int] = {}
     pools: list[Pool] = []
-    by_pool: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i in range(len(names)):
-        if node_up[i]:
-            by_pool[(ncl[i], nacc[i])].append(i)
-    for (c, a), idx in by_pool.items():
+    for (c, a), idx in fx.pool_nodes.items():
         p = len(pools)
         pool_of[(c, a)] = p
         node_pool[idx] = p
-        pools.append(Pool(p, c, a, cluster_region[c], idx, int(node_devices[idx].sum()), int(node_devices[idx].max())))
+        pools.append(Pool(p, c, a, cluster_region[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
 
     tw = pol.tier_weights
     T = req.epoch_s
@@ -162,18 +118,18 @@ def compile_instance(req: PlanRequest) -> Instance:
             region_ok = j.regions is None or info.cur_region in j.regions
             info.keepable = all_up and rep.grants(info.r0) and region_ok and info.cur_pool is not None
             info.protected = (j.tier == "premium" and not pol.premium_preemptible and all_up)
-            rate0 = info.r0 * j.devices_per_replica * j.speed[cur.accelerator] * (
-                1.0 - pol.remote_data_penalty if j.data_region is not None and j.data_region != info.cur_region else 1.0)
-            p = pol.restart_overhead_s + j.checkpoint_gb / storage[info.cur_region]
-            info.preempt_cost = w * rate0 * min(p, T) / T
+            loc = contract.locality(j.data_region, info.cur_region, pol.remote_data_penalty)
+            rate0 = contract.rate(info.r0, j.devices_per_replica, j.speed[cur.accelerator], loc)
+            p = contract.pause_s(fx, pol.restart_overhead_s, "preempt", j.checkpoint_gb, info.cur_region, None)
+            info.preempt_cost = contract.disruption(w * rate0, p, T)
         else:
             info.cur_region = j.checkpoint_region
         jobs.append(info)
 
     quotas = {(q.tenant, q.tier): q.devices for q in req.quotas}
-    return Instance(req, T, pol.restart_overhead_s, pol.remote_data_penalty, pol.spread_penalty, storage, links,
-                    cluster_region, names, node_index, ncl, nacc, node_devices, node_up, node_pool, pools, pool_of,
-                    jobs, quotas, pol.migration_budget_gb)
+    return Instance(req, fx, T, pol.restart_overhead_s, pol.remote_data_penalty, pol.spread_penalty, fx.storage,
+                    fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, node_devices, node_up,
+                    node_pool, pools, pool_of, jobs, quotas, pol.migration_budget_gb)
 
 
 def snap_down(info: JobInfo, r: np.ndarray | int) -> np.ndarray | int:
@@ -187,9 +143,3 @@ def snap_down(info: JobInfo, r: np.ndarray | int) -> np.ndarray | int:
     if isinstance(r, np.ndarray):
         return np.where(k >= 0, al[np.maximum(k, 0)], 0)
     return int(al[k]) if k >= 0 else 0
-
-
-def min_nodes(replicas: int, dmax: int, dpr: int) -> int:
-    """n_min of the spread term: the fewest nodes that can hold `replicas` on the pool's largest node."""
-    per = dmax // dpr
-    return math.ceil(replicas / per) if per > 0 else 0

@@ -5,8 +5,8 @@ after 10 s at 2,000 jobs). The LP is nearly integral, though, so the incumbent d
 the relaxation in few jobs. Each step frees a neighbourhood (the jobs where the LP and the
 incumbent disagree, then the jobs of a few pools at a time), holds every other job where the
 incumbent has it, solves the small model exactly, packs the result onto nodes and keeps it
-when the canonical score improves. Neighbourhoods come from a seeded generator, and with
-`deterministic` each step has a deterministic budget, so the same request repeats exactly.
+when the canonical score improves. Neighbourhoods come from a seeded generator, and under
+`placement.stop.WorkUnits` each step has a deterministic budget, so the same request repeats exactly.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.node_lns import node_step
 from placement.packing import Packing
+from placement.params import DEFAULT, EngineParams
 from placement.realize import realize_delta
 from placement.score import job_terms
-
-
-GANG_SETS = 4        # gang neighbourhoods tried after each improvement
-GANG_FREE_JOBS = 60  # most jobs a node-level neighbourhood re-plans
+from placement.stop import StoppingCriterion
 
 
 def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
@@ -56,37 +54,36 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
-        deterministic: bool, max_free_jobs: int = 150, step_s: float = 0.25,
-        quota_prices: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
-    """Improve `best` until `deadline` (or the step budget, when deterministic); returns the best
-    plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
+        stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
+        lp_n: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
+    """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
+    work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
+    `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows."""
+    max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
     pool_jobs: list[list[int]] = [[] for _ in inst.pools]
     for o in range(len(opts)):
         pool_jobs[int(opts.pool[o])].append(int(opts.job[o]))
     pool_jobs = [sorted(set(js)) for js in pool_jobs]
-    # deterministic: a step count from the request alone (about 45 % of the time limit in CP-SAT
+    # counted work: a step count from the request alone (`lns_det_share` of the time limit in CP-SAT
     # work units), so a deterministic plan takes roughly its limit on an idle core
-    if deterministic:
-        limit = inst.request.policy.time_limit_s
-        step_s = min(step_s, 0.45 * limit)
-        max_steps = max(1, round(0.45 * limit / step_s))
-    else:
-        max_steps = 10**9
+    limit = inst.request.policy.time_limit_s
+    det_step = min(params.lns_step_s, params.lns_det_share * limit)
+    step_s = stop.budget(det_step, params.lns_step_s)
+    max_steps = int(stop.budget(max(1, round(params.lns_det_share * limit / det_step)), 10**9))
     gain0, _ = option_gains(inst, opts, None)
     tried: set[int] = set()   # gangs whose node-level step found nothing better
     # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
     t0 = time.perf_counter()
     best, kept = gang_moves(inst, opts, best, lp_x, None, gain0,
-                            deadline=t0 + (0.1 * step_s * 4 if deterministic else 0.3 * max(0.0, deadline - t0)))
+                            deadline=t0 + stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0)))
     stats["gang_moves"] = kept
     stats["improved"] += kept
 
-    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     while stats["steps"] < max_steps:
-        left = deadline - time.perf_counter()
-        if not deterministic and left < 0.02:
+        if stop.stopped(params.lns_min_left_s, until=deadline):
             break
         free = next(neighbourhoods, None)
         if free is None:
@@ -95,8 +92,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
             pool, nodes, free, gang = free
             tried.add(gang)
-            seconds = step_s if deterministic else min(step_s, left)
-            pk = node_step(inst, opts, best, pool, nodes, free, seconds, deterministic)
+            seconds = stop.budget(step_s, min(step_s, stop.left(until=deadline)))
+            pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
             if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
                 continue
             delta = _objective_of(inst, pk, free) - _objective_of(inst, best, free)
@@ -104,15 +101,15 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                 best = pk
                 stats["improved"] += 1
                 stats["node_improved"] = stats.get("node_improved", 0) + 1
-                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
             continue
         inc = incumbent_choice(best)
         fixed = {j: c for j, c in inc.items() if j not in free}
         subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
         if len(subset) == 0:
             continue
-        seconds = step_s if deterministic else min(step_s, left)
-        res = solve_pool_model(inst, opts, subset, inc, seconds, deterministic, fixed_jobs=fixed, workers=1,
+        seconds = stop.budget(step_s, min(step_s, stop.left(until=deadline)))
+        res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
                                kept_room=_kept_room(inst, opts, best, free))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1
@@ -130,7 +127,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if delta > 1e-9 * max(1.0, abs(delta)):
             best = pk
             stats["improved"] += 1
-            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried)
+            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     return best, stats
 
 
@@ -197,7 +194,7 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
     out = []
     for _, j, p in sorted(wants):
         nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
-        if nodes:
+        if nodes and (len(jobs) > 1 or int(best.free[nodes].max()) >= inst.jobs[j].dpr):
             out.append((p, nodes, jobs, j))
     return out
 
@@ -233,13 +230,13 @@ def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[
 
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
                     pool_jobs: list[list[int]], rng: random.Random, cap: int,
-                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None):
+                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None,
+                    lp_n: np.ndarray | None = None, params: EngineParams = DEFAULT):
     """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then each
     binding quota's jobs, then pools (quota sets again between rounds of pools)."""
     tried = set() if tried is None else tried
     quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
-    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, GANG_FREE_JOBS, tried)
-    yield from gangs[:2]
+    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, params.lns_gang_free_jobs, tried)
     if lp_x is not None:
         disagree = set()
         for j in range(len(inst.jobs)):
@@ -250,14 +247,23 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
             mine = best.choice.get(j)
             lp_pick = int(olist[int(np.argmax(xs))]) if xs.max() > 1e-6 else None
             frac = bool(((xs > 1e-6) & (xs < 1 - 1e-6)).any())
-            if frac or lp_pick != mine:
+            fewer = lp_n is not None and mine is not None and lp_pick == mine and \
+                lp_n[mine] > sum(best.nodes[j].values()) + 0.5
+            if frac or lp_pick != mine or fewer:
                 disagree.add(j)
         if disagree:
-            d = sorted(disagree)
-            rng.shuffle(d)
+            # most value at stake first: what the LP gives the job less what the incumbent does
+            stake = {}
+            for j in disagree:
+                olist = opts.by_job[j]
+                lp_val = float(opts.coef[olist] @ lp_n[olist]) if lp_n is not None else float(opts.coef[olist] @ lp_x[olist])
+                o = best.choice.get(j)
+                mine = float(opts.coef[o]) * sum(best.nodes[j].values()) if o is not None else 0.0
+                stake[j] = lp_val - mine
+            d = sorted(disagree, key=lambda j: (-stake[j], j))
             for k in range(0, len(d), cap):
                 yield set(d[k:k + cap])
-    yield from gangs[2:GANG_SETS]
+    yield from gangs[:params.lns_gang_sets]
     yield from quota_sets
     order = list(range(len(inst.pools)))
     while True:

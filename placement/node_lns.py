@@ -44,7 +44,6 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
     node_load: list[list] = [[] for _ in nodes]
     quota_add: dict[tuple[str, str], list] = {}
     mig_add: list = []
-    values: list[float] = []
     for j in sorted(free):
         info = inst.jobs[j]
         lst = []
@@ -82,8 +81,8 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
                 u = {}
                 if sp > 0 and per > 0:
                     u = {i: model.new_bool_var(f"u{o}_{i}") for i in y}
-                    for i in y:
-                        model.add(y[i] <= per_node[i] * u[i])
+                    for i, yi in y.items():
+                        model.add(yi <= per_node[i] * u[i])
                     m = model.new_int_var(0, math.ceil(int(opts.hi[o]) / per), f"m{o}")
                     model.add(per * m <= cnt + (per - 1) * lit)
                     terms.append((-sp, sum(u.values()) - m))
@@ -115,7 +114,6 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
             if opts.mig_gb[o] > 0:
                 mig_add.append((float(opts.mig_gb[o]), lit))
         alts[j] = lst
-        values.append(max(abs(pc), 1.0))
     if not alts:
         return None
     for i, load in enumerate(node_load):
@@ -127,15 +125,15 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
         model.add(sum(dev) <= int(inst.quotas[key] - held))
     if inst.budget_gb is not None and mig_add:
         held = base.mig_used - sum(float(opts.mig_gb[base.choice[j]]) for j in alts if j in base.choice)
-        cap = int(math.floor((inst.budget_gb - held) * 1000 + 1e-6))
-        model.add(sum(int(math.ceil(gb * 1000 - 1e-6)) * lit for gb, lit in mig_add) <= cap)
+        cap = math.floor((inst.budget_gb - held) * 1000 + 1e-6)
+        model.add(sum(math.ceil(gb * 1000 - 1e-6) * lit for gb, lit in mig_add) <= cap)
     biggest = max([abs(c) for c, _ in terms] + [1e-9])
     scale = 10.0 ** math.floor(math.log10(SCALE_MAX / biggest / 40))
     model.maximize(sum(round(c * scale) * e for c, e in terms))
     for j, lst in alts.items():          # the incumbent as a hint
         inc_o = base.choice.get(j)
         for kind, o, lit, extra in lst:
-            on = inc_o == o and (kind != "move" or True)
+            on = inc_o == o
             model.add_hint(lit, on)
             if kind == "move":
                 for i, yv in extra["y"].items():

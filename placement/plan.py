@@ -21,7 +21,14 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound
+from placement.bound import (
+    Bound,
+    improving_options,
+    lagrangian_bound,
+    lagrangian_value,
+    lp_bound,
+    priced_values,
+)
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
@@ -29,31 +36,32 @@ from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
+from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
-
-OPTIMAL_GAP = 1e-6
-LP_FULL_MAX_OPTIONS = 15_000     # above this, a restricted LP (+ column generation) prices a Lagrangian bound
-LP_OPTIONS_PER_JOB = 4           # most options per job in the restricted LP
-LP_TARGET_COLUMNS = 40_000       # the restricted LP's size aim: fewer options per job at planet size
-CPSAT_FULL_MAX_OPTIONS = 3_000   # above this, CP-SAT works on neighbourhoods only (placement.lns)
+from placement.stop import StoppingCriterion, criterion
 
 
 GC_FREEZE_MIN_JOBS = 2_000       # from here on the request's objects are kept out of the collector's sight
 
 
-def plan(req: PlanRequest) -> PlanResponse:
-    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap."""
+def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+    """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
+
+    Precondition: `req` passed `models.validate_request` (`models.parse_request` and
+    `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
+    engine does not check again: past that door it assumes every name it meets exists and every
+    running job fits where it runs, and a request that skipped it may raise anywhere."""
     with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=True)
+        return _plan(req, use_cpsat=True, params=params)
 
 
-def greedy_plan(req: PlanRequest) -> PlanResponse:
+def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
-    against and the engine's first plan; no LP, no CP-SAT."""
+    against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
     with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=False)
+        return _plan(req, use_cpsat=False, params=params)
 
 
 @contextmanager
@@ -91,10 +99,11 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanResponse:
+    P = params
     limit = req.policy.time_limit_s
-    det = req.policy.deterministic
     clock = _Clock(limit)
+    stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
     clock.lap("compile")
@@ -102,27 +111,37 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    first = greedy(inst, opts)
+    # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
+    # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
+    lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
+    first = keep_all(inst, opts) if lp_first else None
+    if first is None or not _protected_ok(inst, first):
+        lp_first = False
+        first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
+    if lp_first:
+        realize_s = P.realize_s_per_job * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
-        rescued = _rescue_protected(inst, opts, clock.deadline)
+        rescued = _rescue_protected(inst, opts, stop, P)
         if rescued is None:
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = 0.02 + 2 * clock.lap("score") + 3e-5 * len(inst.jobs)
+    tail = P.tail_s + max(P.tail_scorings * clock.lap("score"), (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
+        + P.tail_per_job_s * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and (clock.left() > realize_s + tail + 0.1 or det):
-        # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
-        lp_s = 4 * limit if det else min(0.45 * limit, clock.left() - realize_s - tail - 0.05)
-        lp = _lp_stage(inst, opts, candidates.best[1], seconds=lp_s) if lp_s > 0.05 else None
+    if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+        # the LP's share leaves room for rounding it (one packing pass) and the tail
+        lp_s = stop.budget(P.lp_det_factor * limit,
+                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
+        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -132,30 +151,36 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
         else:
             bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
                           budget_price=lp.budget_price)
-    if _proven(bound, candidates):
+    if _proven(bound, candidates, P.optimal_gap):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
-                           deadline=time.perf_counter() + (1e9 if det else max(0.0, min(0.1 * limit, clock.left() - realize_s - tail))))
+                           deadline=time.perf_counter() + stop.budget(
+                               1e9, max(0.0, min(P.integer_bound_share * limit, clock.left() - realize_s - tail))))
         if ib is not None and ib.value < bound.value:
             bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                           budget_price=bound.budget_price)
         clock.lap("integer_bound")
-        if det or clock.left() > realize_s + tail + 0.05:
+        if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
             pk = realize(inst, opts, lp_rounding(inst, opts, lp))
             realize_s = time.perf_counter() - ts
             candidates.add("lp_rounding", pk)
             clock.lap("lp_rounding")
-    elif det or clock.left() > tail + 0.05:
+    elif lp_first:   # no LP in time: the greedy plan after all
+        candidates.add("greedy", greedy(inst, opts))
+        realize_s = clock.lap("greedy")
+    elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
-        sub = lagrangian_bound(inst, opts, target=best_obj, max_iter=60 if det else 200,
-                               seconds=1e9 if det else min(0.5, max(0.02, 0.05 * limit)))
+        sub = lagrangian_bound(inst, opts, target=best_obj,
+                               max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
+                               seconds=stop.budget(1e9, min(P.subgradient_max_s,
+                                                            max(P.subgradient_min_s, P.subgradient_share * limit))))
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and (det or clock.left() > realize_s + tail + 0.05):
+        if np.any(sub.prices > 0) and stop.may_start(realize_s + tail + P.min_stage_s):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -164,14 +189,14 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     cp_status = None
     cp_vars = 0
     pool_optimum_reached = False
-    if use_cpsat and not _proven(bound, candidates):
+    if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
         # what must stay for packing, scoring and the reasons once the search stops
-        stop = clock.deadline - tail
-        if len(opts) <= CPSAT_FULL_MAX_OPTIONS and (stop - time.perf_counter() > 0.05 or det):
+        until = clock.deadline - tail
+        if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
-            # deterministic: a budget from the request alone, never from the wall clock
-            budget = 0.25 * limit if det else max(0.05, (stop - time.perf_counter()) * 0.4)
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, det)
+            budget = stop.budget(P.cpsat_det_share * limit,
+                                 max(P.min_stage_s, stop.left(until=until) * P.cpsat_share_of_left))
+            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, stop)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
@@ -186,9 +211,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
-        if bound.value - best_score.objective > OPTIMAL_GAP * max(abs(bound.value), 1e-9) and (
-                not pool_optimum_reached) and (stop - time.perf_counter() > 0.05 or det):
-            pk, lstats = lns(inst, opts, best_pk, stop, bound.x, det, quota_prices=bound.quota_prices)
+        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
+                not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
+                             lp_n=bound.n)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -202,10 +228,10 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     obj = best_score.objective
     ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise
     gap = (ub - obj) / max(abs(ub), 1e-9)
-    if gap <= OPTIMAL_GAP:
+    if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name != "cpsat":
-        status = "fallback"   # the optimizer had nothing by the deadline: a heuristic plan
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
+        status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
@@ -222,31 +248,53 @@ def _plan(req: PlanRequest, use_cpsat: bool) -> PlanResponse:
     )
 
 
-def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float) -> Bound | None:
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
     options plus one round of column generation, whose duals then price every option in a
     Lagrangian bound (valid whatever the prices)."""
-    if len(opts) <= LP_FULL_MAX_OPTIONS:
+    if len(opts) <= P.lp_full_max_options:
         return lp_bound(inst, opts, time_limit_s=seconds)
     t0 = time.perf_counter()
-    per_job = int(np.clip(LP_TARGET_COLUMNS // max(1, len(inst.jobs)), 2, LP_OPTIONS_PER_JOB))
+    per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
-    lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
-    if lp is None or lp.infeasible:
-        return None
-    spent = time.perf_counter() - t0
-    if spent < 0.4 * seconds:
-        extra = improving_options(inst, opts, lp, top)
-        if len(extra):
-            top2 = np.union1d(top, extra)
-            lp2 = lp_bound(inst, opts.restrict(top2), time_limit_s=seconds - spent)
-            if lp2 is not None and not lp2.infeasible:
-                top, lp = top2, lp2
-    val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
-    x = np.zeros(len(opts))
-    n = np.zeros(len(opts))
-    x[top], n[top] = lp.x, lp.n
-    return Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices, budget_price=lp.budget_price)
+    best: Bound | None = None
+    while True:
+        spent = time.perf_counter() - t0
+        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent)
+        if lp is None or lp.infeasible:
+            break
+        val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
+        x = np.zeros(len(opts))
+        n = np.zeros(len(opts))
+        x[top], n[top] = lp.x, lp.n
+        # the bound is the best round's; the primal (for rounding) the latest, most complete one
+        if best is None or val < best.value:
+            best = Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices,
+                         budget_price=lp.budget_price)
+        else:
+            best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
+                         budget_price=best.budget_price)
+        # another round of column generation only while it fits (each costs more than the last)
+        if time.perf_counter() - t0 > P.colgen_share * seconds:
+            break
+        extra = _best_improving(inst, opts, lp, top)
+        if not len(extra):
+            break
+        top = np.union1d(top, extra)
+    return best
+
+
+def _best_improving(inst: Instance, opts: Options, lp: Bound, top: np.ndarray) -> np.ndarray:
+    """Per job, its best option outside `top` that beats its members at the LP's prices: one
+    round of column generation, one column per job (all of them make the next LP too slow)."""
+    extra = improving_options(inst, opts, lp, top)
+    if not len(extra):
+        return extra
+    val, _ = priced_values(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)
+    ex = extra[np.lexsort((-val[extra], opts.job[extra]))]
+    first = np.ones(len(ex), dtype=bool)
+    first[1:] = opts.job[ex][1:] != opts.job[ex][:-1]
+    return ex[first]
 
 
 class _Candidates:
@@ -264,10 +312,20 @@ class _Candidates:
             self.best = (name, pk, sc)
 
 
-def _proven(bound: Bound, candidates: _Candidates) -> bool:
-    """The best plan so far is proven optimal (`gap <= OPTIMAL_GAP`): every later stage is skipped."""
+def keep_all(inst: Instance, opts: Options) -> Packing:
+    """Every running job that may stay exactly where it is, kept (protected first), nothing else:
+    valid by construction, and the plan to beat."""
+    pk = Packing(inst, opts)
+    for info in sorted(inst.jobs, key=lambda i: (not i.protected, i.index)):
+        if info.keepable:
+            pk.try_keep(info.index)
+    return pk
+
+
+def _proven(bound: Bound, candidates: _Candidates, optimal_gap: float) -> bool:
+    """The best plan so far is proven optimal (`gap <= optimal_gap`): every later stage is skipped."""
     obj = candidates.best[2].objective
-    return bound.value - obj <= OPTIMAL_GAP * max(abs(bound.value), 1e-9)
+    return bound.value - obj <= optimal_gap * max(abs(bound.value), 1e-9)
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
@@ -305,13 +363,12 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
     return out
 
 
-def _rescue_protected(inst: Instance, opts: Options, deadline: float) -> Packing | None:
+def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:
     """The greedy could not keep every protected job placed: ask CP-SAT for protected jobs alone."""
     prot = [i.index for i in inst.jobs if i.protected]
     subset = np.concatenate([opts.by_job[j] for j in prot]) if prot else np.zeros(0, dtype=np.int64)
-    det = inst.request.policy.deterministic
-    seconds = 0.3 * inst.request.policy.time_limit_s if det else max(0.1, deadline - time.perf_counter())
-    res = solve_pool_model(inst, opts, subset, {}, seconds, det)
+    seconds = stop.budget(P.rescue_det_share * inst.request.policy.time_limit_s, max(P.rescue_min_s, stop.left()))
+    res = solve_pool_model(inst, opts, subset, {}, seconds, stop)
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)

@@ -1,16 +1,17 @@
-"""The contract's arithmetic, written once: objective, breakdown and actions from assignments.
+"""The canonical scorer: objective, breakdown and actions of a plan from its assignments.
 
-Every plan the engine returns is scored here, whichever stage produced it, so what the
-response reports is exactly what placement-v1.md computes from its assignments.
+Every plan the engine returns is scored here, whichever stage produced it, with the formulas of
+`placement.contract`, so what the response reports is exactly what placement-v1.md computes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from models.request import Job, Placement, PlanRequest
+from models.fleet_index import fleet_index
+from models.request import Placement, PlanRequest
 from models.response import Action
+from placement import contract
 from placement.instance import Instance
 
 # job index -> (cluster, accelerator, {node name: replicas})
@@ -29,18 +30,6 @@ class Scored:
         return self.value - self.disruption - self.spread
 
 
-def action_kind(job: Job, cluster: str, accel: str, nodes: dict[str, int]) -> str | None:
-    """The contract's action kind for moving `job` to this placement; None if nothing changes."""
-    cur = job.current
-    if cur is None:
-        return "start"
-    if cur.cluster == cluster and cur.accelerator == accel:
-        if cur.nodes == nodes:
-            return None
-        return "resize" if sum(cur.nodes.values()) != sum(nodes.values()) else "move"
-    return "migrate"
-
-
 def job_terms(inst: Instance, j: int, got: tuple[str, str, dict[str, int]] | None) -> tuple[float, float, float]:
     """(value, disruption, spread) of one job placed as `got` (None: not placed)."""
     info = inst.jobs[j]
@@ -51,14 +40,12 @@ def job_terms(inst: Instance, j: int, got: tuple[str, str, dict[str, int]] | Non
     r = sum(nodes.values())
     v = info.weight * inst.rate(job, cluster, accel, r)
     d = 0.0
-    if action_kind(job, cluster, accel, nodes) is not None:
+    if contract.action_kind(job.current, cluster, accel, nodes) is not None:
         pause = inst.pause_to(info, inst.cluster_region[cluster]) or 0.0
-        d = v * min(pause, inst.T) / inst.T
-    p = 0.0
+        d = contract.disruption(v, pause, inst.T)
     pool = inst.pool_of.get((cluster, accel))
-    per = inst.pools[pool].dmax // info.dpr if pool is not None else 0
-    if per > 0:
-        p = inst.spread_penalty * info.weight * info.dpr * job.speed[accel] * (len(nodes) - math.ceil(r / per))
+    n_min = contract.fewest_nodes(r, inst.pools[pool].dmax, info.dpr) if pool is not None else 0
+    p = contract.spread(inst.spread_penalty, info.weight, info.dpr, job.speed[accel], len(nodes), n_min)
     return (v, d, p)
 
 
@@ -78,7 +65,7 @@ def score(inst: Instance, placed: PlacedMap) -> Scored:
                 out.actions.append(Action.model_construct(job=job.id, kind="preempt", from_=job.current, to=None))
             continue
         cluster, accel, nodes = got
-        kind = action_kind(job, cluster, accel, nodes)
+        kind = contract.action_kind(job.current, cluster, accel, nodes)
         if kind is not None:
             out.actions.append(Action.model_construct(
                 job=job.id, kind=kind, from_=job.current,
@@ -90,36 +77,22 @@ class PauseTable:
     """The contract's pause for any action on one request, with its lookups built once."""
 
     def __init__(self, request: PlanRequest):
-        pol = request.policy
-        fleet = request.fleet
-        self.overhead_s = pol.restart_overhead_s
-        self.region_of = {c.name: c.region for c in fleet.clusters}
-        self.storage = {r.name: r.storage_gbps for r in fleet.regions}
-        self.links: dict[tuple[str, str], float] = {}
-        for link in fleet.links:
-            self.links[(link.a, link.b)] = self.links[(link.b, link.a)] = link.gbps
+        self.overhead_s = request.policy.restart_overhead_s
+        self.fleet = fleet_index(request.fleet)
         self.jobs = {j.id: j for j in request.jobs}
 
     def __call__(self, action: Action) -> float:
         job = self.jobs[action.job]
-        ck = job.checkpoint_gb
-
-        def xfer(a: str, b: str) -> float:
-            if a == b:
-                return 0.0
-            if (a, b) not in self.links:
-                raise ValueError(f"no link between {a} and {b} for job {job.id}")
-            return ck / self.links[(a, b)]
-
-        O = self.overhead_s
+        region_of = self.fleet.region_of
         if action.kind == "preempt":
-            return O + ck / self.storage[self.region_of[action.from_.cluster]]
-        g = self.region_of[action.to.cluster]
-        if action.kind == "start":
-            g0 = job.checkpoint_region
-            return O if g0 is None else O + xfer(g0, g) + ck / self.storage[g]
-        g0 = self.region_of[action.from_.cluster]
-        return O + ck / self.storage[g0] + xfer(g0, g) + ck / self.storage[g]
+            src, dst = region_of[action.from_.cluster], None
+        else:
+            dst = region_of[action.to.cluster]
+            src = job.checkpoint_region if action.kind == "start" else region_of[action.from_.cluster]
+        pause = contract.pause_s(self.fleet, self.overhead_s, action.kind, job.checkpoint_gb, src, dst)
+        if pause is None:
+            raise ValueError(f"no link between {src} and {dst} for job {job.id}")
+        return pause
 
 
 _last_table: tuple[PlanRequest, PauseTable] | None = None

@@ -1,8 +1,9 @@
 """The hard constraints of contract v1, checked on a finished response.
 
 The engine builds plans valid by construction; this is the project's own second look (the
-independent checker lives outside the project), used by tests, benchmarks, the replay and
-the service's self-checks. It returns violations as sentences; an empty list means valid.
+independent checker lives outside the project). The test suite runs it on every plan it makes
+(`tests/support/requests.py`); the service and the replay do not call it, since a plan is scored
+by the same arithmetic it would re-check. It returns violations as sentences; an empty list means valid.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 
 from models.request import PlanRequest
 from models.response import PlanResponse
+from placement.contract import transfer_s
 from placement.instance import compile_instance
 from placement.score import score
 
@@ -67,7 +69,7 @@ def violations(req: PlanRequest, resp: PlanResponse) -> list[str]:
             out.append(f"{a.job}: {r} replicas not in allowed {job.replicas.allowed}")
         quota_use[info.key] += r * info.dpr
         if info.cur_region is not None and info.cur_region != region:
-            if inst.link_s(job, info.cur_region, region) is None:
+            if transfer_s(inst.fleet, job.checkpoint_gb, info.cur_region, region) is None:
                 out.append(f"{a.job}: no link from {info.cur_region} to {region}")
             moved_gb += job.checkpoint_gb
     for idx, u in used.items():

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from models import Fleet
+from models.fleet_index import fleet_index
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,13 @@ def parse_outage(text: str) -> Outage:
 def outage_nodes(fleet: Fleet, target: str) -> set[str]:
     """The nodes a target names; ValueError for one the fleet does not have."""
     kind, _, name = target.partition(":") if ":" in target else ("node", "", target)
-    nodes: set[str] = set()
-    for c in fleet.clusters:
-        if (kind == "region" and c.region == name) or (kind == "cluster" and c.name == name) or kind == "node":
-            for g in c.node_groups:
-                for i in range(g.count):
-                    n = f"{g.prefix}{i}"
-                    if kind != "node" or n == name:
-                        nodes.add(n)
+    fx = fleet_index(fleet)
+    if kind == "node":
+        nodes = {name} if name in fx.index else set()
+    elif kind == "region":
+        nodes = {n for i, n in enumerate(fx.names) if fx.region_of[fx.cluster[i]] == name}
+    else:
+        nodes = {n for i, n in enumerate(fx.names) if fx.cluster[i] == name}
     if kind not in ("node", "region", "cluster"):
         raise ValueError(f"outage target {target!r}: expected a node, region:NAME or cluster:NAME")
     if not nodes:

@@ -12,16 +12,15 @@ a job runs slower or remote than it could, ...); the planner then runs as usual.
 
 from __future__ import annotations
 
-import math
-
 from executor.actions import response_from_placements
 from executor.schedulers.packing import FreeMap
 from models import Job, Placement, PlanRequest, PlanResponse
+from placement.contract import fewest_nodes
 
 
 def optimal_starts(request: PlanRequest) -> PlanResponse | None:
     free = FreeMap(request)
-    dmax = _dmax(request)
+    dmax = free.pool_dmax
     region_of = free.region_of
     placed: dict[str, Placement] = {}
     waiting: list[Job] = []
@@ -50,16 +49,6 @@ def _best(job: Job, p: Placement, region_of: dict[str, str], dmax: dict[tuple[st
         return False
     if job.data_region is not None and region_of[p.cluster] != job.data_region:
         return False
-    per_node = dmax.get((p.cluster, p.accelerator), 0) // job.devices_per_replica
-    return per_node > 0 and len(p.nodes) == math.ceil(p.replicas / per_node)
+    n_min = fewest_nodes(p.replicas, dmax.get((p.cluster, p.accelerator), 0), job.devices_per_replica)
+    return n_min > 0 and len(p.nodes) == n_min
 
-
-def _dmax(request: PlanRequest) -> dict[tuple[str, str], int]:
-    down = set(request.fleet.down_nodes)
-    out: dict[tuple[str, str], int] = {}
-    for c in request.fleet.clusters:
-        for g in c.node_groups:
-            if any(f"{g.prefix}{i}" not in down for i in range(g.count)):
-                key = (c.name, g.accelerator)
-                out[key] = max(out.get(key, 0), g.devices)
-    return out

@@ -1,15 +1,17 @@
 """Free-capacity bookkeeping and gang packing for the baseline schedulers (not the planner).
 
 A job's replicas need `devices_per_replica` devices each on one node, all in one cluster on one
-accelerator type, and a count in `replicas.allowed` when the job lists it (contract v1.1). `FreeMap.place` packs best-fit: the fullest single node that holds the whole gang,
-else the emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then
-the fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
+accelerator type, and a count in `replicas.allowed` when the job lists it (contract v1.1).
+`FreeMap.place` packs best-fit: the fullest single node that holds the whole gang, else the
+emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then the
+fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
 Buckets are insertion-ordered dicts, so packing is deterministic for a given request.
 """
 
 from __future__ import annotations
 
 from models import Job, Placement, PlanRequest
+from models.fleet_index import fleet_index
 
 
 class _Pool:
@@ -57,18 +59,19 @@ class FreeMap:
     """What is free on the up nodes of a request's fleet, and the devices each quota has left."""
 
     def __init__(self, request: PlanRequest):
-        down = set(request.fleet.down_nodes)
-        self.region_of = {c.name: c.region for c in request.fleet.clusters}
+        fx = fleet_index(request.fleet)
+        self.region_of = fx.region_of
+        self.pool_dmax = fx.pool_dmax           # (cluster, accelerator) -> largest up node
         self.pools: dict[tuple[str, str], _Pool] = {}
         self.node_pool: dict[str, _Pool] = {}
-        for c in request.fleet.clusters:
+        for c in request.fleet.clusters:        # every pool the fleet names, in its order
             for g in c.node_groups:
-                pool = self.pools.setdefault((c.name, g.accelerator), _Pool(c.name, c.region, g.accelerator))
-                for i in range(g.count):
-                    name = f"{g.prefix}{i}"
-                    if name not in down:
-                        pool.add(name, g.devices)
-                        self.node_pool[name] = pool
+                self.pools.setdefault((c.name, g.accelerator), _Pool(c.name, c.region, g.accelerator))
+        for i, name in enumerate(fx.names):
+            if fx.up[i]:
+                pool = self.pools[(fx.cluster[i], fx.accelerator[i])]
+                pool.add(name, fx.devices[i])
+                self.node_pool[name] = pool
         self.links = {frozenset((lk.a, lk.b)) for lk in request.fleet.links}
         self.quota_left = {(q.tenant, q.tier): q.devices for q in request.quotas}
 

@@ -13,6 +13,7 @@ from placement.cpsat.constraints import add_constraints, add_packing_cuts
 from placement.cpsat.objective import set_objective
 from placement.cpsat.variables import make_variables
 from placement.instance import Instance
+from placement.stop import StoppingCriterion
 
 
 @dataclass
@@ -27,7 +28,7 @@ class CpsatResult:
 
 
 def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: dict[int, tuple[int, int]],
-                     seconds: float, deterministic: bool, fixed_jobs: dict[int, tuple[int, int]] | None = None,
+                     seconds: float, stop: StoppingCriterion, fixed_jobs: dict[int, tuple[int, int]] | None = None,
                      workers: int = 2, kept_room: np.ndarray | None = None) -> CpsatResult:
     """Solve over the options in `subset` (jobs in `fixed_jobs` are held at their (option, replicas)).
 
@@ -71,13 +72,8 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
 
     solver = cp_model.CpSolver()
     prm = solver.parameters
-    if deterministic:
-        prm.num_workers = 1
-        prm.max_deterministic_time = max(0.05, seconds)
-        prm.max_time_in_seconds = max(1.0, seconds * 4 + 2)   # a safety net only
-    else:
-        prm.num_workers = max(1, workers)
-        prm.max_time_in_seconds = max(0.01, seconds)
+    for name, value in stop.cpsat_parameters(seconds, workers).items():
+        setattr(prm, name, value)
     prm.relative_gap_limit = 1e-6
     prm.symmetry_level = 0
     prm.cp_model_probing_level = 0 if len(subset) > 20000 else 1

@@ -78,11 +78,6 @@ class Admission:
     def _estimate(self, time_limit_s: float, deterministic: bool) -> float:
         return max(0.001, self._ratio * self._budget(time_limit_s, deterministic, self.waiting + 1))
 
-    def wait_estimate_s(self) -> float:
-        """How long a plan admitted now would wait for a worker."""
-        with self._lock:
-            return self._wait_s()
-
     def _wait_s(self) -> float:
         if self.running + self.waiting < self.workers:
             return 0.0

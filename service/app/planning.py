@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import BadRequest, FieldError, PlanRequest, PlanResponse, parse_request
+from models import BadRequest, PlanRequest, PlanResponse, decode_json, parse_request
 from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
@@ -85,54 +85,10 @@ KEEP_MODEL_MAX_BYTES = 64 * 1024
 INLINE_PARSE_MAX_BYTES = 16 * 1024
 
 
-def decode_json(body: bytes) -> Any:
-    """JSON text to Python values; NaN and Infinity literals are refused as the contract requires."""
-    def reject(name: str) -> Any:
-        raise ValueError(f"{name} is not a valid JSON number")
-
-    try:
-        return json.loads(body, parse_constant=reject)
-    except (ValueError, RecursionError) as exc:
-        excerpt = body[:60].decode("utf-8", "replace")
-        raise BadRequest([FieldError("", excerpt, f"not valid JSON: {exc}")]) from None
-
-
-def precheck_sizes(data: Any, limits: Limits) -> None:
-    """Refuse fleets past the node and device caps before validation enumerates their nodes one by one,
-    so `"count": 1000000000` costs a comparison, not minutes of a worker."""
-    if not isinstance(data, dict):
-        return
-    fleet = data.get("fleet")
-    clusters = fleet.get("clusters") if isinstance(fleet, dict) else None
-    if not isinstance(clusters, list):
-        return
-    nodes = devices = 0
-    for c in clusters:
-        groups = c.get("node_groups") if isinstance(c, dict) else None
-        for g in groups if isinstance(groups, list) else ():
-            if not isinstance(g, dict):
-                continue
-            count, per = g.get("count"), g.get("devices")
-            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
-                nodes += count
-                if isinstance(per, int) and not isinstance(per, bool) and per > 0:
-                    devices += count * per
-    errs: list[FieldError] = []
-    if limits.max_nodes is not None and nodes > limits.max_nodes:
-        errs.append(FieldError("fleet.clusters", nodes, f"too many nodes: the limit is {limits.max_nodes}"))
-    if limits.max_devices is not None and devices > limits.max_devices:
-        errs.append(FieldError("fleet.clusters", devices, f"too many devices: the limit is {limits.max_devices}"))
-    jobs = data.get("jobs")
-    if errs and isinstance(jobs, list) and limits.max_jobs is not None and len(jobs) > limits.max_jobs:
-        errs.insert(0, FieldError("jobs", len(jobs), f"too many jobs: the limit is {limits.max_jobs}"))
-    if errs:
-        raise BadRequest(errs)
-
-
 def parse_body(body: bytes, limits: Limits) -> Parsed:
-    """Body bytes to a validated request, or BadRequest naming every fault."""
+    """Body bytes to a validated request, or BadRequest naming every fault. The size caps come first
+    (`models.validate`), so a fleet of a billion nodes costs a comparison, not an enumeration."""
     data = decode_json(body)
-    precheck_sizes(data, limits)
     req = parse_request(data, limits=limits)
     digest = request_digest(req.model_dump(mode="json", by_alias=True))
     original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -140,13 +96,9 @@ def parse_body(body: bytes, limits: Limits) -> Parsed:
                   req if len(body) <= KEEP_MODEL_MAX_BYTES else None)
 
 
-def _load_engine() -> tuple[Planner, Planner | None]:
-    from placement import plan
+def _load_engine() -> tuple[Planner, Planner]:
+    from placement import greedy_plan, plan
 
-    try:
-        from placement import greedy_plan
-    except ImportError:
-        greedy_plan = None
     return plan, greedy_plan
 
 

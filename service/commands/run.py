@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("needs torch: .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[executor]'") from None
-    from executor.live import format_table, load_live_input, read_json_file, run_live
+    from executor.live import load_live_input, read_json_file, run_live
 
     for name in ("time_limit", "grace_s"):
         if not getattr(args, name) > 0:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    print(format_table(res.rows))
+    print(pause_table(res.rows))
     jobs = res.state.jobs
     for jid, s in jobs.items():
         print(f"{jid}: {s.status}, {res.steps.get(jid, 0)}/{live.train[jid].steps} steps, actions {dict(s.actions)}")
@@ -74,3 +74,14 @@ def run(args: argparse.Namespace) -> int:
                 "first_start_s": s.first_start_s, "finish_s": s.finish_s} for j, s in jobs.items()}},
             indent=1) + "\n")
     return 0 if done == len(jobs) else 1
+
+
+def pause_table(rows: list[dict]) -> str:
+    """The live loop's pause rows as a right-aligned text table, floats to two decimals, '-' where none."""
+    from executor.live import COLUMNS
+    from service.reports.table import cell, render
+
+    def fmt(v: object) -> str:
+        return cell(v, "{:.2f}") if v is None or isinstance(v, float) else str(v)
+
+    return render([list(COLUMNS)] + [[fmt(r[c]) for c in COLUMNS] for r in rows], first_left=False, rule=False)

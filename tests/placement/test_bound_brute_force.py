@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 
-from tests.support.requests import check, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement import plan
+from placement.contract import transfer_s
 from placement.instance import compile_instance
 from placement.score import job_terms
+from tests.support.requests import check, parsed
 
 
 @st.composite
@@ -66,7 +67,7 @@ def brute_force_optimum(data: dict) -> float | None:
             if info.job.regions is not None and p.region not in info.job.regions:
                 continue
             if info.cur_region is not None and info.cur_region != p.region and \
-                    inst.link_s(info.job, info.cur_region, p.region) is None:
+                    transfer_s(inst.fleet, info.job.checkpoint_gb, info.cur_region, p.region) is None:
                 continue
             for counts in itertools.product(range(info.hi + 1), repeat=len(p.nodes)):
                 if info.job.replicas.grants(sum(counts)):

@@ -4,9 +4,9 @@ tier weights 100/10/1, restart 30 s, storage 2 GB/s, epoch 300 s)."""
 from __future__ import annotations
 
 import pytest
-from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 from placement import plan
+from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 ONE_NODE = fleet(cluster("a", "us", ("a-h-", 1, "H100", 8)))
 

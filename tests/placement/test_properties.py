@@ -3,11 +3,11 @@ project's verifier and the independent checker agree with, from the engine and t
 
 from __future__ import annotations
 
-from tests.support.requests import check, parsed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement import greedy_plan, plan
+from tests.support.requests import check, parsed
 
 ACCELS = ["H100", "A100", "V100"]
 TIERS = ["premium", "standard", "basic"]

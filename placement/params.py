@@ -1,0 +1,58 @@
+"""The engine's budget shares and stage sizes, in one frozen object.
+
+Every figure that splits `policy.time_limit_s` between the stages, or decides which stage runs at
+which size, lives here, so that tuning one is one edit and a benchmark can try another set without
+touching the code. `*_share` figures are fractions of the time limit (or of what is left, where
+said); `*_det_*` figures are the deterministic budgets (CP-SAT work units, iteration or step
+counts), taken from the request alone so that the same request gives the same plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    optimal_gap: float = 1e-6            # a plan within this relative gap of the bound is optimal
+    # sizes: which form of a stage runs
+    lp_full_max_options: int = 15_000    # above this, a restricted LP (+ column generation) prices a Lagrangian bound
+    lp_options_per_job: int = 4          # most options per job in the restricted LP
+    lp_target_columns: int = 10_000      # the restricted LP's first size (then column generation): options per job
+    lp_first_min_jobs: int = 10_000      # from this size the LP rounding, not a greedy pass, gives the first real plan
+    cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
+    # the LP
+    lp_share: float = 0.45               # wall clock: the LP's most
+    lp_det_factor: float = 4.0           # deterministic: HiGHS's time limit (a safety net; HiGHS itself is deterministic)
+    lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
+    colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
+    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
+    integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
+    # the subgradient bound (where no LP runs)
+    subgradient_iters: int = 200
+    subgradient_det_iters: int = 60
+    subgradient_share: float = 0.05
+    subgradient_min_s: float = 0.02
+    subgradient_max_s: float = 0.5
+    # CP-SAT on the full pool model
+    cpsat_det_share: float = 0.25
+    cpsat_share_of_left: float = 0.4
+    rescue_det_share: float = 0.3        # CP-SAT on protected jobs alone, when the greedy broke constraint 5
+    rescue_min_s: float = 0.1
+    # neighbourhood search
+    lns_det_share: float = 0.45          # deterministic: steps of `lns_step_s` work units, this share of the limit in all
+    lns_step_s: float = 0.25
+    lns_max_free_jobs: int = 150
+    lns_min_left_s: float = 0.02         # wall clock: no step starts with less left
+    lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
+    lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
+    gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
+    # the tail reserved for the reasons and the response once the search stops (the search keeps its
+    # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
+    tail_s: float = 0.02
+    tail_scorings: float = 2.0
+    tail_per_job_s: float = 3e-5
+    min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
+
+
+DEFAULT = EngineParams()
