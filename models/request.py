@@ -26,16 +26,19 @@ class ContractModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_means_default(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            fields = cls.model_fields
-            drop = [
-                k
-                for k, v in data.items()
-                if v is None and k in fields and fields[k].default is not None and not fields[k].is_required()
-            ]
-            if drop:
-                data = {k: v for k, v in data.items() if k not in drop}
+        # runs for every object of every request: a null is rare, so look for one before anything else
+        if isinstance(data, dict) and None in data.values():
+            defaulted = _DEFAULTED.get(cls)
+            if defaulted is None:
+                defaulted = _DEFAULTED[cls] = frozenset(
+                    k for k, f in cls.model_fields.items() if f.default is not None and not f.is_required())
+            if any(v is None and k in defaulted for k, v in data.items()):
+                data = {k: v for k, v in data.items() if not (v is None and k in defaulted)}
         return data
+
+
+# per model class: the fields whose explicit null means their (non-null) default
+_DEFAULTED: dict[type, frozenset[str]] = {}
 
 
 class Region(ContractModel):

@@ -47,9 +47,9 @@ class Options:
 def build_options(inst: Instance) -> Options:
     """Every feasible (job, pool) option, plus keep options for running jobs that may stay.
 
-    Vectorised per accelerator type: the (job, type) pairs are crossed with the type's pools
-    and filtered with array masks, so a planet-size request (20,000 jobs, 300,000 options)
-    compiles in a fraction of a second."""
+    Vectorised: every (job, type) pair is crossed with the type's pools in one pass and filtered
+    with array masks, so a planet-size request (20,000 jobs, 300,000 options) compiles in a
+    fraction of a second and a small one in a few dozen numpy calls."""
     regions = sorted(inst.storage)
     rix = {r: i for i, r in enumerate(regions)}
     n_reg = len(regions)
@@ -104,23 +104,29 @@ def build_options(inst: Instance) -> Options:
         for k, v in (("job", kj), ("pool", kp), ("keep", np.ones(len(kj), dtype=bool)), ("lo", r0), ("hi", r0),
                      ("unit", kunit), ("coef", kunit), ("mig", np.zeros(len(kj)))):
             parts[k].append(v)
-    # change options, one accelerator type at a time
+    # change options: every (job, accelerator) pair crossed with that type's pools in one pass, pairs
+    # in type-major order (types as first met, jobs in order) so options keep a stable order
     pair_job: dict[str, list[int]] = defaultdict(list)
     pair_speed: dict[str, list[float]] = defaultdict(list)
     for i in jobs:
         for a, sp in i.job.speed.items():
             pair_job[a].append(i.index)
             pair_speed[a].append(sp)
-    for a, jl in pair_job.items():
-        jl = np.asarray(jl, dtype=np.int64)
-        sp_a = np.asarray(pair_speed[a])
-        pl = pools_by_accel.get(a)
-        if pl is None or len(pl) == 0:
-            np.add.at(why[:, 0], jl, 1)
-            continue
-        J = np.repeat(jl, len(pl))
-        SP = np.repeat(sp_a, len(pl))
-        P = np.tile(pl, len(jl))
+    if pair_job:
+        types = list(pair_job)
+        pj = np.concatenate([np.asarray(pair_job[a], dtype=np.int64) for a in types])
+        psp = np.concatenate([np.asarray(pair_speed[a], dtype=float) for a in types])
+        type_pools = [pools_by_accel.get(a, np.zeros(0, dtype=np.int64)) for a in types]
+        n_of_type = np.array([len(t) for t in type_pools], dtype=np.int64)
+        start_of_type = np.concatenate(([0], np.cumsum(n_of_type)[:-1]))
+        flat_pools = np.concatenate(type_pools)
+        ptype = np.repeat(np.arange(len(types)), [len(pair_job[a]) for a in types])
+        per_pair = n_of_type[ptype]
+        np.add.at(why[:, 0], pj[per_pair == 0], 1)
+        J = np.repeat(pj, per_pair)
+        SP = np.repeat(psp, per_pair)
+        first = np.cumsum(per_pair) - per_pair
+        P = flat_pools[np.repeat(start_of_type[ptype], per_pair) + np.arange(len(J)) - np.repeat(first, per_pair)]
         G = pool_reg[P]
         ok = allowed[J, G]
         np.add.at(why[:, 1], J[~ok], 1)

@@ -12,7 +12,10 @@ a reserve measured on this request is set aside before CP-SAT starts.
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -40,6 +43,9 @@ from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
 
+GC_FREEZE_MIN_JOBS = 2_000       # from here on the request's objects are kept out of the collector's sight
+
+
 def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
 
@@ -47,13 +53,32 @@ def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
     engine does not check again: past that door it assumes every name it meets exists and every
     running job fits where it runs, and a request that skipped it may raise anywhere."""
-    return _plan(req, use_cpsat=True, params=params)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=True, params=params)
 
 
 def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
     against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
-    return _plan(req, use_cpsat=False, params=params)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=False, params=params)
+
+
+@contextmanager
+def _collector_spared(jobs: int) -> Iterator[None]:
+    """Why: a planet-size request is millions of objects that live until the plan returns, and each
+    full collection walks them all (measured on a loaded machine: 1.75 s of an 8.5 s greedy plan,
+    0.5 s with them frozen). Everything alive when a large plan starts is moved out of the collector's
+    sight (`gc.freeze`) and handed back when it ends; the plan's own garbage is still collected.
+    Concurrent plans may unfreeze each other early, which costs only the saving."""
+    if jobs < GC_FREEZE_MIN_JOBS:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Clock:

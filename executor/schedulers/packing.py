@@ -1,9 +1,10 @@
 """Free-capacity bookkeeping and gang packing for the baseline schedulers (not the planner).
 
 A job's replicas need `devices_per_replica` devices each on one node, all in one cluster on one
-accelerator type, and a count in `replicas.allowed` when the job lists it (contract v1.1). `FreeMap.place` packs best-fit: the fullest single node that holds the whole gang,
-else the emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then
-the fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
+accelerator type, and a count in `replicas.allowed` when the job lists it (contract v1.1).
+`FreeMap.place` packs best-fit: the fullest single node that holds the whole gang, else the
+emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then the
+fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
 Buckets are insertion-ordered dicts, so packing is deterministic for a given request.
 """
 
