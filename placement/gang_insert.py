@@ -100,9 +100,10 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
 
 
 def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None, lp_n: np.ndarray | None,
-               gain: np.ndarray, deadline: float, min_dpr: int = 4) -> tuple[Packing, int]:
+               gain: np.ndarray, deadline: float, min_dpr: int = 4) -> tuple[Packing, int, float]:
     """Try `insert_gang` on each lumpy gang short of its LP share (or unplaced), most value
-    missing first; keep each that improves. Returns the plan and how many moves were kept."""
+    missing first; keep each that improves. Returns the plan, how many moves were kept and what
+    they gained."""
     import time
 
     wants = []
@@ -121,6 +122,7 @@ def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | 
         if goal > r and opts.coef[o] > 0:
             wants.append((-float(opts.coef[o]) * (goal - r), info.index, o, goal))
     kept = 0
+    gained = 0.0
     for _, j, o, goal in sorted(wants):
         if time.perf_counter() > deadline:
             break
@@ -133,8 +135,9 @@ def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | 
             if delta > 1e-9 * max(1.0, abs(delta)):
                 best = pk
                 kept += 1
+                gained += delta
                 break
-    return best, kept
+    return best, kept, gained
 
 
 def _net(inst: Instance, pk: Packing, j: int) -> float:

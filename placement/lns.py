@@ -55,10 +55,12 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
         stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
-        lp_n: np.ndarray | None = None) -> tuple[Packing, dict[str, int]]:
+        lp_n: np.ndarray | None = None, alternative: tuple[Packing, float] | None = None,
+        best_objective: float = 0.0) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
     work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
-    `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows."""
+    `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows;
+    `alternative` (a second plan and its objective; `best_objective` is `best`'s) may be the start."""
     max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
@@ -76,8 +78,14 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     tried: set[int] = set()   # gangs whose node-level step found nothing better
     # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
     t0 = time.perf_counter()
-    best, kept = gang_moves(inst, opts, best, lp_x, None, gain0,
-                            deadline=t0 + stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0)))
+    share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
+    best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)))
+    if alternative is not None:
+        # the LP rounding, a little below the best plan, may be the better start once its gangs are
+        # inserted: it agrees with the LP the neighbourhoods are drawn from
+        alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share)
+        if alternative[1] + alt_gained > best_objective + gained:
+            best, kept = alt, alt_kept + 1
     stats["gang_moves"] = kept
     stats["improved"] += kept
 

@@ -138,6 +138,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
+    lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
     if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
@@ -167,7 +168,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             ts = time.perf_counter()
             pk = realize(inst, opts, lp_rounding(inst, opts, lp))
             realize_s = time.perf_counter() - ts
-            candidates.add("lp_rounding", pk)
+            lp_obj = candidates.add("lp_rounding", pk)
+            lp_plan = (pk, lp_obj) if lp_obj is not None else None
             clock.lap("lp_rounding")
     elif lp_first:   # no LP in time: the greedy plan after all
         candidates.add("greedy", greedy(inst, opts))
@@ -214,8 +216,9 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             clock.lap("cpsat")
         if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
                 not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+            alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
-                             lp_n=bound.n)
+                             lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -305,12 +308,14 @@ class _Candidates:
         self.inst = inst
         self.best: tuple[str, Packing, Scored] | None = None
 
-    def add(self, name: str, pk: Packing) -> None:
+    def add(self, name: str, pk: Packing) -> float | None:
+        """Score `pk`; returns its objective (None: it breaks constraint 5 and is no candidate)."""
         if not _protected_ok(self.inst, pk):
-            return
+            return None
         sc = score(self.inst, pk.placed_map())
         if self.best is None or sc.objective > self.best[2].objective:
             self.best = (name, pk, sc)
+        return sc.objective
 
 
 def keep_all(inst: Instance, opts: Options) -> Packing:

@@ -30,7 +30,7 @@ from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
-from service.app.store import PlanRecord, PlanStore, request_digest
+from service.app.store import PlanRecord, PlanStore, PlanSummary, request_digest
 from service.app.writer import GroupWriter
 
 log = logging.getLogger("meridian.plan")
@@ -184,6 +184,9 @@ class PlanService:
 
     async def get_plan(self, plan_id: str) -> PlanRecord | None:
         return await self._read(self._require_store().get, plan_id)
+
+    async def recent(self, limit: int, status: str | None, before: str | None) -> list[PlanSummary]:
+        return await self._read(self._require_store().recent, limit, status, before)
 
     async def readiness(self) -> dict[str, str]:
         """Each check that decides whether this instance can plan now, 'ok' or why not."""
@@ -358,7 +361,8 @@ class PlanService:
         rec = PlanRecord(plan_id=resp.plan_id, created_at=time.time(), idempotency_key=key,
                          request_digest=parsed.digest, status=status, objective=resp.objective, gap=resp.gap,
                          queue_s=round(queue_s, 6), solve_s=round(solve_s, 6), time_budget_s=budget_s,
-                         request=parsed.original, response=text)
+                         request=parsed.original, response=text, engine=resp.stats.engine if resp.stats else None,
+                         time_limit_s=parsed.time_limit_s, unplaced=len(resp.unplaced or ()))
         writer = self._writer
         return resp, text, queue_s, solve_s, budget_s, (writer.submit(rec) if writer else None), time.perf_counter()
 
