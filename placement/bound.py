@@ -256,7 +256,7 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     st_all = np.concatenate(starts).astype(np.int32)
     h.addRows(len(lo_all), lo_all, hi_all, nnz, st_all, np.concatenate(idx_parts).astype(np.int32),
               np.concatenate(val_parts))
-    h.run()
+    _run(h)
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Infeasible":
         return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
@@ -281,6 +281,20 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     # a hair above the LP optimum: HiGHS' optimality tolerances, so the bound stays an upper bound
     return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices, x=xs, n=ns, quota_prices=qprices,
                  budget_price=bprice)
+
+
+def _run(h) -> None:
+    """`h.run()`. HiGHS keeps one thread pool per process, sized by the first run, and refuses a run
+    whose `threads` option differs (the model status stays "Not Set"): after another HiGHS user in
+    this process (an embedding program, the independent checker in tests) started the pool at its
+    default size, every LP of ours would silently fail. Such a run is repeated with `threads` 0,
+    which takes the pool as it is (the LP is solved serially either way)."""
+    import highspy
+
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        h.setOptionValue("threads", 0)
+        h.run()
 
 
 _BANNER_LOCK = threading.Lock()

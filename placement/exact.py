@@ -120,6 +120,12 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
                         threads=threads, gapRel=1e-7)
     prob.solve(solver)
     h = prob.solverModel
+    if h.modelStatusToString(h.getModelStatus()) == "Not Set":
+        # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
+        # (placement.bound._run): solve on the pool as it is
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7))
+        h = prob.solverModel
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
     if status == "Infeasible":
