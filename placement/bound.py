@@ -22,6 +22,8 @@ import numpy as np
 from placement.candidates import Options
 from placement.instance import Instance
 
+LP_NO_PRESOLVE_MAX_COLS = 400
+
 
 @dataclass
 class Bound:
@@ -248,6 +250,8 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     # whose largest cost passes 1e9 (values near the request limits) is solved scaled down by a power
     # of ten, and its value and duals scaled back; ordinary requests are solved exactly as written.
     cost_scale = lp_cost_scale(cost)
+    if n_cols <= LP_NO_PRESOLVE_MAX_COLS:   # presolve costs more than it saves on a tiny LP
+        h.setOptionValue("presolve", "off")
     h.addVars(n_cols, lower, upper)
     h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost * cost_scale)
     lo_all = np.concatenate(rows_lo)
@@ -255,7 +259,7 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     st_all = np.concatenate(starts).astype(np.int32)
     h.addRows(len(lo_all), lo_all, hi_all, nnz, st_all, np.concatenate(idx_parts).astype(np.int32),
               np.concatenate(val_parts))
-    h.run()
+    _run(h)
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Infeasible":
         return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
@@ -291,6 +295,20 @@ def lp_cost_scale(cost: np.ndarray) -> float:
     if big <= LP_MAX_COST:
         return 1.0
     return float(10.0 ** -np.ceil(np.log10(big / LP_MAX_COST)))
+
+
+def _run(h) -> None:
+    """`h.run()`. HiGHS keeps one thread pool per process, sized by the first run, and refuses a run
+    whose `threads` option differs (the model status stays "Not Set"): after another HiGHS user in
+    this process (an embedding program, the independent checker in tests) started the pool at its
+    default size, every LP of ours would silently fail. Such a run is repeated with `threads` 0,
+    which takes the pool as it is (the LP is solved serially either way)."""
+    import highspy
+
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        h.setOptionValue("threads", 0)
+        h.run()
 
 
 _BANNER_LOCK = threading.Lock()
