@@ -1,6 +1,7 @@
 """Strict FIFO: jobs start in submission order at their `max` replicas; the first job that does not fit
 blocks every job behind it; running jobs are never preempted (a job whose node went down rejoins the
-queue at its original position and is restarted from its checkpoint when its turn comes)."""
+queue at its original position and is restarted from its checkpoint when its turn comes). A backfill
+request (between epochs) is answered the same way: running jobs stay, the queue's head starts when it fits."""
 
 from __future__ import annotations
 

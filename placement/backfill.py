@@ -1,0 +1,104 @@
+"""Backfill plans (contract v1.1, `policy.mode: "backfill"`): act on an arrival or a freed node at once,
+without disturbing running work.
+
+Between two epochs a control plane asks for a plan that keeps every *qualifying* running job exactly
+where it is (same cluster, accelerator and node map; no action) and places only the rest onto the
+devices left free. A running job qualifies when its `current` nodes all exist and are up and its
+placement is valid on its own (count within `[min, max]` and in `replicas.allowed` when set, its
+cluster's region in `regions` when set), unless the qualifying jobs of its `(tenant, tier)` together
+exceed that quota: then that quota's jobs are planned as usual. Jobs not running, jobs whose nodes
+went down and running jobs that do not qualify are planned as usual.
+
+The engine does this by restriction, not by a second planner: a pinned job keeps only its *keep*
+option and becomes protected (it must stay placed), so every stage (greedy, bound, CP-SAT, packing,
+the canonical scorer, the reasons) works unchanged on a model whose every plan is a valid backfill
+plan, and whose bound is a bound over backfill plans. What makes it fast is that little is left to
+decide: when no unpinned job can fit into the free room the plan is the pinned jobs alone, found
+without search; otherwise the search is sized to what is free (`search_worth_it`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.instance import Instance
+
+MODE = "backfill"
+# Above this many options of unpinned jobs, a backfill plan is the greedy's (priced by the cheap
+# bound): a backfill acts on a handful of arrivals or freed devices, and must answer in milliseconds.
+SEARCH_MAX_OPTIONS = 400
+
+
+def is_backfill(inst: Instance) -> bool:
+    return getattr(inst.request.policy, "mode", "epoch") == MODE
+
+
+def pinned_jobs(inst: Instance) -> np.ndarray:
+    """Per job: whether a backfill plan must keep it exactly where it runs (the contract's rule)."""
+    qual = np.zeros(len(inst.jobs), dtype=bool)
+    use: dict[tuple[str, str], int] = defaultdict(int)
+    for i in inst.jobs:
+        if not i.keepable:
+            continue
+        allowed = getattr(i.job.replicas, "allowed", None)    # v1.1 replicas.allowed, where the model has it
+        if allowed is not None and i.r0 not in allowed:
+            continue
+        qual[i.index] = True
+        use[i.key] += i.r0 * i.dpr
+    over = {k for k, u in use.items() if k in inst.quotas and u > inst.quotas[k]}
+    if over:
+        for i in inst.jobs:
+            if qual[i.index] and i.key in over:
+                qual[i.index] = False
+    return qual
+
+
+def restrict(inst: Instance, opts: Options) -> tuple[Options, np.ndarray]:
+    """The options of a backfill plan: a pinned job keeps only its keep option and is protected.
+    Mutates `inst` (its pinned jobs become protected); returns the options and the pinned mask."""
+    pin = pinned_jobs(inst)
+    for j in np.flatnonzero(pin):
+        inst.jobs[int(j)].protected = True
+    if len(opts) == 0:
+        return opts, pin
+    mask = ~pin[opts.job] | opts.keep
+    return opts.restrict(np.flatnonzero(mask)), pin
+
+
+def free_room(inst: Instance, pin: np.ndarray) -> np.ndarray:
+    """Free devices per node once the pinned jobs sit where they run (0 on down nodes)."""
+    free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+    for j in np.flatnonzero(pin):
+        info = inst.jobs[int(j)]
+        for n, k in info.cur_nodes.items():
+            free[n] -= k * info.dpr
+    return free
+
+
+def anything_fits(inst: Instance, opts: Options, pin: np.ndarray) -> bool:
+    """Whether some unpinned job has an option with room for its fewest replicas in the free room
+    (per node `free // dpr` replicas, summed over its pool; quotas aside, so this never says no
+    wrongly). When none has, the backfill plan is the pinned jobs alone."""
+    free_opts = np.flatnonzero(~pin[opts.job]) if len(opts) else np.zeros(0, dtype=np.int64)
+    if len(free_opts) == 0:
+        return False
+    free = free_room(inst, pin)
+    cache: dict[tuple[int, int], int] = {}
+    for o in free_opts:
+        p, d = int(opts.pool[o]), int(opts.dpr[o])
+        key = (p, d)
+        if key not in cache:
+            nodes = inst.pools[p].nodes
+            cache[key] = int((free[nodes] // d).sum())
+        if cache[key] >= int(opts.lo[o]):
+            return True
+    return False
+
+
+def search_worth_it(opts: Options, pin: np.ndarray) -> bool:
+    """Whether the optimizer (LP, CP-SAT) runs on a backfill plan: only where the unpinned jobs'
+    options are few enough to answer in milliseconds."""
+    return int((~pin[opts.job]).sum()) <= SEARCH_MAX_OPTIONS if len(opts) else False
