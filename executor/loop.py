@@ -17,10 +17,22 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   changed: no arrival, completion or failure since the last plan).
 - `controller`: `priorities(state) -> {job id: priority > 0}`, called before each plan (a control
   plane's view); None leaves every priority at the template's.
-- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress).
+- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress);
+  a record sums the epoch's steps (busy, paused, idle, capacity, work, completions, arrivals) and lists
+  the seconds of its backfill plans (`backfill_s`); `planner_s` is the boundary's full plan.
 
-Time runs on a fixed grid `start_s + k * epoch_s`: a job submitted in `(t - epoch_s, t]` joins at `t`.
-Epochs with no job at all are skipped in one step to the next arrival. Failures come from
+Time runs on a fixed grid `start_s + k * epoch_s` of full plans (the scheduler's `policy.mode` "epoch").
+With `config.backfill_window_s` set the loop also acts on events between boundaries: the first arrival
+or completion after a plan opens a batch, and `backfill_window_s` later (capped at the boundary) the
+batch's arrivals join and, when some waiting job's replica fits on a free node, the scheduler gets a
+backfill request (`policy.mode: "backfill"`, the same `epoch_s`: running jobs stay exactly where they
+are, waiting ones start on free devices) which the executor applies at once. The executor runs the
+epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
+finishes when its work is done; `executor.next_finish_s(t)` says when the next job finishes (None: the
+backend cannot tell, and the loop polls it every window). Without a window a job submitted in
+`(t - epoch_s, t]` joins at `t` and the epoch runs in one step (the loop before backfill, exactly).
+Epochs with no job at all are skipped in one step to the next arrival (with a window, to the boundary
+before it). Failures come from
 `config.outages(t) -> set of down nodes` (the environment; node and region outages) and from
 `EpochResult.failed_nodes` (what a backend saw fail, down for good); both take effect at the next
 boundary, where the scheduler must fail the jobs on them over. A job no node pool of the fleet (or its
@@ -38,6 +50,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from executor.actions import response_from_placements
 from executor.interface import Executor
 from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota, validate_request
 from models.fleet_index import fleet_index
@@ -188,6 +201,10 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
                     ob(rec, state)
                 state.now_s = now + dt
                 continue
+            # an idle epoch in which a job arrives: the executor runs it in steps, so it must know
+            # today's fleet (and down nodes) first: an empty plan tells it
+            req = build_request(state, config, executor)
+            executor.apply(req, response_from_placements(req, {}, engine="idle"), now)
 
         rec = EpochRecord(t_s=now, dt_s=T, arrivals=admitted, down_nodes=len(down))
         if state.active and (changed or scheduler.replan_when_quiet(state)):
