@@ -21,7 +21,7 @@ from datasets.files import write_atomic
 from replay.inputs import load_fleet_arg, load_specs
 from replay.outages import outage_schedule, parse_outage
 from replay.reach import outage_reach
-from replay.report import Plotter, replay_and_report
+from replay.report import Plotter, Reporter, replay_and_report
 from replay.scenarios import CapacitySearch, Scenario, ScenarioError
 
 # Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
@@ -43,7 +43,7 @@ def check_inputs(scenarios: Sequence[Scenario]) -> None:
 
 
 def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
-                 search: CapacitySearch | None = None) -> dict:
+                 search: CapacitySearch | None = None, reporter: Reporter | None = None) -> dict:
     """One scenario's replay (in a worker process); its summary, with the scenario's name."""
     add = list(sc.add_nodes)
     if extra_nodes and search is not None:
@@ -56,7 +56,8 @@ def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, ext
     if search is not None:
         targets.update(search.targets)
     setup = sc.setup(outages=outage_schedule(fleet, outages) if outages else None, sla_targets=targets)
-    summary = replay_and_report(specs, fleet, setup, sc.window(), out_dir, plotter=plotter, label=sc.name)
+    summary = replay_and_report(specs, fleet, setup, sc.window(), out_dir, plotter=plotter, label=sc.name,
+                                reporter=reporter)
     summary["scenario"] = sc.name
     summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
     summary["added_nodes"] = extra_nodes
@@ -66,13 +67,13 @@ def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, ext
 
 
 def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int,
-                  plotter: Plotter | None = None) -> list[dict]:
+                  plotter: Plotter | None = None, reporter: Reporter | None = None) -> list[dict]:
     """Every scenario in its own process (up to `workers` at once), in file order."""
     dirs = [os.path.join(out_dir, _safe(s.name)) if out_dir else None for s in scenarios]
     if workers <= 1 or len(scenarios) == 1:
-        return [run_scenario(s, d, plotter) for s, d in zip(scenarios, dirs)]
+        return [run_scenario(s, d, plotter, reporter=reporter) for s, d in zip(scenarios, dirs)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
-        futs = [pool.submit(run_scenario, s, d, plotter) for s, d in zip(scenarios, dirs)]
+        futs = [pool.submit(run_scenario, s, d, plotter, reporter=reporter) for s, d in zip(scenarios, dirs)]
         return [f.result() for f in futs]
 
 

@@ -10,7 +10,7 @@ import os
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
-    p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
+    p.add_argument("--out", default=None, help="folder for per-scenario outputs, report.html and comparison.json/.csv")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
@@ -23,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
 
     from replay.reach import describe
     from replay.scenarios import ScenarioError, parse_scenarios
+    from replay.whatif import _safe as scenario_folder
     from replay.whatif import check_inputs, find_min_capacity, run_scenarios, write_comparison
     from service.errors import UsageError
+    from service.reports.html import write_comparison_report, write_replay_report
     from service.reports.plots import write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
@@ -51,33 +53,46 @@ def run(args: argparse.Namespace) -> int:
         print(comparison_table(rows, search.targets))
         what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
         if best is None:
-            print(f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}")
+            verdict = f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}"
         else:
-            print(f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)")
+            verdict = f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)"
+        print(verdict)
         if args.out:
+            # report.html first: comparison.json, written last, says the comparison finished.
+            write_comparison_report(comparison_rows(rows, search.targets), {}, args.out, verdict)
             write_comparison(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices,
                                               "cluster": search.cluster, "accelerator": search.accelerator,
                                               "targets": search.targets})
         return 0 if best is not None else 1
-    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots)
+    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
+                              reporter=write_replay_report)
     print(comparison_table(summaries))
     for s in summaries:
         for entry in s.get("outage_reach", []):
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
+        write_comparison_report(comparison_rows(summaries), {s.name: f"{scenario_folder(s.name)}/report.html"
+                                                             for s in scenarios}, args.out, None)
         write_comparison(args.out, summaries, None)
     return 0
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
-    from service.reports.table import cell, render
+    from service.reports.table import render
+
+    return render(comparison_rows(rows, targets))
+
+
+def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[str]]:
+    """The comparison as rows of cells, header first (the terminal table and report.html show the same)."""
+    from replay.whatif import meets
+    from service.reports.table import cell
+
     cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA premium", "SLA standard", "preempt", "wall s"]
     if targets:
         cols.append("meets")
     out = [cols]
-    from replay.whatif import meets
-
     for s in rows:
         att = s.get("sla_attainment", {})
         r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
@@ -87,4 +102,4 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
-    return render(out)
+    return out
