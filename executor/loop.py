@@ -14,7 +14,9 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   `priority`, `current` and `checkpoint_region` every epoch.
 - `scheduler`: an object with `name`, `decide(request, state) -> PlanResponse` (the planner, fifo,
   las...) and `replan_when_quiet(state) -> bool` (whether it wants a plan in an epoch where nothing
-  changed: no arrival, completion or failure since the last plan).
+  changed: no arrival, completion or failure since the last plan); optionally `startable(state)`, the
+  pending jobs a backfill could start (fifo: its head only), so that no backfill is asked for when
+  none of them fits.
 - `controller`: `priorities(state) -> {job id: priority > 0}`, called before each plan (a control
   plane's view); None leaves every priority at the template's.
 - `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress);
@@ -227,7 +229,7 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
             rec.arrivals += got
             if got:
                 changed = True
-            if (got or finished) and env.room_for_pending(executor, state, down):
+            if (got or finished) and env.room_for_pending(executor, scheduler, state, down):
                 state.now_s = t
                 _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
                 state.now_s = now
@@ -275,12 +277,17 @@ class _Env:
             ev = min(ev, t if fin is None else fin)
         return min(max(ev, t) + window, end)
 
-    def room_for_pending(self, executor: Executor, state: LoopState, down: frozenset[str]) -> bool:
-        """Whether some pending job's replica fits on some up node's free devices (a backfill is
-        pointless otherwise; exact, so no plan that could start a job is skipped)."""
-        need = min((state.jobs[j].arrival.job.devices_per_replica for j in state.active
-                    if state.jobs[j].status == "pending"), default=None)
-        if need is None:
+    def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
+                         down: frozenset[str]) -> bool:
+        """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
+        it, e.g. fifo's head; else every pending job) fits at its fewest replicas on the up nodes'
+        free devices, any accelerator: a necessary condition, so no backfill that could start a job
+        is skipped, and the many that could not are never built."""
+        pick = getattr(scheduler, "startable", None)
+        cands = pick(state) if pick is not None else [state.jobs[j] for j in state.active
+                                                       if state.jobs[j].status == "pending"]
+        needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
+        if not needs:
             return False
         used: dict[str, int] = {}
         for jid, p in executor.placements().items():
@@ -288,7 +295,9 @@ class _Env:
             dpr = st.arrival.job.devices_per_replica if st is not None else 1
             for n, k in p.nodes.items():
                 used[n] = used.get(n, 0) + k * dpr
-        return any(d - used.get(n, 0) >= need for n, d in self.capacity.items() if n not in down)
+        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
+        free = [f for f in free if f > 0]
+        return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
 
 
 def _advance(executor: Executor, state: LoopState, rec: EpochRecord, now: float, dt: float,
