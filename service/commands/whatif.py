@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         write_comparison_report(comparison_rows(summaries), {s.name: f"{scenario_folder(s.name)}/report.html"
                                                              for s in scenarios}, args.out, None)
         write_comparison(args.out, summaries, None)
+        if not args.no_plots:
+            from service.reports.plots import plot_comparison_of_folders
+
+            plot_comparison_of_folders(args.out, f"what-if {os.path.basename(args.scenarios)}: "
+                                                 + " vs ".join(s["scenario"] for s in summaries))
     return 0
 
 
