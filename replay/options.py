@@ -45,6 +45,10 @@ class ReplayOptions(Strict):
     replan_every: int = Field(3, ge=1, description="cpsat: replan quiet epochs this often")
     equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
     max_days: float = Field(60.0, gt=0, description="safety stop, days after the window's end")
+    backfill: bool = Field(True, description="act between epochs: a backfill plan on arrivals and freed devices "
+                                             "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
+    backfill_window_s: float = Field(30.0, gt=0, description="events are batched this many seconds before a "
+                                                             "backfill plan")
     sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
 
     def setup(self, outages: Callable[[float], set[str]] | None = None,
@@ -55,6 +59,7 @@ class ReplayOptions(Strict):
         return ReplaySetup(scheduler=self.scheduler, epoch_s=float(self.epoch_s), seed=self.seed,
                            time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
                            equal_priorities=self.equal_priorities, max_days=float(self.max_days),
+                           backfill_window_s=float(self.backfill_window_s) if self.backfill else None,
                            outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))
 
     def window(self) -> Window:

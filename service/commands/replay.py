@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the planner's seconds per epoch (cpsat, default {DEFAULTS.time_limit_s:g})")
     p.add_argument("--replan-every", type=int, default=DEFAULTS.replan_every,
                    help="cpsat: replan quiet epochs this often")
+    p.add_argument("--no-backfill", dest="backfill", action="store_false",
+                   help="plan on the epoch grid alone (no backfill plans between epochs: the behaviour before them)")
+    p.add_argument("--backfill-window", dest="backfill_window_s", type=float, default=DEFAULTS.backfill_window_s,
+                   help=f"seconds of arrivals and completions batched into one backfill plan "
+                        f"(default {DEFAULTS.backfill_window_s:g})")
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
@@ -173,7 +178,7 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
 
 
 # The flags whose names are not the option's name with `-` for `_`.
-FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit"}
+FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit", "backfill_window_s": "--backfill-window"}
 
 
 def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) -> ReplayOptions:
@@ -187,7 +192,8 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
                              epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                              replan_every=args.replan_every, equal_priorities=args.equal_priorities,
-                             max_days=args.max_days)
+                             max_days=args.max_days, backfill=getattr(args, "backfill", DEFAULTS.backfill),
+                             backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s))
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0])

@@ -103,3 +103,12 @@ def test_example_scenario_file_parses():
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "whatif.yaml").read_text())
     scs, search = parse_scenarios(doc)
     assert len(scs) == 4 and search is not None and search.scenario == "demand-x1.5"
+
+
+def test_base_may_turn_backfill_off_or_set_its_window():
+    scs, _ = parse_scenarios({"base": {**BASE, "backfill": False}, "scenarios": [
+        {"name": "grid"}, {"name": "events", "backfill": True, "backfill_window_s": 10}]})
+    assert scs[0].setup().backfill_window_s is None
+    assert scs[1].setup().backfill_window_s == 10.0
+    with pytest.raises(ScenarioError, match=r"scenarios\[0\].backfill_window_s"):
+        parse_scenarios({"base": BASE, "scenarios": [{"name": "a", "backfill_window_s": 0}]})
