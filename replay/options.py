@@ -45,7 +45,10 @@ class ReplayOptions(Strict):
     replan_every: int = Field(3, ge=1, description="cpsat: replan quiet epochs this often")
     equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
     max_days: float = Field(60.0, gt=0, description="safety stop, days after the window's end")
-    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
+    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS),
+                                          description="per tier, the SLA ratio each job should reach")
+    replications: int = Field(1, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); replication 0 is the single run")
 
     def setup(self, outages: Callable[[float], set[str]] | None = None,
               sla_targets: Mapping[str, float] | None = None) -> ReplaySetup:
