@@ -204,3 +204,13 @@ def write_comparison(out: str, rows: list[dict], search: dict | None) -> None:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def replicate(sc: Scenario, first: dict, out_dir: str | None, runner: Runner, on_bad: str = "error") -> dict:
+    """`meridian replay --replications R`: replications 1..R-1 of a replay whose replication 0 (`first`, run
+    and written as always) is done; their row, as a what-if row (`replay.intervals.aggregate`)."""
+    specs = [RunSpec(sc, r, out_dir=replication_dir(out_dir, r), on_bad=on_bad, label=sc.name)
+             for r in range(1, sc.replications)]
+    rest = runner(specs)
+    first = dict(first, scenario=sc.name)
+    return aggregate([first] + [{k: v for k, v in s.items() if k in first} for s in rest])
