@@ -21,8 +21,9 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from datasets.edits import FleetEditError, edit_fleet
 from datasets.errors import TraceFormatError
@@ -130,10 +131,10 @@ def search_counts(search: CapacitySearch) -> list[int]:
     return counts if counts[-1] == search.max_nodes else counts + [search.max_nodes]
 
 
-def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int = 1,
-                      runner: Runner | None = None) -> SearchResult:
+def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int = 1, runner: Runner | None = None,
+                      on_row: Callable[[int, dict], None] | None = None) -> SearchResult:
     """The least count meeting `search.attainment_targets` (see the module docstring), every replayed
-    count's row, and the monotonicity breaks among them."""
+    count's row, and the monotonicity breaks among them. `on_row(count, row)` hears each row as it comes."""
     run = runner or local_runner(workers)
     R = sc.replications
     batch = max(1, 4 // R)          # counts per round: fixed, so the rows do not depend on the workers
@@ -145,6 +146,8 @@ def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int = 1,
         out = run(specs)
         for j, n in enumerate(chunk):
             result.rows[n] = aggregate(out[j * R:(j + 1) * R])
+            if on_row is not None:
+                on_row(n, result.rows[n])
         hits = [n for n in chunk if meets(result.rows[n], search.attainment_targets)]
         if hits:
             result.least_nodes = hits[0]
@@ -159,15 +162,15 @@ def monotonicity_breaks(rows: dict[int, dict], targets: dict[str, float]) -> lis
     upper bound of the change is below zero (for one replication: any drop)."""
     out = []
     counts = sorted(rows)
-    for a, b in zip(counts, counts[1:]):
+    for a, b in pairwise(counts):
         ra, rb = rows[a], rows[b]
-        for tier in targets:
+        for tier, target in targets.items():
             va = ra.get("replication_values", {}).get("sla_attainment", {}).get(tier) or []
             vb = rb.get("replication_values", {}).get("sla_attainment", {}).get(tier) or []
             ma, mb = ra["sla_attainment"].get(tier), rb["sla_attainment"].get(tier)
             if ma is None or mb is None:
                 continue
-            verdict = meets(ra, {tier: targets[tier]}) and not meets(rb, {tier: targets[tier]})
+            verdict = meets(ra, {tier: target}) and not meets(rb, {tier: target})
             if mb >= ma - 1e-12 and not verdict:
                 continue
             diffs = [y - x for x, y in zip(va, vb) if x is not None and y is not None]

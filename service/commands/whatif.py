@@ -71,12 +71,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, sc, search, runner) -> int:
-    from replay.whatif import find_min_capacity, write_comparison
+    import sys
+
+    from replay.whatif import find_min_capacity, meets, write_comparison
     from service.reports.plots import plot_intervals
 
-    res = find_min_capacity(sc, search, runner=runner)
-    rows = [res.rows[n] for n in sorted(res.rows)]
     targets = dict(search.attainment_targets)
+
+    def progress(n: int, row: dict) -> None:
+        print(f"+{n} nodes: " + ", ".join(attainment_cell(row, t) for t in targets)
+              + (" meets" if meets(row, targets) else " misses") + f" ({row['wall_s_total']:.0f} s of replays)",
+              file=sys.stderr, flush=True)
+
+    res = find_min_capacity(sc, search, runner=runner, on_row=progress)
+    rows = [res.rows[n] for n in sorted(res.rows)]
     print(comparison_table(rows, targets))
     what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
     rule = (f"(scenario {sc.name}, per-job SLA ratio targets {dict(sc.sla_targets)}, "

@@ -92,7 +92,7 @@ def plot_intervals(rows: list[dict], path: str, title: str = "") -> None:
             ax.errorbar([v], [i], xerr=err, fmt="o", color="C0", capsize=3, ms=4)
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names if ax is axes[0][0] else [""] * len(names), fontsize=8)
-        ax.invert_yaxis()
+        ax.set_ylim(len(names) - 0.5, -0.5)
         ax.set_title(label, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     reps = sorted({r.get("replications", 1) for r in rows})
