@@ -55,6 +55,16 @@ def check_inputs(scenarios: Sequence[Scenario]) -> None:
             raise ScenarioError(f"scenarios[{i}].trace: {loaded[key]}")
 
 
+def check_search(sc: Scenario, search: CapacitySearch) -> None:
+    """The search's node group must fit its scenario's fleet (an existing cluster, or a new one in an
+    existing region): one ScenarioError line before any replay, not a failure in every worker."""
+    try:
+        edit_fleet(load_fleet_arg(sc.fleet, sc.seed), [*sc.add_nodes, search.nodes(1)], sc.remove_nodes)
+    except FleetEditError as exc:
+        what = str(exc).partition(": ")[2]
+        raise ScenarioError(f"find_min_capacity.cluster: {what}") from None
+
+
 def _trace_problem(sc: Scenario) -> str | None:
     if not sc.trace.startswith("synthetic") and not os.path.exists(sc.trace):
         return f"no such file {sc.trace!r}"

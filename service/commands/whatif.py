@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.reach import describe
     from replay.runner import RunError, local_runner
     from replay.scenarios import ScenarioError, parse_scenarios
-    from replay.whatif import check_inputs, run_scenarios, write_comparison
+    from replay.whatif import check_inputs, check_search, run_scenarios, write_comparison
     from service.errors import UsageError
     from service.reports.plots import plot_intervals, write_plots
 
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if args.replications is not None:
             scenarios = [s.model_copy(update={"replications": args.replications}) for s in scenarios]
         check_inputs(scenarios)
+        if args.find_min_capacity and search is not None:
+            check_search(next(s for s in scenarios if s.name == search.scenario), search)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
     runner = local_runner(workers)

@@ -78,3 +78,12 @@ def test_replay_replications_write_their_means_and_intervals(tmp_path, capsys):
     assert row["replications"] == 2 and row["replication_values"]["avg_jct_s"][0] == first["avg_jct_s"]
     assert (out / "replication-1" / "summary.json").exists()
     assert "2 replications, means and 95 % intervals: mean JCT " in printed
+
+
+def test_a_search_naming_a_missing_cluster_is_one_line_before_any_replay(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(BASE + "scenarios:\n  - name: base\n"
+                 "find_min_capacity: {cluster: nope, accelerator: GPU, devices: 8, attainment_targets: {standard: 0.8}}\n")
+    assert main(["whatif", str(f), "--find-min-capacity"]) == 2
+    assert capsys.readouterr().err.strip() == (f"meridian whatif: {f}: find_min_capacity.cluster: no cluster 'nope' "
+                                               "(give region: to create it)")
