@@ -145,12 +145,22 @@ def epoch_rows(run: ReplayRun) -> list[list]:
 
 
 def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
-    """summary.json, epochs.csv, jobs.csv under `out_dir` (each written atomically)."""
+    """epochs.csv, jobs.csv, then summary.json under `out_dir` (each written atomically; the summary last, so
+    its presence means the run's outputs are complete)."""
+    return [*write_tables(run, out_dir), write_summary(summary, out_dir)]
+
+
+def write_summary(summary: dict, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
-    paths = []
     p = os.path.join(out_dir, "summary.json")
     write_atomic(p, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    paths.append(p)
+    return p
+
+
+def write_tables(run: ReplayRun, out_dir: str) -> list[str]:
+    """epochs.csv and jobs.csv under `out_dir`."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPOCH_COLUMNS)

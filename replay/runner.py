@@ -25,7 +25,7 @@ from replay.inputs import load_fleet_arg, load_specs
 from replay.outages import outage_schedule, parse_outage
 from replay.reach import outage_reach
 from replay.replications import attribute_seed, jitter_arrivals, jitter_outages
-from replay.report import Plotter, replay_and_report
+from replay.report import Plotter, Reporter, replay_and_report
 from replay.scenarios import CapacitySearch, Scenario
 
 # Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
@@ -48,6 +48,7 @@ class RunSpec:
     plotter: Plotter | None = None
     on_bad: OnBad = "error"
     label: str | None = None
+    reporter: Reporter | None = None        # replication 0's report page (with its pictures)
 
     @property
     def name(self) -> str:
@@ -87,7 +88,8 @@ def _run(spec: RunSpec) -> dict:
     # The scenario's own rules judge every run: its sla_targets (the per-job SLA ratio), never the search's.
     setup = sc.setup(outages=outage_schedule(fleet, outages) if outages else None)
     summary = replay_and_report(specs, fleet, setup, sc.window(), spec.out_dir,
-                                plotter=spec.plotter if r == 0 else None, label=spec.name)
+                                plotter=spec.plotter if r == 0 else None, label=spec.name,
+                                reporter=spec.reporter if r == 0 else None)
     summary["scenario"] = spec.name
     summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
     summary["added_nodes"] = spec.extra_nodes

@@ -31,7 +31,7 @@ from datasets.files import write_atomic
 from replay.inputs import load_fleet_arg, load_specs
 from replay.intervals import aggregate, upper95
 from replay.outages import outage_schedule, parse_outage
-from replay.report import Plotter
+from replay.report import Plotter, Reporter
 from replay.runner import Runner, RunSpec, local_runner, run_one
 from replay.scenarios import CapacitySearch, Scenario, ScenarioError
 
@@ -89,10 +89,12 @@ def replication_dir(out_dir: str | None, replication: int) -> str | None:
 
 
 def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
-                 search: CapacitySearch | None = None, replication: int = 0) -> dict:
+                 search: CapacitySearch | None = None, replication: int = 0,
+                 reporter: Reporter | None = None) -> dict:
     """One replication of one scenario (or search candidate) in this process; its summary."""
     label = candidate_name(sc, search, extra_nodes) if search is not None else None
-    return run_one(RunSpec(sc, replication, extra_nodes, search, out_dir, plotter or None, label=label))
+    return run_one(RunSpec(sc, replication, extra_nodes, search, out_dir, plotter or None, label=label,
+                           reporter=reporter))
 
 
 def candidate_name(sc: Scenario, search: CapacitySearch, n: int) -> str:
@@ -100,14 +102,16 @@ def candidate_name(sc: Scenario, search: CapacitySearch, n: int) -> str:
 
 
 def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int = 1,
-                  plotter: Plotter | None = None, runner: Runner | None = None) -> list[dict]:
+                  plotter: Plotter | None = None, runner: Runner | None = None,
+                  reporter: Reporter | None = None) -> list[dict]:
     """Every scenario's replications on the runner (default: `workers` local processes); one row per
     scenario, in file order: the means, the intervals and the per-replication values (`replay.intervals`)."""
     run = runner or local_runner(workers)
     specs = []
     for sc in scenarios:
         d = os.path.join(out_dir, _safe(sc.name)) if out_dir else None
-        specs += [RunSpec(sc, r, out_dir=replication_dir(d, r), plotter=plotter) for r in range(sc.replications)]
+        specs += [RunSpec(sc, r, out_dir=replication_dir(d, r), plotter=plotter, reporter=reporter)
+                  for r in range(sc.replications)]
     results = run(specs)
     rows, i = [], 0
     for sc in scenarios:

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="R runs differing in arrival jitter, attribute seed and outage timing (replay.replications):"
                         " the first as always in --out, the others in --out/replication-r, their means and 95 %% "
                         "intervals in --out/replications.json (default 1)")
-    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, *.png)")
+    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -54,19 +54,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from replay.report import replay_and_report
     from service.cli import UsageError
+    from service.reports.html import write_replay_report
     from service.reports.plots import write_plots
 
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out,
-                                plotter=None if args.no_plots else write_plots, progress=progress)
+    summary = replay_and_report(specs, fleet, setup, window, args.out, progress=progress,
+                                plotter=None if args.no_plots else write_plots, reporter=write_replay_report)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
     print(format_summary(summary))
     if args.replications > 1:
         replications_report(args, summary)
-    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv" + ("" if args.no_plots else ", utilization.png, "
-                                                                    "jct_cdf.png, queue.png"))
+    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv, report.html"
+          + ("" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     return 0
 
 

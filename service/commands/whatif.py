@@ -11,7 +11,7 @@ import os
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
-    p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
+    p.add_argument("--out", default=None, help="folder for per-scenario outputs, report.html and comparison.json/.csv")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
     p.add_argument("--replications", type=int, default=None, metavar="R",
                    help="replications per scenario and candidate, overriding the file's (1: today's single run)")
@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from replay.reach import describe
     from replay.runner import RunError, local_runner
     from replay.scenarios import ScenarioError, parse_scenarios
+    from replay.whatif import _safe as scenario_folder
     from replay.whatif import check_inputs, check_search, run_scenarios, write_comparison
     from service.errors import UsageError
+    from service.reports.html import write_comparison_report, write_replay_report
     from service.reports.plots import plot_intervals, write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             if search is None:
                 raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
             return _search(args, next(s for s in scenarios if s.name == search.scenario), search, runner)
-        rows = run_scenarios(scenarios, args.out, plotter=None if args.no_plots else write_plots, runner=runner)
+        rows = run_scenarios(scenarios, args.out, plotter=None if args.no_plots else write_plots, runner=runner,
+                             reporter=write_replay_report)
     except RunError as exc:
         raise UsageError(str(exc)) from None
     print(comparison_table(rows))
@@ -66,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         for entry in s.get("outage_reach", []):
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
-        write_comparison(args.out, rows, None)
         if not args.no_plots:
             plot_intervals(rows, os.path.join(args.out, "intervals.png"))
+        # report.html first: comparison.json, written last, says the comparison finished.
+        write_comparison_report(comparison_rows(rows), {s.name: f"{scenario_folder(s.name)}/report.html"
+                                                        for s in scenarios}, args.out, None)
+        write_comparison(args.out, rows, None)
     return 0
 
 
@@ -76,6 +82,7 @@ def _search(args: argparse.Namespace, sc, search, runner) -> int:
     import sys
 
     from replay.whatif import find_min_capacity, meets, write_comparison
+    from service.reports.html import write_comparison_report
     from service.reports.plots import plot_intervals
 
     targets = dict(search.attainment_targets)
@@ -93,19 +100,25 @@ def _search(args: argparse.Namespace, sc, search, runner) -> int:
             f"{sc.replications} replication(s), judged by the one-sided 95 % lower bound)"
             if sc.replications > 1 else f"(scenario {sc.name}, per-job SLA ratio targets {dict(sc.sla_targets)}, "
                                         "1 replication: no interval)")
+    lines = []
     for b in res.monotonicity_breaks:
-        print(f"monotonicity: +{b['from_nodes']} -> +{b['to_nodes']} nodes lowered {b['tier']} attainment "
+        lines.append(f"monotonicity: +{b['from_nodes']} -> +{b['to_nodes']} nodes lowered {b['tier']} attainment "
               f"{b['attainment_from']:.1%} -> {b['attainment_to']:.1%}"
               + (" (significant)" if b["significant"] else " (within the noise)")
               + ("; met, then missed" if b["met_then_missed"] else ""))
     if res.least_nodes is None:
-        print(f"not met: up to {search.max_nodes} added {what}, none meets the attainment targets {targets} {rule}")
+        lines.append(f"not met: up to {search.max_nodes} added {what}, none meets the attainment targets {targets} {rule}")
     else:
         row = res.rows[res.least_nodes]
-        print(f"least added capacity meeting the attainment targets {targets}: {res.least_nodes} {what} "
+        lines.append(f"least added capacity meeting the attainment targets {targets}: {res.least_nodes} {what} "
               f"(+{res.least_nodes * search.devices} devices) {rule}")
-        print(f"{res.least_nodes} nodes: " + ", ".join(attainment_cell(row, t) for t in targets))
+        lines.append(f"{res.least_nodes} nodes: " + ", ".join(attainment_cell(row, t) for t in targets))
+    print("\n".join(lines))
     if args.out:
+        if not args.no_plots:
+            plot_intervals(rows, os.path.join(args.out, "intervals.png"))
+        # report.html first: comparison.json, written last, says the comparison finished.
+        write_comparison_report(comparison_rows(rows, targets), {}, args.out, "\n".join(lines))
         answer = None if res.least_nodes is None else {
             t: {"mean": res.rows[res.least_nodes]["sla_attainment"].get(t),
                 "ci95": res.rows[res.least_nodes]["sla_attainment_ci95"].get(t),
@@ -116,8 +129,6 @@ def _search(args: argparse.Namespace, sc, search, runner) -> int:
             "targets": targets, "sla_targets": dict(sc.sla_targets), "replications": sc.replications,
             "rule": "lower end of the one-sided 95 % t-interval of the mean attainment >= target",
             "answer": answer, "monotonicity_breaks": res.monotonicity_breaks})
-        if not args.no_plots:
-            plot_intervals(rows, os.path.join(args.out, "intervals.png"))
     return 0 if res.least_nodes is not None else 1
 
 
@@ -145,8 +156,16 @@ def _with_ci(v, ci) -> str:
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
+    from service.reports.table import render
+
+    return render(comparison_rows(rows, targets))
+
+
+def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[str]]:
+    """The comparison as rows of cells, header first (the terminal table and report.html show the same):
+    means, with `[lo, hi]` 95 % intervals where there are replications."""
     from replay.whatif import meets
-    from service.reports.table import cell, render
+    from service.reports.table import cell
 
     cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA premium", "SLA standard", "preempt", "wall s"]
@@ -166,7 +185,7 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
-    return render(out)
+    return out
 
 
 def _pct_ci(v: float | None, ci: list | None) -> str:
