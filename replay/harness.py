@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
+from datasets.sharing import allowed_speeds
 from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
 from executor.schedulers import make_scheduler
 from executor.sim import SimExecutor
 from models import Fleet, Job, Policy, Quota, Replicas
 from replay.controller import EqualPriorities, SlaController
 from replay.options import DEFAULTS
+from replay.pools import PoolLedger
 
 DAY_S = 86400.0
 
@@ -71,15 +73,29 @@ class ReplayRun:
     executor: SimExecutor
     specs: dict[str, JobSpec]
     scheduler: object = None
+    fleet: Fleet | None = None
 
 
 def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
-    """The contract job for a spec; a spec without accelerator types runs at 1.0 on all of the fleet's."""
-    speed = spec.speed if spec.speed is not None else {a: 1.0 for a in accelerators}
+    """The contract job for a spec: explicit speeds where the spec has them, else the types the sharing
+    rules (`datasets/sharing.py`) allow it among the fleet's `accelerators`, at 1.0.
+
+    A job's logical world size is its `max` replicas (Singularity's fixed world size, time-sliced on
+    fewer devices), so its ranks split evenly only over counts that divide it: `replicas.allowed`
+    (contract v1.1) lists those within `[min, max]`, and a granted count never runs on fewer devices
+    than it holds. It is left unset where every count in the range divides (a rigid job, 1..2)."""
+    speed = spec.speed if spec.speed is not None else allowed_speeds(spec.gpu_type, spec.gpu_share, accelerators)
     return Job(id=spec.id, tenant=spec.tenant, tier=spec.tier, priority=1.0,
-               replicas=Replicas(min=spec.min_replicas, max=spec.max_replicas),
+               replicas=world_size_replicas(spec.min_replicas, spec.max_replicas),
                devices_per_replica=spec.devices_per_replica, speed=dict(speed), data_region=spec.data_region,
                checkpoint_gb=spec.checkpoint_gb)
+
+
+def world_size_replicas(lo: int, world_size: int) -> Replicas:
+    """`[lo, world_size]` replicas, granted only as divisors of `world_size`."""
+    counts = [r for r in range(lo, world_size + 1) if world_size % r == 0]
+    return Replicas(min=lo, max=world_size,
+                    allowed=counts if len(counts) < world_size - lo + 1 else None)
 
 
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
@@ -90,7 +106,7 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     measured = {s.id for s in chosen if s.submit_s >= m_from}
     accs = fleet_accelerators(fleet)
     arrivals = [Arrival(s.submit_s, job_template(s, accs), s.work) for s in chosen]
-    executor = SimExecutor({s.id: s.work for s in chosen})
+    executor = PoolLedger({s.id: s.work for s in chosen})
     base = setup.contract_policy or Policy()
     policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
     cpsat = setup.scheduler == "cpsat"
@@ -117,4 +133,5 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
                         start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
                         outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
-    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler)
+    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler,
+                     fleet)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from datasets.attributes import JobSpec
 from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
 
-# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written. The service passes
-# its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
+# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
+# keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The
+# service passes its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
 Plotter = Callable[[list, list, str, str], list[str]]
 # Writes the run's report page: (summary, picture paths, out_dir, label) -> path. The service passes its HTML
 # writer (service/reports/html.py); it runs before summary.json is written.
@@ -19,10 +20,15 @@ Reporter = Callable[[dict, list[str], str, str], str]
 
 def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
                       out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
-                      label: str | None = None, reporter: Reporter | None = None) -> dict:
+                      label: str | None = None, reporter: Reporter | None = None,
+                      trace_skipped: Mapping[str, int] | None = None, title: str | None = None) -> dict:
     """Replay, then epochs.csv, jobs.csv, (with a `plotter`) its pictures, (with a `reporter`) its report page
-    and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run."""
-    from replay.metrics import epoch_rows, job_rows, summarize, write_summary, write_tables
+    and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run.
+    `trace_skipped` (the loader's skip counts) goes into the summary; `title` (scheduler, fleet, window)
+    heads the plots."""
+    import inspect
+
+    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_summary, write_tables
 
     observers = []
     bar = None
@@ -42,9 +48,14 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
             bar.close()
     summary = summarize(run, time.perf_counter() - t0)
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
+    summary["trace_skipped"] = dict(trace_skipped or {})
     if out_dir:
         write_tables(run, out_dir)
-        pictures = plotter(epoch_rows(run), job_rows(run), out_dir, name) if plotter is not None else []
+        pictures: list[str] = []
+        if plotter is not None:
+            takes_pools = "pools" in inspect.signature(plotter).parameters
+            extra = {"pools": run_pool_rows(run)} if takes_pools else {}
+            pictures = plotter(epoch_rows(run), job_rows(run), out_dir, title or name, **extra)
         if reporter is not None:
             reporter(summary, pictures, out_dir, name)
         write_summary(summary, out_dir)

@@ -1,6 +1,10 @@
 """`meridian replay`: replay a trace window through a scheduler on a fleet; summary, CSVs and plots in --out.
 
 The flags' defaults are `replay.options.ReplayOptions`'s, the same a what-if scenario file gets.
+`--policy fifo,las,cpsat` replays the same trace and fleet once per scheduler, each into `--out/<policy>/`,
+and draws `comparison.png` (and `comparison.json`) at `--out`; a single scheduler writes into `--out` itself.
+Jobs the fleet can never hold are rejected at arrival: the summary line and `summary.json` count them by
+reason, and `--on-reject error` makes such a replay exit 3 (after writing every output).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="... for this many days (default: to the trace's end)")
     p.add_argument("--warmup-days", type=float, default=DEFAULTS.warmup_days,
                    help=f"replayed but not measured (default {DEFAULTS.warmup_days:g})")
-    p.add_argument("--policy", dest="scheduler", default=DEFAULTS.scheduler, choices=get_args(SchedulerName),
-                   help=f"the scheduler (default {DEFAULTS.scheduler})")
+    p.add_argument("--policy", dest="scheduler", default=DEFAULTS.scheduler, type=_policies,
+                   metavar="{" + ",".join(get_args(SchedulerName)) + "}[,...]",
+                   help=f"the scheduler (default {DEFAULTS.scheduler}); several, comma-separated, are compared "
+                        "(one run each under --out/<policy>/, comparison.png at --out)")
     p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
     p.add_argument("--epoch-s", type=float, default=DEFAULTS.epoch_s)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds the attribute rules and synthetic inputs")
@@ -38,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
+    p.add_argument("--on-reject", default="warn", choices=("warn", "error"),
+                   help="jobs the fleet can never hold: count them and go on (warn), or exit 3 after the run (error)")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
     p.add_argument("--replications", type=int, default=DEFAULTS.replications, metavar="R",
@@ -51,27 +59,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _policies(text: str) -> str:
+    """`cpsat` or `fifo,las,cpsat`: each a known scheduler, none twice (returned comma-joined)."""
+    names = [p.strip() for p in text.split(",")]
+    known = get_args(SchedulerName)
+    for p in names:
+        if p not in known:
+            raise argparse.ArgumentTypeError(f"invalid choice: {p!r} (choose from {', '.join(known)}, "
+                                             "several joined by commas)")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a scheduler twice")
+    return ",".join(names)
+
+
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import os
+
+    from datasets.files import write_atomic
     from replay.report import replay_and_report
     from service.cli import UsageError
     from service.reports.html import write_replay_report
-    from service.reports.plots import write_plots
+    from service.reports.plots import plot_comparison, write_plots
 
+    policies = args.scheduler.split(",")
+    args.scheduler = policies[0]
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out, progress=progress,
-                                plotter=None if args.no_plots else write_plots, reporter=write_replay_report)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
-    print(format_summary(summary))
-    if args.replications > 1:
-        replications_report(args, summary)
-    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv, report.html"
-          + ("" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+    runs, summaries = [], {}
+    for policy in policies:
+        out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
+        one = dataclasses.replace(setup, scheduler=policy)
+        captured: dict = {}
+
+        def plotter(epochs, jobs, out_dir, label, pools=(), _c=captured):
+            _c.update(epochs=epochs, jobs=jobs)
+            return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
+
+        summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
+                                    trace_skipped=skipped, title=run_title(policy, args),
+                                    reporter=write_replay_report)
+        summaries[policy] = summary
+        runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
+        print(format_summary(summary))
+        if args.replications > 1:
+            replications_report(args, summary, policy, out)
+        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
+            "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+    if len(policies) > 1:
+        write_atomic(os.path.join(args.out, "comparison.json"),
+                     json.dumps(summaries, indent=2, allow_nan=False) + "\n")
+        written = f"wrote {args.out}/comparison.json"
+        if not args.no_plots:
+            path = plot_comparison(runs, os.path.join(args.out, "comparison.png"),
+                                   run_title(" vs ".join(policies), args))
+            written += f", {os.path.basename(path)}"
+        print(written)
+    rejected = {p: s["jobs_rejected"] for p, s in summaries.items() if s["jobs_rejected"]}
+    if rejected and args.on_reject == "error":
+        print(f"meridian replay: rejected jobs ({', '.join(f'{p} {n}' for p, n in rejected.items())}) and "
+              "--on-reject error: exit 3", file=sys.stderr)
+        return 3
     return 0
 
 
-def replications_report(args: argparse.Namespace, summary: dict) -> None:
+def replications_report(args: argparse.Namespace, summary: dict, policy: str, out: str) -> None:
     """Replications 1..R-1 on the local process pool; their means and intervals printed and written."""
     import json
     import os
@@ -83,12 +138,12 @@ def replications_report(args: argparse.Namespace, summary: dict) -> None:
     from service.cli import UsageError
 
     opts = options_from_args(args, UsageError)
-    sc = Scenario(**opts.model_dump(), name=summary["policy"], outages=list(args.fail))
+    sc = Scenario(**(opts.model_dump() | {"scheduler": policy}), name=policy, outages=list(args.fail))
     try:
-        row = replicate(sc, summary, args.out, local_runner(os.cpu_count() or 1), args.on_bad)
+        row = replicate(sc, summary, out, local_runner(os.cpu_count() or 1), args.on_bad)
     except RunError as exc:
         raise UsageError(str(exc)) from None
-    write_atomic(os.path.join(args.out, "replications.json"), json.dumps(row, indent=2, default=str) + "\n")
+    write_atomic(os.path.join(out, "replications.json"), json.dumps(row, indent=2, default=str) + "\n")
     print(format_replications(row))
 
 
@@ -103,6 +158,28 @@ def format_replications(row: dict) -> str:
     return (f"{row['replications']} replications, means and 95 % intervals: mean JCT "
             f"{ci(row['avg_jct_s'], row.get('avg_jct_s_ci95'))} s, utilization "
             f"{ci(row['utilization'], row.get('utilization_ci95'), True)}, SLA {att}")
+
+
+def run_title(policy: str, args: argparse.Namespace) -> str:
+    """`cpsat · fleet alibaba:nodes.csv?carve=2:0.4 · trace pods.csv, days 118-125`: what a plot shows."""
+    import os
+
+    fleet = args.fleet
+    kind, sep, rest = fleet.partition(":")
+    if sep and kind in ("philly", "alibaba"):
+        fleet = f"{kind}:{os.path.basename(rest)}"
+    elif not sep:
+        fleet = os.path.basename(fleet)
+    trace = os.path.basename(args.trace)
+    if args.start_day is None:
+        when = "whole trace" if args.days is None else f"first {args.days:g} days"
+    else:
+        when = f"days {args.start_day:g}-" + ("end" if args.days is None else f"{args.start_day + args.days:g}")
+    return f"{policy} · fleet {fleet} · trace {trace}, {when}"
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
@@ -163,7 +240,14 @@ def format_summary(s: dict) -> str:
         return "-" if v is None else fmt.format(v)
 
     att = ", ".join(f"{t} {f(v, '{:.1%}')}" for t, v in s["sla_attainment"].items())
-    return (f"{s['policy']}: {s['jobs_completed']}/{s['jobs_submitted']} jobs done, mean JCT {f(s['avg_jct_s'])} s "
+    rej = ""
+    if s.get("jobs_rejected"):
+        why = "; ".join(f"{n} {r}" for r, n in list(s.get("rejected_by_reason", {}).items())[:3])
+        rej = f", REJECTED {s['jobs_rejected']} ({why})"
+    skipped = s.get("trace_skipped") or {}
+    skip = f", trace rows skipped {sum(skipped.values())} ({_counts(skipped)})" if skipped else ""
+    return (f"{s['policy']}: {s['jobs_completed']}/{s['jobs_submitted']} jobs done{rej}{skip}, "
+            f"mean JCT {f(s['avg_jct_s'])} s "
             f"(p50 {f(s['p50_jct_s'])}, p99 {f(s['p99_jct_s'])}), mean queue {f(s['avg_queue_s'])} s, "
             f"utilization {f(s['utilization'], '{:.1%}')}, SLA {att}, preemptions {s['preemptions']}, "
             f"planner p50 {f(s['planner_s_p50'], '{:.3f}')} s, wall {s['wall_s']:.1f} s")

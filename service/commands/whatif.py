@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
         if not args.no_plots:
+            from service.reports.plots import plot_comparison_of_folders
+
             plot_intervals(rows, os.path.join(args.out, "intervals.png"))
+            plot_comparison_of_folders(args.out, f"what-if {os.path.basename(args.scenarios)}: "
+                                                 + " vs ".join(s["scenario"] for s in rows))
         # report.html first: comparison.json, written last, says the comparison finished.
         write_comparison_report(comparison_rows(rows), {s.name: f"{scenario_folder(s.name)}/report.html"
                                                         for s in scenarios}, args.out, None)
