@@ -22,7 +22,6 @@ import numpy as np
 from placement.candidates import Options
 from placement.instance import Instance
 
-
 LP_NO_PRESOLVE_MAX_COLS = 400
 
 

@@ -42,7 +42,6 @@ from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
-
 GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused
 
 

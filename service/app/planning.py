@@ -279,7 +279,7 @@ class PlanService:
             raise
         if result is None:
             raise Unavailable("the plan was abandoned before a worker took it")
-        resp, text, queue_s, solve_s, budget_s, written, started = result
+        resp, text, _queue_s, _solve_s, budget_s, written, started = result
         cut = budget_s if budget_s < parsed.time_limit_s else None
         if dry_run:
             return Outcome(text, None, budget_s=cut)

@@ -72,7 +72,7 @@ _SUMMARY_COLUMNS = [c for c in plans.c if c.name not in ("request", "response")]
 
 
 _INSERT = plans.insert()     # one statement object: SQLAlchemy compiles it once and caches it
-_COLUMNS = tuple(plans.c.keys())  # noqa: SIM118 - iterating .c yields columns
+_COLUMNS = tuple(plans.c.keys())
 
 
 def _row(rec: PlanRecord) -> dict[str, Any]:
