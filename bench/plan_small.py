@@ -24,8 +24,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import parse_request_json  # noqa: E402
-from placement import greedy_plan, plan  # noqa: E402
+from models import parse_request_json
+from placement import greedy_plan, plan
 
 EXAMPLE = ROOT / "examples" / "two-regions.json"
 MARK = 7654321.125
@@ -68,7 +68,7 @@ def measure(template: dict, runs: int) -> dict:
         t0 = time.perf_counter()
         greedy_plan(parse_request_json(body))
         gre.append(time.perf_counter() - t0)
-    ms = lambda x: round(x * 1000, 3)  # noqa: E731
+    ms = lambda x: round(x * 1000, 3)
     return {"engine_p50_ms": ms(pct(eng, 50)), "engine_p99_ms": ms(pct(eng, 99)), "engine_min_ms": ms(min(eng)),
             "engine_cpu_p50_ms": ms(pct(cpu, 50)),
             "greedy_p50_ms": ms(pct(gre, 50)), "greedy_p99_ms": ms(pct(gre, 99)), "greedy_min_ms": ms(min(gre)),

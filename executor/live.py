@@ -125,11 +125,14 @@ class LiveResult:
 
 def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time_limit_s: float = 2.0,
              greedy: bool = False, grace_s: float = 30.0, max_epochs: int = 60,
-             until: Callable | None = None, log: Callable[[str], None] | None = None) -> LiveResult:
+             until: Callable | None = None, log: Callable[[str], None] | None = None,
+             backfill_window_s: float | None = 2.0) -> LiveResult:
     """Plan and run `live`'s jobs for real until every one has finished (or `until(state)`, or max_epochs).
 
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
-    a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`."""
+    a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`. Between
+    epochs the loop polls the workers every `backfill_window_s` seconds and starts waiting jobs on
+    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only."""
     from executor.loop import Arrival, LoopConfig, run_loop
     from executor.schedulers.cpsat import CpsatScheduler
     from executor.torch_backend import TorchExecutor
@@ -139,7 +142,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     epoch_s = epoch_s or req.epoch_s
     policy = req.policy.model_copy(update={"time_limit_s": time_limit_s, "deterministic": True})
     config = LoopConfig(fleet=req.fleet, epoch_s=epoch_s, policy=policy, quotas=req.quotas, start_s=0.0,
-                        max_s=max_epochs * epoch_s, until=until)
+                        max_s=max_epochs * epoch_s, until=until, backfill_window_s=backfill_window_s)
     executor = TorchExecutor(work_dir, grace_s=grace_s)
     first_region = req.fleet.regions[0].name
     for job in req.jobs:

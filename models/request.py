@@ -146,6 +146,9 @@ class TierWeights(ContractModel):
     basic: float = Field(1.0, ge=0, le=L.MAX_WEIGHT)
 
 
+PolicyMode = Literal["epoch", "backfill"]
+
+
 class Policy(ContractModel):
     tier_weights: TierWeights = Field(default_factory=TierWeights)
     restart_overhead_s: float = Field(30.0, ge=0, le=L.MAX_SECONDS)
@@ -156,6 +159,10 @@ class Policy(ContractModel):
     time_limit_s: float = Field(10.0, gt=0, le=L.MAX_TIME_LIMIT_S)
     deterministic: bool = Field(
         False, description="extension: the same request gives the same plan (one worker, deterministic budget)"
+    )
+    mode: PolicyMode = Field(
+        "epoch", description="v1.1: `epoch` (everything may change) or `backfill` (between epochs: running jobs "
+                             "that qualify keep exactly their placement; only the rest go onto free devices)"
     )
 
 

@@ -55,7 +55,14 @@ class ReplayOptions(Strict):
     replan_every: int = Field(3, ge=1, le=10**6, description="cpsat: replan quiet epochs this often")
     equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
     max_days: float = Field(60.0, gt=0, le=MAX_DAYS, description="safety stop, days after the window's end")
-    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
+    backfill: bool = Field(True, description="act between epochs: a backfill plan on arrivals and freed devices "
+                                             "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
+    backfill_window_s: float = Field(30.0, gt=0, le=MAX_EPOCH_S, description="events are batched this many seconds before a "
+                                                             "backfill plan")
+    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS),
+                                          description="per tier, the SLA ratio each job should reach")
+    replications: int = Field(1, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); replication 0 is the single run")
 
     @model_validator(mode="after")
     def _bounded_epochs(self) -> ReplayOptions:
@@ -75,6 +82,7 @@ class ReplayOptions(Strict):
         return ReplaySetup(scheduler=self.scheduler, epoch_s=float(self.epoch_s), seed=self.seed,
                            time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
                            equal_priorities=self.equal_priorities, max_days=float(self.max_days),
+                           backfill_window_s=float(self.backfill_window_s) if self.backfill else None,
                            outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))
 
     def window(self) -> Window:

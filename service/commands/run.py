@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--greedy", action="store_true", help="the greedy planner alone")
     p.add_argument("--grace-s", type=float, default=30.0, help="SIGTERM -> SIGKILL grace period (default 30)")
     p.add_argument("--max-epochs", type=int, default=60, help="safety stop (default 60)")
+    p.add_argument("--no-backfill", dest="backfill", action="store_false",
+                   help="act on the epoch grid alone (no backfill plans between epochs)")
+    p.add_argument("--backfill-window", type=float, default=2.0,
+                   help="between epochs, poll the workers and batch arrivals and completions this many "
+                        "wall-clock seconds before a backfill plan (default 2)")
     p.add_argument("--json", default=None, help="also write the pause table and per-job results here (atomically)")
     p.set_defaults(func=run)
 
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from executor.live import load_live_input, run_live
     from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
-    for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0)):
+    for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
         if not 0 < getattr(args, name) <= top:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0 and at most {top:g}, got {getattr(args, name)}")
     if args.epoch_s is not None and not MIN_EPOCH_S <= args.epoch_s <= MAX_SECONDS:
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="meridian-run-")) if own else Path(args.workdir)
     try:
         res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
-                       grace_s=args.grace_s, max_epochs=args.max_epochs)
+                       grace_s=args.grace_s, max_epochs=args.max_epochs,
+                       backfill_window_s=args.backfill_window if args.backfill else None)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,12 +4,12 @@ and a running count outside them is changed, never kept."""
 from __future__ import annotations
 
 import pytest
-from tests.support import checker
-from tests.support.requests import cluster, fleet, job, parsed, request
 
 from executor.loop import Arrival, JobState, LoopState
 from executor.schedulers import make_scheduler
 from executor.schedulers.fastpath import optimal_starts
+from tests.support import checker
+from tests.support.requests import cluster, fleet, job, parsed, request
 
 TWO_NODES = fleet(cluster("a", "us", ("a-h-", 2, "H100", 8)))
 

@@ -5,9 +5,9 @@ checkpoint 1 GB)."""
 from __future__ import annotations
 
 import pytest
-from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 from placement import greedy_plan, plan
+from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 ONE_NODE = fleet(cluster("a", "us", ("a-h-", 1, "H100", 8)))
 PREMIUM_ON_TWO = job("prem", 2, tier="premium", current={"cluster": "a", "accelerator": "H100", "nodes": {"a-h-0": 2}})

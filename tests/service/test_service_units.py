@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from tests.support.service import PG_SKIP_REASON, pg_url
 
 from service.app.admission import Admission, Overloaded
 from service.app.config import ConfigError, Settings, from_args, from_env
@@ -20,6 +19,7 @@ from service.app.logs import JsonFormatter, request_id_var
 from service.app.store import PlanRecord, PlanStore, request_digest
 from service.app.writer import GroupWriter
 from service.cli import build_parser, main
+from tests.support.service import PG_SKIP_REASON, pg_url
 
 # -- settings ------------------------------------------------------------------------------------------
 
