@@ -206,8 +206,6 @@ def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
     ('scenarios: [{name: a, time_limit_s: -1}]', "scenarios[0].time_limit_s: must be > 0, got -1"),
     ('scenarios: [{name: a, sla_targets: {gold: 2, premium: "x"}}]', "scenarios[0].sla_targets.gold: expected"),
     ('scenarios: [{name: a, trace: "\\udfff"}]', "scenarios[0].trace: holds a lone surrogate"),
-    ("scenarios: [{name: a}]\nfind_min_capacity: {cluster: nope, accelerator: H100, devices: 8, targets: {premium: 0.9}}",
-     "find_min_capacity.cluster: no cluster 'nope'"),
     ("scenarios: [{name: a", "line 2: not valid YAML"),
 ])
 def test_whatif_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path: Path, body: str, words: str) -> None:
@@ -242,3 +240,10 @@ def test_whatif_jobs_is_bounded(tmp_path: Path) -> None:
 def test_replay_builders_are_bounded(tmp_path: Path, trace: str, fleet: str, words: str) -> None:
     code, _, err = run_cli(["replay", "--trace", trace, "--fleet", fleet, "--out", str(tmp_path / "o")])
     assert code == 2 and words in err, err
+
+
+def test_whatif_search_naming_a_missing_cluster_names_its_own_field(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, "scenarios: [{name: a}]\nfind_min_capacity: {cluster: nope, accelerator: H100, "
+                           "devices: 8, targets: {premium: 0.9}}", "--find-min-capacity")
+    assert code == 2 and "find_min_capacity.cluster" in err and "nope" in err and "add_nodes" not in err, err
+    assert len(err.strip().splitlines()) == 1
