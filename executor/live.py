@@ -12,7 +12,6 @@ would run on fewer workers than it holds; an `allowed` given by hand must list s
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from executor.train.spec import TrainSpec
 from models import BadRequest, FieldError, PlanRequest, parse_request
 from models.fleet_index import fleet_devices
+
+MAX_SUBMIT_S = 7 * 86_400.0        # a live run waits for a job's submit time in real seconds
 
 
 @dataclass
@@ -49,9 +50,10 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
             continue
         j = dict(j)
         sub, spec = j.pop("submit_s", 0.0), j.pop("train", None)
-        jid = j.get("id")
-        if not isinstance(sub, (int, float)) or isinstance(sub, bool) or not sub >= 0:
-            errors.append(FieldError(f"jobs[{i}].submit_s", sub, "must be a number >= 0"))
+        jid = j.get("id") if isinstance(j.get("id"), str) else f"jobs[{i}]"   # a bad id is reported by the door
+        if not isinstance(sub, (int, float)) or isinstance(sub, bool) or not 0 <= sub <= MAX_SUBMIT_S:
+            errors.append(FieldError(f"jobs[{i}].submit_s", sub, f"must be a number in [0, {MAX_SUBMIT_S:g}] "
+                                     "(seconds after the start)"))
         if j.get("current") is not None:
             errors.append(FieldError(f"jobs[{i}].current", j["current"], "must be null: the live loop starts every job"))
         if spec is None:
@@ -91,15 +93,6 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
     if errors:
         raise BadRequest(errors)
     return LiveInput(request, submit_s, train)
-
-
-def read_json_file(path: str, what: str, usage_error: type[Exception]) -> object:
-    try:
-        return json.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise usage_error(f"cannot read {what} {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise usage_error(f"{what} {path} is not JSON: {exc}") from None
 
 
 COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "stop_s", "save_s", "transfer_s",

@@ -102,7 +102,11 @@ def world_size_replicas(lo: int, world_size: int) -> Replicas:
 
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
                observers: Sequence[Callable[[EpochRecord, LoopState], None]] = ()) -> ReplayRun:
-    """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed."""
+    """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed. Inputs that
+    cannot run together raise ReplayInputError before the first epoch (`replay.checks`)."""
+    from replay.checks import check_replay_inputs
+
+    check_replay_inputs(specs, fleet, setup, window)
     lo, m_from, m_until = window.bounds_s(specs)
     chosen = [s for s in specs if lo <= s.submit_s < m_until]
     measured = {s.id for s in chosen if s.submit_s >= m_from}

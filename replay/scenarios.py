@@ -74,10 +74,21 @@ def _outage_spec(text: str) -> str:
     return text
 
 
+# A scenario's name names its folder under --out (`folder_name`): no separator, never `.` or `..`, and
+# no two names of a file may map to one folder (regardless of case).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._+-]*$"
+
+
+def folder_name(name: str) -> str:
+    """The folder of a scenario under --out: its name with anything but letters, digits, '-', '_', '.' as '_'."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 class Scenario(ReplayOptions):
     """The base with one scenario's overrides, and its changes to the fleet, the demand and the nodes up."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                      description="names the scenario's folder under --out: letters, digits, ' ', '.', '_', '+', '-'")
     add_nodes: list[AddNodes] = Field(default_factory=list)
     remove_nodes: list[RemoveNodes] = Field(default_factory=list)
     outages: list[Annotated[str, AfterValidator(_outage_spec)]] = Field(default_factory=list)
@@ -129,8 +140,12 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         p = f"scenarios[{i}]"
         if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s["name"]:
             raise ScenarioError(f"{p}.name: every scenario needs a name")
-        if any(sc.name == s["name"] for sc in out):
+        same = [sc.name for sc in out if folder_name(sc.name).casefold() == folder_name(s["name"]).casefold()]
+        if s["name"] in same:
             raise ScenarioError(f"{p}.name: duplicate {s['name']!r}")
+        if same:
+            raise ScenarioError(f"{p}.name: {s['name']!r} would share the folder {folder_name(s['name'])!r} with "
+                                f"scenario {same[0]!r} (names must differ after mapping, regardless of case)")
         merged = {k: v for k, v in base.items() if not (k in ("policy", "scheduler") and
                                                         ("policy" in s or "scheduler" in s))} | s
         sc = _validate(Scenario, merged, p)
@@ -163,7 +178,10 @@ def _validate(model: type[BaseModel], data: dict, path: str) -> Any:
 _PLAIN = {"missing": "required", "extra_forbidden": "unknown key", "int_type": "expected an integer",
           "float_type": "expected a number", "string_type": "expected text", "bool_type": "expected true or false",
           "dict_type": "expected a mapping", "list_type": "expected a list", "model_type": "expected a mapping",
-          "string_too_short": "must not be empty", "too_short": "must not be empty"}
+          "string_too_short": "must not be empty", "too_short": "must not be empty",
+          "string_pattern_mismatch": "a scenario name is letters, digits, spaces, '.', '_', '+' and '-', starting "
+                                     "with a letter or digit (it names a folder under --out)",
+          "string_too_long": "too long", "finite_number": "must be a finite number"}
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
            "less_than": ("<", "lt")}
 

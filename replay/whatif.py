@@ -33,7 +33,7 @@ from replay.intervals import aggregate, upper95
 from replay.outages import outage_schedule, parse_outage
 from replay.report import Plotter, Reporter
 from replay.runner import Runner, RunSpec, local_runner, run_one
-from replay.scenarios import CapacitySearch, Scenario, ScenarioError
+from replay.scenarios import CapacitySearch, Scenario, ScenarioError, folder_name
 
 
 def check_inputs(scenarios: Sequence[Scenario]) -> None:
@@ -220,7 +220,7 @@ def write_comparison(out: str, rows: list[dict], search: dict | None) -> None:
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return folder_name(name)
 
 
 def replicate(sc: Scenario, first: dict, out_dir: str | None, runner: Runner, on_bad: str = "error") -> dict:

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from datasets.files import write_atomic
+    from datasets.files import InputError, write_atomic
+    from replay.checks import ReplayInputError
     from replay.report import replay_and_report
     from service.cli import UsageError
     from service.reports.html import write_replay_report
@@ -104,9 +105,14 @@ def run(args: argparse.Namespace) -> int:
             _c.update(epochs=epochs, jobs=jobs)
             return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
 
-        summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
-                                    trace_skipped=skipped, title=run_title(policy, args),
-                                    reporter=write_replay_report)
+        try:
+            summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
+                                        trace_skipped=skipped, title=run_title(policy, args),
+                                        reporter=write_replay_report)
+        except InputError as exc:          # checked before the replay starts
+            raise UsageError(f"--out {out}: {exc}") from None
+        except ReplayInputError as exc:    # likewise
+            raise UsageError(str(exc)) from None
         summaries[policy] = summary
         runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
         print(format_summary(summary))
@@ -237,6 +243,9 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              replications=getattr(args, "replications", 1))
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:          # a rule over several options (the number of epochs)
+            raise usage_error(f"--epoch-s, --days, --warmup-days, --max-days: "
+                              f"{str(err['msg']).removeprefix('Value error, ')}") from None
         name = str(err["loc"][0])
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None

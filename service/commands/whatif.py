@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 
+MAX_JOBS = 64                  # parallel replay processes
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
@@ -22,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
 
+    from datasets.errors import TraceFormatError
+    from datasets.files import InputError, check_writable_dir
+    from replay.checks import ReplayInputError
     from replay.reach import describe
     from replay.runner import RunError, local_runner
     from replay.scenarios import ScenarioError, parse_scenarios
@@ -34,17 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from service.reports.plots import plot_intervals, write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise UsageError(f"--jobs must be >= 1, got {workers}")
+    if not 1 <= workers <= MAX_JOBS:
+        raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {workers}")
     if args.replications is not None and not 1 <= args.replications <= 1000:
         raise UsageError(f"--replications must be in 1..1000, got {args.replications}")
-    try:
-        with open(args.scenarios) as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.scenarios}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{args.scenarios}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(args.scenarios, UsageError)
     try:
         scenarios, search = parse_scenarios(data)
         if args.replications is not None:
@@ -54,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
             check_search(next(s for s in scenarios if s.name == search.scenario), search)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
+    if args.out:                        # before any scenario runs: the comparison must have somewhere to go
+        try:
+            check_writable_dir(args.out)
+        except InputError as exc:
+            raise UsageError(f"--out {args.out}: {exc}") from None
     runner = local_runner(workers)
     try:
         if args.find_min_capacity:
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
                              reporter=write_replay_report)
     except RunError as exc:
         raise UsageError(str(exc)) from None
+    except (InputError, ReplayInputError, TraceFormatError) as exc:     # raised before that replay's first epoch
+        raise UsageError(f"{args.scenarios}: {exc}") from None
     print(comparison_table(rows))
     for s in rows:
         for entry in s.get("outage_reach", []):
@@ -190,6 +196,38 @@ def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
     return out
+
+
+def read_yaml(path: str, usage_error: type[Exception]) -> object:
+    """A scenario file: at most 16 MiB of UTF-8 (a byte-order mark ignored) holding YAML without lone
+    surrogates; any fault is one usage_error line naming the file (and line)."""
+    import yaml
+
+    from datasets.files import InputError, read_capped
+    from models.validate import surrogate_errors
+
+    try:
+        raw = read_capped(path, "scenario file", MAX_FILE_BYTES)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise usage_error(f"{path} line {line}: not UTF-8: byte 0x{raw[exc.start]:02x}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise usage_error(f"{path}{where}: not valid YAML: {what}") from None
+    except RecursionError:
+        raise usage_error(f"{path}: not valid YAML: nested too deeply") from None
+    errors = surrogate_errors(data)
+    if errors:
+        raise usage_error(f"{path}: {errors[0]}")
+    return data
 
 
 def _pct_ci(v: float | None, ci: list | None) -> str:

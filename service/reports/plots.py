@@ -23,6 +23,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str, dpi: int = 110) -> None:
+    """The figure as PNG, written atomically (datasets.files.write_atomic): never half a picture."""
+    import io
+
+    from datasets.files import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    write_atomic(path, buf.getvalue())
+
+
 def _wrap(title: str, width: int = 95) -> str:
     """A long run title over several lines, broken at its ` · ` separators (a title cut off says nothing)."""
     lines: list[str] = []
@@ -112,7 +123,7 @@ def plot_utilization(epochs: list[list], path: str, title: str = "", pools: Sequ
         ax2.legend(title="type (devices)", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1))
     axes[-1][0].set_xlabel("trace day")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -130,7 +141,7 @@ def plot_queue(epochs: list[list], path: str, title: str = "") -> None:
     axes[0].set_title(_wrap(title or "Queue length"), fontsize=10)
     axes[1].set_xlabel("trace day")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -149,7 +160,7 @@ def plot_jct_cdf(job_rows: list[dict], path: str, title: str = "") -> None:
     ax.legend()
     ax.set_title(_wrap(title or "JCT by tier", 70), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -239,7 +250,7 @@ def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: st
     a3.set_title("Queue", fontsize=10)
     fig.suptitle(_wrap(title or "Comparison", 130), fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path, dpi=90)
     plt.close(fig)
     return path
 
