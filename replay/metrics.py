@@ -162,6 +162,11 @@ def epoch_rows(run: ReplayRun) -> list[list]:
 
 def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
     """summary.json, epochs.csv, jobs.csv under `out_dir` (each written atomically)."""
+    return write_rows(summary, epoch_rows(run), job_rows(run), out_dir)
+
+
+def write_rows(summary: dict, epochs: list[list], jobs: list[dict], out_dir: str) -> list[str]:
+    """The same three files from a run's rows: what a driver writes for a run that ran elsewhere."""
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     p = os.path.join(out_dir, "summary.json")
@@ -170,16 +175,15 @@ def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPOCH_COLUMNS)
-    w.writerows(epoch_rows(run))
+    w.writerows(epochs)
     p = os.path.join(out_dir, "epochs.csv")
     write_atomic(p, buf.getvalue())
     paths.append(p)
-    rows = job_rows(run)
     buf = io.StringIO()
-    if rows:
-        w2 = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if jobs:
+        w2 = csv.DictWriter(buf, fieldnames=list(jobs[0]))
         w2.writeheader()
-        w2.writerows(rows)
+        w2.writerows(jobs)
     p = os.path.join(out_dir, "jobs.csv")
     write_atomic(p, buf.getvalue())
     paths.append(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from datasets.attributes import JobSpec
 from models import Fleet
@@ -43,3 +44,36 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
         if plotter is not None:
             plotter(epoch_rows(run), job_rows(run), out_dir, name)
     return summary
+
+
+@dataclass
+class RunOutput:
+    """One finished run as plain data (picklable, small): what a sweep's worker returns to the driver,
+    which writes it (`write_run`), so a run on another machine leaves no files there."""
+
+    label: str
+    summary: dict
+    epochs: list
+    jobs: list
+
+
+def replay_output(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
+                  label: str | None = None) -> RunOutput:
+    """Replay and summarise without writing anything: a sweep task's result."""
+    from replay.metrics import epoch_rows, job_rows, summarize
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = run_replay(specs, fleet, setup, window, [])
+    summary = summarize(run, time.perf_counter() - t0)
+    summary["cpu_s"] = time.process_time() - c0
+    return RunOutput(label or setup.scheduler, summary, epoch_rows(run), job_rows(run))
+
+
+def write_run(out: RunOutput, out_dir: str, plotter: Plotter | None = None) -> list[str]:
+    """summary.json, epochs.csv, jobs.csv and (with a `plotter`) the pictures of `out` under `out_dir`."""
+    from replay.metrics import write_rows
+
+    paths = write_rows(out.summary, out.epochs, out.jobs, out_dir)
+    if plotter is not None:
+        paths += plotter(out.epochs, out.jobs, out_dir, out.label)
+    return paths

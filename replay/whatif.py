@@ -11,21 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from datasets.edits import FleetEditError, edit_fleet, scale_demand
 from datasets.files import write_atomic
 from replay.inputs import load_fleet_arg, load_specs
 from replay.outages import outage_schedule, parse_outage
 from replay.reach import outage_reach
-from replay.report import Plotter, replay_and_report
+from replay.report import Plotter, RunOutput, replay_output, write_run
+from replay.runners import OnDone, Runner, Task, TaskFailed, local_runner
 from replay.scenarios import CapacitySearch, Scenario, ScenarioError
-
-# Fresh worker processes (not forks): a fork of a process that has run the solver's threads is not safe.
-_SPAWN = multiprocessing.get_context("spawn")
 
 
 def check_inputs(scenarios: Sequence[Scenario]) -> None:
@@ -42,9 +38,8 @@ def check_inputs(scenarios: Sequence[Scenario]) -> None:
             raise ScenarioError(f"scenarios[{i}].trace: no such file {sc.trace!r}")
 
 
-def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
-                 search: CapacitySearch | None = None) -> dict:
-    """One scenario's replay (in a worker process); its summary, with the scenario's name."""
+def scenario_output(sc: Scenario, extra_nodes: int = 0, search: CapacitySearch | None = None) -> RunOutput:
+    """One scenario's replay (a sweep task: in a worker process or a Ray task); writes nothing."""
     add = list(sc.add_nodes)
     if extra_nodes and search is not None:
         add.append(search.nodes(extra_nodes))
@@ -56,24 +51,48 @@ def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, ext
     if search is not None:
         targets.update(search.targets)
     setup = sc.setup(outages=outage_schedule(fleet, outages) if outages else None, sla_targets=targets)
-    summary = replay_and_report(specs, fleet, setup, sc.window(), out_dir, plotter=plotter, label=sc.name)
-    summary["scenario"] = sc.name
-    summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
-    summary["added_nodes"] = extra_nodes
+    out = replay_output(specs, fleet, setup, sc.window(), label=sc.name)
+    out.summary["scenario"] = sc.name
+    out.summary["devices"] = sum(g.count * g.devices for c in fleet.clusters for g in c.node_groups)
+    out.summary["added_nodes"] = extra_nodes
     if outages:
-        summary["outage_reach"] = outage_reach(fleet, outages, specs)
-    return summary
+        out.summary["outage_reach"] = outage_reach(fleet, outages, specs)
+    return out
+
+
+def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
+                 search: CapacitySearch | None = None) -> dict:
+    """One scenario's replay, its outputs written under `out_dir`; its summary, with the scenario's name."""
+    out = scenario_output(sc, extra_nodes, search)
+    if out_dir:
+        write_run(out, out_dir, plotter)
+    return out.summary
 
 
 def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int,
-                  plotter: Plotter | None = None) -> list[dict]:
-    """Every scenario in its own process (up to `workers` at once), in file order."""
-    dirs = [os.path.join(out_dir, _safe(s.name)) if out_dir else None for s in scenarios]
-    if workers <= 1 or len(scenarios) == 1:
-        return [run_scenario(s, d, plotter) for s, d in zip(scenarios, dirs)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
-        futs = [pool.submit(run_scenario, s, d, plotter) for s, d in zip(scenarios, dirs)]
-        return [f.result() for f in futs]
+                  plotter: Plotter | None = None, runner: Runner | None = None,
+                  on_done: OnDone | None = None) -> list[dict | TaskFailed]:
+    """Every scenario as one task of `runner` (default: `workers` local processes), in file order; the
+    driver (this process) writes each run's outputs as it finishes. A scenario that fails is a
+    `TaskFailed` in its place; the others still run."""
+    runner = runner or local_runner(workers)
+    tasks = [Task(s.name, scenario_output, (s,)) for s in scenarios]
+
+    def done(i: int, task: Task, res) -> None:
+        if out_dir and isinstance(res, RunOutput):
+            write_run(res, os.path.join(out_dir, _safe(scenarios[i].name)), plotter)
+        if on_done:
+            on_done(i, task, res)
+
+    return [r.summary if isinstance(r, RunOutput) else r for r in runner(tasks, done)]
+
+
+class SweepFailed(RuntimeError):
+    """Runs of a sweep that failed, by name."""
+
+    def __init__(self, failures: Sequence[TaskFailed]):
+        self.failures = list(failures)
+        super().__init__("; ".join(str(f) for f in failures))
 
 
 def meets(summary: dict, targets: dict[str, float]) -> bool:
@@ -83,10 +102,14 @@ def meets(summary: dict, targets: dict[str, float]) -> bool:
 
 
 def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int,
-                      evaluate: Callable[[int], dict] | None = None) -> tuple[int | None, dict[int, dict]]:
+                      evaluate: Callable[[int], dict] | None = None, runner: Runner | None = None,
+                      on_done: OnDone | None = None) -> tuple[int | None, dict[int, dict]]:
     """The least number of added nodes (0..max_nodes) whose replay meets the targets, or None when even
-    `max_nodes` does not; with every evaluated count's summary. k-ary search, `workers` counts per round."""
+    `max_nodes` does not; with every evaluated count's summary. k-ary search, `workers` counts per round,
+    each round's candidates run as tasks of `runner` (default: local processes). A candidate that fails
+    raises `SweepFailed` (the search cannot go on without its answer)."""
     tried: dict[int, dict] = {}
+    runner = runner or local_runner(workers)
 
     def run_many(counts: list[int]) -> None:
         counts = [c for c in counts if c not in tried]
@@ -95,14 +118,14 @@ def find_min_capacity(sc: Scenario, search: CapacitySearch, workers: int,
         if evaluate is not None:
             for c in counts:
                 tried[c] = evaluate(c)
-        elif workers <= 1 or len(counts) == 1:
-            for c in counts:
-                tried[c] = run_scenario(sc, None, None, c, search)
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(counts)), mp_context=_SPAWN) as pool:
-                futs = {c: pool.submit(run_scenario, sc, None, None, c, search) for c in counts}
-                for c, f in futs.items():
-                    tried[c] = f.result()
+            return
+        tasks = [Task(f"{sc.name}+{c}", scenario_output, (sc, c, search)) for c in counts]
+        results = runner(tasks, on_done)
+        bad = [r for r in results if isinstance(r, TaskFailed)]
+        if bad:
+            raise SweepFailed(bad)
+        for c, r in zip(counts, results):
+            tried[c] = r.summary
 
     run_many([0, search.max_nodes])
     if meets(tried[0], search.targets):

@@ -4,32 +4,31 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from service.commands.sweep import add_sweep_flags
+
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
     p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
-    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
     p.add_argument("--no-plots", action="store_true")
+    add_sweep_flags(p, "scenarios (and the search's candidates)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from replay.reach import describe
     from replay.scenarios import ScenarioError, parse_scenarios
-    from replay.whatif import check_inputs, find_min_capacity, run_scenarios, write_comparison
+    from replay.whatif import check_inputs
+    from service.commands.sweep import sweep_runner
     from service.errors import UsageError
-    from service.reports.plots import write_plots
 
-    workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise UsageError(f"--jobs must be >= 1, got {workers}")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     try:
         with open(args.scenarios) as f:
             data = yaml.safe_load(f)
@@ -42,11 +41,29 @@ def run(args: argparse.Namespace) -> int:
         check_inputs(scenarios)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
+    if args.find_min_capacity and search is None:
+        raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
+    with sweep_runner(args.ray, args.jobs) as (runner, workers):
+        return _sweep(args, scenarios, search, runner, workers)
+
+
+def _sweep(args: argparse.Namespace, scenarios, search, runner, workers: int) -> int:
+    import sys
+
+    from replay.reach import describe
+    from replay.runners import TaskFailed
+    from replay.whatif import SweepFailed, find_min_capacity, run_scenarios, write_comparison
+    from service.commands.sweep import progress_printer
+    from service.reports.plots import write_plots
+
     if args.find_min_capacity:
-        if search is None:
-            raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
         sc = next(s for s in scenarios if s.name == search.scenario)
-        best, tried = find_min_capacity(sc, search, workers)
+        try:
+            best, tried = find_min_capacity(sc, search, workers, runner=runner, on_done=progress_printer(None))
+        except SweepFailed as exc:
+            for f in exc.failures:
+                print(f"failed: {f}", file=sys.stderr)
+            return 1
         rows = [dict(s, scenario=f"{sc.name}+{n}x{search.devices}{search.accelerator}") for n, s in sorted(tried.items())]
         print(comparison_table(rows, search.targets))
         what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
@@ -59,14 +76,19 @@ def run(args: argparse.Namespace) -> int:
                                               "cluster": search.cluster, "accelerator": search.accelerator,
                                               "targets": search.targets})
         return 0 if best is not None else 1
-    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots)
+    results = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
+                            runner=runner, on_done=progress_printer(len(scenarios)))
+    failures = [r for r in results if isinstance(r, TaskFailed)]
+    summaries = [r for r in results if not isinstance(r, TaskFailed)]
     print(comparison_table(summaries))
+    for f in failures:
+        print(f"failed: {f}", file=sys.stderr)
     for s in summaries:
         for entry in s.get("outage_reach", []):
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
         write_comparison(args.out, summaries, None)
-    return 0
+    return 1 if failures else 0
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
