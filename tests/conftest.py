@@ -24,13 +24,13 @@ def shared_traces() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """Three Ray nodes (fleet nodes n0, n1, n2; one CPU each) for the whole `ray` run; skipped, saying
-    why, where Ray must not start (tests/support/ray_cluster.py)."""
+    """Three Ray nodes for the whole `ray` run (fleet nodes a0, a1, b0, as `executor.ray_check.check_fleet(3)`
+    names them; one CPU each); skipped, saying why, where Ray must not start (tests/support/ray_cluster.py)."""
     from tests.support import ray_cluster as rc
 
     reason = rc.skip_reason()
     if reason:
         pytest.skip(reason)
-    cluster = rc.start(["n0", "n1", "n2"])
+    cluster = rc.start(["a0", "a1", "b0"])
     yield cluster
     rc.stop(cluster)

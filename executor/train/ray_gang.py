@@ -245,6 +245,9 @@ def wait_first_step(gang: Gang, timeout_s: float) -> dict | None:
             return t
         state = poll(gang)
         if state != "running":
+            t = read(gang, "timings.json")     # it may have got there just before it ended
+            if t is not None:
+                return t
             if state == "finished":
                 return None
             raise RuntimeError(f"Ray workers ended ({state}: {'; '.join(gang.errors)}) before their first step; "

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backfill-window", type=float, default=2.0,
                    help="between epochs, poll the workers and batch arrivals and completions this many "
                         "wall-clock seconds before a backfill plan (default 2)")
+    p.add_argument("--backend", choices=("torch", "ray"), default="torch",
+                   help="torch: torchrun workers on this host (default); ray: Ray actors on the fleet's nodes")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="--backend ray: join this Ray cluster (each fleet node a Ray node advertising "
+                        "meridian_node_<name>); default: a local cluster of one Ray node per fleet node")
     p.add_argument("--json", default=None, help="also write the pause table and per-job results here (atomically)")
     p.set_defaults(func=run)
 
@@ -54,13 +59,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-epochs must be >= 1, got {args.max_epochs}")
     live = load_live_input(read_json_file(args.fleet, "fleet", UsageError),
                            read_json_file(args.jobs, "jobs", UsageError))
+    if args.ray is not None and args.backend != "ray":
+        raise UsageError("--ray ADDRESS needs --backend ray")
     own = args.workdir is None
     work = Path(tempfile.mkdtemp(prefix="meridian-run-")) if own else Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
-                       grace_s=args.grace_s, max_epochs=args.max_epochs,
-                       backfill_window_s=args.backfill_window if args.backfill else None)
+        with _backend(args, live, UsageError):
+            res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
+                           grace_s=args.grace_s, max_epochs=args.max_epochs,
+                           backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
@@ -80,6 +88,22 @@ def run(args: argparse.Namespace) -> int:
                 "first_start_s": s.first_start_s, "finish_s": s.finish_s} for j, s in jobs.items()}},
             indent=1) + "\n")
     return 0 if done == len(jobs) else 1
+
+
+def _backend(args: argparse.Namespace, live, usage_error: type[Exception]):
+    """Ray connected for `--backend ray` (a local cluster of the fleet's nodes unless `--ray ADDRESS`)."""
+    import contextlib
+
+    if args.backend != "ray":
+        return contextlib.nullcontext()
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise usage_error("--backend ray needs Ray: .venv/bin/pip install -e '.[ray]'") from None
+    from executor.ray_cluster import ray_for_fleet
+    from models.fleet_index import fleet_index
+
+    return ray_for_fleet(list(fleet_index(live.request.fleet).names), args.ray)
 
 
 def pause_table(rows: list[dict]) -> str:
