@@ -1,10 +1,7 @@
 """Replay metrics: `summary.json`, the per-epoch CSV and the per-job CSV.
 
 Definitions (the measured jobs are those submitted inside the window):
-- JCT = completion - submission; the floor (`avg_duration_s`) = the mean trace duration of the same
-  completed measured jobs, which no policy can beat (no job runs faster than its trace), and
-  `avg_jct_above_floor_s` = mean JCT - floor: the share of the wait that is the scheduler's (overall
-  and per tier in `jct_by_tier`); queue = the time a job was active without devices (from its
+- JCT = completion - submission; queue = the time a job was active without devices (from its
   submission, including the wait for the first epoch and any time preempted).
 - SLA ratio (`replay.sla`) = `duration_s / max(duration_s, completion - submit - epoch_s -
   restart_overhead_s)`: the wait for the first epoch and one start are forgiven. A tier's attainment
@@ -16,8 +13,7 @@ Definitions (the measured jobs are those submitted inside the window):
 - device_hours_lost: devices held through pauses (start, resize, move, migrate) plus the devices of
   preempted jobs times their charged pause, from the window's start on.
 - planner_s_p50/p99 over the epochs that planned; planner_fallback_rate = share of plans whose status
-  is `fallback` (epoch plans). With backfill on, `backfill` holds the window and the backfill plans'
-  count and seconds (mean, p99, total).
+  is `fallback`.
 """
 
 from __future__ import annotations
@@ -76,7 +72,6 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
     rows = [r for r in job_rows(run) if r["measured"]]
     done = [r for r in rows if r["status"] == "done"]
     jct = [r["jct_s"] for r in done]
-    floor = _mean([r["duration_s"] for r in done])
     targets = run.setup.sla_targets
     after = [r for r in run.records if r.t_s >= run.measure_from_s]
     window = [r for r in after if r.t_s < run.measure_until_s]
@@ -94,10 +89,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         tr = [r for r in rows if r["tier"] == tier]
         td = [r for r in tr if r["status"] == "done"]
         tj = [r["jct_s"] for r in td]
-        floor_t = _mean([r["duration_s"] for r in td])
-        by_tier[tier] = {"jobs": len(tr), "completed": len(td), "avg_jct_s": _mean(tj),
-                         "avg_duration_s": floor_t, "avg_jct_above_floor_s": _above(_mean(tj), floor_t),
-                         "p50_jct_s": percentile(tj, 50),
+        by_tier[tier] = {"jobs": len(tr), "completed": len(td), "avg_jct_s": _mean(tj), "p50_jct_s": percentile(tj, 50),
                          "p99_jct_s": percentile(tj, 99), "avg_queue_s": _mean([r["queue_s"] for r in td]),
                          "avg_sla_ratio": _mean([r["sla_ratio"] for r in td])}
         if tier in targets:
@@ -105,12 +97,6 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
             attain[tier] = ok / len(tr) if tr else None
     lost = sum(r.paused_device_s + r.preempt_lost_device_s for r in after)
     st = run.state
-    extra = {}
-    if run.setup.backfill_window_s is not None:
-        bs = [x for r in run.records for x in r.backfill_s]
-        extra["backfill"] = {"window_s": run.setup.backfill_window_s, "plans": len(bs),
-                             "planner_s_mean": _mean(bs), "planner_s_p99": percentile(bs, 99),
-                             "planner_s_total": sum(bs)}
     return {
         "policy": run.setup.scheduler + ("-equal" if run.setup.equal_priorities and run.setup.scheduler == "cpsat" else ""),
         "seed": run.setup.seed, "epoch_s": run.setup.epoch_s, "time_limit_s": run.setup.time_limit_s,
@@ -119,8 +105,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "jobs_completed": len(done),
         "jobs_rejected": sum(1 for r in rows if r["status"] == "rejected"),
         "jobs_unfinished": sum(1 for r in rows if r["status"] in ("pending", "running", "not_arrived")),
-        "avg_jct_s": _mean(jct), "avg_duration_s": floor, "avg_jct_above_floor_s": _above(_mean(jct), floor),
-        "p50_jct_s": percentile(jct, 50), "p99_jct_s": percentile(jct, 99),
+        "avg_jct_s": _mean(jct), "p50_jct_s": percentile(jct, 50), "p99_jct_s": percentile(jct, 99),
         "avg_queue_s": _mean([r["queue_s"] for r in done]),
         "makespan_s": (max(finish) - run.measure_from_s) if finish else None,
         "utilization": (sum(r.busy_device_s for r in window) / cap_w) if cap_w else None,
@@ -139,7 +124,6 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "plan_status": dict(Counter(r.plan_status for r in planned)),
         "replay_end_s": st.now_s,
         "wall_s": wall_s,
-        **extra,
     }
 
 
@@ -161,17 +145,27 @@ def epoch_rows(run: ReplayRun) -> list[list]:
 
 
 def write_outputs(run: ReplayRun, summary: dict, out_dir: str) -> list[str]:
-    """summary.json, epochs.csv, jobs.csv under `out_dir` (each written atomically)."""
-    return write_rows(summary, epoch_rows(run), job_rows(run), out_dir)
+    """epochs.csv, jobs.csv, then summary.json under `out_dir` (each written atomically; the summary last, so
+    its presence means the run's outputs are complete)."""
+    return [*write_tables(run, out_dir), write_summary(summary, out_dir)]
 
 
-def write_rows(summary: dict, epochs: list[list], jobs: list[dict], out_dir: str) -> list[str]:
-    """The same three files from a run's rows: what a driver writes for a run that ran elsewhere."""
+def write_summary(summary: dict, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
-    paths = []
     p = os.path.join(out_dir, "summary.json")
     write_atomic(p, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    paths.append(p)
+    return p
+
+
+def write_tables(run: ReplayRun, out_dir: str) -> list[str]:
+    """epochs.csv and jobs.csv under `out_dir`."""
+    return write_table_rows(epoch_rows(run), job_rows(run), out_dir)
+
+
+def write_table_rows(epochs: list[list], jobs: list[dict], out_dir: str) -> list[str]:
+    """epochs.csv and jobs.csv from a run's rows: what a driver writes for a run that ran elsewhere."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPOCH_COLUMNS)
@@ -188,10 +182,6 @@ def write_rows(summary: dict, epochs: list[list], jobs: list[dict], out_dir: str
     write_atomic(p, buf.getvalue())
     paths.append(p)
     return paths
-
-
-def _above(jct: float | None, floor: float | None) -> float | None:
-    return None if jct is None or floor is None else jct - floor
 
 
 def _mean(values: list[float]) -> float | None:

@@ -19,7 +19,7 @@ from datasets.files import write_atomic
 from replay.inputs import load_fleet_arg, load_specs
 from replay.outages import outage_schedule, parse_outage
 from replay.reach import outage_reach
-from replay.report import Plotter, RunOutput, replay_output, write_run
+from replay.report import Plotter, Reporter, RunOutput, replay_output, write_run
 from replay.runners import OnDone, Runner, Task, TaskFailed, local_runner
 from replay.scenarios import CapacitySearch, Scenario, ScenarioError
 
@@ -61,16 +61,16 @@ def scenario_output(sc: Scenario, extra_nodes: int = 0, search: CapacitySearch |
 
 
 def run_scenario(sc: Scenario, out_dir: str | None, plotter: Plotter | None, extra_nodes: int = 0,
-                 search: CapacitySearch | None = None) -> dict:
+                 search: CapacitySearch | None = None, reporter: Reporter | None = None) -> dict:
     """One scenario's replay, its outputs written under `out_dir`; its summary, with the scenario's name."""
     out = scenario_output(sc, extra_nodes, search)
     if out_dir:
-        write_run(out, out_dir, plotter)
+        write_run(out, out_dir, plotter, reporter)
     return out.summary
 
 
 def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: int,
-                  plotter: Plotter | None = None, runner: Runner | None = None,
+                  plotter: Plotter | None = None, reporter: Reporter | None = None, runner: Runner | None = None,
                   on_done: OnDone | None = None) -> list[dict | TaskFailed]:
     """Every scenario as one task of `runner` (default: `workers` local processes), in file order; the
     driver (this process) writes each run's outputs as it finishes. A scenario that fails is a
@@ -80,7 +80,7 @@ def run_scenarios(scenarios: Sequence[Scenario], out_dir: str | None, workers: i
 
     def done(i: int, task: Task, res) -> None:
         if out_dir and isinstance(res, RunOutput):
-            write_run(res, os.path.join(out_dir, _safe(scenarios[i].name)), plotter)
+            write_run(res, os.path.join(out_dir, _safe(scenarios[i].name)), plotter, reporter)
         if on_done:
             on_done(i, task, res)
 

@@ -34,6 +34,12 @@ class Settings:
     max_time_limit_s: float = 60.0
     shutdown_grace_s: float = 60.0
     log_level: str = "info"
+    api_token_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Not flags: a token on the command line would show in `ps`. MERIDIAN_API_TOKEN sets it; tests pass it.
+    api_token: str | None = None
+    insecure_no_auth: bool = False
 
     def limits(self) -> Limits:
         return Limits(max_devices=self.max_devices, max_nodes=self.max_nodes, max_jobs=self.max_jobs,
@@ -120,7 +126,14 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_time_limit_s": (_positive_float, "largest policy.time_limit_s accepted (422 beyond)"),
     "shutdown_grace_s": (_positive_float, "on SIGTERM, how long in-flight plans may take to finish"),
     "log_level": (_log_level, "debug, info, warning or error"),
+    "api_token_file": (_text, "file whose first line is the bearer token every route but /healthz and /readyz "
+                       "requires (or set MERIDIAN_API_TOKEN); required with a non-loopback --host"),
+    "tls_cert": (_text, "PEM certificate (chain) to serve HTTPS; needs --tls-key"),
+    "tls_key": (_text, "PEM private key of --tls-cert"),
 }
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_name(name: str) -> str:
@@ -143,6 +156,14 @@ def from_env(environ: Mapping[str, str] | None = None, base: Settings | None = N
             values[name] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{env_name(name)}={raw!r}: {exc}") from None
+    token = environ.get("MERIDIAN_API_TOKEN")
+    if token:
+        values["api_token"] = token
+    raw = environ.get("MERIDIAN_INSECURE_NO_AUTH")
+    if raw is not None:
+        if raw.lower() not in _TRUE | _FALSE:
+            raise ConfigError(f"MERIDIAN_INSECURE_NO_AUTH={raw!r}: must be 1/true/yes or 0/false/no")
+        values["insecure_no_auth"] = raw.lower() in _TRUE
     return replace(base or Settings(), **values)
 
 
@@ -153,6 +174,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar=name.split("_")[-1].upper(),
                             help=f"{help_text} [env {env_name(name)}; default {default}]")
+    parser.add_argument("--insecure-no-auth", dest="insecure_no_auth", action="store_true", default=None,
+                        help="serve a non-loopback --host without a token: anyone who reaches it can plan and read "
+                        "every plan [env MERIDIAN_INSECURE_NO_AUTH]")
 
 
 def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +191,8 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             values[name] = parse(str(raw))
         except ValueError as exc:
             raise ConfigError(f"--{name.replace('_', '-')} {raw}: {exc}") from None
+    if getattr(args, "insecure_no_auth", None):
+        values["insecure_no_auth"] = True
     return replace(settings, **values)
 
 
@@ -175,6 +201,8 @@ def describe(settings: Settings) -> dict[str, Any]:
     out = {f.name: getattr(settings, f.name) for f in fields(settings)}
     if settings.db_url:
         out["db_url"] = _mask_password(settings.db_url)
+    if settings.api_token:
+        out["api_token"] = "(set)"
     return out
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import loc_to_path
-from service.app import openapi
+from service.app import access, openapi, pages
 from service.app.config import Settings, describe, from_env
 from service.app.errors import error_response
 from service.app.metrics import Metrics
@@ -29,13 +29,16 @@ log = logging.getLogger("meridian.service")
 DESCRIPTION = """Meridian plans where AI jobs run each scheduling epoch (contract v1, placement-v1.md).
 
 POST a request to `/plan`; the answer is a plan with a `plan_id`, recorded before it is returned
-and readable again at `/plans/{plan_id}`. Errors are JSON with the field path and value at fault."""
+and readable again at `/plans/{plan_id}`; `/plans` lists them, newest first. Errors are JSON with the field
+path and value at fault. People read the plans at `/` (the operator page) and `/plans/{plan_id}/view`."""
 
 
 def create_app(settings: Settings | None = None, planner: Planner | None = None,
                fallback: Planner | None = None) -> FastAPI:
-    """`planner` defaults to `placement.plan` (and `fallback` to `placement.greedy_plan`), imported at startup."""
+    """`planner` defaults to `placement.plan` (and `fallback` to `placement.greedy_plan`), imported at startup.
+    With a token configured (settings.api_token or api_token_file), every route but the probes requires it."""
     settings = settings or from_env()
+    token = access.load_token(settings)
     metrics = Metrics()
     service = PlanService(settings, metrics, planner, fallback)
     gc_timer = _gc_timer(metrics)
@@ -56,14 +59,18 @@ def create_app(settings: Settings | None = None, planner: Planner | None = None,
             log.info("stopped")
 
     app = FastAPI(title="Meridian", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.settings = settings
+    app.state.token = token
     app.include_router(router)
+    pages.install(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(RequestContext, metrics=metrics)
-    openapi.install(app)
+    if token is not None:
+        app.add_middleware(access.RequireToken, token=token, refuse=pages.refuse)
+    app.add_middleware(RequestContext, metrics=metrics)    # outermost: a 401 gets its request id and metrics
+    openapi.install(app, bearer=token is not None)
     return app
 
 

@@ -23,10 +23,13 @@ _QUIET = {"/healthz", "/readyz", "/metrics"}   # logged at debug: probes would d
 
 def route_of(path: str) -> str:
     """A bounded label for metrics: the route template, never the raw path."""
-    if path in ("/plan", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):
+    if path in ("/", "/plan", "/plans", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json",
+                "/login"):
         return path
     if path.startswith("/plans/"):
-        return "/plans/{plan_id}"
+        return "/plans/{plan_id}/view" if path.endswith("/view") else "/plans/{plan_id}"
+    if path.startswith("/static/"):
+        return "/static"
     return "other"
 
 

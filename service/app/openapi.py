@@ -52,8 +52,9 @@ def request_body_spec() -> dict[str, Any]:
     }
 
 
-def install(app: FastAPI) -> None:
-    """Replace `app.openapi` with one that also publishes PlanRequest and its parts under components."""
+def install(app: FastAPI, bearer: bool = False) -> None:
+    """Replace `app.openapi` with one that also publishes PlanRequest and its parts under components, and,
+    when the service requires a token, the bearer scheme (Swagger UI's Authorize button)."""
 
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -66,6 +67,14 @@ def install(app: FastAPI) -> None:
             if name in components and components[name] != d:
                 raise RuntimeError(f"OpenAPI component {name!r} differs between request and response schemas")
             components[name] = copy.deepcopy(d)
+        if bearer:
+            schema["components"]["securitySchemes"] = {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "the service's API token (MERIDIAN_API_TOKEN or --api-token-file)"}}
+            schema["security"] = [{"bearer": []}]
+            for path in ("/healthz", "/readyz"):
+                for op in schema["paths"].get(path, {}).values():
+                    op["security"] = []
         app.openapi_schema = schema
         return schema
 

@@ -28,7 +28,7 @@ from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
-from service.app.store import PlanRecord, PlanStore, request_digest
+from service.app.store import PlanRecord, PlanStore, PlanSummary, request_digest
 
 log = logging.getLogger("meridian.plan")
 
@@ -169,6 +169,9 @@ class PlanService:
     async def get_plan(self, plan_id: str) -> PlanRecord | None:
         return await self._read(self._require_store().get, plan_id)
 
+    async def recent(self, limit: int, status: str | None, before: str | None) -> list[PlanSummary]:
+        return await self._read(self._require_store().recent, limit, status, before)
+
     async def readiness(self) -> dict[str, str]:
         """Each check that decides whether this instance can plan now, 'ok' or why not."""
         checks = {"engine": "ok" if self.planner is not None else (self.engine_error or "not loaded"),
@@ -268,7 +271,8 @@ class PlanService:
                          request_digest=parsed.digest, status=str(data.get("status")),
                          objective=data.get("objective"), gap=data.get("gap"), queue_s=round(queue_s, 6),
                          solve_s=round(solve_s, 6), time_budget_s=budget_s, request=parsed.original,
-                         response=text)
+                         response=text, engine=(data.get("stats") or {}).get("engine"),
+                         time_limit_s=parsed.time_limit_s, unplaced=len(data.get("unplaced") or ()))
         started = time.perf_counter()
         try:
             stored = await self._run(self._write_pool, self._require_store().put, rec)

@@ -1,10 +1,10 @@
-"""HTTP routes: POST /plan, GET /plans/{plan_id}, /healthz, /readyz, /metrics."""
+"""HTTP routes of the API: POST /plan, GET /plans, GET /plans/{plan_id}, /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -39,6 +39,28 @@ class StoredPlan(BaseModel):
     timing: Timing
     request: dict[str, Any] = Field(description="the request as it was sent")
     response: PlanResponse = Field(description="the response as it was returned")
+
+
+class Listed(BaseModel):
+    plan_id: str
+    created_at: str = Field(description="ISO 8601, UTC")
+    status: str
+    objective: float | None
+    gap: float | None
+    engine: str | None = Field(description="the stage that produced the plan (cpsat, greedy); null for plans "
+                               "recorded before this column existed")
+    unplaced: int | None = Field(description="jobs the plan leaves waiting")
+    timing: Timing
+    time_limit_s: float | None = Field(description="the request's policy.time_limit_s")
+    budget_cut: bool | None = Field(description="whether the server cut the time limit under load")
+    idempotency_key: str | None
+    request_digest: str
+
+
+class PlanPage(BaseModel):
+    plans: list[Listed] = Field(description="newest first")
+    next_before: str | None = Field(description="pass as `before` for the next (older) page; null on the last")
+    next: str | None = Field(description="the next page's URL, or null")
 
 
 def _svc(request: Request) -> PlanService:
@@ -125,6 +147,33 @@ async def post_plan(
     if outcome.budget_s is not None:
         headers["X-Meridian-Time-Budget-S"] = f"{outcome.budget_s:.3f}"
     return Response(outcome.body, media_type="application/json", headers=headers)
+
+
+@router.get("/plans", summary="Recent plans, newest first (paginated)", response_model=PlanPage,
+            responses={422: _ERRORS[422], 503: _ERRORS[503]})
+async def list_plans(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500, description="plans per page"),
+    status: Literal["optimal", "feasible", "fallback", "infeasible"] | None = Query(
+        None, description="only plans with this status"),
+    before: str | None = Query(None, pattern="^[0-9a-f]{32}$", description="a plan_id: list the plans recorded "
+                               "before it (the previous page's `next_before`)"),
+) -> Response:
+    svc = _svc(request)
+    try:
+        rows = await svc.recent(limit + 1, status, before)
+    except KeyError:
+        return error_response(422, "bad_request", "1 error(s) in the request", errors=[
+            {"path": "query.before", "value": before, "message": "no plan with this id"}])
+    except Unavailable as exc:
+        return error_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = rows[-1].plan_id if more else None
+    nxt = None
+    if cursor:
+        nxt = f"/plans?limit={limit}" + (f"&status={status}" if status else "") + f"&before={cursor}"
+    return JSONResponse({"plans": [r.to_api() for r in rows], "next_before": cursor, "next": nxt})
 
 
 @router.get("/plans/{plan_id}", summary="A recorded plan with its request", response_model=StoredPlan,

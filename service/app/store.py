@@ -14,25 +14,29 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     Column,
     Float,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
+    and_,
     create_engine,
     event,
     func,
     inspect,
+    or_,
     select,
     text,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 metadata = MetaData()
 
@@ -49,9 +53,22 @@ plans = Table(
     Column("queue_s", Float, nullable=False),
     Column("solve_s", Float, nullable=False),
     Column("time_budget_s", Float, nullable=False),       # the time limit the engine got (may be cut under load)
+    # Added later, nullable (older rows lack them): what the plan listing shows without reading the documents.
+    # Before the documents, so that SQLite reads them without walking a large row's overflow pages (a table
+    # made by an older version gets them appended, and lists more slowly).
+    Column("engine", String(16), nullable=True),           # the stage that produced the plan (cpsat, greedy)
+    Column("time_limit_s", Float, nullable=True),          # the request's policy.time_limit_s
+    Column("unplaced", Integer, nullable=True),            # how many jobs the plan leaves waiting
     Column("request", Text, nullable=False),              # the request as the client sent it (decoded JSON)
     Column("response", Text, nullable=False),             # the response as the client received it
 )
+Index("ix_meridian_plans_created", plans.c.created_at, plans.c.plan_id)
+
+# Columns a table made by an older version may lack: added in place when the plan log opens.
+_ADDED_COLUMNS = ("engine", "time_limit_s", "unplaced")
+
+# What the plan listing reads: every column but the request and response documents.
+_SUMMARY_COLUMNS = [c for c in plans.c if c.name not in ("request", "response")]
 
 
 @dataclass(frozen=True)
@@ -68,14 +85,15 @@ class PlanRecord:
     time_budget_s: float
     request: str
     response: str
+    engine: str | None = None
+    time_limit_s: float | None = None
+    unplaced: int | None = None
 
     def to_api(self) -> dict[str, Any]:
         """The record as `GET /plans/{plan_id}` shows it."""
-        from datetime import datetime
-
         return {
             "plan_id": self.plan_id,
-            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+            "created_at": iso_time(self.created_at),
             "idempotency_key": self.idempotency_key,
             "request_digest": self.request_digest,
             "status": self.status,
@@ -83,6 +101,42 @@ class PlanRecord:
             "request": json.loads(self.request),
             "response": json.loads(self.response),
         }
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """One line of the plan listing: the record without its request and response documents."""
+
+    plan_id: str
+    created_at: float
+    idempotency_key: str | None
+    request_digest: str
+    status: str
+    objective: float | None
+    gap: float | None
+    queue_s: float
+    solve_s: float
+    time_budget_s: float
+    engine: str | None
+    time_limit_s: float | None
+    unplaced: int | None
+
+    @property
+    def budget_cut(self) -> bool | None:
+        """Whether the server cut the plan's time limit under load (None for records older than the column)."""
+        return None if self.time_limit_s is None else self.time_budget_s < self.time_limit_s
+
+    def to_api(self) -> dict[str, Any]:
+        """The summary as `GET /plans` lists it."""
+        return {"plan_id": self.plan_id, "created_at": iso_time(self.created_at), "status": self.status,
+                "objective": self.objective, "gap": self.gap, "engine": self.engine, "unplaced": self.unplaced,
+                "timing": {"queue_s": self.queue_s, "solve_s": self.solve_s, "time_budget_s": self.time_budget_s},
+                "time_limit_s": self.time_limit_s, "budget_cut": self.budget_cut,
+                "idempotency_key": self.idempotency_key, "request_digest": self.request_digest}
+
+
+def iso_time(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat()
 
 
 def request_digest(normalized: dict[str, Any]) -> str:
@@ -104,13 +158,35 @@ class PlanStore:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, self.is_sqlite)
         metadata.create_all(self.engine, checkfirst=True)
-        have = {c["name"] for c in inspect(self.engine).get_columns(plans.name)}
-        missing = sorted(set(plans.c.keys()) - have)
+        have = self._add_columns({c["name"] for c in inspect(self.engine).get_columns(plans.name)})
+        missing = sorted(set(plans.c.keys()) - have - set(_ADDED_COLUMNS)) or sorted(set(plans.c.keys()) - have)
         if missing:
             self.engine.dispose()
             raise StoreSchemaError(f"the plan log table {plans.name!r} at {make_url(url).render_as_string()} lacks "
                                    f"column(s) {', '.join(missing)}: an older version made it; migrate it or use "
                                    "another database")
+
+    def _add_columns(self, have: set[str]) -> set[str]:
+        """Add the nullable listing columns to a table an older version made (and its time index); another
+        server doing the same at once is fine. Returns the columns present afterwards."""
+        if not set(_ADDED_COLUMNS) - have or not {"plan_id", "created_at", "response"} <= have:
+            return have
+        for name in _ADDED_COLUMNS:
+            if name in have:
+                continue
+            col = plans.c[name]
+            ddl = f"ALTER TABLE {plans.name} ADD COLUMN {name} {col.type.compile(self.engine.dialect)}"
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(ddl))
+            except SQLAlchemyError:
+                pass                     # added by another server meanwhile; the inspection below decides
+        for index in plans.indexes:
+            try:
+                index.create(self.engine, checkfirst=True)
+            except SQLAlchemyError:
+                pass
+        return {c["name"] for c in inspect(self.engine).get_columns(plans.name)}
 
     def put(self, rec: PlanRecord) -> PlanRecord:
         """Store `rec` durably and return it; if its idempotency key is already taken, return the record that
@@ -137,6 +213,22 @@ class PlanStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(plans).where(plans.c.idempotency_key == key)).mappings().first()
         return PlanRecord(**row) if row else None
+
+    def recent(self, limit: int, status: str | None = None, before: str | None = None) -> list[PlanSummary]:
+        """Up to `limit` plans, newest first, with `status` if given, older than plan `before` if given
+        (keyset pagination on (created_at, plan_id): a page stays stable while new plans arrive). Raises
+        KeyError when `before` names no plan."""
+        query = select(*_SUMMARY_COLUMNS).order_by(plans.c.created_at.desc(), plans.c.plan_id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(plans.c.status == status)
+        with self.engine.connect() as conn:
+            if before is not None:
+                t = conn.execute(select(plans.c.created_at).where(plans.c.plan_id == before)).scalar_one_or_none()
+                if t is None:
+                    raise KeyError(before)
+                query = query.where(or_(plans.c.created_at < t,
+                                        and_(plans.c.created_at == t, plans.c.plan_id < before)))
+            return [PlanSummary(**row) for row in conn.execute(query).mappings()]
 
     def records(self, batch: int = 500) -> Iterator[PlanRecord]:
         """Every record, oldest first (for consistency checks and exports)."""

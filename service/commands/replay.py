@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
-    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, *.png)")
+    p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -55,17 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from replay.report import replay_and_report
     from service.cli import UsageError
+    from service.reports.html import write_replay_report
     from service.reports.plots import write_plots
 
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out,
-                                plotter=None if args.no_plots else write_plots, progress=progress)
+    summary = replay_and_report(specs, fleet, setup, window, args.out, progress=progress,
+                                plotter=None if args.no_plots else write_plots, reporter=write_replay_report)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
     print(format_summary(summary))
-    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv" + ("" if args.no_plots else ", utilization.png, "
-                                                                    "jct_cdf.png, queue.png"))
+    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv, report.html"
+          + ("" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     return 0
 
 

@@ -20,24 +20,34 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import signal
     import sys
+    from dataclasses import replace
 
     import uvicorn
 
-    from service.app import create_app, logs
+    from service.app import access, create_app, logs
     from service.app.config import ConfigError, from_args
     from service.cli import UsageError
 
     try:
         settings = from_args(args)
+        token = access.load_token(settings)
+        warnings = access.check_start(settings, token)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    # The token is read once; the app gets the value, not the file.
+    settings = replace(settings, api_token=token, api_token_file=None)
     _preflight_store(settings.database_url())
+    if settings.tls_cert and settings.tls_key:
+        _preflight_tls(settings.tls_cert, settings.tls_key)
     logs.configure(settings.log_level)
     # Solver threads run Python between CP-SAT calls; a 1 ms switch interval (default 5 ms) lets the event
     # loop take the GIL back sooner, which is what keeps /healthz quick while plans are being solved.
     sys.setswitchinterval(0.001)
     log = logging.getLogger("meridian.service")
+    for warning in warnings:
+        log.warning(warning)
     app = create_app(settings)
+    scheme = "https" if settings.tls_cert else "http"
 
     class Server(uvicorn.Server):
         """uvicorn, plus: stop reporting ready the moment a shutdown signal arrives, and log the bound port."""
@@ -56,11 +66,13 @@ def run(args: argparse.Namespace) -> int:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 # Always written, whatever the log level: with --port 0 it is how callers learn the port.
                 log.log(max(logging.INFO, log.getEffectiveLevel()), "listening",
-                        extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+                        extra={"host": host, "port": port, "url": f"{scheme}://{host}:{port}",
+                               "auth": "token" if token else "none"})
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=int(settings.shutdown_grace_s) or 1,
-                            server_header=False, date_header=True)
+                            server_header=False, date_header=True,
+                            ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     server = Server(config)
     # uvicorn re-raises the shutdown signal after a graceful stop; with these handlers in place that
     # re-raise is a no-op and the exit status says whether serving went well.
@@ -90,3 +102,15 @@ def _preflight_store(url: str) -> None:
     except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise UsageError(f"cannot open the plan log at {shown}: {reason}") from None
+
+
+def _preflight_tls(cert: str, key: str) -> None:
+    """Load the certificate and key once, so a wrong pair is one line and exit status 2."""
+    import ssl
+
+    from service.cli import UsageError
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot use them: {exc}") from None

@@ -1,5 +1,6 @@
-"""`meridian whatif SCENARIOS.yaml`: replay scenarios in parallel processes and compare them;
-`--find-min-capacity` searches the least added capacity meeting per-tier SLA targets."""
+"""`meridian whatif SCENARIOS.yaml`: replay scenarios in parallel (local processes or Ray tasks) and
+compare them; `--find-min-capacity` searches the least added capacity meeting per-tier SLA targets.
+The runs return their results; this process writes every file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
-    p.add_argument("--out", default=None, help="folder for per-scenario outputs and comparison.json/.csv")
+    p.add_argument("--out", default=None, help="folder for per-scenario outputs, report.html and comparison.json/.csv")
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
     p.add_argument("--no-plots", action="store_true")
@@ -53,7 +54,9 @@ def _sweep(args: argparse.Namespace, scenarios, search, runner, workers: int) ->
     from replay.reach import describe
     from replay.runners import TaskFailed
     from replay.whatif import SweepFailed, find_min_capacity, run_scenarios, write_comparison
+    from replay.whatif import _safe as scenario_folder
     from service.commands.sweep import progress_printer
+    from service.reports.html import write_comparison_report, write_replay_report
     from service.reports.plots import write_plots
 
     if args.find_min_capacity:
@@ -68,16 +71,19 @@ def _sweep(args: argparse.Namespace, scenarios, search, runner, workers: int) ->
         print(comparison_table(rows, search.targets))
         what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
         if best is None:
-            print(f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}")
+            verdict = f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}"
         else:
-            print(f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)")
+            verdict = f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)"
+        print(verdict)
         if args.out:
+            # report.html first: comparison.json, written last, says the comparison finished.
+            write_comparison_report(comparison_rows(rows, search.targets), {}, args.out, verdict)
             write_comparison(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices,
                                               "cluster": search.cluster, "accelerator": search.accelerator,
                                               "targets": search.targets})
         return 0 if best is not None else 1
     results = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
-                            runner=runner, on_done=progress_printer(len(scenarios)))
+                            reporter=write_replay_report, runner=runner, on_done=progress_printer(len(scenarios)))
     failures = [r for r in results if isinstance(r, TaskFailed)]
     summaries = [r for r in results if not isinstance(r, TaskFailed)]
     print(comparison_table(summaries))
@@ -87,19 +93,30 @@ def _sweep(args: argparse.Namespace, scenarios, search, runner, workers: int) ->
         for entry in s.get("outage_reach", []):
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
+        failed = {f.name for f in failures}
+        write_comparison_report(comparison_rows(summaries), {s.name: f"{scenario_folder(s.name)}/report.html"
+                                                             for s in scenarios if s.name not in failed},
+                                args.out, None)
         write_comparison(args.out, summaries, None)
     return 1 if failures else 0
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
-    from service.reports.table import cell, render
+    from service.reports.table import render
+
+    return render(comparison_rows(rows, targets))
+
+
+def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[str]]:
+    """The comparison as rows of cells, header first (the terminal table and report.html show the same)."""
+    from replay.whatif import meets
+    from service.reports.table import cell
+
     cols = ["scenario", "devices", "jobs", "done", "mean JCT s", "p99 JCT s", "mean queue s", "util",
             "SLA premium", "SLA standard", "preempt", "wall s"]
     if targets:
         cols.append("meets")
     out = [cols]
-    from replay.whatif import meets
-
     for s in rows:
         att = s.get("sla_attainment", {})
         r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
@@ -109,4 +126,4 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
-    return render(out)
+    return out

@@ -18,8 +18,8 @@ def test_replay_writes_summary_csvs_and_plots(tmp_path, fixtures, capsys):
                 "planner_s_p50", "planner_s_p99", "planner_fallback_rate", "wall_s", "jct_by_tier"):
         assert key in s
     assert (s["jobs_submitted"], s["jobs_completed"]) == (6, 6)
-    assert {p.name for p in out.iterdir()} == {"summary.json", "epochs.csv", "jobs.csv", "utilization.png",
-                                              "jct_cdf.png", "queue.png"}
+    assert {p.name for p in out.iterdir()} == {"summary.json", "epochs.csv", "jobs.csv", "report.html",
+                                              "utilization.png", "jct_cdf.png", "queue.png"}
     assert (out / "utilization.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "las: 6/6 jobs done" in capsys.readouterr().out
 

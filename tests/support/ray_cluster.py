@@ -13,25 +13,10 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024
 
 
 def non_loopback_up() -> list[str]:
-    """Network interfaces of this process's network namespace, other than loopback, that are up
-    (netlink's list and the kernel's IFF_UP flag: /sys/class/net shows the host's even inside a namespace)."""
-    import fcntl
-    import socket
-    import struct
+    """Interfaces of this process's network namespace, other than loopback, that are up."""
+    from tests.support.browser import interfaces_up
 
-    siocgifflags, iff_up = 0x8913, 0x1
-    out = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            if name == "lo":
-                continue
-            try:
-                raw = fcntl.ioctl(s.fileno(), siocgifflags, struct.pack("16sH", name.encode()[:15], 0))
-            except OSError:
-                continue
-            if struct.unpack("16sH", raw[:18])[1] & iff_up:
-                out.append(name)
-    return out
+    return [name for name in interfaces_up() if name != "lo"]
 
 
 def skip_reason() -> str | None:
