@@ -1,6 +1,6 @@
 """Connecting the executor's driver to Ray: an operator's cluster (`--ray ADDRESS`), or a local
 `ray.cluster_utils.Cluster` with one Ray node per fleet node (each advertising the resource that names
-it, one CPU, a small object store) started for the command and stopped after it."""
+it, one CPU, a small object store, on 127.0.0.1 only) started for the command and stopped after it."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def ray_for_fleet(node_names: list[str], address: str | None = None, cpus_per_no
     try:
         for n in node_names[1:]:
             cluster.add_node(**args(n))
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="warning")
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
         cluster.wait_for_nodes(timeout=120)
         yield
     finally:

@@ -37,8 +37,9 @@ def init_ray(address: str, num_cpus: int | None = None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         if address == "local":
+            # A runtime for this machine alone: on loopback, not advertised on the machine's network.
             ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
-                     log_to_driver=False, logging_level="warning")
+                     log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
         else:
             ray.init(address=address, log_to_driver=False, logging_level="warning")
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -50,7 +50,7 @@ def start(names: list[str]):
     cluster = Cluster(initialize_head=True, head_node_args={**node_args(names[0]), "include_dashboard": False})
     for n in names[1:]:
         cluster.add_node(**node_args(n))
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="warning")
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
     cluster.wait_for_nodes(timeout=60)
     return cluster
 
