@@ -9,11 +9,16 @@ How a pod becomes a canonical job:
   attribute rules (the qos class is kept as the tenant so quotas can be set per class).
 - Pods that were never scheduled (`scheduled_time` empty, or phase `Pending`), pods without GPUs
   (`num_gpu` 0), pods not yet deleted (`deletion_time` empty) and pods with no run time
-  (`deletion_time <= scheduled_time`) are skipped and counted under those reasons; they are not
-  errors. Anything unreadable is a bad row (an error naming the line, or skipped and counted).
+  (`deletion_time == scheduled_time`) are skipped and counted under those reasons; they are not
+  errors. Anything unreadable or impossible is a bad row (an error naming the line, or with
+  `--on-bad skip` skipped and counted under its reason): a pod deleted before it was scheduled
+  (`deleted_before_scheduled`), one scheduled before it was created (`scheduled_before_created`).
+  The replay's `summary.json` reports every count (`trace_skipped`).
 - `gpu_spec` names the allowed GPU models, several joined by `|`; empty means any model.
-- A pod asking for part of one GPU (`num_gpu` 1, `gpu_milli` < 1000) runs on a GPU slice, a type
-  of its own (the way Kubernetes exposes MIG profiles); it takes the smallest slice that holds it:
+- A pod asking for part of one GPU (`num_gpu` 1, `gpu_milli` < 1000) is a GPU-sharing job with
+  `gpu_share = gpu_milli / 1000`; where it may run (any slice at least that large, or a whole GPU of
+  an allowed model) is `datasets/sharing.py`'s rule. Its nominal type is the smallest slice that
+  holds it:
 
   | `gpu_milli` | slice type (for `gpu_spec` `T4`) | share of a GPU |
   |---|---|---|
@@ -22,8 +27,9 @@ How a pod becomes a canonical job:
   | 251 - 500 | `T4:1/2` | 1/2 |
   | 501 - 999 | `T4` (a whole GPU) | 1 |
 
-  With an empty `gpu_spec` the slice type is `GPU:1/4` and so on. Fleets for this trace declare
-  node groups of these slice types (`devices` = slices per node).
+  With an empty `gpu_spec` the slice type is `GPU:1/4` and so on (any model). Fleets for this trace
+  declare node groups of slice types (`devices` = slices per node), e.g. `alibaba:NODES.csv?carve=...`
+  (`datasets.fleets.alibaba_fleet`).
 """
 
 from __future__ import annotations
@@ -94,8 +100,18 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
             if deletion is None:
                 result.skip(line, "not_deleted", f"pod {name} has no deletion_time")
                 continue
-            if deletion <= scheduled:
-                result.skip(line, "zero_duration", f"pod {name}: deletion_time {deletion_txt} <= scheduled_time "
+            if deletion < scheduled:
+                bad_row(result, on_bad, path, line, "deleted_before_scheduled",
+                        f"deletion_time: pod {name} deleted at {deletion_txt}, before it was scheduled at "
+                        f"{scheduled_txt}")
+                continue
+            if scheduled < creation:
+                bad_row(result, on_bad, path, line, "scheduled_before_created",
+                        f"scheduled_time: pod {name} scheduled at {scheduled_txt}, before it was created at "
+                        f"{get('creation_time')}")
+                continue
+            if deletion == scheduled:
+                result.skip(line, "zero_duration", f"pod {name}: deletion_time {deletion_txt} == scheduled_time "
                                                    f"{scheduled_txt}")
                 continue
             if name in seen:
@@ -105,5 +121,6 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
             result.rows.append(TraceJob(
                 job_id=name, submit_time_s=creation, duration_s=deletion - scheduled, num_gpus=num_gpu,
                 tenant=get("qos") or "default", gpu_type=slice_type(get("gpu_spec"), gpu_milli),
+                gpu_share=gpu_milli / 1000 if gpu_milli < 1000 else None,
             ))
     return result

@@ -8,8 +8,10 @@ Defaults (each a field of `AttributeRules`):
 - **replicas**: `max = num_gpus / devices_per_replica`, `min = max(1, max // 4)`: a job may be
   time-sliced down to a quarter of its world size, as Singularity does; its throughput is
   proportional to the replicas it gets. A trace's `min_gpus`/`max_gpus` win.
-- **speed**: 1.0 on the trace's accelerator type(s); a job without one runs at 1.0 on every type
-  of the fleet (resolved when the replay starts).
+- **speed**: 1.0 on every type the sharing rules allow (`datasets/sharing.py`, resolved against the
+  fleet when the replay starts): a whole-GPU job on the trace's type(s), or every whole type of the
+  fleet when it names none, never on a slice; a GPU-sharing job on any slice at least its share of an
+  allowed model, or on a whole GPU of one.
 - **checkpoint_gb**: `1 + 2 * num_gpus` unless the trace gives it.
 - **work**: `duration_s * num_gpus` device-seconds at speed 1: the job finishes exactly when it has
   had that much, whatever replica counts it ran at.
@@ -22,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from datasets.rows import TraceJob
+from datasets.sharing import allowed_speeds, need_of
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ class JobSpec:
     devices_per_replica: int
     min_replicas: int
     max_replicas: int
-    speed: dict[str, float] | None = field(default=None)   # None: 1.0 on every type of the fleet
+    speed: dict[str, float] | None = field(default=None)   # None: the sharing rules pick among the fleet's types
     checkpoint_gb: float = 1.0
     data_region: str | None = None
+    gpu_type: str | None = None            # the trace's type(s), for the sharing rules (datasets/sharing.py)
+    gpu_share: float | None = None         # share of one GPU per device; None: whole GPUs (or from gpu_type)
 
 
 def hash_unit(seed: int, key: str) -> float:
@@ -78,14 +83,16 @@ def to_job_spec(job: TraceJob, rules: AttributeRules = AttributeRules()) -> JobS
     dpr = largest_pow2_divisor(given, rules.max_devices_per_replica)
     rmax = (job.max_gpus or job.num_gpus) // dpr
     rmin = job.min_gpus // dpr if job.min_gpus is not None else max(1, rmax // rules.min_fraction)
-    speed = {t: 1.0 for t in job.gpu_type.split("|") if t} if job.gpu_type else None
+    share, _ = need_of(job.gpu_type, job.gpu_share)
+    # Whole-GPU jobs that name their types keep exactly those; the others resolve against the fleet.
+    speed = allowed_speeds(job.gpu_type, None, ()) if job.gpu_type and share is None else None
     ckpt = job.checkpoint_gb if job.checkpoint_gb is not None else (
         rules.checkpoint_base_gb + rules.checkpoint_per_gpu_gb * job.num_gpus)
     return JobSpec(
         id=job.job_id, submit_s=float(job.submit_time_s), duration_s=float(job.duration_s), num_gpus=job.num_gpus,
         work=float(job.duration_s) * job.num_gpus, tenant=job.tenant, tier=job.tier or rules.tier(job.job_id),
         devices_per_replica=dpr, min_replicas=max(1, min(rmin, rmax)), max_replicas=rmax, speed=speed or None,
-        checkpoint_gb=float(ckpt), data_region=job.data_region,
+        checkpoint_gb=float(ckpt), data_region=job.data_region, gpu_type=job.gpu_type, gpu_share=share,
     )
 
 

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from datasets.errors import LoadResult, OnBad, TraceFormatError, bad_row
 from datasets.files import write_atomic
 from datasets.rows import TraceJob, check_header, parse_float, parse_int
+from datasets.sharing import need_of
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
-OPTIONAL = ("tier", "gpu_type", "min_gpus", "max_gpus", "checkpoint_gb", "data_region")
+OPTIONAL = ("tier", "gpu_type", "min_gpus", "max_gpus", "checkpoint_gb", "data_region", "gpu_share")
 TIER_NAMES = ("premium", "standard", "basic")
 
 
@@ -58,6 +59,14 @@ def parse_canonical_row(row: list[str], cols: dict[str, int]) -> TraceJob:
     max_gpus = parse_int(get("max_gpus"), "max_gpus", minimum=1) if get("max_gpus") else None
     if min_gpus is not None and max_gpus is not None and min_gpus > max_gpus:
         raise ValueError(f"min_gpus: {min_gpus} exceeds max_gpus {max_gpus}")
+    gpu_type = get("gpu_type") or None
+    share = parse_float(get("gpu_share"), "gpu_share", minimum=0, strict_min=True) if get("gpu_share") else None
+    if share is not None and share > 1:
+        raise ValueError(f"gpu_share: must be <= 1 (a share of one GPU), got {get('gpu_share')!r}")
+    try:
+        need_of(gpu_type, share)
+    except ValueError as exc:
+        raise ValueError(f"gpu_type: {exc}") from None
     return TraceJob(
         job_id=job_id,
         submit_time_s=parse_float(get("submit_time_s"), "submit_time_s", minimum=0),
@@ -65,11 +74,12 @@ def parse_canonical_row(row: list[str], cols: dict[str, int]) -> TraceJob:
         num_gpus=num_gpus,
         tenant=get("tenant") or "default",
         tier=tier,
-        gpu_type=get("gpu_type") or None,
+        gpu_type=gpu_type,
         min_gpus=min_gpus,
         max_gpus=max_gpus,
         checkpoint_gb=parse_float(get("checkpoint_gb"), "checkpoint_gb", minimum=0) if get("checkpoint_gb") else None,
         data_region=get("data_region") or None,
+        gpu_share=share,
     )
 
 
@@ -81,7 +91,7 @@ def write_canonical(path: str, jobs: Iterable[TraceJob]) -> None:
     for j in jobs:
         w.writerow([j.job_id, _num(j.submit_time_s), _num(j.duration_s), j.num_gpus, j.tenant,
                     j.tier or "", j.gpu_type or "", _opt(j.min_gpus), _opt(j.max_gpus),
-                    _opt(j.checkpoint_gb), j.data_region or ""])
+                    _opt(j.checkpoint_gb), j.data_region or "", _opt(j.gpu_share)])
     write_atomic(path, buf.getvalue())
 
 

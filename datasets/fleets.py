@@ -1,19 +1,24 @@
-"""Fleets: a `FLEET.json` is the contract's `fleet` object; builders for the Philly machine list,
-the contended single-cluster benchmark fleet and seeded multi-region synthetic fleets."""
+"""Fleets: a `FLEET.json` is the contract's `fleet` object; builders for the Philly machine list, the
+Alibaba v2023 node list (with a slice carve and a scale factor), the contended single-cluster benchmark
+fleet and seeded multi-region synthetic fleets."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 from datasets.errors import TraceFormatError
 from datasets.rows import check_header, parse_int
+from datasets.sharing import ANY_MODEL, slice_name
 from models import BadRequest, FieldError, Fleet, parse_request
 from models.fleet_index import fleet_devices
 
-__all__ = ["fleet_accelerators", "fleet_devices", "load_fleet", "parse_fleet", "philly_fleet",
+__all__ = ["alibaba_fleet", "fleet_accelerators", "fleet_devices", "load_fleet", "parse_carve", "parse_fleet",
+           "philly_fleet",
            "single_cluster_fleet", "synthetic_fleet"]
 
 
@@ -60,6 +65,84 @@ def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "phil
         {"prefix": f"{cluster}-{gpus}g{mem}-", "count": n, "accelerator": f"GPU-{mem}GB", "devices": gpus}
         for (gpus, mem), n in sorted(groups.items())
     ]
+    return parse_fleet({"regions": [{"name": region}],
+                        "clusters": [{"name": cluster, "region": region, "node_groups": node_groups}]})
+
+
+def parse_carve(text: str) -> list[tuple[int, float]]:
+    """`K:SHARE[,K:SHARE...]` (e.g. `2:0.4,4:0.1`) -> [(K, share)]: SHARE of each model's nodes carved
+    into 1/K slices; K an integer 2..64, shares > 0 summing to at most 1. ValueError names the part."""
+    out: list[tuple[int, float]] = []
+    for part in (p.strip() for p in text.split(",")):
+        k_txt, sep, share_txt = part.partition(":")
+        try:
+            k, share = int(k_txt), float(share_txt)
+        except ValueError:
+            k, share = 0, -1.0
+        if not sep or not 2 <= k <= 64 or not 0 < share <= 1:
+            raise ValueError(f"carve {part!r}: expected K:SHARE with K an integer 2..64 and 0 < SHARE <= 1, "
+                             f"e.g. 2:0.4 (40 % of each model's nodes in halves)")
+        if any(k == kk for kk, _ in out):
+            raise ValueError(f"carve {part!r}: 1/{k} slices given twice")
+        out.append((k, share))
+    if sum(s for _, s in out) > 1 + 1e-9:
+        raise ValueError(f"carve {text!r}: the shares add up to {sum(s for _, s in out):g}, more than 1")
+    return out
+
+
+def alibaba_fleet(nodes_csv: str, carve: Sequence[tuple[int, float]] = (), scale: float = 1.0,
+                  region: str = "alibaba", cluster: str = "alibaba") -> Fleet:
+    """The Alibaba GPU v2023 node list (`openb_node_list_all_node.csv`: `sn, cpu_milli, memory_mib, gpu,
+    model`; `num_gpu` is read where `gpu` is absent) as one region and one cluster.
+
+    Nodes with GPUs are grouped by (model, GPUs per node); CPU-only nodes are left out (a node with GPUs
+    but no model is model `GPU`). `scale` keeps `count * scale` nodes of each group (rounded half up; a
+    group that rounds to none is left out, so a small scale drops the rarest models), so a user can shrink
+    the fleet until it contends. `carve` [(K, share)] turns `share` of each group's
+    nodes (rounded half up, cumulatively; the rest stay whole) into nodes of 1/K slices: accelerator `MODEL:1/K`,
+    `devices` = GPUs x K. The carve is fixed for the replay (`datasets/sharing.py`).
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale: expected 0 < scale <= 1, got {scale:g}")
+    groups: Counter[tuple[str, int]] = Counter()
+    with open(nodes_csv, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        gpu_col = "gpu" if header is not None and "gpu" in [h.strip() for h in header] else "num_gpu"
+        cols = check_header(nodes_csv, header, ("sn", gpu_col, "model"))
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                if len(row) < len(cols):
+                    raise ValueError(f"row: expected {len(cols)} columns, got {len(row)}")
+                gpus = parse_int(row[cols[gpu_col]].strip(), gpu_col, minimum=0)
+                model = row[cols["model"]].strip() or ANY_MODEL
+                if gpus and (":" in model or "/" in model or "|" in model):
+                    raise ValueError(f"model: a GPU model name has no ':', '/' or '|', got {model!r}")
+            except ValueError as exc:
+                raise TraceFormatError(nodes_csv, reader.line_num, str(exc)) from None
+            if gpus:
+                groups[(model, gpus)] += 1
+    if not groups:
+        raise TraceFormatError(nodes_csv, reader.line_num, "no node with GPUs")
+    node_groups = []
+    for (model, gpus), n in sorted(groups.items()):
+        kept = math.floor(n * scale + 0.5)
+        tag = f"{cluster}-{model.lower()}-{gpus}g"
+        done, cum = 0, 0.0
+        for k, share in carve:
+            cum += share
+            c = min(kept, math.floor(kept * cum + 0.5)) - done
+            if c > 0:
+                node_groups.append({"prefix": f"{tag}-s{k}-", "count": c, "accelerator": slice_name(model, k),
+                                    "devices": gpus * k})
+                done += c
+        if kept - done > 0:
+            node_groups.append({"prefix": f"{tag}-", "count": kept - done, "accelerator": model, "devices": gpus})
+    if not node_groups:
+        raise ValueError(f"scale {scale:g} leaves no node of {nodes_csv} (largest group: {max(groups.values())} "
+                         f"nodes)")
     return parse_fleet({"regions": [{"name": region}],
                         "clusters": [{"name": cluster, "region": region, "node_groups": node_groups}]})
 

@@ -10,7 +10,8 @@ Canonical job CSV (a header line, then one job per line; extra columns are ignor
 | `num_gpus` | yes | devices the job ran on, integer >= 1 |
 | `tenant` | yes | owner (Philly: virtual cluster); empty means `default` |
 | `tier` | no | premium, standard or basic; empty: the seeded hash rule |
-| `gpu_type` | no | accelerator type (several joined by `\\|`); empty: any type of the fleet |
+| `gpu_type` | no | accelerator type (several joined by `\\|`); empty: any type of the fleet; a slice type `MODEL:1/K` makes a GPU-sharing job (`datasets/sharing.py`) |
+| `gpu_share` | no | share of one GPU each device needs, in (0, 1] (Alibaba's `gpu_milli / 1000`); empty: from the slice type's `1/K`, else a whole GPU |
 | `min_gpus`, `max_gpus` | no | elastic range in devices; empty: the Singularity rule |
 | `checkpoint_gb` | no | checkpoint size; empty: `1 + 2 * num_gpus` |
 | `data_region` | no | region holding the job's data; empty: none |
@@ -39,6 +40,7 @@ class TraceJob:
     max_gpus: int | None = None
     checkpoint_gb: float | None = None
     data_region: str | None = None
+    gpu_share: float | None = None     # share of one GPU per device (a sharing job); None: whole GPUs
 
 
 def parse_float(text: str, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:

@@ -67,6 +67,7 @@ class JobState:
     checkpoint_region: str | None = None
     reject_reason: str = ""
     actions: Counter[str] = field(default_factory=Counter)
+    placed_on: dict[tuple[str, str], None] = field(default_factory=dict)   # (cluster, accelerator) ever held, in order
 
     @property
     def id(self) -> str:
@@ -371,6 +372,7 @@ def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Contro
                 st.first_start_s = now
             st.status = "running"
             st.checkpoint_region = state.region_of[p.cluster]
+            st.placed_on[(p.cluster, p.accelerator)] = None
         st.placement = p
 
 

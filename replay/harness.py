@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
+from datasets.sharing import allowed_speeds
 from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
 from executor.schedulers import make_scheduler
 from executor.sim import SimExecutor
 from models import Fleet, Job, Policy, Quota, Replicas
 from replay.controller import EqualPriorities, SlaController
 from replay.options import DEFAULTS
+from replay.pools import PoolLedger
 
 DAY_S = 86400.0
 
@@ -73,11 +75,13 @@ class ReplayRun:
     executor: SimExecutor
     specs: dict[str, JobSpec]
     scheduler: object = None
+    fleet: Fleet | None = None
 
 
 def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
-    """The contract job for a spec; a spec without accelerator types runs at 1.0 on all of the fleet's."""
-    speed = spec.speed if spec.speed is not None else {a: 1.0 for a in accelerators}
+    """The contract job for a spec: explicit speeds where the spec has them, else the types the sharing
+    rules (`datasets/sharing.py`) allow it among the fleet's `accelerators`, at 1.0."""
+    speed = spec.speed if spec.speed is not None else allowed_speeds(spec.gpu_type, spec.gpu_share, accelerators)
     return Job(id=spec.id, tenant=spec.tenant, tier=spec.tier, priority=1.0,
                replicas=Replicas(min=spec.min_replicas, max=spec.max_replicas),
                devices_per_replica=spec.devices_per_replica, speed=dict(speed), data_region=spec.data_region,
@@ -92,7 +96,7 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     measured = {s.id for s in chosen if s.submit_s >= m_from}
     accs = fleet_accelerators(fleet)
     arrivals = [Arrival(s.submit_s, job_template(s, accs), s.work) for s in chosen]
-    executor = SimExecutor({s.id: s.work for s in chosen})
+    executor = PoolLedger({s.id: s.work for s in chosen})
     base = setup.contract_policy or Policy()
     policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
     cpsat = setup.scheduler == "cpsat"
@@ -120,4 +124,5 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
                         outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S,
                         backfill_window_s=setup.backfill_window_s)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
-    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler)
+    return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler,
+                     fleet)

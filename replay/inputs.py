@@ -4,6 +4,9 @@
   seeded generator of `datasets.synthetic`, 20 jobs an hour, seeded by the replay's seed).
 - fleet: a FLEET.json path (the contract's `fleet` object), or a builder: `single:NODESxDEVICES`
   (one region, one cluster), `philly:MACHINES.csv` (the Philly machine list),
+  `alibaba:NODES.csv[?carve=K:SHARE,...][&scale=S]` (the Alibaba v2023 node list: SHARE of each model's
+  nodes carved into 1/K GPU slices, e.g. `carve=2:0.4,4:0.1`; S in (0, 1] of each group's nodes kept,
+  rounded half up; `datasets.fleets.alibaba_fleet`),
   `synthetic[:REGIONS[xNODES]]` (seeded multi-region fleet, 2 clusters a region, about NODES nodes
   of 8 devices each, default 3 regions of 16).
 """
@@ -12,7 +15,16 @@ from __future__ import annotations
 
 from datasets.attributes import AttributeRules, JobSpec, to_job_specs
 from datasets.errors import LoadResult, OnBad
-from datasets.fleets import load_fleet, philly_fleet, single_cluster_fleet, synthetic_fleet
+from datasets.fleets import (
+    alibaba_fleet,
+    fleet_accelerators,
+    load_fleet,
+    parse_carve,
+    philly_fleet,
+    single_cluster_fleet,
+    synthetic_fleet,
+)
+from datasets.sharing import split_type
 from datasets.synthetic import synthetic_trace
 from datasets.trace import load_trace
 from models import Fleet
@@ -29,7 +41,18 @@ def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error") -> tupl
 
 
 def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
-    """A fleet argument (see the module docstring)."""
+    """A fleet argument (see the module docstring); an accelerator name with `/` that is not a slice type
+    `MODEL:1/K` is a ValueError (the sharing rules read slices from the names, `datasets/sharing.py`)."""
+    fleet = _build_fleet(text, seed)
+    for acc in fleet_accelerators(fleet):
+        try:
+            split_type(acc)
+        except ValueError as exc:
+            raise ValueError(f"fleet {text!r}: {exc}") from None
+    return fleet
+
+
+def _build_fleet(text: str, seed: int) -> Fleet:
     kind, sep, arg = text.partition(":")
     if sep and kind == "single":
         n, x, d = arg.partition("x")
@@ -38,6 +61,8 @@ def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
         return single_cluster_fleet(int(n), int(d))
     if sep and kind == "philly":
         return philly_fleet(arg)
+    if sep and kind == "alibaba":
+        return _alibaba(text, arg)
     if sep and kind == "synthetic":
         r, x, n = arg.partition("x")
         if not r.isdigit() or int(r) < 1 or (x and (not n.isdigit() or int(n) < 1)):
@@ -46,3 +71,26 @@ def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
     if text == "synthetic":
         return synthetic_fleet(seed=seed)
     return load_fleet(text)
+
+
+def _alibaba(text: str, arg: str) -> Fleet:
+    """`alibaba:NODES.csv[?carve=...][&scale=S]` (the options after the last `?`)."""
+    path, _, query = arg.rpartition("?") if "?" in arg else (arg, "", "")
+    carve: list[tuple[int, float]] = []
+    scale = 1.0
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if key == "carve" and eq:
+            carve = parse_carve(value)
+        elif key == "scale" and eq:
+            try:
+                scale = float(value)
+            except ValueError:
+                scale = -1.0
+            if not 0 < scale <= 1:
+                raise ValueError(f"fleet {text!r}: scale: expected a number in (0, 1], got {value!r}")
+        else:
+            raise ValueError(f"fleet {text!r}: unknown option {item!r}: expected carve=K:SHARE[,...] or scale=S")
+    if not path:
+        raise ValueError(f"fleet {text!r}: expected alibaba:NODES.csv[?carve=K:SHARE,...][&scale=S]")
+    return alibaba_fleet(path, carve, scale)

@@ -12,6 +12,12 @@ Definitions (the measured jobs are those submitted inside the window):
 - preemptions, migrations, resizes, moves, starts: actions applied from the window's start on.
 - device_hours_lost: devices held through pauses (start, resize, move, migrate) plus the devices of
   preempted jobs times their charged pause, from the window's start on.
+- rejected_by_reason: measured jobs the replay rejected at arrival (no pool of the fleet could ever hold
+  them), by reason; trace_skipped: the loader's skipped rows by reason (filled by the caller).
+- held_share_by_accelerator: per accelerator type, device-seconds held (busy or pausing) over its
+  devices during the window (`replay.pools`; per epoch in utilization.png); held_share_gpus: the same over
+  the whole fleet with each device weighted by the share of a GPU it is (a 1/2 slice counts half).
+- jobs.csv `accelerators` / `clusters`: every type / cluster the job ran on over its life, `;`-separated.
 - planner_s_p50/p99 over the epochs that planned; planner_fallback_rate = share of plans whose status
   is `fallback`.
 """
@@ -28,6 +34,7 @@ from collections import Counter
 from datasets.files import write_atomic
 from models import Policy
 from replay.harness import ReplayRun
+from replay.pools import held_share, held_share_gpus, pool_devices, pool_rows
 from replay.sla import sla_ratio
 
 TIER_ORDER = ("premium", "standard", "basic")
@@ -63,6 +70,8 @@ def job_rows(run: ReplayRun) -> list[dict]:
             "migrations": st.actions.get("migrate", 0) if st else 0,
             "resizes": st.actions.get("resize", 0) if st else 0,
             "reject_reason": st.reject_reason if st else "",
+            "accelerators": ";".join(dict.fromkeys(a for _, a in st.placed_on)) if st else "",
+            "clusters": ";".join(dict.fromkeys(c for c, _ in st.placed_on)) if st else "",
         })
     return rows
 
@@ -105,11 +114,18 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "jobs_completed": len(done),
         "jobs_rejected": sum(1 for r in rows if r["status"] == "rejected"),
         "jobs_unfinished": sum(1 for r in rows if r["status"] in ("pending", "running", "not_arrived")),
+        "rejected_by_reason": dict(Counter(r["reject_reason"] for r in rows if r["status"] == "rejected").most_common()),
+        "trace_skipped": {},
         "avg_jct_s": _mean(jct), "p50_jct_s": percentile(jct, 50), "p99_jct_s": percentile(jct, 99),
         "avg_queue_s": _mean([r["queue_s"] for r in done]),
         "makespan_s": (max(finish) - run.measure_from_s) if finish else None,
         "utilization": (sum(r.busy_device_s for r in window) / cap_w) if cap_w else None,
         "utilization_replay": (sum(r.busy_device_s for r in run.records) / cap_all) if cap_all else None,
+        "held_share_by_accelerator": held_share(run.records, getattr(run.executor, "held_by_type", {}),
+                                                pool_devices(run.fleet) if run.fleet else {}, run.measure_from_s, run.measure_until_s),
+        "held_share_gpus": held_share_gpus(run.records, getattr(run.executor, "held_by_type", {}),
+                                           pool_devices(run.fleet) if run.fleet else {}, run.measure_from_s,
+                                           run.measure_until_s),
         "sla_targets": dict(targets),
         "sla_attainment": attain,
         "jct_by_tier": by_tier,
@@ -182,6 +198,11 @@ def write_table_rows(epochs: list[list], jobs: list[dict], out_dir: str) -> list
     write_atomic(p, buf.getvalue())
     paths.append(p)
     return paths
+
+
+def run_pool_rows(run: ReplayRun) -> list[list]:
+    """Device-seconds held per accelerator type per epoch (`replay.pools.POOL_COLUMNS`), for the plots."""
+    return pool_rows(run.records, getattr(run.executor, "held_by_type", {}), pool_devices(run.fleet) if run.fleet else {})
 
 
 def _mean(values: list[float]) -> float | None:

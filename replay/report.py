@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
 
-# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written. The service passes
-# its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
+# Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
+# keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The
+# service passes its matplotlib plots (service/reports/plots.py): pictures are an edge, the replay library draws none itself.
 Plotter = Callable[[list, list, str, str], list[str]]
 # Writes the run's report page: (summary, picture paths, out_dir, label) -> path. The service passes its HTML
 # writer (service/reports/html.py); it runs before summary.json is written.
@@ -20,11 +21,12 @@ Reporter = Callable[[dict, list[str], str, str], str]
 
 def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
                       out_dir: str | None = None, plotter: Plotter | None = None, progress: bool = False,
-                      label: str | None = None, reporter: Reporter | None = None) -> dict:
+                      label: str | None = None, reporter: Reporter | None = None,
+                      trace_skipped: Mapping[str, int] | None = None, title: str | None = None) -> dict:
     """Replay, then epochs.csv, jobs.csv, (with a `plotter`) its pictures, (with a `reporter`) its report page
-    and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run."""
-    from replay.metrics import epoch_rows, job_rows, summarize, write_summary, write_tables
-
+    and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run.
+    `trace_skipped` (the loader's skip counts) goes into the summary; `title` (scheduler, fleet, window)
+    heads the plots."""
     observers = []
     bar = None
     name = label or setup.scheduler
@@ -35,21 +37,14 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
         measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
         bar = ProgressBar(measured, name)
         observers.append(bar)
-    t0, c0 = time.perf_counter(), time.process_time()
     try:
-        run = run_replay(specs, fleet, setup, window, observers)
+        out = replay_output(specs, fleet, setup, window, name, observers, trace_skipped)
     finally:
         if bar is not None:
             bar.close()
-    summary = summarize(run, time.perf_counter() - t0)
-    summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     if out_dir:
-        write_tables(run, out_dir)
-        pictures = plotter(epoch_rows(run), job_rows(run), out_dir, name) if plotter is not None else []
-        if reporter is not None:
-            reporter(summary, pictures, out_dir, name)
-        write_summary(summary, out_dir)
-    return summary
+        write_run(out, out_dir, plotter, reporter, title)
+    return out.summary
 
 
 @dataclass
@@ -61,28 +56,37 @@ class RunOutput:
     summary: dict
     epochs: list
     jobs: list
+    pools: list = field(default_factory=list)     # `replay.pools` rows: device time per accelerator type
 
 
 def replay_output(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
-                  label: str | None = None) -> RunOutput:
+                  label: str | None = None, observers: Sequence = (),
+                  trace_skipped: Mapping[str, int] | None = None) -> RunOutput:
     """Replay and summarise without writing anything: a sweep task's result."""
-    from replay.metrics import epoch_rows, job_rows, summarize
+    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize
 
     t0, c0 = time.perf_counter(), time.process_time()
-    run = run_replay(specs, fleet, setup, window, [])
+    run = run_replay(specs, fleet, setup, window, list(observers))
     summary = summarize(run, time.perf_counter() - t0)
-    summary["cpu_s"] = time.process_time() - c0
-    return RunOutput(label or setup.scheduler, summary, epoch_rows(run), job_rows(run))
+    summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
+    summary["trace_skipped"] = dict(trace_skipped or {})
+    return RunOutput(label or setup.scheduler, summary, epoch_rows(run), job_rows(run), run_pool_rows(run))
 
 
-def write_run(out: RunOutput, out_dir: str, plotter: Plotter | None = None,
-              reporter: Reporter | None = None) -> list[str]:
+def write_run(out: RunOutput, out_dir: str, plotter: Plotter | None = None, reporter: Reporter | None = None,
+              title: str | None = None) -> list[str]:
     """What `replay_and_report` writes, from a run's rows: epochs.csv, jobs.csv, (with a `plotter`) the
     pictures, (with a `reporter`) the report page and, last, summary.json under `out_dir`."""
+    import inspect
+
     from replay.metrics import write_summary, write_table_rows
 
     paths = write_table_rows(out.epochs, out.jobs, out_dir)
-    pictures = plotter(out.epochs, out.jobs, out_dir, out.label) if plotter is not None else []
+    pictures: list[str] = []
+    if plotter is not None:
+        takes_pools = "pools" in inspect.signature(plotter).parameters
+        extra = {"pools": out.pools} if takes_pools else {}
+        pictures = plotter(out.epochs, out.jobs, out_dir, title or out.label, **extra)
     paths += pictures
     if reporter is not None:
         paths.append(reporter(out.summary, pictures, out_dir, out.label))

@@ -1,6 +1,10 @@
 """`meridian replay`: replay a trace window through a scheduler on a fleet; summary, CSVs and plots in --out.
 
 The flags' defaults are `replay.options.ReplayOptions`'s, the same a what-if scenario file gets.
+`--policy fifo,las,cpsat` replays the same trace and fleet once per scheduler, each into `--out/<policy>/`,
+and draws `comparison.png` (and `comparison.json`) at `--out`; a single scheduler writes into `--out` itself.
+Jobs the fleet can never hold are rejected at arrival: the summary line and `summary.json` count them by
+reason, and `--on-reject error` makes such a replay exit 3 (after writing every output).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from replay.options import DEFAULTS, ReplayOptions, SchedulerName, TraceFormat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from service.commands.sweep import add_sweep_flags
+
     p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las) and report metrics")
     p.add_argument("--trace", required=True, help="trace file, or synthetic[:DAYS] for the seeded generator")
     p.add_argument("--format", default=DEFAULTS.format, choices=get_args(TraceFormat),
@@ -26,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="... for this many days (default: to the trace's end)")
     p.add_argument("--warmup-days", type=float, default=DEFAULTS.warmup_days,
                    help=f"replayed but not measured (default {DEFAULTS.warmup_days:g})")
-    p.add_argument("--policy", dest="scheduler", default=DEFAULTS.scheduler, choices=get_args(SchedulerName),
-                   help=f"the scheduler (default {DEFAULTS.scheduler})")
+    p.add_argument("--policy", dest="scheduler", default=DEFAULTS.scheduler, type=_policies,
+                   metavar="{" + ",".join(get_args(SchedulerName)) + "}[,...]",
+                   help=f"the scheduler (default {DEFAULTS.scheduler}); several, comma-separated, are compared "
+                        "(one run each under --out/<policy>/, comparison.png at --out)")
     p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
     p.add_argument("--epoch-s", type=float, default=DEFAULTS.epoch_s)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds the attribute rules and synthetic inputs")
@@ -43,31 +51,151 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
+    p.add_argument("--on-reject", default="warn", choices=("warn", "error"),
+                   help="jobs the fleet can never hold: count them and go on (warn), or exit 3 after the run (error)")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
     p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
+    add_sweep_flags(p, "the schedulers' runs (--policy a,b,c)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
+def _policies(text: str) -> str:
+    """`cpsat` or `fifo,las,cpsat`: each a known scheduler, none twice (returned comma-joined)."""
+    names = [p.strip() for p in text.split(",")]
+    known = get_args(SchedulerName)
+    for p in names:
+        if p not in known:
+            raise argparse.ArgumentTypeError(f"invalid choice: {p!r} (choose from {', '.join(known)}, "
+                                             "several joined by commas)")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a scheduler twice")
+    return ",".join(names)
+
+
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import os
+
+    from datasets.files import write_atomic
     from replay.report import replay_and_report
     from service.cli import UsageError
     from service.reports.html import write_replay_report
-    from service.reports.plots import write_plots
+    from service.reports.plots import plot_comparison, write_plots
 
+    policies = args.scheduler.split(",")
+    args.scheduler = policies[0]
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = replay_and_report(specs, fleet, setup, window, args.out, progress=progress,
-                                plotter=None if args.no_plots else write_plots, reporter=write_replay_report)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
-    print(format_summary(summary))
-    print(f"wrote {args.out}/summary.json, epochs.csv, jobs.csv, report.html"
-          + ("" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
-    return 0
+    runs, summaries, failures = [], {}, []
+    if args.ray is not None or args.jobs is not None:
+        failures = _sweep_policies(args, policies, setup, window, specs, fleet, skipped, runs, summaries)
+        if not summaries:
+            return 1
+    else:
+        for policy in policies:
+            out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
+            one = dataclasses.replace(setup, scheduler=policy)
+            captured: dict = {}
+
+            def plotter(epochs, jobs, out_dir, label, pools=(), _c=captured):
+                _c.update(epochs=epochs, jobs=jobs)
+                return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
+
+            summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
+                                        trace_skipped=skipped, title=run_title(policy, args),
+                                        reporter=write_replay_report)
+            summaries[policy] = summary
+            runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
+            print(format_summary(summary))
+            print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
+                "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+    if len(policies) > 1:
+        write_atomic(os.path.join(args.out, "comparison.json"),
+                     json.dumps(summaries, indent=2, allow_nan=False) + "\n")
+        written = f"wrote {args.out}/comparison.json"
+        if not args.no_plots:
+            path = plot_comparison(runs, os.path.join(args.out, "comparison.png"),
+                                   run_title(" vs ".join(policies), args))
+            written += f", {os.path.basename(path)}"
+        print(written)
+    rejected = {p: s["jobs_rejected"] for p, s in summaries.items() if s["jobs_rejected"]}
+    if rejected and args.on_reject == "error":
+        print(f"meridian replay: rejected jobs ({', '.join(f'{p} {n}' for p, n in rejected.items())}) and "
+              "--on-reject error: exit 3", file=sys.stderr)
+        return 3
+    return 1 if failures else 0
+
+
+def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window, specs, fleet, skipped: dict,
+                    runs: list, summaries: dict) -> list:
+    """The schedulers' runs as tasks of a runner (`--jobs` local processes or `--ray`): each returns its
+    rows, this process writes every run's folder as it finishes; a failed run is named on stderr and
+    the others are still written and compared. Fills `runs` and `summaries` in `policies` order."""
+    import dataclasses
+    import os
+
+    from replay.report import RunOutput, replay_output, write_run
+    from replay.runners import Task, TaskFailed
+    from service.commands.sweep import progress_printer, sweep_runner
+    from service.reports.html import write_replay_report
+    from service.reports.plots import write_plots
+
+    def folder(policy: str) -> str:
+        return args.out if len(policies) == 1 else os.path.join(args.out, policy)
+
+    tasks = [Task(p, replay_output, (specs, fleet, dataclasses.replace(setup, scheduler=p), window, p, (), skipped))
+             for p in policies]
+    show = progress_printer(len(tasks))
+
+    def on_done(i: int, task: Task, res) -> None:
+        if isinstance(res, RunOutput):
+            write_run(res, folder(task.name), None if args.no_plots else write_plots, write_replay_report,
+                      run_title(task.name, args))
+        show(i, task, res)
+
+    with sweep_runner(args.ray, args.jobs) as (runner, _):
+        results = runner(tasks, on_done)
+    failures = []
+    for policy, res in zip(policies, results):
+        if isinstance(res, TaskFailed):
+            print(f"meridian replay: {res}", file=sys.stderr)
+            failures.append(res)
+            continue
+        summaries[policy] = res.summary
+        runs.append((res.summary["policy"], res.epochs, res.jobs))
+        print(format_summary(res.summary))
+        print(f"wrote {folder(policy)}/summary.json, epochs.csv, jobs.csv, report.html" + (
+            "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+    return failures
+
+
+def run_title(policy: str, args: argparse.Namespace) -> str:
+    """`cpsat · fleet alibaba:nodes.csv?carve=2:0.4 · trace pods.csv, days 118-125`: what a plot shows."""
+    import os
+
+    fleet = args.fleet
+    kind, sep, rest = fleet.partition(":")
+    if sep and kind in ("philly", "alibaba"):
+        fleet = f"{kind}:{os.path.basename(rest)}"
+    elif not sep:
+        fleet = os.path.basename(fleet)
+    trace = os.path.basename(args.trace)
+    if args.start_day is None:
+        when = "whole trace" if args.days is None else f"first {args.days:g} days"
+    else:
+        when = f"days {args.start_day:g}-" + ("end" if args.days is None else f"{args.start_day + args.days:g}")
+    return f"{policy} · fleet {fleet} · trace {trace}, {when}"
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
@@ -129,7 +257,14 @@ def format_summary(s: dict) -> str:
         return "-" if v is None else fmt.format(v)
 
     att = ", ".join(f"{t} {f(v, '{:.1%}')}" for t, v in s["sla_attainment"].items())
-    return (f"{s['policy']}: {s['jobs_completed']}/{s['jobs_submitted']} jobs done, mean JCT {f(s['avg_jct_s'])} s "
+    rej = ""
+    if s.get("jobs_rejected"):
+        why = "; ".join(f"{n} {r}" for r, n in list(s.get("rejected_by_reason", {}).items())[:3])
+        rej = f", REJECTED {s['jobs_rejected']} ({why})"
+    skipped = s.get("trace_skipped") or {}
+    skip = f", trace rows skipped {sum(skipped.values())} ({_counts(skipped)})" if skipped else ""
+    return (f"{s['policy']}: {s['jobs_completed']}/{s['jobs_submitted']} jobs done{rej}{skip}, "
+            f"mean JCT {f(s['avg_jct_s'])} s "
             f"(p50 {f(s['p50_jct_s'])}, p99 {f(s['p99_jct_s'])}), mean queue {f(s['avg_queue_s'])} s, "
             f"utilization {f(s['utilization'], '{:.1%}')}, SLA {att}, preemptions {s['preemptions']}, "
             f"planner p50 {f(s['planner_s_p50'], '{:.3f}')} s, wall {s['wall_s']:.1f} s")

@@ -5,6 +5,7 @@ The runs return their results; this process writes every file."""
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +99,11 @@ def _sweep(args: argparse.Namespace, scenarios, search, runner, workers: int) ->
                                                              for s in scenarios if s.name not in failed},
                                 args.out, None)
         write_comparison(args.out, summaries, None)
+        if not args.no_plots:
+            from service.reports.plots import plot_comparison_of_folders
+
+            plot_comparison_of_folders(args.out, f"what-if {os.path.basename(args.scenarios)}: "
+                                                 + " vs ".join(s["scenario"] for s in summaries))
     return 1 if failures else 0
 
 

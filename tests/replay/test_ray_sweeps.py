@@ -44,3 +44,18 @@ def test_whatif_cli_on_ray_writes_the_local_comparison(ray_cluster, tmp_path, ca
     assert [deterministic(s) for s in on_ray] == [deterministic(s) for s in local]
     for name in ("las", "fifo"):
         assert (tmp_path / "ray" / name / "jobs.csv").read_text() == (tmp_path / "local" / name / "jobs.csv").read_text()
+
+
+def test_replay_of_several_schedulers_on_ray_writes_what_the_sequential_run_writes(ray_cluster, tmp_path, capsys):
+    from service.cli import main
+
+    common = ["replay", "--trace", "synthetic:0.25", "--fleet", "single:1x8", "--policy", "las,fifo", "--seed", "2",
+              "--warmup-days", "0", "--no-plots"]
+    assert main([*common, "--ray", "auto", "--out", str(tmp_path / "ray")]) == 0
+    assert "2/2" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "seq")]) == 0
+    on_ray = json.loads((tmp_path / "ray" / "comparison.json").read_text())
+    seq = json.loads((tmp_path / "seq" / "comparison.json").read_text())
+    assert {p: deterministic(s) for p, s in on_ray.items()} == {p: deterministic(s) for p, s in seq.items()}
+    for policy in ("las", "fifo"):
+        assert (tmp_path / "ray" / policy / "jobs.csv").read_text() == (tmp_path / "seq" / policy / "jobs.csv").read_text()

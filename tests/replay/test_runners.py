@@ -42,3 +42,20 @@ def test_the_planner_the_service_and_the_local_runner_never_import_ray():
             "import service.commands.whatif, service.commands.sweep; print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_replay_of_several_schedulers_in_a_local_pool_names_each_run_and_matches_the_sequential_one(tmp_path, capsys):
+    from service.cli import main
+
+    common = ["replay", "--trace", "synthetic:0.25", "--fleet", "single:1x8", "--policy", "las,fifo", "--seed", "2",
+              "--warmup-days", "0", "--no-plots"]
+    assert main([*common, "--jobs", "2", "--out", str(tmp_path / "pool")]) == 0
+    err = capsys.readouterr().err
+    assert "las: done" in err and "fifo: done" in err
+    assert main([*common, "--out", str(tmp_path / "seq")]) == 0
+    pool = json.loads((tmp_path / "pool" / "comparison.json").read_text())
+    seq = json.loads((tmp_path / "seq" / "comparison.json").read_text())
+    assert {p: deterministic(s) for p, s in pool.items()} == {p: deterministic(s) for p, s in seq.items()}
+    for policy in ("las", "fifo"):
+        assert sorted(p.name for p in (tmp_path / "pool" / policy).iterdir()) == sorted(
+            p.name for p in (tmp_path / "seq" / policy).iterdir())
