@@ -1,6 +1,13 @@
 """Plan generated production-shaped requests at three sizes; print time, memory and quality.
 
     .venv/bin/python bench/plan_scale.py [medium large planet] [--seed 0] [--no-check]
+    .venv/bin/python bench/plan_scale.py --family [medium large planet] [--seeds 0-9] [--mip] [--exact S]
+
+`--family` plans members of the request family (`datasets.requests.generate_family`: shapes
+drawn per seed) and reports per size the median and the worst gap over the seeds, to the
+checker's LP bound (cached per request under runs/bench-cache, it does not depend on the plan)
+and, with `--mip`, to the checker's pool-level integer bound where it solves within a minute;
+`--exact S` adds the node-level MILP's bound (placement.exact, S seconds) where it is tighter.
 
 Per size: the engine (`plan`) and the greedy planner alone (`greedy_plan`), each in a fresh
 process (peak memory is that process's max RSS), then the independent checker
@@ -23,7 +30,7 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-CHECKER = ROOT.parent / "shared" / "spec" / "plancheck.py"
+CHECKER = pathlib.Path(os.environ.get("MERIDIAN_CHECKER", ROOT.parent / "shared" / "spec" / "plancheck.py"))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
@@ -59,6 +66,12 @@ def check(request_path: str, out_path: str, region: bool) -> dict:
 
 
 def main() -> None:
+    if "--family" in sys.argv:
+        sys.argv.remove("--family")
+        from family_bench import main as family_main
+
+        family_main()
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("sizes", nargs="*", default=["medium", "large", "planet"])
     ap.add_argument("--seed", type=int, default=0)

@@ -5,7 +5,9 @@ planner and the torch executor.
 FLEET.json: the contract's `fleet` object, or a contract request without `jobs` (`fleet` plus optional
 `epoch_s`, `policy`, `quotas`). JOBS.json: a list (or `{"jobs": [...]}`) of contract jobs, each with two
 more keys: `submit_s` (seconds after the start) and `train` (a `TrainSpec`: the job's logical world
-size, steps and model; see `executor.train.spec`).
+size, steps and model; see `executor.train.spec`). A job's `replicas.allowed` (contract v1.1) defaults
+to the divisors of its world size within `[min, max]`, so the planner never grants a count the job
+would run on fewer workers than it holds; an `allowed` given by hand must list such divisors.
 """
 
 from __future__ import annotations
@@ -62,13 +64,22 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
             else:
                 rep = j.get("replicas")
                 if isinstance(rep, dict) and isinstance(rep.get("min"), int) and isinstance(rep.get("max"), int):
-                    if not any(rep["min"] <= r <= rep["max"] for r in ts.valid_workers()):
+                    fits = [r for r in ts.valid_workers() if rep["min"] <= r <= rep["max"]]
+                    if not fits:
                         errors.append(FieldError(f"jobs[{i}].replicas", rep, f"no replica count in "
                                                  f"[{rep['min']}, {rep['max']}] divides train.world_size "
                                                  f"{ts.world_size}"))
                     elif rep["max"] > ts.world_size:
                         errors.append(FieldError(f"jobs[{i}].replicas.max", rep["max"], f"exceeds "
                                                  f"train.world_size {ts.world_size} (a replica runs >= 1 logical rank)"))
+                    elif isinstance(rep.get("allowed"), list):
+                        errors.extend(FieldError(f"jobs[{i}].replicas.allowed[{k}]", a, f"does not divide "
+                                                 f"train.world_size {ts.world_size}")
+                                      for k, a in enumerate(rep["allowed"])
+                                      if isinstance(a, int) and not isinstance(a, bool) and a > 0
+                                      and ts.world_size % a)
+                    else:   # contract v1.1: the planner grants only counts the job can run on, all devices used
+                        j["replicas"] = {**rep, "allowed": fits}
                 train[jid] = ts
         submit_s[jid] = float(sub) if isinstance(sub, (int, float)) else 0.0
         contract_jobs.append(j)

@@ -118,6 +118,8 @@ class SimExecutor(Executor):
             r = to.replicas
             if not job.replicas.min <= r <= job.replicas.max:
                 raise PlanApplyError(f"job {a.job}: {r} replicas outside [{job.replicas.min}, {job.replicas.max}]")
+            if not job.replicas.grants(r):
+                raise PlanApplyError(f"job {a.job}: {r} replicas not in its allowed counts {job.replicas.allowed}")
             for n in to.nodes:
                 info = nodes.get(n)
                 if info is None or info[0] != to.cluster or info[1] != to.accelerator:

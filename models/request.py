@@ -26,16 +26,19 @@ class ContractModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_means_default(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            fields = cls.model_fields
-            drop = [
-                k
-                for k, v in data.items()
-                if v is None and k in fields and fields[k].default is not None and not fields[k].is_required()
-            ]
-            if drop:
-                data = {k: v for k, v in data.items() if k not in drop}
+        # runs for every object of every request: a null is rare, so look for one before anything else
+        if isinstance(data, dict) and None in data.values():
+            defaulted = _DEFAULTED.get(cls)
+            if defaulted is None:
+                defaulted = _DEFAULTED[cls] = frozenset(
+                    k for k, f in cls.model_fields.items() if f.default is not None and not f.is_required())
+            if any(v is None and k in defaulted for k, v in data.items()):
+                data = {k: v for k, v in data.items() if not (v is None and k in defaulted)}
         return data
+
+
+# per model class: the fields whose explicit null means their (non-null) default
+_DEFAULTED: dict[type, frozenset[str]] = {}
 
 
 class Region(ContractModel):
@@ -72,6 +75,31 @@ class Fleet(ContractModel):
 class Replicas(ContractModel):
     min: int = Field(ge=1)
     max: int = Field(ge=1)
+    allowed: list[int] | None = Field(
+        None, min_length=1,
+        description="contract v1.1: the only replica counts a plan may grant (distinct, within [min, max]); "
+                    "null = every count in [min, max]")
+
+    def grants(self, r: int) -> bool:
+        """Whether a plan may give the job `r` replicas (constraint 2 with v1.1's `allowed`)."""
+        return self.min <= r <= self.max and (self.allowed is None or r in self.allowed)
+
+    def largest_at_most(self, r: int) -> int | None:
+        """The largest count a plan may grant that is at most `r`; None when there is none."""
+        if self.allowed is None:
+            return min(r, self.max) if r >= self.min else None
+        fit = [a for a in self.allowed if a <= r]
+        return max(fit) if fit else None
+
+    @property
+    def top(self) -> int:
+        """The most replicas a plan may grant: `max`, or the largest allowed count."""
+        return self.max if self.allowed is None else max(self.allowed)
+
+    @property
+    def bottom(self) -> int:
+        """The fewest replicas a placed job may get: `min`, or the smallest allowed count."""
+        return self.min if self.allowed is None else min(self.allowed)
 
 
 class Placement(ContractModel):

@@ -54,7 +54,7 @@ class SolverStats(BaseModel):
     model_config = ConfigDict(extra="forbid")
     engine: str = Field(description="which stage produced the plan: cpsat, greedy")
     cpsat_status: str | None = None
-    bound_method: str = Field(description="lp, lagrangian or cpsat: which proof gave `bound`")
+    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack or cpsat: which proof gave `bound`")
     jobs: int
     options: int
     cpsat_variables: int = 0

@@ -146,7 +146,17 @@ def cross_field_errors(req: PlanRequest) -> list[FieldError]:
             errs.append(FieldError(f"{p}.id", j.id, f"duplicate job id (also jobs[{ids[j.id]}])"))
         ids.setdefault(j.id, ji)
         if j.replicas.min > j.replicas.max:
-            errs.append(FieldError(f"{p}.replicas", j.replicas.model_dump(), "min must not exceed max"))
+            errs.append(FieldError(f"{p}.replicas", j.replicas.model_dump(exclude_none=True),
+                                   "min must not exceed max"))
+        seen_counts: dict[int, int] = {}
+        for ai, a in enumerate(j.replicas.allowed or []):
+            if a in seen_counts:
+                errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
+                                       f"duplicate count (also replicas.allowed[{seen_counts[a]}])"))
+            elif not j.replicas.min <= a <= j.replicas.max:
+                errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
+                                       f"outside [min, max] = [{j.replicas.min}, {j.replicas.max}]"))
+            seen_counts.setdefault(a, ai)
         if j.data_region is not None and j.data_region not in regions:
             errs.append(FieldError(f"{p}.data_region", j.data_region, "unknown region"))
         if j.checkpoint_region is not None and j.checkpoint_region not in regions:

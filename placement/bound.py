@@ -22,6 +22,8 @@ import numpy as np
 from placement.candidates import Options
 from placement.instance import Instance
 
+LP_NO_PRESOLVE_MAX_COLS = 400
+
 
 @dataclass
 class Bound:
@@ -244,6 +246,8 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     h = _quiet_highs()
     h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
     h.setOptionValue("threads", 1)
+    if n_cols <= LP_NO_PRESOLVE_MAX_COLS:   # presolve costs more than it saves on a tiny LP
+        h.setOptionValue("presolve", "off")
     h.addVars(n_cols, lower, upper)
     h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
     lo_all = np.concatenate(rows_lo)
@@ -251,7 +255,7 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     st_all = np.concatenate(starts).astype(np.int32)
     h.addRows(len(lo_all), lo_all, hi_all, nnz, st_all, np.concatenate(idx_parts).astype(np.int32),
               np.concatenate(val_parts))
-    h.run()
+    _run(h)
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Infeasible":
         return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
@@ -276,6 +280,20 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     # a hair above the LP optimum: HiGHS' optimality tolerances, so the bound stays an upper bound
     return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices, x=xs, n=ns, quota_prices=qprices,
                  budget_price=bprice)
+
+
+def _run(h) -> None:
+    """`h.run()`. HiGHS keeps one thread pool per process, sized by the first run, and refuses a run
+    whose `threads` option differs (the model status stays "Not Set"): after another HiGHS user in
+    this process (an embedding program, the independent checker in tests) started the pool at its
+    default size, every LP of ours would silently fail. Such a run is repeated with `threads` 0,
+    which takes the pool as it is (the LP is solved serially either way)."""
+    import highspy
+
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        h.setOptionValue("threads", 0)
+        h.run()
 
 
 _BANNER_LOCK = threading.Lock()

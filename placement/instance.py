@@ -35,6 +35,7 @@ class JobInfo:
     lo: int
     hi: int
     key: tuple[str, str]                # (tenant, tier) for quotas
+    allowed: np.ndarray | None = None   # contract v1.1: the only counts a plan may grant, sorted (lo, hi their ends)
     cur_pool: int | None = None         # pool of the current placement (if that pool exists)
     cur_region: str | None = None       # region of `current`, else checkpoint_region
     cur_nodes: dict[int, int] = field(default_factory=dict)   # node index -> replicas, current placement
@@ -103,7 +104,9 @@ def compile_instance(req: PlanRequest) -> Instance:
     jobs: list[JobInfo] = []
     for ji, j in enumerate(req.jobs):
         w = getattr(tw, j.tier) * j.priority
-        info = JobInfo(ji, j, w, j.devices_per_replica, j.replicas.min, j.replicas.max, (j.tenant, j.tier))
+        rep = j.replicas
+        info = JobInfo(ji, j, w, j.devices_per_replica, rep.bottom, rep.top, (j.tenant, j.tier),
+                       None if rep.allowed is None else np.array(sorted(rep.allowed), dtype=np.int64))
         cur = j.current
         if cur is not None:
             info.running = True
@@ -113,7 +116,7 @@ def compile_instance(req: PlanRequest) -> Instance:
             all_up = all(node_up[n] for n in info.cur_nodes)
             info.cur_pool = pool_of.get((cur.cluster, cur.accelerator))
             region_ok = j.regions is None or info.cur_region in j.regions
-            info.keepable = all_up and info.lo <= info.r0 <= info.hi and region_ok and info.cur_pool is not None
+            info.keepable = all_up and rep.grants(info.r0) and region_ok and info.cur_pool is not None
             info.protected = (j.tier == "premium" and not pol.premium_preemptible and all_up)
             loc = contract.locality(j.data_region, info.cur_region, pol.remote_data_penalty)
             rate0 = contract.rate(info.r0, j.devices_per_replica, j.speed[cur.accelerator], loc)
@@ -127,3 +130,16 @@ def compile_instance(req: PlanRequest) -> Instance:
     return Instance(req, fx, T, pol.restart_overhead_s, pol.remote_data_penalty, pol.spread_penalty, fx.storage,
                     fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, node_devices, node_up,
                     node_pool, pools, pool_of, jobs, quotas, pol.migration_budget_gb)
+
+
+def snap_down(info: JobInfo, r: np.ndarray | int) -> np.ndarray | int:
+    """The largest count the job may be granted that is at most `r` (elementwise), 0 where none is:
+    every stage that sizes a job within [lo, hi] passes its count through here (v1.1 `allowed`)."""
+    if info.allowed is None:
+        return np.where(np.asarray(r) >= info.lo, np.minimum(r, info.hi), 0) if isinstance(r, np.ndarray) \
+            else (min(int(r), info.hi) if r >= info.lo else 0)
+    al = info.allowed
+    k = np.searchsorted(al, r, side="right") - 1
+    if isinstance(r, np.ndarray):
+        return np.where(k >= 0, al[np.maximum(k, 0)], 0)
+    return int(al[k]) if k >= 0 else 0

@@ -12,13 +12,16 @@ when the canonical score improves. Neighbourhoods come from a seeded generator, 
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
+from placement.gang_insert import gang_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
+from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize_delta
@@ -30,11 +33,12 @@ def incumbent_choice(pk: Packing) -> dict[int, tuple[int, int]]:
     return {j: (o, sum(pk.nodes[j].values())) for j, o in pk.choice.items()}
 
 
-def _kept_room(inst: Instance, opts: Options, pk: Packing) -> np.ndarray:
-    """Devices per node left once the jobs that keep their exact placement are counted."""
+def _kept_room(inst: Instance, opts: Options, pk: Packing, free: set[int] | None = None) -> np.ndarray:
+    """Devices per node left once the jobs that keep their exact placement (and are not freed)
+    are counted."""
     room = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
     for j, o in pk.choice.items():
-        if opts.keep[o]:
+        if opts.keep[o] and (free is None or j not in free):
             info = inst.jobs[j]
             for n, k in pk.nodes[j].items():
                 room[n] -= k * info.dpr
@@ -50,9 +54,13 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
-        stop: StoppingCriterion, params: EngineParams = DEFAULT) -> tuple[Packing, dict[str, int]]:
+        stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
+        lp_n: np.ndarray | None = None, alternative: tuple[Packing, float] | None = None,
+        best_objective: float = 0.0) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
-    work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality)."""
+    work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
+    `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows;
+    `alternative` (a second plan and its objective; `best_objective` is `best`'s) may be the start."""
     max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
@@ -67,8 +75,21 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     step_s = stop.budget(det_step, params.lns_step_s)
     max_steps = int(stop.budget(max(1, round(params.lns_det_share * limit / det_step)), 10**9))
     gain0, _ = option_gains(inst, opts, None)
+    tried: set[int] = set()   # gangs whose node-level step found nothing better
+    # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
+    t0 = time.perf_counter()
+    share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
+    best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)))
+    if alternative is not None:
+        # the LP rounding, a little below the best plan, may be the better start once its gangs are
+        # inserted: it agrees with the LP the neighbourhoods are drawn from
+        alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share)
+        if alternative[1] + alt_gained > best_objective + gained:
+            best, kept = alt, alt_kept + 1
+    stats["gang_moves"] = kept
+    stats["improved"] += kept
 
-    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
+    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     while stats["steps"] < max_steps:
         if stop.stopped(params.lns_min_left_s, until=deadline):
             break
@@ -76,6 +97,20 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if free is None:
             break
         stats["steps"] += 1
+        if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
+            pool, nodes, free, gang = free
+            tried.add(gang)
+            seconds = stop.budget(step_s, min(step_s, stop.left(until=deadline)))
+            pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
+            if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
+                continue
+            delta = _objective_of(inst, pk, free) - _objective_of(inst, best, free)
+            if delta > 1e-9 * max(1.0, abs(delta)):
+                best = pk
+                stats["improved"] += 1
+                stats["node_improved"] = stats.get("node_improved", 0) + 1
+                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
+            continue
         inc = incumbent_choice(best)
         fixed = {j: c for j, c in inc.items() if j not in free}
         subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
@@ -83,7 +118,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             continue
         seconds = stop.budget(step_s, min(step_s, stop.left(until=deadline)))
         res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
-                               kept_room=_kept_room(inst, opts, best))
+                               kept_room=_kept_room(inst, opts, best, free))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1
         if res.status not in ("OPTIMAL", "FEASIBLE"):
@@ -100,13 +135,116 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if delta > 1e-9 * max(1.0, abs(delta)):
             best = pk
             stats["improved"] += 1
-            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs)
+            neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     return best, stats
 
 
+def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_prices: np.ndarray | None,
+                          pool_jobs: list[list[int]], rng: random.Random, cap: int) -> list[set[int]]:
+    """One set per binding quota (price > 0, dearest first): every job of that (tenant, tier),
+    lumpy gangs first, then the jobs now in the pools its gangs could use. Which whole gangs
+    fill a quota is an integer choice the LP rounding and pool pairs miss."""
+    if quota_prices is None or not len(quota_prices) or not (quota_prices > 0).any():
+        return []
+    keys = list(inst.quotas)
+    members: dict[tuple[str, str], list[int]] = {}
+    for info in inst.jobs:
+        if len(opts.by_job[info.index]):
+            members.setdefault(info.key, []).append(info.index)
+    out = []
+    for q in np.argsort(-quota_prices, kind="stable").tolist():
+        if quota_prices[q] <= 0 or keys[q] not in members:
+            continue
+        jobs = sorted(members[keys[q]], key=lambda j: (-inst.jobs[j].dpr * inst.jobs[j].hi, j))
+        free = set(jobs[:cap])
+        pools = sorted({int(p) for j in jobs[:cap] if inst.jobs[j].dpr >= 4 for p in opts.pool[opts.by_job[j]]})
+        rng.shuffle(pools)
+        for p in pools:
+            room = [j for j in pool_jobs[p] if j in best.choice and j not in free]
+            rng.shuffle(room)
+            free.update(room[: max(0, cap - len(free))])
+            if len(free) >= cap:
+                break
+        out.append(free)
+    return out
+
+
+def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
+                         cap: int, tried: set[int]) -> list[tuple[int, list[int], set[int], int]]:
+    """Lumpy gangs short of their best: per gang (4+ devices a replica) that the incumbent leaves
+    unplaced or below its maximum where the LP would grow it, the gang and the jobs now on the
+    nodes of the pool it wants, least valuable per device first, so that a model can hand it
+    whole nodes (running jobs moved or stopped)."""
+    on_pool: dict[int, list[int]] = {}
+    for j, o in best.choice.items():
+        on_pool.setdefault(int(opts.pool[o]), []).append(j)
+    per_dev = {j: float(opts.coef[o]) / max(1, int(opts.dpr[o])) for j, o in best.choice.items()}
+    wants = []
+    for info in inst.jobs:
+        olist = opts.by_job[info.index]
+        if info.dpr < 4 or len(olist) == 0 or info.index in tried:
+            continue
+        room = best.quota_room(info.index)
+        if room is not None and room + info.dpr * sum(best.nodes.get(info.index, {}).values()) < info.lo * info.dpr:
+            continue   # its quota is full of other work: a pool's nodes cannot make room for it
+        r = sum(best.nodes[info.index].values()) if info.index in best.choice else 0
+        if lp_x is not None and lp_x[olist].max() > 1e-6:
+            o = int(olist[int(np.argmax(lp_x[olist]))])
+        elif info.index in best.choice:
+            o = best.choice[info.index]
+        else:
+            o = int(olist[int(np.argmax(opts.coef[olist]))])
+        short = int(opts.hi[o]) - r
+        if room is not None:
+            short = min(short, room // info.dpr)
+        if short > 0 and opts.coef[o] > 0:
+            wants.append((-float(opts.coef[o]) * short, info.index, int(opts.pool[o])))
+    out = []
+    for _, j, p in sorted(wants):
+        nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
+        if nodes and (len(jobs) > 1 or int(best.free[nodes].max()) >= inst.jobs[j].dpr):
+            out.append((p, nodes, jobs, j))
+    return out
+
+
+def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[int, float], gang: int,
+                pool: int, cap: int) -> tuple[list[int], set[int]]:
+    """The nodes of `pool` a gang would take (its own, then the emptiest and cheapest to clear,
+    never a protected job's) and the jobs that sit only on them: a small exact model."""
+    info = inst.jobs[gang]
+    p = inst.pools[pool]
+    per = p.dmax // info.dpr
+    if per <= 0:
+        return [], set()
+    need = -(-info.hi // per)
+    k = min(len(p.nodes), need + 2 + need // 2)
+    cost = {n: 0.0 for n in p.nodes}
+    where: dict[int, list[int]] = {}
+    for j in placed:
+        for n, c in best.nodes[j].items():
+            where.setdefault(n, []).append(j)
+            cost[n] += 1e12 if inst.jobs[j].protected else per_dev[j] * c * inst.jobs[j].dpr + 1e-6
+    for n in best.nodes.get(gang, {}):
+        cost[n] = -1.0
+    nodes = sorted(p.nodes, key=lambda n: (cost[n], n))[:k]
+    chosen = set(nodes)
+    jobs = {gang}
+    for n in nodes:
+        for j in where.get(n, []):
+            if len(jobs) < cap and j not in jobs and set(best.nodes[j]) <= chosen:
+                jobs.add(j)
+    return sorted(nodes), jobs
+
+
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
-                    pool_jobs: list[list[int]], rng: random.Random, cap: int):
-    """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then pools."""
+                    pool_jobs: list[list[int]], rng: random.Random, cap: int,
+                    quota_prices: np.ndarray | None = None, tried: set[int] | None = None,
+                    lp_n: np.ndarray | None = None, params: EngineParams = DEFAULT):
+    """Yield sets of jobs to free: first where the LP disagrees with the incumbent, then each
+    binding quota's jobs, then pools (quota sets again between rounds of pools)."""
+    tried = set() if tried is None else tried
+    quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
+    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, params.lns_gang_free_jobs, tried)
     if lp_x is not None:
         disagree = set()
         for j in range(len(inst.jobs)):
@@ -117,13 +255,24 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
             mine = best.choice.get(j)
             lp_pick = int(olist[int(np.argmax(xs))]) if xs.max() > 1e-6 else None
             frac = bool(((xs > 1e-6) & (xs < 1 - 1e-6)).any())
-            if frac or lp_pick != mine:
+            fewer = lp_n is not None and mine is not None and lp_pick == mine and \
+                lp_n[mine] > sum(best.nodes[j].values()) + 0.5
+            if frac or lp_pick != mine or fewer:
                 disagree.add(j)
         if disagree:
-            d = sorted(disagree)
-            rng.shuffle(d)
+            # most value at stake first: what the LP gives the job less what the incumbent does
+            stake = {}
+            for j in disagree:
+                olist = opts.by_job[j]
+                lp_val = float(opts.coef[olist] @ lp_n[olist]) if lp_n is not None else float(opts.coef[olist] @ lp_x[olist])
+                o = best.choice.get(j)
+                mine = float(opts.coef[o]) * sum(best.nodes[j].values()) if o is not None else 0.0
+                stake[j] = lp_val - mine
+            d = sorted(disagree, key=lambda j: (-stake[j], j))
             for k in range(0, len(d), cap):
                 yield set(d[k:k + cap])
+    yield from gangs[:params.lns_gang_sets]
+    yield from quota_sets
     order = list(range(len(inst.pools)))
     while True:
         rng.shuffle(order)

@@ -18,14 +18,16 @@ class EngineParams:
     # sizes: which form of a stage runs
     lp_full_max_options: int = 15_000    # above this, a restricted LP (+ column generation) prices a Lagrangian bound
     lp_options_per_job: int = 4          # most options per job in the restricted LP
-    lp_target_columns: int = 40_000      # the restricted LP's size aim: fewer options per job at planet size
+    lp_target_columns: int = 10_000      # the restricted LP's first size (then column generation): options per job
+    lp_first_min_jobs: int = 10_000      # from this size the LP rounding, not a greedy pass, gives the first real plan
     cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
     # the LP
-    lp_start_share: float = 0.3          # wall clock: the LP starts only with more than this share left
     lp_share: float = 0.45               # wall clock: the LP's most
     lp_det_factor: float = 4.0           # deterministic: HiGHS's time limit (a safety net; HiGHS itself is deterministic)
-    lp_tail_realizes: float = 3.0        # the LP leaves room for this many greedy passes (rounding, scoring, reasons)
-    colgen_share: float = 0.4            # column generation runs while the first LP took less than this share of its time
+    lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
+    colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
+    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
+    integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
     subgradient_det_iters: int = 60
@@ -42,9 +44,13 @@ class EngineParams:
     lns_step_s: float = 0.25
     lns_max_free_jobs: int = 150
     lns_min_left_s: float = 0.02         # wall clock: no step starts with less left
-    # the tail reserved for packing, scoring and the reasons once the search stops
+    lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
+    lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
+    gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
+    # the tail reserved for the reasons and the response once the search stops (the search keeps its
+    # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
     tail_s: float = 0.02
-    tail_realizes: float = 2.5
+    tail_scorings: float = 2.0
     tail_per_job_s: float = 3e-5
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 

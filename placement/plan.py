@@ -12,18 +12,29 @@ a reserve measured on this request is set aside before CP-SAT starts.
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
 from placement import backfill
-from placement.bound import Bound, improving_options, lagrangian_bound, lagrangian_value, lp_bound
+from placement.bound import (
+    Bound,
+    improving_options,
+    lagrangian_bound,
+    lagrangian_value,
+    lp_bound,
+    priced_values,
+)
 from placement.candidates import Options, build_options
 from placement.cpsat import solve_pool_model
 from placement.greedy import greedy
-from placement.instance import Instance, compile_instance
+from placement.instance import Instance, compile_instance, snap_down
+from placement.knapsack_bound import integer_bound
 from placement.lns import lns
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
@@ -31,6 +42,8 @@ from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
+
+GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused
 
 
 def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
@@ -40,13 +53,33 @@ def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
     engine does not check again: past that door it assumes every name it meets exists and every
     running job fits where it runs, and a request that skipped it may raise anywhere."""
-    return _plan(req, use_cpsat=True, params=params)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=True, params=params)
 
 
 def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
     against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
-    return _plan(req, use_cpsat=False, params=params)
+    with _collector_spared(len(req.jobs)):
+        return _plan(req, use_cpsat=False, params=params)
+
+
+@contextmanager
+def _collector_spared(jobs: int) -> Iterator[None]:
+    """Why: a planet-size request is millions of objects that live until the plan returns, and the
+    collector walks them again and again while the plan allocates (measured on a loaded machine:
+    1.75 s of an 8.5 s greedy plan). The plan's garbage is freed by reference counting (arrays,
+    dicts, no cycles of note), so a large plan runs with the cyclic collector paused, and it resumes
+    when the plan ends. Only a plan that found it running resumes it: a caller's own `gc.disable()`
+    stays, and concurrent plans at worst resume it for each other early."""
+    if jobs < GC_PAUSE_MIN_JOBS or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class _Clock:
@@ -84,8 +117,16 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    first = greedy(inst, opts)
+    # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
+    # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
+    lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
+    first = keep_all(inst, opts) if lp_first else None
+    if first is None or not _protected_ok(inst, first):
+        lp_first = False
+        first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
+    if lp_first:
+        realize_s = P.realize_s_per_job * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
@@ -94,16 +135,19 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
-    clock.lap("score")
+    # what the end takes once the search stops (reasons, the response): about two scorings
+    tail = P.tail_s + max(P.tail_scorings * clock.lap("score"), (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
+        + P.tail_per_job_s * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
-    if use_cpsat and stop.may_start(P.lp_start_share * limit):
-        # the LP's share leaves room for rounding it, scoring and the reasons (about 3 greedy passes)
+    lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
+    if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+        # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - P.min_stage_s))
+                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
         lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
@@ -112,13 +156,30 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         if lp.value < bound.value:
             bound = lp
         else:
-            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n)
-        ts = time.perf_counter()
-        pk = realize(inst, opts, lp_rounding(inst, opts, lp))
-        realize_s = time.perf_counter() - ts
-        candidates.add("lp_rounding", pk)
-        clock.lap("lp_rounding")
-    elif stop.may_start(P.lp_tail_realizes * realize_s + P.min_stage_s):
+            bound = Bound(bound.value, bound.method, lp.prices, x=lp.x, n=lp.n, quota_prices=lp.quota_prices,
+                          budget_price=lp.budget_price)
+    if _proven(bound, candidates, P.optimal_gap):
+        pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
+    elif lp is not None:
+        # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
+        ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
+                           deadline=time.perf_counter() + stop.budget(
+                               1e9, max(0.0, min(P.integer_bound_share * limit, clock.left() - realize_s - tail))))
+        if ib is not None and ib.value < bound.value:
+            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                          budget_price=bound.budget_price)
+        clock.lap("integer_bound")
+        if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
+            ts = time.perf_counter()
+            pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+            realize_s = time.perf_counter() - ts
+            lp_obj = candidates.add("lp_rounding", pk)
+            lp_plan = (pk, lp_obj) if lp_obj is not None else None
+            clock.lap("lp_rounding")
+    elif lp_first:   # no LP in time: the greedy plan after all
+        candidates.add("greedy", greedy(inst, opts))
+        realize_s = clock.lap("greedy")
+    elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj,
                                max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
@@ -127,7 +188,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and stop.may_start(P.lp_tail_realizes * realize_s + P.min_stage_s):
+        if np.any(sub.prices > 0) and stop.may_start(realize_s + tail + P.min_stage_s):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -135,9 +196,10 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
 
     cp_status = None
     cp_vars = 0
-    if use_cpsat:
+    pool_optimum_reached = False
+    if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
         # what must stay for packing, scoring and the reasons once the search stops
-        until = clock.deadline - (P.tail_s + P.tail_realizes * realize_s + P.tail_per_job_s * len(inst.jobs))
+        until = clock.deadline - tail
         if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             budget = stop.budget(P.cpsat_det_share * limit,
@@ -147,19 +209,28 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
                 candidates.add("cpsat", pk)
-            if res.status == "OPTIMAL" and res.bound is not None and res.bound < bound.value:
-                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n)
+            # CP-SAT's best bound on the full pool model is valid whether or not it finished
+            if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None and res.bound < bound.value:
+                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n,
+                              quota_prices=bound.quota_prices, budget_price=bound.budget_price)
             best_name, best_pk, best_score = candidates.best
+            # the plan packs the full pool model's proven optimum, up to the model's integer rounding:
+            # no neighbourhood of that model can find more, so the search would only burn the limit
+            pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
+                res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
-        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and \
-                stop.may_start(P.min_stage_s, until=until):
-            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P)
+        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
+                not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+            alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
+            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
+                             lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
                 cp_status = cp_status or "FEASIBLE"
             clock.phases["lns_steps"] = lstats["steps"]
             clock.phases["lns_improved"] = lstats["improved"]
+            clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
 
     unplaced = unplaced_reasons(inst, opts, best_pk)
@@ -168,8 +239,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name != "cpsat":
-        status = "fallback"   # the optimizer had nothing by the deadline: a heuristic plan
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
+        status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
@@ -193,24 +264,46 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: Eng
     if len(opts) <= P.lp_full_max_options:
         return lp_bound(inst, opts, time_limit_s=seconds)
     t0 = time.perf_counter()
-    per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 2, P.lp_options_per_job))
+    per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
-    lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds)
-    if lp is None or lp.infeasible:
-        return None
-    spent = time.perf_counter() - t0
-    if spent < P.colgen_share * seconds:
-        extra = improving_options(inst, opts, lp, top)
-        if len(extra):
-            top2 = np.union1d(top, extra)
-            lp2 = lp_bound(inst, opts.restrict(top2), time_limit_s=seconds - spent)
-            if lp2 is not None and not lp2.infeasible:
-                top, lp = top2, lp2
-    val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
-    x = np.zeros(len(opts))
-    n = np.zeros(len(opts))
-    x[top], n[top] = lp.x, lp.n
-    return Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices, budget_price=lp.budget_price)
+    best: Bound | None = None
+    while True:
+        spent = time.perf_counter() - t0
+        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent)
+        if lp is None or lp.infeasible:
+            break
+        val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
+        x = np.zeros(len(opts))
+        n = np.zeros(len(opts))
+        x[top], n[top] = lp.x, lp.n
+        # the bound is the best round's; the primal (for rounding) the latest, most complete one
+        if best is None or val < best.value:
+            best = Bound(val, "lagrangian", lp.prices, x=x, n=n, quota_prices=lp.quota_prices,
+                         budget_price=lp.budget_price)
+        else:
+            best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
+                         budget_price=best.budget_price)
+        # another round of column generation only while it fits (each costs more than the last)
+        if time.perf_counter() - t0 > P.colgen_share * seconds:
+            break
+        extra = _best_improving(inst, opts, lp, top)
+        if not len(extra):
+            break
+        top = np.union1d(top, extra)
+    return best
+
+
+def _best_improving(inst: Instance, opts: Options, lp: Bound, top: np.ndarray) -> np.ndarray:
+    """Per job, its best option outside `top` that beats its members at the LP's prices: one
+    round of column generation, one column per job (all of them make the next LP too slow)."""
+    extra = improving_options(inst, opts, lp, top)
+    if not len(extra):
+        return extra
+    val, _ = priced_values(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)
+    ex = extra[np.lexsort((-val[extra], opts.job[extra]))]
+    first = np.ones(len(ex), dtype=bool)
+    first[1:] = opts.job[ex][1:] != opts.job[ex][:-1]
+    return ex[first]
 
 
 class _Candidates:
@@ -220,12 +313,30 @@ class _Candidates:
         self.inst = inst
         self.best: tuple[str, Packing, Scored] | None = None
 
-    def add(self, name: str, pk: Packing) -> None:
+    def add(self, name: str, pk: Packing) -> float | None:
+        """Score `pk`; returns its objective (None: it breaks constraint 5 and is no candidate)."""
         if not _protected_ok(self.inst, pk):
-            return
+            return None
         sc = score(self.inst, pk.placed_map())
         if self.best is None or sc.objective > self.best[2].objective:
             self.best = (name, pk, sc)
+        return sc.objective
+
+
+def keep_all(inst: Instance, opts: Options) -> Packing:
+    """Every running job that may stay exactly where it is, kept (protected first), nothing else:
+    valid by construction, and the plan to beat."""
+    pk = Packing(inst, opts)
+    for info in sorted(inst.jobs, key=lambda i: (not i.protected, i.index)):
+        if info.keepable:
+            pk.try_keep(info.index)
+    return pk
+
+
+def _proven(bound: Bound, candidates: _Candidates, optimal_gap: float) -> bool:
+    """The best plan so far is proven optimal (`gap <= optimal_gap`): every later stage is skipped."""
+    obj = candidates.best[2].objective
+    return bound.value - obj <= optimal_gap * max(abs(bound.value), 1e-9)
 
 
 def _protected_ok(inst: Instance, pk: Packing) -> bool:
@@ -258,8 +369,8 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
         o = int(olist[int(np.argmax(x[olist]))])
         if x[o] < 0.5 - 1e-9:
             continue
-        r = int(np.floor(n[o] / x[o] + 1e-6))
-        out[j] = (o, max(int(opts.lo[o]), min(int(opts.hi[o]), r)))
+        r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
+        out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
     return out
 
 

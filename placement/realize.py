@@ -27,7 +27,10 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -
     for j in sorted(keeps, key=lambda j: (not inst.jobs[j].protected, j)):
         if inst.jobs[j].protected:
             pk.try_keep(j)
-    changes.sort(key=lambda t: (not inst.jobs[t[0]].protected, -int(opts.dpr[t[1]]), -t[2] * int(opts.dpr[t[1]]), t[0]))
+    dpr = opts.dpr[[o for _, o, _ in changes]].tolist() if changes else []
+    order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dpr[k],
+                                                      -changes[k][2] * dpr[k], changes[k][0]))
+    changes = [changes[k] for k in order]
     failed = []
     for j, o, r in changes:
         if not pk.try_option(o, target=r, use_soft=False):
@@ -44,7 +47,11 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -
     for j in still + sorted(pk.broken):
         _place_best(pk, j, gain, require_positive=False)
     rest = [i.index for i in inst.jobs if i.index not in pk.choice]
-    dens = {j: max((gain[o] / max(opts.hi[o] * opts.dpr[o], 1) for o in opts.by_job[j]), default=-1.0) for j in rest}
+    # each waiting job's best value per device over its options (-1 with none), in one pass
+    per = gain / np.maximum(opts.hi * opts.dpr, 1)
+    best = np.full(len(inst.jobs), -np.inf)
+    np.maximum.at(best, opts.job, per)
+    dens = np.where(np.isneginf(best), -1.0, best).tolist()
     for j in sorted(rest, key=lambda j: (-dens[j], j)):
         _place_best(pk, j, gain, require_positive=False)
     grow_all(pk)

@@ -72,9 +72,11 @@ def _reason(inst: Instance, opts: Options, pk: Packing, j: int, users: dict[int,
     holders = ", ".join(f"{t} {tiers[t]}" for t in sorted(tiers, key=rank.get))
     lead = "outbid by higher-tier jobs" if higher else "outbid by jobs of higher value per device"
     verb = "preempted" if job.current is not None else "waits"
+    counts = "" if info.allowed is None else (
+        f"; its allowed replica counts ({', '.join(map(str, info.allowed.tolist()))}) need at least {need} devices")
     return ("outbid", (f"{verb}: {lead}: {pool.cluster}/{pool.accelerator} is full "
                       f"({free_devices} of {pool.capacity} devices free; held by {holders or 'nobody'}), "
-                      f"and so are its other options"))
+                      f"and so are its other options{counts}"))
 
 
 def infeasible_reasons(inst: Instance, opts: Options) -> list[Unplaced]:

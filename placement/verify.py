@@ -64,8 +64,10 @@ def violations(req: PlanRequest, resp: PlanResponse) -> list[str]:
             if not inst.node_up[idx]:
                 out.append(f"{a.job}: node {n} is down")
             used[idx] += k * info.dpr
-        if not info.lo <= r <= info.hi:
-            out.append(f"{a.job}: {r} replicas outside [{info.lo}, {info.hi}]")
+        if not job.replicas.min <= r <= job.replicas.max:
+            out.append(f"{a.job}: {r} replicas outside [{job.replicas.min}, {job.replicas.max}]")
+        elif not job.replicas.grants(r):
+            out.append(f"{a.job}: {r} replicas not in allowed {job.replicas.allowed}")
         quota_use[info.key] += r * info.dpr
         if info.cur_region is not None and info.cur_region != region:
             if transfer_s(inst.fleet, job.checkpoint_gb, info.cur_region, region) is None:

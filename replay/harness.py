@@ -80,12 +80,24 @@ class ReplayRun:
 
 def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
     """The contract job for a spec: explicit speeds where the spec has them, else the types the sharing
-    rules (`datasets/sharing.py`) allow it among the fleet's `accelerators`, at 1.0."""
+    rules (`datasets/sharing.py`) allow it among the fleet's `accelerators`, at 1.0.
+
+    A job's logical world size is its `max` replicas (Singularity's fixed world size, time-sliced on
+    fewer devices), so its ranks split evenly only over counts that divide it: `replicas.allowed`
+    (contract v1.1) lists those within `[min, max]`, and a granted count never runs on fewer devices
+    than it holds. It is left unset where every count in the range divides (a rigid job, 1..2)."""
     speed = spec.speed if spec.speed is not None else allowed_speeds(spec.gpu_type, spec.gpu_share, accelerators)
     return Job(id=spec.id, tenant=spec.tenant, tier=spec.tier, priority=1.0,
-               replicas=Replicas(min=spec.min_replicas, max=spec.max_replicas),
+               replicas=world_size_replicas(spec.min_replicas, spec.max_replicas),
                devices_per_replica=spec.devices_per_replica, speed=dict(speed), data_region=spec.data_region,
                checkpoint_gb=spec.checkpoint_gb)
+
+
+def world_size_replicas(lo: int, world_size: int) -> Replicas:
+    """`[lo, world_size]` replicas, granted only as divisors of `world_size`."""
+    counts = [r for r in range(lo, world_size + 1) if world_size % r == 0]
+    return Replicas(min=lo, max=world_size,
+                    allowed=counts if len(counts) < world_size - lo + 1 else None)
 
 
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),

@@ -1,13 +1,13 @@
 """A plan the optimizer would return anyway, found without it: every job at its best possible value.
 
 When no job has to give way, the canonical objective's optimum is known without search: each job
-placed at `max` replicas on its fastest accelerator, inside its data region (when it has one), on the
-fewest nodes possible (no spread), running jobs left exactly where they are (no disruption), and
-preempted jobs restarted in their checkpoint's region (the least pause a start can pay). Such a plan
-reaches every job's largest value, pays only the start pauses no plan can avoid, and no spread, so
-no valid plan scores higher. `optimal_starts(request)` returns that plan, or None whenever any
-condition fails (someone does not fit, an elastic job runs below `max`, a job runs slower or remote
-than it could, ...); the planner then runs as usual.
+placed at `max` replicas (its largest `allowed` count) on its fastest accelerator, inside its data
+region (when it has one), on the fewest nodes possible (no spread), running jobs left exactly where
+they are (no disruption), and preempted jobs restarted in their checkpoint's region (the least pause
+a start can pay). Such a plan reaches every job's largest value, pays only the start pauses no plan
+can avoid, and no spread, so no valid plan scores higher. `optimal_starts(request)` returns that
+plan, or None whenever any condition fails (someone does not fit, an elastic job runs below `max`,
+a job runs slower or remote than it could, ...); the planner then runs as usual.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def optimal_starts(request: PlanRequest) -> PlanResponse | None:
         placed[job.id] = cur
     for job in waiting:
         home = job.checkpoint_region
-        p = free.place(job, job.replicas.max, home)
+        p = free.place(job, job.replicas.top, home)
         if p is None or not _best(job, p, region_of, dmax) or (home is not None and region_of[p.cluster] != home):
             return None
         free.take(job, p)
@@ -45,7 +45,7 @@ def optimal_starts(request: PlanRequest) -> PlanResponse | None:
 
 def _best(job: Job, p: Placement, region_of: dict[str, str], dmax: dict[tuple[str, str], int]) -> bool:
     """At max replicas, on the job's fastest type, local to its data, on the fewest nodes."""
-    if p.replicas != job.replicas.max or job.speed[p.accelerator] < max(job.speed.values()):
+    if p.replicas != job.replicas.top or job.speed[p.accelerator] < max(job.speed.values()):
         return False
     if job.data_region is not None and region_of[p.cluster] != job.data_region:
         return False

@@ -1,9 +1,10 @@
 """Free-capacity bookkeeping and gang packing for the baseline schedulers (not the planner).
 
 A job's replicas need `devices_per_replica` devices each on one node, all in one cluster on one
-accelerator type. `FreeMap.place` packs best-fit: the fullest single node that holds the whole gang,
-else the emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then
-the fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
+accelerator type, and a count in `replicas.allowed` when the job lists it (contract v1.1).
+`FreeMap.place` packs best-fit: the fullest single node that holds the whole gang, else the
+emptiest nodes first (fewest nodes); pools are tried with the job's data region first, then the
+fewest nodes used. Quotas, allowed regions and the link a checkpoint needs are respected.
 Buckets are insertion-ordered dicts, so packing is deterministic for a given request.
 """
 
@@ -77,7 +78,7 @@ class FreeMap:
     def can_keep(self, job: Job, placement: Placement) -> bool:
         """Whether `placement` (usually the job's current one) is still up and has room."""
         pool = self.pools.get((placement.cluster, placement.accelerator))
-        if pool is None or not self._quota_ok(job, placement.replicas):
+        if pool is None or not job.replicas.grants(placement.replicas) or not self._quota_ok(job, placement.replicas):
             return False
         return all(n in pool.free and pool.free[n] >= k * job.devices_per_replica for n, k in placement.nodes.items())
 
@@ -90,13 +91,15 @@ class FreeMap:
             self.quota_left[key] -= placement.replicas * job.devices_per_replica
 
     def want(self, job: Job) -> int:
-        """`max` replicas, capped at the most any eligible pool could hold with every up node empty
-        (so a job whose `max` exceeds the fleet still runs, at the largest size it could ever get)."""
+        """`max` replicas (the largest `allowed` count when set), capped at the most any eligible pool
+        could hold with every up node empty (so a job whose `max` exceeds the fleet still runs, at the
+        largest size it could ever get)."""
         most = 0
         for pool in self.pools.values():
             if pool.accelerator in job.speed and (job.regions is None or pool.region in job.regions):
                 most = max(most, sum(d // job.devices_per_replica for d in pool.sizes))
-        return max(job.replicas.min, min(job.replicas.max, most))
+        got = job.replicas.largest_at_most(most)
+        return job.replicas.bottom if got is None else got
 
     def place(self, job: Job, replicas: int, from_region: str | None) -> Placement | None:
         """A placement for `replicas` replicas (not taken yet), or None if none fits now."""

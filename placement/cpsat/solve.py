@@ -22,6 +22,7 @@ class CpsatResult:
     choice: dict[int, tuple[int, int]] = field(default_factory=dict)   # job -> (option, replicas)
     objective: float | None = None                # real value of the model's solution (jobs in model)
     bound: float | None = None                    # real upper bound for the jobs in the model
+    slack: float = 0.0                            # most the integer rounding can misstate a solution's value
     variables: int = 0
     wall_s: float = 0.0
 
@@ -45,7 +46,7 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
         used_quota[key] = used_quota.get(key, 0) + d
         used_gb += float(opts.mig_gb[o])
     model = cp_model.CpModel()
-    v = make_variables(model, opts, subset)
+    v = make_variables(model, opts, subset, [i.allowed for i in inst.jobs])
     add_constraints(model, inst, opts, v, used_pool, used_quota, used_gb)
     if kept_room is not None:   # neighbourhood models: answers that pack onto nodes
         fixed_big: dict[tuple[int, int], int] = {}
@@ -88,4 +89,5 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
                 res.choice[int(opts.job[o])] = (o, r)
         res.objective = solver.objective_value / obj.scale + obj.const
         res.bound = solver.best_objective_bound / obj.scale + obj.slack + obj.const
+        res.slack = obj.slack
     return res

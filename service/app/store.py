@@ -71,6 +71,14 @@ _ADDED_COLUMNS = ("engine", "time_limit_s", "unplaced")
 _SUMMARY_COLUMNS = [c for c in plans.c if c.name not in ("request", "response")]
 
 
+_INSERT = plans.insert()     # one statement object: SQLAlchemy compiles it once and caches it
+_COLUMNS = tuple(plans.c.keys())
+
+
+def _row(rec: PlanRecord) -> dict[str, Any]:
+    return {k: getattr(rec, k) for k in _COLUMNS}
+
+
 @dataclass(frozen=True)
 class PlanRecord:
     plan_id: str
@@ -141,9 +149,23 @@ def iso_time(unix_s: float) -> str:
 
 def request_digest(normalized: dict[str, Any]) -> str:
     """sha256 of a request's normalized form (defaults filled in, keys sorted): two bodies that mean the
-    same request share a digest, whatever their whitespace, key order or spelled-out defaults."""
+    same request share a digest, whatever their whitespace, key order or spelled-out defaults. Contract
+    v1.1's `replicas.allowed` counts only where set, so a request without it keeps the digest it had
+    before v1.1 (an Idempotency-Key retried across an upgrade still finds its plan)."""
+    jobs = normalized.get("jobs")
+    if isinstance(jobs, list) and any(isinstance(j, dict) and isinstance(j.get("replicas"), dict)
+                                      and "allowed" in j["replicas"] and j["replicas"]["allowed"] is None
+                                      for j in jobs):
+        normalized = {**normalized, "jobs": [_without_unset_allowed(j) for j in jobs]}
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _without_unset_allowed(job: Any) -> Any:
+    rep = job.get("replicas") if isinstance(job, dict) else None
+    if not (isinstance(rep, dict) and "allowed" in rep and rep["allowed"] is None):
+        return job
+    return {**job, "replicas": {k: v for k, v in rep.items() if k != "allowed"}}
 
 
 class StoreSchemaError(RuntimeError):
@@ -191,10 +213,9 @@ class PlanStore:
     def put(self, rec: PlanRecord) -> PlanRecord:
         """Store `rec` durably and return it; if its idempotency key is already taken, return the record that
         holds the key instead (the caller compares digests)."""
-        row = {k: getattr(rec, k) for k in plans.c.keys()}  # noqa: SIM118 - iterating .c yields columns
         try:
             with self.engine.begin() as conn:
-                conn.execute(plans.insert().values(**row))
+                conn.execute(_INSERT, [_row(rec)])
         except IntegrityError:
             if rec.idempotency_key is None:
                 raise
@@ -203,6 +224,19 @@ class PlanStore:
                 raise
             return existing
         return rec
+
+    def put_many(self, recs: list[PlanRecord]) -> list[PlanRecord]:
+        """Store every record in one transaction (one commit, one sync to disk, however many plans):
+        the plan log's group commit. Returns what `put` would for each; when a key is taken, the batch
+        is stored record by record instead, so one conflict costs its neighbours nothing."""
+        if len(recs) == 1:
+            return [self.put(recs[0])]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_INSERT, [_row(r) for r in recs])
+        except IntegrityError:
+            return [self.put(r) for r in recs]
+        return list(recs)
 
     def get(self, plan_id: str) -> PlanRecord | None:
         with self.engine.connect() as conn:

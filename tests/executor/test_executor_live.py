@@ -111,3 +111,18 @@ def test_run_cli_reports_bad_jobs_by_field(tmp_path, capsys):
     assert main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json")]) == 2
     err = capsys.readouterr().err
     assert "jobs[1].replicas" in err and "divides train.world_size 3" in err
+
+
+def test_allowed_counts_default_to_the_divisors_of_the_world_size_within_the_range():
+    six = [{"id": "six", "replicas": {"min": 2, "max": 6}, "speed": {"cpu": 1.0}, "submit_s": 0,
+            "train": {**TRAIN, "world_size": 12}}]
+    live = load_live_input(FLEET, six)
+    assert live.request.jobs[0].replicas.allowed == [2, 3, 4, 6]
+
+
+def test_a_hand_written_allowed_count_must_divide_the_world_size():
+    bad = [{"id": "w", "replicas": {"min": 1, "max": 4, "allowed": [2, 3]}, "speed": {"cpu": 1.0}, "submit_s": 0,
+            "train": {**TRAIN, "world_size": 4}}]
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    assert [(e.path, e.value) for e in exc.value.errors] == [("jobs[0].replicas.allowed[1]", 3)]

@@ -208,3 +208,33 @@ def test_configured_limits_name_the_limit():
         parse_request(copy.deepcopy(EXAMPLE), Limits(max_jobs=5))
     assert [(e.path, e.value) for e in exc.value.errors] == [("jobs", 6)]
     assert "the limit is 5" in str(exc.value)
+
+
+def test_allowed_replica_counts_empty_list():
+    assert refused(lambda d: d["jobs"][1]["replicas"].update(allowed=[])) == [("jobs[1].replicas.allowed", [])]
+
+
+def test_allowed_replica_counts_duplicate():
+    def mutate(d):
+        d["jobs"][1]["replicas"] = {"min": 1, "max": 4, "allowed": [1, 2, 2]}
+    assert refused(mutate) == [("jobs[1].replicas.allowed[2]", 2)]
+
+
+def test_allowed_replica_count_outside_min_max():
+    def mutate(d):
+        d["jobs"][3]["replicas"] = {"min": 2, "max": 4, "allowed": [2, 8, 1]}
+    assert refused(mutate) == [("jobs[3].replicas.allowed[1]", 8), ("jobs[3].replicas.allowed[2]", 1)]
+
+
+def test_allowed_replica_count_not_an_integer():
+    def mutate(d):
+        d["jobs"][1]["replicas"] = {"min": 1, "max": 4, "allowed": [1, 2.5]}
+    assert refused(mutate) == [("jobs[1].replicas.allowed[1]", 2.5)]
+
+
+def test_a_current_count_outside_allowed_is_accepted():
+    data = copy.deepcopy(EXAMPLE)
+    running = next(j for j in data["jobs"] if j.get("current"))
+    r0 = sum(running["current"]["nodes"].values())
+    running["replicas"] = {"min": 1, "max": r0 + 1, "allowed": [r0 + 1]}
+    assert parse_request(data).jobs[data["jobs"].index(running)].replicas.allowed == [r0 + 1]

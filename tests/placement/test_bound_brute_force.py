@@ -36,6 +36,9 @@ def tiny_requests(draw) -> dict:
                "speed": {a: draw(st.sampled_from([0.5, 1.0])) for a in
                          draw(st.lists(st.sampled_from(["H100", "V100"]), min_size=1, unique=True))},
                "checkpoint_gb": draw(st.sampled_from([0.0, 20.0])), "data_region": draw(st.sampled_from(regions + [None]))}
+        if draw(st.booleans()):   # contract v1.1: only some counts may be granted
+            rep = job["replicas"]
+            rep["allowed"] = draw(st.lists(st.integers(rep["min"], rep["max"]), min_size=1, unique=True))
         if draw(st.booleans()):
             for name, c, a, _ in nodes:
                 if a in job["speed"] and free[name] >= job["devices_per_replica"]:
@@ -67,7 +70,7 @@ def brute_force_optimum(data: dict) -> float | None:
                     transfer_s(inst.fleet, info.job.checkpoint_gb, info.cur_region, p.region) is None:
                 continue
             for counts in itertools.product(range(info.hi + 1), repeat=len(p.nodes)):
-                if info.lo <= sum(counts) <= info.hi:
+                if info.job.replicas.grants(sum(counts)):
                     choices.append((p, {inst.node_names[n]: k for n, k in zip(p.nodes, counts) if k}))
         per_job.append(choices)
     best = None

@@ -1,4 +1,4 @@
-"""Generated requests covering every feature of the contract always get valid plans that the
+"""Generated requests covering every feature of the contract (v1.1's `replicas.allowed` included) always get valid plans that the
 project's verifier and the independent checker agree with, from the engine and the greedy alone."""
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def requests(draw) -> dict:
                "priority": draw(st.sampled_from([0.5, 1.0, 3.0])), "replicas": {"min": lo, "max": hi},
                "devices_per_replica": dpr, "speed": speed, "checkpoint_gb": draw(st.sampled_from([0.0, 5.0, 50.0])),
                "data_region": draw(st.sampled_from(regions + [None]))}
+        if draw(st.integers(0, 2)) == 0:   # contract v1.1: only some counts may be granted
+            job["replicas"]["allowed"] = draw(st.lists(st.integers(lo, hi), min_size=1, max_size=3, unique=True))
         if draw(st.booleans()):
             job["regions"] = draw(st.lists(st.sampled_from(regions), min_size=1, unique=True))
         if draw(st.booleans()):   # running: on nodes of one pool with room, replica count even outside [min, max]
@@ -82,7 +84,7 @@ def keep_all_protected_is_valid(data: dict) -> bool:
     for i in inst.jobs:
         if not i.protected:
             continue
-        if not i.keepable and not (i.lo <= i.r0 <= i.hi):
+        if not i.job.replicas.grants(i.r0):
             return False
         if i.job.regions is not None and i.cur_region not in i.job.regions:
             return False

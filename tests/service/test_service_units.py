@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -11,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from tests.support.service import PG_SKIP_REASON, pg_url
 
 from service.app.admission import Admission, Overloaded
 from service.app.config import ConfigError, Settings, from_args, from_env
 from service.app.logs import JsonFormatter, request_id_var
 from service.app.store import PlanRecord, PlanStore, request_digest
+from service.app.writer import GroupWriter
 from service.cli import build_parser, main
+from tests.support.service import PG_SKIP_REASON, pg_url
 
 # -- settings ------------------------------------------------------------------------------------------
 
@@ -157,6 +159,40 @@ def test_records_without_keys_never_collide(store: PlanStore) -> None:
     for _ in range(3):
         store.put(_record(None))
     assert store.count() == before + 3
+
+
+def test_a_batch_is_stored_in_one_transaction_and_a_taken_key_returns_its_holder(store: PlanStore) -> None:
+    key = uuid.uuid4().hex
+    holder = store.put(_record(key, "a" * 64))
+    before = store.count()
+    batch = [_record(None), _record(key, "b" * 64), _record(None)]
+    got = store.put_many(batch)
+    assert got == [batch[0], holder, batch[2]]
+    assert store.count() == before + 2
+
+
+def test_group_commit_shares_transactions_and_answers_each_writer_after_its_commit(store: PlanStore) -> None:
+    batches: list[int] = []
+
+    def store_many(recs: list[PlanRecord]) -> list[PlanRecord]:
+        out = store.put_many(recs)
+        batches.append(len(recs))
+        return out
+
+    writer = GroupWriter(store_many)
+
+    async def write_all() -> list[PlanRecord]:
+        recs = [_record(None) for _ in range(40)]
+        got = await asyncio.gather(*(writer.write(r) for r in recs))
+        assert got == recs
+        return got
+
+    try:
+        got = asyncio.run(write_all())
+    finally:
+        writer.close()
+    assert all(store.get(r.plan_id) == r for r in got)       # every answered write is in the log
+    assert sum(batches) == 40 and len(batches) < 40
 
 
 def test_sqlite_log_commits_through_to_disk(tmp_path: Path) -> None:

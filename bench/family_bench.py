@@ -1,0 +1,157 @@
+"""The family mode of bench/plan_scale.py: many seeds of `generate_family` per size, median and
+worst gap to the checker's bounds, status counts, peak memory and wall (see plan_scale's docstring).
+
+Each plan runs in a fresh process (plan_scale's worker); the checker validates every plan; its
+LP bound (and pool-level MIP bound) depend only on the request, so they are computed once per
+request and cached by the request's hash under runs/bench-cache/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from plan_scale import CHECKER, ROOT, run_one
+
+CACHE = pathlib.Path(os.environ.get("MERIDIAN_BENCH_CACHE", ROOT / "runs" / "bench-cache"))
+MIP_LIMIT_S = 60.0
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    return out
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _checker(request_path: str, out_path: str, flags: list[str], timeout: float) -> dict | None:
+    try:
+        p = subprocess.run([sys.executable, str(CHECKER), request_path, out_path, *flags],
+                           check=False, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+
+
+def _cached_bound(key: str, kind: str, compute, *args) -> dict | None:
+    """A request-only figure (the checker's LP or MIP bound), computed once per request."""
+    path = CACHE / f"{key}-{kind}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    val = compute(*args)
+    if val is not None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(val))
+    return val
+
+
+def _exact_bound(request_path: str, seconds: float) -> dict | None:
+    p = subprocess.run([sys.executable, "-m", "placement.exact", request_path, "--time-limit", str(seconds)],
+                       check=False, capture_output=True, text=True, timeout=seconds * 3 + 120, cwd=str(ROOT))
+    return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="plan_scale.py --family")
+    ap.add_argument("sizes", nargs="*", default=["medium", "large", "planet"])
+    ap.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,3,5")
+    ap.add_argument("--mip", action="store_true", help="also the checker's pool-level MIP bound (within a minute)")
+    ap.add_argument("--exact", type=float, default=0.0, help="seconds for the node-level MILP bound (placement.exact)")
+    ap.add_argument("--planners", default="greedy,engine")
+    ap.add_argument("--json", default=None, help="write every row here")
+    a = ap.parse_args()
+    from datasets.requests import generate_family
+
+    seeds = _seeds(a.seeds)
+    planners = a.planners.split(",")
+    print(f"family: seeds {a.seeds}; {os.cpu_count()} cores; load {_load()}; planners {planners}")
+    print(f"{'size':7} {'seed':>4} {'planner':7} {'wall_s':>6} {'peak_MiB':>8} {'status':9} {'objective':>12} "
+          f"{'bound':>12} {'lp':>12} {'gap_lp':>7} {'gap_mip':>7} {'gap_ex':>7} {'gap_rep':>7} {'valid':>5} load", flush=True)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in a.sizes:
+            for seed in seeds:
+                data = generate_family(size, seed)
+                text = json.dumps(data, sort_keys=True)
+                key = f"{size}-{seed}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+                rp = os.path.join(tmp, f"{size}-{seed}.json")
+                pathlib.Path(rp).write_text(text)
+                for mode in planners:
+                    op = os.path.join(tmp, f"{size}-{seed}-{mode}.json")
+                    load = _load()
+                    m = run_one(rp, mode, op)
+                    resp = json.loads(pathlib.Path(op).read_text())
+                    chk = _checker(rp, op, [], 600) or {}
+                    lpflag = "--lp-region" if size == "planet" else "--lp"
+                    lp = _cached_bound(key, lpflag.strip("-"), _checker, rp, op, [lpflag], 3600)
+                    mip = None
+                    if a.mip and size != "planet":
+                        mip = _cached_bound(key, "mip", _checker, rp, op, ["--mip"], MIP_LIMIT_S + 90)
+                    ex = _cached_bound(key, f"exact{a.exact:g}", _exact_bound, rp, a.exact) if a.exact else None
+                    obj = resp["objective"]
+
+                    row = {"size": size, "seed": seed, "planner": mode, "wall_s": m["wall_s"], "peak_mib": m["peak_mib"],
+                           "status": resp["status"], "objective": obj, "bound": resp["bound"],
+                           "bound_method": (resp.get("stats") or {}).get("bound_method"),
+                           "lp": (lp or {}).get("lp_bound"), "mip": (mip or {}).get("agg_mip_bound"),
+                           "exact": (ex or {}).get("bound"), "valid": chk.get("valid"),
+                           "bound_ok": chk.get("bound_ok"), "load": load}
+                    row["gap_lp"], row["gap_mip"], row["gap_exact"] = (_gap(obj, row[k]) for k in ("lp", "mip", "exact"))
+                    row["gap_reported"] = resp.get("gap")
+                    rows.append(row)
+                    print(f"{size:7} {seed:4} {mode:7} {m['wall_s']:6.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
+                          f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {_pct(row['gap_lp'])} "
+                          f"{_pct(row['gap_mip'])} {_pct(row['gap_exact'])} {_pct(row['gap_reported'])} "
+                          f"{chk.get('valid', '-')!s:>5} {load}", flush=True)
+    print()
+    print(summary(rows, planners))
+    if a.json:
+        pathlib.Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+def _gap(obj: float | None, bound: float | None) -> float | None:
+    return None if bound is None or obj is None else (bound - obj) / max(abs(bound), 1e-9)
+
+
+def _pct(g: float | None) -> str:
+    return "      -" if g is None else f"{100 * g:6.2f}%"
+
+
+def _fmt(v: float | None) -> str:
+    return f"{100 * v:.2f}%" if v is not None else "-"
+
+
+def summary(rows: list[dict], planners: list[str]) -> str:
+    """Per size and planner: median and worst gap to each bound, status counts, worst memory and wall."""
+    out = [(f"{'size':7} {'planner':7} {'seeds':>5} {'gap_lp med':>10} {'worst':>7} {'gap_mip med':>11} {'worst':>7} "
+            f"{'(n)':>4} {'gap_rep med':>11} {'worst':>7} {'statuses':24} {'peak_MiB':>8} {'wall max':>8} {'invalid':>7}")]
+    for size in dict.fromkeys(r["size"] for r in rows):
+        for mode in planners:
+            rs = [r for r in rows if r["size"] == size and r["planner"] == mode]
+            if not rs:
+                continue
+            glp, gmip, grep = ([r[k] for r in rs if r[k] is not None] for k in ("gap_lp", "gap_mip", "gap_reported"))
+            f = _fmt
+            st: dict[str, int] = {}
+            for r in rs:
+                st[r["status"]] = st.get(r["status"], 0) + 1
+            out.append(f"{size:7} {mode:7} {len(rs):5} {f(statistics.median(glp) if glp else None):>10} "
+                       f"{f(max(glp) if glp else None):>7} {f(statistics.median(gmip) if gmip else None):>11} "
+                       f"{f(max(gmip) if gmip else None):>7} {len(gmip):4} "
+                       f"{f(statistics.median(grep) if grep else None):>11} {f(max(grep) if grep else None):>7} "
+                       f"{' '.join(f'{k}:{v}' for k, v in sorted(st.items())):24} "
+                       f"{max(r['peak_mib'] for r in rs):8.0f} {max(r['wall_s'] for r in rs):8.2f} "
+                       f"{sum(1 for r in rs if r['valid'] is not True or r['bound_ok'] is False):7}")
+    return "\n".join(out)

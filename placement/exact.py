@@ -1,0 +1,193 @@
+"""The exact node-level model of contract v1 as a MILP (PuLP, solved by HiGHS): the truth the
+engine's pool-level bounds relax.
+
+Why: the pool-level bounds (LP, knapsacks, CP-SAT's) ignore that replicas land on nodes; where a
+fleet is lumpy (8-device gangs on nodes that running jobs fragment) no node-level plan may come
+within a point of them. This model places replicas on nodes, so its dual bound, even when the
+solver stops on its time limit, is an upper bound over every valid plan at least as tight as the
+pool-level ones it contains. It is a proof for the benchmark (`bench/plan_scale.py --family
+--exact S`) and a cross-check for the tests on small requests, never on the planning path: it
+is far too slow for a time limit of seconds.
+
+Variables: per option `x` (chosen); per change option and up node `y` (replicas there), `u`
+(the node is used) and `m` (n_min of the spread term, ceil(r / per) by maximisation). A keep
+option holds its current node map exactly.
+
+    .venv/bin/python -m placement.exact REQUEST.json [--time-limit 60] [--no-spread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pulp
+
+from placement.candidates import Options, build_options
+from placement.instance import Instance, compile_instance
+
+
+@dataclass
+class ExactResult:
+    status: str                      # HiGHS' model status (Optimal, Time limit reached, Infeasible, ...)
+    bound: float | None              # upper bound on the canonical objective of every valid plan
+    objective: float | None          # the model's value of its best plan (None: none found)
+    placed: dict[int, tuple[int, dict[int, int]]] = field(default_factory=dict)   # job -> (option, {node: replicas})
+    variables: int = 0
+    wall_s: float = 0.0
+
+
+def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
+              threads: int = 1) -> ExactResult:
+    """Solve the node-level model within `seconds`; its bound is valid whether or not it finished.
+    Without `spread` the (never negative) spread term is dropped: a looser bound, a smaller model."""
+    t0 = time.perf_counter()
+    opts = build_options(inst) if opts is None else opts
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    const = -float(pc.sum())
+    if any(j.protected and len(opts.by_job[j.index]) == 0 for j in inst.jobs):
+        return ExactResult("Infeasible", None, None, wall_s=time.perf_counter() - t0)
+    prob = pulp.LpProblem("meridian_node_level", pulp.LpMaximize)
+    x = [_var(prob, f"x{o}", 0, 1, pulp.LpBinary) for o in range(len(opts))]
+    y: dict[int, dict[int, pulp.LpVariable]] = {}
+    node_terms: dict[int, list] = {}
+    objective = []
+    quota_terms: dict[tuple[str, str], list] = {}
+    mig_terms = []
+    for o in range(len(opts)):
+        info = inst.jobs[int(opts.job[o])]
+        d = info.dpr
+        pool = inst.pools[int(opts.pool[o])]
+        if opts.keep[o]:
+            r0 = info.r0
+            for n, k in info.cur_nodes.items():
+                node_terms.setdefault(n, []).append((d * k) * x[o])
+            fixed_spread = 0.0
+            if spread:
+                per = pool.dmax // d
+                fixed_spread = _spread_coef(inst, info, pool.accelerator) * (len(info.cur_nodes) - -(-r0 // per))
+            objective.append((float(opts.coef[o]) * r0 + pc[info.index] - fixed_spread) * x[o])
+            devices = d * r0 * x[o]
+        else:
+            nodes = [n for n in pool.nodes if inst.node_devices[n] >= d]
+            y[o] = {n: _var(prob, f"y{o}_{n}", 0, int(min(opts.hi[o], inst.node_devices[n] // d)), pulp.LpInteger)
+                    for n in nodes}
+            count = pulp.lpSum(y[o].values())
+            prob += count >= int(opts.lo[o]) * x[o]
+            prob += count <= int(opts.hi[o]) * x[o]
+            if info.allowed is not None:   # contract v1.1: the count is one of the listed ones
+                counts = [int(a) for a in info.allowed if opts.lo[o] <= a <= opts.hi[o]]
+                z = [_var(prob, f"z{o}_{a}", 0, 1, pulp.LpBinary) for a in counts]
+                prob += pulp.lpSum(z) == x[o]
+                prob += count == pulp.lpSum(a * v for a, v in zip(counts, z))
+            for n, v in y[o].items():
+                node_terms.setdefault(n, []).append(d * v)
+            objective.append(float(opts.coef[o]) * count + float(pc[info.index]) * x[o])
+            if spread:
+                per = pool.dmax // d
+                s = _spread_coef(inst, info, pool.accelerator)
+                if s > 0 and per > 0:
+                    u = {n: _var(prob, f"u{o}_{n}", 0, 1, pulp.LpBinary) for n in y[o]}
+                    for n, v in y[o].items():
+                        prob += v <= int(inst.node_devices[n] // d) * u[n]
+                    m = _var(prob, f"m{o}", 0, int(-(-int(opts.hi[o]) // per)), pulp.LpInteger)
+                    prob += per * m <= count + (per - 1) * x[o]
+                    objective.append(-s * (pulp.lpSum(u.values()) - m))
+            devices = d * count
+        if info.key in inst.quotas:
+            quota_terms.setdefault(info.key, []).append(devices)
+        if opts.mig_gb[o] > 0:
+            mig_terms.append(float(opts.mig_gb[o]) * x[o])
+    for j in inst.jobs:
+        olist = opts.by_job[j.index]
+        if len(olist) == 0:
+            continue
+        row = pulp.lpSum(x[o] for o in olist)
+        prob += (row == 1) if j.protected else (row <= 1)
+    for n, terms in node_terms.items():
+        prob += pulp.lpSum(terms) <= int(inst.node_devices[n])
+    for key, terms in quota_terms.items():
+        prob += pulp.lpSum(terms) <= int(inst.quotas[key])
+    if inst.budget_gb is not None and mig_terms:
+        prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
+    prob += pulp.lpSum(objective) + const
+    n_vars = len(prob.variables())
+    solver = pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
+                        threads=threads, gapRel=1e-7)
+    prob.solve(solver)
+    h = prob.solverModel
+    if h.modelStatusToString(h.getModelStatus()) == "Not Set":
+        # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
+        # (placement.bound._run): solve on the pool as it is
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7))
+        h = prob.solverModel
+    status = h.modelStatusToString(h.getModelStatus())
+    info_h = h.getInfo()
+    if status == "Infeasible":
+        return ExactResult(status, None, None, variables=n_vars, wall_s=time.perf_counter() - t0)
+    # PuLP hands HiGHS the negated objective without its constant: undo both, plus a hair of tolerance
+    dual = -float(info_h.mip_dual_bound) + float(prob.objective.constant)
+    bound = dual + 1e-6 * max(1.0, abs(dual)) if np.isfinite(dual) else None
+    res = ExactResult(status, bound, None, variables=n_vars, wall_s=time.perf_counter() - t0)
+    if info_h.primal_solution_status >= 1 and np.isfinite(info_h.objective_function_value):
+        res.objective = float(pulp.value(prob.objective))
+        for o in range(len(opts)):
+            if (x[o].value() or 0) > 0.5:
+                j = int(opts.job[o])
+                if opts.keep[o]:
+                    res.placed[j] = (o, dict(inst.jobs[j].cur_nodes))
+                else:
+                    res.placed[j] = (o, {n: round(v.value()) for n, v in y[o].items() if (v.value() or 0) > 0.5})
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+def _var(prob: pulp.LpProblem, name: str, lo: int, hi: int, cat: str) -> pulp.LpVariable:
+    """A variable of `prob` (PuLP 3.3+ attaches it at creation; older releases on first use)."""
+    add = getattr(prob, "add_variable", None)
+    return add(name, lo, hi, cat=cat) if add is not None else pulp.LpVariable(name, lo, hi, cat=cat)
+
+
+def _spread_coef(inst: Instance, info, accel: str) -> float:
+    """Spread penalty per node beyond the fewest: spread_penalty * w * dpr * speed (no locality)."""
+    return inst.spread_penalty * info.weight * info.dpr * info.job.speed[accel]
+
+
+def placed_map(inst: Instance, opts: Options, res: ExactResult) -> dict[int, tuple[str, str, dict[str, int]]]:
+    """The model's plan in the scorer's form (job -> cluster, accelerator, node names)."""
+    out = {}
+    for j, (o, nodes) in res.placed.items():
+        p = inst.pools[int(opts.pool[o])]
+        out[j] = (p.cluster, p.accelerator, {inst.node_names[n]: k for n, k in sorted(nodes.items())})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models import parse_request_json
+    from placement.score import score
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("request")
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--no-spread", action="store_true", help="drop the spread term (a smaller model, looser bound)")
+    a = ap.parse_args(argv)
+    with open(a.request, "rb") as f:
+        req = parse_request_json(f.read())
+    inst = compile_instance(req)
+    res = node_milp(inst, seconds=a.time_limit, spread=not a.no_spread)
+    out = {"status": res.status, "bound": res.bound, "model_objective": res.objective, "variables": res.variables,
+           "wall_s": round(res.wall_s, 2), "spread": not a.no_spread}
+    if res.objective is not None:
+        opts = build_options(inst)
+        out["objective"] = score(inst, placed_map(inst, opts, res)).objective
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

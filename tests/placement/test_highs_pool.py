@@ -1,0 +1,39 @@
+"""HiGHS keeps one thread pool per process, sized by its first run: the engine's LP (and the exact
+node model) must still solve after another HiGHS user in the process started that pool at its own
+size, instead of silently losing the LP bound. Each case runs in a fresh process, where the pool is
+not started yet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys
+sys.path.insert(0, {repo!r})
+import highspy
+h = highspy.Highs()                      # another HiGHS user, first in this process: default threads
+h.setOptionValue("output_flag", False)
+h.addVars(1, [0.0], [1.0])
+h.changeColsCost(1, [0], [-1.0])
+h.run()
+from models import parse_request_json
+from placement import plan
+from placement.candidates import build_options
+from placement.exact import node_milp
+from placement.instance import compile_instance
+req = parse_request_json(open({example!r}).read())
+resp = plan(req)
+inst = compile_instance(req)
+print(json.dumps({{"bound_method": resp.stats.bound_method, "status": resp.status,
+                  "exact": node_milp(inst, build_options(inst), seconds=30).status}}))
+"""
+
+
+def test_the_lp_still_solves_after_another_highs_user_sized_the_thread_pool() -> None:
+    code = SCRIPT.format(repo=str(REPO), example=str(REPO / "examples" / "two-regions.json"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == '{"bound_method": "lp", "status": "optimal", "exact": "Optimal"}'
