@@ -22,6 +22,8 @@ def digest(path: str) -> str:
         summary = json.load(f)
     for key in TIMING_KEYS + DERIVED_KEYS:
         summary.pop(key, None)
+    for key in [k for k in summary.get("backfill") or {} if k.startswith("planner_s")]:
+        del summary["backfill"][key]                  # the backfill block's planner times measure the machine too
     for tier in (summary.get("jct_by_tier") or {}).values():
         for key in DERIVED_KEYS:
             tier.pop(key, None)

@@ -14,13 +14,27 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   `priority`, `current` and `checkpoint_region` every epoch.
 - `scheduler`: an object with `name`, `decide(request, state) -> PlanResponse` (the planner, fifo,
   las...) and `replan_when_quiet(state) -> bool` (whether it wants a plan in an epoch where nothing
-  changed: no arrival, completion or failure since the last plan).
+  changed: no arrival, completion or failure since the last plan); optionally `startable(state)`, the
+  pending jobs a backfill could start (fifo: its head only), so that no backfill is asked for when
+  none of them fits.
 - `controller`: `priorities(state) -> {job id: priority > 0}`, called before each plan (a control
   plane's view); None leaves every priority at the template's.
-- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress).
+- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress);
+  a record sums the epoch's steps (busy, paused, idle, capacity, work, completions, arrivals) and lists
+  the seconds of its backfill plans (`backfill_s`); `planner_s` is the boundary's full plan.
 
-Time runs on a fixed grid `start_s + k * epoch_s`: a job submitted in `(t - epoch_s, t]` joins at `t`.
-Epochs with no job at all are skipped in one step to the next arrival. Failures come from
+Time runs on a fixed grid `start_s + k * epoch_s` of full plans (the scheduler's `policy.mode` "epoch").
+With `config.backfill_window_s` set the loop also acts on events between boundaries: the first arrival
+or completion after a plan opens a batch, and `backfill_window_s` later (capped at the boundary) the
+batch's arrivals join and, when some waiting job's replica fits on a free node, the scheduler gets a
+backfill request (`policy.mode: "backfill"`, the same `epoch_s`: running jobs stay exactly where they
+are, waiting ones start on free devices) which the executor applies at once. The executor runs the
+epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
+finishes when its work is done; `executor.next_finish_s(t)` says when the next job finishes (None: the
+backend cannot tell, and the loop polls it every window). Without a window a job submitted in
+`(t - epoch_s, t]` joins at `t` and the epoch runs in one step (the loop before backfill, exactly).
+Epochs with no job at all are skipped in one step to the next arrival (with a window, to the boundary
+before it). Failures come from
 `config.outages(t) -> set of down nodes` (the environment; node and region outages) and from
 `EpochResult.failed_nodes` (what a backend saw fail, down for good); both take effect at the next
 boundary, where the scheduler must fail the jobs on them over. A job no node pool of the fleet (or its
@@ -38,6 +52,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from executor.actions import response_from_placements
 from executor.interface import Executor
 from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota, validate_request
 from models.fleet_index import fleet_index
@@ -189,6 +204,10 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
                     ob(rec, state)
                 state.now_s = now + dt
                 continue
+            # an idle epoch in which a job arrives: the executor runs it in steps, so it must know
+            # today's fleet (and down nodes) first: an empty plan tells it
+            req = build_request(state, config, executor)
+            executor.apply(req, response_from_placements(req, {}, engine="idle"), now)
 
         rec = EpochRecord(t_s=now, dt_s=T, arrivals=admitted, down_nodes=len(down))
         if state.active and (changed or scheduler.replan_when_quiet(state)):
@@ -211,7 +230,7 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
             rec.arrivals += got
             if got:
                 changed = True
-            if (got or finished) and env.room_for_pending(executor, state, down):
+            if (got or finished) and env.room_for_pending(executor, scheduler, state, down):
                 state.now_s = t
                 _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
                 state.now_s = now
@@ -259,12 +278,17 @@ class _Env:
             ev = min(ev, t if fin is None else fin)
         return min(max(ev, t) + window, end)
 
-    def room_for_pending(self, executor: Executor, state: LoopState, down: frozenset[str]) -> bool:
-        """Whether some pending job's replica fits on some up node's free devices (a backfill is
-        pointless otherwise; exact, so no plan that could start a job is skipped)."""
-        need = min((state.jobs[j].arrival.job.devices_per_replica for j in state.active
-                    if state.jobs[j].status == "pending"), default=None)
-        if need is None:
+    def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
+                         down: frozenset[str]) -> bool:
+        """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
+        it, e.g. fifo's head; else every pending job) fits at its fewest replicas on the up nodes'
+        free devices, any accelerator: a necessary condition, so no backfill that could start a job
+        is skipped, and the many that could not are never built."""
+        pick = getattr(scheduler, "startable", None)
+        cands = pick(state) if pick is not None else [state.jobs[j] for j in state.active
+                                                       if state.jobs[j].status == "pending"]
+        needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
+        if not needs:
             return False
         used: dict[str, int] = {}
         for jid, p in executor.placements().items():
@@ -272,7 +296,9 @@ class _Env:
             dpr = st.arrival.job.devices_per_replica if st is not None else 1
             for n, k in p.nodes.items():
                 used[n] = used.get(n, 0) + k * dpr
-        return any(d - used.get(n, 0) >= need for n, d in self.capacity.items() if n not in down)
+        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
+        free = [f for f in free if f > 0]
+        return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
 
 
 def _advance(executor: Executor, state: LoopState, rec: EpochRecord, now: float, dt: float,

@@ -13,8 +13,10 @@ The engine does this by restriction, not by a second planner: a pinned job keeps
 option and becomes protected (it must stay placed), so every stage (greedy, bound, CP-SAT, packing,
 the canonical scorer, the reasons) works unchanged on a model whose every plan is a valid backfill
 plan, and whose bound is a bound over backfill plans. What makes it fast is that little is left to
-decide: when no unpinned job can fit into the free room the plan is the pinned jobs alone, found
-without search; otherwise the search is sized to what is free (`search_worth_it`).
+decide: when no unpinned job can fit into the free room, or when more than `SEARCH_MAX_OPTIONS`
+options are unpinned, the plan is one greedy pass (pinned jobs kept first, then the rest by value per
+device) priced by the zero-price Lagrangian bound, with no LP, subgradient or CP-SAT; otherwise the
+usual pipeline runs on the small model that is left.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ from collections import defaultdict
 
 import numpy as np
 
+from models.response import Unplaced
 from placement.candidates import Options
+from placement.greedy import _place_best, grow_all, option_gains
 from placement.instance import Instance
+from placement.packing import Packing
+from placement.reasons import unplaced_reasons
 
 MODE = "backfill"
 # Above this many options of unpinned jobs, a backfill plan is the greedy's (priced by the cheap
@@ -102,3 +108,57 @@ def search_worth_it(opts: Options, pin: np.ndarray) -> bool:
     """Whether the optimizer (LP, CP-SAT) runs on a backfill plan: only where the unpinned jobs'
     options are few enough to answer in milliseconds."""
     return int((~pin[opts.job]).sum()) <= SEARCH_MAX_OPTIONS if len(opts) else False
+
+
+def greedy_backfill(inst: Instance, opts: Options) -> tuple[Packing, set[int]]:
+    """The greedy (`placement.greedy`) for a backfill: the pinned (protected) jobs kept first, then the
+    others by value per device, each tried only when one of its pools still has room for its fewest
+    replicas (a backfill has little room and many waiting jobs: most are skipped at a glance). Returns
+    the packing and the jobs skipped so."""
+    pk = Packing(inst, opts)
+    gain, reps = option_gains(inst, opts, None)
+    pk.reserve_running([i.index for i in inst.jobs if i.keepable])
+    n = len(inst.jobs)
+    density = np.full(n, -np.inf)
+    if len(opts):
+        np.maximum.at(density, opts.job, gain / np.maximum(reps * opts.dpr, 1))
+    protected = [i.index for i in inst.jobs if i.protected]
+    others = sorted((i.index for i in inst.jobs if not i.protected), key=lambda j: (-density[j], j))
+    for j in protected:
+        if not pk.try_keep(j):
+            _place_best(pk, j, gain, require_positive=False)
+    need = opts.lo * opts.dpr
+    skipped: set[int] = set()
+    for j in others:
+        ol = opts.by_job[j]
+        if len(ol) and bool((pk.pool_free[opts.pool[ol]] >= need[ol]).any()):
+            _place_best(pk, j, gain, require_positive=False)
+        else:
+            skipped.add(j)
+    for j in list(pk.reserved):
+        pk.release(j)
+    grow_all(pk)
+    return pk, skipped
+
+
+def backfill_reasons(inst: Instance, opts: Options, pk: Packing, skipped: set[int]) -> list[Unplaced]:
+    """The engine's reasons for the unplaced jobs the greedy tried; for the ones it skipped (no pool of
+    theirs had room for their fewest replicas), that reason, in job order."""
+    tried = unplaced_reasons(inst, opts, pk, only={i.index for i in inst.jobs if i.index not in skipped})
+    by_id = {u.job: u for u in tried}
+    out: list[Unplaced] = []
+    for info in inst.jobs:
+        j = info.index
+        if j in pk.choice:
+            continue
+        if j in skipped:
+            if j in opts.no_option_reason:
+                code, why = opts.no_option_reason[j]
+            else:
+                ol = opts.by_job[j]
+                code, why = "no_capacity", (f"no free room for its fewest replicas ({int((opts.lo[ol] * opts.dpr[ol]).min())}"
+                                            f" devices) in any pool it may use until running jobs finish")
+            out.append(Unplaced(job=info.job.id, reason=why, code=code))
+        else:
+            out.append(by_id[info.job.id])
+    return out

@@ -109,9 +109,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     opts = build_options(inst)
     if backfill.is_backfill(inst):   # contract v1.1: only what is not pinned is planned (placement/backfill.py)
         opts, pinned = backfill.restrict(inst, opts)
-        use_cpsat = use_cpsat and backfill.search_worth_it(opts, pinned)
-        if not backfill.anything_fits(inst, opts, pinned):
-            return _pinned_only(inst, opts, clock, P)
+        if not (use_cpsat and backfill.search_worth_it(opts, pinned) and backfill.anything_fits(inst, opts, pinned)):
+            return _backfill_greedy(inst, opts, clock, P)
     clock.lap("compile")
     if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
         return _infeasible(inst, opts, clock)
@@ -394,10 +393,11 @@ def _infeasible(inst: Instance, opts: Options, clock: _Clock) -> PlanResponse:
                                           phases_s=clock.phases))
 
 
-def _pinned_only(inst: Instance, opts: Options, clock: _Clock, P: EngineParams) -> PlanResponse:
-    """A backfill plan where no unpinned job fits the free room: the greedy keeps the pinned jobs
-    and fails over what it must; the bound is the cheap Lagrangian one (prices zero)."""
-    pk = greedy(inst, opts)
+def _backfill_greedy(inst: Instance, opts: Options, clock: _Clock, P: EngineParams) -> PlanResponse:
+    """A backfill plan in one greedy pass: where no unpinned job fits the free room (the pinned jobs
+    alone, and what must fail over), or where too many are unpinned for a search within milliseconds.
+    The greedy keeps the pinned jobs first; the bound is the cheap Lagrangian one (prices zero)."""
+    pk, skipped = backfill.greedy_backfill(inst, opts)
     if not _protected_ok(inst, pk):
         return _infeasible(inst, opts, clock)
     sc = score(inst, pk.placed_map())
@@ -411,6 +411,6 @@ def _pinned_only(inst: Instance, opts: Options, clock: _Clock, P: EngineParams) 
         plan_id=None, status="optimal" if gap <= P.optimal_gap else "feasible", objective=sc.objective,
         bound=ub, gap=gap, breakdown=Breakdown(value=sc.value, disruption=sc.disruption, spread=sc.spread),
         solve_s=round(time.perf_counter() - clock.t0, 4), assignments=assignments, actions=sc.actions,
-        unplaced=unplaced_reasons(inst, opts, pk),
+        unplaced=backfill.backfill_reasons(inst, opts, pk, skipped),
         stats=SolverStats(engine="greedy", cpsat_status=None, bound_method="lagrangian", jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=0, phases_s=clock.phases))

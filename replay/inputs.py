@@ -30,14 +30,16 @@ from datasets.trace import load_trace
 from models import Fleet
 
 
-def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error") -> tuple[list[JobSpec], LoadResult]:
-    """Job specs for a trace argument, and the loader's result (for its skip counts)."""
+def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error",
+               attribute_seed: int | None = None) -> tuple[list[JobSpec], LoadResult]:
+    """Job specs for a trace argument, and the loader's result (for its skip counts). `seed` seeds the
+    synthetic generator and (unless `attribute_seed` is given: a replication's) the attribute rules."""
     if trace == "synthetic" or trace.startswith("synthetic:"):
         days = float(trace.partition(":")[2] or 2.0)
         res = LoadResult(rows=synthetic_trace(days=days, seed=seed))
     else:
         res = load_trace(trace, fmt, on_bad)
-    return to_job_specs(res.rows, AttributeRules(seed=seed)), res
+    return to_job_specs(res.rows, AttributeRules(seed=seed if attribute_seed is None else attribute_seed)), res
 
 
 def load_fleet_arg(text: str, seed: int = 0) -> Fleet:

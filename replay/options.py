@@ -49,7 +49,10 @@ class ReplayOptions(Strict):
                                              "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
     backfill_window_s: float = Field(30.0, gt=0, description="events are batched this many seconds before a "
                                                              "backfill plan")
-    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
+    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS),
+                                          description="per tier, the SLA ratio each job should reach")
+    replications: int = Field(1, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); replication 0 is the single run")
 
     def setup(self, outages: Callable[[float], set[str]] | None = None,
               sla_targets: Mapping[str, float] | None = None) -> ReplaySetup:

@@ -21,7 +21,8 @@ base:                         # everything a replay needs; each scenario may ove
   replan_every: 3
   equal_priorities: false
   max_days: 60
-  sla_targets: {premium: 0.95, standard: 0.70}
+  sla_targets: {premium: 0.95, standard: 0.70}   # per tier, the SLA ratio each job should reach
+  replications: 3             # runs per scenario differing in what is uncertain (replay.replications)
 scenarios:
   - name: today
   - name: more-h100
@@ -38,8 +39,14 @@ find_min_capacity:            # used by --find-min-capacity
   accelerator: H100
   devices: 8                  # devices per added node
   max_nodes: 64
-  targets: {premium: 0.99, standard: 0.70}
+  step: 1                     # replay the counts 0, step, 2 step, ... (and max_nodes)
+  attainment_targets: {premium: 0.99, standard: 0.70}   # share of a tier's jobs meeting its sla_targets
 ```
+
+`sla_targets` and `attainment_targets` are two notions: the first is the per-job SLA ratio a tier's jobs
+should reach (the scenario's rule: the controller's and the metric's), the second the share of a tier's
+jobs that must reach it (the search's goal). Every search candidate keeps its scenario's `sla_targets`.
+`targets:` is the old name of `attainment_targets` and still loads.
 
 Changes (`datasets.edits` defines them): `add_nodes`, `remove_nodes`, `demand_scale` (in (0, 100]);
 `outages` as `replay.outages` parses them. A mistake is one `ScenarioError` line naming the YAML path
@@ -51,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 
 from datasets.edits import AddNodes, RemoveNodes
 from replay.options import ReplayOptions, Share, Strict, Tier
@@ -75,10 +82,13 @@ class Scenario(ReplayOptions):
     remove_nodes: list[RemoveNodes] = Field(default_factory=list)
     outages: list[Annotated[str, AfterValidator(_outage_spec)]] = Field(default_factory=list)
     demand_scale: float = Field(1.0, gt=0, le=100)
+    replications: int = Field(3, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); 1 reproduces the single deterministic run")
 
 
 class CapacitySearch(Strict):
-    """`find_min_capacity:`: the least count of `devices`-device nodes to add to `cluster` that meets `targets`."""
+    """`find_min_capacity:`: the least count of `devices`-device nodes to add to `cluster` whose attainment
+    (share of each tier's jobs reaching the scenario's `sla_targets`) meets `attainment_targets`."""
 
     scenario: str | None = Field(None, description="the scenario to add capacity to (default: the first)")
     cluster: str = Field(min_length=1)
@@ -86,7 +96,10 @@ class CapacitySearch(Strict):
     devices: int = Field(ge=1)
     region: str | None = None
     max_nodes: int = Field(64, ge=1)
-    targets: dict[Tier, Share] = Field(min_length=1)
+    step: int = Field(1, ge=1, description="replay the counts 0, step, 2 step, ... and max_nodes")
+    attainment_targets: dict[Tier, Share] = Field(
+        min_length=1, validation_alias=AliasChoices("attainment_targets", "targets"),
+        description="per tier, the share of its jobs that must reach the scenario's sla_targets")
 
     def nodes(self, count: int) -> AddNodes:
         """The node group this search adds `count` of."""
@@ -130,6 +143,8 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
     if fm is not None:
         if not isinstance(fm, dict):
             raise ScenarioError(f"find_min_capacity: expected a mapping, got {fm!r}")
+        if "targets" in fm and "attainment_targets" in fm:
+            raise ScenarioError("find_min_capacity.targets: the old name of attainment_targets; give one, not both")
         search = _validate(CapacitySearch, fm, "find_min_capacity")
         if search.scenario is None:
             search = search.model_copy(update={"scenario": out[0].name})

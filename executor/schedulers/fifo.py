@@ -6,7 +6,7 @@ request (between epochs) is answered the same way: running jobs stay, the queue'
 from __future__ import annotations
 
 from executor.actions import response_from_placements
-from executor.loop import LoopState
+from executor.loop import JobState, LoopState
 from executor.schedulers.packing import FreeMap
 from models import Placement, PlanRequest, PlanResponse
 
@@ -39,6 +39,11 @@ class FifoScheduler:
             free.take(job, p)
             placed[job.id] = p
         return response_from_placements(request, placed, reasons, engine="fifo")
+
+    def startable(self, state: LoopState) -> list[JobState]:
+        """The only job a backfill could start: the head of the queue (the earliest pending)."""
+        pending = state.pending()
+        return [min(pending, key=lambda st: (st.arrival.submit_s, st.admitted_s))] if pending else []
 
     def replan_when_quiet(self, state: LoopState) -> bool:
         return False       # nothing changes for fifo unless a job arrives, ends or a node fails

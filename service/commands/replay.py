@@ -55,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="jobs the fleet can never hold: count them and go on (warn), or exit 3 after the run (error)")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
+    p.add_argument("--replications", type=int, default=DEFAULTS.replications, metavar="R",
+                   help="R runs differing in arrival jitter, attribute seed and outage timing (replay.replications):"
+                        " the first as always in --out, the others in --out/replication-r, their means and 95 %% "
+                        "intervals in --out/replications.json (default 1)")
     p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
     add_sweep_flags(p, "the schedulers' runs (--policy a,b,c)")
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             summaries[policy] = summary
             runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
             print(format_summary(summary))
+            if args.replications > 1:
+                replications_report(args, summary, policy, out)
             print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
                 "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     if len(policies) > 1:
@@ -174,6 +180,40 @@ def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window
         print(f"wrote {folder(policy)}/summary.json, epochs.csv, jobs.csv, report.html" + (
             "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     return failures
+
+
+def replications_report(args: argparse.Namespace, summary: dict, policy: str, out: str) -> None:
+    """Replications 1..R-1 on the local process pool; their means and intervals printed and written."""
+    import json
+    import os
+
+    from datasets.files import write_atomic
+    from replay.runner import RunError, local_runner
+    from replay.scenarios import Scenario
+    from replay.whatif import replicate
+    from service.cli import UsageError
+
+    opts = options_from_args(args, UsageError)
+    sc = Scenario(**(opts.model_dump() | {"scheduler": policy}), name=policy, outages=list(args.fail))
+    try:
+        row = replicate(sc, summary, out, local_runner(os.cpu_count() or 1), args.on_bad)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    write_atomic(os.path.join(out, "replications.json"), json.dumps(row, indent=2, default=str) + "\n")
+    print(format_replications(row))
+
+
+def format_replications(row: dict) -> str:
+    """The means over the replications with their 95 % intervals, one line."""
+    def ci(v, c, pct=False):
+        if v is None:
+            return "-"
+        f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.0f}")
+        return f"{f(v)}{' %' if pct else ''}" + (f" [{f(c[0])}, {f(c[1])}]" if c else "")
+    att = ", ".join(f"{t} {ci(v, row['sla_attainment_ci95'].get(t), True)}" for t, v in row["sla_attainment"].items())
+    return (f"{row['replications']} replications, means and 95 % intervals: mean JCT "
+            f"{ci(row['avg_jct_s'], row.get('avg_jct_s_ci95'))} s, utilization "
+            f"{ci(row['utilization'], row.get('utilization_ci95'), True)}, SLA {att}")
 
 
 def run_title(policy: str, args: argparse.Namespace) -> str:
@@ -244,7 +284,8 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                              replan_every=args.replan_every, equal_priorities=args.equal_priorities,
                              max_days=args.max_days, backfill=getattr(args, "backfill", DEFAULTS.backfill),
-                             backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s))
+                             backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s),
+                             replications=getattr(args, "replications", 1))
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0])

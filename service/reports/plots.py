@@ -163,6 +163,37 @@ def write_plots(epochs: list[list], job_rows: list[dict], out_dir: str, label: s
     return paths
 
 
+def plot_intervals(rows: list[dict], path: str, title: str = "") -> None:
+    """What-if comparison: mean JCT, utilization and SLA attainment per tier for each row, each a mean over
+    the replications with its 95 % interval as an error bar (no bar where R = 1)."""
+    plt = _plt()
+    names = [r.get("scenario", r.get("policy", "")) for r in rows]
+    tiers = [t for t in ("premium", "standard", "basic") if any(t in r.get("sla_attainment", {}) for r in rows)]
+    panels = [("mean JCT (s)", lambda r: (r.get("avg_jct_s"), r.get("avg_jct_s_ci95"))),
+              ("utilization", lambda r: (r.get("utilization"), r.get("utilization_ci95")))]
+    panels += [(f"SLA attainment {t}", lambda r, t=t: (r["sla_attainment"].get(t),
+                                                        (r.get("sla_attainment_ci95") or {}).get(t))) for t in tiers]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.35 * len(names) + 2.2), squeeze=False)
+    for ax, (label, get) in zip(axes[0], panels):
+        for i, r in enumerate(rows):
+            v, ci = get(r)
+            if v is None:
+                continue
+            err = [[v - ci[0]], [ci[1] - v]] if ci else None
+            ax.errorbar([v], [i], xerr=err, fmt="o", color="C0", capsize=3, ms=4)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names if ax is axes[0][0] else [""] * len(names), fontsize=8)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    reps = sorted({r.get("replications", 1) for r in rows})
+    fig.suptitle(title or f"What-if: means over {'/'.join(map(str, reps))} replication(s), 95 % intervals",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: str, title: str = "") -> str:
     """One picture of several runs `(name, epoch rows, job rows)`: the measured jobs' JCT CDF (all tiers),
     the busy share over time and the jobs waiting over time, one colour per run, the mean JCT, utilization

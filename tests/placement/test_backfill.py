@@ -87,7 +87,7 @@ def test_a_quota_its_running_jobs_overfill_lets_them_change():
     assert got <= 3 and set(kinds(resp)) <= {"a", "b"} and kinds(resp)
 
 
-def test_nothing_fits_gives_the_running_jobs_alone_without_search():
+def test_nothing_fits_gives_the_running_jobs_alone_from_one_greedy_pass():
     jobs = [job("a", 8, 8, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 4, "n1": 4}}),
             job("b", 1, 1)]
     resp = run(request(ONE, jobs, policy=dict(BACKFILL)))

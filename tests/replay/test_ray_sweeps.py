@@ -6,9 +6,9 @@ import json
 import pytest
 import yaml
 
+from replay.runner import RunSpec, run_one
 from replay.runners import Task, TaskFailed, run_inline
-from replay.whatif import scenario_output
-from tests.support.sweeps import BASE, deterministic, epochs_without_timing, scenarios
+from tests.support.sweeps import BASE, deterministic, scenarios
 
 pytestmark = pytest.mark.ray
 
@@ -17,16 +17,14 @@ def test_ray_tasks_give_the_local_results_and_name_the_failed_one(ray_cluster, t
     from replay.ray_runner import ray_runner
 
     scs = scenarios(missing_trace=str(tmp_path / "gone.csv"))
-    tasks = [Task(s.name, scenario_output, (s,)) for s in scs]
+    tasks = [Task(s.name, run_one, (RunSpec(s),)) for s in scs]
     seen = []
     on_ray = ray_runner("auto", timeout_s=240)(tasks, lambda i, t, r: seen.append(t.name))
     local = run_inline(tasks)
     assert sorted(seen) == ["broken", "busy", "fifo", "las"]
     assert isinstance(on_ray[1], TaskFailed) and on_ray[1].name == "broken"
-    assert on_ray[1].error.startswith("FileNotFoundError") and "gone.csv" in on_ray[1].error
-    for r, loc in zip(on_ray[:1] + on_ray[2:], local[:1] + local[2:]):
-        assert deterministic(r.summary) == deterministic(loc.summary)
-        assert epochs_without_timing(r.epochs) == epochs_without_timing(loc.epochs) and r.jobs == loc.jobs
+    assert on_ray[1].error.startswith("RunError: broken replication 0") and "gone.csv" in on_ray[1].error
+    assert [deterministic(r) for r in on_ray[:1] + on_ray[2:]] == [deterministic(q) for q in local[:1] + local[2:]]
 
 
 def test_whatif_cli_on_ray_writes_the_local_comparison(ray_cluster, tmp_path, capsys):
@@ -37,7 +35,7 @@ def test_whatif_cli_on_ray_writes_the_local_comparison(ray_cluster, tmp_path, ca
     path.write_text(yaml.safe_dump(doc))
     assert main(["whatif", str(path), "--ray", "auto", "--out", str(tmp_path / "ray"), "--no-plots"]) == 0
     err = capsys.readouterr().err
-    assert "2/2" in err and "las: done" in err and "fifo: done" in err
+    assert "las replication 0: done" in err and "fifo replication 0: done" in err
     assert main(["whatif", str(path), "--jobs", "1", "--out", str(tmp_path / "local"), "--no-plots"]) == 0
     on_ray = json.loads((tmp_path / "ray" / "comparison.json").read_text())["scenarios"]
     local = json.loads((tmp_path / "local" / "comparison.json").read_text())["scenarios"]

@@ -450,3 +450,25 @@ def test_a_plan_log_outage_is_503_and_acknowledges_nothing(sqlite_client: TestCl
         svc.store.engine = good
     assert sqlite_client.post("/plan", content=BODY).status_code == 200
 
+
+
+# -- backfill plans (contract v1.1 policy.mode) ----------------------------------------------------------
+
+
+def test_a_backfill_plan_keeps_the_running_jobs_on_up_nodes_and_passes_the_checker(sqlite_client: TestClient) -> None:
+    req = example_request()
+    req.setdefault("policy", {})["mode"] = "backfill"
+    r = sqlite_client.post("/plan", params={"dry_run": "true"}, json=req)
+    assert r.status_code == 200, r.text
+    resp = r.json()
+    assert_plan_passes(req, resp)
+    acted = {a["job"]: a["kind"] for a in resp["actions"]}
+    assert "llm-pretrain" not in acted and "eu-resident" not in acted      # running on up nodes: they stay
+    assert acted["vision-ft"] in ("move", "resize", "preempt")             # its node is down: planned as usual
+
+
+def test_an_unknown_policy_mode_is_422_naming_the_field_and_value(sqlite_client: TestClient) -> None:
+    req = example_request()
+    req.setdefault("policy", {})["mode"] = "soon"
+    errs = _errors(sqlite_client.post("/plan", json=req))
+    assert [(e["path"], e["value"]) for e in errs] == [("policy.mode", "soon")]

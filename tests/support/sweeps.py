@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from replay.scenarios import parse_scenarios
 
-BASE = {"trace": "synthetic:0.25", "fleet": "single:1x8", "policy": "las", "seed": 2, "warmup_days": 0}
+BASE = {"trace": "synthetic:0.25", "fleet": "single:1x8", "policy": "las", "seed": 2, "warmup_days": 0,
+        "replications": 1}
 
 
 def scenarios(missing_trace: str | None = None) -> list:
@@ -17,17 +18,15 @@ def scenarios(missing_trace: str | None = None) -> list:
     return parse_scenarios({"base": BASE, "scenarios": doc})[0]
 
 
-TIMING = ("wall_s", "cpu_s")
-
-
-def deterministic(summary: dict) -> dict:
-    """`summary` without measured times (wall, CPU, planner seconds): what two runners must agree on."""
-    out = {}
-    for k, v in summary.items():
-        if k in TIMING or k.startswith("planner_s"):
-            continue
-        out[k] = deterministic(v) if isinstance(v, dict) else v
-    return out
+def deterministic(value):
+    """`value` (a summary or comparison row) without measured times (wall, CPU, planner seconds): what two
+    runners must agree on."""
+    if isinstance(value, dict):
+        return {k: deterministic(v) for k, v in value.items()
+                if "wall_s" not in k and "cpu_s" not in k and not k.startswith("planner_s")}
+    if isinstance(value, list):
+        return [deterministic(v) for v in value]
+    return value
 
 
 def epochs_without_timing(rows: list[list]) -> list[list]:
