@@ -126,13 +126,15 @@ class LiveResult:
 def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time_limit_s: float = 2.0,
              greedy: bool = False, grace_s: float = 30.0, max_epochs: int = 60,
              until: Callable | None = None, log: Callable[[str], None] | None = None,
-             backfill_window_s: float | None = 2.0) -> LiveResult:
+             backfill_window_s: float | None = 2.0, backend: str = "torch") -> LiveResult:
     """Plan and run `live`'s jobs for real until every one has finished (or `until(state)`, or max_epochs).
 
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
     a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`. Between
     epochs the loop polls the workers every `backfill_window_s` seconds and starts waiting jobs on
-    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only."""
+    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only.
+    `backend`: "torch" (`torchrun` workers on this host) or "ray" (`RayExecutor`: Ray must be connected,
+    each fleet node a Ray node advertising its name; `executor.ray_cluster.ray_for_fleet`)."""
     from executor.loop import Arrival, LoopConfig, run_loop
     from executor.schedulers.cpsat import CpsatScheduler
     from executor.torch_backend import TorchExecutor
@@ -143,7 +145,12 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     policy = req.policy.model_copy(update={"time_limit_s": time_limit_s, "deterministic": True})
     config = LoopConfig(fleet=req.fleet, epoch_s=epoch_s, policy=policy, quotas=req.quotas, start_s=0.0,
                         max_s=max_epochs * epoch_s, until=until, backfill_window_s=backfill_window_s)
-    executor = TorchExecutor(work_dir, grace_s=grace_s)
+    if backend == "ray":
+        from executor.ray_backend import RayExecutor
+
+        executor = RayExecutor(work_dir, grace_s=grace_s)
+    else:
+        executor = TorchExecutor(work_dir, grace_s=grace_s)
     first_region = req.fleet.regions[0].name
     for job in req.jobs:
         home = job.data_region or (job.regions[0] if job.regions else first_region)
@@ -170,7 +177,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
         say(f"t={rec.t_s:6.0f}s  {acts:<48} running: {running}  pending: {rec.pending}  done: {done}")
 
     slots = fleet_devices(req.fleet)
-    say(f"meridian run: {len(req.jobs)} jobs on {slots} slots, epoch {epoch_s:g}s, work in {work_dir}")
+    say(f"meridian run: {len(req.jobs)} jobs on {slots} slots ({backend}), epoch {epoch_s:g}s, work in {work_dir}")
     try:
         state = run_loop(executor, arrivals, CpsatScheduler(replan_every=1, greedy=greedy), config,
                          observers=[observe])

@@ -126,12 +126,12 @@ class TorchExecutor(Executor):
                 live = self._jobs[a.job]
                 workers = live.spec.usable_workers(a.to.replicas)
                 region = self.region_of[a.to.cluster]
-                new[a.job] = (live.job.prelaunch(worker_nodes(a.to, workers), region), region, workers)
+                new[a.job] = (self._prelaunch(live, worker_nodes(a.to, workers), region), region, workers)
             for group, _, _ in new.values():
-                L.wait_gated(group, self.timeout_s)
+                self._wait_gated(group)
         except BaseException:
             for group, _, _ in new.values():
-                L.kill(group)
+                self._kill(group)
             raise
         # 2. Stop every job that changes, through its checkpoint.
         t0 = {}
@@ -139,7 +139,7 @@ class TorchExecutor(Executor):
             live = self._jobs[a.job]
             t0[a.job] = time.time() if live.job.group is not None else t_apply
             if live.job.group is not None:
-                rec = stop_record(live.job, self.grace_s)
+                rec = self._stop(live)
                 records[a.job].update(rec)
                 if rec.get("bytes"):
                     live.checkpoint_bytes = rec["bytes"]
@@ -157,10 +157,10 @@ class TorchExecutor(Executor):
                 live.job.region = region
             live.job.group, live.placement, live.workers = group, a.to, workers
             records[a.job]["workers"] = workers
-            L.open_gate(group)
+            self._open_gate(group)
         # 4. Running again: the first step after resuming ends each job's measured pause.
         for jid, (group, _, _) in new.items():
-            t = wait_first_step(group, self.timeout_s)
+            t = self._wait_first_step(group)
             if t is not None:       # None: it had finished just as it was stopped (nothing left to run)
                 records[jid].update(launch_breakdown(group, t))
                 records[jid]["total_s"] = t["first_step_unix"] - t0[jid]
@@ -205,19 +205,17 @@ class TorchExecutor(Executor):
         end = start + epoch_s
         res = TorchEpochResult()
         while True:
+            self._check_nodes(res)
             for jid, live in self._jobs.items():
                 group = live.job.group
                 if group is None or jid in res.finished:
                     continue
-                state = L.poll(group)
-                step = L.progress_step(group)
+                state = self._poll(group)
+                step = self._progress_step(group)
                 if step is not None:
                     live.steps_done = step
                 if state == "finished":
-                    for a in group.agents:
-                        a.wait()
-                    L.kill(group)
-                    status = L.read_json(group.run_dir / "status.json") or {}
+                    status = self._finish(group)
                     live.checkpoint_bytes = status.get("bytes") or live.checkpoint_bytes
                     live.steps_done = status.get("step", live.steps_done)
                     live.job.group, live.placement, live.finished = None, None, True
@@ -225,12 +223,12 @@ class TorchExecutor(Executor):
                     res.finish_s[jid] = now_s + min(status.get("exit_unix", time.time()) - start, epoch_s)
                 elif state in ("failed", "preempted"):
                     # A crash (or a stop nobody asked for): resume from the last good checkpoint in place.
-                    L.kill(group)
-                    live.job.start(worker_nodes(live.placement, live.workers))
+                    self._kill(group)
+                    live.job.group = self._restart(live)
                     res.restarts[jid] = res.restarts.get(jid, 0) + 1
             if time.time() >= end or not any(l.job.group for l in self._jobs.values()):
                 break
-            time.sleep(min(0.1, max(0.0, end - time.time())))
+            time.sleep(min(self.poll_s, max(0.0, end - time.time())))
         for jid, live in self._jobs.items():
             res.steps[jid] = live.steps_done
             res.progress[jid] = float(live.steps_done * live.spec.world_size)
@@ -239,6 +237,51 @@ class TorchExecutor(Executor):
     def close(self) -> None:
         for live in self._jobs.values():
             if live.job.group is not None:
-                L.kill(live.job.group)
+                self._kill(live.job.group)
                 live.job.group = None
         L.drain()
+
+    # -- how a worker group is launched, watched and stopped (the Ray backend overrides these) --------
+
+    poll_s = 0.1
+
+    def _prelaunch(self, live: _Live, nodes: dict[str, int], region: str):
+        return live.job.prelaunch(nodes, region)
+
+    def _start(self, live: _Live, nodes: dict[str, int]):
+        return live.job.start(nodes)
+
+    def _restart(self, live: _Live):
+        """Relaunch a crashed group in place, resuming from the last good checkpoint."""
+        return self._start(live, worker_nodes(live.placement, live.workers))
+
+    def _wait_gated(self, group) -> None:
+        L.wait_gated(group, self.timeout_s)
+
+    def _open_gate(self, group) -> None:
+        L.open_gate(group)
+
+    def _wait_first_step(self, group) -> dict | None:
+        return wait_first_step(group, self.timeout_s)
+
+    def _stop(self, live: _Live) -> dict:
+        return stop_record(live.job, self.grace_s)
+
+    def _poll(self, group) -> str:
+        return L.poll(group)
+
+    def _progress_step(self, group) -> int | None:
+        return L.progress_step(group)
+
+    def _finish(self, group) -> dict:
+        """A group that ended by itself: reap it; rank 0's status."""
+        for a in group.agents:
+            a.wait()
+        L.kill(group)
+        return L.read_json(group.run_dir / "status.json") or {}
+
+    def _kill(self, group) -> None:
+        L.kill(group)
+
+    def _check_nodes(self, res: TorchEpochResult) -> None:
+        """Report nodes that went down (the local torch backend runs on one host: none)."""

@@ -191,21 +191,25 @@ def write_summary(summary: dict, out_dir: str) -> str:
 
 def write_tables(run: ReplayRun, out_dir: str) -> list[str]:
     """epochs.csv and jobs.csv under `out_dir`."""
+    return write_table_rows(epoch_rows(run), job_rows(run), out_dir)
+
+
+def write_table_rows(epochs: list[list], jobs: list[dict], out_dir: str) -> list[str]:
+    """epochs.csv and jobs.csv from a run's rows: what a driver writes for a run that ran elsewhere."""
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(EPOCH_COLUMNS)
-    w.writerows(epoch_rows(run))
+    w.writerows(epochs)
     p = os.path.join(out_dir, "epochs.csv")
     write_atomic(p, buf.getvalue())
     paths.append(p)
-    rows = job_rows(run)
     buf = io.StringIO()
-    if rows:
-        w2 = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if jobs:
+        w2 = csv.DictWriter(buf, fieldnames=list(jobs[0]))
         w2.writeheader()
-        w2.writerows(rows)
+        w2.writerows(jobs)
     p = os.path.join(out_dir, "jobs.csv")
     write_atomic(p, buf.getvalue())
     paths.append(p)

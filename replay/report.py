@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from datasets.attributes import JobSpec
 from models import Fleet
@@ -26,10 +27,6 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
     and, last, summary.json under `out_dir`: a folder with a summary.json holds a finished run.
     `trace_skipped` (the loader's skip counts) goes into the summary; `title` (scheduler, fleet, window)
     heads the plots."""
-    import inspect
-
-    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_summary, write_tables
-
     if out_dir:
         check_out_dir(out_dir)
     observers = []
@@ -42,26 +39,61 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
         measured = {s.id for s in specs if m_from <= s.submit_s < m_until}
         bar = ProgressBar(measured, name)
         observers.append(bar)
-    t0, c0 = time.perf_counter(), time.process_time()
     try:
-        run = run_replay(specs, fleet, setup, window, observers)
+        out = replay_output(specs, fleet, setup, window, name, observers, trace_skipped)
     finally:
         if bar is not None:
             bar.close()
+    if out_dir:
+        write_run(out, out_dir, plotter, reporter, title)
+    return out.summary
+
+
+@dataclass
+class RunOutput:
+    """One finished run as plain data (picklable, small): what a sweep's worker returns to the driver,
+    which writes it (`write_run`), so a run on another machine leaves no files there."""
+
+    label: str
+    summary: dict
+    epochs: list
+    jobs: list
+    pools: list = field(default_factory=list)     # `replay.pools` rows: device time per accelerator type
+
+
+def replay_output(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window,
+                  label: str | None = None, observers: Sequence = (),
+                  trace_skipped: Mapping[str, int] | None = None) -> RunOutput:
+    """Replay and summarise without writing anything: a sweep task's result."""
+    from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = run_replay(specs, fleet, setup, window, list(observers))
     summary = summarize(run, time.perf_counter() - t0)
     summary["cpu_s"] = time.process_time() - c0     # this process's CPU time: comparable on a shared machine
     summary["trace_skipped"] = dict(trace_skipped or {})
-    if out_dir:
-        write_tables(run, out_dir)
-        pictures: list[str] = []
-        if plotter is not None:
-            takes_pools = "pools" in inspect.signature(plotter).parameters
-            extra = {"pools": run_pool_rows(run)} if takes_pools else {}
-            pictures = plotter(epoch_rows(run), job_rows(run), out_dir, title or name, **extra)
-        if reporter is not None:
-            reporter(summary, pictures, out_dir, name)
-        write_summary(summary, out_dir)
-    return summary
+    return RunOutput(label or setup.scheduler, summary, epoch_rows(run), job_rows(run), run_pool_rows(run))
+
+
+def write_run(out: RunOutput, out_dir: str, plotter: Plotter | None = None, reporter: Reporter | None = None,
+              title: str | None = None) -> list[str]:
+    """What `replay_and_report` writes, from a run's rows: epochs.csv, jobs.csv, (with a `plotter`) the
+    pictures, (with a `reporter`) the report page and, last, summary.json under `out_dir`."""
+    import inspect
+
+    from replay.metrics import write_summary, write_table_rows
+
+    paths = write_table_rows(out.epochs, out.jobs, out_dir)
+    pictures: list[str] = []
+    if plotter is not None:
+        takes_pools = "pools" in inspect.signature(plotter).parameters
+        extra = {"pools": out.pools} if takes_pools else {}
+        pictures = plotter(out.epochs, out.jobs, out_dir, title or out.label, **extra)
+    paths += pictures
+    if reporter is not None:
+        paths.append(reporter(out.summary, pictures, out_dir, out.label))
+    paths.append(write_summary(out.summary, out_dir))
+    return paths
 
 
 OUTPUT_FILES = ("summary.json", "epochs.csv", "jobs.csv", "utilization.png", "jct_cdf.png", "queue.png", "report.html")

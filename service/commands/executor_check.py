@@ -25,6 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reduce-dtype", choices=("float64", "float32"), default="float64",
                    help="default mode: accumulate and all-reduce gradients in this type (default float64)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("torch", "ray"), default="torch",
+                   help="torch: torchrun workers on this host (default); ray: the Ray executor on --nodes Ray nodes "
+                        "(preempt, resizes across nodes, a move, a migrate between regions)")
+    p.add_argument("--nodes", type=int, default=3, help="--backend ray: fleet nodes a0..a{N-2} (region-a) and b0 "
+                   "(region-b), default 3")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="--backend ray: join this cluster (nodes advertising meridian_node_a0 ... b0); default: a "
+                        "local cluster of --nodes Ray nodes, stopped at the end")
     p.add_argument("--workdir", default=None, help="keep checkpoints and worker logs here (default: a temporary "
                    "folder, removed afterwards)")
     p.set_defaults(func=run)
@@ -64,15 +72,38 @@ def run(args: argparse.Namespace) -> int:
         except InputError as exc:
             raise UsageError(f"--workdir {args.workdir}: {exc}") from None
     mode = "exact" if spec.exact else f"default ({spec.reduce_dtype} all-reduce)"
+    if args.ray is not None and args.backend != "ray":
+        raise UsageError("--ray ADDRESS needs --backend ray")
+    if args.backend == "ray" and args.nodes < 2:
+        raise UsageError(f"--nodes must be at least 2 (one per region), got {args.nodes}")
+    where = f"{args.nodes} Ray nodes" if args.backend == "ray" else "torchrun"
     print(f"executor-check: {mode} mode, W={spec.world_size}, "
-          f"{spec.params():,} parameters, {spec.steps} steps", file=sys.stderr)
+          f"{spec.params():,} parameters, {spec.steps} steps, {where}", file=sys.stderr)
+    def say(m: str) -> None:
+        print(f"  {m}", file=sys.stderr, flush=True)
+
     try:
-        result = run_check(spec, work_dir=work, log=lambda m: print(f"  {m}", file=sys.stderr))
+        if args.backend == "ray":
+            result = _ray_check(args, spec, work, say, UsageError)
+        else:
+            result = run_check(spec, work_dir=work, log=say)
     finally:
         drain()
     result["pass"] = passes(result)
     print(json.dumps(result))
     return 0 if result["pass"] else 1
+
+
+def _ray_check(args: argparse.Namespace, spec, work, say, usage_error: type[Exception]) -> dict:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise usage_error("--backend ray needs Ray: .venv/bin/pip install -e '.[ray]'") from None
+    from executor.ray_check import fleet_node_names, run_ray_check
+    from executor.ray_cluster import ray_for_fleet
+
+    with ray_for_fleet(fleet_node_names(args.nodes), args.ray):
+        return run_ray_check(spec, nodes=args.nodes, work_dir=work, log=say)
 
 
 def passes(result: dict) -> bool:

@@ -17,6 +17,8 @@ from replay.options import DEFAULTS, ReplayOptions, SchedulerName, TraceFormat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from service.commands.sweep import add_sweep_flags
+
     p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las) and report metrics")
     p.add_argument("--trace", required=True, help="trace file, or synthetic[:DAYS] for the seeded generator")
     p.add_argument("--format", default=DEFAULTS.format, choices=get_args(TraceFormat),
@@ -59,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "intervals in --out/replications.json (default 1)")
     p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
+    add_sweep_flags(p, "the schedulers' runs (--policy a,b,c)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -95,31 +98,36 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
-    runs, summaries = [], {}
-    for policy in policies:
-        out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
-        one = dataclasses.replace(setup, scheduler=policy)
-        captured: dict = {}
+    runs, summaries, failures = [], {}, []
+    if args.ray is not None or args.jobs is not None:
+        failures = _sweep_policies(args, policies, setup, window, specs, fleet, skipped, runs, summaries)
+        if not summaries:
+            return 1
+    else:
+        for policy in policies:
+            out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
+            one = dataclasses.replace(setup, scheduler=policy)
+            captured: dict = {}
 
-        def plotter(epochs, jobs, out_dir, label, pools=(), _c=captured):
-            _c.update(epochs=epochs, jobs=jobs)
-            return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
+            def plotter(epochs, jobs, out_dir, label, pools=(), _c=captured):
+                _c.update(epochs=epochs, jobs=jobs)
+                return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
 
-        try:
-            summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
-                                        trace_skipped=skipped, title=run_title(policy, args),
-                                        reporter=write_replay_report)
-        except InputError as exc:          # checked before the replay starts
-            raise UsageError(f"--out {out}: {exc}") from None
-        except ReplayInputError as exc:    # likewise
-            raise UsageError(str(exc)) from None
-        summaries[policy] = summary
-        runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
-        print(format_summary(summary))
-        if args.replications > 1:
-            replications_report(args, summary, policy, out)
-        print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
-            "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+            try:
+                summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
+                                            trace_skipped=skipped, title=run_title(policy, args),
+                                            reporter=write_replay_report)
+            except InputError as exc:          # checked before the replay starts
+                raise UsageError(f"--out {out}: {exc}") from None
+            except ReplayInputError as exc:    # likewise
+                raise UsageError(str(exc)) from None
+            summaries[policy] = summary
+            runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
+            print(format_summary(summary))
+            if args.replications > 1:
+                replications_report(args, summary, policy, out)
+            print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
+                "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     if len(policies) > 1:
         write_atomic(os.path.join(args.out, "comparison.json"),
                      json.dumps(summaries, indent=2, allow_nan=False) + "\n")
@@ -134,7 +142,58 @@ def run(args: argparse.Namespace) -> int:
         print(f"meridian replay: rejected jobs ({', '.join(f'{p} {n}' for p, n in rejected.items())}) and "
               "--on-reject error: exit 3", file=sys.stderr)
         return 3
-    return 0
+    return 1 if failures else 0
+
+
+def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window, specs, fleet, skipped: dict,
+                    runs: list, summaries: dict) -> list:
+    """The schedulers' runs as tasks of a runner (`--jobs` local processes or `--ray`): each returns its
+    rows, this process writes every run's folder as it finishes; a failed run is named on stderr and
+    the others are still written and compared. Fills `runs` and `summaries` in `policies` order."""
+    import dataclasses
+    import os
+
+    from replay.report import RunOutput, replay_output, write_run
+    from replay.runners import Task, TaskFailed
+    from service.commands.sweep import progress_printer, sweep_runner
+    from service.reports.html import write_replay_report
+    from service.reports.plots import write_plots
+
+    def folder(policy: str) -> str:
+        return args.out if len(policies) == 1 else os.path.join(args.out, policy)
+
+    from datasets.files import InputError
+    from replay.report import check_out_dir
+
+    for p in policies:                 # before any run: every folder must take its files
+        try:
+            check_out_dir(folder(p))
+        except InputError as exc:
+            raise UsageError(f"--out {folder(p)}: {exc}") from None
+    tasks = [Task(p, replay_output, (specs, fleet, dataclasses.replace(setup, scheduler=p), window, p, (), skipped))
+             for p in policies]
+    show = progress_printer(len(tasks))
+
+    def on_done(i: int, task: Task, res) -> None:
+        if isinstance(res, RunOutput):
+            write_run(res, folder(task.name), None if args.no_plots else write_plots, write_replay_report,
+                      run_title(task.name, args))
+        show(i, task, res)
+
+    with sweep_runner(args.ray, args.jobs) as (runner, _):
+        results = runner(tasks, on_done)
+    failures = []
+    for policy, res in zip(policies, results):
+        if isinstance(res, TaskFailed):
+            print(f"meridian replay: {res}", file=sys.stderr)
+            failures.append(res)
+            continue
+        summaries[policy] = res.summary
+        runs.append((res.summary["policy"], res.epochs, res.jobs))
+        print(format_summary(res.summary))
+        print(f"wrote {folder(policy)}/summary.json, epochs.csv, jobs.csv, report.html" + (
+            "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
+    return failures
 
 
 def replications_report(args: argparse.Namespace, summary: dict, policy: str, out: str) -> None:

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backfill-window", type=float, default=2.0,
                    help="between epochs, poll the workers and batch arrivals and completions this many "
                         "wall-clock seconds before a backfill plan (default 2)")
+    p.add_argument("--backend", choices=("torch", "ray"), default="torch",
+                   help="torch: torchrun workers on this host (default); ray: Ray actors on the fleet's nodes")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="--backend ray: join this Ray cluster (each fleet node a Ray node advertising "
+                        "meridian_node_<name>); default: a local cluster of one Ray node per fleet node")
     p.add_argument("--json", default=None, help="also write the pause table and per-job results here (atomically)")
     p.set_defaults(func=run)
 
@@ -69,12 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if args.epoch_s is None and live.request.epoch_s < MIN_EPOCH_S:
         raise UsageError(f"{args.fleet}: epoch_s must be at least {MIN_EPOCH_S:g} s for a live run, "
                          f"got {live.request.epoch_s}")
+    if args.ray is not None and args.backend != "ray":
+        raise UsageError("--ray ADDRESS needs --backend ray")
     own = args.workdir is None
     work = Path(tempfile.mkdtemp(prefix="meridian-run-")) if own else Path(args.workdir)
     try:
-        res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
-                       grace_s=args.grace_s, max_epochs=args.max_epochs,
-                       backfill_window_s=args.backfill_window if args.backfill else None)
+        with _backend(args, live, UsageError):
+            res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
+                           grace_s=args.grace_s, max_epochs=args.max_epochs,
+                           backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
@@ -94,6 +102,22 @@ def run(args: argparse.Namespace) -> int:
                 "first_start_s": s.first_start_s, "finish_s": s.finish_s} for j, s in jobs.items()}},
             indent=1) + "\n")
     return 0 if done == len(jobs) else 1
+
+
+def _backend(args: argparse.Namespace, live, usage_error: type[Exception]):
+    """Ray connected for `--backend ray` (a local cluster of the fleet's nodes unless `--ray ADDRESS`)."""
+    import contextlib
+
+    if args.backend != "ray":
+        return contextlib.nullcontext()
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise usage_error("--backend ray needs Ray: .venv/bin/pip install -e '.[ray]'") from None
+    from executor.ray_cluster import ray_for_fleet
+    from models.fleet_index import fleet_index
+
+    return ray_for_fleet(list(fleet_index(live.request.fleet).names), args.ray)
 
 
 def pause_table(rows: list[dict]) -> str:

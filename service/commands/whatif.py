@@ -21,22 +21,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the replays as Ray tasks: 'local' starts Ray on this machine for the command, "
+                        "HOST:PORT or 'auto' joins a running cluster (needs the ray extra)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    from datasets.errors import TraceFormatError
     from datasets.files import InputError, check_writable_dir
-    from replay.checks import ReplayInputError
-    from replay.reach import describe
-    from replay.runner import RunError, local_runner
+    from replay.runner import local_runner
     from replay.scenarios import ScenarioError, parse_scenarios
-    from replay.whatif import _safe as scenario_folder
-    from replay.whatif import check_inputs, check_search, run_scenarios, write_comparison
+    from replay.whatif import check_inputs, check_search
     from service.errors import UsageError
-    from service.reports.html import write_comparison_report, write_replay_report
-    from service.reports.plots import plot_intervals, write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if not 1 <= workers <= MAX_JOBS:
@@ -58,7 +55,46 @@ def run(args: argparse.Namespace) -> int:
             check_writable_dir(args.out)
         except InputError as exc:
             raise UsageError(f"--out {args.out}: {exc}") from None
-    runner = local_runner(workers)
+    if args.ray is not None:
+        return _on_ray(args, lambda runner: _sweep(args, scenarios, search, runner))
+    return _sweep(args, scenarios, search, local_runner(workers))
+
+
+def _on_ray(args: argparse.Namespace, body) -> int:
+    """`body(runner)` with the replays as Ray tasks (a Ray runtime started here is stopped after)."""
+    import sys
+
+    from replay.ray_runner import RayUnavailable, init_ray, spec_runner
+    from service.commands.sweep import progress_printer
+    from service.errors import UsageError
+
+    try:
+        started = init_ray(args.ray, num_cpus=args.jobs or os.cpu_count() or 1)
+    except RayUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return body(spec_runner(args.ray, on_done=progress_printer(None)))
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+        sys.stderr.flush()
+
+
+def _sweep(args: argparse.Namespace, scenarios, search, runner) -> int:
+    """Run the scenarios (or the capacity search) through `runner` and write the comparison."""
+    from datasets.errors import TraceFormatError
+    from datasets.files import InputError
+    from replay.checks import ReplayInputError
+    from replay.reach import describe
+    from replay.runner import RunError
+    from replay.whatif import _safe as scenario_folder
+    from replay.whatif import run_scenarios, write_comparison
+    from service.errors import UsageError
+    from service.reports.html import write_comparison_report, write_replay_report
+    from service.reports.plots import plot_intervals, write_plots
+
     try:
         if args.find_min_capacity:
             if search is None:

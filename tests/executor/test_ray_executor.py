@@ -1,0 +1,134 @@
+"""The Ray executor on a three-node local Ray cluster (fleet nodes a0, a1 in region-a, b0 in region-b):
+gangs pinned to the plan's nodes, a move and a migrate through checkpoints with the parameters bitwise
+equal to an uninterrupted run, measured seconds and bytes per action, and a Ray node that dies reported
+as a failed node whose job resumes elsewhere from its last checkpoint."""
+
+import pytest
+
+from executor.actions import response_from_placements
+from executor.train import checkpoint
+from executor.train.compare import param_diff
+from executor.train.spec import TrainSpec
+from models import Placement, parse_request
+
+pytestmark = pytest.mark.ray
+
+TIMEOUT_S = 120.0
+# A small exact-mode job that never finishes by itself (the test stops it): W=2.
+SPEC = TrainSpec(world_size=2, steps=1_000_000, micro_batch=4, in_dim=32, hidden=64, layers=1, classes=4,
+                 dataset_size=256, exact=True)
+
+
+def fleet(extra: str | None = None) -> dict:
+    groups_a = [{"prefix": "a", "count": 2, "accelerator": "cpu", "devices": 4}]
+    if extra:
+        groups_a.append({"prefix": extra, "count": 1, "accelerator": "cpu", "devices": 4})
+    return {"regions": [{"name": "region-a", "storage_gbps": 0.5}, {"name": "region-b", "storage_gbps": 0.5}],
+            "links": [{"a": "region-a", "b": "region-b", "gbps": 0.5}],
+            "clusters": [{"name": "ca", "region": "region-a", "node_groups": groups_a},
+                         {"name": "cb", "region": "region-b",
+                          "node_groups": [{"prefix": "b", "count": 1, "accelerator": "cpu", "devices": 4}]}]}
+
+
+def act(ex, fl: dict, job: str, cluster: str | None, nodes: dict | None):
+    """Apply the plan that takes `job` from where the executor runs it to (cluster, nodes); None: preempt."""
+    current = ex.placements().get(job)
+    req = parse_request({"epoch_s": 60, "fleet": fl, "jobs": [{
+        "id": job, "replicas": {"min": 1, "max": 2}, "speed": {"cpu": 1.0}, "checkpoint_gb": 0.01,
+        "current": current.model_dump() if current else None}]})
+    placed = {} if nodes is None else {job: Placement(cluster=cluster, accelerator="cpu", nodes=nodes)}
+    [applied] = ex.apply(req, response_from_placements(req, placed), 0.0)
+    return applied
+
+
+def actor_nodes(gang) -> list[str]:
+    """The fleet node each of the gang's actors runs on, in rank order (from Ray's own node table)."""
+    import ray
+
+    from executor.train.ray_gang import NODE_RESOURCE_PREFIX
+
+    by_id = {n["NodeID"]: n for n in ray.nodes()}
+    out = []
+    for a in gang.actors:
+        node_id = ray.get(a.__ray_call__.remote(lambda self: __import__("ray").get_runtime_context().get_node_id()),
+                          timeout=30)
+        out.append(next(r[len(NODE_RESOURCE_PREFIX):] for r in by_id[node_id]["Resources"]
+                        if r.startswith(NODE_RESOURCE_PREFIX)))
+    return out
+
+
+def test_move_and_migrate_on_the_named_nodes_keep_training_bitwise(ray_cluster, tmp_path):
+    from executor.ray_backend import RayExecutor
+    from executor.train import ray_gang as RG
+
+    fl = fleet()
+    ex = RayExecutor(tmp_path / "work", grace_s=60, timeout_s=TIMEOUT_S)
+    try:
+        ex.add_job("j", SPEC, "region-a")
+        start = act(ex, fl, "j", "ca", {"a0": 2})
+        assert start.kind == "start" and actor_nodes(ex.gang_of("j")) == ["a0", "a0"]
+        ex.wait_step("j", 30, TIMEOUT_S)
+        move = act(ex, fl, "j", "ca", {"a0": 1, "a1": 1})
+        assert move.kind == "move" and actor_nodes(ex.gang_of("j")) == ["a0", "a1"]
+        at_move = ex.steps_done()["j"]
+        ex.wait_step("j", at_move + 30, TIMEOUT_S)
+        migrate = act(ex, fl, "j", "cb", {"b0": 1})
+        assert migrate.kind == "migrate" and actor_nodes(ex.gang_of("j")) == ["b0"]
+        at_migrate = ex.steps_done()["j"]
+        ex.wait_step("j", at_migrate + 30, TIMEOUT_S)
+        stop = act(ex, fl, "j", None, None)
+        at_stop = ex.steps_done()["j"]
+        assert stop.kind == "preempt" and ex.placements() == {} and 0 < at_move < at_migrate < at_stop
+    finally:
+        ex.close()
+    for a in (move, migrate):
+        m = a.measured_s
+        assert m["stop_s"] > 0 and m["prelaunch_s"] > 0 and m["total_s"] > 0 and a.checkpoint_bytes > 0
+        assert m["launch_s"] == 0.0            # prelaunched: the start-up is off the pause
+        assert a.modelled_pause_s > 0
+    assert migrate.measured_s["transfer_s"] > 0
+    storage = tmp_path / "work" / "storage"
+    assert not (storage / "region-a" / "j").exists()
+    assert checkpoint.list_checkpoints(storage / "region-b" / "j")[0][0] == at_stop
+    # The reference: the same job uninterrupted on one worker to the same step.
+    from dataclasses import replace
+
+    ref = RG.launch(replace(SPEC, steps=at_stop).to_dict(), {"a0": 1}, tmp_path / "ref-run", tmp_path / "ref",
+                    timeout_s=TIMEOUT_S)
+    assert RG.wait(ref, TIMEOUT_S) == "finished"
+    d = param_diff(tmp_path / "ref" / checkpoint.ckpt_name(at_stop),
+                   storage / "region-b" / "j" / checkpoint.ckpt_name(at_stop))
+    assert d["max_abs_param_diff"] == 0.0 and d["optimizer_state_equal"]
+
+
+def test_a_ray_node_that_dies_is_a_failed_node_and_its_job_resumes_elsewhere(ray_cluster, tmp_path):
+    from dataclasses import replace
+
+    from executor.ray_backend import RayExecutor
+    from executor.train import ray_gang as RG
+    from tests.support.ray_cluster import node_args
+
+    node = ray_cluster.add_node(**node_args("c0"))
+    ray_cluster.wait_for_nodes(timeout=60)
+    fl = fleet(extra="c")
+    ex = RayExecutor(tmp_path / "work", grace_s=30, timeout_s=TIMEOUT_S)
+    try:
+        ex.add_job("j", replace(SPEC, checkpoint_every=20), "region-a")
+        act(ex, fl, "j", "ca", {"c0": 1})
+        ex.wait_step("j", 45, TIMEOUT_S)
+        ray_cluster.remove_node(node, allow_graceful=False)
+        failed, deadline = [], 0
+        while not failed and deadline < 60:
+            failed = ex.run_epoch(0.0, 1.0).failed_nodes
+            deadline += 1
+        assert failed == ["c0"]
+        assert ex.gang_of("j") is None and ex.placements()["j"].nodes == {"c0": 1}   # for the plan to fail over
+        assert ex.run_epoch(0.0, 0.5).failed_nodes == []                              # reported once
+        lost_at = ex.steps_done()["j"]
+        moved = act(ex, fl, "j", "ca", {"a1": 1})
+        assert moved.kind == "move" and moved.measured_s["stop_s"] == 0.0    # nothing left to stop
+        assert actor_nodes(ex.gang_of("j")) == ["a1"]
+        timings = RG.read(ex.gang_of("j"), "timings.json")
+        assert timings["resumed_from_step"] % 20 == 0 and 20 <= timings["resumed_from_step"] <= lost_at
+    finally:
+        ex.close()
