@@ -164,6 +164,7 @@ def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window
 
     from datasets.files import InputError
     from replay.report import check_out_dir
+    from service.errors import UsageError
 
     for p in policies:                 # before any run: every folder must take its files
         try:
