@@ -142,7 +142,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
                            min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
-        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
+        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -251,19 +251,24 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     )
 
 
-def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams) -> Bound | None:
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams,
+              deterministic: bool = False) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
-    options plus one round of column generation, whose duals then price every option in a
-    Lagrangian bound (valid whatever the prices)."""
+    options plus rounds of column generation, whose duals then price every option in a
+    Lagrangian bound (valid whatever the prices). Deterministic plans stop HiGHS by simplex
+    iterations and run a fixed number of rounds, so the clock never decides (`seconds` is then
+    a safety net)."""
+    iters = P.lp_det_iters_per_row if deterministic else None
     if len(opts) <= P.lp_full_max_options:
-        return lp_bound(inst, opts, time_limit_s=seconds)
+        return lp_bound(inst, opts, time_limit_s=seconds, iterations_per_row=iters)
     t0 = time.perf_counter()
     per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
     best: Bound | None = None
+    rounds = 0
     while True:
-        spent = time.perf_counter() - t0
-        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent)
+        spent = 0.0 if deterministic else time.perf_counter() - t0
+        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent, iterations_per_row=iters)
         if lp is None or lp.infeasible:
             break
         val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
@@ -278,7 +283,8 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: Eng
             best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
                          budget_price=best.budget_price)
         # another round of column generation only while it fits (each costs more than the last)
-        if time.perf_counter() - t0 > P.colgen_share * seconds:
+        rounds += 1
+        if (rounds > P.colgen_det_rounds) if deterministic else (time.perf_counter() - t0 > P.colgen_share * seconds):
             break
         extra = _best_improving(inst, opts, lp, top)
         if not len(extra):
