@@ -119,8 +119,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         lp_first = False
         first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
-    if lp_first:
-        realize_s = P.realize_s_per_job * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
@@ -129,8 +127,14 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
+    score_s = clock.lap("score")
+    if lp_first:
+        # an estimate until the LP rounding is packed, measured on this request at this load: a
+        # packing pass costs about `realize_scorings` scorings of the first plan (7-18 measured at
+        # planet size, loaded), never less than the per-job floor
+        realize_s = max(P.realize_s_per_job * len(inst.jobs), P.realize_scorings * score_s)
     # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = P.tail_s + max(P.tail_scorings * clock.lap("score"), (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
+    tail = P.tail_s + max(P.tail_scorings * score_s, (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
         + P.tail_per_job_s * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
@@ -213,8 +217,11 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
+        # the search's set-up (gains, neighbourhoods, each step's model and repack) is passes over
+        # every job: at the LP-first size it needs about a packing pass, measured above, to do anything
+        search_needs = realize_s if lp_first else 0.0
         if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
-                not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+                not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
             alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
                              lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
