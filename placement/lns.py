@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -140,18 +141,19 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
 
 
 def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_prices: np.ndarray | None,
-                          pool_jobs: list[list[int]], rng: random.Random, cap: int) -> list[set[int]]:
+                          pool_jobs: list[list[int]], rng: random.Random, cap: int) -> Iterator[set[int]]:
     """One set per binding quota (price > 0, dearest first): every job of that (tenant, tier),
     lumpy gangs first, then the jobs now in the pools its gangs could use. Which whole gangs
-    fill a quota is an integer choice the LP rounding and pool pairs miss."""
+    fill a quota is an integer choice the LP rounding and pool pairs miss. Built one at a time as
+    the search asks: at planet size each walks pools of thousands of jobs (all of them up front took
+    5 s on a loaded machine, past the deadline, before the first step)."""
     if quota_prices is None or not len(quota_prices) or not (quota_prices > 0).any():
-        return []
+        return
     keys = list(inst.quotas)
     members: dict[tuple[str, str], list[int]] = {}
     for info in inst.jobs:
         if len(opts.by_job[info.index]):
             members.setdefault(info.key, []).append(info.index)
-    out = []
     for q in np.argsort(-quota_prices, kind="stable").tolist():
         if quota_prices[q] <= 0 or keys[q] not in members:
             continue
@@ -165,8 +167,7 @@ def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_pr
             free.update(room[: max(0, cap - len(free))])
             if len(free) >= cap:
                 break
-        out.append(free)
-    return out
+        yield free
 
 
 def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
