@@ -28,8 +28,7 @@ class EngineParams:
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
-    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured (the floor)
-    realize_scorings: float = 15.0       # ... or this many scorings of the first plan, measured on the request
+    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200

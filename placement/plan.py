@@ -129,10 +129,10 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         clock.lap("rescue")
     score_s = clock.lap("score")
     if lp_first:
-        # an estimate until the LP rounding is packed, measured on this request at this load: a
-        # packing pass costs about `realize_scorings` scorings of the first plan (7-18 measured at
-        # planet size, loaded), never less than the per-job floor
-        realize_s = max(P.realize_s_per_job * len(inst.jobs), P.realize_scorings * score_s)
+        # an estimate until the LP rounding is packed (then measured). Deliberately not scaled by the
+        # load: measured as 15 scorings of the first plan, it kept the LP from starting on a loaded
+        # machine, and the greedy pass run instead took 8-11 s, later and worse than the LP rounding
+        realize_s = P.realize_s_per_job * len(inst.jobs)
     # what the end takes once the search stops (reasons, the response): about two scorings
     tail = P.tail_s + max(P.tail_scorings * score_s, (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
         + P.tail_per_job_s * len(inst.jobs)
