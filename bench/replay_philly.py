@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/replay_philly.py [--start-day 30 --days 7 --warmup-days 3] [--time-limit 0.5]
                                             [--policies cpsat,fifo,las,cpsat-equal] [--out DIR] [--full]
+    .venv/bin/python bench/replay_philly.py --windows 30,60,100 --policies fifo,las,cpsat --backfill both
+
+`--windows` replays several windows (start days, each `--days` long after `--warmup-days`) and
+`--backfill on|off|both` with and without backfill plans between epochs (default: on, the replay's
+default), then prints one table over all of them (mean JCT, above the floor, p99, SLA, preemptions,
+wall) and the issue's targets window by window.
 
 The fleet is one region, one cluster, 80 nodes of 8 GPUs (640 GPUs), because the whole Philly fleet
 (2,490 GPUs) is rarely contended by this trace; 300 s epochs; seed 0. Reads the trace from
@@ -39,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write each policy's summary, CSVs and plots under DIR/POLICY")
     ap.add_argument("--full", action="store_true", help="the whole trace on the Philly fleet, cpsat only")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--windows", default=None, help="comma-separated start days: one window each (default: --start-day)")
+    ap.add_argument("--backfill", choices=("on", "off", "both"), default="on",
+                    help="backfill plans between epochs: on (the default), off (epochs only, as before), both")
+    ap.add_argument("--backfill-window", type=float, default=None, help="seconds batched per backfill plan")
     args = ap.parse_args(argv)
+    if args.windows and not args.full:
+        return windows_main(args)
 
     from datasets import AttributeRules, load_trace, to_job_specs
     from datasets.fleets import philly_fleet, single_cluster_fleet
@@ -67,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in schedulers:
         scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
         setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                            equal_priorities=equal, replan_every=args.replan_every)
+                            equal_priorities=equal, replan_every=args.replan_every,
+                            backfill_window_s=_backfill_window(args, args.backfill != "off"))
         out = os.path.join(args.out, name) if args.out else None
         s = replay_and_report(specs, fleet, setup, window, out, 
                               plotter=write_plots if out is not None else None, progress=args.progress,
@@ -96,6 +109,83 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mean duration of the measured jobs (a floor for any policy's mean JCT): "
                   f"{sum(s.duration_s for s in meas) / len(meas):.0f} s")
     return 0
+
+
+def _backfill_window(args: argparse.Namespace, on: bool) -> float | None:
+    from replay.options import DEFAULTS
+
+    return (args.backfill_window or DEFAULTS.backfill_window_s) if on else None
+
+
+def windows_main(args: argparse.Namespace) -> int:
+    """Several windows x policies x backfill on/off, one table, the targets window by window."""
+    from datasets import AttributeRules, load_trace, to_job_specs
+    from datasets.fleets import single_cluster_fleet
+    from replay.harness import ReplaySetup, Window
+    from replay.report import replay_and_report
+
+    t0 = time.perf_counter()
+    res = load_trace(os.path.join(args.traces, "philly_jobs.csv"), "philly")
+    specs = to_job_specs(res.rows, AttributeRules(seed=args.seed))
+    print(f"trace: {len(specs)} jobs loaded in {time.perf_counter() - t0:.1f} s; seed {args.seed}; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    fleet = single_cluster_fleet(args.nodes, 8)
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.backfill]
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    rows = []
+    for start in [float(x) for x in args.windows.split(",")]:
+        window = Window(start, args.days, args.warmup_days)
+        for name in policies:
+            scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
+            for on in modes:
+                setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed,
+                                    time_limit_s=args.time_limit, equal_priorities=equal,
+                                    replan_every=args.replan_every, backfill_window_s=_backfill_window(args, on))
+                label = f"{name}{'' if on else ' (no backfill)'}"
+                out = os.path.join(args.out, f"day{start:g}", name + ("" if on else "-nobackfill")) if args.out else None
+                s = replay_and_report(specs, fleet, setup, window, out, plotter=None, progress=args.progress, label=label)
+                s.update(policy=name, backfill_on=on, window_day=start)
+                rows.append(s)
+                print(f"  days {start:g}-{start + args.days:g} {label}: above the floor "
+                      f"{s['avg_jct_above_floor_s']:.0f} s, wall {s['wall_s']:.1f} s, load average "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
+    print()
+    print(f"{args.nodes} x 8 GPUs, epoch {args.epoch_s:g} s, planner limit {args.time_limit:g} s, warm-up "
+          f"{args.warmup_days:g} d, seed {args.seed}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(windows_table(rows))
+    print()
+    for start in sorted({r["window_day"] for r in rows}):
+        by = {(r["policy"], r["backfill_on"]): r for r in rows if r["window_day"] == start}
+        c_on, c_off, las_on = by.get(("cpsat", True)), by.get(("cpsat", False)), by.get(("las", True))
+        head = f"days {start:g}-{start + args.days:g}:"
+        if c_on and c_off:
+            print(f"{head} cpsat above the floor {c_on['avg_jct_above_floor_s']:.0f} s with backfill vs "
+                  f"{c_off['avg_jct_above_floor_s']:.0f} s without: {c_on['avg_jct_above_floor_s'] / c_off['avg_jct_above_floor_s']:.2f} "
+                  f"(target <= 0.5)")
+        if c_on and las_on:
+            print(f"{head} cpsat mean JCT / las (both with backfill): {c_on['avg_jct_s'] / las_on['avg_jct_s']:.3f} "
+                  f"(target <= 1.0)")
+        if c_on:
+            prem = c_on["sla_attainment"].get("premium")
+            print(f"{head} cpsat premium SLA {prem:.2%} (target >= 99 %), wall {c_on['wall_s']:.0f} s (target <= 300 s), "
+                  f"{c_on['backfill']['plans']} backfill plans, mean {1000 * (c_on['backfill']['planner_s_mean'] or 0):.1f} ms")
+    return 0
+
+
+def windows_table(rows: list[dict]) -> str:
+    from service.reports.table import cell, render
+
+    cols = ["days", "policy", "backfill", "mean JCT s", "above floor s", "floor s", "p99 JCT s", "SLA prem", "SLA std",
+            "preempt", "wall s"]
+    out = [cols]
+    for s in rows:
+        att = s["sla_attainment"]
+        lo = s["window_day"]
+        out.append([f"{lo:g}-{lo + (s['window_s'][1] - s['window_s'][0]) / 86400:g}", s["policy"],
+                    "on" if s["backfill_on"] else "off", cell(s["avg_jct_s"]), cell(s["avg_jct_above_floor_s"]),
+                    cell(s["avg_duration_s"]), cell(s["p99_jct_s"]), cell(att.get("premium"), "{:.2%}"),
+                    cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]), cell(s["wall_s"], "{:.1f}")])
+    return render(out)
 
 
 def table(rows: list[dict]) -> str:

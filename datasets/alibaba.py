@@ -37,7 +37,7 @@ from __future__ import annotations
 import csv
 
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.rows import TraceJob, check_header, parse_float, parse_int
+from datasets.rows import TraceJob, check_header, open_csv, parse_float, parse_int
 
 REQUIRED = ("name", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase", "creation_time", "deletion_time",
             "scheduled_time")
@@ -58,7 +58,7 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
     """Pods with GPUs that ran, as canonical jobs; the others counted in `skipped` by reason."""
     result: LoadResult[TraceJob] = LoadResult()
     seen: dict[str, int] = {}
-    with open(path, newline="") as f:
+    with open_csv(path) as f:
         reader = csv.reader(f)
         cols = check_header(path, next(reader, None), REQUIRED)
 
@@ -118,9 +118,12 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
                 bad_row(result, on_bad, path, line, "name", f"name: duplicate {name!r} (first on line {seen[name]})")
                 continue
             seen[name] = line
-            result.rows.append(TraceJob(
-                job_id=name, submit_time_s=creation, duration_s=deletion - scheduled, num_gpus=num_gpu,
-                tenant=get("qos") or "default", gpu_type=slice_type(get("gpu_spec"), gpu_milli),
-                gpu_share=gpu_milli / 1000 if gpu_milli < 1000 else None,
-            ))
+            try:
+                job = TraceJob(job_id=name, submit_time_s=creation, duration_s=deletion - scheduled, num_gpus=num_gpu,
+                               tenant=get("qos") or "default", gpu_type=slice_type(get("gpu_spec"), gpu_milli),
+                               gpu_share=gpu_milli / 1000 if gpu_milli < 1000 else None)
+            except ValueError as exc:
+                bad_row(result, on_bad, path, line, str(exc).split(":")[0], str(exc))
+                continue
+            result.rows.append(job)
     return result

@@ -19,6 +19,10 @@ class TraceFormatError(ValueError):
         self.message = message
         super().__init__(f"{path} line {line}: {message}")
 
+    def __reduce__(self):
+        # Rebuilt from its three parts, so it crosses a process pool intact (the default pickles only the text).
+        return (type(self), (self.path, self.line, self.message))
+
 
 @dataclass
 class LoadResult(Generic[T]):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str | bytes) -> None:
     """Temp file in the same folder, fsync, rename over `path`, fsync of the folder; on any
-    failure the temp file is removed and `path` keeps its previous content."""
+    failure the temp file is removed and `path` keeps its previous content. The file gets the
+    mode a plain `open` would give it (0666 less the umask), or keeps the one it had."""
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".meridian-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
+        os.fchmod(fd, _mode_for(path))
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -26,3 +29,94 @@ def write_atomic(path: str, text: str) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _mode_for(path: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+# The most bytes a command reads from one input file: a planet-size request is about 30 MB.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+class InputError(ValueError):
+    """An input file that cannot be read, or is larger than MAX_INPUT_BYTES: one line naming it."""
+
+
+def read_capped(path: str, what: str = "input", cap: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of `path` (`-` for standard input), refused once they pass `cap`: a device such as
+    /dev/zero or a runaway pipe ends with a clear message instead of filling the memory."""
+    import sys
+
+    try:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        data = f.read(cap + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        if path != "-":
+            f.close()
+    if len(data) > cap:
+        raise InputError(f"{what} {path} is larger than {cap // (1024 * 1024)} MiB (the most a command reads)")
+    return data
+
+
+def read_json(path: str, what: str = "input") -> object:
+    """A JSON file read with read_capped and decoded by the contract's rules (UTF-8, a BOM ignored, no NaN,
+    no lone surrogates); any fault is one InputError line naming the file."""
+    from models import BadRequest, decode_json
+
+    data = read_capped(path, what)
+    try:
+        return decode_json(data)
+    except BadRequest as exc:
+        raise InputError(f"{what} {path}: {exc.errors[0]}") from None
+
+
+def check_writable_file(path: str) -> None:
+    """Raise InputError unless a file can be written (atomically) at `path`: its folder exists and takes
+    a new file, and `path` is not a folder. Checked before any work, so a long run never ends in an
+    error about where its result should go."""
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(path))
+    check_writable_dir(folder, create=False)
+
+
+def check_writable_dir(folder: str, create: bool = True) -> None:
+    """Raise InputError unless files can be created in `folder` (made, with its parents, when `create`)."""
+    if create:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            raise InputError(f"{folder} is not a folder") from None
+        except OSError as exc:
+            raise InputError(f"cannot create the folder {folder}: {exc.strerror}") from None
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder} is not a folder" if os.path.exists(folder) else f"no folder {folder}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".meridian-probe-")
+    except OSError as exc:
+        raise InputError(f"cannot write in {folder}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)

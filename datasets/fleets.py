@@ -5,14 +5,13 @@ fleet and seeded multi-region synthetic fleets."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 from collections import Counter
 from collections.abc import Sequence
 
 from datasets.errors import TraceFormatError
-from datasets.rows import check_header, parse_int
+from datasets.rows import check_header, open_csv, parse_int
 from datasets.sharing import ANY_MODEL, slice_name
 from models import BadRequest, FieldError, Fleet, parse_request
 from models.fleet_index import fleet_devices
@@ -24,13 +23,12 @@ __all__ = ["alibaba_fleet", "fleet_accelerators", "fleet_devices", "load_fleet",
 
 def load_fleet(path: str) -> Fleet:
     """A FLEET.json file (the contract's `fleet` object), validated by the contract's own rules."""
+    from datasets.files import InputError, read_json
+
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except OSError as exc:
-        raise BadRequest([FieldError("fleet", path, f"cannot read: {exc.strerror}")]) from None
-    except ValueError as exc:
-        raise BadRequest([FieldError("fleet", path, f"not valid JSON: {exc}")]) from None
+        data = read_json(path, "fleet")
+    except InputError as exc:
+        raise BadRequest([FieldError("fleet", path, str(exc))]) from None
     return parse_fleet(data)
 
 
@@ -49,7 +47,7 @@ def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "phil
     kept apart because a job runs on one type). The official `num_gpus` is used, not the inferred count.
     """
     groups: Counter[tuple[int, int]] = Counter()
-    with open(machines_csv, newline="") as f:
+    with open_csv(machines_csv) as f:
         reader = csv.reader(f)
         cols = check_header(machines_csv, next(reader, None), ("machine_id", "num_gpus", "gpu_mem_gb"))
         for row in reader:
@@ -105,7 +103,7 @@ def alibaba_fleet(nodes_csv: str, carve: Sequence[tuple[int, float]] = (), scale
     if not 0 < scale <= 1:
         raise ValueError(f"scale: expected 0 < scale <= 1, got {scale:g}")
     groups: Counter[tuple[str, int]] = Counter()
-    with open(nodes_csv, newline="") as f:
+    with open_csv(nodes_csv) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         gpu_col = "gpu" if header is not None and "gpu" in [h.strip() for h in header] else "num_gpu"

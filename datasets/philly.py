@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.rows import TraceJob, check_header, parse_float, parse_int
+from datasets.rows import TraceJob, check_header, open_csv, parse_float, parse_int
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
 
@@ -19,7 +19,7 @@ def load_philly(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
     """Philly rows in file order; job ids are kept as the trace's integers, as text."""
     result: LoadResult[TraceJob] = LoadResult()
     seen: dict[str, int] = {}
-    with open(path, newline="") as f:
+    with open_csv(path) as f:
         reader = csv.reader(f)
         cols = check_header(path, next(reader, None), REQUIRED)
         gpu_col = cols.get("gpu_type")

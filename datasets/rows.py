@@ -19,10 +19,17 @@ Canonical job CSV (a header line, then one job per line; extra columns are ignor
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
 from datasets.errors import TraceFormatError
+
+MAX_TRACE_BYTES = 1024 * 1024 * 1024       # a trace file is read whole; the largest public ones are ~100 MB
+MAX_GPUS = 2**20                            # the contract's limit on a job's replicas and devices per replica
+MAX_TRACE_S = 1e10                          # submit times and durations (about 317 years)
+MAX_CHECKPOINT_GB = 1e9                     # the contract's limit
+MAX_TEXT = 1024                             # ids and tenants: the contract's limit on names
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,41 @@ class TraceJob:
     checkpoint_gb: float | None = None
     data_region: str | None = None
     gpu_share: float | None = None     # share of one GPU per device (a sharing job); None: whole GPUs
+
+    def __post_init__(self) -> None:
+        """Values past what the contract carries are refused here, naming the column (the loaders turn
+        the ValueError into `FILE line N: column: why`)."""
+        for name in ("num_gpus", "min_gpus", "max_gpus"):
+            v = getattr(self, name)
+            if v is not None and v > MAX_GPUS:
+                raise ValueError(f"{name}: at most {MAX_GPUS}, got {v}")
+        for name in ("submit_time_s", "duration_s"):
+            if getattr(self, name) > MAX_TRACE_S:
+                raise ValueError(f"{name}: at most {MAX_TRACE_S:g} s, got {getattr(self, name)}")
+        if self.checkpoint_gb is not None and self.checkpoint_gb > MAX_CHECKPOINT_GB:
+            raise ValueError(f"checkpoint_gb: at most {MAX_CHECKPOINT_GB:g}, got {self.checkpoint_gb}")
+        for name in ("job_id", "tenant", "gpu_type", "data_region"):
+            v = getattr(self, name)
+            if v is not None and len(v) > MAX_TEXT:
+                raise ValueError(f"{name}: at most {MAX_TEXT} characters, got {len(v)}")
+
+
+def open_csv(path: str) -> io.StringIO:
+    """A trace CSV's text for `csv.reader`, read whole: UTF-8, a leading byte-order mark dropped; a file
+    that is not UTF-8, too large or unreadable is a TraceFormatError (or OSError) naming the line."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_TRACE_BYTES + 1)
+    if len(data) > MAX_TRACE_BYTES:
+        raise TraceFormatError(path, 1, f"larger than {MAX_TRACE_BYTES // 2**20} MiB (the most a trace may hold)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TraceFormatError(path, line, f"not UTF-8: byte 0x{data[exc.start]:02x}") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise TraceFormatError(path, line, "a NUL character: not a text file")
+    return io.StringIO(text, newline="")
 
 
 def parse_float(text: str, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
@@ -77,7 +119,12 @@ def check_header(path: str, header: list[str] | None, required: tuple[str, ...])
     """Column index by name; a missing required column is an error on line 1."""
     if header is None:
         raise TraceFormatError(path, 1, "empty file: expected a header line")
-    cols = {name.strip(): i for i, name in enumerate(header)}
+    cols: dict[str, int] = {}
+    for i, name in enumerate(header):
+        name = name.strip()
+        if name in cols and name:
+            raise TraceFormatError(path, 1, f"header names column {name!r} twice (columns {cols[name] + 1} and {i + 1})")
+        cols.setdefault(name, i)
     missing = [c for c in required if c not in cols]
     if missing:
         raise TraceFormatError(path, 1, f"header lacks column(s) {', '.join(missing)} (has: {', '.join(cols)})")

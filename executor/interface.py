@@ -4,6 +4,12 @@ The epoch loop (state -> request -> plan -> apply -> advance -> new state) is wr
 (`executor.loop`) and drives either backend: `executor.sim` (replay, what-if: advances work at
 the contract's rates and charges exactly the contract's pauses) or `executor.torch_backend`
 (real PyTorch workers through checkpoint/resume).
+
+A backend implements `apply`, `run_epoch`, `placements` (and `close` when it holds resources);
+`next_finish_s` is optional. Between epochs the loop may `apply` a backfill plan (`policy.mode:
+"backfill"`: running jobs stay exactly where they are, only waiting jobs start), at any time inside
+an epoch, and `run_epoch` is then called for the pieces of the epoch around it; pauses are charged
+as the contract charges them, `min(pause, epoch_s)` of the request's `epoch_s`.
 """
 
 from __future__ import annotations
@@ -48,7 +54,17 @@ class Executor(ABC):
 
     @abstractmethod
     def run_epoch(self, now_s: float, epoch_s: float) -> EpochResult:
-        """Run every placed job from `now_s` for `epoch_s` seconds (or until it finishes)."""
+        """Run every placed job from `now_s` for `epoch_s` seconds (or until it finishes).
+
+        `epoch_s` is the length of this step, not always a whole epoch: when the loop acts on events
+        (`LoopConfig.backfill_window_s`) it runs an epoch as several steps with a backfill plan
+        (`apply`) between them. A pause (start, resize, ...) longer than a step carries on into the next."""
+
+    def next_finish_s(self, now_s: float) -> float | None:
+        """When the next placed job will finish, if the backend can tell (the simulator knows each
+        job's work and rate); None when it cannot (real training): the loop then polls it every
+        backfill window. Only the event-driven loop asks; the default cannot tell."""
+        return None
 
     @abstractmethod
     def placements(self) -> dict[str, Placement]:

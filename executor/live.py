@@ -12,7 +12,6 @@ would run on fewer workers than it holds; an `allowed` given by hand must list s
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from executor.train.spec import TrainSpec
 from models import BadRequest, FieldError, PlanRequest, parse_request
 from models.fleet_index import fleet_devices
+
+MAX_SUBMIT_S = 7 * 86_400.0        # a live run waits for a job's submit time in real seconds
 
 
 @dataclass
@@ -49,9 +50,10 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
             continue
         j = dict(j)
         sub, spec = j.pop("submit_s", 0.0), j.pop("train", None)
-        jid = j.get("id")
-        if not isinstance(sub, (int, float)) or isinstance(sub, bool) or not sub >= 0:
-            errors.append(FieldError(f"jobs[{i}].submit_s", sub, "must be a number >= 0"))
+        jid = j.get("id") if isinstance(j.get("id"), str) else f"jobs[{i}]"   # a bad id is reported by the door
+        if not isinstance(sub, (int, float)) or isinstance(sub, bool) or not 0 <= sub <= MAX_SUBMIT_S:
+            errors.append(FieldError(f"jobs[{i}].submit_s", sub, f"must be a number in [0, {MAX_SUBMIT_S:g}] "
+                                     "(seconds after the start)"))
         if j.get("current") is not None:
             errors.append(FieldError(f"jobs[{i}].current", j["current"], "must be null: the live loop starts every job"))
         if spec is None:
@@ -93,15 +95,6 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
     return LiveInput(request, submit_s, train)
 
 
-def read_json_file(path: str, what: str, usage_error: type[Exception]) -> object:
-    try:
-        return json.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise usage_error(f"cannot read {what} {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise usage_error(f"{what} {path} is not JSON: {exc}") from None
-
-
 COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "stop_s", "save_s", "transfer_s",
            "prelaunch_s", "launch_s", "rendezvous_s", "load_s", "first_step_s", "ckpt_MB")
 
@@ -132,11 +125,14 @@ class LiveResult:
 
 def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time_limit_s: float = 2.0,
              greedy: bool = False, grace_s: float = 30.0, max_epochs: int = 60,
-             until: Callable | None = None, log: Callable[[str], None] | None = None) -> LiveResult:
+             until: Callable | None = None, log: Callable[[str], None] | None = None,
+             backfill_window_s: float | None = 2.0) -> LiveResult:
     """Plan and run `live`'s jobs for real until every one has finished (or `until(state)`, or max_epochs).
 
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
-    a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`."""
+    a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`. Between
+    epochs the loop polls the workers every `backfill_window_s` seconds and starts waiting jobs on
+    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only."""
     from executor.loop import Arrival, LoopConfig, run_loop
     from executor.schedulers.cpsat import CpsatScheduler
     from executor.torch_backend import TorchExecutor
@@ -146,7 +142,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     epoch_s = epoch_s or req.epoch_s
     policy = req.policy.model_copy(update={"time_limit_s": time_limit_s, "deterministic": True})
     config = LoopConfig(fleet=req.fleet, epoch_s=epoch_s, policy=policy, quotas=req.quotas, start_s=0.0,
-                        max_s=max_epochs * epoch_s, until=until)
+                        max_s=max_epochs * epoch_s, until=until, backfill_window_s=backfill_window_s)
     executor = TorchExecutor(work_dir, grace_s=grace_s)
     first_region = req.fleet.regions[0].name
     for job in req.jobs:

@@ -14,13 +14,27 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   `priority`, `current` and `checkpoint_region` every epoch.
 - `scheduler`: an object with `name`, `decide(request, state) -> PlanResponse` (the planner, fifo,
   las...) and `replan_when_quiet(state) -> bool` (whether it wants a plan in an epoch where nothing
-  changed: no arrival, completion or failure since the last plan).
+  changed: no arrival, completion or failure since the last plan); optionally `startable(state)`, the
+  pending jobs a backfill could start (fifo: its head only), so that no backfill is asked for when
+  none of them fits.
 - `controller`: `priorities(state) -> {job id: priority > 0}`, called before each plan (a control
   plane's view); None leaves every priority at the template's.
-- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress).
+- `observers`: callables `(record: EpochRecord, state: LoopState)` after every epoch (metrics, progress);
+  a record sums the epoch's steps (busy, paused, idle, capacity, work, completions, arrivals) and lists
+  the seconds of its backfill plans (`backfill_s`); `planner_s` is the boundary's full plan.
 
-Time runs on a fixed grid `start_s + k * epoch_s`: a job submitted in `(t - epoch_s, t]` joins at `t`.
-Epochs with no job at all are skipped in one step to the next arrival. Failures come from
+Time runs on a fixed grid `start_s + k * epoch_s` of full plans (the scheduler's `policy.mode` "epoch").
+With `config.backfill_window_s` set the loop also acts on events between boundaries: the first arrival
+or completion after a plan opens a batch, and `backfill_window_s` later (capped at the boundary) the
+batch's arrivals join and, when some waiting job's replica fits on a free node, the scheduler gets a
+backfill request (`policy.mode: "backfill"`, the same `epoch_s`: running jobs stay exactly where they
+are, waiting ones start on free devices) which the executor applies at once. The executor runs the
+epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
+finishes when its work is done; `executor.next_finish_s(t)` says when the next job finishes (None: the
+backend cannot tell, and the loop polls it every window). Without a window a job submitted in
+`(t - epoch_s, t]` joins at `t` and the epoch runs in one step (the loop before backfill, exactly).
+Epochs with no job at all are skipped in one step to the next arrival (with a window, to the boundary
+before it). Failures come from
 `config.outages(t) -> set of down nodes` (the environment; node and region outages) and from
 `EpochResult.failed_nodes` (what a backend saw fail, down for good); both take effect at the next
 boundary, where the scheduler must fail the jobs on them over. A job no node pool of the fleet (or its
@@ -38,6 +52,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from executor.actions import response_from_placements
 from executor.interface import Executor
 from models import Fleet, Job, Placement, PlanRequest, PlanResponse, Policy, Quota, validate_request
 from models.fleet_index import fleet_index
@@ -84,6 +99,9 @@ class LoopConfig:
     outages: Callable[[float], set[str]] | None = None
     until: Callable[[LoopState], bool] | None = None
     max_s: float = math.inf
+    # Between epochs: a backfill plan (`policy.mode: "backfill"`) this many seconds after the first
+    # arrival or completion of a batch; None plans on the epoch grid alone (the loop before backfill).
+    backfill_window_s: float | None = None
 
 
 @dataclass
@@ -105,6 +123,8 @@ class EpochRecord:
     idle_device_s: float = 0.0
     capacity_device_s: float = 0.0
     work: dict[str, float] = field(default_factory=dict)
+    backfill_s: list[float] = field(default_factory=list)   # seconds of each backfill plan made during the epoch
+    failed_nodes: list[str] = field(default_factory=list)   # reported by the executor; down from the next boundary
 
 
 @dataclass
@@ -145,32 +165,20 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
     """Replay `arrivals` through `scheduler` and `executor` until done (see the module docstring)."""
     queue = sorted(arrivals, key=lambda a: a.submit_s)
     T = float(config.epoch_s)
+    window = config.backfill_window_s
+    if window is not None and not window > 0:
+        raise ValueError(f"backfill_window_s must be > 0 (or None), got {window!r}")
     start = config.start_s if config.start_s is not None else (math.floor(queue[0].submit_s / T) * T if queue else 0.0)
     fx = fleet_index(config.fleet)
     state = LoopState(now_s=start, epoch_s=T, region_of=dict(fx.region_of))
-    pools = _pools(config.fleet)
-    quota = {(q.tenant, q.tier): q.devices for q in config.quotas}
-    capacity_all = dict(zip(fx.names, fx.devices, strict=True))
+    env = _Env(queue, _pools(config.fleet), {(q.tenant, q.tier): q.devices for q in config.quotas},
+               dict(zip(fx.names, fx.devices, strict=True)))
     reported_down: set[str] = set()
     static_down = set(config.fleet.down_nodes)          # down in the fleet description itself
-    next_arrival = 0
     changed = True
     while True:
         now = state.now_s
-        admitted = 0
-        while next_arrival < len(queue) and queue[next_arrival].submit_s <= now:
-            a = queue[next_arrival]
-            next_arrival += 1
-            st = JobState(arrival=a, admitted_s=now, priority=a.job.priority, wait_s=now - a.submit_s)
-            if a.job.id in state.jobs:
-                raise ValueError(f"job {a.job.id}: arrives twice")
-            state.jobs[a.job.id] = st
-            why = _never_fits(a.job, pools, quota)
-            if why:
-                st.status, st.reject_reason, st.finish_s = "rejected", why, None
-                continue
-            state.active[a.job.id] = None
-            admitted += 1
+        admitted = env.admit(state, now)
         down = frozenset((config.outages(now) if config.outages else set()) | reported_down | static_down)
         if down != state.down:
             changed = True
@@ -180,65 +188,163 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
         if (config.until is not None and config.until(state)) or now >= config.max_s:
             break
         if not state.active:
-            if next_arrival >= len(queue):
+            if env.next >= len(queue):
                 break
-            nxt = start + math.ceil((queue[next_arrival].submit_s - start) / T) * T
-            dt = max(nxt - now, T)
-            up = sum(d for n, d in capacity_all.items() if n not in down)
-            rec = EpochRecord(t_s=now, dt_s=dt, capacity_device_s=up * dt, idle_device_s=up * dt,
-                              down_nodes=len(down))
-            for ob in observers:
-                ob(rec, state)
-            state.now_s = now + dt
-            continue
+            sub = queue[env.next].submit_s
+            if window is None:
+                nxt = start + math.ceil((sub - start) / T) * T
+            else:   # acting on events: skip to the boundary before the arrival, which joins mid-epoch
+                nxt = start + math.floor((sub - start) / T) * T
+            dt = max(nxt - now, T) if window is None else nxt - now
+            if window is None or dt >= T:
+                up = sum(d for n, d in env.capacity.items() if n not in down)
+                rec = EpochRecord(t_s=now, dt_s=dt, capacity_device_s=up * dt, idle_device_s=up * dt,
+                                  down_nodes=len(down))
+                for ob in observers:
+                    ob(rec, state)
+                state.now_s = now + dt
+                continue
+            # an idle epoch in which a job arrives: the executor runs it in steps, so it must know
+            # today's fleet (and down nodes) first: an empty plan tells it
+            req = build_request(state, config, executor)
+            executor.apply(req, response_from_placements(req, {}, engine="idle"), now)
 
         rec = EpochRecord(t_s=now, dt_s=T, arrivals=admitted, down_nodes=len(down))
-        if changed or scheduler.replan_when_quiet(state):
+        if state.active and (changed or scheduler.replan_when_quiet(state)):
             _plan_and_apply(executor, scheduler, controller, config, state, rec)
             changed = False
         else:
             state.epochs_since_plan += 1
         rec.running = sum(1 for j in state.active if state.jobs[j].status == "running")
         rec.pending = len(state.active) - rec.running
-        res = executor.run_epoch(now, T)
-        finish_s = getattr(res, "finish_s", {})
-        held = getattr(res, "held_device_s", None)
-        for jid, st in ((j, state.jobs[j]) for j in list(state.active)):
-            if st.status != "running":
-                st.wait_s += T
-                continue
-            devices = st.placement.replicas * st.arrival.job.devices_per_replica
-            h = held.get(jid, 0.0) if held is not None else devices * (finish_s.get(jid, now + T) - now)
-            st.attained_device_s += h
-            st.run_s += h / devices
-        for jid in res.finished:
-            st = state.jobs.get(jid)
-            if st is None or st.status != "running":
-                raise RuntimeError(f"executor reports job {jid} finished, but it is {st.status if st else 'unknown'}")
-            st.status, st.finish_s, st.placement = "done", finish_s.get(jid, now + T), None
-            st.last_stop_s = st.finish_s
-            del state.active[jid]
-        if res.finished:
-            changed = True
-        for n in res.failed_nodes:
+        t, end = now, now + T
+        while True:
+            nxt = end if window is None else env.next_batch_end(executor, state, t, end, window)
+            finished = _advance(executor, state, rec, t, nxt - t, env.capacity, down)
+            if finished:
+                changed = True
+            t = nxt
+            if t >= end:
+                break
+            got = env.admit(state, t)          # mid-epoch: a batch closes at t
+            rec.arrivals += got
+            if got:
+                changed = True
+            if (got or finished) and env.room_for_pending(executor, scheduler, state, down):
+                state.now_s = t
+                _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
+                state.now_s = now
+        for n in rec.failed_nodes:
             reported_down.add(n)
-        rec.completions = len(res.finished)
-        if hasattr(res, "busy_device_s"):
-            rec.busy_device_s, rec.paused_device_s = res.busy_device_s, res.paused_device_s
-            rec.idle_device_s, rec.capacity_device_s = res.idle_device_s, res.capacity_device_s
-            rec.work = res.work
-        else:
-            up = sum(d for n, d in capacity_all.items() if n not in down)
-            rec.capacity_device_s = up * T
-            rec.busy_device_s = sum(held.values()) if held else 0.0
-            rec.idle_device_s = rec.capacity_device_s - rec.busy_device_s
         for ob in observers:
             ob(rec, state)
         state.now_s = now + T
     return state
 
 
-def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> PlanRequest:
+class _Env:
+    """The loop's view of what arrives and of the fleet's room (arrival queue, pools, quotas, node sizes)."""
+
+    def __init__(self, queue: list[Arrival], pools: list[tuple[str, str, list[int]]],
+                 quota: dict[tuple[str, str], int], capacity: dict[str, int]):
+        self.queue, self.pools, self.quota, self.capacity = queue, pools, quota, capacity
+        self.next = 0
+
+    def admit(self, state: LoopState, now: float) -> int:
+        """Admit every arrival submitted by `now`; a job that could never fit is rejected at once."""
+        admitted = 0
+        while self.next < len(self.queue) and self.queue[self.next].submit_s <= now:
+            a = self.queue[self.next]
+            self.next += 1
+            st = JobState(arrival=a, admitted_s=now, priority=a.job.priority, wait_s=now - a.submit_s)
+            if a.job.id in state.jobs:
+                raise ValueError(f"job {a.job.id}: arrives twice")
+            state.jobs[a.job.id] = st
+            why = _never_fits(a.job, self.pools, self.quota)
+            if why:
+                st.status, st.reject_reason, st.finish_s = "rejected", why, None
+                continue
+            state.active[a.job.id] = None
+            admitted += 1
+        return admitted
+
+    def next_batch_end(self, executor: Executor, state: LoopState, t: float, end: float, window: float) -> float:
+        """When the batch that the next event opens closes: `window` after the next arrival or
+        completion (the executor's prediction; a backend that cannot predict is polled every window),
+        capped at the epoch's end."""
+        ev = self.queue[self.next].submit_s if self.next < len(self.queue) else math.inf
+        if any(state.jobs[j].status == "running" for j in state.active):
+            fin = executor.next_finish_s(t)
+            ev = min(ev, t if fin is None else fin)
+        return min(max(ev, t) + window, end)
+
+    def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
+                         down: frozenset[str]) -> bool:
+        """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
+        it, e.g. fifo's head; else every pending job) fits at its fewest replicas on the up nodes'
+        free devices, any accelerator: a necessary condition, so no backfill that could start a job
+        is skipped, and the many that could not are never built."""
+        pick = getattr(scheduler, "startable", None)
+        cands = pick(state) if pick is not None else [state.jobs[j] for j in state.active
+                                                       if state.jobs[j].status == "pending"]
+        needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
+        if not needs:
+            return False
+        used: dict[str, int] = {}
+        for jid, p in executor.placements().items():
+            st = state.jobs.get(jid)
+            dpr = st.arrival.job.devices_per_replica if st is not None else 1
+            for n, k in p.nodes.items():
+                used[n] = used.get(n, 0) + k * dpr
+        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
+        free = [f for f in free if f > 0]
+        return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
+
+
+def _advance(executor: Executor, state: LoopState, rec: EpochRecord, now: float, dt: float,
+             capacity_all: dict[str, int], down: frozenset[str]) -> bool:
+    """Run the executor from `now` for `dt` seconds and account it into `state` and `rec`; True when
+    a job finished."""
+    res = executor.run_epoch(now, dt)
+    finish_s = getattr(res, "finish_s", {})
+    held = getattr(res, "held_device_s", None)
+    for jid, st in ((j, state.jobs[j]) for j in list(state.active)):
+        if st.status != "running":
+            st.wait_s += dt
+            continue
+        devices = st.placement.replicas * st.arrival.job.devices_per_replica
+        h = held.get(jid, 0.0) if held is not None else devices * (finish_s.get(jid, now + dt) - now)
+        st.attained_device_s += h
+        st.run_s += h / devices
+    for jid in res.finished:
+        st = state.jobs.get(jid)
+        if st is None or st.status != "running":
+            raise RuntimeError(f"executor reports job {jid} finished, but it is {st.status if st else 'unknown'}")
+        st.status, st.finish_s, st.placement = "done", finish_s.get(jid, now + dt), None
+        st.last_stop_s = st.finish_s
+        del state.active[jid]
+    rec.failed_nodes.extend(res.failed_nodes)
+    rec.completions += len(res.finished)
+    if hasattr(res, "busy_device_s"):
+        rec.busy_device_s += res.busy_device_s
+        rec.paused_device_s += res.paused_device_s
+        rec.idle_device_s += res.idle_device_s
+        rec.capacity_device_s += res.capacity_device_s
+        if rec.work:
+            for j, w in res.work.items():
+                rec.work[j] = rec.work.get(j, 0.0) + w
+        else:
+            rec.work = res.work
+    else:
+        up = sum(d for n, d in capacity_all.items() if n not in down)
+        busy = sum(held.values()) if held else 0.0
+        rec.capacity_device_s += up * dt
+        rec.busy_device_s += busy
+        rec.idle_device_s += up * dt - busy
+    return bool(res.finished)
+
+
+def build_request(state: LoopState, config: LoopConfig, executor: Executor, mode: str | None = None) -> PlanRequest:
     """The contract request for this epoch: every active job, running ones with `current`, preempted
     ones with `checkpoint_region`, the fleet with today's down nodes. Built from validated parts
     without a JSON round trip, and passed through the engine's one door (`validate_request`)."""
@@ -251,22 +357,26 @@ def build_request(state: LoopState, config: LoopConfig, executor: Executor) -> P
             "priority": st.priority, "current": cur,
             "checkpoint_region": None if cur is not None else st.checkpoint_region}))
     fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)})
+    policy = config.policy if mode is None else config.policy.model_copy(update={"mode": mode})
     return validate_request(PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs,
-                                                        quotas=list(config.quotas), policy=config.policy))
+                                                        quotas=list(config.quotas), policy=policy))
 
 
 def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Controller | None,
-                    config: LoopConfig, state: LoopState, rec: EpochRecord) -> None:
+                    config: LoopConfig, state: LoopState, rec: EpochRecord, backfill: bool = False) -> None:
     if controller is not None:
         for jid, p in controller.priorities(state).items():
             state.jobs[jid].priority = p
-    req = build_request(state, config, executor)
+    req = build_request(state, config, executor, mode="backfill" if backfill else None)
     t0 = time.perf_counter()
     resp = scheduler.decide(req, state)
-    rec.planner_s = time.perf_counter() - t0
-    rec.planned, rec.plan_status = True, resp.status
-    state.plans += 1
-    state.epochs_since_plan = 0
+    if backfill:
+        rec.backfill_s.append(time.perf_counter() - t0)
+    else:
+        rec.planner_s = time.perf_counter() - t0
+        rec.planned, rec.plan_status = True, resp.status
+        state.plans += 1
+        state.epochs_since_plan = 0
     applied = executor.apply(req, resp, state.now_s)
     now = state.now_s
     for a in applied:

@@ -9,7 +9,10 @@ What it models, exactly as contract v1 prices it:
   does no work for that long at the start of the epoch. A preempted job's pause (its checkpoint save) is
   recorded as lost device time of the devices it held (`lost_device_s`); its devices go to the plan's
   other jobs at once, which pay their own start pauses. Preemption keeps the work done (a checkpoint).
-- A job finishes the moment its work is done, mid-epoch; its devices stay idle until the next plan.
+- A job finishes the moment its work is done, mid-epoch; its devices stay idle until the next plan
+  (the next epoch's, or a backfill plan between epochs: the loop may run it for any step shorter than
+  an epoch; a pause longer than a step carries on into the next one, and `next_finish_s` says when the
+  next job will finish).
 
 Every epoch it accounts each up device-second as busy (a job working), paused (held during a pause) or
 idle, each counted on its own, so `busy + paused + idle == capacity` is a check, not a definition.
@@ -156,13 +159,27 @@ class SimExecutor(Executor):
         self._down = down
         return applied
 
+    def next_finish_s(self, now_s: float) -> float | None:
+        """The earliest time a placed job will have done its work (its pause first), exactly as
+        `run_epoch` will find it; None when nothing runs."""
+        best = None
+        for jid, run in self._running.items():
+            remaining = self.work_total[jid] - self.work_done.get(jid, 0.0)
+            t = now_s + self._pause.get(jid, 0.0) + remaining / run.rate
+            if best is None or t < best:
+                best = t
+        return best
+
     def run_epoch(self, now_s: float, epoch_s: float) -> SimEpochResult:
         res = SimEpochResult()
         free = {n: d for n, d in self._node_devices.items() if n not in self._down}
         res.capacity_device_s = sum(free.values()) * epoch_s
         for jid in sorted(self._running):
             run = self._running[jid]
-            pause = min(self._pause.pop(jid, 0.0), epoch_s)
+            owed = self._pause.pop(jid, 0.0)
+            pause = min(owed, epoch_s)
+            if owed > pause:                  # a pause longer than this step (a step between epochs) carries on
+                self._pause[jid] = owed - pause
             dpr = run.devices // run.placement.replicas
             for n, k in run.placement.nodes.items():
                 free[n] -= k * dpr

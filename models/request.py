@@ -12,9 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models import limits as L
+
 Tier = Literal["premium", "standard", "basic"]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+ReplicaCount = Annotated[int, Field(gt=0, le=L.MAX_REPLICAS)]
+Speed = Annotated[float, Field(gt=0, le=L.MAX_SPEED)]
+Name = Annotated[str, Field(max_length=L.MAX_NAME_CHARS)]
 TIERS: tuple[Tier, ...] = ("premium", "standard", "basic")
 
 
@@ -42,26 +47,26 @@ _DEFAULTED: dict[type, frozenset[str]] = {}
 
 
 class Region(ContractModel):
-    name: str = Field(min_length=1)
-    storage_gbps: float = Field(2.0, gt=0, description="GB/s to checkpoint storage")
+    name: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
+    storage_gbps: float = Field(2.0, ge=L.MIN_GBPS, le=L.MAX_GBPS, description="GB/s to checkpoint storage")
 
 
 class Link(ContractModel):
-    a: str
-    b: str
-    gbps: float = Field(gt=0, description="symmetric GB/s between the two regions")
+    a: Name
+    b: Name
+    gbps: float = Field(ge=L.MIN_GBPS, le=L.MAX_GBPS, description="symmetric GB/s between the two regions")
 
 
 class NodeGroup(ContractModel):
-    prefix: str = Field(min_length=1)
-    count: int = Field(ge=0)
-    accelerator: str = Field(min_length=1)
-    devices: int = Field(ge=1)
+    prefix: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
+    count: int = Field(ge=0, le=L.MAX_NODES)
+    accelerator: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
+    devices: int = Field(ge=1, le=L.MAX_NODE_DEVICES)
 
 
 class Cluster(ContractModel):
-    name: str = Field(min_length=1)
-    region: str
+    name: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
+    region: Name
     node_groups: list[NodeGroup] = Field(default_factory=list)
 
 
@@ -69,13 +74,13 @@ class Fleet(ContractModel):
     regions: list[Region] = Field(min_length=1)
     links: list[Link] = Field(default_factory=list)
     clusters: list[Cluster] = Field(default_factory=list)
-    down_nodes: list[str] = Field(default_factory=list)
+    down_nodes: list[Name] = Field(default_factory=list)
 
 
 class Replicas(ContractModel):
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
-    allowed: list[int] | None = Field(
+    min: int = Field(ge=1, le=L.MAX_REPLICAS)
+    max: int = Field(ge=1, le=L.MAX_REPLICAS)
+    allowed: list[ReplicaCount] | None = Field(
         None, min_length=1,
         description="contract v1.1: the only replica counts a plan may grant (distinct, within [min, max]); "
                     "null = every count in [min, max]")
@@ -105,9 +110,9 @@ class Replicas(ContractModel):
 class Placement(ContractModel):
     """Where a job runs: one cluster, one accelerator type, replicas per node."""
 
-    cluster: str
-    accelerator: str
-    nodes: dict[str, PositiveInt] = Field(min_length=1)
+    cluster: Name
+    accelerator: Name
+    nodes: dict[Name, ReplicaCount] = Field(min_length=1)
 
     @property
     def replicas(self) -> int:
@@ -115,47 +120,54 @@ class Placement(ContractModel):
 
 
 class Job(ContractModel):
-    id: str = Field(min_length=1)
-    tenant: str = "default"
+    id: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
+    tenant: Name = "default"
     tier: Tier = "standard"
-    priority: float = Field(1.0, gt=0)
+    priority: float = Field(1.0, gt=0, le=L.MAX_WEIGHT)
     replicas: Replicas
-    devices_per_replica: int = Field(1, ge=1)
-    speed: dict[str, PositiveFloat] = Field(min_length=1)
-    data_region: str | None = None
-    regions: list[str] | None = Field(None, min_length=1)
-    checkpoint_gb: float = Field(1.0, ge=0)
-    checkpoint_region: str | None = None
+    devices_per_replica: int = Field(1, ge=1, le=L.MAX_DEVICES_PER_REPLICA)
+    speed: dict[Name, Speed] = Field(min_length=1)
+    data_region: Name | None = None
+    regions: list[Name] | None = Field(None, min_length=1)
+    checkpoint_gb: float = Field(1.0, ge=0, le=L.MAX_CHECKPOINT_GB)
+    checkpoint_region: Name | None = None
     current: Placement | None = None
 
 
 class Quota(ContractModel):
-    tenant: str
+    tenant: Name
     tier: Tier
-    devices: int = Field(ge=0)
+    devices: int = Field(ge=0, le=L.MAX_QUOTA_DEVICES)
 
 
 class TierWeights(ContractModel):
-    premium: float = Field(100.0, ge=0)
-    standard: float = Field(10.0, ge=0)
-    basic: float = Field(1.0, ge=0)
+    premium: float = Field(100.0, ge=0, le=L.MAX_WEIGHT)
+    standard: float = Field(10.0, ge=0, le=L.MAX_WEIGHT)
+    basic: float = Field(1.0, ge=0, le=L.MAX_WEIGHT)
+
+
+PolicyMode = Literal["epoch", "backfill"]
 
 
 class Policy(ContractModel):
     tier_weights: TierWeights = Field(default_factory=TierWeights)
-    restart_overhead_s: float = Field(30.0, ge=0)
+    restart_overhead_s: float = Field(30.0, ge=0, le=L.MAX_SECONDS)
     remote_data_penalty: float = Field(0.1, ge=0, lt=1)
-    spread_penalty: float = Field(0.01, ge=0)
+    spread_penalty: float = Field(0.01, ge=0, le=L.MAX_WEIGHT)
     premium_preemptible: bool = False
-    migration_budget_gb: float | None = Field(None, ge=0)
-    time_limit_s: float = Field(10.0, gt=0)
+    migration_budget_gb: float | None = Field(None, ge=0, le=L.MAX_MIGRATION_BUDGET_GB)
+    time_limit_s: float = Field(10.0, gt=0, le=L.MAX_TIME_LIMIT_S)
     deterministic: bool = Field(
         False, description="extension: the same request gives the same plan (one worker, deterministic budget)"
+    )
+    mode: PolicyMode = Field(
+        "epoch", description="v1.1: `epoch` (everything may change) or `backfill` (between epochs: running jobs "
+                             "that qualify keep exactly their placement; only the rest go onto free devices)"
     )
 
 
 class PlanRequest(ContractModel):
-    epoch_s: float = Field(300.0, gt=0)
+    epoch_s: float = Field(300.0, gt=0, le=L.MAX_SECONDS)
     fleet: Fleet
     jobs: list[Job] = Field(default_factory=list)
     quotas: list[Quota] = Field(default_factory=list)

@@ -10,6 +10,7 @@ exist and whose running jobs fit where they run.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,12 @@ from pydantic import ValidationError
 
 from models.errors import BadRequest, FieldError, loc_to_path
 from models.fleet_index import fleet_devices, fleet_nodes, node_name
+from models.limits import MAX_NODES
 from models.request import PlanRequest
 
-# Past this many nodes a fleet is refused even without configured limits: naming the nodes
-# (the contract's `prefix + i`) would take longer than any planning epoch.
-MAX_NODES = 2_000_000
+# A lone surrogate reaches Python only through a JSON (or YAML) escape, or from a caller's str.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,55 @@ def validate_request(req: PlanRequest, limits: Limits | None = None) -> PlanRequ
 
 
 def decode_json(text: str | bytes) -> Any:
-    """Decode JSON text, refusing NaN and Infinity literals (not JSON), as a BadRequest."""
+    """Decode JSON text, refusing NaN and Infinity literals (not JSON), text that is not UTF-8, and
+    strings holding a lone surrogate (no UTF-8 text can carry one back out), as a BadRequest.
+    A leading UTF-8 byte-order mark is ignored (RFC 8259 allows it)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadRequest([FieldError("", _excerpt(text), f"not UTF-8: byte 0x{text[exc.start]:02x} at offset "
+                                         f"{exc.start}")]) from None
+    elif text.startswith("\ufeff"):
+        text = text[1:]
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {exc}")]) from None
+    if _SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text):
+        errors = surrogate_errors(data)
+        if errors:
+            raise BadRequest(errors)
+    return data
+
+
+def surrogate_errors(data: Any, path: str = "") -> list[FieldError]:
+    """Every string (key or value) in decoded JSON/YAML that holds a lone surrogate, by path: such a
+    string cannot be printed, logged or stored as UTF-8, so it is refused where it enters."""
+    errs: list[FieldError] = []
+    stack: list[tuple[str, Any]] = [(path, data)]
+    while stack and len(errs) < 50:
+        p, v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                errs.append(FieldError(printable(p), printable(v), "holds a lone surrogate (not valid Unicode text)"))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                kp = f"{p}.{k}" if p else str(k)
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    errs.append(FieldError(printable(kp), printable(k), "a key holds a lone surrogate "
+                                           "(not valid Unicode text)"))
+                    continue
+                stack.append((kp, x))
+        elif isinstance(v, list):
+            stack.extend((f"{p}[{i}]", x) for i, x in enumerate(v))
+    errs.reverse()
+    return errs
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate written as its escape, so it can be printed and encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
 
 
 def parse_request_json(text: str | bytes, limits: Limits | None = None) -> PlanRequest:
@@ -80,7 +126,7 @@ def _reject_constant(name: str) -> Any:
 
 def _excerpt(text: str | bytes) -> str:
     s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    return s[:60]
+    return printable(s[:60])
 
 
 def _from_pydantic(err: Any) -> FieldError:

@@ -253,10 +253,14 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
     h.setOptionValue("threads", 1)
     if iterations_per_row is not None:
         h.setOptionValue("simplex_iteration_limit", int(iterations_per_row * (n_cols + sum(len(r) for r in rows_lo))) + 1000)
+    # HiGHS reads a cost of 1e20 or more as infinite and works to absolute tolerances: an objective
+    # whose largest cost passes 1e9 (values near the request limits) is solved scaled down by a power
+    # of ten, and its value and duals scaled back; ordinary requests are solved exactly as written.
+    cost_scale = lp_cost_scale(cost)
     if n_cols <= LP_NO_PRESOLVE_MAX_COLS:   # presolve costs more than it saves on a tiny LP
         h.setOptionValue("presolve", "off")
     h.addVars(n_cols, lower, upper)
-    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
+    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost * cost_scale)
     lo_all = np.concatenate(rows_lo)
     hi_all = np.concatenate(rows_hi)
     st_all = np.concatenate(starts).astype(np.int32)
@@ -268,9 +272,9 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
         return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
     if status != "Optimal":
         return None
-    value = -h.getInfo().objective_function_value + const
+    value = -h.getInfo().objective_function_value / cost_scale + const
     sol = h.getSolution()
-    duals = np.asarray(sol.row_dual)
+    duals = np.asarray(sol.row_dual) / cost_scale
     colv = np.asarray(sol.col_value)
     xs = colv[:n_opt].copy()
     ns = xs * opts.lo
@@ -287,6 +291,17 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
     # a hair above the LP optimum: HiGHS' optimality tolerances, so the bound stays an upper bound
     return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices, x=xs, n=ns, quota_prices=qprices,
                  budget_price=bprice)
+
+
+LP_MAX_COST = 1e9
+
+
+def lp_cost_scale(cost: np.ndarray) -> float:
+    """1.0, or the power of ten that brings the largest |cost| to at most LP_MAX_COST."""
+    big = float(np.abs(cost).max(initial=0.0))
+    if big <= LP_MAX_COST:
+        return 1.0
+    return float(10.0 ** -np.ceil(np.log10(big / LP_MAX_COST)))
 
 
 def _run(h) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from placement import contract
-from placement.instance import Instance
+from placement.instance import Instance, JobInfo
 
 
 @dataclass
@@ -101,8 +101,13 @@ def build_options(inst: Instance) -> Options:
         kloc = contract.locality_array(dr[kj], pool_reg[kp], inst.remote_penalty)
         kunit = contract.replica_value(w[kj], dpr[kj], ksp, kloc)
         r0 = np.array([jobs[j].r0 for j in kj], dtype=np.int64)
+        # staying exactly where it runs, a job's spread term is known: it is charged here, so the bound
+        # (LP, Lagrangian, CP-SAT) prices a spread-out running job at what keeping it is really worth
+        # (dropping it let the bound sit above the optimum by every kept job's spread, a gap no search closes)
+        kspread = np.array([_keep_spread(inst, jobs[j]) for j in kj])
+        kcoef = kunit - kspread / r0
         for k, v in (("job", kj), ("pool", kp), ("keep", np.ones(len(kj), dtype=bool)), ("lo", r0), ("hi", r0),
-                     ("unit", kunit), ("coef", kunit), ("mig", np.zeros(len(kj)))):
+                     ("unit", kunit), ("coef", kcoef), ("mig", np.zeros(len(kj)))):
             parts[k].append(v)
     # change options: every (job, accelerator) pair crossed with that type's pools in one pass, pairs
     # in type-major order (types as first met, jobs in order) so options keep a stable order
@@ -178,6 +183,15 @@ def build_options(inst: Instance) -> Options:
             reasons[j] = _no_option_reason(inst, j, {n: int(why[j, k]) for k, n in enumerate(names)})
     return Options(job_a, cols["pool"], keep_a, cols["lo"], cols["hi"], cols["unit"], cols["coef"], dpr[job_a],
                    cols["mig"], by_job, reasons)
+
+
+def _keep_spread(inst: Instance, info: JobInfo) -> float:
+    """The spread term of a running job left exactly on its current nodes (placement/score.py's rule)."""
+    job = info.job
+    cur = job.current
+    n_min = contract.fewest_nodes(info.r0, inst.pools[info.cur_pool].dmax, info.dpr)
+    return contract.spread(inst.spread_penalty, info.weight, info.dpr, job.speed[cur.accelerator], len(cur.nodes),
+                           n_min)
 
 
 def _allowed_snapper(inst: Instance):

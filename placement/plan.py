@@ -21,6 +21,7 @@ import numpy as np
 
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
+from placement import backfill
 from placement.bound import (
     Bound,
     improving_options,
@@ -106,6 +107,10 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
+    if backfill.is_backfill(inst):   # contract v1.1: only what is not pinned is planned (placement/backfill.py)
+        opts, pinned = backfill.restrict(inst, opts)
+        if not (use_cpsat and backfill.search_worth_it(opts, pinned) and backfill.anything_fits(inst, opts, pinned)):
+            return _backfill_greedy(inst, opts, clock, P)
     clock.lap("compile")
     if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
         return _infeasible(inst, opts, clock)
@@ -399,3 +404,26 @@ def _infeasible(inst: Instance, opts: Options, clock: _Clock) -> PlanResponse:
                         unplaced=infeasible_reasons(inst, opts),
                         stats=SolverStats(engine="none", bound_method="none", jobs=len(inst.jobs), options=len(opts),
                                           phases_s=clock.phases))
+
+
+def _backfill_greedy(inst: Instance, opts: Options, clock: _Clock, P: EngineParams) -> PlanResponse:
+    """A backfill plan in one greedy pass: where no unpinned job fits the free room (the pinned jobs
+    alone, and what must fail over), or where too many are unpinned for a search within milliseconds.
+    The greedy keeps the pinned jobs first; the bound is the cheap Lagrangian one (prices zero)."""
+    pk, skipped = backfill.greedy_backfill(inst, opts)
+    if not _protected_ok(inst, pk):
+        return _infeasible(inst, opts, clock)
+    sc = score(inst, pk.placed_map())
+    ub = max(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
+             sc.objective)
+    gap = (ub - sc.objective) / max(abs(ub), 1e-9)
+    clock.lap("backfill")
+    assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
+                   for j, (c, a, n) in sorted(pk.placed_map().items())]
+    return PlanResponse.model_construct(
+        plan_id=None, status="optimal" if gap <= P.optimal_gap else "feasible", objective=sc.objective,
+        bound=ub, gap=gap, breakdown=Breakdown(value=sc.value, disruption=sc.disruption, spread=sc.spread),
+        solve_s=round(time.perf_counter() - clock.t0, 4), assignments=assignments, actions=sc.actions,
+        unplaced=backfill.backfill_reasons(inst, opts, pk, skipped),
+        stats=SolverStats(engine="greedy", cpsat_status=None, bound_method="lagrangian", jobs=len(inst.jobs),
+                          options=len(opts), cpsat_variables=0, phases_s=clock.phases))

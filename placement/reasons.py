@@ -12,14 +12,15 @@ from placement.instance import Instance
 from placement.packing import Packing
 
 
-def unplaced_reasons(inst: Instance, opts: Options, pk: Packing) -> list[Unplaced]:
+def unplaced_reasons(inst: Instance, opts: Options, pk: Packing, only: set[int] | None = None) -> list[Unplaced]:
+    """A reason for every unplaced job (or for those in `only`), in job order."""
     out: list[Unplaced] = []
     pool_used = _pool_users(inst, opts, pk)
     free_sum = pk.pool_free
     free_max = np.array([int(pk.free[a].max()) if len(a) else 0 for a in pk.pool_nodes], dtype=np.int64)
     for info in inst.jobs:
         j = info.index
-        if j in pk.choice:
+        if j in pk.choice or (only is not None and j not in only):
             continue
         code, reason = _reason(inst, opts, pk, j, pool_used, free_sum, free_max)
         out.append(Unplaced(job=info.job.id, reason=reason, code=code))

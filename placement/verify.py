@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from models.request import PlanRequest
 from models.response import PlanResponse
+from placement.backfill import is_backfill, pinned_jobs
 from placement.contract import transfer_s
 from placement.instance import compile_instance
 from placement.score import score
@@ -83,6 +84,12 @@ def violations(req: PlanRequest, resp: PlanResponse) -> list[str]:
     for info in inst.jobs:
         if info.protected and info.index not in placed:
             out.append(f"{info.job.id}: protected premium job not placed")
+    if is_backfill(inst):      # v1.1: a backfill plan keeps every pinned running job exactly
+        for j in pinned_jobs(inst).nonzero()[0]:
+            info = inst.jobs[int(j)]
+            cur = info.job.current
+            if placed.get(info.index) != (cur.cluster, cur.accelerator, dict(cur.nodes)):
+                out.append(f"{info.job.id}: a backfill plan changes a running job that must stay")
     ids = [a.job for a in resp.assignments] + [u.job for u in resp.unplaced]
     if sorted(ids) != sorted(jobs):
         out.append("assignments and unplaced do not list every job exactly once")

@@ -56,6 +56,8 @@ class ReplaySetup:
     replan_every: int = DEFAULTS.replan_every
     fast_path: bool = True                # cpsat: skip the optimizer where the optimum is known (fastpath.py)
     max_days: float = DEFAULTS.max_days
+    # between epochs, a backfill plan this long after the first event of a batch; None: the epoch grid alone
+    backfill_window_s: float | None = DEFAULTS.backfill_window_s if DEFAULTS.backfill else None
     contract_policy: Policy | None = None  # the contract's Policy the scheduler plans under (default Policy())
     quotas: Sequence[Quota] = ()
     outages: Callable[[float], set[str]] | None = None
@@ -100,7 +102,11 @@ def world_size_replicas(lo: int, world_size: int) -> Replicas:
 
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
                observers: Sequence[Callable[[EpochRecord, LoopState], None]] = ()) -> ReplayRun:
-    """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed."""
+    """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed. Inputs that
+    cannot run together raise ReplayInputError before the first epoch (`replay.checks`)."""
+    from replay.checks import check_replay_inputs
+
+    check_replay_inputs(specs, fleet, setup, window)
     lo, m_from, m_until = window.bounds_s(specs)
     chosen = [s for s in specs if lo <= s.submit_s < m_until]
     measured = {s.id for s in chosen if s.submit_s >= m_from}
@@ -131,7 +137,8 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     end = m_until if math.isfinite(m_until) else max((s.submit_s for s in chosen), default=0.0)
     config = LoopConfig(fleet=fleet, epoch_s=setup.epoch_s, policy=policy, quotas=list(setup.quotas),
                         start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
-                        outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S)
+                        outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S,
+                        backfill_window_s=setup.backfill_window_s)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
     return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler,
                      fleet)

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import math
+
 from datasets.attributes import AttributeRules, JobSpec, to_job_specs
-from datasets.errors import LoadResult, OnBad
+from datasets.errors import LoadResult, OnBad, TraceFormatError
 from datasets.fleets import (
     alibaba_fleet,
     fleet_accelerators,
@@ -29,15 +31,28 @@ from datasets.synthetic import synthetic_trace
 from datasets.trace import load_trace
 from models import Fleet
 
+MAX_SYNTHETIC_DAYS = 365.0
+MAX_SYNTHETIC_REGIONS = 64
+MAX_SYNTHETIC_NODES = 10_000
 
-def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error") -> tuple[list[JobSpec], LoadResult]:
-    """Job specs for a trace argument, and the loader's result (for its skip counts)."""
+
+def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error",
+               attribute_seed: int | None = None) -> tuple[list[JobSpec], LoadResult]:
+    """Job specs for a trace argument, and the loader's result (for its skip counts). `seed` seeds the
+    synthetic generator and (unless `attribute_seed` is given: a replication's) the attribute rules."""
     if trace == "synthetic" or trace.startswith("synthetic:"):
-        days = float(trace.partition(":")[2] or 2.0)
+        text = trace.partition(":")[2] or "2"
+        try:
+            days = float(text)
+        except ValueError:
+            days = math.nan
+        if not 0 < days <= MAX_SYNTHETIC_DAYS:
+            raise TraceFormatError(trace, 1, f"synthetic:DAYS: expected a number of days in (0, {MAX_SYNTHETIC_DAYS:g}], "
+                                   f"got {text!r}")
         res = LoadResult(rows=synthetic_trace(days=days, seed=seed))
     else:
         res = load_trace(trace, fmt, on_bad)
-    return to_job_specs(res.rows, AttributeRules(seed=seed)), res
+    return to_job_specs(res.rows, AttributeRules(seed=seed if attribute_seed is None else attribute_seed)), res
 
 
 def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
@@ -67,6 +82,9 @@ def _build_fleet(text: str, seed: int) -> Fleet:
         r, x, n = arg.partition("x")
         if not r.isdigit() or int(r) < 1 or (x and (not n.isdigit() or int(n) < 1)):
             raise ValueError(f"fleet {text!r}: expected synthetic:REGIONS[xNODES], e.g. synthetic:3 or synthetic:2x4")
+        if int(r) > MAX_SYNTHETIC_REGIONS or (x and int(n) > MAX_SYNTHETIC_NODES):
+            raise ValueError(f"fleet {text!r}: at most {MAX_SYNTHETIC_REGIONS} regions of "
+                             f"{MAX_SYNTHETIC_NODES} nodes per cluster")
         return synthetic_fleet(regions=int(r), nodes_per_cluster=int(n) if x else 16, seed=seed)
     if text == "synthetic":
         return synthetic_fleet(seed=seed)

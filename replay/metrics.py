@@ -1,7 +1,10 @@
 """Replay metrics: `summary.json`, the per-epoch CSV and the per-job CSV.
 
 Definitions (the measured jobs are those submitted inside the window):
-- JCT = completion - submission; queue = the time a job was active without devices (from its
+- JCT = completion - submission; the floor (`avg_duration_s`) = the mean trace duration of the same
+  completed measured jobs, which no policy can beat (no job runs faster than its trace), and
+  `avg_jct_above_floor_s` = mean JCT - floor: the share of the wait that is the scheduler's (overall
+  and per tier in `jct_by_tier`); queue = the time a job was active without devices (from its
   submission, including the wait for the first epoch and any time preempted).
 - SLA ratio (`replay.sla`) = `duration_s / max(duration_s, completion - submit - epoch_s -
   restart_overhead_s)`: the wait for the first epoch and one start are forgiven. A tier's attainment
@@ -19,7 +22,8 @@ Definitions (the measured jobs are those submitted inside the window):
   the whole fleet with each device weighted by the share of a GPU it is (a 1/2 slice counts half).
 - jobs.csv `accelerators` / `clusters`: every type / cluster the job ran on over its life, `;`-separated.
 - planner_s_p50/p99 over the epochs that planned; planner_fallback_rate = share of plans whose status
-  is `fallback`.
+  is `fallback` (epoch plans). With backfill on, `backfill` holds the window and the backfill plans'
+  count and seconds (mean, p99, total).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
     rows = [r for r in job_rows(run) if r["measured"]]
     done = [r for r in rows if r["status"] == "done"]
     jct = [r["jct_s"] for r in done]
+    floor = _mean([r["duration_s"] for r in done])
     targets = run.setup.sla_targets
     after = [r for r in run.records if r.t_s >= run.measure_from_s]
     window = [r for r in after if r.t_s < run.measure_until_s]
@@ -98,7 +103,10 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         tr = [r for r in rows if r["tier"] == tier]
         td = [r for r in tr if r["status"] == "done"]
         tj = [r["jct_s"] for r in td]
-        by_tier[tier] = {"jobs": len(tr), "completed": len(td), "avg_jct_s": _mean(tj), "p50_jct_s": percentile(tj, 50),
+        floor_t = _mean([r["duration_s"] for r in td])
+        by_tier[tier] = {"jobs": len(tr), "completed": len(td), "avg_jct_s": _mean(tj),
+                         "avg_duration_s": floor_t, "avg_jct_above_floor_s": _above(_mean(tj), floor_t),
+                         "p50_jct_s": percentile(tj, 50),
                          "p99_jct_s": percentile(tj, 99), "avg_queue_s": _mean([r["queue_s"] for r in td]),
                          "avg_sla_ratio": _mean([r["sla_ratio"] for r in td])}
         if tier in targets:
@@ -106,6 +114,12 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
             attain[tier] = ok / len(tr) if tr else None
     lost = sum(r.paused_device_s + r.preempt_lost_device_s for r in after)
     st = run.state
+    extra = {}
+    if run.setup.backfill_window_s is not None:
+        bs = [x for r in run.records for x in r.backfill_s]
+        extra["backfill"] = {"window_s": run.setup.backfill_window_s, "plans": len(bs),
+                             "planner_s_mean": _mean(bs), "planner_s_p99": percentile(bs, 99),
+                             "planner_s_total": sum(bs)}
     return {
         "policy": run.setup.scheduler + ("-equal" if run.setup.equal_priorities and run.setup.scheduler == "cpsat" else ""),
         "seed": run.setup.seed, "epoch_s": run.setup.epoch_s, "time_limit_s": run.setup.time_limit_s,
@@ -116,7 +130,8 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "jobs_unfinished": sum(1 for r in rows if r["status"] in ("pending", "running", "not_arrived")),
         "rejected_by_reason": dict(Counter(r["reject_reason"] for r in rows if r["status"] == "rejected").most_common()),
         "trace_skipped": {},
-        "avg_jct_s": _mean(jct), "p50_jct_s": percentile(jct, 50), "p99_jct_s": percentile(jct, 99),
+        "avg_jct_s": _mean(jct), "avg_duration_s": floor, "avg_jct_above_floor_s": _above(_mean(jct), floor),
+        "p50_jct_s": percentile(jct, 50), "p99_jct_s": percentile(jct, 99),
         "avg_queue_s": _mean([r["queue_s"] for r in done]),
         "makespan_s": (max(finish) - run.measure_from_s) if finish else None,
         "utilization": (sum(r.busy_device_s for r in window) / cap_w) if cap_w else None,
@@ -140,6 +155,7 @@ def summarize(run: ReplayRun, wall_s: float) -> dict:
         "plan_status": dict(Counter(r.plan_status for r in planned)),
         "replay_end_s": st.now_s,
         "wall_s": wall_s,
+        **extra,
     }
 
 
@@ -199,6 +215,10 @@ def write_tables(run: ReplayRun, out_dir: str) -> list[str]:
 def run_pool_rows(run: ReplayRun) -> list[list]:
     """Device-seconds held per accelerator type per epoch (`replay.pools.POOL_COLUMNS`), for the plots."""
     return pool_rows(run.records, getattr(run.executor, "held_by_type", {}), pool_devices(run.fleet) if run.fleet else {})
+
+
+def _above(jct: float | None, floor: float | None) -> float | None:
+    return None if jct is None or floor is None else jct - floor
 
 
 def _mean(values: list[float]) -> float | None:

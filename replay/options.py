@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from replay.sla import DEFAULT_SLA_TARGETS
 
@@ -22,10 +22,18 @@ TraceFormat = Literal["philly", "canonical", "alibaba2023"]
 Tier = Literal["premium", "standard", "basic"]
 Share = Annotated[float, Field(gt=0, le=1)]
 
+# One set of rules for `meridian replay` and a what-if file (its base: and every scenario): a replay runs
+# at most MAX_EPOCHS epochs of at least MIN_EPOCH_S, so no window or epoch can make it run without end.
+MIN_EPOCH_S = 1.0
+MAX_EPOCH_S = 86_400.0
+MAX_DAYS = 36_500.0
+MAX_EPOCHS = 2_000_000
+MAX_TIME_LIMIT_S = 86_400.0
+
 
 class Strict(BaseModel):
     # strict: YAML's `true` is no count and `"3"` no number; extra keys are mistakes, not comments.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class ReplayOptions(Strict):
@@ -36,16 +44,35 @@ class ReplayOptions(Strict):
     fleet: str | None = Field(None, min_length=1, description="FLEET.json or a fleet builder")
     scheduler: SchedulerName = Field("cpsat", alias="policy",
                                      description="fifo | las | cpsat (the CLI's --policy, the file's policy:)")
-    start_day: float | None = Field(None, description="measure the jobs submitted from this day on")
-    days: float | None = Field(None, gt=0, description="... for this many days (None: to the trace's end)")
-    warmup_days: float = Field(3.0, ge=0, description="replayed before start_day but not measured")
-    epoch_s: float = Field(300.0, gt=0)
-    seed: int = Field(0, description="seeds the attribute rules and the synthetic inputs")
-    time_limit_s: float = Field(0.5, gt=0, description="the planner's budget per epoch (cpsat)")
-    replan_every: int = Field(3, ge=1, description="cpsat: replan quiet epochs this often")
+    start_day: float | None = Field(None, ge=0, le=MAX_DAYS, description="measure the jobs submitted from this "
+                                    "day on")
+    days: float | None = Field(None, gt=0, le=MAX_DAYS, description="... for this many days (None: to the trace's "
+                               "end)")
+    warmup_days: float = Field(3.0, ge=0, le=MAX_DAYS, description="replayed before start_day but not measured")
+    epoch_s: float = Field(300.0, ge=MIN_EPOCH_S, le=MAX_EPOCH_S, description="seconds per epoch")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the attribute rules and the synthetic inputs")
+    time_limit_s: float = Field(0.5, gt=0, le=MAX_TIME_LIMIT_S, description="the planner's budget per epoch (cpsat)")
+    replan_every: int = Field(3, ge=1, le=10**6, description="cpsat: replan quiet epochs this often")
     equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
-    max_days: float = Field(60.0, gt=0, description="safety stop, days after the window's end")
-    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS))
+    max_days: float = Field(60.0, gt=0, le=MAX_DAYS, description="safety stop, days after the window's end")
+    backfill: bool = Field(True, description="act between epochs: a backfill plan on arrivals and freed devices "
+                                             "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
+    backfill_window_s: float = Field(30.0, gt=0, le=MAX_EPOCH_S, description="events are batched this many seconds before a "
+                                                             "backfill plan")
+    sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS),
+                                          description="per tier, the SLA ratio each job should reach")
+    replications: int = Field(1, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); replication 0 is the single run")
+
+    @model_validator(mode="after")
+    def _bounded_epochs(self) -> ReplayOptions:
+        """The epochs a replay may run, counted from what is known before the trace is read (the window's
+        days, when given, the warm-up and the safety stop): a bound, so a tiny epoch cannot hang."""
+        epochs = ((self.days or 0.0) + self.warmup_days + self.max_days) * 86_400.0 / self.epoch_s
+        if epochs > MAX_EPOCHS:
+            raise ValueError(f"epoch_s {self.epoch_s:g} over {(self.days or 0.0) + self.warmup_days + self.max_days:g} "
+                             f"days (days + warmup_days + max_days) is {epochs:,.0f} epochs; at most {MAX_EPOCHS:,}")
+        return self
 
     def setup(self, outages: Callable[[float], set[str]] | None = None,
               sla_targets: Mapping[str, float] | None = None) -> ReplaySetup:
@@ -55,6 +82,7 @@ class ReplayOptions(Strict):
         return ReplaySetup(scheduler=self.scheduler, epoch_s=float(self.epoch_s), seed=self.seed,
                            time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
                            equal_priorities=self.equal_priorities, max_days=float(self.max_days),
+                           backfill_window_s=float(self.backfill_window_s) if self.backfill else None,
                            outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))
 
     def window(self) -> Window:

@@ -30,6 +30,8 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
 
     from replay.metrics import epoch_rows, job_rows, run_pool_rows, summarize, write_summary, write_tables
 
+    if out_dir:
+        check_out_dir(out_dir)
     observers = []
     bar = None
     name = label or setup.scheduler
@@ -60,3 +62,19 @@ def replay_and_report(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup
             reporter(summary, pictures, out_dir, name)
         write_summary(summary, out_dir)
     return summary
+
+
+OUTPUT_FILES = ("summary.json", "epochs.csv", "jobs.csv", "utilization.png", "jct_cdf.png", "queue.png", "report.html")
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Before a replay starts: `out_dir` exists or can be made, takes files, and none of the run's file
+    names there is a folder (InputError, one line). A replay never ends in an error about its outputs."""
+    import os
+
+    from datasets.files import InputError, check_writable_dir
+
+    check_writable_dir(out_dir)
+    for name in OUTPUT_FILES:
+        if os.path.isdir(os.path.join(out_dir, name)):
+            raise InputError(f"{os.path.join(out_dir, name)} is a folder: the run writes a file there")

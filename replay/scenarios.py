@@ -21,7 +21,8 @@ base:                         # everything a replay needs; each scenario may ove
   replan_every: 3
   equal_priorities: false
   max_days: 60
-  sla_targets: {premium: 0.95, standard: 0.70}
+  sla_targets: {premium: 0.95, standard: 0.70}   # per tier, the SLA ratio each job should reach
+  replications: 3             # runs per scenario differing in what is uncertain (replay.replications)
 scenarios:
   - name: today
   - name: more-h100
@@ -38,8 +39,14 @@ find_min_capacity:            # used by --find-min-capacity
   accelerator: H100
   devices: 8                  # devices per added node
   max_nodes: 64
-  targets: {premium: 0.99, standard: 0.70}
+  step: 1                     # replay the counts 0, step, 2 step, ... (and max_nodes)
+  attainment_targets: {premium: 0.99, standard: 0.70}   # share of a tier's jobs meeting its sla_targets
 ```
+
+`sla_targets` and `attainment_targets` are two notions: the first is the per-job SLA ratio a tier's jobs
+should reach (the scenario's rule: the controller's and the metric's), the second the share of a tier's
+jobs that must reach it (the search's goal). Every search candidate keeps its scenario's `sla_targets`.
+`targets:` is the old name of `attainment_targets` and still loads.
 
 Changes (`datasets.edits` defines them): `add_nodes`, `remove_nodes`, `demand_scale` (in (0, 100]);
 `outages` as `replay.outages` parses them. A mistake is one `ScenarioError` line naming the YAML path
@@ -51,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 
 from datasets.edits import AddNodes, RemoveNodes
 from replay.options import ReplayOptions, Share, Strict, Tier
@@ -67,18 +74,32 @@ def _outage_spec(text: str) -> str:
     return text
 
 
+# A scenario's name names its folder under --out (`folder_name`): no separator, never `.` or `..`, and
+# no two names of a file may map to one folder (regardless of case).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._+-]*$"
+
+
+def folder_name(name: str) -> str:
+    """The folder of a scenario under --out: its name with anything but letters, digits, '-', '_', '.' as '_'."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 class Scenario(ReplayOptions):
     """The base with one scenario's overrides, and its changes to the fleet, the demand and the nodes up."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                      description="names the scenario's folder under --out: letters, digits, ' ', '.', '_', '+', '-'")
     add_nodes: list[AddNodes] = Field(default_factory=list)
     remove_nodes: list[RemoveNodes] = Field(default_factory=list)
     outages: list[Annotated[str, AfterValidator(_outage_spec)]] = Field(default_factory=list)
     demand_scale: float = Field(1.0, gt=0, le=100)
+    replications: int = Field(3, ge=1, le=1000, description="runs differing in what is uncertain "
+                              "(replay.replications); 1 reproduces the single deterministic run")
 
 
 class CapacitySearch(Strict):
-    """`find_min_capacity:`: the least count of `devices`-device nodes to add to `cluster` that meets `targets`."""
+    """`find_min_capacity:`: the least count of `devices`-device nodes to add to `cluster` whose attainment
+    (share of each tier's jobs reaching the scenario's `sla_targets`) meets `attainment_targets`."""
 
     scenario: str | None = Field(None, description="the scenario to add capacity to (default: the first)")
     cluster: str = Field(min_length=1)
@@ -86,7 +107,10 @@ class CapacitySearch(Strict):
     devices: int = Field(ge=1)
     region: str | None = None
     max_nodes: int = Field(64, ge=1)
-    targets: dict[Tier, Share] = Field(min_length=1)
+    step: int = Field(1, ge=1, description="replay the counts 0, step, 2 step, ... and max_nodes")
+    attainment_targets: dict[Tier, Share] = Field(
+        min_length=1, validation_alias=AliasChoices("attainment_targets", "targets"),
+        description="per tier, the share of its jobs that must reach the scenario's sla_targets")
 
     def nodes(self, count: int) -> AddNodes:
         """The node group this search adds `count` of."""
@@ -116,8 +140,12 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         p = f"scenarios[{i}]"
         if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s["name"]:
             raise ScenarioError(f"{p}.name: every scenario needs a name")
-        if any(sc.name == s["name"] for sc in out):
+        same = [sc.name for sc in out if folder_name(sc.name).casefold() == folder_name(s["name"]).casefold()]
+        if s["name"] in same:
             raise ScenarioError(f"{p}.name: duplicate {s['name']!r}")
+        if same:
+            raise ScenarioError(f"{p}.name: {s['name']!r} would share the folder {folder_name(s['name'])!r} with "
+                                f"scenario {same[0]!r} (names must differ after mapping, regardless of case)")
         merged = {k: v for k, v in base.items() if not (k in ("policy", "scheduler") and
                                                         ("policy" in s or "scheduler" in s))} | s
         sc = _validate(Scenario, merged, p)
@@ -130,6 +158,8 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
     if fm is not None:
         if not isinstance(fm, dict):
             raise ScenarioError(f"find_min_capacity: expected a mapping, got {fm!r}")
+        if "targets" in fm and "attainment_targets" in fm:
+            raise ScenarioError("find_min_capacity.targets: the old name of attainment_targets; give one, not both")
         search = _validate(CapacitySearch, fm, "find_min_capacity")
         if search.scenario is None:
             search = search.model_copy(update={"scenario": out[0].name})
@@ -148,7 +178,10 @@ def _validate(model: type[BaseModel], data: dict, path: str) -> Any:
 _PLAIN = {"missing": "required", "extra_forbidden": "unknown key", "int_type": "expected an integer",
           "float_type": "expected a number", "string_type": "expected text", "bool_type": "expected true or false",
           "dict_type": "expected a mapping", "list_type": "expected a list", "model_type": "expected a mapping",
-          "string_too_short": "must not be empty", "too_short": "must not be empty"}
+          "string_too_short": "must not be empty", "too_short": "must not be empty",
+          "string_pattern_mismatch": "a scenario name is letters, digits, spaces, '.', '_', '+' and '-', starting "
+                                     "with a letter or digit (it names a folder under --out)",
+          "string_too_long": "too long", "finite_number": "must be a finite number"}
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
            "less_than": ("<", "lt")}
 

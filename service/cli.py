@@ -33,14 +33,28 @@ def main(argv: list[str] | None = None) -> int:
     except BadRequest as exc:
         print(f"meridian {args.command}: bad request: {len(exc.errors)} error(s)", file=sys.stderr)
         for e in exc.errors[:50]:
-            print(f"  {e}", file=sys.stderr)
+            print(f"  {_printable(str(e))}", file=sys.stderr)
         return 2
     except UsageError as exc:
-        print(f"meridian {args.command}: {exc}", file=sys.stderr)
+        print(f"meridian {args.command}: {_printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"meridian {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of standard output went away (`| head`): nothing more to say to it
+        sys.stderr.close()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"meridian {args.command}: internal error ({type(exc).__name__}): {text[:300]}", file=sys.stderr)
+        return 1
+
+
+def _printable(text: str) -> str:
+    """One line that any terminal encoding can take: lone surrogates escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Strict FIFO: jobs start in submission order at their `max` replicas; the first job that does not fit
 blocks every job behind it; running jobs are never preempted (a job whose node went down rejoins the
-queue at its original position and is restarted from its checkpoint when its turn comes)."""
+queue at its original position and is restarted from its checkpoint when its turn comes). A backfill
+request (between epochs) is answered the same way: running jobs stay, the queue's head starts when it fits."""
 
 from __future__ import annotations
 
 from executor.actions import response_from_placements
-from executor.loop import LoopState
+from executor.loop import JobState, LoopState
 from executor.schedulers.packing import FreeMap
 from models import Placement, PlanRequest, PlanResponse
 
@@ -38,6 +39,11 @@ class FifoScheduler:
             free.take(job, p)
             placed[job.id] = p
         return response_from_placements(request, placed, reasons, engine="fifo")
+
+    def startable(self, state: LoopState) -> list[JobState]:
+        """The only job a backfill could start: the head of the queue (the earliest pending)."""
+        pending = state.pending()
+        return [min(pending, key=lambda st: (st.arrival.submit_s, st.admitted_s))] if pending else []
 
     def replan_when_quiet(self, state: LoopState) -> bool:
         return False       # nothing changes for fifo unless a job arrives, ends or a node fails

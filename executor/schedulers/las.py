@@ -8,7 +8,9 @@ they still have room, and a running job that does not make it is preempted. One 
 plans valid under contract v1: running premium jobs are not preempted (unless the policy's
 `premium_preemptible`), exactly as the planner must treat them. There is no starvation promotion
 (Tiresias's optional STARVELIMIT): with `promote_after_s` set, a queue-1 job waiting that long since
-it last ran goes back to queue 0.
+it last ran goes back to queue 0. A backfill request (`policy.mode: "backfill"`, between epochs) keeps
+every running job where it runs and starts waiting jobs in the same order on the free devices, as the
+event-driven original starts jobs the moment devices free up.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ class LasScheduler:
         free = FreeMap(request)
         placed: dict[str, Placement] = {}
         protect = not request.policy.premium_preemptible
+        backfill = request.policy.mode == "backfill"    # between epochs: running jobs stay, waiting ones start
         order = []
         for job in request.jobs:
-            if protect and job.tier == "premium" and job.current is not None and free.can_keep(job, job.current):
+            if (backfill or (protect and job.tier == "premium")) and job.current is not None \
+                    and free.can_keep(job, job.current):
                 free.take(job, job.current)
                 placed[job.id] = job.current
             else:

@@ -8,6 +8,12 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, fields
 
+# Bounds that keep a spec runnable on one machine and every loop over it short (`valid_workers` walks
+# 1..world_size): a larger value is refused with its name, never a hang or an out-of-memory kill.
+MAX_INT = {"world_size": 1024, "steps": 10**9, "micro_batch": 2**16, "in_dim": 2**20, "hidden": 2**20,
+           "classes": 2**20, "dataset_size": 2**31, "layers": 1000, "checkpoint_every": 10**9, "seed": 2**32 - 1}
+MAX_PARAMS = 2_000_000_000
+
 
 @dataclass(frozen=True)
 class TrainSpec:
@@ -40,24 +46,31 @@ class TrainSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"train spec field {name!r} must be a positive integer, got {value!r}")
+            if value > MAX_INT[name]:
+                raise ValueError(f"train spec field {name!r} must be at most {MAX_INT[name]}, got {value!r}")
         for name in ("layers", "checkpoint_every", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"train spec field {name!r} must be a non-negative integer, got {value!r}")
-        if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 2:
-            raise ValueError(f"train spec field 'keep_checkpoints' must be >= 2 (a torn newest checkpoint "
-                             f"falls back to the previous one), got {self.keep_checkpoints!r}")
+            if value > MAX_INT[name]:
+                raise ValueError(f"train spec field {name!r} must be at most {MAX_INT[name]}, got {value!r}")
+        if not isinstance(self.keep_checkpoints, int) or not 2 <= self.keep_checkpoints <= 100:
+            raise ValueError(f"train spec field 'keep_checkpoints' must be 2..100 (a torn newest "
+                             f"checkpoint falls back to the previous one), got {self.keep_checkpoints!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"train spec field 'dropout' must be in [0, 1), got {self.dropout!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"train spec field {name!r} must be a non-negative number, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+                raise ValueError(f"train spec field {name!r} must be a finite number >= 0, got {value!r}")
         if self.reduce_dtype not in ("float32", "float64"):
             raise ValueError(f"train spec field 'reduce_dtype' must be 'float32' or 'float64', "
                              f"got {self.reduce_dtype!r}")
         if not isinstance(self.exact, bool):
             raise TypeError(f"train spec field 'exact' must be true or false, got {self.exact!r}")
+        if self.params() > MAX_PARAMS:
+            raise ValueError(f"train spec: the model would have {self.params():,} parameters; at most "
+                             f"{MAX_PARAMS:,} (in_dim, hidden, layers, classes)")
 
     @property
     def global_batch(self) -> int:

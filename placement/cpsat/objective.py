@@ -17,6 +17,7 @@ from placement.cpsat.variables import Variables
 from placement.instance import Instance
 
 TARGET_MAX_COEF = 1e8
+MAX_OBJECTIVE_REACH = 2.0**60
 
 
 @dataclass
@@ -34,6 +35,11 @@ def set_objective(model: cp_model.CpModel, inst: Instance, opts: Options, v: Var
     keep_total = np.where(opts.keep[subset], opts.coef[subset] * opts.lo[subset], 0.0) + pc[opts.job[subset]]
     biggest = max(float(np.abs(per_rep).max(initial=0.0)), float(np.abs(keep_total).max(initial=0.0)), 1e-9)
     scale = 10.0 ** np.floor(np.log10(TARGET_MAX_COEF / biggest))
+    # CP-SAT refuses a model whose objective could overflow int64: where the terms' largest possible
+    # sum passes 2**60 (many jobs of many replicas near the request limits), scale further down
+    reach = float(np.abs(per_rep * opts.hi[subset]).sum() + np.abs(keep_total).sum() + np.abs(pc).sum()) * scale
+    if reach > MAX_OBJECTIVE_REACH:
+        scale /= 10.0 ** np.ceil(np.log10(reach / MAX_OBJECTIVE_REACH))
     terms = []
     slack_units = 0.0
     hi_of_job: dict[int, int] = {}

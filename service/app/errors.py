@@ -28,8 +28,8 @@ class ErrorBody(BaseModel):
 
 class TooLarge(Exception):
     def __init__(self, declared: int | None, cap: int):
-        size = f"{declared} bytes" if declared is not None else "more than that"
-        super().__init__(f"request body is {size}; this server accepts at most {cap} bytes (--max-body-bytes)")
+        size = f"{declared} bytes" if declared is not None else f"more than {cap} bytes"
+        super().__init__(f"the request body is {size}; this server accepts at most {cap} bytes (--max-body-bytes)")
 
 
 def error_response(status: int, error: str, message: str, errors: list[dict[str, Any]] | None = None,

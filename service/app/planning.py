@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
-from service.app.store import PlanRecord, PlanStore, PlanSummary, request_digest
+from service.app.store import PlanRecord, PlanStore, PlanSummary, StoreLost, request_digest
 from service.app.writer import GroupWriter
 
 log = logging.getLogger("meridian.plan")
@@ -171,6 +172,9 @@ class PlanService:
         """A plan-log read; a database failure is Unavailable (503), not an internal error."""
         try:
             return await self._run(self._read_pool, fn, *args)
+        except StoreLost as exc:
+            log.error("plan log lost", extra={"reason": str(exc)})
+            raise Unavailable(str(exc)) from None
         except SQLAlchemyError as exc:
             log.exception("plan log read failed")
             raise Unavailable(f"the plan log could not be read ({type(exc).__name__}); retry later") from None
@@ -282,6 +286,7 @@ class PlanService:
         resp, text, _queue_s, _solve_s, budget_s, written, started = result
         cut = budget_s if budget_s < parsed.time_limit_s else None
         if dry_run:
+            self.metrics.plans.labels(str(resp.status)).inc()
             return Outcome(text, None, budget_s=cut)
         plan_id = resp.plan_id
         try:
@@ -290,11 +295,15 @@ class PlanService:
             stored = await asyncio.wrap_future(written)
         except Unavailable:
             raise
+        except StoreLost as exc:
+            log.error("plan log lost", extra={"reason": str(exc)})
+            raise Unavailable(f"{exc!s}; nothing was acknowledged") from None
         except Exception as exc:
             log.exception("plan log write failed")
             raise Unavailable(f"the plan log could not record the plan ({type(exc).__name__}); nothing was "
                               "acknowledged, retry later") from None
         self.metrics.store.observe(time.perf_counter() - started)
+        self.metrics.plans.labels(str(stored.status)).inc()     # counted once acknowledged: a 503 is no plan
         if stored.plan_id != plan_id:       # another server stored a plan for this key first
             return self._replay(key or "", stored, parsed.digest)
         return Outcome(text, plan_id, budget_s=cut)
@@ -347,11 +356,10 @@ class PlanService:
             self.admission.finish(ticket, solve_s)
         status = str(resp.status)
         self.metrics.solve.observe(solve_s)
-        if isinstance(resp.gap, (int, float)):
+        if isinstance(resp.gap, (int, float)) and math.isfinite(resp.gap):
             self.metrics.gap.observe(resp.gap)
         if fell_back or status == "fallback":
             self.metrics.fallbacks.inc()
-        self.metrics.plans.labels(status).inc()
         if log.isEnabledFor(logging.INFO):
             log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
                                        "queue_ms": round(queue_s * 1000, 2), "budget_s": round(budget_s, 3),

@@ -87,8 +87,33 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "a bad request: malformed JSON, a wrong type, a contract rule, a size "
           "cap; `errors` names each field path and value"},
     429: {"model": ErrorBody, "description": "overloaded: retry after the `Retry-After` header's seconds"},
+    415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
     503: {"model": ErrorBody, "description": "cannot plan now (engine missing, plan log down, shutting down)"},
 }
+
+
+def json_content_type(request: Request) -> bool:
+    """Whether the body is declared JSON (`application/json`, or a `+json` type). Required: a browser
+    can post `text/plain` or form data to a loopback service from any page without asking, but never
+    `application/json` without a CORS preflight, which this service does not answer."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
+
+
+def repeated_query(request: Request) -> str | None:
+    """A query parameter given more than once (`?dry_run=true&dry_run=false`), which is refused rather
+    than read one way or the other."""
+    seen: set[str] = set()
+    for k, _ in request.query_params.multi_items():
+        if k in seen:
+            return k
+        seen.add(k)
+    return None
+
+
+def shown_id(plan_id: str) -> str:
+    """A plan id as an error message quotes it: at most 40 characters of it."""
+    return repr(plan_id if len(plan_id) <= 40 else plan_id[:40] + "...")
 
 
 @router.post(
@@ -111,6 +136,16 @@ async def post_plan(
         "dry_run)"),
 ) -> Response:
     svc = _svc(request)
+    if not json_content_type(request):
+        svc.metrics.rejected.labels("content_type").inc()
+        return error_response(415, "unsupported_media_type", "POST /plan takes a JSON body: send it with "
+                              f"Content-Type: application/json (got {request.headers.get('content-type', 'none')[:80]!r})")
+    twice = repeated_query(request)
+    if twice is not None:
+        svc.metrics.rejected.labels("bad_request").inc()
+        return error_response(422, "bad_request", f"query parameter {twice!r} is given more than once",
+                              errors=[{"path": f"query.{twice}", "value": request.query_params.getlist(twice),
+                                       "message": "given more than once"}])
     try:
         try:
             body = await asyncio.wait_for(read_capped(request, svc.settings.max_body_bytes),
@@ -138,7 +173,9 @@ async def post_plan(
     except Unavailable as exc:
         return error_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
     except EngineFailed as exc:
-        return error_response(500, "engine_failed", str(exc))
+        # validation admits only values the engine's arithmetic carries, so this is an engine fault on one
+        # request; the service answers for the request (not a 500) and stays up for the next
+        return error_response(422, "engine_failed", str(exc))
     headers = {}
     if outcome.plan_id:
         headers["Location"] = f"/plans/{outcome.plan_id}"
@@ -182,17 +219,18 @@ async def list_plans(
 async def get_plan(plan_id: str, request: Request) -> Response:
     svc = _svc(request)
     if not _PLAN_ID.fullmatch(plan_id):
-        return error_response(404, "not_found", f"no plan {plan_id!r}: plan ids are 32 lowercase hex digits")
+        return error_response(404, "not_found", f"no plan {shown_id(plan_id)}: plan ids are 32 lowercase hex digits")
     try:
         rec = await svc.get_plan(plan_id)
     except Unavailable as exc:
         return error_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
     if rec is None:
-        return error_response(404, "not_found", f"no plan {plan_id!r}")
+        return error_response(404, "not_found", f"no plan {shown_id(plan_id)}")
     return JSONResponse(rec.to_api())
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.head("/healthz", include_in_schema=False)
+@router.get("/healthz", summary="The process is alive (HEAD too)")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

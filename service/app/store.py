@@ -172,6 +172,11 @@ class StoreSchemaError(RuntimeError):
     """The database holds a plan log table this version cannot use."""
 
 
+class StoreLost(RuntimeError):
+    """The plan log file is gone, replaced or not writable: a record written now would not be found
+    again at its path, so nothing may be acknowledged (the service answers 503)."""
+
+
 class PlanStore:
     """Synchronous access to the plan log; the service calls it from worker threads."""
 
@@ -180,6 +185,11 @@ class PlanStore:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, self.is_sqlite)
         metadata.create_all(self.engine, checkfirst=True)
+        db = make_url(url).database if self.is_sqlite else None
+        # the file this store opened, by (device, inode): the same path later naming another file (or
+        # none) means the log was deleted or replaced under the running server
+        self.path = os.path.abspath(db) if db and db != ":memory:" and not db.startswith("file:") else None
+        self.identity = _identity(self.path) if self.path else None
         have = self._add_columns({c["name"] for c in inspect(self.engine).get_columns(plans.name)})
         missing = sorted(set(plans.c.keys()) - have - set(_ADDED_COLUMNS)) or sorted(set(plans.c.keys()) - have)
         if missing:
@@ -213,6 +223,7 @@ class PlanStore:
     def put(self, rec: PlanRecord) -> PlanRecord:
         """Store `rec` durably and return it; if its idempotency key is already taken, return the record that
         holds the key instead (the caller compares digests)."""
+        self.check_file()
         try:
             with self.engine.begin() as conn:
                 conn.execute(_INSERT, [_row(rec)])
@@ -223,6 +234,7 @@ class PlanStore:
             if existing is None:
                 raise
             return existing
+        self.check_file()       # deleted or replaced while the row was committing: do not acknowledge it
         return rec
 
     def put_many(self, recs: list[PlanRecord]) -> list[PlanRecord]:
@@ -231,19 +243,23 @@ class PlanStore:
         is stored record by record instead, so one conflict costs its neighbours nothing."""
         if len(recs) == 1:
             return [self.put(recs[0])]
+        self.check_file()
         try:
             with self.engine.begin() as conn:
                 conn.execute(_INSERT, [_row(r) for r in recs])
         except IntegrityError:
             return [self.put(r) for r in recs]
+        self.check_file()       # deleted or replaced while the rows were committing: do not acknowledge them
         return list(recs)
 
     def get(self, plan_id: str) -> PlanRecord | None:
+        self.check_file()
         with self.engine.connect() as conn:
             row = conn.execute(select(plans).where(plans.c.plan_id == plan_id)).mappings().first()
         return PlanRecord(**row) if row else None
 
     def get_by_key(self, key: str) -> PlanRecord | None:
+        self.check_file()
         with self.engine.connect() as conn:
             row = conn.execute(select(plans).where(plans.c.idempotency_key == key)).mappings().first()
         return PlanRecord(**row) if row else None
@@ -252,6 +268,7 @@ class PlanStore:
         """Up to `limit` plans, newest first, with `status` if given, older than plan `before` if given
         (keyset pagination on (created_at, plan_id): a page stays stable while new plans arrive). Raises
         KeyError when `before` names no plan."""
+        self.check_file()
         query = select(*_SUMMARY_COLUMNS).order_by(plans.c.created_at.desc(), plans.c.plan_id.desc()).limit(limit)
         if status is not None:
             query = query.where(plans.c.status == status)
@@ -277,12 +294,42 @@ class PlanStore:
             return int(conn.execute(select(func.count()).select_from(plans)).scalar_one())
 
     def ping(self) -> None:
-        """Raise unless the database answers."""
+        """Raise unless the database answers and, for SQLite, its file is still the one opened and takes a
+        write (a row inserted and rolled back: a read-only file or file system fails here)."""
+        self.check_file()
         with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            if not self.is_sqlite:
+                conn.execute(text("SELECT 1"))
+                return
+            trans = conn.begin()        # a row written and rolled back: nothing reaches the file
+            try:
+                conn.execute(plans.insert().values(plan_id="probe-" + os.urandom(8).hex(), created_at=0.0,
+                                                   request_digest="", status="probe", queue_s=0.0, solve_s=0.0,
+                                                   time_budget_s=0.0, request="", response=""))
+            finally:
+                trans.rollback()
+
+    def check_file(self) -> None:
+        """Raise StoreLost when the SQLite file at this store's path is not the one it opened."""
+        if self.path is None:
+            return
+        now = _identity(self.path)
+        if now is None:
+            raise StoreLost(f"the plan log {self.path} was deleted under the running server; restart it")
+        if now != self.identity:
+            raise StoreLost(f"the plan log {self.path} was replaced by another file under the running server; "
+                            "restart it")
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _make_engine(url: str, is_sqlite: bool) -> Engine:

@@ -54,10 +54,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     work = None
     if args.workdir:
+        from datasets.files import InputError, check_writable_dir
+
         work = Path(args.workdir)
-        if work.exists() and any(work.iterdir()):
+        if work.is_dir() and any(work.iterdir()):
             raise UsageError(f"--workdir {args.workdir} exists and is not empty")
-        work.mkdir(parents=True, exist_ok=True)
+        try:
+            check_writable_dir(args.workdir)
+        except InputError as exc:
+            raise UsageError(f"--workdir {args.workdir}: {exc}") from None
     mode = "exact" if spec.exact else f"default ({spec.reduce_dtype} all-reduce)"
     print(f"executor-check: {mode} mode, W={spec.world_size}, "
           f"{spec.params():,} parameters, {spec.steps} steps", file=sys.stderr)

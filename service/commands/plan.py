@@ -20,21 +20,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from datasets.files import InputError, check_writable_file, read_capped
+    from models.limits import MAX_TIME_LIMIT_S
     from placement import greedy_plan, plan
     from service.errors import UsageError
 
-    if args.request == "-":
-        text = sys.stdin.buffer.read()
-    else:
+    if args.time_limit is not None and not 0 < args.time_limit <= MAX_TIME_LIMIT_S:
+        raise UsageError(f"--time-limit must be > 0 and at most {MAX_TIME_LIMIT_S:g} s, got {args.time_limit}")
+    if args.indent is not None and not 0 <= args.indent <= 16:
+        raise UsageError(f"--indent must be between 0 and 16, got {args.indent}")
+    if args.output:                           # before planning: a plan must never be lost to a bad -o
         try:
-            with open(args.request, "rb") as f:
-                text = f.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {args.request}: {exc.strerror}") from None
+            check_writable_file(args.output)
+        except InputError as exc:
+            raise UsageError(f"-o {args.output}: {exc}") from None
+    try:
+        text = read_capped(args.request, "request")
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     req = parse_request_json(text)
     if args.time_limit is not None:
-        if not args.time_limit > 0:
-            raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
         req.policy.time_limit_s = args.time_limit
     resp = greedy_plan(req) if args.greedy else plan(req)
     out = resp.model_dump_json(indent=args.indent, exclude_none=False)

@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the planner's seconds per epoch (cpsat, default {DEFAULTS.time_limit_s:g})")
     p.add_argument("--replan-every", type=int, default=DEFAULTS.replan_every,
                    help="cpsat: replan quiet epochs this often")
+    p.add_argument("--no-backfill", dest="backfill", action="store_false",
+                   help="plan on the epoch grid alone (no backfill plans between epochs: the behaviour before them)")
+    p.add_argument("--backfill-window", dest="backfill_window_s", type=float, default=DEFAULTS.backfill_window_s,
+                   help=f"seconds of arrivals and completions batched into one backfill plan "
+                        f"(default {DEFAULTS.backfill_window_s:g})")
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
@@ -48,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="jobs the fleet can never hold: count them and go on (warn), or exit 3 after the run (error)")
     p.add_argument("--max-days", type=float, default=DEFAULTS.max_days,
                    help="safety stop, days after the window's end")
+    p.add_argument("--replications", type=int, default=DEFAULTS.replications, metavar="R",
+                   help="R runs differing in arrival jitter, attribute seed and outage timing (replay.replications):"
+                        " the first as always in --out, the others in --out/replication-r, their means and 95 %% "
+                        "intervals in --out/replications.json (default 1)")
     p.add_argument("--out", required=True, help="output folder (summary.json, epochs.csv, jobs.csv, report.html, *.png)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -73,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from datasets.files import write_atomic
+    from datasets.files import InputError, write_atomic
+    from replay.checks import ReplayInputError
     from replay.report import replay_and_report
     from service.cli import UsageError
     from service.reports.html import write_replay_report
@@ -95,12 +105,19 @@ def run(args: argparse.Namespace) -> int:
             _c.update(epochs=epochs, jobs=jobs)
             return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
 
-        summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
-                                    trace_skipped=skipped, title=run_title(policy, args),
-                                    reporter=write_replay_report)
+        try:
+            summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
+                                        trace_skipped=skipped, title=run_title(policy, args),
+                                        reporter=write_replay_report)
+        except InputError as exc:          # checked before the replay starts
+            raise UsageError(f"--out {out}: {exc}") from None
+        except ReplayInputError as exc:    # likewise
+            raise UsageError(str(exc)) from None
         summaries[policy] = summary
         runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
         print(format_summary(summary))
+        if args.replications > 1:
+            replications_report(args, summary, policy, out)
         print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
             "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     if len(policies) > 1:
@@ -118,6 +135,40 @@ def run(args: argparse.Namespace) -> int:
               "--on-reject error: exit 3", file=sys.stderr)
         return 3
     return 0
+
+
+def replications_report(args: argparse.Namespace, summary: dict, policy: str, out: str) -> None:
+    """Replications 1..R-1 on the local process pool; their means and intervals printed and written."""
+    import json
+    import os
+
+    from datasets.files import write_atomic
+    from replay.runner import RunError, local_runner
+    from replay.scenarios import Scenario
+    from replay.whatif import replicate
+    from service.cli import UsageError
+
+    opts = options_from_args(args, UsageError)
+    sc = Scenario(**(opts.model_dump() | {"scheduler": policy}), name=policy, outages=list(args.fail))
+    try:
+        row = replicate(sc, summary, out, local_runner(os.cpu_count() or 1), args.on_bad)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    write_atomic(os.path.join(out, "replications.json"), json.dumps(row, indent=2, default=str) + "\n")
+    print(format_replications(row))
+
+
+def format_replications(row: dict) -> str:
+    """The means over the replications with their 95 % intervals, one line."""
+    def ci(v, c, pct=False):
+        if v is None:
+            return "-"
+        f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.0f}")
+        return f"{f(v)}{' %' if pct else ''}" + (f" [{f(c[0])}, {f(c[1])}]" if c else "")
+    att = ", ".join(f"{t} {ci(v, row['sla_attainment_ci95'].get(t), True)}" for t, v in row["sla_attainment"].items())
+    return (f"{row['replications']} replications, means and 95 % intervals: mean JCT "
+            f"{ci(row['avg_jct_s'], row.get('avg_jct_s_ci95'))} s, utilization "
+            f"{ci(row['utilization'], row.get('utilization_ci95'), True)}, SLA {att}")
 
 
 def run_title(policy: str, args: argparse.Namespace) -> str:
@@ -173,7 +224,7 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
 
 
 # The flags whose names are not the option's name with `-` for `_`.
-FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit"}
+FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit", "backfill_window_s": "--backfill-window"}
 
 
 def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) -> ReplayOptions:
@@ -187,9 +238,14 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
                              epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                              replan_every=args.replan_every, equal_priorities=args.equal_priorities,
-                             max_days=args.max_days)
+                             max_days=args.max_days, backfill=getattr(args, "backfill", DEFAULTS.backfill),
+                             backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s),
+                             replications=getattr(args, "replications", 1))
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:          # a rule over several options (the number of epochs)
+            raise usage_error(f"--epoch-s, --days, --warmup-days, --max-days: "
+                              f"{str(err['msg']).removeprefix('Value error, ')}") from None
         name = str(err["loc"][0])
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 
+MIN_EPOCH_S = 1.0          # a live epoch plans and applies real processes: shorter would only spin
+MAX_EPOCHS = 100_000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="plan and run real (local, CPU) training jobs until they finish")
@@ -23,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--greedy", action="store_true", help="the greedy planner alone")
     p.add_argument("--grace-s", type=float, default=30.0, help="SIGTERM -> SIGKILL grace period (default 30)")
     p.add_argument("--max-epochs", type=int, default=60, help="safety stop (default 60)")
+    p.add_argument("--no-backfill", dest="backfill", action="store_false",
+                   help="act on the epoch grid alone (no backfill plans between epochs)")
+    p.add_argument("--backfill-window", type=float, default=2.0,
+                   help="between epochs, poll the workers and batch arrivals and completions this many "
+                        "wall-clock seconds before a backfill plan (default 2)")
     p.add_argument("--json", default=None, help="also write the pause table and per-job results here (atomically)")
     p.set_defaults(func=run)
 
@@ -38,23 +46,35 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("needs torch: .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[executor]'") from None
-    from executor.live import load_live_input, read_json_file, run_live
+    from datasets.files import InputError, check_writable_dir, check_writable_file, read_json
+    from executor.live import load_live_input, run_live
+    from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
-    for name in ("time_limit", "grace_s"):
-        if not getattr(args, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if args.epoch_s is not None and not args.epoch_s > 0:
-        raise UsageError(f"--epoch-s must be > 0, got {args.epoch_s}")
-    if args.max_epochs < 1:
-        raise UsageError(f"--max-epochs must be >= 1, got {args.max_epochs}")
-    live = load_live_input(read_json_file(args.fleet, "fleet", UsageError),
-                           read_json_file(args.jobs, "jobs", UsageError))
+    for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
+        if not 0 < getattr(args, name) <= top:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0 and at most {top:g}, got {getattr(args, name)}")
+    if args.epoch_s is not None and not MIN_EPOCH_S <= args.epoch_s <= MAX_SECONDS:
+        raise UsageError(f"--epoch-s must be between {MIN_EPOCH_S:g} and {MAX_SECONDS:g} s, got {args.epoch_s}")
+    if not 1 <= args.max_epochs <= MAX_EPOCHS:
+        raise UsageError(f"--max-epochs must be between 1 and {MAX_EPOCHS}, got {args.max_epochs}")
+    try:
+        fleet_doc, jobs_doc = read_json(args.fleet, "fleet"), read_json(args.jobs, "jobs")
+        if args.json:                       # before the run: its results must have somewhere to go
+            check_writable_file(args.json)
+        if args.workdir is not None:
+            check_writable_dir(args.workdir)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    live = load_live_input(fleet_doc, jobs_doc)
+    if args.epoch_s is None and live.request.epoch_s < MIN_EPOCH_S:
+        raise UsageError(f"{args.fleet}: epoch_s must be at least {MIN_EPOCH_S:g} s for a live run, "
+                         f"got {live.request.epoch_s}")
     own = args.workdir is None
     work = Path(tempfile.mkdtemp(prefix="meridian-run-")) if own else Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
     try:
         res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
-                       grace_s=args.grace_s, max_epochs=args.max_epochs)
+                       grace_s=args.grace_s, max_epochs=args.max_epochs,
+                       backfill_window_s=args.backfill_window if args.backfill else None)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

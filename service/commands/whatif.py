@@ -1,10 +1,14 @@
-"""`meridian whatif SCENARIOS.yaml`: replay scenarios in parallel processes and compare them;
-`--find-min-capacity` searches the least added capacity meeting per-tier SLA targets."""
+"""`meridian whatif SCENARIOS.yaml`: replay scenarios (R replications each) in parallel processes and
+compare them with 95 % intervals; `--find-min-capacity` searches the least added capacity whose SLA
+attainment meets the search's targets."""
 
 from __future__ import annotations
 
 import argparse
 import os
+
+MAX_JOBS = 64                  # parallel replay processes
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
     p.add_argument("--out", default=None, help="folder for per-scenario outputs, report.html and comparison.json/.csv")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU count)")
+    p.add_argument("--replications", type=int, default=None, metavar="R",
+                   help="replications per scenario and candidate, overriding the file's (1: today's single run)")
     p.add_argument("--find-min-capacity", action="store_true",
                    help="search the least nodes to add (find_min_capacity: in the file) that meet the targets")
     p.add_argument("--no-plots", action="store_true")
@@ -19,67 +25,144 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
 
+    from datasets.errors import TraceFormatError
+    from datasets.files import InputError, check_writable_dir
+    from replay.checks import ReplayInputError
     from replay.reach import describe
+    from replay.runner import RunError, local_runner
     from replay.scenarios import ScenarioError, parse_scenarios
     from replay.whatif import _safe as scenario_folder
-    from replay.whatif import check_inputs, find_min_capacity, run_scenarios, write_comparison
+    from replay.whatif import check_inputs, check_search, run_scenarios, write_comparison
     from service.errors import UsageError
     from service.reports.html import write_comparison_report, write_replay_report
-    from service.reports.plots import write_plots
+    from service.reports.plots import plot_intervals, write_plots
 
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise UsageError(f"--jobs must be >= 1, got {workers}")
-    try:
-        with open(args.scenarios) as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.scenarios}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{args.scenarios}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not 1 <= workers <= MAX_JOBS:
+        raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {workers}")
+    if args.replications is not None and not 1 <= args.replications <= 1000:
+        raise UsageError(f"--replications must be in 1..1000, got {args.replications}")
+    data = read_yaml(args.scenarios, UsageError)
     try:
         scenarios, search = parse_scenarios(data)
+        if args.replications is not None:
+            scenarios = [s.model_copy(update={"replications": args.replications}) for s in scenarios]
         check_inputs(scenarios)
+        if args.find_min_capacity and search is not None:
+            check_search(next(s for s in scenarios if s.name == search.scenario), search)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
-    if args.find_min_capacity:
-        if search is None:
-            raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
-        sc = next(s for s in scenarios if s.name == search.scenario)
-        best, tried = find_min_capacity(sc, search, workers)
-        rows = [dict(s, scenario=f"{sc.name}+{n}x{search.devices}{search.accelerator}") for n, s in sorted(tried.items())]
-        print(comparison_table(rows, search.targets))
-        what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
-        if best is None:
-            verdict = f"not met: even {search.max_nodes} added {what} miss the targets {search.targets}"
-        else:
-            verdict = f"least added capacity meeting {search.targets}: {best} {what} (+{best * search.devices} devices)"
-        print(verdict)
-        if args.out:
-            # report.html first: comparison.json, written last, says the comparison finished.
-            write_comparison_report(comparison_rows(rows, search.targets), {}, args.out, verdict)
-            write_comparison(args.out, rows, {"least_nodes": best, "devices_per_node": search.devices,
-                                              "cluster": search.cluster, "accelerator": search.accelerator,
-                                              "targets": search.targets})
-        return 0 if best is not None else 1
-    summaries = run_scenarios(scenarios, args.out, workers, plotter=None if args.no_plots else write_plots,
-                              reporter=write_replay_report)
-    print(comparison_table(summaries))
-    for s in summaries:
+    if args.out:                        # before any scenario runs: the comparison must have somewhere to go
+        try:
+            check_writable_dir(args.out)
+        except InputError as exc:
+            raise UsageError(f"--out {args.out}: {exc}") from None
+    runner = local_runner(workers)
+    try:
+        if args.find_min_capacity:
+            if search is None:
+                raise UsageError(f"{args.scenarios}: --find-min-capacity needs a find_min_capacity: section")
+            return _search(args, next(s for s in scenarios if s.name == search.scenario), search, runner)
+        rows = run_scenarios(scenarios, args.out, plotter=None if args.no_plots else write_plots, runner=runner,
+                             reporter=write_replay_report)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    except (InputError, ReplayInputError, TraceFormatError) as exc:     # raised before that replay's first epoch
+        raise UsageError(f"{args.scenarios}: {exc}") from None
+    print(comparison_table(rows))
+    for s in rows:
         for entry in s.get("outage_reach", []):
             print(f"{s['scenario']}: {describe(entry)}")
     if args.out:
-        write_comparison_report(comparison_rows(summaries), {s.name: f"{scenario_folder(s.name)}/report.html"
-                                                             for s in scenarios}, args.out, None)
-        write_comparison(args.out, summaries, None)
         if not args.no_plots:
             from service.reports.plots import plot_comparison_of_folders
 
+            plot_intervals(rows, os.path.join(args.out, "intervals.png"))
             plot_comparison_of_folders(args.out, f"what-if {os.path.basename(args.scenarios)}: "
-                                                 + " vs ".join(s["scenario"] for s in summaries))
+                                                 + " vs ".join(s["scenario"] for s in rows))
+        # report.html first: comparison.json, written last, says the comparison finished.
+        write_comparison_report(comparison_rows(rows), {s.name: f"{scenario_folder(s.name)}/report.html"
+                                                        for s in scenarios}, args.out, None)
+        write_comparison(args.out, rows, None)
     return 0
+
+
+def _search(args: argparse.Namespace, sc, search, runner) -> int:
+    import sys
+
+    from replay.whatif import find_min_capacity, meets, write_comparison
+    from service.reports.html import write_comparison_report
+    from service.reports.plots import plot_intervals
+
+    targets = dict(search.attainment_targets)
+
+    def progress(n: int, row: dict) -> None:
+        print(f"+{n} nodes: " + ", ".join(attainment_cell(row, t) for t in targets)
+              + (" meets" if meets(row, targets) else " misses") + f" ({row['wall_s_total']:.0f} s of replays)",
+              file=sys.stderr, flush=True)
+
+    res = find_min_capacity(sc, search, runner=runner, on_row=progress)
+    rows = [res.rows[n] for n in sorted(res.rows)]
+    print(comparison_table(rows, targets))
+    what = f"{search.accelerator} nodes of {search.devices} in {search.cluster}"
+    rule = (f"(scenario {sc.name}, per-job SLA ratio targets {dict(sc.sla_targets)}, "
+            f"{sc.replications} replication(s), judged by the one-sided 95 % lower bound)"
+            if sc.replications > 1 else f"(scenario {sc.name}, per-job SLA ratio targets {dict(sc.sla_targets)}, "
+                                        "1 replication: no interval)")
+    lines = []
+    for b in res.monotonicity_breaks:
+        lines.append(f"monotonicity: +{b['from_nodes']} -> +{b['to_nodes']} nodes lowered {b['tier']} attainment "
+              f"{b['attainment_from']:.1%} -> {b['attainment_to']:.1%}"
+              + (" (significant)" if b["significant"] else " (within the noise)")
+              + ("; met, then missed" if b["met_then_missed"] else ""))
+    if res.least_nodes is None:
+        lines.append(f"not met: up to {search.max_nodes} added {what}, none meets the attainment targets {targets} {rule}")
+    else:
+        row = res.rows[res.least_nodes]
+        lines.append(f"least added capacity meeting the attainment targets {targets}: {res.least_nodes} {what} "
+              f"(+{res.least_nodes * search.devices} devices) {rule}")
+        lines.append(f"{res.least_nodes} nodes: " + ", ".join(attainment_cell(row, t) for t in targets))
+    print("\n".join(lines))
+    if args.out:
+        if not args.no_plots:
+            plot_intervals(rows, os.path.join(args.out, "intervals.png"))
+        # report.html first: comparison.json, written last, says the comparison finished.
+        write_comparison_report(comparison_rows(rows, targets), {}, args.out, "\n".join(lines))
+        answer = None if res.least_nodes is None else {
+            t: {"mean": res.rows[res.least_nodes]["sla_attainment"].get(t),
+                "ci95": res.rows[res.least_nodes]["sla_attainment_ci95"].get(t),
+                "lower95": res.rows[res.least_nodes]["sla_attainment_lower95"].get(t)} for t in targets}
+        write_comparison(args.out, rows, {
+            "least_nodes": res.least_nodes, "devices_per_node": search.devices, "cluster": search.cluster,
+            "accelerator": search.accelerator, "scenario": sc.name, "attainment_targets": targets,
+            "targets": targets, "sla_targets": dict(sc.sla_targets), "replications": sc.replications,
+            "rule": "lower end of the one-sided 95 % t-interval of the mean attainment >= target",
+            "answer": answer, "monotonicity_breaks": res.monotonicity_breaks})
+    return 0 if res.least_nodes is not None else 1
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def attainment_cell(row: dict, tier: str) -> str:
+    """`standard 99.9 % [99.7, 100.0]` (the interval only with replications)."""
+    v = row["sla_attainment"].get(tier)
+    ci = (row.get("sla_attainment_ci95") or {}).get(tier)
+    return f"{tier} {_pct(v)} %" + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+
+
+def _num(v) -> str:
+    """A count: whole as today, one decimal where replications averaged it to a fraction."""
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+def _with_ci(v, ci) -> str:
+    from service.reports.table import cell
+    return cell(v) + (f" [{ci[0]:.0f}, {ci[1]:.0f}]" if ci else "")
 
 
 def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
@@ -89,7 +172,8 @@ def comparison_table(rows: list[dict], targets: dict | None = None) -> str:
 
 
 def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[str]]:
-    """The comparison as rows of cells, header first (the terminal table and report.html show the same)."""
+    """The comparison as rows of cells, header first (the terminal table and report.html show the same):
+    means, with `[lo, hi]` 95 % intervals where there are replications."""
     from replay.whatif import meets
     from service.reports.table import cell
 
@@ -100,11 +184,53 @@ def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[
     out = [cols]
     for s in rows:
         att = s.get("sla_attainment", {})
-        r = [s.get("scenario", s["policy"]), str(s.get("devices", "")), str(s["jobs_submitted"]), str(s["jobs_completed"]),
-             cell(s["avg_jct_s"]), cell(s["p99_jct_s"]), cell(s["avg_queue_s"]), cell(s["utilization"], "{:.1%}"),
-             cell(att.get("premium"), "{:.1%}"), cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]),
+        aci = s.get("sla_attainment_ci95") or {}
+        r = [s.get("scenario", s["policy"]), _num(s["devices"]) if s.get("devices") is not None else "",
+             _num(s["jobs_submitted"]), _num(s["jobs_completed"]),
+             _with_ci(s["avg_jct_s"], s.get("avg_jct_s_ci95")), cell(s["p99_jct_s"]),
+             cell(s["avg_queue_s"]), _pct_ci(s["utilization"], s.get("utilization_ci95")),
+             _pct_ci(att.get("premium"), aci.get("premium")), _pct_ci(att.get("standard"), aci.get("standard")),
+             _num(s["preemptions"]),
              cell(s["wall_s"], "{:.1f}")]
         if targets:
             r.append("yes" if meets(s, targets) else "no")
         out.append(r)
     return out
+
+
+def read_yaml(path: str, usage_error: type[Exception]) -> object:
+    """A scenario file: at most 16 MiB of UTF-8 (a byte-order mark ignored) holding YAML without lone
+    surrogates; any fault is one usage_error line naming the file (and line)."""
+    import yaml
+
+    from datasets.files import InputError, read_capped
+    from models.validate import surrogate_errors
+
+    try:
+        raw = read_capped(path, "scenario file", MAX_FILE_BYTES)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise usage_error(f"{path} line {line}: not UTF-8: byte 0x{raw[exc.start]:02x}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise usage_error(f"{path}{where}: not valid YAML: {what}") from None
+    except RecursionError:
+        raise usage_error(f"{path}: not valid YAML: nested too deeply") from None
+    errors = surrogate_errors(data)
+    if errors:
+        raise usage_error(f"{path}: {errors[0]}")
+    return data
+
+
+def _pct_ci(v: float | None, ci: list | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1%}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")

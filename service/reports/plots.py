@@ -23,6 +23,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str, dpi: int = 110) -> None:
+    """The figure as PNG, written atomically (datasets.files.write_atomic): never half a picture."""
+    import io
+
+    from datasets.files import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    write_atomic(path, buf.getvalue())
+
+
 def _wrap(title: str, width: int = 95) -> str:
     """A long run title over several lines, broken at its ` · ` separators (a title cut off says nothing)."""
     lines: list[str] = []
@@ -112,7 +123,7 @@ def plot_utilization(epochs: list[list], path: str, title: str = "", pools: Sequ
         ax2.legend(title="type (devices)", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1))
     axes[-1][0].set_xlabel("trace day")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -130,7 +141,7 @@ def plot_queue(epochs: list[list], path: str, title: str = "") -> None:
     axes[0].set_title(_wrap(title or "Queue length"), fontsize=10)
     axes[1].set_xlabel("trace day")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -149,7 +160,7 @@ def plot_jct_cdf(job_rows: list[dict], path: str, title: str = "") -> None:
     ax.legend()
     ax.set_title(_wrap(title or "JCT by tier", 70), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -161,6 +172,37 @@ def write_plots(epochs: list[list], job_rows: list[dict], out_dir: str, label: s
     plot_jct_cdf(job_rows, paths[1], f"JCT by tier: {label}" if label else "")
     plot_queue(epochs, paths[2], f"Queue length: {label}" if label else "")
     return paths
+
+
+def plot_intervals(rows: list[dict], path: str, title: str = "") -> None:
+    """What-if comparison: mean JCT, utilization and SLA attainment per tier for each row, each a mean over
+    the replications with its 95 % interval as an error bar (no bar where R = 1)."""
+    plt = _plt()
+    names = [r.get("scenario", r.get("policy", "")) for r in rows]
+    tiers = [t for t in ("premium", "standard", "basic") if any(t in r.get("sla_attainment", {}) for r in rows)]
+    panels = [("mean JCT (s)", lambda r: (r.get("avg_jct_s"), r.get("avg_jct_s_ci95"))),
+              ("utilization", lambda r: (r.get("utilization"), r.get("utilization_ci95")))]
+    panels += [(f"SLA attainment {t}", lambda r, t=t: (r["sla_attainment"].get(t),
+                                                        (r.get("sla_attainment_ci95") or {}).get(t))) for t in tiers]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.35 * len(names) + 2.2), squeeze=False)
+    for ax, (label, get) in zip(axes[0], panels):
+        for i, r in enumerate(rows):
+            v, ci = get(r)
+            if v is None:
+                continue
+            err = [[v - ci[0]], [ci[1] - v]] if ci else None
+            ax.errorbar([v], [i], xerr=err, fmt="o", color="C0", capsize=3, ms=4)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names if ax is axes[0][0] else [""] * len(names), fontsize=8)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    reps = sorted({r.get("replications", 1) for r in rows})
+    fig.suptitle(title or f"What-if: means over {'/'.join(map(str, reps))} replication(s), 95 % intervals",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: str, title: str = "") -> str:
@@ -208,7 +250,7 @@ def plot_comparison(runs: Sequence[tuple[str, list[list], list[dict]]], path: st
     a3.set_title("Queue", fontsize=10)
     fig.suptitle(_wrap(title or "Comparison", 130), fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path, dpi=90)
     plt.close(fig)
     return path
 

@@ -198,7 +198,13 @@ def test_malformed_json_is_refused_cleanly():
 def test_a_fleet_too_large_to_enumerate_is_refused_at_once():
     def m(d):
         d["fleet"]["clusters"][0]["node_groups"][0]["count"] = 10**12
-    assert refused(m) == [("fleet.clusters", 10**12 + 7)]   # plus the example's 7 other nodes
+    assert refused(m) == [("fleet.clusters[0].node_groups[0].count", 10**12)]   # past MAX_NODES in one group
+
+    def two(d):
+        d["fleet"]["clusters"][0]["node_groups"][0]["count"] = 1_500_000
+        d["fleet"]["clusters"][1]["node_groups"][0]["count"] = 1_500_000
+    [(path, value)] = refused(two)
+    assert path == "fleet.clusters" and value > 3_000_000          # the total, counted without naming a node
 
 
 def test_configured_limits_name_the_limit():

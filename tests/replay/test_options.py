@@ -28,3 +28,9 @@ def test_the_library_defaults_are_the_options():
 def test_policy_is_the_scheduler_by_its_user_facing_name():
     assert ReplayOptions.model_validate({"policy": "las"}).scheduler == "las"
     assert ReplayOptions(scheduler="fifo").setup().scheduler == "fifo"
+
+
+def test_backfill_is_on_by_default_and_off_gives_the_epoch_grid_alone():
+    assert ReplayOptions().setup().backfill_window_s == 30.0
+    assert ReplayOptions(backfill_window_s=10.0).setup().backfill_window_s == 10.0
+    assert ReplayOptions(backfill=False).setup().backfill_window_s is None

@@ -1,5 +1,7 @@
 """The epoch loop with the simulated executor: invariants, windows, failures and determinism on fixtures."""
 
+import math
+
 import pytest
 
 from datasets.attributes import to_job_specs
@@ -128,7 +130,8 @@ def test_nodes_down_in_the_fleet_file_stay_down():
     specs = synthetic_specs(hours=2, rate=6, seed=9)
     run = run_replay(specs, fleet, ReplaySetup(scheduler="las"))
     check_invariants(run)
-    assert all(r.capacity_device_s == 8 * r.dt_s for r in run.records)
+    # an epoch's capacity is the sum of its steps between backfill plans: equal up to float rounding
+    assert all(math.isclose(r.capacity_device_s, 8 * r.dt_s, rel_tol=1e-12) for r in run.records)
     assert {s.status for s in run.state.jobs.values()} == {"done"}
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.service import PG_SKIP_REASON, pg_url
 
 from service.app import Settings, create_app
+from tests.support.service import PG_SKIP_REASON, json_client, pg_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,11 +30,11 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with json_client(create_app(settings)) as c:
         yield c
 
 
 @pytest.fixture
 def sqlite_client(sqlite_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(sqlite_settings)) as c:
+    with json_client(create_app(sqlite_settings)) as c:
         yield c

@@ -38,7 +38,7 @@ def test_replay_window_on_synthetic_trace(tmp_path):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--fleet", "single:0x8"], "--fleet: fleet 'single:0x8': expected single:NODESxDEVICES"),
-    (["--epoch-s", "0"], "--epoch-s must be > 0, got 0.0"),
+    (["--epoch-s", "0"], "--epoch-s must be >= 1, got 0.0"),
     (["--time-limit", "-1"], "--time-limit must be > 0, got -1.0"),
     (["--warmup-days", "-1"], "--warmup-days must be >= 0, got -1.0"),
     (["--replan-every", "0"], "--replan-every must be >= 1, got 0"),

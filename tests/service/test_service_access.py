@@ -76,7 +76,8 @@ def test_every_route_but_the_probes_is_a_401_without_the_token(guarded: TestClie
 @pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r[1] not in PUBLIC])
 def test_every_route_answers_with_the_token(guarded: TestClient, method: str, path: str) -> None:
     body = EXAMPLE.read_bytes() if method == "POST" else None
-    r = guarded.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"}, content=body)
+    json_type = {"Content-Type": "application/json"} if path == "/plan" else {}     # POST /plan takes JSON only
+    r = guarded.request(method, path, headers={"Authorization": f"Bearer {TOKEN}", **json_type}, content=body)
     assert r.status_code != 401
     assert r.status_code == (404 if path.startswith("/plans/0000") else 200), (path, r.text[:200])
 

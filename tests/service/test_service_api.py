@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.service import EXAMPLE, assert_plan_passes, example_request
 
 from placement import greedy_plan, plan
 from service.app import Settings, create_app
 from service.app.openapi import EXAMPLE_REQUEST
 from service.app.store import request_digest
+from tests.support.service import EXAMPLE, assert_plan_passes, example_request, json_client
 
 BODY = EXAMPLE.read_bytes()
 
@@ -169,7 +169,8 @@ def _errors(r) -> list[dict]:
     (b"", "not valid JSON"),
     (b'{"epoch_s": NaN}', "NaN is not a valid JSON number"),
     (b'{"epoch_s": Infinity}', "Infinity is not a valid JSON number"),
-    (b"\xff\xfe\x00garbage", "not valid JSON"),
+    (b"\xff\xfe\x00garbage", "not UTF-8: byte 0xff at offset 0"),
+    (b'{"epoch_s": 300, "tenant": "caf\xe9"}', "not UTF-8: byte 0xe9 at offset 31"),
     (b"[" * 100_000, "not valid JSON"),
 ])
 def test_malformed_json_is_422_naming_the_problem(sqlite_client: TestClient, body: bytes, message: str) -> None:
@@ -199,7 +200,7 @@ def test_wrong_types_and_contract_violations_name_path_and_value(sqlite_client: 
 
 
 def test_time_limit_above_the_server_cap_is_422(sqlite_settings: Settings) -> None:
-    with TestClient(create_app(replace(sqlite_settings, max_time_limit_s=3))) as c:
+    with json_client(create_app(replace(sqlite_settings, max_time_limit_s=3))) as c:
         req = example_request()
         req["policy"]["time_limit_s"] = 5
         errs = _errors(c.post("/plan", json=req))
@@ -207,7 +208,7 @@ def test_time_limit_above_the_server_cap_is_422(sqlite_settings: Settings) -> No
 
 
 def test_request_sizes_beyond_the_caps_are_422_naming_the_limit(sqlite_settings: Settings) -> None:
-    with TestClient(create_app(replace(sqlite_settings, max_jobs=5, max_devices=49, max_nodes=8))) as c:
+    with json_client(create_app(replace(sqlite_settings, max_jobs=5, max_devices=49, max_nodes=8))) as c:
         errs = _errors(c.post("/plan", content=BODY))
     messages = {e["message"] for e in errs}
     assert "too many jobs: the limit is 5" in messages
@@ -218,7 +219,8 @@ def test_request_sizes_beyond_the_caps_are_422_naming_the_limit(sqlite_settings:
 
 def test_a_billion_node_fleet_is_refused_without_enumerating_it(sqlite_client: TestClient) -> None:
     req = example_request()
-    req["fleet"]["clusters"][0]["node_groups"][0]["count"] = 10**12
+    req["fleet"]["clusters"][0]["node_groups"][0]["count"] = 2_000_000     # the most one group may hold
+    req["fleet"]["clusters"][1]["node_groups"][0]["count"] = 2_000_000
     started = time.monotonic()
     errs = _errors(sqlite_client.post("/plan", json=req))
     assert time.monotonic() - started < 10
@@ -227,7 +229,7 @@ def test_a_billion_node_fleet_is_refused_without_enumerating_it(sqlite_client: T
 
 
 def test_body_over_the_cap_is_413(sqlite_settings: Settings) -> None:
-    with TestClient(create_app(replace(sqlite_settings, max_body_bytes=1000))) as c:
+    with json_client(create_app(replace(sqlite_settings, max_body_bytes=1000))) as c:
         r = c.post("/plan", content=BODY)
         assert r.status_code == 413
         assert r.json()["error"] == "payload_too_large"
@@ -240,7 +242,7 @@ def test_body_over_the_cap_is_413(sqlite_settings: Settings) -> None:
 
         r = c.post("/plan", content=chunks())
         assert r.status_code == 413
-        assert "more than that" in r.json()["message"]
+        assert "the request body is more than 1000 bytes" in r.json()["message"]
 
 
 def test_a_bad_query_parameter_is_422_in_the_same_format(sqlite_client: TestClient) -> None:
@@ -262,7 +264,7 @@ def test_past_the_queue_requests_get_429_with_retry_after(sqlite_settings: Setti
         return plan(req)
 
     app = create_app(replace(sqlite_settings, workers=1, queue=0), planner=gated_plan)
-    with TestClient(app) as c:
+    with json_client(app) as c:
         first: list = []
         t = threading.Thread(target=lambda: first.append(c.post("/plan", content=BODY)))
         t.start()
@@ -297,7 +299,7 @@ def test_a_long_queue_cuts_time_limits_and_says_so(sqlite_settings: Settings) ->
 
     app = create_app(replace(sqlite_settings, workers=1, queue=10, max_wait_s=10, min_budget_s=0.5),
                      planner=gated_plan)
-    with TestClient(app) as c:
+    with json_client(app) as c:
         responses: list = []
         bodies = []
         for k in range(4):
@@ -377,7 +379,7 @@ def test_an_engine_failure_is_answered_by_the_heuristic(sqlite_settings: Setting
     def failing(req):
         raise RuntimeError("solver crashed")
 
-    with TestClient(create_app(sqlite_settings, planner=failing, fallback=greedy_plan)) as c:
+    with json_client(create_app(sqlite_settings, planner=failing, fallback=greedy_plan)) as c:
         r = c.post("/plan", content=BODY)
         assert r.status_code == 200, r.text
         assert_plan_passes(example_request(), r.json())
@@ -426,7 +428,7 @@ def test_solver_threads_run_at_the_configured_niceness(sqlite_settings: Settings
         seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return plan(req)
 
-    with TestClient(create_app(replace(sqlite_settings, solver_nice=7), planner=recording_plan)) as c:
+    with json_client(create_app(replace(sqlite_settings, solver_nice=7), planner=recording_plan)) as c:
         assert c.post("/plan", content=BODY).status_code == 200
     assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
 
@@ -450,3 +452,25 @@ def test_a_plan_log_outage_is_503_and_acknowledges_nothing(sqlite_client: TestCl
         svc.store.engine = good
     assert sqlite_client.post("/plan", content=BODY).status_code == 200
 
+
+
+# -- backfill plans (contract v1.1 policy.mode) ----------------------------------------------------------
+
+
+def test_a_backfill_plan_keeps_the_running_jobs_on_up_nodes_and_passes_the_checker(sqlite_client: TestClient) -> None:
+    req = example_request()
+    req.setdefault("policy", {})["mode"] = "backfill"
+    r = sqlite_client.post("/plan", params={"dry_run": "true"}, json=req)
+    assert r.status_code == 200, r.text
+    resp = r.json()
+    assert_plan_passes(req, resp)
+    acted = {a["job"]: a["kind"] for a in resp["actions"]}
+    assert "llm-pretrain" not in acted and "eu-resident" not in acted      # running on up nodes: they stay
+    assert acted["vision-ft"] in ("move", "resize", "preempt")             # its node is down: planned as usual
+
+
+def test_an_unknown_policy_mode_is_422_naming_the_field_and_value(sqlite_client: TestClient) -> None:
+    req = example_request()
+    req.setdefault("policy", {})["mode"] = "soon"
+    errs = _errors(sqlite_client.post("/plan", json=req))
+    assert [(e["path"], e["value"]) for e in errs] == [("policy.mode", "soon")]

@@ -16,12 +16,11 @@ import tempfile
 from typing import Any
 
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.service import assert_plan_passes
 
 from service.app import Settings, create_app
+from tests.support.service import assert_plan_passes, json_client
 
 FUZZ_DIR = tempfile.mkdtemp(prefix="meridian-fuzz-")
 atexit.register(shutil.rmtree, FUZZ_DIR, True)
@@ -50,7 +49,7 @@ ARBITRARY = st.one_of(
 
 
 def test_arbitrary_bytes_and_json_are_refused_cleanly() -> None:
-    with TestClient(create_app(FUZZ_SETTINGS)) as c:
+    with json_client(create_app(FUZZ_SETTINGS)) as c:
 
         @given(body=ARBITRARY)
         @settings(QUICK, max_examples=150)
@@ -134,7 +133,7 @@ def valid_requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def test_valid_requests_get_plans_that_pass_plancheck() -> None:
-    with TestClient(create_app(FUZZ_SETTINGS)) as c:
+    with json_client(create_app(FUZZ_SETTINGS)) as c:
 
         @given(req=valid_requests())
         @settings(QUICK, max_examples=40)

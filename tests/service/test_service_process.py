@@ -187,7 +187,7 @@ def test_kill_9_under_load_loses_no_acknowledged_plan(tmp_path: Path, backend: s
             assert rec["response"] == json.loads(resp)
             assert rec["request"] == json.loads(body)
             if key is not None:                 # the key still answers with the same plan
-                conn.request("POST", "/plan", body=body, headers={"Idempotency-Key": key})
+                conn.request("POST", "/plan", body=body, headers={"Content-Type": "application/json", "Idempotency-Key": key})
                 r = conn.getresponse()
                 again = r.read()
                 assert r.status == 200 and r.getheader("idempotent-replayed") == "true"

@@ -141,3 +141,10 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def json_client(app: Any, **kwargs: Any) -> Any:
+    """A TestClient that declares every body JSON, as a control plane does (POST /plan refuses others, 415)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, headers={"Content-Type": "application/json"}, **kwargs)

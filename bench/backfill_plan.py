@@ -1,0 +1,71 @@
+"""Backfill plans (contract v1.1 `policy.mode: "backfill"`): wall time on generated requests.
+
+    .venv/bin/python bench/backfill_plan.py [medium large] [--seeds 0,1,2,3,4]
+
+For each size and seed: the request of `datasets.requests.generate_size` (half its jobs running) asked
+in backfill mode, timed end to end (`plan`, the request already parsed), beside the greedy planner alone
+on the same request in epoch mode (the baseline, same run, same load) and the checker's verdict on the
+backfill plan when `../shared` is there. Prints the median and the worst case and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sizes", nargs="*", default=["medium"])
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    args = ap.parse_args(argv)
+
+    from datasets.requests import generate_size
+    from models import parse_request
+    from placement import greedy_plan, plan
+    from tests.support import checker
+
+    pc = checker.load()
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for size in args.sizes:
+        walls, greedy_walls = [], []
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            data = generate_size(size, seed=seed)
+            data["policy"]["deterministic"] = True
+            epoch_req = parse_request(json.loads(json.dumps(data)))
+            data["policy"]["mode"] = "backfill"
+            req = parse_request(data)
+            t0 = time.perf_counter()
+            resp = plan(req)
+            wall = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            greedy_plan(epoch_req)
+            g = time.perf_counter() - t0
+            walls.append(wall)
+            greedy_walls.append(g)
+            verdict = ""
+            if pc is not None:
+                w = pc.World(json.loads(req.model_dump_json()))
+                viol, obj, _, _ = pc.score(w, [a.model_dump() for a in resp.assignments])
+                verdict = f", checker: {'valid' if not viol else viol[:2]}, objective matches " \
+                          f"{abs(obj - resp.objective) <= 1e-6 * max(1, abs(obj))}"
+            running = sum(1 for j in req.jobs if j.current is not None)
+            print(f"{size} seed {seed}: {len(req.jobs)} jobs ({running} running), backfill plan {1000 * wall:.1f} ms "
+                  f"({resp.status}, {resp.stats.engine}, {len(resp.actions)} actions); greedy epoch plan "
+                  f"{1000 * g:.1f} ms; ratio {wall / g:.2f}{verdict}", flush=True)
+        print(f"{size}: backfill plan median {1000 * statistics.median(walls):.1f} ms, worst {1000 * max(walls):.1f} ms "
+              f"(greedy epoch plan median {1000 * statistics.median(greedy_walls):.1f} ms); load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Backfill plans (contract v1.1 `policy.mode: "backfill"`): running jobs that qualify keep exactly
+their placement, everything else is planned onto the free devices; held against the independent checker."""
+
+import json
+
+import pytest
+
+from datasets.requests import generate
+from models import BadRequest, parse_request_json
+from placement import greedy_plan, plan
+from tests.support import checker
+from tests.support.requests import check, cluster, fleet, job, parsed, request
+
+ONE = fleet(cluster("c1", "us", ("n", 2, "H100", 4)))
+BACKFILL = {"mode": "backfill"}
+
+
+def placed(resp):
+    return {a.job: (a.cluster, a.accelerator, dict(a.nodes)) for a in resp.assignments}
+
+
+def kinds(resp):
+    return {a.job: a.kind for a in resp.actions}
+
+
+def run(data):
+    resp = plan(parsed(data))
+    check(data, resp)
+    return resp
+
+
+def test_an_elastic_running_job_is_not_grown_and_a_waiting_job_takes_the_free_room():
+    jobs = [job("a", 1, 8, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 2}}),
+            job("b", 2, 2)]
+    epoch = run(request(ONE, jobs))
+    assert kinds(epoch)["a"] == "resize"                     # an epoch plan grows a
+    resp = run(request(ONE, jobs, policy=dict(BACKFILL)))
+    assert placed(resp)["a"] == ("c1", "H100", {"n0": 2})
+    assert kinds(resp) == {"b": "start"}
+    assert sum(placed(resp)["b"][2].values()) == 2
+
+
+def test_a_low_priority_running_job_is_not_preempted_for_a_premium_arrival():
+    jobs = [job("low", 8, 8, tier="basic", priority=0.01,
+                current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 4, "n1": 4}}),
+            job("vip", 4, 4, tier="premium", priority=10.0)]
+    assert kinds(run(request(ONE, jobs)))["low"] == "preempt"   # the epoch plan makes room
+    resp = run(request(ONE, jobs, policy=dict(BACKFILL)))
+    assert kinds(resp) == {}
+    assert [u.job for u in resp.unplaced] == ["vip"]
+    assert placed(resp) == {"low": ("c1", "H100", {"n0": 4, "n1": 4})}
+
+
+def test_a_job_whose_node_went_down_is_planned_onto_free_devices():
+    f = fleet(cluster("c1", "us", ("n", 2, "H100", 4)), down=["n0"])
+    jobs = [job("a", 2, 2, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 2}}),
+            job("b", 2, 2, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n1": 2}})]
+    resp = run(request(f, jobs, policy=dict(BACKFILL)))
+    assert placed(resp) == {"a": ("c1", "H100", {"n1": 2}), "b": ("c1", "H100", {"n1": 2})}
+    assert kinds(resp) == {"a": "move"}
+
+
+def test_a_running_job_outside_its_bounds_does_not_qualify_and_is_planned_as_usual():
+    jobs = [job("a", 2, 4, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 1}})]
+    resp = run(request(ONE, jobs, policy=dict(BACKFILL)))
+    assert kinds(resp) == {"a": "resize"}
+    assert sum(placed(resp)["a"][2].values()) == 4
+
+
+def test_a_running_job_outside_its_regions_does_not_qualify():
+    f = fleet(cluster("c1", "us", ("n", 1, "H100", 4)), cluster("c2", "eu", ("m", 1, "H100", 4)),
+              regions=("us", "eu"), links=[{"a": "us", "b": "eu", "gbps": 1.0}])
+    jobs = [job("a", 2, 2, regions=["eu"], current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 2}})]
+    resp = run(request(f, jobs, policy=dict(BACKFILL)))
+    assert kinds(resp) == {"a": "migrate"}
+    assert placed(resp)["a"][0] == "c2"
+
+
+def test_a_quota_its_running_jobs_overfill_lets_them_change():
+    jobs = [job("a", 1, 2, tenant="t", current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 2}}),
+            job("b", 1, 2, tenant="t", current={"cluster": "c1", "accelerator": "H100", "nodes": {"n1": 2}}),
+            job("c", 2, 2, tenant="u", current={"cluster": "c1", "accelerator": "H100", "nodes": {"n1": 2}})]
+    data = request(ONE, jobs, policy=dict(BACKFILL), quotas=[{"tenant": "t", "tier": "standard", "devices": 3}])
+    resp = run(data)
+    assert placed(resp)["c"] == ("c1", "H100", {"n1": 2})           # its own quota is fine: it stays
+    got = sum(sum(placed(resp)[j][2].values()) for j in ("a", "b") if j in placed(resp))
+    assert got <= 3 and set(kinds(resp)) <= {"a", "b"} and kinds(resp)
+
+
+def test_nothing_fits_gives_the_running_jobs_alone_from_one_greedy_pass():
+    jobs = [job("a", 8, 8, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 4, "n1": 4}}),
+            job("b", 1, 1)]
+    resp = run(request(ONE, jobs, policy=dict(BACKFILL)))
+    assert kinds(resp) == {} and [u.job for u in resp.unplaced] == ["b"]
+    assert resp.stats.engine == "greedy"
+
+
+def test_greedy_plan_honours_backfill_too():
+    jobs = [job("a", 1, 8, current={"cluster": "c1", "accelerator": "H100", "nodes": {"n0": 2}}), job("b", 2, 2)]
+    data = request(ONE, jobs, policy=dict(BACKFILL))
+    resp = greedy_plan(parsed(data))
+    check(data, resp)
+    assert kinds(resp) == {"b": "start"}
+
+
+@pytest.mark.parametrize("mode", ["later", "Backfill", ""])
+def test_any_other_mode_is_a_bad_request_naming_the_field_and_value(mode):
+    data = request(ONE, [job("a")], policy={"mode": mode})
+    with pytest.raises(BadRequest) as exc:
+        parse_request_json(json.dumps(data).encode())
+    errs = exc.value.errors
+    assert [e.path for e in errs] == ["policy.mode"] and errs[0].value == mode
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_requests_in_backfill_mode_pass_the_independent_checker(seed):
+    pc = checker.require()
+    data = generate(devices=300, jobs=120, regions=2, seed=seed, time_limit_s=1.0)
+    data["policy"]["mode"] = "backfill"
+    data["policy"]["deterministic"] = True
+    resp = plan(parsed(data))
+    check(data, resp)
+    w = pc.World(data)
+    must = pc.backfill_keep(w)
+    assert must, "the generated request has running jobs that must stay"
+    kept = placed(resp)
+    for jid in must:
+        cur = w.jobs[jid]["current"]
+        assert kept[jid] == (cur["cluster"], cur["accelerator"], {n: int(k) for n, k in cur["nodes"].items()})

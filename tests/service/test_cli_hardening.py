@@ -1,0 +1,249 @@
+"""The cases of issue 9 for `meridian plan` and `meridian run`, each one line and exit 2, checked before any
+work: a bad `-o`, an input without end, a lone surrogate, an unbounded flag, a train spec that would hang."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.hostile import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = str(REPO / "examples" / "two-regions.json")
+RUN_FLEET = str(REPO / "examples" / "run-fleet.json")
+RUN_JOBS = json.loads((REPO / "examples" / "run-jobs.json").read_text())
+
+
+def one_line(argv: list[str]) -> str:
+    code, out, err = run_cli(argv)
+    assert code == 2, (code, err)
+    assert "Traceback" not in err and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2, err
+    return err.strip()
+
+
+def test_plan_output_in_a_missing_folder_is_refused_before_planning(tmp_path: Path) -> None:
+    assert one_line(["plan", EXAMPLE, "-o", str(tmp_path / "nodir" / "out.json")]) == \
+        f"meridian plan: -o {tmp_path}/nodir/out.json: no folder {tmp_path}/nodir"
+
+
+def test_plan_output_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    assert one_line(["plan", EXAMPLE, "-o", str(tmp_path)]) == \
+        f"meridian plan: -o {tmp_path}: {tmp_path} is a folder, not a file"
+
+
+def test_plan_of_dev_zero_stops_at_the_input_cap() -> None:
+    assert one_line(["plan", "/dev/zero"]) == \
+        "meridian plan: request /dev/zero is larger than 256 MiB (the most a command reads)"
+
+
+def test_plan_time_limit_must_be_finite() -> None:
+    assert "--time-limit must be > 0 and at most 86400 s, got inf" in one_line(["plan", EXAMPLE, "--time-limit", "inf"])
+
+
+def test_plan_with_a_lone_surrogate_prints_its_escape(tmp_path: Path) -> None:
+    data = json.loads(Path(EXAMPLE).read_text())
+    data["jobs"][0]["tenant"] = "PLACEHOLDER"
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(data).replace('"PLACEHOLDER"', '"\\udfff"'))
+    err = one_line(["plan", str(path)])
+    assert "jobs[0].tenant: holds a lone surrogate" in err
+
+
+def test_plan_output_file_gets_the_usual_mode(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    code, _, err = run_cli(["plan", EXAMPLE, "--greedy", "-o", str(out)])
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("world_size", 10**12, "'world_size' must be at most 1024"),
+    ("hidden", 2**20, "parameters; at most 2,000,000,000"),
+    ("lr", 1e309, "'lr' must be a finite number >= 0"),
+])
+def test_run_refuses_a_train_spec_that_would_hang_or_not_fit(tmp_path: Path, field: str, value, words: str) -> None:
+    jobs = json.loads(json.dumps(RUN_JOBS))
+    jobs[0]["train"][field] = value
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs).replace("Infinity", "1e309"))
+    code, _, err = run_cli(["run", RUN_FLEET, str(path)])
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_run_refuses_an_unbounded_submit_time(tmp_path: Path) -> None:
+    jobs = json.loads(json.dumps(RUN_JOBS))
+    jobs[1]["submit_s"] = 1e300
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(jobs))
+    code, _, err = run_cli(["run", RUN_FLEET, str(path)])
+    assert code == 2 and "jobs[1].submit_s" in err
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--epoch-s", "1e-9"], "--epoch-s must be between 1 and 1e+07 s"),
+    (["--time-limit", "inf"], "--time-limit must be > 0 and at most 86400"),
+    (["--max-epochs", "10000000000"], "--max-epochs must be between 1 and 100000"),
+])
+def test_run_flags_are_bounded(flags: list[str], words: str, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(RUN_JOBS))
+    assert words in one_line(["run", RUN_FLEET, str(path), *flags])
+
+
+def test_run_json_output_is_checked_before_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps(RUN_JOBS))
+    assert "no folder" in one_line(["run", RUN_FLEET, str(path), "--json", str(tmp_path / "no" / "x.json")])
+
+
+# -- meridian replay -------------------------------------------------------------------------------------
+
+HEADER = "job_id,submit_time_s,duration_s,num_gpus,tenant"
+
+
+def _replay(tmp_path: Path, trace_bytes: bytes | None = None, *flags: str, fleet: str = "single:2x8") -> tuple:
+    argv = ["replay", "--fleet", fleet, "--out", str(tmp_path / "out"), "--no-plots", "--policy", "fifo", *flags]
+    if trace_bytes is None:
+        argv += ["--trace", "synthetic:1"]
+    else:
+        (tmp_path / "t.csv").write_bytes(trace_bytes)
+        argv += ["--trace", str(tmp_path / "t.csv"), "--format", "canonical"]
+    return run_cli(argv)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (f"{HEADER}\nj\xe9,0,100,1,a\n".encode("latin-1"), "line 2: not UTF-8: byte 0xe9"),
+    (b"job_id,job_id,submit_time_s,duration_s,num_gpus,tenant\n", "line 1: header names column 'job_id' twice"),
+    (f"{HEADER},data_region\nj1,0,100,1,a,mars\n".encode(), "job 'j1' has data_region 'mars', not a region of"),
+    (f"{HEADER}\nj1,0,100,{10**30},a\n".encode(), "line 2: num_gpus: at most 1048576"),
+    (f"{HEADER}\nj1,1e300,100,1,a\n".encode(), "line 2: submit_time_s: at most 1e+10 s"),
+])
+def test_replay_refuses_a_bad_trace_in_one_line(tmp_path: Path, body: bytes, words: str) -> None:
+    code, _, err = _replay(tmp_path, body)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_replay_accepts_a_byte_order_mark_in_the_header(tmp_path: Path) -> None:
+    code, out, err = _replay(tmp_path, b"\xef\xbb\xbf" + f"{HEADER}\nj1,0,100,1,a\n".encode())
+    assert code == 0, err
+    assert "1/1 jobs done" in out
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--epoch-s", "inf"], "--epoch-s must be a finite number, got inf"),
+    (["--epoch-s", "1e-9"], "--epoch-s must be >= 1, got 1e-09"),
+    (["--start-day", "nan"], "--start-day must be a finite number, got nan"),
+    (["--start-day", "-5"], "--start-day must be >= 0, got -5.0"),
+    (["--warmup-days", "nan"], "--warmup-days must be a finite number"),
+    (["--max-days", "-1"], "--max-days must be > 0, got -1.0"),
+    (["--time-limit", "inf"], "--time-limit must be a finite number"),
+    (["--epoch-s", "2", "--max-days", "36000"], "epochs; at most 2,000,000"),
+])
+def test_replay_options_are_bounded(tmp_path: Path, flags: list[str], words: str) -> None:
+    code, _, err = _replay(tmp_path, None, *flags)
+    assert code == 2 and words in err, err
+
+
+def test_replay_on_a_fleet_without_clusters_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "fleet.json").write_text('{"regions": [{"name": "r"}], "clusters": []}')
+    code, _, err = _replay(tmp_path, None, fleet=str(tmp_path / "fleet.json"))
+    assert code == 2 and "fleet: it has no devices" in err
+
+
+def test_replay_checks_its_outputs_before_it_starts(tmp_path: Path) -> None:
+    (tmp_path / "out" / "jobs.csv").mkdir(parents=True)
+    code, _, err = _replay(tmp_path, None)
+    assert code == 2 and "jobs.csv is a folder" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["jobs.csv"]     # nothing else written
+
+
+def test_replay_writes_the_summary_last_and_every_file_readable(tmp_path: Path) -> None:
+    code, _, err = _replay(tmp_path, None)
+    assert code == 0, err
+    files = {p.name: p.stat() for p in (tmp_path / "out").iterdir()}
+    assert set(files) == {"summary.json", "epochs.csv", "jobs.csv", "report.html"}
+    assert max(files, key=lambda n: files[n].st_mtime_ns) == "summary.json"
+    assert {s.st_mode & 0o777 for s in files.values()} == {0o666 & ~_umask()}
+
+
+# -- meridian whatif -------------------------------------------------------------------------------------
+
+WHATIF_BASE = "base: {trace: 'synthetic:1', fleet: 'single:2x8', policy: fifo, warmup_days: 0}\n"
+
+
+def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(body if isinstance(body, bytes) else (WHATIF_BASE + body).encode())
+    return run_cli(["whatif", str(path), "--jobs", "1", "--no-plots", "--out", str(tmp_path / "out"), *flags])
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ('scenarios: [{name: "..", days: 1}, {name: b, days: 1}]', "scenarios[0].name: a scenario name is letters"),
+    ('scenarios: [{name: "x/y"}, {name: x_y}]', "scenarios[0].name: a scenario name is letters"),
+    ('scenarios: [{name: "x y"}, {name: x_y}]', "scenarios[1].name: 'x_y' would share the folder 'x_y'"),
+    ('scenarios: [{name: a}, {name: A}]', "scenarios[1].name: 'A' would share the folder"),
+    ('scenarios: [{name: a, epoch_s: 0}]', "scenarios[0].epoch_s: must be >= 1, got 0"),
+    ('scenarios: [{name: a, epoch_s: .nan}]', "scenarios[0].epoch_s: must be a finite number, got nan"),
+    ('scenarios: [{name: a, epoch_s: -5}]', "scenarios[0].epoch_s: must be >= 1, got -5"),
+    ('scenarios: [{name: a, epoch_s: 1.0e-9}]', "scenarios[0].epoch_s: must be >= 1"),
+    ('scenarios: [{name: a, epoch_s: 1}]', "epochs; at most 2,000,000"),
+    ('scenarios: [{name: a, days: 0}]', "scenarios[0].days: must be > 0, got 0"),
+    ('scenarios: [{name: a, warmup_days: -1}]', "scenarios[0].warmup_days: must be >= 0, got -1"),
+    ('scenarios: [{name: a, time_limit_s: 0}]', "scenarios[0].time_limit_s: must be > 0, got 0"),
+    ('scenarios: [{name: a, time_limit_s: -1}]', "scenarios[0].time_limit_s: must be > 0, got -1"),
+    ('scenarios: [{name: a, sla_targets: {gold: 2, premium: "x"}}]', "scenarios[0].sla_targets.gold: expected"),
+    ('scenarios: [{name: a, trace: "\\udfff"}]', "scenarios[0].trace: holds a lone surrogate"),
+    ("scenarios: [{name: a", "line 2: not valid YAML"),
+])
+def test_whatif_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path: Path, body: str, words: str) -> None:
+    code, _, err = _whatif(tmp_path, body)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]        # nothing written, in --out or above
+
+
+def test_whatif_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, (WHATIF_BASE + "scenarios: [{name: caf\xe9}]\n").encode("latin-1"))
+    assert code == 2 and "s.yaml line 2: not UTF-8: byte 0xe9" in err
+
+
+def test_whatif_accepts_a_byte_order_mark_and_writes_only_under_out(tmp_path: Path) -> None:
+    code, _out, err = _whatif(tmp_path, b"\xef\xbb\xbf" + (WHATIF_BASE + "scenarios: [{name: x y, days: 1}]\n").encode())
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
+    assert (tmp_path / "out" / "x_y" / "summary.json").exists()
+
+
+def test_whatif_jobs_is_bounded(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, "scenarios: [{name: a}]", "--jobs", "100000")
+    assert code == 2 and "--jobs must be between 1 and 64" in err
+
+
+@pytest.mark.parametrize(("trace", "fleet", "words"), [
+    ("synthetic:1e9", "single:2x8", "synthetic:DAYS: expected a number of days in (0, 365]"),
+    ("synthetic:abc", "single:2x8", "synthetic:DAYS: expected a number of days"),
+    ("synthetic:1", "synthetic:99999", "at most 64 regions of 10000 nodes per cluster"),
+    ("synthetic:1", "single:99999999x8", "fleet.clusters[0].node_groups[0].count"),
+])
+def test_replay_builders_are_bounded(tmp_path: Path, trace: str, fleet: str, words: str) -> None:
+    code, _, err = run_cli(["replay", "--trace", trace, "--fleet", fleet, "--out", str(tmp_path / "o")])
+    assert code == 2 and words in err, err
+
+
+def test_whatif_search_naming_a_missing_cluster_names_its_own_field(tmp_path: Path) -> None:
+    code, _, err = _whatif(tmp_path, "scenarios: [{name: a}]\nfind_min_capacity: {cluster: nope, accelerator: H100, "
+                           "devices: 8, targets: {premium: 0.9}}", "--find-min-capacity")
+    assert code == 2 and "find_min_capacity.cluster" in err and "nope" in err and "add_nodes" not in err, err
+    assert len(err.strip().splitlines()) == 1

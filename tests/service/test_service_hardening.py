@@ -1,0 +1,134 @@
+"""The service as a hostile user meets it (issue 9): a plan log deleted, replaced or read-only under the
+running server is a 503 and `/readyz` not ready, never an acknowledged plan; bodies that are not declared
+JSON are 415; values past the engine's limits and lone surrogates are 422 naming the field; an engine
+fault is answered for the request, never a 500."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from placement import greedy_plan
+from service.app import Settings, create_app
+from tests.support.service import EXAMPLE, example_request, json_client
+
+BODY = EXAMPLE.read_bytes()
+
+
+def _plan_ok(c: TestClient) -> str:
+    r = c.post("/plan", content=BODY)
+    assert r.status_code == 200, r.text
+    return r.json()["plan_id"]
+
+
+def _refused_503(c: TestClient, words: str) -> None:
+    r = c.post("/plan", content=BODY)
+    assert r.status_code == 503, r.text
+    assert words in r.json()["message"] and "plan_id" not in r.json()
+    ready = c.get("/readyz")
+    assert ready.status_code == 503 and words in ready.json()["checks"]["store"]
+
+
+def test_a_plan_log_deleted_under_the_server_is_503_and_not_ready(sqlite_settings: Settings) -> None:
+    with json_client(create_app(sqlite_settings)) as c:
+        plan_id = _plan_ok(c)
+        for f in Path(sqlite_settings.db_path).parent.glob("plans.sqlite*"):
+            f.unlink()
+        _refused_503(c, "was deleted")
+        r = c.get(f"/plans/{plan_id}")
+        assert r.status_code == 503 and "was deleted" in r.json()["message"]
+        assert 'meridian_plans_total{status="optimal"} 1.0' in c.get("/metrics").text   # the 503s are not plans
+
+
+def test_a_plan_log_replaced_under_the_server_is_503(sqlite_settings: Settings, tmp_path: Path) -> None:
+    with json_client(create_app(sqlite_settings)) as c:
+        _plan_ok(c)
+        shutil.copy(sqlite_settings.db_path, tmp_path / "copy.sqlite")
+        os.replace(tmp_path / "copy.sqlite", sqlite_settings.db_path)
+        _refused_503(c, "was replaced")
+
+
+def test_a_read_only_plan_log_is_not_ready(sqlite_settings: Settings) -> None:
+    with json_client(create_app(sqlite_settings)) as c:     # makes the log
+        _plan_ok(c)
+    ro = replace(sqlite_settings, db_path=None, db_url=f"sqlite:///file:{sqlite_settings.db_path}?mode=ro&uri=true")
+    with json_client(create_app(ro)) as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "readonly" in ready.json()["checks"]["store"]
+        assert c.post("/plan", content=BODY).status_code == 503
+
+
+def test_a_body_not_declared_json_is_415(sqlite_client: TestClient) -> None:
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        c = TestClient(sqlite_client.app)        # no default Content-Type
+        r = c.post("/plan", content=BODY, headers=headers)
+        assert r.status_code == 415, (ctype, r.text)
+        assert r.json()["error"] == "unsupported_media_type"
+    ok = sqlite_client.post("/plan", content=BODY, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_head_healthz_is_200(sqlite_client: TestClient) -> None:
+    assert sqlite_client.head("/healthz").status_code == 200
+
+
+def test_a_query_parameter_given_twice_is_refused_and_nothing_is_recorded(sqlite_client: TestClient) -> None:
+    r = sqlite_client.post("/plan?dry_run=true&dry_run=false", content=BODY)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"path": "query.dry_run", "value": ["true", "false"],
+                                   "message": "given more than once"}]
+    assert sqlite_client.app.state.service.store.count() == 0
+
+
+def test_a_long_plan_id_is_not_echoed_in_full(sqlite_client: TestClient) -> None:
+    r = sqlite_client.get("/plans/" + "x" * 60_000)        # httpx sends at most 64 KiB of URL
+    assert r.status_code == 404 and len(r.text) < 400
+
+
+def test_values_past_the_limits_are_422_naming_the_field(sqlite_client: TestClient) -> None:
+    cases = [
+        (["fleet", "clusters", 0, "node_groups", 0, "devices"], 2**62),
+        (["jobs", 0, "replicas", "max"], 10**30),
+        (["jobs", 0, "devices_per_replica"], 10**30),
+        (["policy", "migration_budget_gb"], 1e16),
+        (["jobs", 0, "checkpoint_gb"], 1e15),
+        (["jobs", 0, "priority"], 1e308),
+    ]
+    for path, value in cases:
+        req = example_request()
+        node = req
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        r = sqlite_client.post("/plan", content=json.dumps(req))
+        assert r.status_code == 422, (path, r.text)
+        err = r.json()["errors"][0]
+        shown = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", ".".join(map(str, path)))
+        assert err["path"] == shown.replace(".[", "["), (path, err)
+
+
+def test_a_lone_surrogate_is_422_with_its_path(sqlite_client: TestClient) -> None:
+    req = example_request()
+    req["jobs"][0]["id"] = "PLACEHOLDER"
+    r = sqlite_client.post("/plan", content=json.dumps(req).replace('"PLACEHOLDER"', '"speech-\\ud800"'))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["path"] == "jobs[0].id"
+
+
+def test_an_engine_fault_is_answered_for_the_request_never_500(sqlite_settings: Settings) -> None:
+    def failing(_req):
+        raise OverflowError("the engine broke")
+
+    with json_client(create_app(sqlite_settings, planner=failing, fallback=failing)) as c:
+        r = c.post("/plan", content=BODY)
+        assert r.status_code == 422 and r.json()["error"] == "engine_failed"
+        assert c.get("/readyz").status_code == 200
+    with json_client(create_app(sqlite_settings, planner=failing, fallback=greedy_plan)) as c:
+        assert c.post("/plan", content=BODY).status_code == 200
