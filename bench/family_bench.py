@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--exact", type=float, default=0.0, help="seconds for the node-level MILP bound (placement.exact)")
     ap.add_argument("--planners", default="greedy,engine")
     ap.add_argument("--json", default=None, help="write every row here")
+    ap.add_argument("--phases", action="store_true", help="also print each plan's stats.phases_s (seconds per stage)")
     a = ap.parse_args()
     from datasets.requests import generate_family
 
@@ -115,6 +116,8 @@ def main() -> None:
                           f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {_pct(row['gap_lp'])} "
                           f"{_pct(row['gap_mip'])} {_pct(row['gap_exact'])} {_pct(row['gap_reported'])} "
                           f"{chk.get('valid', '-')!s:>5} {load}", flush=True)
+                    if a.phases:
+                        print(f"        phases_s {json.dumps((resp.get('stats') or {}).get('phases_s'))}", flush=True)
     print()
     print(summary(rows, planners))
     if a.json:

@@ -159,8 +159,13 @@ def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | N
     return Bound(best_val, "lagrangian", best_pi, infeasible=not np.isfinite(best_val))
 
 
-def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None:
-    """The LP relaxation over pool capacity; None if HiGHS did not prove it in time."""
+def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
+             iterations_per_row: float | None = None) -> Bound | None:
+    """The LP relaxation over pool capacity; None if HiGHS did not prove it in time.
+
+    `iterations_per_row` (deterministic plans) caps HiGHS's simplex iterations at that many per
+    row and column, a limit that depends on the request alone; `time_limit_s` is then a safety
+    net far above what the iterations take, so the answer never depends on the machine's load."""
     import highspy
 
     n_opt = len(opts)
@@ -246,6 +251,8 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float) -> Bound | None
     h = _quiet_highs()
     h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
     h.setOptionValue("threads", 1)
+    if iterations_per_row is not None:
+        h.setOptionValue("simplex_iteration_limit", int(iterations_per_row * (n_cols + sum(len(r) for r in rows_lo))) + 1000)
     # HiGHS reads a cost of 1e20 or more as infinite and works to absolute tolerances: an objective
     # whose largest cost passes 1e9 (values near the request limits) is solved scaled down by a power
     # of ten, and its value and duals scaled back; ordinary requests are solved exactly as written.

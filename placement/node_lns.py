@@ -19,6 +19,7 @@ from placement.candidates import Options
 from placement.instance import Instance
 from placement.packing import Packing
 from placement.score import job_terms
+from placement.stop import safety_s
 
 SCALE_MAX = 1e8
 
@@ -143,7 +144,7 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
     prm.num_workers = 1
     if deterministic:
         prm.max_deterministic_time = max(0.02, seconds)
-        prm.max_time_in_seconds = max(1.0, 4 * seconds + 1)
+        prm.max_time_in_seconds = safety_s(max(0.02, seconds))
     else:
         prm.max_time_in_seconds = max(0.01, seconds)
     prm.log_search_progress = False

@@ -23,7 +23,9 @@ class EngineParams:
     cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
     # the LP
     lp_share: float = 0.45               # wall clock: the LP's most
-    lp_det_factor: float = 4.0           # deterministic: HiGHS's time limit (a safety net; HiGHS itself is deterministic)
+    lp_det_factor: float = 20.0          # deterministic: HiGHS's time limit, x the limit (a safety net only, never reached)
+    lp_det_iters_per_row: float = 20.0   # deterministic: simplex iterations per LP row and column (what stops the LP)
+    colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
     realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured

@@ -124,8 +124,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         lp_first = False
         first = greedy(inst, opts)
     realize_s = clock.lap("greedy")
-    if lp_first:
-        realize_s = P.realize_s_per_job * len(inst.jobs)   # an estimate until the LP rounding is packed
     if _protected_ok(inst, first):
         candidates.add("greedy", first)
     else:   # the greedy plan broke constraint 5: never a candidate
@@ -134,8 +132,14 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             return _infeasible(inst, opts, clock)
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
+    score_s = clock.lap("score")
+    if lp_first:
+        # an estimate until the LP rounding is packed (then measured). Deliberately not scaled by the
+        # load: measured as 15 scorings of the first plan, it kept the LP from starting on a loaded
+        # machine, and the greedy pass run instead took 8-11 s, later and worse than the LP rounding
+        realize_s = P.realize_s_per_job * len(inst.jobs)
     # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = P.tail_s + max(P.tail_scorings * clock.lap("score"), (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
+    tail = P.tail_s + max(P.tail_scorings * score_s, (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
         + P.tail_per_job_s * len(inst.jobs)
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
@@ -147,7 +151,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
                            min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
-        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P) if lp_s > P.min_stage_s else None
+        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -218,8 +222,11 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
+        # the search's set-up (gains, neighbourhoods, each step's model and repack) is passes over
+        # every job: at the LP-first size it needs about a packing pass, measured above, to do anything
+        search_needs = realize_s if lp_first else 0.0
         if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
-                not pool_optimum_reached) and stop.may_start(P.min_stage_s, until=until):
+                not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
             alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
                              lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
@@ -256,19 +263,24 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     )
 
 
-def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams) -> Bound | None:
+def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams,
+              deterministic: bool = False) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
-    options plus one round of column generation, whose duals then price every option in a
-    Lagrangian bound (valid whatever the prices)."""
+    options plus rounds of column generation, whose duals then price every option in a
+    Lagrangian bound (valid whatever the prices). Deterministic plans stop HiGHS by simplex
+    iterations and run a fixed number of rounds, so the clock never decides (`seconds` is then
+    a safety net)."""
+    iters = P.lp_det_iters_per_row if deterministic else None
     if len(opts) <= P.lp_full_max_options:
-        return lp_bound(inst, opts, time_limit_s=seconds)
+        return lp_bound(inst, opts, time_limit_s=seconds, iterations_per_row=iters)
     t0 = time.perf_counter()
     per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)
     best: Bound | None = None
+    rounds = 0
     while True:
-        spent = time.perf_counter() - t0
-        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent)
+        spent = 0.0 if deterministic else time.perf_counter() - t0
+        lp = lp_bound(inst, opts.restrict(top), time_limit_s=seconds - spent, iterations_per_row=iters)
         if lp is None or lp.infeasible:
             break
         val = lagrangian_value(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)[0]
@@ -283,7 +295,8 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: Eng
             best = Bound(best.value, "lagrangian", best.prices, x=x, n=n, quota_prices=best.quota_prices,
                          budget_price=best.budget_price)
         # another round of column generation only while it fits (each costs more than the last)
-        if time.perf_counter() - t0 > P.colgen_share * seconds:
+        rounds += 1
+        if (rounds > P.colgen_det_rounds) if deterministic else (time.perf_counter() - t0 > P.colgen_share * seconds):
             break
         extra = _best_improving(inst, opts, lp, top)
         if not len(extra):

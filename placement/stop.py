@@ -59,9 +59,19 @@ class MaxRuntime:
         return {"num_workers": max(1, workers), "max_time_in_seconds": max(0.01, budget)}
 
 
+SAFETY_FACTOR = 20.0   # deterministic: wall-clock safety nets sit this many times above the work's budget
+
+
+def safety_s(budget: float) -> float:
+    """The wall-clock safety net of a deterministic solve of `budget` work units: far above what the
+    work takes even on a machine loaded ten times over, so the same request gives the same plan; it
+    only fires on a solver that misbehaves (and then the plan may differ)."""
+    return max(10.0, SAFETY_FACTOR * budget + 10.0)
+
+
 class WorkUnits:
     """Stop after deterministic work fixed by the request; the wall clock never decides. The wall
-    limit given to CP-SAT is a safety net only, far above what the work takes."""
+    limit given to CP-SAT is a safety net only, far above what the work takes (`safety_s`)."""
 
     deterministic = True
 
@@ -82,7 +92,7 @@ class WorkUnits:
 
     def cpsat_parameters(self, budget: float, workers: int) -> dict[str, Any]:
         return {"num_workers": 1, "max_deterministic_time": max(0.05, budget),
-                "max_time_in_seconds": max(1.0, budget * 4 + 2)}
+                "max_time_in_seconds": safety_s(max(0.05, budget))}
 
 
 def criterion(policy: Policy, deadline: float) -> StoppingCriterion:
