@@ -31,6 +31,25 @@ def _pick(rng: random.Random, table: list[tuple[Any, float]]) -> Any:
     return table[-1][0]
 
 
+
+def _first_fit(names: list[str], free: dict[str, int], replicas: int, dpr: int) -> dict[str, int] | None:
+    """A running job's node map: `replicas` of `dpr` devices onto `names` in order, as many per node as fit,
+    taken from `free`; None (nothing taken) when they do not all fit."""
+    got: dict[str, int] = {}
+    need = replicas
+    for name in names:
+        k = min(need, free[name] // dpr)
+        if k > 0:
+            got[name] = k
+            need -= k
+        if need == 0:
+            break
+    if need:
+        return None
+    for name, k in got.items():
+        free[name] -= k * dpr
+    return got
+
 def generate(devices: int, jobs: int, regions: int, seed: int = 0, time_limit_s: float = 10.0) -> dict:
     rng = random.Random(seed)
     region_names = [f"r{i}" for i in range(regions)]
@@ -99,18 +118,8 @@ def generate(devices: int, jobs: int, regions: int, seed: int = 0, time_limit_s:
             rng.shuffle(pools)
             r = rng.randint(lo, hi)
             for pk in pools[:3]:
-                got: dict[str, int] = {}
-                need = r
-                for nname in by_pool[pk]:
-                    k = min(need, free[nname] // dpr)
-                    if k > 0:
-                        got[nname] = k
-                        need -= k
-                    if need == 0:
-                        break
-                if need == 0:
-                    for nname, k in got.items():
-                        free[nname] -= k * dpr
+                got = _first_fit(by_pool[pk], free, r, dpr)
+                if got is not None:
                     job["current"] = {"cluster": pk[0], "accelerator": acc, "nodes": got}
                     break
         elif rng.random() < 0.3:
@@ -313,18 +322,8 @@ def generate_family(size: str, seed: int = 0, time_limit_s: float | None = None)
         for pk in pools[:3]:
             names = by_pool[pk][:]
             rng.shuffle(names)
-            got: dict[str, int] = {}
-            need = r
-            for nname in names:
-                k = min(need, free[nname] // dpr)
-                if k > 0:
-                    got[nname] = k
-                    need -= k
-                if need == 0:
-                    break
-            if need == 0:
-                for nname, k in got.items():
-                    free[nname] -= k * dpr
+            got = _first_fit(names, free, r, dpr)
+            if got is not None:
                 job["current"] = {"cluster": pk[0], "accelerator": pk[1], "nodes": got}
                 break
     down = sorted(rng.sample([n[0] for n in nodes], max(1, round(len(nodes) * shape["down_share"]))))
