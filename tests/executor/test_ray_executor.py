@@ -124,11 +124,12 @@ def test_a_ray_node_that_dies_is_a_failed_node_and_its_job_resumes_elsewhere(ray
         assert failed == ["c0"]
         assert ex.gang_of("j") is None and ex.placements()["j"].nodes == {"c0": 1}   # for the plan to fail over
         assert ex.run_epoch(0.0, 0.5).failed_nodes == []                              # reported once
-        lost_at = ex.steps_done()["j"]
         moved = act(ex, fl, "j", "ca", {"a1": 1})
         assert moved.kind == "move" and moved.measured_s["stop_s"] == 0.0    # nothing left to stop
         assert actor_nodes(ex.gang_of("j")) == ["a1"]
         timings = RG.read(ex.gang_of("j"), "timings.json")
-        assert timings["resumed_from_step"] % 20 == 0 and 20 <= timings["resumed_from_step"] <= lost_at
+        # From a checkpoint the dead gang wrote (every 20 steps; it had passed step 45): the executor's own
+        # step count lags the gang's, so it is no upper bound on the newest checkpoint.
+        assert timings["resumed_from_step"] % 20 == 0 and timings["resumed_from_step"] >= 40
     finally:
         ex.close()
