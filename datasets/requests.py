@@ -50,6 +50,15 @@ def _first_fit(names: list[str], free: dict[str, int], replicas: int, dpr: int) 
         free[name] -= k * dpr
     return got
 
+
+def _demand_by_tenant_tier(jobs: list[dict]) -> dict[tuple[str, str], int]:
+    """Devices each (tenant, tier) would hold at every job's max: what the generators size quotas from."""
+    use: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        key = (job["tenant"], job["tier"])
+        use[key] = use.get(key, 0) + job["replicas"]["max"] * job["devices_per_replica"]
+    return use
+
 def generate(devices: int, jobs: int, regions: int, seed: int = 0, time_limit_s: float = 10.0) -> dict:
     rng = random.Random(seed)
     region_names = [f"r{i}" for i in range(regions)]
@@ -135,10 +144,7 @@ def generate(devices: int, jobs: int, regions: int, seed: int = 0, time_limit_s:
         j += 1
 
     quotas = []
-    use: dict[tuple[str, str], int] = {}
-    for job in out_jobs:
-        key = (job["tenant"], job["tier"])
-        use[key] = use.get(key, 0) + job["replicas"]["max"] * job["devices_per_replica"]
+    use = _demand_by_tenant_tier(out_jobs)
     for (t, tier), u in sorted(use.items()):
         if tier != "premium" and rng.random() < 0.5:
             running = sum(sum(jb["current"]["nodes"].values()) * jb["devices_per_replica"] for jb in out_jobs
@@ -330,10 +336,7 @@ def generate_family(size: str, seed: int = 0, time_limit_s: float | None = None)
     down_set = set(down)
 
     quotas = []
-    use: dict[tuple[str, str], int] = {}
-    for job in out_jobs:
-        key = (job["tenant"], job["tier"])
-        use[key] = use.get(key, 0) + job["replicas"]["max"] * job["devices_per_replica"]
+    use = _demand_by_tenant_tier(out_jobs)
     for (t, tier), u in sorted(use.items()):
         if tier in shape["quota_tiers"] and rng.random() < 0.6:
             # never below what its protected premium jobs hold: keeping them must stay valid
