@@ -11,21 +11,46 @@ their best value, nothing moved: `executor.schedulers.fastpath`) skips the optim
 from __future__ import annotations
 
 from executor.loop import LoopState
-from models import PlanRequest, PlanResponse
+from models import Placement, PlanRequest, PlanResponse
 
 
 class CpsatScheduler:
     name = "cpsat"
 
-    def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False):
+    def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
+                 reserve: bool = False):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         self.replan_every = replan_every
         self.greedy = greedy
         self.fast_path = fast_path
         self.fast_plans = 0          # epochs the fast path answered
+        self.reserve = reserve
+        self.head: str | None = None   # the gang job holding a reservation (`reservation.py`)
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
+        if not self.reserve:
+            return self._plan(request)
+        from executor.actions import response_from_placements
+        from executor.schedulers.reservation import reserve_for_head
+
+        res = reserve_for_head(request, self.head)
+        if res is None:
+            self.head = None
+            return self._plan(request)
+        self.head = None if res.started is not None else res.head
+        resp = self._plan(res.request)
+        if resp.status == "infeasible":
+            return self._plan(request)
+        placed = {a.job: Placement(cluster=a.cluster, accelerator=a.accelerator, nodes=dict(a.nodes))
+                  for a in resp.assignments if a.job != res.placeholder}
+        reasons = {u.job: (u.code or "no_capacity", u.reason) for u in resp.unplaced}
+        if res.started is None:
+            reasons[res.head] = ("no_capacity", "cpsat: waits for the nodes reserved for it to drain")
+        out = response_from_placements(request, placed, reasons, engine="cpsat", solve_s=resp.solve_s)
+        return out.model_copy(update={"status": resp.status})
+
+    def _plan(self, request: PlanRequest) -> PlanResponse:
         from placement import greedy_plan, plan
 
         if self.fast_path:

@@ -50,8 +50,8 @@ class FifoScheduler:
             home = job.checkpoint_region or _region(state, job.current)
             p = free.place(job, free.want(job), home)
             if p is None and self.easy and not free.quota_ok(job, free.want(job)):
-                reasons[job.id] = ("quota", f"fifo: {free.want(job)} replica(s) exceed the {job.tier} quota of "
-                                            f"{job.tenant} now")
+                reasons[job.id] = ("quota", (f"fifo: {free.want(job)} replica(s) exceed the {job.tier} quota "
+                                             f"of {job.tenant} now"))
                 continue        # its own quota holds it, not the devices: nothing to reserve
             if p is None:
                 if blocker is None:

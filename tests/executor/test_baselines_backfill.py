@@ -4,37 +4,15 @@ preempts anyone; with backfill off (the defaults) both are exactly the loop befo
 
 from __future__ import annotations
 
-from executor.loop import Arrival, JobState, LoopState
 from executor.schedulers import make_scheduler
-from tests.support import checker
+from tests.support.plans import node_maps, on, state_for
 from tests.support.requests import cluster, fleet, job, parsed, request
 
 THREE_NODES = fleet(cluster("a", "us", ("a-h-", 3, "H100", 8)))
 
 
-def on(node: str, replicas: int) -> dict:
-    return {"cluster": "a", "accelerator": "H100", "nodes": {node: replicas}}
-
-
-def state_for(data: dict, attained: dict[str, float] | None = None) -> LoopState:
-    """Jobs submitted one second apart in the request's order; running where they have `current`."""
-    req = parsed(data)
-    st = LoopState(now_s=0.0, epoch_s=300.0, region_of={"a": "us"})
-    for k, j in enumerate(req.jobs):
-        st.jobs[j.id] = JobState(arrival=Arrival(float(k), j, 1e6), admitted_s=float(k),
-                                 status="running" if j.current else "pending", placement=j.current,
-                                 attained_device_s=(attained or {}).get(j.id, 0.0))
-        st.active[j.id] = None
-    return st
-
-
 def plan(data: dict, policy: str, attained: dict[str, float] | None = None, **options) -> dict[str, dict[str, int]]:
-    """Each placed job's nodes, the plan valid by the independent checker."""
-    resp = make_scheduler(policy, **options).decide(parsed(data), state_for(data, attained))
-    pc = checker.require()
-    bad, _obj, _br, _acts = pc.score(pc.World(data), resp.model_dump(mode="json", by_alias=True)["assignments"])
-    assert bad == []
-    return {a.job: dict(a.nodes) for a in resp.assignments}
+    return node_maps(data, make_scheduler(policy, **options).decide(parsed(data), state_for(data, attained)))
 
 
 # a-h-0 holds 6 busy devices (2 free), a-h-1 4 (4 free), a-h-2 7 (1 free); the head needs a whole node
