@@ -133,7 +133,8 @@ def windows_main(args: argparse.Namespace) -> int:
     fleet = single_cluster_fleet(args.nodes, 8)
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.backfill]
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    tasks = [(float(start), name, on) for start in args.windows.split(",") for name in policies for on in modes]
+    # policy by policy (the first named first, in every window), so a partial run has whole rows to compare
+    tasks = [(float(start), name, on) for name in policies for start in args.windows.split(",") for on in modes]
     _WORK.update(specs=specs, fleet=fleet, args=args)
     if args.jobs > 1:
         import multiprocessing
@@ -143,7 +144,7 @@ def windows_main(args: argparse.Namespace) -> int:
             rows = [_printed(s) for s in done]
     else:
         rows = [_printed(_one(t)) for t in tasks]
-    order = {t: k for k, t in enumerate(tasks)}
+    order = {t: k for k, t in enumerate(sorted(tasks, key=lambda t: t[0]))}
     rows.sort(key=lambda r: order[(r["window_day"], r["policy"], r["backfill_on"])])
     print()
     print(f"{args.nodes} x 8 GPUs, epoch {args.epoch_s:g} s, planner limit {args.time_limit:g} s, warm-up "
