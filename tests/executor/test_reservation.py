@@ -44,4 +44,16 @@ def test_the_head_starts_on_its_drained_node_ahead_of_a_job_of_higher_value():
     then = request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6)), HEAD, job("big", 8, priority=50.0)],
                    policy={"mode": "backfill"})
     assert plan(sched, then) == {"r0": {"a-h-0": 6}, "head": {"a-h-1": 1}}
-    assert sched.head is None            # started: the next plan picks a new head
+    assert sched.heads == ()             # started: the next plan picks a new head
+
+
+def test_two_heads_drain_two_nodes_at_once():
+    # three nodes: a-h-1 (5 free) and a-h-2 (4 free) held for two waiting 8-device jobs; small jobs on a-h-0
+    three = fleet(cluster("a", "us", ("a-h-", 3, "H100", 8)))
+    data = request(three, [job("r0", 6, current=on("a-h-0", 6)), job("r1", 3, current=on("a-h-1", 3)),
+                           job("r2", 4, current=on("a-h-2", 4)), HEAD, job("head2", 1, devices_per_replica=8),
+                           *SMALL], policy={"mode": "backfill"})
+    sched = CpsatScheduler(reserve=True, reserve_heads=2, fast_path=True)
+    assert plan(sched, data) == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}, "r2": {"a-h-2": 4},
+                                 "s1": {"a-h-0": 1}, "s2": {"a-h-0": 1}}
+    assert sched.heads == ("head", "head2")
