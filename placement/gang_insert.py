@@ -16,7 +16,7 @@ from placement.candidates import Options
 from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
-from placement.score import job_terms
+from placement.score import job_terms, placed_terms
 
 
 def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, target: int,
@@ -43,7 +43,12 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if int(opts.pool[ok]) == pool.index:
             for n in pk.nodes[k]:
                 occupants.setdefault(n, []).append(k)
-    worth = {k: sum(job_terms(inst, k, pk.placement_of(k))[:1]) for ks in occupants.values() for k in ks}
+    worth: dict[int, float] = {}    # each occupant's value where it runs (`job_terms`' first term)
+    for ks in occupants.values():
+        for k in ks:
+            if k not in worth:
+                p = inst.pools[int(opts.pool[pk.choice[k]])]
+                worth[k] = placed_terms(inst, k, p.cluster, p.accelerator, sum(pk.nodes[k].values()))[0]
 
     def clear_cost(n: int) -> float:
         ks = occupants.get(n, [])
