@@ -38,17 +38,17 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         target = int(snap_down(info, target))
     if target < opts.lo[o] or not pk.budget_ok(o):
         return None
+    opool = opts.pool.tolist()
     occupants: dict[int, list[int]] = {}
     for k, ok in pk.choice.items():
-        if int(opts.pool[ok]) == pool.index:
+        if opool[ok] == pool.index:
             for n in pk.nodes[k]:
                 occupants.setdefault(n, []).append(k)
     worth: dict[int, float] = {}    # each occupant's value where it runs (`job_terms`' first term)
     for ks in occupants.values():
         for k in ks:
             if k not in worth:
-                p = inst.pools[int(opts.pool[pk.choice[k]])]
-                worth[k] = placed_terms(inst, k, p.cluster, p.accelerator, sum(pk.nodes[k].values()))[0]
+                worth[k] = placed_terms(inst, k, pool.cluster, pool.accelerator, sum(pk.nodes[k].values()))[0]
 
     def clear_cost(n: int) -> float:
         ks = occupants.get(n, [])
@@ -57,7 +57,8 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         return sum(worth[k] for k in ks)
 
     nodes = [n for n in pool.nodes if inst.node_devices[n] >= d]
-    nodes.sort(key=lambda n: (pk.free[n] // d == 0, clear_cost(n) / max(1, inst.node_devices[n] // d), n))
+    cost = {n: clear_cost(n) for n in nodes}     # occupants stay fixed below: each node's cost, once
+    nodes.sort(key=lambda n: (pk.free[n] // d == 0, cost[n] / max(1, inst.node_devices[n] // d), n))
     placement: dict[int, int] = {}
     evicted: set[int] = set()
     got = 0
@@ -65,7 +66,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if got >= target:
             break
         if pk.free[n] < d:
-            if clear_cost(n) == float("inf"):
+            if cost[n] == float("inf"):
                 continue
             for k in occupants.get(n, []):
                 if k not in evicted and k in pk.choice:
