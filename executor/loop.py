@@ -311,7 +311,9 @@ def _advance(executor: Executor, state: LoopState, rec: EpochRecord, now: float,
     res = executor.run_epoch(now, dt)
     finish_s = getattr(res, "finish_s", {})
     held = getattr(res, "held_device_s", None)
-    for jid, st in ((j, state.jobs[j]) for j in list(state.active)):
+    jobs = state.jobs
+    for jid in state.active:
+        st = jobs[jid]
         if st.status != "running":
             st.wait_s += dt
             continue
