@@ -80,11 +80,13 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
     t0 = time.perf_counter()
     share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
-    best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)))
+    best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)),
+                                   min_dpr=params.gang_min_dpr)
     if alternative is not None:
         # the LP rounding, a little below the best plan, may be the better start once its gangs are
         # inserted: it agrees with the LP the neighbourhoods are drawn from
-        alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share)
+        alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share,
+                                               min_dpr=params.gang_min_dpr)
         if alternative[1] + alt_gained > best_objective + gained:
             best, kept = alt, alt_kept + 1
     stats["gang_moves"] = kept

@@ -49,6 +49,7 @@ class EngineParams:
     lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
     lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
     gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
+    gang_min_dpr: int = 1                # insertion tries jobs of this many devices a replica and up (1: every job)
     # the tail reserved for the reasons and the response once the search stops (the search keeps its
     # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
     tail_s: float = 0.02

@@ -39,6 +39,7 @@ from placement.lns import lns
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
+from placement.rounding import fit_to_limits
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
@@ -371,7 +372,8 @@ def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarr
 
 def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int, int]]:
     """Each job takes the option the LP leans on most (at least half), with the LP's replicas
-    per unit of choice; the LP is nearly integral here (fractional only where constraints bind)."""
+    per unit of choice; the LP is nearly integral here (fractional only where constraints bind), and
+    where rounding overfills a pool or a quota the jobs worth least per device give way."""
     out: dict[int, tuple[int, int]] = {}
     x, n = lp.x, lp.n
     for j in range(len(inst.jobs)):
@@ -383,7 +385,7 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
             continue
         r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
         out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
-    return out
+    return fit_to_limits(inst, opts, out)
 
 
 def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:
