@@ -19,7 +19,7 @@ import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
-from placement.gang_insert import gang_moves
+from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.node_lns import node_step
@@ -77,20 +77,29 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     max_steps = int(stop.budget(max(1, round(params.lns_det_share * limit / det_step)), 10**9))
     gain0, _ = option_gains(inst, opts, None)
     tried: set[int] = set()   # gangs whose node-level step found nothing better
-    # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
+    # constructive moves first, milliseconds each: every job short of its LP share inserted there (lumpy
+    # gangs into whole nodes), running jobs put back where they run, then every job tried on its best
+    # few options with the jobs worth least cleared out of the way; under WorkUnits each pass is capped
+    # by a count of insertions taken from the request
     t0 = time.perf_counter()
     share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
+    tries = int(stop.budget(max(1, round(params.moves_det_tries_per_s * limit)), 10**9))
     best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)),
-                                   min_dpr=params.gang_min_dpr)
+                                   min_dpr=params.gang_min_dpr, max_tries=tries)
     if alternative is not None:
         # the LP rounding, a little below the best plan, may be the better start once its gangs are
         # inserted: it agrees with the LP the neighbourhoods are drawn from
         alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share,
-                                               min_dpr=params.gang_min_dpr)
+                                               min_dpr=params.gang_min_dpr, max_tries=tries)
         if alternative[1] + alt_gained > best_objective + gained:
             best, kept = alt, alt_kept + 1
-    stats["gang_moves"] = kept
-    stats["improved"] += kept
+    best, kept_back, _ = keep_moves(inst, opts, best, gain0, deadline=time.perf_counter() + share / 2, max_tries=tries)
+    t1 = time.perf_counter()
+    more = stop.budget(float("inf"), params.option_moves_share * max(0.0, deadline - t1))
+    best, kept_opt, _ = option_moves(inst, opts, best, gain0, deadline=t1 + more, per_job=params.option_moves_per_job,
+                                     max_tries=tries)
+    stats["gang_moves"] = kept + kept_back + kept_opt
+    stats["improved"] += kept + kept_back + kept_opt
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     while stats["steps"] < max_steps:

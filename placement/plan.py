@@ -151,7 +151,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
+                           min((P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
+                               clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
         lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic) if lp_s > P.min_stage_s else None
         clock.lap("lp")
         if lp is not None and lp.infeasible:
