@@ -54,7 +54,9 @@ class EngineParams:
     gang_min_dpr: int = 1                # insertion tries jobs of this many devices a replica and up (1: every job)
     option_moves_share: float = 0.6      # wall clock: insertion on each job's best options, a share of what is left
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
-    moves_det_tries_per_s: float = 400.0 # deterministic: insertions each pass of moves may try, per second of limit
+    option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
+    moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
+                                         # (x 1,000 / jobs above 1,000 jobs)
     # the tail reserved for the reasons and the response once the search stops (the search keeps its
     # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
     tail_s: float = 0.02

@@ -5,9 +5,9 @@ overfills the pools and quotas where the LP is fractional (a job chosen at x = 0
 its maximum replicas rounds up to its maximum). The packer then meets the overflow job by job in
 its own order (largest replicas first), and what it drops is whatever comes last, not what is
 worth least: on the request family that cost 2-6 % of the objective, a premium job of weight 100
-unplaced while basic jobs ran. Trimming the rounding first, lowest value per device first (down
-to a job's minimum, then out), hands the packer a choice that fits; what it took out is offered
-again by the packer's fill pass wherever room is left.
+unplaced while basic jobs ran. Trimming the rounding first, lowest value per device first (a job
+shrinks toward its minimum; then, while still over, jobs leave in the same order), hands the packer a choice that
+fits; what it took out is offered again by the packer's fill pass wherever room is left.
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ from placement.candidates import Options
 from placement.instance import Instance, snap_down
 
 
-def fit_to_limits(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+def fit_to_limits(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
+                  shrink_first: bool = True) -> dict[int, tuple[int, int]]:
     """`choice` (job -> option, replicas) with no pool's devices and no quota exceeded in total:
     the jobs of an overfull pool or quota shrink or leave, least value per device first. Protected
-    jobs are never taken out (a keep stays whole; a change may shrink to its minimum)."""
+    jobs are never taken out (a keep stays whole; a change may shrink to its minimum). Totals only:
+    the packer still meets fragmentation node by node. `shrink_first`: every job of the group shrinks
+    toward its minimum before any leaves; else each in turn shrinks by the overflow or, below its
+    minimum, leaves (which of the two packs better differs from request to request: the engine
+    packs both)."""
     out = dict(choice)
     if not out:
         return out
@@ -46,28 +51,35 @@ def fit_to_limits(inst: Instance, opts: Options, choice: dict[int, tuple[int, in
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     for kind, g, members in groups:
-        for k in members[np.argsort(rank[members])].tolist():
-            over = (pool_use[g] - cap[g]) if kind == "pool" else (quota_use[g] - qcap[g])
-            if over <= 0:
-                break
-            if r[k] == 0:
-                continue
-            info = inst.jobs[int(jobs[k])]
-            fewer = 0
-            if not opts.keep[o[k]]:
-                want = max(int(opts.lo[o[k]]), int(r[k]) - int(-(-over // d[k])))
-                fewer = int(snap_down(info, want))
-            if fewer == 0 and protected[k]:
-                if opts.keep[o[k]]:
+        members = members[np.argsort(rank[members])]
+        # shrink_first: every job shrinks (toward its minimum), then, while still over, jobs leave
+        for leave in ((False, True) if shrink_first else (None,)):
+            for k in members.tolist():
+                over = (pool_use[g] - cap[g]) if kind == "pool" else (quota_use[g] - qcap[g])
+                if over <= 0:
+                    break
+                if r[k] == 0:
                     continue
-                fewer = int(snap_down(info, int(opts.lo[o[k]]))) or int(r[k])
-            drop = int(r[k]) - fewer
-            if drop <= 0:
-                continue
-            pool_use[opts.pool[o[k]]] -= drop * d[k]
-            if jq[k] >= 0:
-                quota_use[jq[k]] -= drop * d[k]
-            r[k] = fewer
+                info = inst.jobs[int(jobs[k])]
+                if opts.keep[o[k]]:
+                    if leave is False or protected[k]:
+                        continue   # a keep stays whole or leaves (never a protected one)
+                    fewer = 0
+                elif leave is None:   # shrunk by the overflow where its minimum allows, else out
+                    fewer = int(snap_down(info, int(r[k]) - int(-(-over // d[k]))))
+                    if fewer == 0 and protected[k]:
+                        fewer = int(snap_down(info, int(opts.lo[o[k]]))) or int(r[k])
+                elif not leave:
+                    fewer = int(snap_down(info, max(int(opts.lo[o[k]]), int(r[k]) - int(-(-over // d[k])))))
+                else:
+                    fewer = int(r[k]) if protected[k] else 0
+                drop = int(r[k]) - fewer
+                if drop <= 0:
+                    continue
+                pool_use[opts.pool[o[k]]] -= drop * d[k]
+                if jq[k] >= 0:
+                    quota_use[jq[k]] -= drop * d[k]
+                r[k] = fewer
     for k, j in enumerate(jobs.tolist()):
         if r[k] == 0:
             del out[j]
