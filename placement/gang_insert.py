@@ -151,20 +151,35 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
     cannot give it that one (its nodes held by running jobs, its quota full) the job's next best
     pool, with the jobs worth least cleared out of the way, closes most of what is left (on the
     family's medium requests about half of the gap to the pool-level integer bound)."""
-    wants = []
-    net = {j: _net(inst, best, j) for j in best.choice}
-    for info in inst.jobs:
-        olist = opts.by_job[info.index]
-        ch = olist[~opts.keep[olist]] if len(olist) else olist
-        if not len(ch):
-            continue
-        cur = net.get(info.index, -info.preempt_cost) + info.preempt_cost
-        pot = opts.coef[ch] * opts.hi[ch]
-        for k in np.argsort(-pot, kind="stable")[:per_job].tolist():
-            o = int(ch[k])
-            if pot[k] > cur + 1e-9 * max(1.0, abs(cur)) and opts.coef[o] > 0 and best.choice.get(info.index) != o:
-                wants.append((-(float(pot[k]) - cur), info.index, o, int(opts.hi[o])))
-    return _insertions(inst, opts, best, sorted(wants), gain, deadline, max_tries)
+    # in whole-array passes (at planet size a loop over 20,000 jobs scoring each took most of a second):
+    # a job's worth now is its option's value per replica x its replicas (the canonical value less the
+    # disruption, without the spread term), against each option's at most replicas
+    if not len(opts):
+        return best, 0, 0.0
+    n_jobs = len(inst.jobs)
+    cur = np.zeros(n_jobs)
+    if best.choice:
+        js = np.fromiter(best.choice, dtype=np.int64, count=len(best.choice))
+        os_ = np.fromiter(best.choice.values(), dtype=np.int64, count=len(best.choice))
+        reps = np.fromiter((sum(best.nodes[j].values()) for j in js.tolist()), dtype=np.int64, count=len(js))
+        cur[js] = opts.coef[os_] * reps
+    chosen = np.full(n_jobs, -1, dtype=np.int64)
+    if best.choice:
+        chosen[js] = os_
+    idx = np.arange(len(opts))
+    pot = opts.coef * opts.hi
+    ok = ~opts.keep & (opts.coef > 0) & (pot > cur[opts.job] + 1e-9 * np.maximum(1.0, np.abs(cur[opts.job])))
+    ok &= chosen[opts.job] != idx
+    cand = idx[ok]
+    cand = cand[np.lexsort((cand, -pot[cand], opts.job[cand]))]          # per job, most valuable first
+    first = np.ones(len(cand), dtype=bool)
+    first[1:] = opts.job[cand][1:] != opts.job[cand][:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(cand)), 0))
+    cand = cand[np.arange(len(cand)) - start < per_job]
+    missing = pot[cand] - cur[opts.job[cand]]
+    cand = cand[np.lexsort((cand, -missing))]                             # most value missing first
+    wants = [(0.0, int(opts.job[o]), int(o), int(opts.hi[o])) for o in cand.tolist()]
+    return _insertions(inst, opts, best, wants, gain, deadline, max_tries)
 
 
 def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[float, int, int, int]],
