@@ -4,8 +4,11 @@ Why: a gang of 8-device replicas needs whole nodes, and in a fragmented pool eve
 some small running job. The move clears the nodes cheapest to clear (free ones first, then
 those whose occupants are worth least; never a protected job's), puts the gang there, places
 the evicted jobs again wherever they fit best, and fills what is left. It costs milliseconds,
-so the search tries it on every lumpy gang short of what the LP gives it, and keeps it only
-when the canonical objective improves.
+so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
+job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
+The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
+them back on their nodes, the jobs in the way placed again (a move pays a full checkpoint-restore).
+On the family's medium requests these moves, not the CP-SAT neighbourhoods, close most of the gap.
 """
 
 from __future__ import annotations

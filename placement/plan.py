@@ -39,8 +39,8 @@ from placement.lns import lns
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
-from placement.rounding import fit_to_limits
 from placement.reasons import infeasible_reasons, unplaced_reasons
+from placement.rounding import fit_to_limits
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
