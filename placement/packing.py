@@ -323,3 +323,22 @@ def _fit(cap: np.ndarray, want: int, prefer: np.ndarray | None = None) -> tuple[
     chosen[-1] = last
     counts[-1] = rest
     return chosen, counts
+
+
+def could_fit(pk: Packing, jobs: np.ndarray) -> np.ndarray:
+    """Per job in `jobs` (not placed): whether any of its options has its fewest replicas' devices
+    free in its pool and within its quota. A necessary condition for placing it, and room only
+    shrinks while a pass fills it, so the jobs failing it are skipped without a try (at planet
+    size most waiting jobs fit nowhere, and trying each cost about a second)."""
+    opts, inst = pk.opts, pk.inst
+    if not len(jobs):
+        return np.zeros(0, dtype=bool)
+    need = opts.lo * opts.dpr
+    ok = pk.pool_free[opts.pool] >= need
+    if pk.quota_used:
+        qroom = {k: inst.quotas[k] - u for k, u in pk.quota_used.items()}
+        room = np.array([qroom.get(i.key, np.iinfo(np.int64).max) for i in inst.jobs], dtype=np.int64)
+        ok &= room[opts.job] >= need
+    fits = np.zeros(len(inst.jobs), dtype=bool)
+    fits[opts.job[ok]] = True
+    return fits[jobs]

@@ -6,19 +6,18 @@ lands with nothing to show:
   Lagrangian bound; subgradient steps where no LP fits) -> LP rounding -> CP-SAT: the full
   pool-level model where small, then neighbourhood search (placement.lns) -> node packing
   with repair -> the canonical scorer picks the best plan -> reasons.
-The response time is the time limit plus a small tail (packing, scoring, reasons) for which
-a reserve measured on this request is set aside before CP-SAT starts.
+The response lands at the time limit: a reserve measured on this request is set aside for the
+tail (scoring, reasons, the response), and every pass that may run late (the LP rounding's
+packing, the greedy at planet size) stops at the reserve with the valid plan it has.
 """
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
+from models.collector import collector_paused
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
 from placement import backfill
@@ -43,52 +42,40 @@ from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
-GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused
+GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused (models.collector)
 
 
-def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+def plan(req: PlanRequest, params: EngineParams = DEFAULT, started: float | None = None) -> PlanResponse:
     """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
+
+    `started` (a `time.perf_counter()` reading) is when the caller received the request: the limit
+    then counts from there, parsing included, and so do `solve_s` and `stats.phases_s` (its
+    `parse` phase), so the plan lands when the caller asked for it rather than a parse later.
 
     Precondition: `req` passed `models.validate_request` (`models.parse_request` and
     `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
     engine does not check again: past that door it assumes every name it meets exists and every
     running job fits where it runs, and a request that skipped it may raise anywhere."""
-    with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=True, params=params)
+    with collector_paused(len(req.jobs) >= GC_PAUSE_MIN_JOBS):
+        return _plan(req, use_cpsat=True, params=params, started=started)
 
 
-def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT, started: float | None = None) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
-    against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
-    with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=False, params=params)
-
-
-@contextmanager
-def _collector_spared(jobs: int) -> Iterator[None]:
-    """Why: a planet-size request is millions of objects that live until the plan returns, and the
-    collector walks them again and again while the plan allocates (measured on a loaded machine:
-    1.75 s of an 8.5 s greedy plan). The plan's garbage is freed by reference counting (arrays,
-    dicts, no cycles of note), so a large plan runs with the cyclic collector paused, and it resumes
-    when the plan ends. Only a plan that found it running resumes it: a caller's own `gc.disable()`
-    stays, and concurrent plans at worst resume it for each other early."""
-    if jobs < GC_PAUSE_MIN_JOBS or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    against and the engine's first plan; no LP, no CP-SAT. Same precondition and `started` as `plan`."""
+    with collector_paused(len(req.jobs) >= GC_PAUSE_MIN_JOBS):
+        return _plan(req, use_cpsat=False, params=params, started=started)
 
 
 class _Clock:
     """The run's deadline and the seconds each phase took (reported in `stats.phases_s`)."""
 
-    def __init__(self, limit: float):
-        self.t0 = self.last = time.perf_counter()
+    def __init__(self, limit: float, started: float | None = None):
+        self.t0 = self.last = time.perf_counter() if started is None else started
         self.deadline = self.t0 + limit
         self.phases: dict[str, float] = {}
+        if started is not None:
+            self.lap("parse")
 
     def lap(self, name: str) -> float:
         now = time.perf_counter()
@@ -100,10 +87,10 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: float | None = None) -> PlanResponse:
     P = params
     limit = req.policy.time_limit_s
-    clock = _Clock(limit)
+    clock = _Clock(limit, started)   # deterministic plans only report it: their budgets are work units
     stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
@@ -138,9 +125,10 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         # load: measured as 15 scorings of the first plan, it kept the LP from starting on a loaded
         # machine, and the greedy pass run instead took 8-11 s, later and worse than the LP rounding
         realize_s = P.realize_s_per_job * len(inst.jobs)
-    # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = P.tail_s + max(P.tail_scorings * score_s, (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
-        + P.tail_per_job_s * len(inst.jobs)
+    # what the end takes once the search stops (reasons, the response): about two scorings. No packing
+    # pass: the search keeps its plan packed, and the passes that run late stop at `until` below
+    tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
+    until = clock.deadline - tail   # where the passes stop: what is left is the tail's
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
@@ -174,13 +162,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         clock.lap("integer_bound")
         if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
-            pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+            pk = realize(inst, opts, lp_rounding(inst, opts, lp), deadline=None if stop.deterministic else until)
             realize_s = time.perf_counter() - ts
             lp_obj = candidates.add("lp_rounding", pk)
             lp_plan = (pk, lp_obj) if lp_obj is not None else None
             clock.lap("lp_rounding")
     elif lp_first:   # no LP in time: the greedy plan after all
-        candidates.add("greedy", greedy(inst, opts))
+        candidates.add("greedy", greedy(inst, opts, deadline=until))
         realize_s = clock.lap("greedy")
     elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
@@ -201,8 +189,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     cp_vars = 0
     pool_optimum_reached = False
     if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
-        # what must stay for packing, scoring and the reasons once the search stops
-        until = clock.deadline - tail
         if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             budget = stop.budget(P.cpsat_det_share * limit,
