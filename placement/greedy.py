@@ -15,7 +15,7 @@ import numpy as np
 from placement.bound import priced_values
 from placement.candidates import Options
 from placement.instance import Instance, snap_down
-from placement.packing import Packing, could_fit
+from placement.packing import Packing, fill_order
 from placement.stop import PassDeadline
 
 
@@ -50,7 +50,7 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
         if not pk.try_keep(j):
             _place_best(pk, j, gain, require_positive=False)
     # room only shrinks from here on: a job that fits nowhere now never will, and is not tried
-    for j in others[could_fit(pk, others)].tolist():
+    for j in fill_order(pk, others):
         if stop.passed():
             break
         _place_best(pk, j, gain, require_positive=prices is not None)
@@ -62,7 +62,7 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
     if prices is not None:
         gain0, _ = option_gains(inst, opts, None)
         rest = others[[j not in pk.choice for j in others.tolist()]] if len(others) else others
-        for j in rest[could_fit(pk, rest)].tolist():
+        for j in fill_order(pk, rest):
             if stop.passed():
                 return pk
             _place_best(pk, j, gain0, require_positive=False)

@@ -28,7 +28,10 @@ class EngineParams:
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
-    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
+    realize_s_per_job: float = 1.25e-4   # a packing pass's seconds per job, until one is measured (planet: 2-3 s loaded)
+    lp_first_share: float = 0.7          # planet size: the LP's most (its second round is worth 3 % there; the search little)
+    lp_first_min_s: float = 1.0          # planet size: the LP starts only with this much left for it (else the
+                                         # greedy's pool-level choice is packed: a solve cut short gives nothing)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200

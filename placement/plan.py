@@ -30,8 +30,9 @@ from placement.bound import (
     priced_values,
 )
 from placement.candidates import Options, build_options
+from placement.colgen import colgen_lp
 from placement.cpsat import solve_pool_model
-from placement.greedy import greedy
+from placement.greedy import greedy, option_gains
 from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
 from placement.lns import lns
@@ -39,6 +40,7 @@ from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
+from placement.rounding import capacity_rounding, pool_greedy
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
@@ -135,11 +137,27 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
-    if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+    first_choice: dict[int, tuple[int, int]] | None = None   # planet size: the greedy's choice at pool level
+    if use_cpsat and (lp_first or stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
-        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic) if lp_s > P.min_stage_s else None
+                           min((P.lp_first_share if lp_first else P.lp_share) * limit,
+                               clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
+        if lp_first:   # planet size: column generation on one warm model (placement/colgen.py), from
+            # each job's keep and best options and the greedy's choice at pool level, so that its first
+            # round is worth at least the greedy plan; that choice, packed, is the plan where no LP fits
+            ts = time.perf_counter()
+            first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
+            lp_s -= time.perf_counter() - ts
+            if lp_s > P.lp_first_min_s:
+                start = np.union1d(_top_options(inst, opts, candidates.best[1], 1),
+                                   np.fromiter((o for o, _ in first_choice.values()), dtype=np.int64))
+                lp, cg = colgen_lp(inst, opts, start, time.perf_counter() + lp_s)
+                clock.phases["lp_rounds"] = cg["rounds"]
+        elif lp_s <= P.min_stage_s:
+            lp = None
+        else:
+            lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic)
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -152,23 +170,33 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     if _proven(bound, candidates, P.optimal_gap):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
+        if lp_first:   # the plan first (the LP rounding is the first real plan at this size), then the bound
+            ts = time.perf_counter()
+            pk = realize(inst, opts, capacity_rounding(inst, opts, lp.x, lp.n), deadline=until)
+            realize_s = time.perf_counter() - ts
+            lp_obj = candidates.add("lp_rounding", pk)
+            lp_plan = (pk, lp_obj) if lp_obj is not None else None
+            clock.lap("lp_rounding")
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
                            deadline=time.perf_counter() + stop.budget(
-                               1e9, max(0.0, min(P.integer_bound_share * limit, clock.left() - realize_s - tail))))
+                               1e9, max(0.0, min(P.integer_bound_share * limit,
+                                                 clock.left() - (0.0 if lp_first else realize_s) - tail))))
         if ib is not None and ib.value < bound.value:
             bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                           budget_price=bound.budget_price)
         clock.lap("integer_bound")
-        if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
+        if not lp_first and stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
             pk = realize(inst, opts, lp_rounding(inst, opts, lp), deadline=None if stop.deterministic else until)
             realize_s = time.perf_counter() - ts
             lp_obj = candidates.add("lp_rounding", pk)
             lp_plan = (pk, lp_obj) if lp_obj is not None else None
             clock.lap("lp_rounding")
-    elif lp_first:   # no LP in time: the greedy plan after all
-        candidates.add("greedy", greedy(inst, opts, deadline=until))
+    elif lp_first:   # no LP in time: the greedy plan after all (its pool-level choice, packed)
+        if first_choice is None:
+            first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
+        candidates.add("greedy", realize(inst, opts, first_choice, deadline=until))
         realize_s = clock.lap("greedy")
     elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective

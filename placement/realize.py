@@ -12,7 +12,7 @@ import numpy as np
 from placement.candidates import Options
 from placement.greedy import _place_best, grow_all, option_gains
 from placement.instance import Instance
-from placement.packing import Packing, could_fit
+from placement.packing import Packing, fill_order
 from placement.stop import PassDeadline
 
 
@@ -67,8 +67,7 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
     best = np.full(len(inst.jobs), -np.inf)
     np.maximum.at(best, opts.job, per)
     dens = np.where(np.isneginf(best), -1.0, best)
-    rest = rest[could_fit(pk, rest)]
-    for j in rest[np.lexsort((rest, -dens[rest]))].tolist():
+    for j in fill_order(pk, rest[np.lexsort((rest, -dens[rest]))]):
         if stop.passed():
             return pk
         _place_best(pk, j, gain, require_positive=False)
