@@ -105,10 +105,18 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
-    # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
+    # at planet size the greedy pass costs 5-10 s on a loaded machine: the first plan is the greedy's
+    # choice made at pool level (scalar steps, no nodes), then packed in one pass that stops at the
+    # deadline; about the greedy's quality in a third of its time, and on a loaded machine often the
+    # only plan there is time for. The LP's plan follows where it fits; the time that pass took is
+    # what the LP leaves for rounding its own
     lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
-    first = keep_all(inst, opts) if lp_first else None
+    first_choice: dict[int, tuple[int, int]] | None = None   # planet size: the greedy's choice at pool level
+    first = None
+    if lp_first:
+        first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
+        first = realize(inst, opts, first_choice,
+                        deadline=clock.deadline - P.tail_s - P.first_tail_per_job_s * len(inst.jobs))
     if first is None or not _protected_ok(inst, first):
         lp_first = False
         first = greedy(inst, opts)
@@ -122,11 +130,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     score_s = clock.lap("score")
-    if lp_first:
-        # an estimate until the LP rounding is packed (then measured). Deliberately not scaled by the
-        # load: measured as 15 scorings of the first plan, it kept the LP from starting on a loaded
-        # machine, and the greedy pass run instead took 8-11 s, later and worse than the LP rounding
-        realize_s = P.realize_s_per_job * len(inst.jobs)
     # what the end takes once the search stops (reasons, the response): about two scorings. No packing
     # pass: the search keeps its plan packed, and the passes that run late stop at `until` below
     tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
@@ -137,7 +140,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
-    first_choice: dict[int, tuple[int, int]] | None = None   # planet size: the greedy's choice at pool level
     if use_cpsat and (lp_first or stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
@@ -145,10 +147,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                                clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
         if lp_first:   # planet size: column generation on one warm model (placement/colgen.py), from
             # each job's keep and best options and the greedy's choice at pool level, so that its first
-            # round is worth at least the greedy plan; that choice, packed, is the plan where no LP fits
-            ts = time.perf_counter()
-            first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
-            lp_s -= time.perf_counter() - ts
+            # round is worth at least the greedy plan
             if lp_s > P.lp_first_min_s:
                 start = np.union1d(_top_options(inst, opts, candidates.best[1], 1),
                                    np.fromiter((o for o, _ in first_choice.values()), dtype=np.int64))
@@ -193,11 +192,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             lp_obj = candidates.add("lp_rounding", pk)
             lp_plan = (pk, lp_obj) if lp_obj is not None else None
             clock.lap("lp_rounding")
-    elif lp_first:   # no LP in time: the greedy plan after all (its pool-level choice, packed)
-        if first_choice is None:
-            first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
-        candidates.add("greedy", realize(inst, opts, first_choice, deadline=until))
-        realize_s = clock.lap("greedy")
+    elif lp_first:
+        pass   # no LP in time: the first plan (the greedy's choice, packed) stands
     elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj,

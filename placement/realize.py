@@ -59,7 +59,10 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
         if stop.passed() and not inst.jobs[j].protected:
             continue
         _place_best(pk, j, gain, require_positive=False)
-    if stop.passed():
+    if stop.passed():   # protected jobs the choice left out still go in (constraint 5), nothing else
+        for i in inst.jobs:
+            if i.protected and i.index not in pk.choice:
+                _place_best(pk, i.index, gain, require_positive=False)
         return pk
     rest = np.array([i.index for i in inst.jobs if i.index not in pk.choice], dtype=np.int64)
     # each waiting job's best value per device over its options (-1 with none), in one pass
@@ -68,8 +71,8 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
     np.maximum.at(best, opts.job, per)
     dens = np.where(np.isneginf(best), -1.0, best)
     for j in fill_order(pk, rest[np.lexsort((rest, -dens[rest]))]):
-        if stop.passed():
-            return pk
+        if stop.passed() and not inst.jobs[j].protected:
+            continue
         _place_best(pk, j, gain, require_positive=False)
     grow_all(pk, stop.passed)
     return pk

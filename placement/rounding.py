@@ -48,8 +48,12 @@ def pool_greedy(inst: Instance, opts: Options, gain: np.ndarray, max_options: in
     the greedy plan."""
     if not len(opts):
         return {}
-    ok = gain > 0
-    ok |= np.array([i.protected for i in inst.jobs], dtype=bool)[opts.job]
+    prot = np.array([i.protected for i in inst.jobs], dtype=bool)
+    stays = np.array([i.protected and i.keepable for i in inst.jobs], dtype=bool)
+    # protected jobs first, each as it runs where it may stay (else at its fewest replicas): moved or
+    # grown first, they took the quota and room that protected jobs after them needed to stay placed
+    ok = (gain > 0) | prot[opts.job]
+    ok &= ~stays[opts.job] | opts.keep
     sel = np.flatnonzero(ok)
     if not len(sel):
         return {}
@@ -63,9 +67,10 @@ def pool_greedy(inst: Instance, opts: Options, gain: np.ndarray, max_options: in
     starts = np.flatnonzero(np.r_[True, jobs_of[1:] != jobs_of[:-1]])
     per = gain / np.maximum(opts.hi * opts.dpr, 1)
     density = np.maximum.reduceat(per[sel], starts)
-    prot = np.array([inst.jobs[int(j)].protected for j in jobs_of[starts]], dtype=bool)
-    order = np.lexsort((jobs_of[starts], -density, ~prot))
-    return assign_in_order(inst, opts, sel, starts, order, np.where(opts.keep, opts.lo, opts.hi))
+    first = prot[jobs_of[starts]]
+    order = np.lexsort((jobs_of[starts], -density, ~first))
+    return assign_in_order(inst, opts, sel, starts, order,
+                           np.where(opts.keep | prot[opts.job], opts.lo, opts.hi))
 
 
 def assign_in_order(inst: Instance, opts: Options, sel: np.ndarray, starts: np.ndarray, order: np.ndarray,

@@ -10,7 +10,6 @@ from placement import plan
 from placement.candidates import build_options
 from placement.greedy import greedy, option_gains
 from placement.instance import compile_instance
-from placement.plan import keep_all
 from placement.realize import realize
 from placement.rounding import pool_greedy
 from placement.score import score
@@ -42,7 +41,6 @@ def test_the_greedy_past_its_deadline_places_the_protected_jobs_and_stops():
     cut = greedy(inst, opts, deadline=time.perf_counter() - 1.0)
     _holds(inst, cut)
     assert len(cut.choice) < len(greedy(inst, opts).choice)
-    assert len(cut.choice) >= len(keep_all(inst, opts).choice) - len(inst.jobs)   # sanity: a plan
 
 
 def test_the_limit_counts_from_when_the_request_was_received():
