@@ -56,7 +56,8 @@ class EngineParams:
     tail_s: float = 0.02
     tail_scorings: float = 2.0
     tail_per_job_s: float = 3e-5
-    first_tail_per_job_s: float = 6e-5   # planet size: the first plan's packing stops this far before the deadline
+    first_tail_per_job_s: float = 6e-5   # planet size: the first plan's packing stops this far before the deadline,
+    first_tail_compiles: float = 1.2     # or this many times the compile's seconds, whichever is more
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 
 

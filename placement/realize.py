@@ -17,7 +17,7 @@ from placement.stop import PassDeadline
 
 
 def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
-            deadline: float | None = None) -> Packing:
+            deadline: float | None = None, by_value: bool = False) -> Packing:
     """Pack a pool-level solution onto nodes. Kept jobs hold soft reservations on their nodes;
     changes pack largest replicas first around them; a change that does not fit may then take
     the room of kept jobs worth less per device (they are placed again, or preempted, after);
@@ -25,7 +25,9 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
 
     Past `deadline` the pass places only protected jobs (constraint 5) and returns what it has:
     a valid plan, maybe with jobs left waiting that a full pass would have placed (at planet
-    size a pass takes 2-6 s on a loaded machine, more than an estimate can promise)."""
+    size a pass takes 2-6 s on a loaded machine, more than an estimate can promise). `by_value`
+    packs the changes most valuable per device first rather than largest first (a greedy's
+    order: about as good packed, and a pass cut short then loses the least valuable jobs)."""
     stop = PassDeadline(deadline)
     pk = Packing(inst, opts)
     keeps = [j for j, (o, _) in choice.items() if opts.keep[o]]
@@ -35,8 +37,13 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
         if inst.jobs[j].protected:
             pk.try_keep(j)
     dpr = opts.dpr[[o for _, o, _ in changes]].tolist() if changes else []
-    order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dpr[k],
-                                                      -changes[k][2] * dpr[k], changes[k][0]))
+    if by_value:
+        dens = (opts.coef[[o for _, o, _ in changes]] / np.maximum(dpr, 1)).tolist() if changes else []
+        order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dens[k],
+                                                          changes[k][0]))
+    else:
+        order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dpr[k],
+                                                          -changes[k][2] * dpr[k], changes[k][0]))
     changes = [changes[k] for k in order]
     failed = []
     for j, o, r in changes:
