@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("needs torch: .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[executor]'") from None
     from datasets.files import InputError, check_writable_dir, check_writable_file, read_json
     from executor.live import load_live_input, run_live
+    from executor.ray_cluster import RayNodesMissing  # (imports no Ray)
     from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
     for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
                            grace_s=args.grace_s, max_epochs=args.max_epochs,
                            backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend)
+    except RayNodesMissing as exc:          # the cluster lacks a fleet node: one line
+        raise UsageError(str(exc)) from None
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

@@ -133,3 +133,36 @@ def test_a_ray_node_that_dies_is_a_failed_node_and_its_job_resumes_elsewhere(ray
         assert timings["resumed_from_step"] % 20 == 0 and timings["resumed_from_step"] >= 40
     finally:
         ex.close()
+
+
+def test_meridian_run_on_ray_runs_the_jobs_through_the_loop_and_reports_them(ray_cluster, tmp_path, capsys):
+    """`meridian run --backend ray` on the test cluster's a0 and a1 (one slot each): the premium job's gang
+    spans both nodes, the basic one waits and starts when it has finished; both run to their last step."""
+    import json
+
+    from service.cli import main
+
+    train = {"world_size": 2, "steps": 40, "micro_batch": 4, "in_dim": 32, "hidden": 64, "layers": 1,
+             "classes": 4, "dataset_size": 256, "exact": True}
+    (tmp_path / "fleet.json").write_text(json.dumps({"epoch_s": 5, "fleet": {
+        "regions": [{"name": "region-a", "storage_gbps": 0.5}],
+        "clusters": [{"name": "ca", "region": "region-a",
+                      "node_groups": [{"prefix": "a", "count": 2, "accelerator": "cpu", "devices": 1}]}]}}))
+    (tmp_path / "jobs.json").write_text(json.dumps([
+        {"id": "p", "tier": "premium", "replicas": {"min": 2, "max": 2}, "speed": {"cpu": 1.0}, "submit_s": 0,
+         "train": {**train, "seed": 1}},
+        {"id": "q", "tier": "basic", "replicas": {"min": 2, "max": 2}, "speed": {"cpu": 1.0}, "submit_s": 0,
+         "train": {**train, "seed": 2}}]))
+    rc = main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json"), "--backend", "ray", "--ray", "auto",
+               "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "run.json"), "--time-limit", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert out[-3:] == ["p: done, 40/40 steps, actions {'start': 1}", "q: done, 40/40 steps, actions {'start': 1}",
+                        "2/2 jobs finished; actions: start 2"]
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert [(r["job"], r["kind"], r["workers"]) for r in doc["pauses"]] == [("p", "start", 2), ("q", "start", 2)]
+    assert all(r["measured_s"] > 0 and r["modelled_s"] > 0 for r in doc["pauses"])
+    assert doc["jobs"]["q"]["first_start_s"] >= doc["jobs"]["p"]["finish_s"]
+    for job in ("p", "q"):
+        [(step, path)] = checkpoint.list_checkpoints(tmp_path / "work" / "storage" / "region-a" / job)[:1]
+        assert step == 40 and checkpoint.verify(path) is None
