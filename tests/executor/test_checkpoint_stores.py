@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from executor.train import stores  # noqa: E402
-from executor.train.checkpoint import ckpt_name  # noqa: E402
+from executor.train import stores
+from executor.train.checkpoint import ckpt_name
 
 
 def state(step: int) -> dict:
