@@ -30,7 +30,9 @@ class EngineParams:
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
-    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
+    lp_first_share: float = 0.7          # planet size: the LP's most (its second round is worth 3 % there; the search little)
+    lp_first_min_s: float = 1.0          # planet size: the LP starts only with this much left for it (else the
+                                         # greedy's pool-level choice is packed: a solve cut short gives nothing)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
@@ -62,6 +64,8 @@ class EngineParams:
     tail_s: float = 0.02
     tail_scorings: float = 2.0
     tail_per_job_s: float = 3e-5
+    first_tail_per_job_s: float = 6e-5   # planet size: the first plan's packing stops this far before the deadline,
+    first_tail_compiles: float = 1.2     # or this many times the compile's seconds, whichever is more
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 
 
