@@ -133,8 +133,9 @@ class Placement(ContractModel):
     accelerator: Name
     nodes: dict[Name, ReplicaCount] = Field(min_length=1)
 
+    # no return annotation: the JSON schema stays the field's (one schema for requests and responses)
     @field_serializer("nodes", mode="wrap")
-    def _nodes(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _nodes(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
         return _keys_sorted_when_canonical(value, handler, info)
 
     @property
@@ -156,8 +157,9 @@ class Job(ContractModel):
     checkpoint_region: Name | None = None
     current: Placement | None = None
 
+    # no return annotation: the JSON schema stays the field's (one schema for requests and responses)
     @field_serializer("speed", mode="wrap")
-    def _speed(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _speed(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
         return _keys_sorted_when_canonical(value, handler, info)
 
 
