@@ -40,7 +40,7 @@ from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
-from placement.rounding import capacity_rounding, pool_greedy
+from placement.rounding import capacity_rounding, fit_to_limits, pool_greedy
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
@@ -142,10 +142,12 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
+    lp_plans: list[tuple[Packing, float]] = []      # other roundings of the LP
     if use_cpsat and (lp_first or stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min((P.lp_first_share if lp_first else P.lp_share) * limit,
+                           min((P.lp_first_share if lp_first else
+                                P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
                                clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
         if lp_first:   # planet size: column generation on one warm model (placement/colgen.py), from
             # each job's keep and best options and the greedy's choice at pool level, so that its first
@@ -193,6 +195,14 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             realize_s = time.perf_counter() - ts
             lp_obj = candidates.add("lp_rounding", pk)
             lp_plan = (pk, lp_obj) if lp_obj is not None else None
+            if stop.may_start(realize_s + tail + P.min_stage_s):
+                # the rounding trimmed the other way (jobs leave at once rather than all shrinking first):
+                # which packs better differs from request to request, and the search starts from the better
+                pk2 = realize(inst, opts, lp_rounding(inst, opts, lp, shrink_first=False),
+                              deadline=None if stop.deterministic else until)
+                obj2 = candidates.add("lp_rounding", pk2)
+                if obj2 is not None:
+                    lp_plans.append((pk2, obj2))
             clock.lap("lp_rounding")
     elif lp_first:
         pass   # no LP in time: the first plan (the greedy's choice, packed) stands
@@ -239,9 +249,9 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         search_needs = realize_s if lp_first else 0.0
         if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
                 not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
-            alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
+            alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
-                             lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
+                             lp_n=bound.n, alternatives=alts, best_objective=best_score.objective)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -381,9 +391,11 @@ def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarr
     return np.flatnonzero(chosen)
 
 
-def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int, int]]:
+def lp_rounding(inst: Instance, opts: Options, lp: Bound, shrink_first: bool = True) -> dict[int, tuple[int, int]]:
     """Each job takes the option the LP leans on most (at least half), with the LP's replicas
-    per unit of choice; the LP is nearly integral here (fractional only where constraints bind)."""
+    per unit of choice; the LP is nearly integral here (fractional only where constraints bind), and
+    where rounding overfills a pool or a quota the jobs worth least per device give way
+    (`placement.rounding.fit_to_limits`; planet size rounds with `capacity_rounding` instead)."""
     out: dict[int, tuple[int, int]] = {}
     x, n = lp.x, lp.n
     for j in range(len(inst.jobs)):
@@ -395,7 +407,7 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
             continue
         r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
         out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
-    return out
+    return fit_to_limits(inst, opts, out, shrink_first)
 
 
 def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:
