@@ -42,7 +42,8 @@ def worker(request_path: str, mode: str, out_path: str) -> None:
     text = pathlib.Path(request_path).read_bytes()
     t0 = time.perf_counter()
     req = parse_request_json(text)
-    resp = greedy_plan(req) if mode == "greedy" else plan(req)
+    # the limit counts from here, parsing included, as for `meridian plan`
+    resp = greedy_plan(req, started=t0) if mode == "greedy" else plan(req, started=t0)
     wall = time.perf_counter() - t0
     pathlib.Path(out_path).write_text(resp.model_dump_json())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

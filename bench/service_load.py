@@ -417,7 +417,7 @@ def scenario_kill(workdir: Path, args: list[str], rounds: int, seed: int) -> dic
     for rec in store.records():
         records += 1
         resp = json.loads(rec.response)
-        digest = request_digest(parse_request(json.loads(rec.request)).model_dump(mode="json", by_alias=True))
+        digest = request_digest(parse_request(json.loads(rec.request)))
         inconsistent += resp.get("plan_id") != rec.plan_id or digest != rec.request_digest
     store.close()
     return report("kill", {"kills": rounds, "acknowledged": len(acked), "lost": lost, "records": records,

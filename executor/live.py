@@ -126,7 +126,8 @@ class LiveResult:
 def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time_limit_s: float = 2.0,
              greedy: bool = False, grace_s: float = 30.0, max_epochs: int = 60,
              until: Callable | None = None, log: Callable[[str], None] | None = None,
-             backfill_window_s: float | None = 2.0, backend: str = "torch") -> LiveResult:
+             backfill_window_s: float | None = 2.0, backend: str = "torch",
+             locations: dict[str, str] | None = None, observers: list | None = None) -> LiveResult:
     """Plan and run `live`'s jobs for real until every one has finished (or `until(state)`, or max_epochs).
 
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
@@ -134,7 +135,9 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     epochs the loop polls the workers every `backfill_window_s` seconds and starts waiting jobs on
     freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only.
     `backend`: "torch" (`torchrun` workers on this host) or "ray" (`RayExecutor`: Ray must be connected,
-    each fleet node a Ray node advertising its name; `executor.ray_cluster.ray_for_fleet`)."""
+    each fleet node a Ray node advertising its name; `executor.ray_cluster.ray_for_fleet`); `locations`
+    (Ray only): region -> checkpoint location, a folder or an fsspec URL (`executor.train.stores`).
+    `observers` hear each epoch record after the run's own (`executor.loop.run_loop`)."""
     from executor.loop import Arrival, LoopConfig, run_loop
     from executor.schedulers.cpsat import CpsatScheduler
     from executor.torch_backend import TorchExecutor
@@ -148,7 +151,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     if backend == "ray":
         from executor.ray_backend import RayExecutor
 
-        executor = RayExecutor(work_dir, grace_s=grace_s)
+        executor = RayExecutor(work_dir, grace_s=grace_s, locations=locations)
     else:
         executor = TorchExecutor(work_dir, grace_s=grace_s)
     first_region = req.fleet.regions[0].name
@@ -180,7 +183,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     say(f"meridian run: {len(req.jobs)} jobs on {slots} slots ({backend}), epoch {epoch_s:g}s, work in {work_dir}")
     try:
         state = run_loop(executor, arrivals, CpsatScheduler(replan_every=1, greedy=greedy), config,
-                         observers=[observe])
+                         observers=[observe, *(observers or [])])
     finally:
         executor.close()
     return LiveResult(state, pause_rows(applied), executor.steps_done())

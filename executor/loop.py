@@ -137,6 +137,9 @@ class LoopState:
     epochs_since_plan: int = 0
     plans: int = 0
     region_of: dict[str, str] = field(default_factory=dict)   # cluster -> region
+    # job id -> (priority, current, checkpoint_region, checkpoint_gb, the request's Job): the last
+    # request's copy of each job, reused while none of those changed (most jobs, most requests)
+    request_jobs: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def pending(self) -> list[JobState]:
         return [self.jobs[j] for j in self.active if self.jobs[j].status == "pending"]
@@ -308,7 +311,9 @@ def _advance(executor: Executor, state: LoopState, rec: EpochRecord, now: float,
     res = executor.run_epoch(now, dt)
     finish_s = getattr(res, "finish_s", {})
     held = getattr(res, "held_device_s", None)
-    for jid, st in ((j, state.jobs[j]) for j in list(state.active)):
+    jobs = state.jobs
+    for jid in state.active:
+        st = jobs[jid]
         if st.status != "running":
             st.wait_s += dt
             continue
@@ -350,12 +355,21 @@ def build_request(state: LoopState, config: LoopConfig, executor: Executor, mode
     without a JSON round trip, and passed through the engine's one door (`validate_request`)."""
     current = executor.placements()
     jobs: list[Job] = []
+    last, reuse = state.request_jobs, {}
     for jid in state.active:
         st = state.jobs[jid]
         cur = current.get(jid)
-        jobs.append(st.arrival.job.model_copy(update={
-            "priority": st.priority, "current": cur,
-            "checkpoint_region": None if cur is not None else st.checkpoint_region}))
+        ckpt = None if cur is not None else st.checkpoint_region
+        tmpl = st.arrival.job
+        hit = last.get(jid)
+        if hit is not None and hit[0] == st.priority and hit[1] is cur and hit[2] == ckpt and \
+                hit[3] == tmpl.checkpoint_gb:   # the same copy as the last request's (jobs are never edited)
+            job = hit[4]
+        else:
+            job = tmpl.model_copy(update={"priority": st.priority, "current": cur, "checkpoint_region": ckpt})
+        reuse[jid] = (st.priority, cur, ckpt, tmpl.checkpoint_gb, job)
+        jobs.append(job)
+    state.request_jobs = reuse
     fleet = config.fleet.model_copy(update={"down_nodes": sorted(state.down)})
     policy = config.policy if mode is None else config.policy.model_copy(update={"mode": mode})
     return validate_request(PlanRequest.model_construct(epoch_s=state.epoch_s, fleet=fleet, jobs=jobs,

@@ -6,9 +6,12 @@ on the fleet nodes the plan names, instead of `torchrun` processes on this host.
   placement's replicas are one placement group whose bundles sit on exactly those nodes, and the actors
   form one gloo group through the rank-0 actor (fixed logical world size, exact mode, atomic checksummed
   checkpoints: the same runtime as the `torchrun` workers).
-- Checkpoints live in one storage location per region, `STORAGE/<region>/<job>/` (a folder every node
-  reaches: a local folder on one machine, a shared mount on a cluster); a migrate copies the newest
-  intact checkpoint into the destination region's folder (atomically) before the new gang resumes.
+- Checkpoints live in one storage location per region (`locations`: region -> a folder or an fsspec
+  URL, `executor.train.stores`), under `<location>/<job>/`; a region without one uses
+  `WORKDIR/storage/<region>/` (a folder every node reaches: a local folder on one machine, a shared
+  mount on a cluster). On an object store a checkpoint is a blob and then a checksummed manifest (no
+  atomic rename there). A migrate copies the newest intact checkpoint into the destination region's
+  location through the same calls before the new gang resumes.
 - preempt stops through the checkpoint and removes the placement group; resize, move and migrate
   prelaunch the new gang (actors, imports, rendezvous, model) while the old one trains, then stop the
   old one and open the new gang's gate. Each action records measured seconds and bytes beside the
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from executor.torch_backend import TorchEpochResult, TorchExecutor, _Live, worker_nodes
 from executor.train import ray_gang as RG
-from executor.train import storage
+from executor.train import storage, stores
 
 RESTART_PLACE_S = 15.0     # a crashed gang's relaunch waits this long for its nodes before retrying later
 
@@ -39,10 +42,15 @@ class RayExecutor(TorchExecutor):
     poll_s = 0.25
 
     def __init__(self, work_dir: Path, grace_s: float = 30.0, timeout_s: float = 300.0,
-                 storage_root: Path | None = None):
+                 storage_root: Path | None = None, locations: dict[str, str] | None = None):
         super().__init__(work_dir, grace_s=grace_s, timeout_s=timeout_s)
         RG.import_ray()
         self.storage_root = Path(storage_root) if storage_root is not None else None
+        self.locations = dict(locations or {})       # region -> checkpoint location (folder or fsspec URL)
+        for region, loc in self.locations.items():
+            why = stores.check_location(loc)
+            if why:
+                raise ValueError(f"checkpoint location of {region} {loc!r}: {why}")
         self.failed_nodes: set[str] = set()
         self._crashed: set[str] = set()      # jobs whose gang died and could not be placed again yet
 
@@ -54,13 +62,21 @@ class RayExecutor(TorchExecutor):
     def gang_of(self, job_id: str) -> RG.Gang | None:
         return self._jobs[job_id].job.group
 
+    def checkpoint_location(self, job_id: str, region: str | None = None) -> Path | str:
+        """Where `job_id`'s checkpoints live in `region` (default: where it is now): a folder or a URL."""
+        job = self._jobs[job_id].job
+        region = region or job.region
+        if region in self.locations:
+            return stores.join(self.locations[region], job.name)
+        return storage.job_dir(job.storage_root, region, job.name)
+
     # -- the worker-group hooks, on Ray ----------------------------------------------------------------
 
     def _launch(self, live: _Live, nodes: dict[str, int], region: str, gated: bool) -> RG.Gang:
         job = live.job
         run_dir = job.run_root / job.name / f"launch-{job.launches:03d}"
         job.launches += 1
-        return RG.launch(live.spec.to_dict(), nodes, run_dir, storage.job_dir(job.storage_root, region, job.name),
+        return RG.launch(live.spec.to_dict(), nodes, run_dir, self.checkpoint_location(job.name, region),
                          gated=gated, timeout_s=self.timeout_s)
 
     def _prelaunch(self, live: _Live, nodes: dict[str, int], region: str) -> RG.Gang:
@@ -78,12 +94,16 @@ class RayExecutor(TorchExecutor):
         job.launches += 1
         try:
             gang = RG.launch(live.spec.to_dict(), worker_nodes(live.placement, live.workers), run_dir,
-                             job.ckpt_dir, timeout_s=min(self.timeout_s, RESTART_PLACE_S))
+                             self.checkpoint_location(job.name), timeout_s=min(self.timeout_s, RESTART_PLACE_S))
         except TimeoutError:
             self._crashed.add(job.name)
             return None
         self._crashed.discard(job.name)
         return gang
+
+    def _transfer(self, live: _Live, region: str) -> tuple[int, float]:
+        """A migrate: the newest intact checkpoint copied between the regions' locations (folder or URL)."""
+        return stores.transfer(self.checkpoint_location(live.job.name), self.checkpoint_location(live.job.name, region))
 
     def _wait_gated(self, group: RG.Gang) -> None:
         RG.wait_gated(group, self.timeout_s)

@@ -13,19 +13,25 @@ from executor.train.ray_gang import import_ray, node_resource
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
 
 
+class RayNodesMissing(RuntimeError):
+    """A fleet node that no live Ray node advertises (one line with the `ray start` that would fix it)."""
+
+
 @contextlib.contextmanager
 def ray_for_fleet(node_names: list[str], address: str | None = None, cpus_per_node: int = 1) -> Iterator[None]:
-    """Ray connected for the duration: joins `address`, else starts a local cluster of `node_names`."""
+    """Ray connected for the duration: the connection this process already has, else joins `address`,
+    else starts a local cluster of `node_names`; `RayNodesMissing` names a fleet node no live Ray node
+    advertises."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = import_ray()
+    if ray.is_initialized():        # this process is already connected (a test's cluster): use it, leave it up
+        _check_advertised(ray, node_names, address or "auto")
+        yield
+        return
     if address is not None:
         ray.init(address=address, log_to_driver=False, logging_level="warning")
         try:
-            missing = sorted(set(node_names) - _advertised(ray))
-            if missing:
-                raise RuntimeError(f"--ray {address}: no live Ray node advertises {node_resource(missing[0])} "
-                                   f"(start it with: ray start --address {address} --resources "
-                                   f"'{{\"{node_resource(missing[0])}\": 1}}')")
+            _check_advertised(ray, node_names, address)
             yield
         finally:
             ray.shutdown()
@@ -46,6 +52,14 @@ def ray_for_fleet(node_names: list[str], address: str | None = None, cpus_per_no
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def _check_advertised(ray, node_names: list[str], address: str) -> None:
+    missing = sorted(set(node_names) - _advertised(ray))
+    if missing:
+        raise RayNodesMissing(f"--ray {address}: no live Ray node advertises {node_resource(missing[0])} "
+                           f"(start it with: ray start --address {address} --resources "
+                           f"'{{\"{node_resource(missing[0])}\": 1}}')")
 
 
 def _advertised(ray) -> set[str]:

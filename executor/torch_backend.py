@@ -152,7 +152,7 @@ class TorchExecutor(Executor):
                 continue
             live, (group, region, workers) = self._jobs[a.job], new[a.job]
             if region != live.job.region:
-                moved, seconds = transfer(live.job.storage_root, live.job.name, live.job.region, region)
+                moved, seconds = self._transfer(live, region)
                 records[a.job].update(transfer_s=seconds, transfer_bytes=moved)
                 live.job.region = region
             live.job.group, live.placement, live.workers = group, a.to, workers
@@ -257,6 +257,10 @@ class TorchExecutor(Executor):
 
     def _wait_gated(self, group) -> None:
         L.wait_gated(group, self.timeout_s)
+
+    def _transfer(self, live: _Live, region: str) -> tuple[int, float]:
+        """A migrate's copy of the job's newest intact checkpoint into `region`'s storage: (bytes, seconds)."""
+        return transfer(live.job.storage_root, live.job.name, live.job.region, region)
 
     def _open_gate(self, group) -> None:
         L.open_gate(group)

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_validator,
+)
 
 from models import limits as L
 
@@ -44,6 +52,17 @@ class ContractModel(BaseModel):
 
 # per model class: the fields whose explicit null means their (non-null) default
 _DEFAULTED: dict[type, frozenset[str]] = {}
+
+# `model_dump_json(context=CANONICAL)`: the request's canonical text. Fields come in the model's order and
+# defaults are filled in; the name-keyed maps (`speed`, `current.nodes`) come with their keys sorted, so two
+# bodies meaning the same request dump to the same text (the service's request digest).
+CANONICAL = {"canonical": True}
+
+
+def _keys_sorted_when_canonical(value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    out = handler(value)
+    ctx = info.context
+    return dict(sorted(out.items())) if ctx and ctx.get("canonical") and isinstance(out, dict) else out
 
 
 class Region(ContractModel):
@@ -114,6 +133,11 @@ class Placement(ContractModel):
     accelerator: Name
     nodes: dict[Name, ReplicaCount] = Field(min_length=1)
 
+    # no return annotation: the JSON schema stays the field's (one schema for requests and responses)
+    @field_serializer("nodes", mode="wrap")
+    def _nodes(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        return _keys_sorted_when_canonical(value, handler, info)
+
     @property
     def replicas(self) -> int:
         return sum(self.nodes.values())
@@ -132,6 +156,11 @@ class Job(ContractModel):
     checkpoint_gb: float = Field(1.0, ge=0, le=L.MAX_CHECKPOINT_GB)
     checkpoint_region: Name | None = None
     current: Placement | None = None
+
+    # no return annotation: the JSON schema stays the field's (one schema for requests and responses)
+    @field_serializer("speed", mode="wrap")
+    def _speed(self, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        return _keys_sorted_when_canonical(value, handler, info)
 
 
 class Quota(ContractModel):

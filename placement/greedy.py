@@ -8,12 +8,15 @@ that others need more: a market-clearing greedy rather than a first-come one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from placement.bound import priced_values
 from placement.candidates import Options
 from placement.instance import Instance, snap_down
-from placement.packing import Packing
+from placement.packing import Packing, fill_order
+from placement.stop import PassDeadline
 
 
 def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +28,11 @@ def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tu
     return priced_values(inst, opts, prices if prices is not None else np.zeros(len(inst.pools)), None, 0.0)
 
 
-def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> Packing:
-    """A valid plan: keeps protected jobs, then fills by reduced value density, then grows."""
+def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
+           deadline: float | None = None) -> Packing:
+    """A valid plan: keeps protected jobs, then fills by reduced value density, then grows.
+    Past `deadline` (a perf_counter reading) it places nothing more but protected jobs."""
+    stop = PassDeadline(deadline)
     pk = Packing(inst, opts)
     gain, reps = option_gains(inst, opts, prices)
     pk.reserve_running([i.index for i in inst.jobs if i.keepable])
@@ -37,23 +43,30 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None) -> P
         dens = gain / np.maximum(reps * opts.dpr, 1)
         np.maximum.at(best_density, opts.job, dens)
     protected = [i.index for i in inst.jobs if i.protected]
-    others = [i.index for i in inst.jobs if not i.protected]
-    others.sort(key=lambda j: (-best_density[j], j))
+    others = np.array([i.index for i in inst.jobs if not i.protected], dtype=np.int64)
+    others = others[np.lexsort((others, -best_density[others]))]
 
     for j in protected:
         if not pk.try_keep(j):
             _place_best(pk, j, gain, require_positive=False)
-    for j in others:
+    # room only shrinks from here on: a job that fits nowhere now never will, and is not tried
+    for j in fill_order(pk, others):
+        if stop.passed():
+            break
         _place_best(pk, j, gain, require_positive=prices is not None)
     # running jobs that found no place give their room back; then fill and grow at face value
     for j in list(pk.reserved):
         pk.release(j)
+    if stop.passed():
+        return pk
     if prices is not None:
         gain0, _ = option_gains(inst, opts, None)
-        for j in others:
-            if j not in pk.choice:
-                _place_best(pk, j, gain0, require_positive=False)
-    grow_all(pk)
+        rest = others[[j not in pk.choice for j in others.tolist()]] if len(others) else others
+        for j in fill_order(pk, rest):
+            if stop.passed():
+                return pk
+            _place_best(pk, j, gain0, require_positive=False)
+    grow_all(pk, stop.passed)
     return pk
 
 
@@ -115,11 +128,14 @@ def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -
     return False
 
 
-def grow_all(pk: Packing) -> None:
-    """Give leftover room to changing jobs below their maximum, best value per device first."""
+def grow_all(pk: Packing, stopped: Callable[[], bool] | None = None) -> None:
+    """Give leftover room to changing jobs below their maximum, best value per device first
+    (until `stopped()` says so, where given)."""
     opts = pk.opts
     cands = [(j, o) for j, o in pk.choice.items() if not opts.keep[o] and sum(pk.nodes[j].values()) < opts.hi[o]]
     cands.sort(key=lambda t: (-opts.coef[t[1]] / opts.dpr[t[1]], t[0]))
     for j, o in cands:
+        if stopped is not None and stopped():
+            return
         if opts.coef[o] > 0:
             pk.grow(j, int(opts.hi[o]))

@@ -19,7 +19,7 @@ import numpy as np
 
 from placement.candidates import Options
 from placement.cpsat import solve_pool_model
-from placement.gang_insert import gang_moves
+from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
 from placement.node_lns import node_step
@@ -56,12 +56,12 @@ def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
         stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
-        lp_n: np.ndarray | None = None, alternative: tuple[Packing, float] | None = None,
+        lp_n: np.ndarray | None = None, alternatives: list[tuple[Packing, float]] | None = None,
         best_objective: float = 0.0) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
     work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
     `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows;
-    `alternative` (a second plan and its objective; `best_objective` is `best`'s) may be the start."""
+    `alternatives` (other plans and their objectives; `best_objective` is `best`'s) may be the start."""
     max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
@@ -77,18 +77,40 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     max_steps = int(stop.budget(max(1, round(params.lns_det_share * limit / det_step)), 10**9))
     gain0, _ = option_gains(inst, opts, None)
     tried: set[int] = set()   # gangs whose node-level step found nothing better
-    # lumpy gangs first into whole nodes: a constructive move per gang, milliseconds each
+    # constructive moves first, milliseconds each: every job short of its LP share inserted there (lumpy
+    # gangs into whole nodes), running jobs put back where they run, then every job tried on its best
+    # few options with the jobs worth least cleared out of the way; under WorkUnits each pass is capped
+    # by a count of insertions taken from the request
     t0 = time.perf_counter()
     share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
-    best, kept, gained = gang_moves(inst, opts, best, lp_x, None, gain0, deadline=t0 + share / (1 + (alternative is not None)))
-    if alternative is not None:
-        # the LP rounding, a little below the best plan, may be the better start once its gangs are
-        # inserted: it agrees with the LP the neighbourhoods are drawn from
-        alt, alt_kept, alt_gained = gang_moves(inst, opts, alternative[0], lp_x, None, gain0, deadline=t0 + share)
-        if alternative[1] + alt_gained > best_objective + gained:
-            best, kept = alt, alt_kept + 1
-    stats["gang_moves"] = kept
-    stats["improved"] += kept
+    # (an insertion's cost grows with the plan: copies and an occupancy map per kept move)
+    tries = int(stop.budget(max(1, round(params.moves_det_tries_per_s * limit * min(1.0, 1000 / max(1, len(inst.jobs))))),
+                            10**9))
+    # each start (the best plan, the LP's roundings) gets the LP insertions and its running jobs put
+    # back; the search goes on from the best of them (they agree with the LP the neighbourhoods come from)
+    starts = [(best, best_objective)] + list(alternatives or [])
+    kept = 0
+    top = None
+    for i, (start, start_obj) in enumerate(starts):
+        end = t0 + share * (i + 1) / len(starts)
+        pk, k1, g1 = gang_moves(inst, opts, start, lp_x, None, gain0, deadline=end, min_dpr=params.gang_min_dpr,
+                                max_tries=tries)
+        pk, k2, g2 = keep_moves(inst, opts, pk, gain0, deadline=end, max_tries=tries)
+        if top is None or start_obj + g1 + g2 > top[0]:
+            top = (start_obj + g1 + g2, pk, k1 + k2 + (i > 0))
+    _, best, kept = top
+    t1 = time.perf_counter()
+    more = stop.budget(float("inf"), params.option_moves_share * max(0.0, deadline - t1))
+    kept_opt = 0
+    for _ in range(params.option_moves_passes):   # each pass opens room for the next; stop when one finds nothing
+        best, k1, _ = option_moves(inst, opts, best, gain0, deadline=t1 + more, per_job=params.option_moves_per_job,
+                                   max_tries=tries)
+        best, k2, _ = keep_moves(inst, opts, best, gain0, deadline=t1 + more, max_tries=tries)
+        kept_opt += k1 + k2
+        if k1 + k2 == 0 or time.perf_counter() > t1 + more:
+            break
+    stats["gang_moves"] = kept + kept_opt
+    stats["improved"] += kept + kept_opt
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)
     while stats["steps"] < max_steps:

@@ -323,3 +323,37 @@ def _fit(cap: np.ndarray, want: int, prefer: np.ndarray | None = None) -> tuple[
     chosen[-1] = last
     counts[-1] = rest
     return chosen, counts
+
+
+def could_fit(pk: Packing, jobs: np.ndarray) -> np.ndarray:
+    """Per job in `jobs` (not placed): whether any of its options has its fewest replicas' devices
+    free in its pool and within its quota. A necessary condition for placing it, and room only
+    shrinks while a pass fills it, so a pass asks before each chunk of jobs and skips the jobs
+    failing it without a try (at planet size most waiting jobs fit nowhere, and trying each cost
+    about a second). Reads only the options of `jobs`."""
+    opts, inst = pk.opts, pk.inst
+    if not len(jobs):
+        return np.zeros(0, dtype=bool)
+    parts = [opts.by_job[j] for j in jobs.tolist()]
+    counts = np.array([len(p) for p in parts], dtype=np.int64)
+    if not counts.sum():
+        return np.zeros(len(jobs), dtype=bool)
+    idx = np.concatenate(parts)
+    need = opts.lo[idx] * opts.dpr[idx]
+    ok = pk.pool_free[opts.pool[idx]] >= need
+    if pk.quota_used:
+        big = np.iinfo(np.int64).max
+        room = np.array([inst.quotas[k] - pk.quota_used[k] if k in pk.quota_used else big
+                         for k in (inst.jobs[j].key for j in jobs.tolist())], dtype=np.int64)
+        ok &= np.repeat(room, counts) >= need
+    owner = np.repeat(np.arange(len(jobs)), counts)
+    fits = np.zeros(len(jobs), dtype=bool)
+    fits[owner[ok]] = True
+    return fits
+
+
+def fill_order(pk: Packing, jobs: np.ndarray, chunk: int = 64):
+    """`jobs` in order, less those that fit nowhere, asked a chunk at a time (see `could_fit`)."""
+    for k in range(0, len(jobs), chunk):
+        part = jobs[k:k + chunk]
+        yield from part[could_fit(pk, part)].tolist()

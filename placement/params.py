@@ -23,12 +23,16 @@ class EngineParams:
     cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
     # the LP
     lp_share: float = 0.45               # wall clock: the LP's most
+    lp_share_full: float = 0.7           # wall clock: the full LP's most (up to `lp_full_max_options`): without it the
+                                         # plan is the greedy's, points worse; a cap (idle, it takes a tenth of a second)
     lp_det_factor: float = 20.0          # deterministic: HiGHS's time limit, x the limit (a safety net only, never reached)
     lp_det_iters_per_row: float = 20.0   # deterministic: simplex iterations per LP row and column (what stops the LP)
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
-    realize_s_per_job: float = 1e-4      # a packing pass's seconds per job, until one is measured
+    lp_first_share: float = 0.7          # planet size: the LP's most (its second round is worth 3 % there; the search little)
+    lp_first_min_s: float = 1.0          # planet size: the LP starts only with this much left for it (else the
+                                         # greedy's pool-level choice is packed: a solve cut short gives nothing)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
@@ -49,11 +53,19 @@ class EngineParams:
     lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
     lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
     gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
+    gang_min_dpr: int = 1                # insertion tries jobs of this many devices a replica and up (1: every job)
+    option_moves_share: float = 0.6      # wall clock: insertion on each job's best options, a share of what is left
+    option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
+    option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
+    moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
+                                         # (x 1,000 / jobs above 1,000 jobs)
     # the tail reserved for the reasons and the response once the search stops (the search keeps its
     # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
     tail_s: float = 0.02
     tail_scorings: float = 2.0
     tail_per_job_s: float = 3e-5
+    first_tail_per_job_s: float = 6e-5   # planet size: the first plan's packing stops this far before the deadline,
+    first_tail_compiles: float = 1.2     # or this many times the compile's seconds, whichever is more
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 
 

@@ -6,19 +6,18 @@ lands with nothing to show:
   Lagrangian bound; subgradient steps where no LP fits) -> LP rounding -> CP-SAT: the full
   pool-level model where small, then neighbourhood search (placement.lns) -> node packing
   with repair -> the canonical scorer picks the best plan -> reasons.
-The response time is the time limit plus a small tail (packing, scoring, reasons) for which
-a reserve measured on this request is set aside before CP-SAT starts.
+The response lands at the time limit: a reserve measured on this request is set aside for the
+tail (scoring, reasons, the response), and every pass that may run late (the LP rounding's
+packing, the greedy at planet size) stops at the reserve with the valid plan it has.
 """
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
+from models.collector import collector_paused
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
 from placement import backfill
@@ -31,8 +30,9 @@ from placement.bound import (
     priced_values,
 )
 from placement.candidates import Options, build_options
+from placement.colgen import colgen_lp
 from placement.cpsat import solve_pool_model
-from placement.greedy import greedy
+from placement.greedy import greedy, option_gains
 from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
 from placement.lns import lns
@@ -40,55 +40,44 @@ from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
+from placement.rounding import capacity_rounding, fit_to_limits, pool_greedy
 from placement.score import Scored, score
 from placement.stop import StoppingCriterion, criterion
 
-GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused
+GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused (models.collector)
 
 
-def plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+def plan(req: PlanRequest, params: EngineParams = DEFAULT, started: float | None = None) -> PlanResponse:
     """The best plan found within `policy.time_limit_s`, with a proven bound and its gap.
+
+    `started` (a `time.perf_counter()` reading) is when the caller received the request: the limit
+    then counts from there, parsing included, and so do `solve_s` and `stats.phases_s` (its
+    `parse` phase), so the plan lands when the caller asked for it rather than a parse later.
 
     Precondition: `req` passed `models.validate_request` (`models.parse_request` and
     `parse_request_json` run it on JSON; the replay loop runs it on the requests it builds). The
     engine does not check again: past that door it assumes every name it meets exists and every
     running job fits where it runs, and a request that skipped it may raise anywhere."""
-    with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=True, params=params)
+    with collector_paused(len(req.jobs) >= GC_PAUSE_MIN_JOBS):
+        return _plan(req, use_cpsat=True, params=params, started=started)
 
 
-def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT) -> PlanResponse:
+def greedy_plan(req: PlanRequest, params: EngineParams = DEFAULT, started: float | None = None) -> PlanResponse:
     """The greedy planner alone, priced by the cheap Lagrangian bound: the baseline to compare
-    against and the engine's first plan; no LP, no CP-SAT. Same precondition as `plan`."""
-    with _collector_spared(len(req.jobs)):
-        return _plan(req, use_cpsat=False, params=params)
-
-
-@contextmanager
-def _collector_spared(jobs: int) -> Iterator[None]:
-    """Why: a planet-size request is millions of objects that live until the plan returns, and the
-    collector walks them again and again while the plan allocates (measured on a loaded machine:
-    1.75 s of an 8.5 s greedy plan). The plan's garbage is freed by reference counting (arrays,
-    dicts, no cycles of note), so a large plan runs with the cyclic collector paused, and it resumes
-    when the plan ends. Only a plan that found it running resumes it: a caller's own `gc.disable()`
-    stays, and concurrent plans at worst resume it for each other early."""
-    if jobs < GC_PAUSE_MIN_JOBS or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    against and the engine's first plan; no LP, no CP-SAT. Same precondition and `started` as `plan`."""
+    with collector_paused(len(req.jobs) >= GC_PAUSE_MIN_JOBS):
+        return _plan(req, use_cpsat=False, params=params, started=started)
 
 
 class _Clock:
     """The run's deadline and the seconds each phase took (reported in `stats.phases_s`)."""
 
-    def __init__(self, limit: float):
-        self.t0 = self.last = time.perf_counter()
+    def __init__(self, limit: float, started: float | None = None):
+        self.t0 = self.last = time.perf_counter() if started is None else started
         self.deadline = self.t0 + limit
         self.phases: dict[str, float] = {}
+        if started is not None:
+            self.lap("parse")
 
     def lap(self, name: str) -> float:
         now = time.perf_counter()
@@ -100,10 +89,10 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: float | None = None) -> PlanResponse:
     P = params
     limit = req.policy.time_limit_s
-    clock = _Clock(limit)
+    clock = _Clock(limit, started)   # deterministic plans only report it: their budgets are work units
     stop = criterion(req.policy, clock.deadline)
     inst = compile_instance(req)
     opts = build_options(inst)
@@ -116,10 +105,20 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    # at planet size the greedy pass costs seconds and the LP rounding replaces it: start from
-    # every running job kept where it is (valid, milliseconds), greedy only if the LP fails
+    # at planet size the greedy pass costs 5-10 s on a loaded machine: the first plan is the greedy's
+    # choice made at pool level (scalar steps, no nodes), then packed in one pass that stops at the
+    # deadline; about the greedy's quality in a third of its time, and on a loaded machine often the
+    # only plan there is time for. The LP's plan follows where it fits; the time that pass took is
+    # what the LP leaves for rounding its own
     lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
-    first = keep_all(inst, opts) if lp_first else None
+    first_choice: dict[int, tuple[int, int]] | None = None   # planet size: the greedy's choice at pool level
+    first = None
+    if lp_first:
+        first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
+        # what follows the first plan (scoring it, the first bound, the reasons, the response) was
+        # measured at about 0.7-1.7 times the compile on a loaded machine: that much stays after it
+        reserve = max(P.tail_s + P.first_tail_per_job_s * len(inst.jobs), P.first_tail_compiles * clock.phases["compile"])
+        first = realize(inst, opts, first_choice, deadline=clock.deadline - reserve, by_value=True)
     if first is None or not _protected_ok(inst, first):
         lp_first = False
         first = greedy(inst, opts)
@@ -133,25 +132,35 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     score_s = clock.lap("score")
-    if lp_first:
-        # an estimate until the LP rounding is packed (then measured). Deliberately not scaled by the
-        # load: measured as 15 scorings of the first plan, it kept the LP from starting on a loaded
-        # machine, and the greedy pass run instead took 8-11 s, later and worse than the LP rounding
-        realize_s = P.realize_s_per_job * len(inst.jobs)
-    # what the end takes once the search stops (reasons, the response): about two scorings
-    tail = P.tail_s + max(P.tail_scorings * score_s, (P.realize_s_per_job if lp_first else 0.0) * len(inst.jobs)) \
-        + P.tail_per_job_s * len(inst.jobs)
+    # what the end takes once the search stops (reasons, the response): about two scorings. No packing
+    # pass: the search keeps its plan packed, and the passes that run late stop at `until` below
+    tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
+    until = clock.deadline - tail   # where the passes stop: what is left is the tail's
 
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
     lp = None
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
-    if use_cpsat and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+    lp_plans: list[tuple[Packing, float]] = []      # other roundings of the LP
+    if use_cpsat and (lp_first or stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min(P.lp_share * limit, clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
-        lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic) if lp_s > P.min_stage_s else None
+                           min((P.lp_first_share if lp_first else
+                                P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
+                               clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
+        if lp_first:   # planet size: column generation on one warm model (placement/colgen.py), from
+            # each job's keep and best options and the greedy's choice at pool level, so that its first
+            # round is worth at least the greedy plan
+            if lp_s > P.lp_first_min_s:
+                start = np.union1d(_top_options(inst, opts, candidates.best[1], 1),
+                                   np.fromiter((o for o, _ in first_choice.values()), dtype=np.int64))
+                lp, cg = colgen_lp(inst, opts, start, time.perf_counter() + lp_s)
+                clock.phases["lp_rounds"] = cg["rounds"]
+        elif lp_s <= P.min_stage_s:
+            lp = None
+        else:
+            lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic)
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -164,24 +173,39 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     if _proven(bound, candidates, P.optimal_gap):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
-        # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
-        ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
-                           deadline=time.perf_counter() + stop.budget(
-                               1e9, max(0.0, min(P.integer_bound_share * limit, clock.left() - realize_s - tail))))
-        if ib is not None and ib.value < bound.value:
-            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
-                          budget_price=bound.budget_price)
-        clock.lap("integer_bound")
-        if lp_first or stop.may_start(realize_s + tail + P.min_stage_s):
+        if lp_first:   # the plan first (the LP rounding is the first real plan at this size), then the bound
             ts = time.perf_counter()
-            pk = realize(inst, opts, lp_rounding(inst, opts, lp))
+            pk = realize(inst, opts, capacity_rounding(inst, opts, lp.x, lp.n), deadline=until)
             realize_s = time.perf_counter() - ts
             lp_obj = candidates.add("lp_rounding", pk)
             lp_plan = (pk, lp_obj) if lp_obj is not None else None
             clock.lap("lp_rounding")
-    elif lp_first:   # no LP in time: the greedy plan after all
-        candidates.add("greedy", greedy(inst, opts))
-        realize_s = clock.lap("greedy")
+        # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
+        ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
+                           deadline=time.perf_counter() + stop.budget(
+                               1e9, max(0.0, min(P.integer_bound_share * limit,
+                                                 clock.left() - (0.0 if lp_first else realize_s) - tail))))
+        if ib is not None and ib.value < bound.value:
+            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                          budget_price=bound.budget_price)
+        clock.lap("integer_bound")
+        if not lp_first and stop.may_start(realize_s + tail + P.min_stage_s):
+            ts = time.perf_counter()
+            pk = realize(inst, opts, lp_rounding(inst, opts, lp), deadline=None if stop.deterministic else until)
+            realize_s = time.perf_counter() - ts
+            lp_obj = candidates.add("lp_rounding", pk)
+            lp_plan = (pk, lp_obj) if lp_obj is not None else None
+            if stop.may_start(realize_s + tail + P.min_stage_s):
+                # the rounding trimmed the other way (jobs leave at once rather than all shrinking first):
+                # which packs better differs from request to request, and the search starts from the better
+                pk2 = realize(inst, opts, lp_rounding(inst, opts, lp, shrink_first=False),
+                              deadline=None if stop.deterministic else until)
+                obj2 = candidates.add("lp_rounding", pk2)
+                if obj2 is not None:
+                    lp_plans.append((pk2, obj2))
+            clock.lap("lp_rounding")
+    elif lp_first:
+        pass   # no LP in time: the first plan (the greedy's choice, packed) stands
     elif stop.may_start(tail + P.min_stage_s):
         best_obj = candidates.best[2].objective
         sub = lagrangian_bound(inst, opts, target=best_obj,
@@ -201,8 +225,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
     cp_vars = 0
     pool_optimum_reached = False
     if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
-        # what must stay for packing, scoring and the reasons once the search stops
-        until = clock.deadline - tail
         if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s, until=until):
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             budget = stop.budget(P.cpsat_det_share * limit,
@@ -227,9 +249,9 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams) -> PlanRespon
         search_needs = realize_s if lp_first else 0.0
         if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
                 not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
-            alt = lp_plan if lp_plan is not None and lp_plan[0] is not best_pk else None
+            alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
-                             lp_n=bound.n, alternative=alt, best_objective=best_score.objective)
+                             lp_n=bound.n, alternatives=alts, best_objective=best_score.objective)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -369,9 +391,11 @@ def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarr
     return np.flatnonzero(chosen)
 
 
-def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int, int]]:
+def lp_rounding(inst: Instance, opts: Options, lp: Bound, shrink_first: bool = True) -> dict[int, tuple[int, int]]:
     """Each job takes the option the LP leans on most (at least half), with the LP's replicas
-    per unit of choice; the LP is nearly integral here (fractional only where constraints bind)."""
+    per unit of choice; the LP is nearly integral here (fractional only where constraints bind), and
+    where rounding overfills a pool or a quota the jobs worth least per device give way
+    (`placement.rounding.fit_to_limits`; planet size rounds with `capacity_rounding` instead)."""
     out: dict[int, tuple[int, int]] = {}
     x, n = lp.x, lp.n
     for j in range(len(inst.jobs)):
@@ -383,7 +407,7 @@ def lp_rounding(inst: Instance, opts: Options, lp: Bound) -> dict[int, tuple[int
             continue
         r = max(int(opts.lo[o]), min(int(opts.hi[o]), int(np.floor(n[o] / x[o] + 1e-6))))
         out[j] = (o, max(int(opts.lo[o]), int(snap_down(inst.jobs[j], r))))
-    return out
+    return fit_to_limits(inst, opts, out, shrink_first)
 
 
 def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P: EngineParams) -> Packing | None:

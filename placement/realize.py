@@ -12,14 +12,23 @@ import numpy as np
 from placement.candidates import Options
 from placement.greedy import _place_best, grow_all, option_gains
 from placement.instance import Instance
-from placement.packing import Packing
+from placement.packing import Packing, fill_order
+from placement.stop import PassDeadline
 
 
-def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -> Packing:
+def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]],
+            deadline: float | None = None, by_value: bool = False) -> Packing:
     """Pack a pool-level solution onto nodes. Kept jobs hold soft reservations on their nodes;
     changes pack largest replicas first around them; a change that does not fit may then take
     the room of kept jobs worth less per device (they are placed again, or preempted, after);
-    what still does not pack is repaired greedily, then leftover room is filled."""
+    what still does not pack is repaired greedily, then leftover room is filled.
+
+    Past `deadline` the pass places only protected jobs (constraint 5) and returns what it has:
+    a valid plan, maybe with jobs left waiting that a full pass would have placed (at planet
+    size a pass takes 2-6 s on a loaded machine, more than an estimate can promise). `by_value`
+    packs the changes most valuable per device first rather than largest first (a greedy's
+    order: about as good packed, and a pass cut short then loses the least valuable jobs)."""
+    stop = PassDeadline(deadline)
     pk = Packing(inst, opts)
     keeps = [j for j, (o, _) in choice.items() if opts.keep[o]]
     changes = [(j, o, r) for j, (o, r) in choice.items() if not opts.keep[o]]
@@ -28,33 +37,51 @@ def realize(inst: Instance, opts: Options, choice: dict[int, tuple[int, int]]) -
         if inst.jobs[j].protected:
             pk.try_keep(j)
     dpr = opts.dpr[[o for _, o, _ in changes]].tolist() if changes else []
-    order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dpr[k],
-                                                      -changes[k][2] * dpr[k], changes[k][0]))
+    if by_value:
+        dens = (opts.coef[[o for _, o, _ in changes]] / np.maximum(dpr, 1)).tolist() if changes else []
+        order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dens[k],
+                                                          changes[k][0]))
+    else:
+        order = sorted(range(len(changes)), key=lambda k: (not inst.jobs[changes[k][0]].protected, -dpr[k],
+                                                          -changes[k][2] * dpr[k], changes[k][0]))
     changes = [changes[k] for k in order]
     failed = []
     for j, o, r in changes:
+        if stop.passed() and not inst.jobs[j].protected:
+            continue
         if not pk.try_option(o, target=r, use_soft=False):
             failed.append((j, o, r))
     still = []
     for j, o, r in sorted(failed, key=lambda t: (-opts.coef[t[1]] / opts.dpr[t[1]], t[0])):
+        if stop.passed() and not inst.jobs[j].protected:
+            continue
         if not pk.try_option(o, target=r, use_soft=True, displace_below=float(opts.coef[o] / opts.dpr[o])):
             still.append(j)
     for j in sorted(keeps):
-        pk.try_keep(j)
+        pk.try_keep(j)   # cheap (a look at its own nodes), and what keeps running jobs running
     for j in list(pk.reserved):
         pk.release(j)
     gain, _ = option_gains(inst, opts, None)
     for j in still + sorted(pk.broken):
+        if stop.passed() and not inst.jobs[j].protected:
+            continue
         _place_best(pk, j, gain, require_positive=False)
-    rest = [i.index for i in inst.jobs if i.index not in pk.choice]
+    if stop.passed():   # protected jobs the choice left out still go in (constraint 5), nothing else
+        for i in inst.jobs:
+            if i.protected and i.index not in pk.choice:
+                _place_best(pk, i.index, gain, require_positive=False)
+        return pk
+    rest = np.array([i.index for i in inst.jobs if i.index not in pk.choice], dtype=np.int64)
     # each waiting job's best value per device over its options (-1 with none), in one pass
     per = gain / np.maximum(opts.hi * opts.dpr, 1)
     best = np.full(len(inst.jobs), -np.inf)
     np.maximum.at(best, opts.job, per)
-    dens = np.where(np.isneginf(best), -1.0, best).tolist()
-    for j in sorted(rest, key=lambda j: (-dens[j], j)):
+    dens = np.where(np.isneginf(best), -1.0, best)
+    for j in fill_order(pk, rest[np.lexsort((rest, -dens[rest]))]):
+        if stop.passed() and not inst.jobs[j].protected:
+            continue
         _place_best(pk, j, gain, require_positive=False)
-    grow_all(pk)
+    grow_all(pk, stop.passed)
     return pk
 
 

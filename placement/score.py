@@ -50,15 +50,27 @@ def job_terms(inst: Instance, j: int, got: tuple[str, str, dict[str, int]] | Non
         return (0.0, info.preempt_cost if job.current is not None else 0.0, 0.0)
     cluster, accel, nodes = got
     r = sum(nodes.values())
-    v = info.weight * inst.rate(job, cluster, accel, r)
-    d = 0.0
-    if contract.action_kind(job.current, cluster, accel, nodes) is not None:
-        pause = inst.pause_to(info, inst.cluster_region[cluster]) or 0.0
-        d = contract.disruption(v, pause, inst.T)
-    pool = inst.pool_of.get((cluster, accel))
-    n_min = contract.fewest_nodes(r, inst.pools[pool].dmax, info.dpr) if pool is not None else 0
+    v, d_moved, n_min = placed_terms(inst, j, cluster, accel, r)
+    d = 0.0 if contract.action_kind(job.current, cluster, accel, nodes) is None else d_moved
     p = contract.spread(inst.spread_penalty, info.weight, info.dpr, job.speed[accel], len(nodes), n_min)
     return (v, d, p)
+
+
+def placed_terms(inst: Instance, j: int, cluster: str, accel: str, r: int) -> tuple[float, float, int]:
+    """(value, disruption if the job changes, n_min) of job j on `r` replicas of (cluster, accel):
+    what `job_terms` needs beyond the node map, computed once per instance (the search asks for the
+    same few placements of a job thousands of times)."""
+    key = (j, cluster, accel, r)
+    got = inst.term_cache.get(key)
+    if got is None:
+        info = inst.jobs[j]
+        job = info.job
+        v = info.weight * inst.rate(job, cluster, accel, r)
+        pause = inst.pause_to(info, inst.cluster_region[cluster]) or 0.0
+        pool = inst.pool_of.get((cluster, accel))
+        n_min = contract.fewest_nodes(r, inst.pools[pool].dmax, info.dpr) if pool is not None else 0
+        got = inst.term_cache[key] = (v, contract.disruption(v, pause, inst.T), n_min)
+    return got
 
 
 def score(inst: Instance, placed: PlacedMap) -> Scored:

@@ -98,3 +98,24 @@ class WorkUnits:
 def criterion(policy: Policy, deadline: float) -> StoppingCriterion:
     """The request's criterion: `WorkUnits` when `policy.deterministic`, else `MaxRuntime`."""
     return WorkUnits(deadline) if policy.deterministic else MaxRuntime(deadline)
+
+
+CHECK_EVERY = 32   # jobs between two looks at the clock in a stoppable pass
+
+
+class PassDeadline:
+    """A pass's stop: past `deadline` (a perf_counter reading; None: never) it stops placing what
+    is optional. Looks at the clock every CHECK_EVERY asks; once past, stays past."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+        self.count = 0
+        self.hit = False
+
+    def passed(self) -> bool:
+        if self.deadline is None or self.hit:
+            return self.hit
+        self.count += 1
+        if self.count % CHECK_EVERY == 0 and time.perf_counter() > self.deadline:
+            self.hit = True
+        return self.hit

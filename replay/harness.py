@@ -129,16 +129,22 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
         controller = EqualPriorities() if setup.equal_priorities else SlaController(
             targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s)
     records: list[EpochRecord] = []
-    left = set(measured)
+    # the measured jobs in arrival order, and how many of the first ones are finished (done or
+    # rejected, for good): `until` checks the first unfinished one, not every measured job each epoch
+    order = [s.id for s in chosen if s.id in measured]
+    first_open = 0
 
     def collect(rec: EpochRecord, st: LoopState) -> None:
         records.append(rec)
 
     def until(st: LoopState) -> bool:
-        for jid in list(left):
-            if st.jobs.get(jid) is not None and st.jobs[jid].status in ("done", "rejected"):
-                left.discard(jid)
-        return not left
+        nonlocal first_open
+        while first_open < len(order):
+            job = st.jobs.get(order[first_open])
+            if job is None or job.status not in ("done", "rejected"):
+                return False
+            first_open += 1
+        return True
 
     end = m_until if math.isfinite(m_until) else max((s.submit_s for s in chosen), default=0.0)
     config = LoopConfig(fleet=fleet, epoch_s=setup.epoch_s, policy=policy, quotas=list(setup.quotas),

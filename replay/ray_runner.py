@@ -102,20 +102,15 @@ def ray_runner(address: str, num_cpus: int | None = None, timeout_s: float | Non
 
 
 def spec_runner(address: str, on_done: OnDone | None = None, timeout_s: float | None = None):
-    """`replay.runner`'s seam on Ray: `run_one` over the specs as Ray tasks, summaries in order. Every
-    spec runs; the ones that failed are then raised together as one `RunError` naming each (the
-    scenario, the replication and where). The replays write their folders themselves, as
-    `local_runner`'s do: on a cluster, `--out` must be a folder every node mounts."""
-    from replay.runner import RunError, run_one
+    """`replay.runner`'s seam on Ray: every spec a Ray task of `replay.runner.replay_spec`, which returns
+    the run's rows; this process writes each folder as its run finishes (`replay.runner.run_specs`), so
+    `--out` is only ever written on the driver's machine. Every spec runs; the failed ones are then
+    raised together as one `RunError` naming each (the scenario, the replication and where)."""
+    from replay.runner import run_specs
 
     tasks_of = ray_runner(address, timeout_s=timeout_s)
 
     def run(specs: Sequence) -> list[dict]:
-        tasks = [Task(f"{s.name} replication {s.replication}", run_one, (s,)) for s in specs]
-        results = tasks_of(tasks, on_done)
-        bad = [r for r in results if isinstance(r, TaskFailed)]
-        if bad:
-            raise RunError("; ".join(f.error.partition(": ")[2] or str(f) for f in bad))
-        return results
+        return run_specs(specs, tasks_of, on_done)
 
     return run

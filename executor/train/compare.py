@@ -7,10 +7,21 @@ from pathlib import Path
 from executor.train import checkpoint
 
 
-def param_diff(a: Path, b: Path) -> dict:
-    """max |a - b| over all parameters, and that over the largest |a| (the relative figure)."""
-    _, sa = checkpoint.load(a)
-    _, sb = checkpoint.load(b)
+def load_any(where: Path | str) -> tuple[dict, dict]:
+    """(meta, state) of a checkpoint folder, or of a checkpoint in an fsspec location (`URL/ckpt-<step>`)."""
+    from executor.train.stores import is_url, open_store
+
+    if is_url(where):
+        root, _, name = str(where).rstrip("/").rpartition("/")
+        return open_store(root).load(int(name[len("ckpt-"):]))
+    return checkpoint.load(Path(where))
+
+
+def param_diff(a: Path | str, b: Path | str) -> dict:
+    """max |a - b| over all parameters, and that over the largest |a| (the relative figure); each a
+    checkpoint folder or a URL (`executor.train.stores`)."""
+    _, sa = load_any(a)
+    _, sb = load_any(b)
     ma, mb = sa["model"], sb["model"]
     if ma.keys() != mb.keys():
         raise ValueError(f"{a} and {b} hold different parameters")

@@ -65,9 +65,11 @@ class GangMember:
         torch.set_num_threads(1)
         self.imported_unix = time.time()
         self.spec, self.rank, self.workers = spec, rank, workers
-        self.ckpt_dir, self.run_dir = Path(ckpt_dir), Path(run_dir)
+        from executor.train.stores import open_store
+
+        self.ckpt_dir, self.run_dir = ckpt_dir, Path(run_dir)      # ckpt_dir: a folder or an fsspec URL
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        open_store(ckpt_dir).prepare()
         self.save_at, self.fault = save_at or [], fault
         self.flags, self.gate = _Flags(), _Gate()
 
@@ -132,7 +134,7 @@ class Gang:
         return sum(self.nodes.values())
 
 
-def launch(spec: dict, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path, gated: bool = False,
+def launch(spec: dict, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path | str, gated: bool = False,
            save_at: list[int] | None = None, fault: str | None = None, timeout_s: float = 120.0,
            pg_timeout_s: float = 120.0) -> Gang:
     """Reserve one bundle per replica on the named nodes, start the actors, and start their `run`.

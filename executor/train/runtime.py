@@ -15,11 +15,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from executor.train import checkpoint
-from executor.train.atomic import remove_stale_tmp
 from executor.train.model import SyntheticData, build_model, initial_rng_states
 from executor.train.reduce import allreduce_sum, block_of, exact_reduce
 from executor.train.spec import TrainSpec
+from executor.train.stores import open_store
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -29,8 +28,9 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 class Runtime:
-    def __init__(self, spec: TrainSpec, ckpt_dir: Path, run_dir: Path, fault: dict, pg_timeout_s: float) -> None:
+    def __init__(self, spec: TrainSpec, ckpt_dir: Path | str, run_dir: Path, fault: dict, pg_timeout_s: float) -> None:
         self.spec, self.ckpt_dir, self.run_dir, self.fault = spec, ckpt_dir, run_dir, fault
+        self.store = open_store(ckpt_dir)          # a folder, or an fsspec URL (executor.train.stores)
         self.timings: dict = {}
         t0 = time.perf_counter()
         dist.init_process_group("gloo", timeout=timedelta(seconds=pg_timeout_s))
@@ -56,15 +56,15 @@ class Runtime:
         t0 = time.perf_counter()
         choice = [None, []]
         if self.rank == 0:
-            remove_stale_tmp(self.ckpt_dir)
-            path, skipped = checkpoint.latest_valid(self.ckpt_dir)
-            choice = [str(path) if path else None, skipped]
+            self.store.clean()
+            choice = list(self.store.latest_valid())
         if self.workers > 1:
             dist.broadcast_object_list(choice, src=0)
-        path, skipped = choice
+        step, skipped = choice
+        path = None if step is None else self.store.where(step)
         self.timings["skipped_checkpoints"] = skipped
-        if path is not None:
-            _meta, state = checkpoint.load(Path(path))
+        if step is not None:
+            _meta, state = self.store.load(step)
             if state["spec"] != self.spec.fingerprint():
                 raise SystemExit(f"checkpoint {path} was written by another training spec")
             set_state_dict(self.model, self.opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
@@ -95,7 +95,7 @@ class Runtime:
                 "data": {"step": self.step, "samples_seen": self.step * self.spec.global_batch,
                          "epoch": self.step * self.spec.global_batch // self.spec.dataset_size},
             }
-            saved = checkpoint.save(self.ckpt_dir, self.step, state, keep=self.spec.keep_checkpoints, fault=fault,
+            saved = self.store.save(self.step, state, keep=self.spec.keep_checkpoints, fault=fault,
                                     extra_meta={"reason": reason, "workers": self.workers})
             with open(self.run_dir / "saves.jsonl", "a") as f:
                 f.write(json.dumps({"step": saved.step, "bytes": saved.bytes, "save_s": saved.seconds,
@@ -212,7 +212,7 @@ class Runtime:
             every = self.spec.checkpoint_every
             if self.step < self.spec.steps and (every and self.step % every == 0 or self.step in self.save_at):
                 self.save("periodic" if every and self.step % every == 0 else "request")
-        if self.saved_step != self.step or not checkpoint.list_checkpoints(self.ckpt_dir):
+        if self.saved_step != self.step or not self.store.steps():
             self.save("stop" if state == "preempted" else "final")
         if self.rank == 0:
             last = getattr(self, "last_save", None)
@@ -220,7 +220,7 @@ class Runtime:
                 "state": state, "step": self.step, "exit_unix": time.time(),
                 "save_s": last.seconds if last and last.step == self.step else 0.0,
                 "bytes": last.bytes if last and last.step == self.step else None,
-                "checkpoint": str(self.ckpt_dir / checkpoint.ckpt_name(self.step)),
+                "checkpoint": self.store.where(self.step),
             })
         if self.workers > 1:
             dist.barrier()   # nobody exits before the status is written: an early exit reads as a crash

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 import logging
 import math
@@ -31,12 +32,12 @@ from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
-from service.app.store import PlanRecord, PlanStore, PlanSummary, StoreLost, request_digest
+from service.app.store import PlanRecord, PlanStore, PlanSummary, StoreLost, digest_matches, request_digest
 from service.app.writer import GroupWriter
 
 log = logging.getLogger("meridian.plan")
 
-Planner = Callable[[PlanRequest], PlanResponse]
+Planner = Callable[..., PlanResponse]    # (request, started=perf_counter at receipt) -> plan
 T = TypeVar("T")
 
 
@@ -64,37 +65,71 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Parsed:
-    """A validated request, kept compact while it waits: its text, digest and the two policy values
-    admission needs. The validated model is rebuilt when a worker takes it, so a queue of large requests
-    holds a few strings rather than hundreds of thousands of objects for the garbage collector to walk
-    (which, measured, stalled the event loop for up to a second)."""
+    """A request validated once, on receipt, and handed as it is to the solver thread: its model, digest,
+    the text the plan log keeps, and when it was received (the engine's time limit counts its parse)."""
 
     digest: str
     original: str        # the request as sent, re-encoded compactly: what the plan log keeps
-    time_limit_s: float
-    deterministic: bool
-    model: PlanRequest | None = None    # kept for small requests: validating twice cost more than they hold
+    model: PlanRequest
+    parse_s: float       # receipt to validated model: counted in the plan's time limit and solve_s
 
-    def request(self) -> PlanRequest:
-        return self.model if self.model is not None else parse_request(json.loads(self.original))
+    @property
+    def time_limit_s(self) -> float:
+        return self.model.policy.time_limit_s
+
+    @property
+    def deterministic(self) -> bool:
+        return self.model.policy.deterministic
 
 
-# Requests up to this size keep their validated model while they wait (a few thousand objects at most).
-KEEP_MODEL_MAX_BYTES = 64 * 1024
 # Requests up to this size are parsed on the event loop (well under a millisecond); larger ones on the
 # parse pool, so a large body never holds /healthz.
 INLINE_PARSE_MAX_BYTES = 16 * 1024
+# From this size a request's model, held from its parse until its plan ends, pauses the cyclic collector
+# (`collector_hold`): a queue of large models walked by the collector stalled the event loop up to 1 s.
+HOLD_COLLECTOR_MIN_BYTES = 64 * 1024
 
 
-def parse_body(body: bytes, limits: Limits) -> Parsed:
+def parse_body(body: bytes, limits: Limits, received: float | None = None) -> Parsed:
     """Body bytes to a validated request, or BadRequest naming every fault. The size caps come first
-    (`models.validate`), so a fleet of a billion nodes costs a comparison, not an enumeration."""
+    (`models.validate`), so a fleet of a billion nodes costs a comparison, not an enumeration.
+    `received` (`time.perf_counter()`) is when the body was in hand; `parse_s` counts from there."""
+    received = time.perf_counter() if received is None else received
     data = decode_json(body)
     req = parse_request(data, limits=limits)
-    digest = request_digest(req.model_dump(mode="json", by_alias=True))
+    digest = request_digest(req)
     original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Parsed(digest, original, req.policy.time_limit_s, req.policy.deterministic,
-                  req if len(body) <= KEEP_MODEL_MAX_BYTES else None)
+    return Parsed(digest, original, req, time.perf_counter() - received)
+
+
+class CollectorHold:
+    """Pauses the cyclic collector while any large request's model is held (parsed, queued or solving).
+    Why: the models are millions of objects freed by reference counting; walking them on every full
+    collection stalled the event loop, and re-parsing them on the solver thread (the old remedy) cost a
+    planet request a second of its time limit. Only a pause this hold made is undone by it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = 0
+        self._paused = False
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._held += 1
+            if self._held == 1 and gc.isenabled():
+                gc.disable()
+                self._paused = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._held -= 1
+            if self._held == 0 and self._paused:
+                self._paused = False
+                gc.enable()
+
+    @property
+    def held(self) -> int:
+        return self._held
 
 
 def _load_engine() -> tuple[Planner, Planner]:
@@ -123,6 +158,7 @@ class PlanService:
         self._cpu_pool: ThreadPoolExecutor | None = None
         self._writer: GroupWriter | None = None
         self._read_pool: ThreadPoolExecutor | None = None
+        self.collector_hold = CollectorHold()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -212,10 +248,21 @@ class PlanService:
             raise Unavailable("shutting down")
         if self.planner is None:
             raise Unavailable(self.engine_error or "placement engine not loaded")
+        received = time.perf_counter()
         if len(body) <= INLINE_PARSE_MAX_BYTES:   # a fraction of a ms: cheaper than two thread hand-offs
-            parsed = parse_body(body, self.limits)
-        else:
-            parsed = await self._run(self._cpu_pool, parse_body, body, self.limits)
+            parsed = parse_body(body, self.limits, received)
+            return await self._dispatch(parsed, dry_run, key)
+        large = len(body) >= HOLD_COLLECTOR_MIN_BYTES
+        if large:
+            self.collector_hold.acquire()
+        try:
+            parsed = await self._run(self._cpu_pool, parse_body, body, self.limits, received)
+            return await self._dispatch(parsed, dry_run, key)
+        finally:
+            if large:
+                self.collector_hold.release()
+
+    async def _dispatch(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
         if dry_run or key is None:
             return await self._plan(parsed, dry_run, None)
         return await self._keyed(key, parsed)
@@ -244,7 +291,7 @@ class PlanService:
         try:
             existing = await self._read(self._require_store().get_by_key, key)
             if existing is not None:
-                outcome = self._replay(key, existing, parsed.digest)
+                outcome = self._replay(key, existing, parsed)
             else:
                 outcome = await self._plan(parsed, False, key)
             fut.set_result(outcome)
@@ -260,8 +307,8 @@ class PlanService:
             if self._inflight.get(key, (None, None))[1] is fut:
                 del self._inflight[key]
 
-    def _replay(self, key: str, rec: PlanRecord, digest: str) -> Outcome:
-        if rec.request_digest != digest:
+    def _replay(self, key: str, rec: PlanRecord, parsed: Parsed) -> Outcome:
+        if not digest_matches(rec.request_digest, parsed.digest, parsed.model):
             raise Conflict(f"Idempotency-Key {key!r} was already used for a different request "
                            f"(plan {rec.plan_id}); use a new key for a new request")
         self.metrics.idempotent_replays.inc()
@@ -305,7 +352,7 @@ class PlanService:
         self.metrics.store.observe(time.perf_counter() - started)
         self.metrics.plans.labels(str(stored.status)).inc()     # counted once acknowledged: a 503 is no plan
         if stored.plan_id != plan_id:       # another server stored a plan for this key first
-            return self._replay(key or "", stored, parsed.digest)
+            return self._replay(key or "", stored, parsed)
         return Outcome(text, plan_id, budget_s=cut)
 
     def _solve(self, ticket: Ticket, parsed: Parsed, admitted: float, dry_run: bool, key: str | None
@@ -317,7 +364,7 @@ class PlanService:
         if ticket.finished or budget_s <= 0:
             return None
         try:
-            req = parsed.request()
+            req = parsed.model
         except BaseException:
             self.admission.finish(ticket, None)
             raise
@@ -327,12 +374,15 @@ class PlanService:
         queue_s = time.perf_counter() - admitted
         self.metrics.queue_wait.observe(queue_s)
         t0 = time.perf_counter()
-        solve_s: float | None = None
+        # the time limit counts the parse (as `meridian plan` does), not the queue wait: that is bounded on
+        # its own by --max-wait-s and the budget cut, and counting it here too would cut a queued plan twice
+        started = t0 - parsed.parse_s
+        worker_s: float | None = None
         try:
             fell_back = False
             assert self.planner is not None
             try:
-                resp = self.planner(req)
+                resp = self.planner(req, started=started)
             except BadRequest:
                 raise
             except Exception:
@@ -347,13 +397,14 @@ class PlanService:
                     log.exception("heuristic fallback failed too")
                     raise EngineFailed("the placement engine failed on this request") from None
                 fell_back = True
-            solve_s = time.perf_counter() - t0
+            worker_s = time.perf_counter() - t0
             if not dry_run:
                 resp = resp.model_copy(update={"plan_id": uuid.uuid4().hex})
             # one pass from the model to JSON text, here rather than on the event loop
             text = resp.model_dump_json(by_alias=True)
         finally:
-            self.admission.finish(ticket, solve_s)
+            self.admission.finish(ticket, worker_s)     # what a worker was busy for: the queue's estimate
+        solve_s = worker_s + parsed.parse_s               # as the engine reports it: parse included
         status = str(resp.status)
         self.metrics.solve.observe(solve_s)
         if isinstance(resp.gap, (int, float)) and math.isfinite(resp.gap):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from datasets.files import write_atomic
 from models.validate import parse_request_json
@@ -38,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
         text = read_capped(args.request, "request")
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    started = time.perf_counter()   # the limit counts from here: parsing a planet-size request takes 1-2 s
     req = parse_request_json(text)
     if args.time_limit is not None:
         req.policy.time_limit_s = args.time_limit
-    resp = greedy_plan(req) if args.greedy else plan(req)
+    resp = greedy_plan(req, started=started) if args.greedy else plan(req, started=started)
     out = resp.model_dump_json(indent=args.indent, exclude_none=False)
     if args.output:
         write_atomic(args.output, out + "\n")

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="--backend ray: join this Ray cluster (each fleet node a Ray node advertising "
                         "meridian_node_<name>); default: a local cluster of one Ray node per fleet node")
+    p.add_argument("--checkpoint-storage", action="append", default=[], metavar="REGION=LOCATION",
+                   help="--backend ray: where REGION's checkpoints live, a folder every node mounts or an fsspec "
+                        "URL (file:///mnt/ckpt, s3://bucket/prefix with s3fs installed, ...); repeat per region "
+                        "(default: WORKDIR/storage/REGION)")
     p.add_argument("--json", default=None, help="also write the pause table and per-job results here (atomically)")
     p.set_defaults(func=run)
 
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("needs torch: .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[executor]'") from None
     from datasets.files import InputError, check_writable_dir, check_writable_file, read_json
     from executor.live import load_live_input, run_live
+    from executor.ray_cluster import RayNodesMissing  # (imports no Ray)
     from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
     for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
@@ -76,13 +81,19 @@ def run(args: argparse.Namespace) -> int:
                          f"got {live.request.epoch_s}")
     if args.ray is not None and args.backend != "ray":
         raise UsageError("--ray ADDRESS needs --backend ray")
+    locations = storage_locations(args.checkpoint_storage, [r.name for r in live.request.fleet.regions], UsageError)
+    if locations and args.backend != "ray":
+        raise UsageError("--checkpoint-storage needs --backend ray (the torch backend keeps them in WORKDIR/storage)")
     own = args.workdir is None
     work = Path(tempfile.mkdtemp(prefix="meridian-run-")) if own else Path(args.workdir)
     try:
         with _backend(args, live, UsageError):
             res = run_live(live, work, epoch_s=args.epoch_s, time_limit_s=args.time_limit, greedy=args.greedy,
                            grace_s=args.grace_s, max_epochs=args.max_epochs,
-                           backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend)
+                           backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend,
+                           locations=locations)
+    except RayNodesMissing as exc:          # the cluster lacks a fleet node: one line
+        raise UsageError(str(exc)) from None
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
@@ -102,6 +113,27 @@ def run(args: argparse.Namespace) -> int:
                 "first_start_s": s.first_start_s, "finish_s": s.finish_s} for j, s in jobs.items()}},
             indent=1) + "\n")
     return 0 if done == len(jobs) else 1
+
+
+def storage_locations(items: list[str], regions: list[str], usage_error: type[Exception]) -> dict[str, str]:
+    """`--checkpoint-storage REGION=LOCATION` flags as {region: location}; a mistake is one usage line."""
+    from executor.train.stores import check_location
+
+    out: dict[str, str] = {}
+    for item in items:
+        region, sep, location = item.partition("=")
+        if not sep or not region or not location:
+            raise usage_error(f"--checkpoint-storage {item!r}: expected REGION=LOCATION (a folder or an fsspec URL)")
+        if region not in regions:
+            raise usage_error(f"--checkpoint-storage {item!r}: {region!r} is not a region of the fleet "
+                              f"({', '.join(regions)})")
+        if region in out:
+            raise usage_error(f"--checkpoint-storage: region {region!r} given twice")
+        why = check_location(location)
+        if why:
+            raise usage_error(f"--checkpoint-storage {item!r}: {why}")
+        out[region] = location
+    return out
 
 
 def _backend(args: argparse.Namespace, live, usage_error: type[Exception]):

@@ -126,3 +126,31 @@ def test_a_hand_written_allowed_count_must_divide_the_world_size():
     with pytest.raises(BadRequest) as exc:
         load_live_input(FLEET, bad)
     assert [(e.path, e.value) for e in exc.value.errors] == [("jobs[0].replicas.allowed[1]", 3)]
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("local", "'local': expected REGION=LOCATION (a folder or an fsspec URL)"),
+    ("mars=file:///tmp/ckpt", "'mars=file:///tmp/ckpt': 'mars' is not a region of the fleet (local)"),
+    ("local=memory://ckpt", ("'local=memory://ckpt': memory:// is local to one process: the workers would not "
+                             "see each other's checkpoints")),
+    ("local=nosuch://bucket/ckpt", "'local=nosuch://bucket/ckpt': unknown fsspec protocol 'nosuch'"),
+])
+def test_a_bad_checkpoint_location_is_one_line_before_anything_starts(tmp_path, capsys, flag, message):
+    from service.cli import main
+
+    (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs()))
+    assert main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json"), "--backend", "ray",
+                 "--checkpoint-storage", flag]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"meridian run: --checkpoint-storage {message}"]
+
+
+def test_checkpoint_locations_need_the_ray_backend(tmp_path, capsys):
+    from service.cli import main
+
+    (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs()))
+    assert main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json"),
+                 "--checkpoint-storage", "local=file:///tmp/ckpt"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "meridian run: --checkpoint-storage needs --backend ray (the torch backend keeps them in WORKDIR/storage)"]

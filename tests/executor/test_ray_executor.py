@@ -3,10 +3,12 @@ gangs pinned to the plan's nodes, a move and a migrate through checkpoints with 
 equal to an uninterrupted run, measured seconds and bytes per action, and a Ray node that dies reported
 as a failed node whose job resumes elsewhere from its last checkpoint."""
 
+import json
+
 import pytest
 
 from executor.actions import response_from_placements
-from executor.train import checkpoint
+from executor.train import checkpoint, stores
 from executor.train.compare import param_diff
 from executor.train.spec import TrainSpec
 from models import Placement, parse_request
@@ -62,7 +64,8 @@ def test_move_and_migrate_on_the_named_nodes_keep_training_bitwise(ray_cluster, 
     from executor.train import ray_gang as RG
 
     fl = fleet()
-    ex = RayExecutor(tmp_path / "work", grace_s=60, timeout_s=TIMEOUT_S)
+    region_b = f"file://{tmp_path}/object-store/b"       # region-b's checkpoints through fsspec: blob, manifest
+    ex = RayExecutor(tmp_path / "work", grace_s=60, timeout_s=TIMEOUT_S, locations={"region-b": region_b})
     try:
         ex.add_job("j", SPEC, "region-a")
         start = act(ex, fl, "j", "ca", {"a0": 2})
@@ -88,48 +91,106 @@ def test_move_and_migrate_on_the_named_nodes_keep_training_bitwise(ray_cluster, 
         assert a.modelled_pause_s > 0
     assert migrate.measured_s["transfer_s"] > 0
     storage = tmp_path / "work" / "storage"
-    assert not (storage / "region-a" / "j").exists()
-    assert checkpoint.list_checkpoints(storage / "region-b" / "j")[0][0] == at_stop
+    assert not (storage / "region-a" / "j").exists() and not (storage / "region-b").exists()
+    assert stores.open_store(f"{region_b}/j").latest_valid() == (at_stop, [])
     # The reference: the same job uninterrupted on one worker to the same step.
     from dataclasses import replace
 
     ref = RG.launch(replace(SPEC, steps=at_stop).to_dict(), {"a0": 1}, tmp_path / "ref-run", tmp_path / "ref",
                     timeout_s=TIMEOUT_S)
     assert RG.wait(ref, TIMEOUT_S) == "finished"
-    d = param_diff(tmp_path / "ref" / checkpoint.ckpt_name(at_stop),
-                   storage / "region-b" / "j" / checkpoint.ckpt_name(at_stop))
+    d = param_diff(tmp_path / "ref" / checkpoint.ckpt_name(at_stop), f"{region_b}/j/{checkpoint.ckpt_name(at_stop)}")
     assert d["max_abs_param_diff"] == 0.0 and d["optimizer_state_equal"]
 
 
-def test_a_ray_node_that_dies_is_a_failed_node_and_its_job_resumes_elsewhere(ray_cluster, tmp_path):
+def test_the_loop_fails_a_job_over_from_a_ray_node_that_dies_to_its_last_checkpoint(ray_cluster, tmp_path):
+    """`meridian run`'s loop (`executor.live.run_live`) with the Ray executor: the job runs on c0 (the
+    faster type), c0 is removed from the cluster mid-run (and a torn checkpoint left in its region's
+    fsspec location, a blob whose manifest never came); the loop hears c0 failed, re-plans, and the job
+    resumes on a1 from the dead gang's last checkpoint, skipping the torn one, and ends bitwise equal to
+    an uninterrupted run."""
+    import time
     from dataclasses import replace
 
-    from executor.ray_backend import RayExecutor
+    from executor.live import load_live_input, run_live
     from executor.train import ray_gang as RG
     from tests.support.ray_cluster import node_args
 
     node = ray_cluster.add_node(**node_args("c0"))
     ray_cluster.wait_for_nodes(timeout=60)
-    fl = fleet(extra="c")
-    ex = RayExecutor(tmp_path / "work", grace_s=30, timeout_s=TIMEOUT_S)
-    try:
-        ex.add_job("j", replace(SPEC, checkpoint_every=20), "region-a")
-        act(ex, fl, "j", "ca", {"c0": 1})
-        ex.wait_step("j", 45, TIMEOUT_S)
+    spec = replace(SPEC, world_size=1, steps=6000, checkpoint_every=100)
+    fl = {"regions": [{"name": "region-a", "storage_gbps": 0.5}],
+          "clusters": [{"name": "ca", "region": "region-a", "node_groups": [
+              {"prefix": "a", "count": 2, "accelerator": "cpu", "devices": 1},
+              {"prefix": "c", "count": 1, "accelerator": "cpu-fast", "devices": 1}]}],
+          "down_nodes": ["a0"]}          # the head stays out of the plans: a1 is where the job fails over
+    live = load_live_input({"epoch_s": 3, "fleet": fl}, [
+        {"id": "j", "tier": "standard", "replicas": {"min": 1, "max": 1}, "speed": {"cpu-fast": 1.0, "cpu": 0.5},
+         "checkpoint_gb": 0.01, "submit_s": 0, "train": spec.to_dict()}])
+    url = f"file://{tmp_path}/object-store/a"
+    store = stores.open_store(f"{url}/j")
+    work = tmp_path / "work"
+    seen: dict = {}
+
+    def kill_c0_mid_run(rec, st) -> None:
+        """An observer (the loop waits for it): once c0's gang has checkpointed, remove c0 and leave a torn write."""
+        if "last_checkpoint" in seen:
+            return
+        try:
+            if json.loads((work / "runs" / "j" / "launch-000" / "progress.json").read_text())["step"] < 150:
+                return
+        except (OSError, ValueError):
+            return
         ray_cluster.remove_node(node, allow_graceful=False)
-        failed, deadline = [], 0
-        while not failed and deadline < 60:
-            failed = ex.run_epoch(0.0, 1.0).failed_nodes
-            deadline += 1
-        assert failed == ["c0"]
-        assert ex.gang_of("j") is None and ex.placements()["j"].nodes == {"c0": 1}   # for the plan to fail over
-        assert ex.run_epoch(0.0, 0.5).failed_nodes == []                              # reported once
-        moved = act(ex, fl, "j", "ca", {"a1": 1})
-        assert moved.kind == "move" and moved.measured_s["stop_s"] == 0.0    # nothing left to stop
-        assert actor_nodes(ex.gang_of("j")) == ["a1"]
-        timings = RG.read(ex.gang_of("j"), "timings.json")
-        # From a checkpoint the dead gang wrote (every 20 steps; it had passed step 45): the executor's own
-        # step count lags the gang's, so it is no upper bound on the newest checkpoint.
-        assert timings["resumed_from_step"] % 20 == 0 and timings["resumed_from_step"] >= 40
-    finally:
-        ex.close()
+        time.sleep(1.0)                                        # its worker, cut off from its raylet, is gone
+        seen["last_checkpoint"] = store.latest_valid()[0]     # the dead gang's last
+        seen["torn"] = torn = spec.steps - 1                   # above anything it reached: a blob, no manifest
+        store.fs.makedirs(store._path(torn), exist_ok=True)
+        store.fs.pipe_file(store._path(torn, "state-dead.pt"), b"x" * 100)
+
+    failed = []
+    res = run_live(live, work, epoch_s=3.0, time_limit_s=1.0, grace_s=30, max_epochs=200, backend="ray",
+                   locations={"region-a": url}, log=lambda msg: None,
+                   observers=[lambda rec, st: failed.extend(rec.failed_nodes), kill_c0_mid_run])
+    assert failed == ["c0"]
+    assert res.state.jobs["j"].status == "done" and res.steps["j"] == spec.steps
+    # c0 (cpu-fast) -> a1 (cpu): another type, a migrate by the contract (in one region: nothing to copy)
+    assert [(r["kind"], r["workers"]) for r in res.rows] == [("start", 1), ("migrate", 1)]
+    resumed = [json.loads(t.read_text()) for t in sorted((work / "runs" / "j").glob("launch-*/timings.json"))][-1]
+    assert resumed["resumed_from_step"] >= seen["last_checkpoint"] >= 100
+    assert resumed["skipped_checkpoints"] == [f"{checkpoint.ckpt_name(seen['torn'])}: torn (no manifest.json)"]
+    ref = RG.launch(spec.to_dict(), {"a1": 1}, tmp_path / "ref-run", tmp_path / "ref", timeout_s=TIMEOUT_S)
+    assert RG.wait(ref, TIMEOUT_S) == "finished"
+    d = param_diff(tmp_path / "ref" / checkpoint.ckpt_name(spec.steps), f"{url}/j/{checkpoint.ckpt_name(spec.steps)}")
+    assert d["max_abs_param_diff"] == 0.0 and d["optimizer_state_equal"]
+
+
+def test_meridian_run_on_ray_runs_the_jobs_through_the_loop_and_reports_them(ray_cluster, tmp_path, capsys):
+    """`meridian run --backend ray` on the test cluster's a0 and a1 (one slot each): the premium job's gang
+    spans both nodes, the basic one waits and starts when it has finished; both run to their last step."""
+    from service.cli import main
+
+    train = {"world_size": 2, "steps": 40, "micro_batch": 4, "in_dim": 32, "hidden": 64, "layers": 1,
+             "classes": 4, "dataset_size": 256, "exact": True}
+    (tmp_path / "fleet.json").write_text(json.dumps({"epoch_s": 5, "fleet": {
+        "regions": [{"name": "region-a", "storage_gbps": 0.5}],
+        "clusters": [{"name": "ca", "region": "region-a",
+                      "node_groups": [{"prefix": "a", "count": 2, "accelerator": "cpu", "devices": 1}]}]}}))
+    (tmp_path / "jobs.json").write_text(json.dumps([
+        {"id": "p", "tier": "premium", "replicas": {"min": 2, "max": 2}, "speed": {"cpu": 1.0}, "submit_s": 0,
+         "train": {**train, "seed": 1}},
+        {"id": "q", "tier": "basic", "replicas": {"min": 2, "max": 2}, "speed": {"cpu": 1.0}, "submit_s": 0,
+         "train": {**train, "seed": 2}}]))
+    rc = main(["run", str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json"), "--backend", "ray", "--ray", "auto",
+               "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "run.json"), "--time-limit", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert out[-3:] == ["p: done, 40/40 steps, actions {'start': 1}", "q: done, 40/40 steps, actions {'start': 1}",
+                        "2/2 jobs finished; actions: start 2"]
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert [(r["job"], r["kind"], r["workers"]) for r in doc["pauses"]] == [("p", "start", 2), ("q", "start", 2)]
+    assert all(r["measured_s"] > 0 and r["modelled_s"] > 0 for r in doc["pauses"])
+    assert doc["jobs"]["q"]["first_start_s"] >= doc["jobs"]["p"]["finish_s"]
+    for job in ("p", "q"):
+        [(step, path)] = checkpoint.list_checkpoints(tmp_path / "work" / "storage" / "region-a" / job)[:1]
+        assert step == 40 and checkpoint.verify(path) is None

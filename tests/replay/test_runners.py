@@ -45,3 +45,43 @@ def test_replay_of_several_schedulers_in_a_local_pool_names_each_run_and_matches
     for policy in ("las", "fifo"):
         assert sorted(p.name for p in (tmp_path / "pool" / policy).iterdir()) == sorted(
             p.name for p in (tmp_path / "seq" / policy).iterdir())
+
+
+def _tree(root) -> dict:
+    """Every file and folder under `root` with its size and modification time: what a write changes."""
+    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_whatif_workers_return_their_rows_and_only_the_driver_writes(tmp_path):
+    from replay.runner import SpecResult, run_specs
+    from replay.whatif import run_scenarios
+
+    scs = [s.model_copy(update={"replications": 2}) for s in scenarios()[:2]]
+    handed = []
+
+    def watching(tasks, on_done=None):
+        """Runs each task as a worker would, failing if the out folder changes while it runs."""
+        out = []
+        for i, t in enumerate(tasks):
+            before = _tree(tmp_path)
+            res = t.fn(*t.args)
+            assert _tree(tmp_path) == before, f"{t.name} wrote in its worker"
+            handed.append((t.args[0].out_dir, t.args[0].plotter, t.args[0].reporter))
+            assert isinstance(res, SpecResult) and res.output.jobs and res.output.epochs
+            out.append(res)
+            on_done(i, t, res)
+        return out
+
+    driver = run_scenarios(scs, str(tmp_path / "driver"), runner=lambda specs: run_specs(specs, watching))
+    pool = run_scenarios(scs, str(tmp_path / "pool"), workers=2)
+    assert handed == [(None, None, None)] * 4
+    assert deterministic(driver) == deterministic(pool)
+    files = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").rglob("*.csv"))
+    assert [str(f) for f in files] == [f"{s}/{r}{n}" for s in ("fifo", "las")
+                                       for r in ("", "replication-1/") for n in ("epochs.csv", "jobs.csv")]
+    for f in files:
+        if f.name == "jobs.csv":
+            assert (tmp_path / "driver" / f).read_bytes() == (tmp_path / "pool" / f).read_bytes()
+    for s in ("las", "las/replication-1", "fifo"):
+        assert deterministic(json.loads((tmp_path / "driver" / s / "summary.json").read_text())) == deterministic(
+            json.loads((tmp_path / "pool" / s / "summary.json").read_text()))

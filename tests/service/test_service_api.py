@@ -258,10 +258,10 @@ def test_past_the_queue_requests_get_429_with_retry_after(sqlite_settings: Setti
     gate = threading.Event()
     entered = threading.Event()
 
-    def gated_plan(req):
+    def gated_plan(req, started=None):
         entered.set()
         gate.wait(30)
-        return plan(req)
+        return plan(req, started=started)
 
     app = create_app(replace(sqlite_settings, workers=1, queue=0), planner=gated_plan)
     with json_client(app) as c:
@@ -291,11 +291,11 @@ def test_a_long_queue_cuts_time_limits_and_says_so(sqlite_settings: Settings) ->
     gate = threading.Event()
     seen: list[float] = []
 
-    def gated_plan(req):
+    def gated_plan(req, started=None):
         if not seen:
             gate.wait(30)
         seen.append(req.policy.time_limit_s)
-        return plan(req)
+        return plan(req, started=started)
 
     app = create_app(replace(sqlite_settings, workers=1, queue=10, max_wait_s=10, min_budget_s=0.5),
                      planner=gated_plan)
@@ -376,7 +376,7 @@ def test_request_id_is_echoed_or_made_up(sqlite_client: TestClient) -> None:
 
 
 def test_an_engine_failure_is_answered_by_the_heuristic(sqlite_settings: Settings) -> None:
-    def failing(req):
+    def failing(req, started=None):
         raise RuntimeError("solver crashed")
 
     with json_client(create_app(sqlite_settings, planner=failing, fallback=greedy_plan)) as c:
@@ -411,11 +411,15 @@ def test_openapi_publishes_the_request_schema_with_a_worked_example(sqlite_clien
 def test_digest_ignores_spelling_but_not_meaning() -> None:
     from models import parse_request
 
-    a = parse_request(example_request()).model_dump(mode="json", by_alias=True)
+    a = parse_request(example_request())
     b_req = example_request()
     b_req["jobs"][0]["priority"] = 1.0 + 1e-9
-    b = parse_request(b_req).model_dump(mode="json", by_alias=True)
-    assert request_digest(a) == request_digest(json.loads(json.dumps(a, indent=2)))
+    b = parse_request(b_req)
+    respelled = json.loads(json.dumps(a.model_dump(mode="json", by_alias=True), indent=2))
+    for job in respelled["jobs"]:          # key order inside the name-keyed maps is spelling too
+        job["speed"] = dict(reversed(list(job["speed"].items())))
+    assert any(len(j["speed"]) > 1 for j in respelled["jobs"])
+    assert request_digest(a) == request_digest(parse_request(respelled))
     assert request_digest(a) != request_digest(b)
 
 
@@ -424,9 +428,9 @@ def test_solver_threads_run_at_the_configured_niceness(sqlite_settings: Settings
 
     seen: list[int] = []
 
-    def recording_plan(req):
+    def recording_plan(req, started=None):
         seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return plan(req)
+        return plan(req, started=started)
 
     with json_client(create_app(replace(sqlite_settings, solver_nice=7), planner=recording_plan)) as c:
         assert c.post("/plan", content=BODY).status_code == 200

@@ -123,7 +123,7 @@ def test_a_lone_surrogate_is_422_with_its_path(sqlite_client: TestClient) -> Non
 
 
 def test_an_engine_fault_is_answered_for_the_request_never_500(sqlite_settings: Settings) -> None:
-    def failing(_req):
+    def failing(_req, started=None):
         raise OverflowError("the engine broke")
 
     with json_client(create_app(sqlite_settings, planner=failing, fallback=failing)) as c:

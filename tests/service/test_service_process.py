@@ -144,7 +144,7 @@ def _check_log_consistent(url: str, plan_ids: set[str]) -> int:
             resp = json.loads(rec.response)
             assert resp["plan_id"] == rec.plan_id and resp["status"] == rec.status
             req = parse_request(json.loads(rec.request))
-            assert request_digest(req.model_dump(mode="json", by_alias=True)) == rec.request_digest
+            assert request_digest(req) == rec.request_digest
     finally:
         store.close()
     return found
