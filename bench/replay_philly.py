@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/replay_philly.py [--start-day 30 --days 7 --warmup-days 3] [--time-limit 0.5]
                                             [--policies cpsat,fifo,las,cpsat-equal] [--out DIR] [--full]
-    .venv/bin/python bench/replay_philly.py --windows 30,60,100 --policies fifo,las,cpsat --backfill both
+    .venv/bin/python bench/replay_philly.py --windows 30,44,60 --policies fifo,las,cpsat --backfill both [--jobs 2]
 
 `--windows` replays several windows (start days, each `--days` long after `--warmup-days`) and
 `--backfill on|off|both` with and without backfill plans between epochs (default: on, the replay's
 default), then prints one table over all of them (mean JCT, above the floor, p99, SLA, preemptions,
-wall) and the issue's targets window by window.
+wall) and the issue's targets window by window; `--jobs N` runs N replays at once in forked processes.
 
 The fleet is one region, one cluster, 80 nodes of 8 GPUs (640 GPUs), because the whole Philly fleet
 (2,490 GPUs) is rarely contended by this trace; 300 s epochs; seed 0. Reads the trace from
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backfill", choices=("on", "off", "both"), default="on",
                     help="backfill plans between epochs: on (the default), off (epochs only, as before), both")
     ap.add_argument("--backfill-window", type=float, default=None, help="seconds batched per backfill plan")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="--windows: replays run in this many processes at once (each wall time is then "
+                         "measured beside the others)")
     args = ap.parse_args(argv)
     if args.windows and not args.full:
         return windows_main(args)
@@ -121,8 +124,6 @@ def windows_main(args: argparse.Namespace) -> int:
     """Several windows x policies x backfill on/off, one table, the targets window by window."""
     from datasets import AttributeRules, load_trace, to_job_specs
     from datasets.fleets import single_cluster_fleet
-    from replay.harness import ReplaySetup, Window
-    from replay.report import replay_and_report
 
     t0 = time.perf_counter()
     res = load_trace(os.path.join(args.traces, "philly_jobs.csv"), "philly")
@@ -132,23 +133,19 @@ def windows_main(args: argparse.Namespace) -> int:
     fleet = single_cluster_fleet(args.nodes, 8)
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.backfill]
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    rows = []
-    for start in [float(x) for x in args.windows.split(",")]:
-        window = Window(start, args.days, args.warmup_days)
-        for name in policies:
-            scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
-            for on in modes:
-                setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed,
-                                    time_limit_s=args.time_limit, equal_priorities=equal,
-                                    replan_every=args.replan_every, backfill_window_s=_backfill_window(args, on))
-                label = f"{name}{'' if on else ' (no backfill)'}"
-                out = os.path.join(args.out, f"day{start:g}", name + ("" if on else "-nobackfill")) if args.out else None
-                s = replay_and_report(specs, fleet, setup, window, out, plotter=None, progress=args.progress, label=label)
-                s.update(policy=name, backfill_on=on, window_day=start)
-                rows.append(s)
-                print(f"  days {start:g}-{start + args.days:g} {label}: above the floor "
-                      f"{s['avg_jct_above_floor_s']:.0f} s, wall {s['wall_s']:.1f} s, load average "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
+    # policy by policy (the first named first, in every window), so a partial run has whole rows to compare
+    tasks = [(float(start), name, on) for name in policies for start in args.windows.split(",") for on in modes]
+    _WORK.update(specs=specs, fleet=fleet, args=args)
+    if args.jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            done = pool.imap_unordered(_one, tasks)
+            rows = [_printed(s) for s in done]
+    else:
+        rows = [_printed(_one(t)) for t in tasks]
+    order = {t: k for k, t in enumerate(sorted(tasks, key=lambda t: t[0]))}
+    rows.sort(key=lambda r: order[(r["window_day"], r["policy"], r["backfill_on"])])
     print()
     print(f"{args.nodes} x 8 GPUs, epoch {args.epoch_s:g} s, planner limit {args.time_limit:g} s, warm-up "
           f"{args.warmup_days:g} d, seed {args.seed}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -172,11 +169,41 @@ def windows_main(args: argparse.Namespace) -> int:
     return 0
 
 
+_WORK: dict = {}      # the trace, fleet and options the replays share (inherited by forked workers)
+
+
+def _one(task: tuple[float, str, bool]) -> dict:
+    """One window x policy x backfill replay; its summary with the three keys the table groups by."""
+    from replay.harness import ReplaySetup, Window
+    from replay.report import replay_and_report
+
+    start, name, on = task
+    args = _WORK["args"]
+    scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
+    setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                        equal_priorities=equal, replan_every=args.replan_every,
+                        backfill_window_s=_backfill_window(args, on))
+    label = f"{name}{'' if on else ' (no backfill)'}"
+    out = os.path.join(args.out, f"day{start:g}", name + ("" if on else "-nobackfill")) if args.out else None
+    s = replay_and_report(_WORK["specs"], _WORK["fleet"], setup, Window(start, args.days, args.warmup_days), out,
+                          plotter=None, progress=args.progress, label=label)
+    s.update(policy=name, backfill_on=on, window_day=start, label=label)
+    return s
+
+
+def _printed(s: dict) -> dict:
+    lo = s["window_day"]
+    print(f"  days {lo:g}-{lo + (s['window_s'][1] - s['window_s'][0]) / 86400:g} {s['label']}: above the floor "
+          f"{s['avg_jct_above_floor_s']:.0f} s, wall {s['wall_s']:.1f} s (CPU {s.get('cpu_s') or 0:.0f} s), "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return s
+
+
 def windows_table(rows: list[dict]) -> str:
     from service.reports.table import cell, render
 
     cols = ["days", "policy", "backfill", "mean JCT s", "above floor s", "floor s", "p99 JCT s", "SLA prem", "SLA std",
-            "preempt", "wall s"]
+            "preempt", "wall s", "CPU s"]
     out = [cols]
     for s in rows:
         att = s["sla_attainment"]
@@ -184,7 +211,8 @@ def windows_table(rows: list[dict]) -> str:
         out.append([f"{lo:g}-{lo + (s['window_s'][1] - s['window_s'][0]) / 86400:g}", s["policy"],
                     "on" if s["backfill_on"] else "off", cell(s["avg_jct_s"]), cell(s["avg_jct_above_floor_s"]),
                     cell(s["avg_duration_s"]), cell(s["p99_jct_s"]), cell(att.get("premium"), "{:.2%}"),
-                    cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]), cell(s["wall_s"], "{:.1f}")])
+                    cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]), cell(s["wall_s"], "{:.1f}"),
+                    cell(s.get("cpu_s"), "{:.0f}")])
     return render(out)
 
 

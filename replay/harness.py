@@ -116,7 +116,13 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     base = setup.contract_policy or Policy()
     policy = base.model_copy(update={"deterministic": True, "time_limit_s": setup.time_limit_s})
     cpsat = setup.scheduler == "cpsat"
-    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path} if cpsat else {}
+    events = setup.backfill_window_s is not None
+    # with backfill on, the baselines act as their event-driven originals do (fifo: EASY backfilling
+    # behind a reserved head; las: a boundary preempts only for jobs no idle device could hold) and
+    # cpsat holds nodes for the gang job its plans pass over (executor/schedulers/reservation.py);
+    # without it, exactly the loop before backfill
+    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path, "reserve": events} if cpsat else \
+        {"easy": events} if setup.scheduler == "fifo" else {"idle_first": events}
     scheduler = make_scheduler(setup.scheduler, **opts)
     controller = None
     if cpsat:

@@ -16,7 +16,7 @@ def make_scheduler(name: str, **options: Any):
     if name == "fifo":
         from executor.schedulers.fifo import FifoScheduler
 
-        return FifoScheduler()
+        return FifoScheduler(**options)
     if name == "las":
         from executor.schedulers.las import LasScheduler
 

@@ -11,21 +11,49 @@ their best value, nothing moved: `executor.schedulers.fastpath`) skips the optim
 from __future__ import annotations
 
 from executor.loop import LoopState
-from models import PlanRequest, PlanResponse
+from models import Placement, PlanRequest, PlanResponse
 
 
 class CpsatScheduler:
     name = "cpsat"
 
-    def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False):
+    def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
+                 reserve: bool = False, reserve_heads: int = 1):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
+        if reserve_heads < 1:
+            raise ValueError(f"reserve_heads must be >= 1, got {reserve_heads}")
         self.replan_every = replan_every
         self.greedy = greedy
         self.fast_path = fast_path
         self.fast_plans = 0          # epochs the fast path answered
+        self.reserve = reserve
+        self.reserve_heads = reserve_heads
+        self.heads: tuple[str, ...] = ()   # gang jobs holding a reservation (`reservation.py`)
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
+        if not self.reserve:
+            return self._plan(request)
+        from executor.actions import response_from_placements
+        from executor.schedulers.reservation import reserve_for_heads
+
+        res = reserve_for_heads(request, self.heads, self.reserve_heads)
+        if res is None:
+            self.heads = ()
+            return self._plan(request)
+        self.heads = tuple(h for h in res.heads if h not in res.started)
+        resp = self._plan(res.request)
+        if resp.status == "infeasible":
+            return self._plan(request)
+        placed = {a.job: Placement(cluster=a.cluster, accelerator=a.accelerator, nodes=dict(a.nodes))
+                  for a in resp.assignments if a.job not in res.placeholders}
+        reasons = {u.job: (u.code or "no_capacity", u.reason) for u in resp.unplaced}
+        for h in self.heads:
+            reasons[h] = ("no_capacity", "cpsat: waits for the nodes reserved for it to drain")
+        out = response_from_placements(request, placed, reasons, engine="cpsat", solve_s=resp.solve_s)
+        return out.model_copy(update={"status": resp.status})
+
+    def _plan(self, request: PlanRequest) -> PlanResponse:
         from placement import greedy_plan, plan
 
         if self.fast_path:

@@ -15,17 +15,19 @@ from models.fleet_index import fleet_index
 
 
 class _Pool:
-    __slots__ = ("accelerator", "buckets", "cluster", "free", "region", "sizes")
+    __slots__ = ("accelerator", "buckets", "cluster", "free", "region", "size", "sizes")
 
     def __init__(self, cluster: str, region: str, accelerator: str):
         self.cluster, self.region, self.accelerator = cluster, region, accelerator
         self.free: dict[str, int] = {}
         self.buckets: dict[int, dict[str, None]] = {}   # free devices -> nodes with exactly that many
         self.sizes: list[int] = []                        # devices of each up node
+        self.size: dict[str, int] = {}                    # node -> its devices
 
     def add(self, node: str, devices: int) -> None:
         self.free[node] = devices
         self.sizes.append(devices)
+        self.size[node] = devices
         self.buckets.setdefault(devices, {})[node] = None
 
     def set_free(self, node: str, value: int) -> None:
@@ -78,7 +80,7 @@ class FreeMap:
     def can_keep(self, job: Job, placement: Placement) -> bool:
         """Whether `placement` (usually the job's current one) is still up and has room."""
         pool = self.pools.get((placement.cluster, placement.accelerator))
-        if pool is None or not job.replicas.grants(placement.replicas) or not self._quota_ok(job, placement.replicas):
+        if pool is None or not job.replicas.grants(placement.replicas) or not self.quota_ok(job, placement.replicas):
             return False
         return all(n in pool.free and pool.free[n] >= k * job.devices_per_replica for n, k in placement.nodes.items())
 
@@ -103,7 +105,7 @@ class FreeMap:
 
     def place(self, job: Job, replicas: int, from_region: str | None) -> Placement | None:
         """A placement for `replicas` replicas (not taken yet), or None if none fits now."""
-        if not self._quota_ok(job, replicas):
+        if not self.quota_ok(job, replicas):
             return None
         best: tuple[tuple, Placement] | None = None
         for (cluster, acc), pool in self.pools.items():
@@ -121,6 +123,43 @@ class FreeMap:
                 best = (key, Placement(cluster=cluster, accelerator=acc, nodes=nodes))
         return best[1] if best else None
 
-    def _quota_ok(self, job: Job, replicas: int) -> bool:
+    def reserve(self, job: Job, replicas: int, from_region: str | None) -> Placement | None:
+        """Hold back, for a job that does not fit now, the nodes it will start on (returned as the
+        placement it would get there; None when no pool could ever hold it): in each pool it may use,
+        the freest nodes until they would hold `replicas`, and of those pools the one missing the
+        fewest devices (then local to its data, fastest, fewest nodes). The devices it needs there are
+        taken from the map, so nothing placed after it lands on them and they only drain."""
+        best: tuple[tuple, _Pool, dict[str, int]] | None = None
+        dpr = job.devices_per_replica
+        for (_cluster, acc), pool in self.pools.items():
+            if acc not in job.speed or (job.regions is not None and pool.region not in job.regions):
+                continue
+            if from_region is not None and from_region != pool.region and \
+                    frozenset((from_region, pool.region)) not in self.links:
+                continue
+            order = sorted((n for n in pool.free if pool.size[n] >= dpr), key=lambda n: -pool.free[n])
+            nodes: dict[str, int] = {}
+            left, missing = replicas, 0
+            for n in order:
+                k = min(pool.size[n] // dpr, left)
+                nodes[n] = k
+                missing += max(0, k * dpr - (pool.free[n] // dpr) * dpr)
+                left -= k
+                if left == 0:
+                    break
+            if left:
+                continue
+            remote = job.data_region is not None and job.data_region != pool.region
+            key = (missing, remote, -job.speed[acc], len(nodes))
+            if best is None or key < best[0]:
+                best = (key, pool, nodes)
+        if best is None:
+            return None
+        _key, pool, nodes = best
+        for n, k in nodes.items():
+            pool.set_free(n, max(0, pool.free[n] - k * dpr))
+        return Placement(cluster=pool.cluster, accelerator=pool.accelerator, nodes=nodes)
+
+    def quota_ok(self, job: Job, replicas: int) -> bool:
         left = self.quota_left.get((job.tenant, job.tier))
         return left is None or left >= replicas * job.devices_per_replica

@@ -1,0 +1,59 @@
+"""cpsat with backfill on holds nodes for the gang job its plans pass over: the freest node drains for
+it (nothing new starts there), and once it fits it starts there, ahead of jobs of higher value."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.schedulers.cpsat import CpsatScheduler
+from tests.support.plans import node_maps, on, state_for
+from tests.support.requests import cluster, fleet, job, parsed, request
+
+TWO_NODES = fleet(cluster("a", "us", ("a-h-", 2, "H100", 8)))
+HEAD = job("head", 1, devices_per_replica=8)
+SMALL = [job("s1", 1), job("s2", 1), job("s3", 4)]
+
+
+def plan(scheduler: CpsatScheduler, data: dict) -> dict[str, dict[str, int]]:
+    """Each placed job's nodes, valid for the request as asked (the placeholder never leaves)."""
+    return node_maps(data, scheduler.decide(parsed(data), state_for(data)))
+
+
+@pytest.mark.parametrize("mode", ["epoch", "backfill"])
+def test_the_freest_node_is_held_for_a_waiting_gang_job_and_small_jobs_start_elsewhere(mode):
+    # a-h-0: 6 busy (2 free), a-h-1: 3 busy (5 free, the freest): held for the 8-device head
+    data = request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6)), job("r1", 3, current=on("a-h-1", 3)),
+                               HEAD, *SMALL], policy={"mode": mode})
+    got = plan(CpsatScheduler(reserve=True, fast_path=True), data)
+    assert got == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}, "s1": {"a-h-0": 1}, "s2": {"a-h-0": 1}}
+
+
+def test_without_a_reservation_the_small_jobs_take_the_draining_node():
+    data = request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6)), job("r1", 3, current=on("a-h-1", 3)),
+                               HEAD, *SMALL], policy={"mode": "backfill"})
+    got = plan(CpsatScheduler(fast_path=True), data)
+    assert got == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}, "s1": {"a-h-0": 1}, "s2": {"a-h-0": 1}, "s3": {"a-h-1": 4}}
+
+
+def test_the_head_starts_on_its_drained_node_ahead_of_a_job_of_higher_value():
+    sched = CpsatScheduler(reserve=True, fast_path=True)
+    first = request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6)), job("r1", 3, current=on("a-h-1", 3)), HEAD],
+                    policy={"mode": "backfill"})
+    assert plan(sched, first) == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}}
+    # r1 finished: a-h-1 is empty, and a job worth 50 times more per device waits for 8 devices
+    then = request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6)), HEAD, job("big", 8, priority=50.0)],
+                   policy={"mode": "backfill"})
+    assert plan(sched, then) == {"r0": {"a-h-0": 6}, "head": {"a-h-1": 1}}
+    assert sched.heads == ()             # started: the next plan picks a new head
+
+
+def test_two_heads_drain_two_nodes_at_once():
+    # three nodes: a-h-1 (5 free) and a-h-2 (4 free) held for two waiting 8-device jobs; small jobs on a-h-0
+    three = fleet(cluster("a", "us", ("a-h-", 3, "H100", 8)))
+    data = request(three, [job("r0", 6, current=on("a-h-0", 6)), job("r1", 3, current=on("a-h-1", 3)),
+                           job("r2", 4, current=on("a-h-2", 4)), HEAD, job("head2", 1, devices_per_replica=8),
+                           *SMALL], policy={"mode": "backfill"})
+    sched = CpsatScheduler(reserve=True, reserve_heads=2, fast_path=True)
+    assert plan(sched, data) == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}, "r2": {"a-h-2": 4},
+                                 "s1": {"a-h-0": 1}, "s2": {"a-h-0": 1}}
+    assert sched.heads == ("head", "head2")
