@@ -19,7 +19,7 @@ from placement.candidates import Options
 from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
-from placement.score import job_terms
+from placement.score import improves, net_of
 
 
 def pool_occupancy(inst: Instance, opts: Options, pk: Packing) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
@@ -207,19 +207,14 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
             if moved is None:
                 continue
             pk, changed = moved
-            delta = sum(_net(inst, pk, k) - _net(inst, best, k) for k in changed)
-            if delta > 1e-9 * max(1.0, abs(delta)):
+            delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
+            if improves(delta):
                 best = pk
                 kept += 1
                 gained += delta
                 occupancy = pool_occupancy(inst, opts, best)
                 break
     return best, kept, gained
-
-
-def _net(inst: Instance, pk: Packing, j: int) -> float:
-    v, d, s = job_terms(inst, j, pk.placement_of(j))
-    return v - d - s
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:
@@ -286,7 +281,7 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
         ko = int(best.keep_opt[info.index])
         if ko < 0 or best.choice.get(info.index) == ko:
             continue
-        stake = float(opts.coef[ko]) * info.r0 + info.preempt_cost - _net(inst, best, info.index)
+        stake = float(opts.coef[ko]) * info.r0 + info.preempt_cost - net_of(inst, best, (info.index,))
         if stake > 0:
             wants.append((-stake, info.index))
     kept = 0
@@ -298,8 +293,8 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
         if moved is None:
             continue
         pk, changed = moved
-        delta = sum(_net(inst, pk, k) - _net(inst, best, k) for k in changed)
-        if delta > 1e-9 * max(1.0, abs(delta)):
+        delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
+        if improves(delta):
             best = pk
             kept += 1
             gained += delta

@@ -26,7 +26,7 @@ from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
 from placement.realize import realize_delta
-from placement.score import job_terms
+from placement.score import improves, net_of
 from placement.stop import StoppingCriterion
 
 
@@ -44,14 +44,6 @@ def _kept_room(inst: Instance, opts: Options, pk: Packing, free: set[int] | None
             for n, k in pk.nodes[j].items():
                 room[n] -= k * info.dpr
     return room
-
-
-def _objective_of(inst: Instance, pk: Packing, jobs: set[int]) -> float:
-    total = 0.0
-    for j in jobs:
-        v, d, p = job_terms(inst, j, pk.placement_of(j))
-        total += v - d - p
-    return total
 
 
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
@@ -127,8 +119,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
             if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
                 continue
-            delta = _objective_of(inst, pk, free) - _objective_of(inst, best, free)
-            if delta > 1e-9 * max(1.0, abs(delta)):
+            delta = net_of(inst, pk, free) - net_of(inst, best, free)
+            if improves(delta):
                 best = pk
                 stats["improved"] += 1
                 stats["node_improved"] = stats.get("node_improved", 0) + 1
@@ -154,8 +146,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         pk = realize_delta(inst, opts, best, choice, changed, gain0)
         if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
             continue
-        delta = _objective_of(inst, pk, changed) - _objective_of(inst, best, changed)
-        if delta > 1e-9 * max(1.0, abs(delta)):
+        delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
+        if improves(delta):
             best = pk
             stats["improved"] += 1
             neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n, params)

@@ -6,13 +6,18 @@ Every plan the engine returns is scored here, whichever stage produced it, with 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from models.fleet_index import fleet_index
 from models.request import Placement, PlanRequest
 from models.response import Action
 from placement import contract
 from placement.instance import Instance
+
+if TYPE_CHECKING:
+    from placement.packing import Packing
 
 # job index -> (cluster, accelerator, {node name: replicas})
 PlacedMap = dict[int, tuple[str, str, dict[str, int]]]
@@ -54,6 +59,21 @@ def job_terms(inst: Instance, j: int, got: tuple[str, str, dict[str, int]] | Non
     d = 0.0 if contract.action_kind(job.current, cluster, accel, nodes) is None else d_moved
     p = contract.spread(inst.spread_penalty, info.weight, info.dpr, job.speed[accel], len(nodes), n_min)
     return (v, d, p)
+
+
+def net_of(inst: Instance, pk: Packing, jobs: Iterable[int]) -> float:
+    """The objective's share of `jobs` in packing `pk` (value less disruption and spread): a move
+    changes only the jobs it touches, so this sum before and after it is what judges the move."""
+    total = 0.0
+    for j in jobs:
+        v, d, p = job_terms(inst, j, pk.placement_of(j))
+        total += v - d - p
+    return total
+
+
+def improves(delta: float) -> bool:
+    """Whether a move's objective change is a gain and not rounding noise (the search keeps only these)."""
+    return delta > 1e-9 * max(1.0, abs(delta))
 
 
 def placed_terms(inst: Instance, j: int, cluster: str, accel: str, r: int) -> tuple[float, float, int]:
