@@ -27,7 +27,7 @@ import numpy as np
 
 from models.response import Unplaced
 from placement.candidates import Options
-from placement.greedy import _place_best, grow_all, option_gains
+from placement.greedy import _place_best, density_order, grow_all, option_gains
 from placement.instance import Instance
 from placement.packing import Packing
 from placement.reasons import unplaced_reasons
@@ -118,18 +118,13 @@ def greedy_backfill(inst: Instance, opts: Options) -> tuple[Packing, set[int]]:
     pk = Packing(inst, opts)
     gain, reps = option_gains(inst, opts, None)
     pk.reserve_running([i.index for i in inst.jobs if i.keepable])
-    n = len(inst.jobs)
-    density = np.full(n, -np.inf)
-    if len(opts):
-        np.maximum.at(density, opts.job, gain / np.maximum(reps * opts.dpr, 1))
-    protected = [i.index for i in inst.jobs if i.protected]
-    others = sorted((i.index for i in inst.jobs if not i.protected), key=lambda j: (-density[j], j))
+    protected, others = density_order(inst, opts, gain, reps)
     for j in protected:
         if not pk.try_keep(j):
             _place_best(pk, j, gain, require_positive=False)
     need = opts.lo * opts.dpr
     skipped: set[int] = set()
-    for j in others:
+    for j in others.tolist():
         ol = opts.by_job[j]
         if len(ol) and bool((pk.pool_free[opts.pool[ol]] >= need[ol]).any()):
             _place_best(pk, j, gain, require_positive=False)

@@ -37,14 +37,7 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
     gain, reps = option_gains(inst, opts, prices)
     pk.reserve_running([i.index for i in inst.jobs if i.keepable])
 
-    n = len(inst.jobs)
-    best_density = np.full(n, -np.inf)
-    if len(opts):
-        dens = gain / np.maximum(reps * opts.dpr, 1)
-        np.maximum.at(best_density, opts.job, dens)
-    protected = [i.index for i in inst.jobs if i.protected]
-    others = np.array([i.index for i in inst.jobs if not i.protected], dtype=np.int64)
-    others = others[np.lexsort((others, -best_density[others]))]
+    protected, others = density_order(inst, opts, gain, reps)
 
     for j in protected:
         if not pk.try_keep(j):
@@ -68,6 +61,17 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
             _place_best(pk, j, gain0, require_positive=False)
     grow_all(pk, stop.passed)
     return pk
+
+
+def density_order(inst: Instance, opts: Options, gain: np.ndarray, reps: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The protected jobs, and the others by their best option's value per device (ties by index):
+    the order every greedy fill takes, the epoch plan's and the backfill's alike."""
+    best_density = np.full(len(inst.jobs), -np.inf)
+    if len(opts):
+        np.maximum.at(best_density, opts.job, gain / np.maximum(reps * opts.dpr, 1))
+    protected = [i.index for i in inst.jobs if i.protected]
+    others = np.array([i.index for i in inst.jobs if not i.protected], dtype=np.int64)
+    return protected, others[np.lexsort((others, -best_density[others]))]
 
 
 def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -> bool:
