@@ -27,7 +27,7 @@ import numpy as np
 
 from models.response import Unplaced
 from placement.candidates import Options
-from placement.greedy import _place_best, density_order, grow_all, option_gains
+from placement.greedy import _place_best, grow_all, protected_first
 from placement.instance import Instance
 from placement.packing import Packing
 from placement.reasons import unplaced_reasons
@@ -115,13 +115,7 @@ def greedy_backfill(inst: Instance, opts: Options) -> tuple[Packing, set[int]]:
     others by value per device, each tried only when one of its pools still has room for its fewest
     replicas (a backfill has little room and many waiting jobs: most are skipped at a glance). Returns
     the packing and the jobs skipped so."""
-    pk = Packing(inst, opts)
-    gain, reps = option_gains(inst, opts, None)
-    pk.reserve_running([i.index for i in inst.jobs if i.keepable])
-    protected, others = density_order(inst, opts, gain, reps)
-    for j in protected:
-        if not pk.try_keep(j):
-            _place_best(pk, j, gain, require_positive=False)
+    pk, gain, others = protected_first(inst, opts, None)
     need = opts.lo * opts.dpr
     skipped: set[int] = set()
     for j in others.tolist():

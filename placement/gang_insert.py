@@ -203,18 +203,23 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
             continue   # an earlier move gave it already
         for target in dict.fromkeys((goal, int(opts.lo[o]) + (goal - int(opts.lo[o])) // 2, int(opts.lo[o]))):
             tries += 1
-            moved = insert_gang(inst, opts, best, j, o, target, gain, occupancy)
-            if moved is None:
-                continue
-            pk, changed = moved
-            delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
-            if improves(delta):
-                best = pk
+            won = _won(inst, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy))
+            if won is not None:
+                best, delta = won
                 kept += 1
                 gained += delta
                 occupancy = pool_occupancy(inst, opts, best)
                 break
     return best, kept, gained
+
+
+def _won(inst: Instance, best: Packing, moved: tuple[Packing, set[int]] | None) -> tuple[Packing, float] | None:
+    """A move's packing and its gain when it improves on `best` (judged on the jobs it changed), else None."""
+    if moved is None:
+        return None
+    pk, changed = moved
+    delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
+    return (pk, delta) if improves(delta) else None
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:
@@ -289,13 +294,9 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
     for tries, (_, j) in enumerate(sorted(wants)):
         if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
             break
-        moved = restore_keep(inst, opts, best, j, gain)
-        if moved is None:
-            continue
-        pk, changed = moved
-        delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
-        if improves(delta):
-            best = pk
+        won = _won(inst, best, restore_keep(inst, opts, best, j, gain))
+        if won is not None:
+            best, delta = won
             kept += 1
             gained += delta
     return best, kept, gained

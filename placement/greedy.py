@@ -33,15 +33,7 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
     """A valid plan: keeps protected jobs, then fills by reduced value density, then grows.
     Past `deadline` (a perf_counter reading) it places nothing more but protected jobs."""
     stop = PassDeadline(deadline)
-    pk = Packing(inst, opts)
-    gain, reps = option_gains(inst, opts, prices)
-    pk.reserve_running([i.index for i in inst.jobs if i.keepable])
-
-    protected, others = density_order(inst, opts, gain, reps)
-
-    for j in protected:
-        if not pk.try_keep(j):
-            _place_best(pk, j, gain, require_positive=False)
+    pk, gain, others = protected_first(inst, opts, prices)
     # room only shrinks from here on: a job that fits nowhere now never will, and is not tried
     for j in fill_order(pk, others):
         if stop.passed():
@@ -61,6 +53,20 @@ def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
             _place_best(pk, j, gain0, require_positive=False)
     grow_all(pk, stop.passed)
     return pk
+
+
+def protected_first(inst: Instance, opts: Options, prices: np.ndarray | None) -> tuple[Packing, np.ndarray, np.ndarray]:
+    """Every greedy fill's start, the epoch plan's and the backfill's: running jobs' room reserved,
+    protected jobs kept (or placed where they gain most); returns the packing, the options' gains
+    and the other jobs in `density_order`, which the caller fills its own way."""
+    pk = Packing(inst, opts)
+    gain, reps = option_gains(inst, opts, prices)
+    pk.reserve_running([i.index for i in inst.jobs if i.keepable])
+    protected, others = density_order(inst, opts, gain, reps)
+    for j in protected:
+        if not pk.try_keep(j):
+            _place_best(pk, j, gain, require_positive=False)
+    return pk, gain, others
 
 
 def density_order(inst: Instance, opts: Options, gain: np.ndarray, reps: np.ndarray) -> tuple[list[int], np.ndarray]:
