@@ -27,7 +27,11 @@ from placement.candidates import Options
 from placement.instance import Instance
 
 TOL = 1e-7   # relative reduced cost below which a column does not price out
-GROWTH = 2.0   # a round's solve, measured at planet size, took up to about this many times the last one
+GROWTH = 2.5   # the second round's solve, measured at planet size, took up to about this many times the first
+START_SHARE = 0.8   # a round starts with at least this share of its expected solve left: one cut short by the
+                    # limit costs only its time (the last finished round's primal and duals stand)
+COLUMNS_PER_JOB = 1   # columns a round adds per job (its best pricing out); two reach the LP in fewer simplex
+                      # iterations, but the second round's solve then takes about six times the first, often cut
 
 
 class RestrictedLP:
@@ -107,7 +111,10 @@ class RestrictedLP:
 
     def solve(self, seconds: float, iterations: int | None = None) -> str:
         """Re-solve from the last basis; the model status ("Optimal", "Infeasible", ...)."""
-        self.h.setOptionValue("time_limit", max(0.05, float(seconds)))
+        # HiGHS's time limit counts the model's run time over every solve so far, not this solve's:
+        # set as `seconds`, the third round of column generation was stopped after a fraction of its
+        # share, with nothing to show for it
+        self.h.setOptionValue("time_limit", self.h.getRunTime() + max(0.05, float(seconds)))
         if iterations is not None:
             self.h.setOptionValue("simplex_iteration_limit", int(iterations))
         _run(self.h)
@@ -135,8 +142,8 @@ class RestrictedLP:
         value = -self.h.getInfo().objective_function_value / self.scale - float(self.pc.sum())
         return value, x, n
 
-    def pricing(self) -> np.ndarray:
-        """Options outside the model whose column prices out at the current duals: per job its best."""
+    def pricing(self, per_job: int = COLUMNS_PER_JOB) -> np.ndarray:
+        """Options outside the model whose column prices out at the current duals: per job its `per_job` best."""
         u, pool, quota, budget = self.duals()
         val, _ = priced_values(self.inst, self.opts, pool, quota, budget)
         rc = val - u[self.opts.job]
@@ -145,9 +152,10 @@ class RestrictedLP:
         if not len(cand):
             return cand
         order = cand[np.lexsort((cand, -rc[cand], self.opts.job[cand]))]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = self.opts.job[order][1:] != self.opts.job[order][:-1]
-        return order[first]
+        jobs = self.opts.job[order]
+        starts = np.flatnonzero(np.r_[True, jobs[1:] != jobs[:-1]])
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        return order[rank < per_job]
 
 
 def colgen_lp(inst: Instance, opts: Options, start: np.ndarray, deadline: float,
@@ -161,17 +169,18 @@ def colgen_lp(inst: Instance, opts: Options, start: np.ndarray, deadline: float,
     lp.add(start)
     stats = {"rounds": 0, "columns": 0.0, "converged": 0, "lp_value": float("nan")}
     last: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
-    solve_s = price_s = 0.0
+    solve_s = price_s = expected = 0.0
     while stats["rounds"] < max_rounds:
-        # a solve stopped by its time limit gives nothing (HiGHS returns no duals and no usable primal),
-        # so a round starts only when it is likely to finish, its pricing after it included: each solve
-        # has taken up to GROWTH times the last
+        # a solve stopped by its time limit gives nothing (the last finished round's primal and duals
+        # stand), so a round starts only with a fair share of its expected time left, its pricing included
         left = deadline - time.perf_counter() - price_s
-        if left <= 0.05 or (last is not None and left < GROWTH * solve_s):
+        if left <= 0.05 or (last is not None and left < START_SHARE * expected):
             break
         ts = time.perf_counter()
         status = lp.solve(left)
         solve_s = time.perf_counter() - ts
+        # the second solve took up to GROWTH times the first; later ones about as long as the last
+        expected = solve_s * (GROWTH if stats["rounds"] == 0 else 1.0)
         if status == "Infeasible":
             return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True), stats
         if status != "Optimal":
@@ -181,7 +190,7 @@ def colgen_lp(inst: Instance, opts: Options, start: np.ndarray, deadline: float,
         value, x, n = lp.primal()
         _, pool, quota, budget = lp.duals()
         last = (value, x, n, pool, quota, budget)
-        if deadline - time.perf_counter() - price_s < GROWTH * solve_s:
+        if deadline - time.perf_counter() - price_s < START_SHARE * expected:
             break   # no time for another round: its pricing would be wasted
         extra = lp.pricing()
         price_s = time.perf_counter() - ts

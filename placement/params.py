@@ -30,9 +30,10 @@ class EngineParams:
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
-    lp_first_share: float = 0.7          # planet size: the LP's most (its second round is worth 3 % there; the search little)
-    lp_first_min_s: float = 1.0          # planet size: the LP starts only with this much left for it (else the
-                                         # greedy's pool-level choice is packed: a solve cut short gives nothing)
+    lp_first_share: float = 0.1          # planet size: the LP starts only with this much of the limit left for it,
+    lp_first_min_s: float = 1.0          # or this many seconds if less (else the greedy's pool-level choice is packed)
+    first_pack_compiles: float = 2.4     # planet size: one packing pass, x the compile's seconds (measured 1.2-2.2 x)
+    first_bound_compiles: float = 0.6    # planet size: the integer bound after it, likewise (measured 0.5-0.8 x)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
@@ -64,8 +65,8 @@ class EngineParams:
     tail_s: float = 0.02
     tail_scorings: float = 2.0
     tail_per_job_s: float = 3e-5
-    first_tail_per_job_s: float = 6e-5   # planet size: the first plan's packing stops this far before the deadline,
-    first_tail_compiles: float = 1.2     # or this many times the compile's seconds, whichever is more
+    first_tail_compiles: float = 1.2     # planet size: the packing pass stops this many times the compile's seconds
+                                         # before the deadline (a scoring and the response; or the tail above if more)
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 
 

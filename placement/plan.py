@@ -105,26 +105,28 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         return _infeasible(inst, opts, clock)
 
     candidates = _Candidates(inst)
-    # at planet size the greedy pass costs 5-10 s on a loaded machine: the first plan is the greedy's
-    # choice made at pool level (scalar steps, no nodes), then packed in one pass that stops at the
-    # deadline; about the greedy's quality in a third of its time, and on a loaded machine often the
-    # only plan there is time for. The LP's plan follows where it fits; the time that pass took is
-    # what the LP leaves for rounding its own
+    # at planet size a greedy pass costs 5-10 s on a loaded machine, and a packing pass 1-2 s: the
+    # greedy's choice is made at pool level (scalar steps, no nodes), column generation runs from it
+    # for most of the limit, and one packing pass then packs the LP's rounding (the greedy's choice
+    # where no LP round finished). Packing the greedy's choice first as well took the time of one or
+    # two rounds of the LP, which are worth 1-4 % there; the packing pass stops at the deadline with a
+    # valid plan either way
     lp_first = use_cpsat and not stop.deterministic and len(inst.jobs) >= P.lp_first_min_jobs
-    first_choice: dict[int, tuple[int, int]] | None = None   # planet size: the greedy's choice at pool level
+    lp = None
     first = None
+    first_name = "greedy"
     if lp_first:
-        first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
-        # what follows the first plan (scoring it, the first bound, the reasons, the response) was
-        # measured at about 0.7-1.7 times the compile on a loaded machine: that much stays after it
-        reserve = max(P.tail_s + P.first_tail_per_job_s * len(inst.jobs), P.first_tail_compiles * clock.phases["compile"])
-        first = realize(inst, opts, first_choice, deadline=clock.deadline - reserve, by_value=True)
+        first, first_name, lp = _planet_first(inst, opts, clock, P)
+        if lp is not None and lp.infeasible:
+            return _infeasible(inst, opts, clock)
     if first is None or not _protected_ok(inst, first):
         lp_first = False
+        lp = None
+        first_name = "greedy"
         first = greedy(inst, opts)
-    realize_s = clock.lap("greedy")
+    realize_s = clock.lap("greedy" if not lp_first else "lp_rounding")
     if _protected_ok(inst, first):
-        candidates.add("greedy", first)
+        candidates.add(first_name, first)
     else:   # the greedy plan broke constraint 5: never a candidate
         rescued = _rescue_protected(inst, opts, stop, P)
         if rescued is None:
@@ -140,24 +142,16 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
     bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
                   "lagrangian", np.zeros(len(inst.pools)))
-    lp = None
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
     lp_plans: list[tuple[Packing, float]] = []      # other roundings of the LP
-    if use_cpsat and (lp_first or stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
+    if lp_first and lp is not None and candidates.best[0] == "lp_rounding":
+        lp_plan = (candidates.best[1], candidates.best[2].objective)
+    if use_cpsat and not lp_first and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
-                           min((P.lp_first_share if lp_first else
-                                P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
+                           min((P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
                                clock.left() - P.lp_tail_realizes * realize_s - tail - P.min_stage_s))
-        if lp_first:   # planet size: column generation on one warm model (placement/colgen.py), from
-            # each job's keep and best options and the greedy's choice at pool level, so that its first
-            # round is worth at least the greedy plan
-            if lp_s > P.lp_first_min_s:
-                start = np.union1d(_top_options(inst, opts, candidates.best[1], 1),
-                                   np.fromiter((o for o, _ in first_choice.values()), dtype=np.int64))
-                lp, cg = colgen_lp(inst, opts, start, time.perf_counter() + lp_s)
-                clock.phases["lp_rounds"] = cg["rounds"]
-        elif lp_s <= P.min_stage_s:
+        if lp_s <= P.min_stage_s:
             lp = None
         else:
             lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic)
@@ -173,13 +167,6 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     if _proven(bound, candidates, P.optimal_gap):
         pass   # the plan in hand meets the bound: nothing to search (small requests end here in about a ms)
     elif lp is not None:
-        if lp_first:   # the plan first (the LP rounding is the first real plan at this size), then the bound
-            ts = time.perf_counter()
-            pk = realize(inst, opts, capacity_rounding(inst, opts, lp.x, lp.n), deadline=until)
-            realize_s = time.perf_counter() - ts
-            lp_obj = candidates.add("lp_rounding", pk)
-            lp_plan = (pk, lp_obj) if lp_obj is not None else None
-            clock.lap("lp_rounding")
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part
         ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
                            deadline=time.perf_counter() + stop.budget(
@@ -283,6 +270,37 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         stats=SolverStats(engine=best_name, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=cp_vars, phases_s=clock.phases),
     )
+
+
+def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
+                  ) -> tuple[Packing | None, str, Bound | None]:
+    """Planet size: the greedy's choice at pool level, column generation from it (placement/colgen.py)
+    until the time one packing pass, the integer bound, a scoring and the response are estimated to
+    take (each measured as a multiple of this request's compile on this machine, so load scales
+    them), then that pass over the LP's rounding, or over the greedy's choice where no LP round
+    finished. Returns (the packed plan, its stage name, the LP's bound or None)."""
+    first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
+    clock.lap("greedy")
+    c = max(clock.phases["compile"], P.min_stage_s)
+    # the packing pass stops where only a scoring and the response are left
+    until = clock.deadline - max(P.first_tail_compiles * c, P.tail_s + P.tail_per_job_s * len(inst.jobs))
+    lp_deadline = until - (P.first_pack_compiles + P.first_bound_compiles) * c
+    lp = None
+    if lp_deadline - time.perf_counter() > min(P.lp_first_min_s, P.lp_first_share * inst.request.policy.time_limit_s):
+        # from each job's keep and best options and the greedy's choice at pool level, so that its
+        # first round is worth at least the greedy plan
+        start = np.union1d(_top_options(inst, opts, Packing(inst, opts), 1),
+                           np.fromiter((o for o, _ in first_choice.values()), dtype=np.int64))
+        lp, cg = colgen_lp(inst, opts, start, lp_deadline)
+        clock.phases["lp_rounds"] = cg["rounds"]
+    clock.lap("lp")
+    if lp is not None and lp.infeasible:
+        return None, "greedy", lp
+    if lp is not None:
+        pk = realize(inst, opts, capacity_rounding(inst, opts, lp.x, lp.n), deadline=until)
+        if _protected_ok(inst, pk):
+            return pk, "lp_rounding", lp
+    return realize(inst, opts, first_choice, deadline=until, by_value=True), "greedy", lp
 
 
 def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams,

@@ -90,11 +90,38 @@ def assign_in_order(inst: Instance, opts: Options, sel: np.ndarray, starts: np.n
     sel_l = sel.tolist()
     pool, dpr, lo, keep = opts.pool.tolist(), opts.dpr.tolist(), opts.lo.tolist(), opts.keep.tolist()
     mig, job, want_l = opts.mig_gb.tolist(), opts.job.tolist(), want.tolist()
+    # every protected job's fewest replicas at its first option are held for it before any job is
+    # assigned: a protected job earlier in the order, rounded up to the LP's replicas, once took the
+    # quota a later protected job needed, and the whole rounding was then no valid plan (constraint 5)
+    held: dict[int, tuple[int, int, tuple[str, str], float]] = {}
+    for k in order.tolist():
+        o = sel_l[starts_l[k]]
+        info = inst.jobs[job[o]]
+        if not info.protected:
+            continue
+        need, p, key = lo[o] * dpr[o], pool[o], info.key
+        q = quota_left.get(key)
+        g = mig[o] if budget_left is not None else 0.0
+        if need > pool_left[p] or (q is not None and need > q) or (g > 0 and g > budget_left + 1e-9):
+            continue   # no room even for it alone: it takes its turn like any other job
+        pool_left[p] -= need
+        if q is not None:
+            quota_left[key] = q - need
+        if g > 0:
+            budget_left -= g
+        held[k] = (p, need, key, g)
     out: dict[int, tuple[int, int]] = {}
     for k in order.tolist():
         j = job[sel_l[starts_l[k]]]
         info = inst.jobs[j]
         key = info.key
+        if k in held:   # its turn: what was held for it is its own again
+            p, need, _, g = held.pop(k)
+            pool_left[p] += need
+            if key in quota_left:
+                quota_left[key] += need
+            if g > 0:
+                budget_left += g
         q = quota_left.get(key)
         for o in sel_l[starts_l[k]:ends[k]]:
             d, p = dpr[o], pool[o]
