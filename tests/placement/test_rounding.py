@@ -14,7 +14,7 @@ from placement.colgen import colgen_lp
 from placement.greedy import option_gains
 from placement.instance import compile_instance
 from placement.rounding import capacity_rounding, pool_greedy
-from tests.support.requests import parsed
+from tests.support.requests import cluster, fleet, job, parsed, request
 
 
 def _within_limits(inst, opts, choice) -> None:
@@ -51,3 +51,27 @@ def test_the_greedy_choice_at_pool_level_keeps_every_pool_quota_and_the_budget()
         choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
         _within_limits(inst, opts, choice)
         assert len(choice) > len(inst.jobs) // 4
+
+
+def test_a_protected_job_keeps_its_room_when_one_before_it_is_rounded_up_to_its_lp_replicas():
+    # two running premium jobs of one tenant under a 9-device quota: the LP grows the more valuable
+    # one to 8 replicas and keeps the other's 2 as they run (10 > 9: the LP is fractional elsewhere).
+    # Rounded in value order, the first took 8 and the second found 1 device left: a plan without a
+    # protected job. Each protected job's fewest replicas are held first: the first gets 7
+    data = request(
+        fleet(cluster("c", "us", ("n", 4, "H100", 8))),
+        [job("grow", 1, 8, tenant="t", tier="premium", priority=5.0, current={
+             "cluster": "c", "accelerator": "H100", "nodes": {"n0": 1}}),
+         job("stay", 2, 2, tenant="t", tier="premium", current={
+             "cluster": "c", "accelerator": "H100", "nodes": {"n1": 2}})],
+        quotas=[{"tenant": "t", "tier": "premium", "devices": 9}])
+    inst = compile_instance(parsed(data))
+    opts = build_options(inst)
+    grow, stay = (next(i.index for i in inst.jobs if i.job.id == name) for name in ("grow", "stay"))
+    move = next(int(o) for o in opts.by_job[grow] if not opts.keep[o])
+    keep = next(int(o) for o in opts.by_job[stay] if opts.keep[o])
+    x = np.zeros(len(opts))
+    n = np.zeros(len(opts))
+    x[move], n[move] = 1.0, 8.0
+    x[keep], n[keep] = 1.0, 2.0
+    assert capacity_rounding(inst, opts, x, n) == {grow: (move, 7), stay: (keep, 2)}
