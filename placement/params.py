@@ -32,8 +32,9 @@ class EngineParams:
     colgen_share: float = 0.35           # column generation rounds start while the LP stage took less than this share
     lp_first_share: float = 0.1          # planet size: the LP starts only with this much of the limit left for it,
     lp_first_min_s: float = 1.0          # or this many seconds if less (else the greedy's pool-level choice is packed)
-    first_pack_compiles: float = 2.4     # planet size: one packing pass, x the compile's seconds (measured 1.2-2.2 x)
-    first_bound_compiles: float = 0.6    # planet size: the integer bound after it, likewise (measured 0.5-0.8 x)
+    first_pack_compiles: float = 1.8     # planet size: one packing pass, x the compile's seconds (measured 1.2-2.8 x)
+    first_bound_compiles: float = 0.4    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
+                                         # it gives no bound, and the Lagrangian stands)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
