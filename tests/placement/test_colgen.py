@@ -11,9 +11,9 @@ import time
 import numpy as np
 
 from datasets.requests import generate_family
-from placement.bound import lp_bound
+from placement.bound import lp_bound, priced_values
 from placement.candidates import build_options
-from placement.colgen import colgen_lp
+from placement.colgen import ROUND_SHARE, TOL, RestrictedLP, colgen_lp
 from placement.instance import compile_instance
 from tests.support.requests import parsed
 
@@ -49,3 +49,25 @@ def test_a_single_round_gives_a_valid_bound_at_its_duals():
     assert stats["rounds"] == 1 and stats["converged"] == 0
     assert got.method == "lagrangian"
     assert got.value >= full.value - 1e-6 * abs(full.value)   # never below the LP: an upper bound
+
+
+def test_a_round_adds_at_most_a_fifth_of_the_jobs_columns_those_pricing_out_most_first():
+    inst, opts = _medium()
+    lp = RestrictedLP(inst, opts)
+    lp.add(_first_option_per_job(opts))
+    assert lp.solve(60) == "Optimal"
+    u, pool, quota, budget = lp.duals()
+    val, _ = priced_values(inst, opts, pool, quota, budget)
+    rel = (val - u[opts.job]) / np.maximum(1.0, np.abs(u[opts.job]))
+    # per job its best option outside the model that prices out
+    best = np.full(len(inst.jobs), -np.inf)
+    outside = ~lp.inside & (val - u[opts.job] > TOL * np.maximum(1.0, np.abs(u[opts.job])))
+    np.maximum.at(best, opts.job[outside], rel[outside])
+    pricing_out = np.flatnonzero(np.isfinite(best))
+    assert len(pricing_out) > ROUND_SHARE * len(inst.jobs)   # the cap binds on this request
+    got = lp.pricing()
+    assert len(got) == int(ROUND_SHARE * len(inst.jobs))
+    assert len(np.unique(opts.job[got])) == len(got)          # one column a job
+    assert np.all(rel[got] == best[opts.job[got]])            # each its job's best
+    left_out = np.setdiff1d(pricing_out, opts.job[got])
+    assert rel[got].min() >= best[left_out].max()             # those pricing out most
