@@ -84,10 +84,11 @@ class Instance:
         return contract.rate(replicas, job.devices_per_replica, job.speed[accel], loc)
 
 
-def compile_instance(req: PlanRequest) -> Instance:
-    """Index a validated request. Linear in nodes + jobs."""
+def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Instance:
+    """Index a validated request. Linear in nodes + jobs. `fleet` is the fleet's index where the
+    caller holds it already (a warm re-plan keeps it with the previous solve: placement/replan.py)."""
     pol = req.policy
-    fx = fleet_index(req.fleet)
+    fx = fleet if fleet is not None else fleet_index(req.fleet)
     cluster_region = fx.region_of
     node_index = fx.index
     node_devices = np.asarray(fx.devices, dtype=np.int64)

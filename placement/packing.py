@@ -121,6 +121,33 @@ class Packing:
         self._commit(j, ko, dict(info.cur_nodes))
         return True
 
+    def place_exact(self, o: int, placement: dict[int, int]) -> bool:
+        """Place option `o` (a change) on exactly `placement` (node -> replicas), if every node is up, in
+        the option's pool and has the room (not counting others' reservations), the count is one the
+        option grants and the quota and the budget allow: a previous plan's placement carried over by a
+        warm re-plan (placement/replan.py)."""
+        opts = self.opts
+        j = int(opts.job[o])
+        if j in self.choice or opts.keep[o]:
+            return False
+        info = self.inst.jobs[j]
+        d = info.dpr
+        r = sum(placement.values())
+        if not opts.lo[o] <= r <= opts.hi[o] or (info.allowed is not None and r not in info.allowed):
+            return False
+        room = self.quota_room(j)
+        if (room is not None and room < r * d) or not self.budget_ok(o):
+            return False
+        p = int(opts.pool[o])
+        mine = info.cur_nodes if j in self.reserved else {}
+        for n, k in placement.items():
+            if k <= 0 or self.inst.node_pool[n] != p or \
+                    self.free[n] - self.soft[n] + mine.get(n, 0) * d < k * d:
+                return False
+        self.release(j)
+        self._commit(j, o, dict(placement))
+        return True
+
     def try_option(self, o: int, target: int | None = None, lo: int | None = None, use_soft: bool = True,
                    displace_below: float | None = None) -> int:
         """Place option `o` (a change) with as many replicas as fit up to `target`; 0 if fewer than `lo`.
