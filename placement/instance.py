@@ -72,6 +72,8 @@ class Instance:
     # (job, cluster, accelerator, replicas) -> the job's placement-independent terms there
     # (`placement.score.job_terms`): the search scores the same few placements again and again
     term_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # values derived from the whole instance once and read by many stages (the quota rows: placement.bound._keys)
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def pause_to(self, info: JobInfo, region: str) -> float | None:
         """Seconds a job pauses to run at a new placement in `region`; None if it cannot get there."""

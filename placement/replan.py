@@ -32,6 +32,7 @@ job cannot be kept placed, and always for `policy.deterministic` plans and backf
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -44,18 +45,19 @@ import numpy as np
 from models.collector import collector_paused
 from models.fleet_index import FleetIndex
 from models.request import Fleet, Job, Placement, PlanRequest
-from models.response import Assignment, Breakdown, PlanResponse, ReplanStats, SolverStats
+from models.response import Action, Assignment, Breakdown, PlanResponse, ReplanStats, SolverStats
+from placement import contract
 from placement.bound import Bound, _keys, lagrangian_value, priced_values
 from placement.candidates import Options, build_options
-from placement.gang_insert import insert_gang, pool_occupancy
-from placement.greedy import _place_best, grow_all, option_gains
-from placement.instance import Instance, compile_instance
+from placement.gang_insert import insert_gang
+from placement.greedy import _place_best, option_gains
+from placement.instance import Instance, JobInfo, compile_instance
 from placement.knapsack_bound import integer_bound
-from placement.packing import Packing, fill_order
+from placement.packing import Packing, could_fit, fill_order
 from placement.params import DEFAULT, EngineParams
 from placement.plan import GC_PAUSE_MIN_JOBS, _plan
 from placement.reasons import unplaced_reasons
-from placement.score import improves, net_of, score
+from placement.score import Scored, improves, job_terms, net_of
 
 
 @dataclass(frozen=True)
@@ -64,21 +66,14 @@ class ReplanParams:
 
     max_share: float = 0.01         # (arrivals + completions + changed jobs) / previous jobs, at most
     max_chain: int = 20             # warm re-plans in a row before a full solve refreshes the prices
-    search_share: float = 0.02      # the improvement's seconds: this share of the time limit ...
-    search_max_s: float = 0.15      # ... at most this many
-    bound_share: float = 0.01       # the integer knapsack bound's seconds: this share of the limit ...
-    bound_max_s: float = 0.1        # ... at most this many (the Lagrangian bound is always computed)
+    target_s: float = 1.0           # a warm re-plan aims to answer within this many seconds (parse excluded) ...
+    target_share: float = 0.5       # ... or this share of the time limit, whichever is less
+    search_share: float = 0.15      # the improvement's seconds: at most this share of the target
+    bound_min_s: float = 0.1        # the integer knapsack bound runs only with this much of the target left
+    recompile_share: float = 0.5    # past this share of jobs not as before, compile the request whole
 
 
 REPLAN_DEFAULT = ReplanParams()
-
-
-class JobMemory(NamedTuple):
-    """One job as the previous solve saw it: attributes, running state in its request, placement in its plan."""
-
-    static: tuple                                   # `_static(job)`
-    before: tuple[str, str, Mapping[str, int]] | None   # its `current` then: (cluster, accelerator, nodes)
-    placed: tuple[str, str, Mapping[str, int]] | None   # where the plan put it (None: waiting)
 
 
 @dataclass(frozen=True)
@@ -90,7 +85,11 @@ class WarmState:
     fleet_digest: str
     context_digest: str
     fleet: FleetIndex                               # the compiled fleet, shared read-only
-    jobs: Mapping[str, JobMemory]                   # job id -> what the solve saw and decided
+    index: Mapping[str, int]                        # job id -> its index in the request planned
+    inst: Instance                                  # that request compiled (its jobs as they were), and its
+    opts: Options                                   # options: a job that stays as it was is not compiled again
+    placed: Mapping[str, Assignment]                # job id -> its assignment in the plan, placed jobs only
+    unmoved: frozenset[str]                         # the jobs the plan left exactly where they ran
     pool_prices: np.ndarray                         # per pool of `fleet` (its order), >= 0
     quota_prices: Mapping[tuple[str, str], float]   # (tenant, tier) -> price, >= 0
     budget_price: float                             # >= 0
@@ -108,7 +107,9 @@ class Delta(NamedTuple):
     arrivals: list[int]
     completions: int
     share: float
-    statics: list[tuple]   # `_static` of every job of the new request, in order
+    same: list[int]        # per job of the new request: its index in the previous one where nothing about it
+                           # changed (attributes, running state, checkpoint), else -1: compiled as it was
+    gone: list[str]        # the ids of the completed jobs
 
 
 def fleet_digest(fleet: Fleet) -> str:
@@ -125,18 +126,20 @@ def context_digest(req: PlanRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _static(job: Job) -> tuple:
-    """A job's attributes that its options depend on, besides where it runs now."""
-    r = job.replicas
-    return (job.tenant, job.tier, job.priority, r.min, r.max, None if r.allowed is None else tuple(r.allowed),
-            job.devices_per_replica, tuple(job.speed.items()), job.data_region,
-            None if job.regions is None else tuple(job.regions), job.checkpoint_gb)
+def _same_job(a: Job, b: Job) -> bool:
+    """Whether two jobs have the same attributes, besides their id and where they run (or last ran)."""
+    ra, rb = a.replicas, b.replicas
+    return (a.speed == b.speed and ra.min == rb.min and ra.max == rb.max and ra.allowed == rb.allowed
+            and a.devices_per_replica == b.devices_per_replica and a.priority == b.priority and a.tier == b.tier
+            and a.tenant == b.tenant and a.checkpoint_gb == b.checkpoint_gb and a.data_region == b.data_region
+            and a.regions == b.regions)
 
 
-def _same(cur: Placement | None, p: tuple[str, str, Mapping[str, int]] | None) -> bool:
-    if cur is None or p is None:
-        return cur is None and p is None
-    return cur.cluster == p[0] and cur.accelerator == p[1] and cur.nodes == p[2]
+def _same(a: Placement | Assignment | None, b: Placement | Assignment | None) -> bool:
+    """Whether two placements (a job's `current`, an assignment) are the same cluster, type and node map."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a is b or (a.cluster == b.cluster and a.accelerator == b.accelerator and a.nodes == b.nodes)
 
 
 def plan_warm(req: PlanRequest, warm: WarmState | None = None, params: EngineParams = DEFAULT,
@@ -151,11 +154,9 @@ def plan_warm(req: PlanRequest, warm: WarmState | None = None, params: EnginePar
         if req.policy.deterministic or req.policy.mode != "epoch":
             return _plan(req, use_cpsat=True, params=params, started=started), None
         if warm is not None:
-            delta = diff(req, warm, replan_params)
-            if delta is not None:
-                got = replan(req, warm, delta, params, replan_params, started)
-                if got is not None:
-                    return got
+            got = replan(req, warm, params, replan_params, started)
+            if got is not None:
+                return got
         learned: dict = {}
         resp = _plan(req, use_cpsat=True, params=params, started=started, learned=learned)
         return resp, _remember(req, resp, learned, chain=0)
@@ -168,49 +169,68 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
         return None
     if fleet_digest(req.fleet) != warm.fleet_digest or context_digest(req) != warm.context_digest:
         return None
-    mem = warm.jobs
+    old_placed, old_index, unmoved = warm.placed, warm.index, warm.unmoved
+    old_jobs = warm.inst.jobs
     keep: list[int] = []
     move: list[int] = []
     waiting: list[int] = []
     changed: list[int] = []
     arrivals: list[int] = []
-    statics: list[tuple] = []
+    same: list[int] = []
     seen = 0
     for j, job in enumerate(req.jobs):
-        st = _static(job)
-        statics.append(st)
-        m = mem.get(job.id)
-        if m is None:
+        same.append(-1)
+        k = old_index.get(job.id)
+        if k is None:
             arrivals.append(j)
             continue
         seen += 1
-        if st != m.static:
+        old = old_jobs[k].job
+        if not _same_job(job, old):
             changed.append(j)
             continue
         cur = job.current
-        if m.placed is not None:
-            if _same(cur, m.placed):
-                keep.append(j)
-            elif _same(cur, m.before):
+        placed = old_placed.get(job.id)
+        if cur is None:   # (the common cases inline: this loop runs over every job)
+            as_before = old.current is None
+            if as_before and job.checkpoint_region == old.checkpoint_region:
+                same[j] = k
+            if placed is None:
+                waiting.append(j)
+            elif as_before:
                 move.append(j)
             else:
                 changed.append(j)
-        elif cur is None or _same(cur, m.before):
+            continue
+        as_before = _same(cur, old.current)
+        if as_before:
+            same[j] = k
+        if placed is not None:
+            if (as_before and job.id in unmoved) or _same(cur, placed):
+                keep.append(j)
+            elif as_before:
+                move.append(j)
+            else:
+                changed.append(j)
+        elif as_before:
             waiting.append(j)
         else:
             changed.append(j)
-    completions = len(mem) - seen
-    share = (len(arrivals) + completions + len(changed)) / max(1, len(mem))
+    completions = len(old_index) - seen
+    share = (len(arrivals) + completions + len(changed)) / max(1, len(old_index))
     if share > rp.max_share * (1 + 1e-12):
         return None
-    return Delta(keep, move, waiting, changed, arrivals, completions, share, statics)
+    gone: list[str] = []
+    if completions:
+        ids = {job.id for job in req.jobs}
+        gone = [i for i in old_index if i not in ids]
+    return Delta(keep, move, waiting, changed, arrivals, completions, share, same, gone)
 
 
-def replan(req: PlanRequest, warm: WarmState, delta: Delta, params: EngineParams = DEFAULT,
-           rp: ReplanParams = REPLAN_DEFAULT, started: float | None = None
-           ) -> tuple[PlanResponse, WarmState] | None:
-    """The warm path (module docstring); None where it cannot give a valid plan (a protected job that
-    cannot be kept placed): the caller then runs the full solve."""
+def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp: ReplanParams = REPLAN_DEFAULT,
+           started: float | None = None) -> tuple[PlanResponse, WarmState] | None:
+    """The warm path (module docstring); None where it does not apply (`diff`) or cannot give a valid
+    plan (a protected job that cannot be kept placed): the caller then runs the full solve."""
     t0 = time.perf_counter() if started is None else started
     limit = req.policy.time_limit_s
     phases: dict[str, float] = {}
@@ -223,42 +243,48 @@ def replan(req: PlanRequest, warm: WarmState, delta: Delta, params: EngineParams
 
     if started is not None:
         lap("parse")
-    inst = compile_instance(req, warm.fleet)
-    opts = build_options(inst)
+    t_in = time.perf_counter()
+    target = t_in + min(rp.target_s, rp.target_share * limit)
+    delta = diff(req, warm, rp)
+    if delta is None:
+        return None
+    lap("diff")
+    inst, opts = _compile(req, warm, delta, rp)
     lap("compile")
     if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
         return None
-    pk, redo = _carry_over(inst, opts, delta, warm.jobs)
+    pk, redo = _carry_over(inst, opts, delta, warm.placed)
     kept = len(pk.choice)
     lap("carry_over")
     qkeys = _keys(inst)[0]
     qp = np.array([warm.quota_prices.get(k, 0.0) for k in qkeys], dtype=float)
     gain0, _ = option_gains(inst, opts, None)
-    todo = sorted(set(redo) | set(delta.changed) | set(delta.arrivals) | set(delta.waiting))
+    todo = sorted(set(redo) | set(delta.changed) | set(delta.arrivals) | set(_room_seekers(inst, opts, warm, delta, redo)))
     if not _fill(inst, opts, pk, todo, warm.pool_prices, qp, warm.budget_price, gain0):
         return None
     lap("fill")
-    search_end = time.perf_counter() + min(rp.search_max_s, rp.search_share * limit)
+    search_end = time.perf_counter() + rp.search_share * (target - t_in)
     pk, moves = _improve(inst, opts, pk, sorted(set(redo) | set(delta.changed) | set(delta.arrivals)), gain0,
                          search_end)
     phases["gang_moves"] = moves
     lap("search")
-    sc = score(inst, pk.placed_map())
+    sc = _score(inst, opts, pk)
     lap("score")
+    unplaced = unplaced_reasons(inst, opts, pk)
+    lap("reasons")
+    # the Lagrangian bound of this request at the previous prices: valid at any prices >= 0 (weak duality);
+    # the integer knapsacks at the same prices, tighter, where the target leaves time for them
     bound = Bound(lagrangian_value(inst, opts, warm.pool_prices, qp, warm.budget_price)[0], "lagrangian",
                   warm.pool_prices, quota_prices=qp, budget_price=warm.budget_price)
-    ib = integer_bound(inst, opts, warm.pool_prices, qp, warm.budget_price,
-                       deadline=time.perf_counter() + min(rp.bound_max_s, rp.bound_share * limit))
-    if ib is not None and ib.value < bound.value:
-        bound = Bound(ib.value, ib.method, bound.prices, quota_prices=qp, budget_price=warm.budget_price)
+    if target - time.perf_counter() > rp.bound_min_s:
+        ib = integer_bound(inst, opts, warm.pool_prices, qp, warm.budget_price, deadline=target)
+        if ib is not None and ib.value < bound.value:
+            bound = Bound(ib.value, ib.method, bound.prices, quota_prices=qp, budget_price=warm.budget_price)
     lap("bound")
-    unplaced = unplaced_reasons(inst, opts, pk)
     obj = sc.objective
     ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise
     gap = (ub - obj) / max(abs(ub), 1e-9)
-    placed = sc.placed
-    assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
-                   for j, (c, a, n) in sorted(placed.items())]
+    assignments, unmoved = _assignments(inst, opts, pk, warm.placed, set(delta.keep))
     stats = ReplanStats(arrivals=len(delta.arrivals), completions=delta.completions, changed=len(delta.changed),
                         share=round(delta.share, 6), kept=kept, chain=warm.chain + 1)
     lap("response")
@@ -269,36 +295,106 @@ def replan(req: PlanRequest, warm: WarmState, delta: Delta, params: EngineParams
         unplaced=unplaced,
         stats=SolverStats(engine="replan", cpsat_status=None, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=0, phases_s=phases, replan=stats))
-    state = _state(req, placed, warm.fleet, warm.fleet_digest, warm.context_digest, warm.pool_prices,
-                   warm.quota_prices, warm.budget_price, obj, warm.chain + 1, delta.statics)
+    state = _state(req, inst, opts, assignments, unmoved, warm.fleet, warm.fleet_digest, warm.context_digest,
+                   warm.pool_prices, warm.quota_prices, warm.budget_price, obj, warm.chain + 1)
     return resp, state
 
 
-def _carry_over(inst: Instance, opts: Options, delta: Delta, mem: Mapping[str, JobMemory]
-                ) -> tuple[Packing, list[int]]:
-    """The previous plan's placements of the jobs still present, where still valid (protected jobs
-    first); returns the packing and the jobs whose placement could not be carried over."""
-    pk = Packing(inst, opts)
-    redo: list[int] = []
-    jobs = inst.jobs
-    targets = [(j, True) for j in delta.keep] + [(j, False) for j in delta.move]
-    targets.sort(key=lambda t: (not jobs[t[0]].protected, t[0]))
-    for j, running_there in targets:
-        if running_there:
-            ok = pk.try_keep(j)
+def _compile(req: PlanRequest, warm: WarmState, delta: Delta, rp: ReplanParams) -> tuple[Instance, Options]:
+    """`compile_instance` and `build_options` of `req`, compiling only the jobs not as they were in the
+    previous request (arrivals, changed attributes or running state); every other job's compiled form and
+    options are the previous ones (they depend only on the job, the fleet and the pricing context, all
+    the same), spliced in in one whole-array pass. Where most jobs changed, the request is compiled whole."""
+    n = len(req.jobs)
+    same = np.asarray(delta.same, dtype=np.int64)
+    dirty = np.flatnonzero(same < 0)
+    if len(dirty) > rp.recompile_share * max(1, n):
+        inst = compile_instance(req, warm.fleet)
+        return inst, build_options(inst)
+    old_inst, old = warm.inst, warm.opts
+    sub_inst = compile_instance(req.model_copy(update={"jobs": [req.jobs[j] for j in dirty.tolist()]}), warm.fleet)
+    sub = build_options(sub_inst)
+    old_jobs, sub_jobs = old_inst.jobs, sub_inst.jobs
+    jobs = []
+    k = 0
+    new = object.__new__
+    for j, (job, o) in enumerate(zip(req.jobs, same.tolist())):
+        if o >= 0:   # a copy (the previous state's stays as it was), cheaper than copy.copy
+            info = new(JobInfo)
+            info.__dict__.update(old_jobs[o].__dict__)
+            info.job = job
         else:
-            ok = _place_planned(inst, opts, pk, j, mem[jobs[j].job.id].placed)
-        if not ok:
+            info = sub_jobs[k]
+            k += 1
+        info.index = j
+        jobs.append(info)
+    inst = dataclasses.replace(old_inst, request=req, jobs=jobs, term_cache={}, derived={})
+    # per new job: where its options start in [old options; sub options] and how many it has
+    ob = np.searchsorted(old.job, np.arange(len(old_jobs) + 1))
+    sb = np.searchsorted(sub.job, np.arange(len(sub_jobs) + 1))
+    kept = same >= 0
+    start = np.empty(n, dtype=np.int64)
+    count = np.empty(n, dtype=np.int64)
+    start[kept] = ob[same[kept]]
+    count[kept] = ob[same[kept] + 1] - ob[same[kept]]
+    start[~kept] = len(old) + sb[:-1]
+    count[~kept] = np.diff(sb)
+    bounds = np.concatenate(([0], np.cumsum(count)))
+    gather = np.arange(bounds[-1]) - np.repeat(bounds[:-1], count) + np.repeat(start, count)
+
+    def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate((a, b))[gather]
+
+    reasons = {j: old.no_option_reason[o] for j, o in enumerate(same.tolist()) if o >= 0 and o in old.no_option_reason}
+    reasons.update({int(dirty[k]): r for k, r in sub.no_option_reason.items()})
+    opts = Options(np.repeat(np.arange(n, dtype=np.int64), count), cat(old.pool, sub.pool), cat(old.keep, sub.keep),
+                   cat(old.lo, sub.lo), cat(old.hi, sub.hi), cat(old.unit, sub.unit), cat(old.coef, sub.coef),
+                   cat(old.dpr, sub.dpr), cat(old.mig_gb, sub.mig_gb),
+                   [np.arange(bounds[j], bounds[j + 1], dtype=np.int64) for j in range(n)], reasons)
+    return inst, opts
+
+
+def _room_seekers(inst: Instance, opts: Options, warm: WarmState, delta: Delta, redo: list[int]) -> list[int]:
+    """The waiting jobs worth trying again: those with an option in a pool the previous plan's jobs left
+    room in (completed jobs, changed jobs, placements not carried over). Elsewhere the room is as the
+    previous plan left it, and that plan's own fill had offered it to them."""
+    if not delta.waiting:
+        return []
+    freed = np.zeros(len(inst.pools), dtype=bool)
+    left = [warm.placed.get(i) for i in delta.gone]
+    left += [warm.placed.get(inst.jobs[j].job.id) for j in delta.changed + redo]
+    for a in left:
+        if a is not None:
+            p = inst.pool_of.get((a.cluster, a.accelerator))
+            if p is not None:
+                freed[p] = True
+    if not freed.any():
+        return []
+    hits = np.zeros(len(inst.jobs), dtype=bool)
+    hits[opts.job[freed[opts.pool]]] = True
+    return [j for j in delta.waiting if hits[j]]
+
+
+def _carry_over(inst: Instance, opts: Options, delta: Delta, placed: Mapping[str, Assignment]
+                ) -> tuple[Packing, list[int]]:
+    """The previous plan's placements of the jobs still present, where still valid: jobs running where
+    the plan put them stay (in one pass where they all fit), then those whose plan was not applied yet
+    go where it put them, protected jobs first each time; returns the packing and the jobs whose
+    placement could not be carried over."""
+    pk = Packing(inst, opts)
+    jobs = inst.jobs
+    keep = sorted(delta.keep, key=lambda j: (not jobs[j].protected, j))
+    redo = pk.keep_many(keep)
+    for j in sorted(delta.move, key=lambda j: (not jobs[j].protected, j)):
+        if not _place_planned(inst, opts, pk, j, placed[jobs[j].job.id]):
             redo.append(j)
     return pk, redo
 
 
-def _place_planned(inst: Instance, opts: Options, pk: Packing, j: int,
-                   planned: tuple[str, str, Mapping[str, int]]) -> bool:
+def _place_planned(inst: Instance, opts: Options, pk: Packing, j: int, planned: Assignment) -> bool:
     """Job j (whose plan was not applied yet: it runs, or waits, as before) where the plan put it."""
-    cluster, accel, nodes = planned
-    cur = inst.jobs[j].job.current
-    if cur is not None and cur.cluster == cluster and cur.accelerator == accel and cur.nodes == nodes:
+    cluster, accel, nodes = planned.cluster, planned.accelerator, planned.nodes
+    if _same(inst.jobs[j].job.current, planned):
         return pk.try_keep(j)
     p = inst.pool_of.get((cluster, accel))
     if p is None:
@@ -320,7 +416,7 @@ def _fill(inst: Instance, opts: Options, pk: Packing, todo: list[int], pool_pric
     jobs = inst.jobs
     rest = np.array([j for j in todo if j not in pk.choice], dtype=np.int64)
     if not len(rest):
-        grow_all(pk)
+        _grow(pk, todo)
         return True
     prot = [int(j) for j in rest if jobs[j].protected]
     for j in prot:
@@ -334,13 +430,27 @@ def _fill(inst: Instance, opts: Options, pk: Packing, todo: list[int], pool_pric
     if len(opts):
         np.maximum.at(dens, opts.job, gain_p / np.maximum(reps_p * opts.dpr, 1))
     rest = rest[np.lexsort((rest, -dens[rest]))]
+    rest = rest[could_fit(pk, rest)]   # room only shrinks: most waiting jobs fit nowhere, dropped in one pass
     for j in fill_order(pk, rest):
         _place_best(pk, j, gain_p, require_positive=True)
     left = rest[[j not in pk.choice for j in rest.tolist()]] if len(rest) else rest
     for j in fill_order(pk, left):
         _place_best(pk, j, gain0, require_positive=False)
-    grow_all(pk)
+    _grow(pk, todo)
     return True
+
+
+def _grow(pk: Packing, jobs: list[int]) -> None:
+    """`placement.greedy.grow_all` over `jobs` only (the jobs this re-plan placed; a carried-over job's
+    room is as the previous plan left it): leftover room to the changing ones below their maximum, best
+    value per device first."""
+    opts = pk.opts
+    cands = [(j, pk.choice[j]) for j in jobs if j in pk.choice]
+    cands = [(j, o) for j, o in cands if not opts.keep[o] and sum(pk.nodes[j].values()) < opts.hi[o]]
+    cands.sort(key=lambda t: (-opts.coef[t[1]] / opts.dpr[t[1]], t[0]))
+    for j, o in cands:
+        if opts.coef[o] > 0:
+            pk.grow(j, int(opts.hi[o]))
 
 
 def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0: np.ndarray,
@@ -365,7 +475,8 @@ def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0:
     if not wants:
         return pk, 0
     kept = 0
-    occupancy = pool_occupancy(inst, opts, pk)
+    pools = {int(opts.pool[o]) for _, _, o in wants}
+    occupancy = _occupancy(inst, opts, pk, pools)
     for _, j, o in sorted(wants):
         if time.perf_counter() > deadline:
             break
@@ -379,9 +490,91 @@ def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0:
             if improves(delta):
                 pk = cand
                 kept += 1
-                occupancy = pool_occupancy(inst, opts, pk)
+                occupancy = _occupancy(inst, opts, pk, pools)
                 break
     return pk, kept
+
+
+def _occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int]) -> dict:
+    """`placement.gang_insert.pool_occupancy` of the pools in `pools` only: the jobs on each node and what
+    clearing it costs (at planet size the whole fleet's took a fifth of a second, for a few pools wanted)."""
+    if not pk.choice:
+        return {}
+    js = np.fromiter(pk.choice, dtype=np.int64, count=len(pk.choice))
+    os_ = np.fromiter(pk.choice.values(), dtype=np.int64, count=len(pk.choice))
+    mask = np.isin(opts.pool[os_], np.fromiter(pools, dtype=np.int64, count=len(pools)))
+    out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
+    for j, o in zip(js[mask].tolist(), os_[mask].tolist()):
+        occupants, cost = out.setdefault(int(opts.pool[o]), ({}, {}))
+        nodes = pk.nodes[j]
+        worth = float("inf") if inst.jobs[j].protected else float(opts.unit[o]) * sum(nodes.values())
+        for n in nodes:
+            occupants.setdefault(n, []).append(j)
+            cost[n] = cost.get(n, 0.0) + worth
+    return out
+
+
+def _score(inst: Instance, opts: Options, pk: Packing) -> Scored:
+    """The canonical objective of `pk` (`placement.score`), its kept jobs summed in one pass: a job kept
+    exactly where it runs (its keep option) has no action and no disruption, its value is its option's
+    value per replica x its replicas and its spread is what the option charged for it (`build_options`);
+    every other job is scored by `placement.score.job_terms`. A warm re-plan keeps most jobs, and scoring
+    each on its own took a fifth of a second at planet size."""
+    n = len(inst.jobs)
+    js = np.fromiter(pk.choice, dtype=np.int64, count=len(pk.choice))
+    os_ = np.fromiter(pk.choice.values(), dtype=np.int64, count=len(pk.choice))
+    kept = opts.keep[os_] if len(os_) else np.zeros(0, dtype=bool)
+    ko = os_[kept]
+    r0 = opts.lo[ko]
+    out = Scored(value=float((opts.unit[ko] * r0).sum()), spread=float(((opts.unit[ko] - opts.coef[ko]) * r0).sum()))
+    placed = np.zeros(n, dtype=bool)
+    placed[js] = True
+    pc = np.array([i.preempt_cost for i in inst.jobs]) if n else np.zeros(0)
+    running = np.array([i.running for i in inst.jobs], dtype=bool) if n else np.zeros(0, dtype=bool)
+    out.disruption = float(pc[running & ~placed].sum())
+    touched = np.union1d(js[~kept], np.flatnonzero(running & ~placed))
+    actions: list[Action] = []
+    for j in touched.tolist():
+        job = inst.jobs[j].job
+        got = pk.placement_of(j)
+        if got is not None:
+            v, d, p = job_terms(inst, j, got)
+            out.value += v
+            out.disruption += d
+            out.spread += p
+        kind = contract.action_kind(job.current, *got) if got is not None else (
+            "preempt" if job.current is not None else None)
+        if kind is not None:
+            to = None if got is None else Placement.model_construct(cluster=got[0], accelerator=got[1], nodes=got[2])
+            actions.append(Action.model_construct(job=job.id, kind=kind, from_=job.current, to=to))
+    out._actions = actions
+    return out
+
+
+def _assignments(inst: Instance, opts: Options, pk: Packing, before: Mapping[str, Assignment],
+                 carried: set[int]) -> tuple[list[Assignment], frozenset[str]]:
+    """The plan's assignments in job order, and the ids of the jobs it keeps where they run; a job kept
+    where the previous plan put it (`carried`, running there) reuses that plan's assignment (the same
+    placement) rather than building it again (20,000 of them took a fifth of a second)."""
+    out: list[Assignment] = []
+    unmoved: list[str] = []
+    keep = opts.keep
+    for j in sorted(pk.choice):
+        job = inst.jobs[j].job
+        o = pk.choice[j]
+        if keep[o]:
+            unmoved.append(job.id)
+            if j in carried:
+                a = before[job.id]
+            else:
+                cur = job.current
+                a = Assignment.model_construct(job=job.id, cluster=cur.cluster, accelerator=cur.accelerator,
+                                               nodes=dict(cur.nodes))
+        else:
+            c, acc, nodes = pk.placement_of(j)
+            a = Assignment.model_construct(job=job.id, cluster=c, accelerator=acc, nodes=nodes)
+        out.append(a)
+    return out, frozenset(unmoved)
 
 
 def _remember(req: PlanRequest, resp: PlanResponse, learned: dict, chain: int) -> WarmState | None:
@@ -390,25 +583,23 @@ def _remember(req: PlanRequest, resp: PlanResponse, learned: dict, chain: int) -
         return None
     inst: Instance = learned["inst"]
     bound: Bound = learned["bound"]
-    pk: Packing = learned["packing"]
     keys = _keys(inst)[0]
     qp = bound.quota_prices if bound.quota_prices is not None else np.zeros(len(keys))
     quota_prices = {k: float(max(0.0, v)) for k, v in zip(keys, qp)}
     pool_prices = np.maximum(np.asarray(bound.prices, dtype=float), 0.0)
-    return _state(req, pk.placed_map(), inst.fleet, fleet_digest(req.fleet), context_digest(req),
-                  pool_prices, quota_prices, max(0.0, float(bound.budget_price)), float(resp.objective), chain,
-                  [_static(job) for job in req.jobs])
+    acted = {a.job for a in resp.actions}
+    unmoved = frozenset(a.job for a in resp.assignments if a.job not in acted)
+    return _state(req, inst, learned["opts"], resp.assignments, unmoved, inst.fleet, fleet_digest(req.fleet),
+                  context_digest(req), pool_prices, quota_prices, max(0.0, float(bound.budget_price)), float(resp.objective), chain)
 
 
-def _state(req: PlanRequest, placed: dict[int, tuple[str, str, dict[str, int]]], fleet: FleetIndex,
-           fdigest: str, cdigest: str, pool_prices: np.ndarray, quota_prices: Mapping[tuple[str, str], float],
-           budget_price: float, objective: float, chain: int, statics: list[tuple]) -> WarmState:
-    """A `WarmState` of the plan `placed` (job index -> placement) of `req`."""
-    mem: dict[str, JobMemory] = {}
-    for j, job in enumerate(req.jobs):
-        cur = job.current
-        mem[job.id] = JobMemory(statics[j], None if cur is None else (cur.cluster, cur.accelerator, cur.nodes),
-                                placed.get(j))
+def _state(req: PlanRequest, inst: Instance, opts: Options, assignments: list[Assignment], unmoved: frozenset[str],
+           fleet: FleetIndex, fdigest: str, cdigest: str,
+           pool_prices: np.ndarray, quota_prices: Mapping[tuple[str, str], float], budget_price: float,
+           objective: float, chain: int) -> WarmState:
+    """A `WarmState` of the plan `assignments` of `req`."""
     prices = np.array(pool_prices, dtype=float)
     prices.setflags(write=False)
-    return WarmState(fdigest, cdigest, fleet, mem, prices, dict(quota_prices), float(budget_price), objective, chain)
+    return WarmState(fdigest, cdigest, fleet, {job.id: j for j, job in enumerate(req.jobs)}, inst, opts,
+                     {a.job: a for a in assignments}, unmoved, prices, dict(quota_prices), float(budget_price),
+                     objective, chain)

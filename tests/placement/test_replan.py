@@ -59,11 +59,8 @@ def test_deterministic_plans_never_use_warm_state() -> None:
 
 def test_another_fleet_takes_the_full_solve() -> None:
     _, warm, nxt = _epochs(completions=1, arrivals=1)
-    free = {n for c in nxt["fleet"]["clusters"] for g in c["node_groups"] for n in
-            (f"{g['prefix']}{i}" for i in range(g["count"]))}
-    free -= {n for j in nxt["jobs"] if j.get("current") for n in j["current"]["nodes"]}
-    free -= set(nxt["fleet"]["down_nodes"])
-    nxt["fleet"]["down_nodes"] = sorted(set(nxt["fleet"]["down_nodes"]) | {min(free)})   # one idle node down
+    group = dict(nxt["fleet"]["clusters"][0]["node_groups"][0])
+    nxt["fleet"]["clusters"][0]["node_groups"].append({**group, "prefix": "added-", "count": 1})   # one node more
     resp, state = plan_warm(parsed(nxt), warm)
     assert resp.stats.replan is None and resp.stats.engine != "replan"
     assert state is not None and state.chain == 0
@@ -98,10 +95,9 @@ def test_a_plan_not_yet_applied_is_carried_over_as_planned() -> None:
     again = copy.deepcopy(base)   # the same request again: every job runs (or waits) as before
     resp, _ = plan_warm(parsed(again), warm)
     assert resp.stats.engine == "replan" and resp.stats.replan.changed == 0
-    planned = {j: m.placed for j, m in warm.jobs.items() if m.placed is not None}
     got = {a.job: (a.cluster, a.accelerator, dict(a.nodes)) for a in resp.assignments}
-    kept = [j for j, p in planned.items() if got.get(j) == (p[0], p[1], dict(p[2]))]
-    assert len(kept) == resp.stats.replan.kept == len(planned)
+    kept = [j for j, a in warm.placed.items() if got.get(j) == (a.cluster, a.accelerator, dict(a.nodes))]
+    assert len(kept) == resp.stats.replan.kept == len(warm.placed)
     check(again, resp)
 
 
