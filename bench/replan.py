@@ -38,7 +38,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _load() -> str:
-    return "%.1f %.1f %.1f" % os.getloadavg()
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _verdict(pc, data: dict, resp) -> tuple[bool, bool]:
@@ -84,7 +84,7 @@ def main() -> None:
               f"objective {resp.objective:.1f}, gap {100 * resp.gap:.2f} % ({resp.stats.bound_method}); load {_load()}",
               flush=True)
         for step in range(1, args.steps + 1):
-            k = int(round(len(data["jobs"]) * args.share / 2))
+            k = round(len(data["jobs"]) * args.share / 2)
             data = next_epoch(data, json.loads(resp.model_dump_json(by_alias=True)), k, k, seed=1000 * seed + step)
             text = json.dumps(data).encode()
             t = time.perf_counter()
