@@ -69,6 +69,7 @@ class ReplanParams:
     target_s: float = 1.0           # a warm re-plan aims to answer within this many seconds (parse excluded) ...
     target_share: float = 0.5       # ... or this share of the time limit, whichever is less
     search_share: float = 0.15      # the improvement's seconds: at most this share of the target
+    fill_share: float = 0.25        # filling freed room with waiting jobs stops past this share of the target
     bound_min_s: float = 0.1        # the integer knapsack bound runs only with this much of the target left
     recompile_share: float = 0.5    # past this share of jobs not as before, compile the request whole
 
@@ -260,7 +261,8 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     qp = np.array([warm.quota_prices.get(k, 0.0) for k in qkeys], dtype=float)
     gain0, _ = option_gains(inst, opts, None)
     todo = sorted(set(redo) | set(delta.changed) | set(delta.arrivals) | set(_room_seekers(inst, opts, warm, delta, redo)))
-    if not _fill(inst, opts, pk, todo, warm.pool_prices, qp, warm.budget_price, gain0):
+    if not _fill(inst, opts, pk, todo, warm.pool_prices, qp, warm.budget_price, gain0,
+                 time.perf_counter() + rp.fill_share * (target - t_in)):
         return None
     lap("fill")
     search_end = time.perf_counter() + rp.search_share * (target - t_in)
@@ -408,11 +410,12 @@ def _place_planned(inst: Instance, opts: Options, pk: Packing, j: int, planned: 
 
 
 def _fill(inst: Instance, opts: Options, pk: Packing, todo: list[int], pool_prices: np.ndarray,
-          quota_prices: np.ndarray, budget_price: float, gain0: np.ndarray) -> bool:
+          quota_prices: np.ndarray, budget_price: float, gain0: np.ndarray, deadline: float) -> bool:
     """Place the jobs in `todo` that are not placed yet: protected ones first (wherever they fit: the
     contract's constraint 5; False when one cannot be), then the rest by value per device at the
     previous prices, placed only where a priced option pays, then what is left at face value, then
-    leftover room grown into. Room only shrinks while a pass fills it: a job that fits nowhere is skipped."""
+    leftover room grown into. Room only shrinks while a pass fills it: a job that fits nowhere is skipped.
+    Past `deadline` the passes stop (the most valuable jobs went first; the rest wait, as they did)."""
     jobs = inst.jobs
     rest = np.array([j for j in todo if j not in pk.choice], dtype=np.int64)
     if not len(rest):
@@ -432,9 +435,13 @@ def _fill(inst: Instance, opts: Options, pk: Packing, todo: list[int], pool_pric
     rest = rest[np.lexsort((rest, -dens[rest]))]
     rest = rest[could_fit(pk, rest)]   # room only shrinks: most waiting jobs fit nowhere, dropped in one pass
     for j in fill_order(pk, rest):
+        if time.perf_counter() > deadline:
+            break
         _place_best(pk, j, gain_p, require_positive=True)
     left = rest[[j not in pk.choice for j in rest.tolist()]] if len(rest) else rest
     for j in fill_order(pk, left):
+        if time.perf_counter() > deadline:
+            break
         _place_best(pk, j, gain0, require_positive=False)
     _grow(pk, todo)
     return True

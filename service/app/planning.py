@@ -454,8 +454,11 @@ class PlanService:
             return self.planner(req, started=started)
         fleet = self.fleet_key(req.fleet)
         resp, state = self.replanner(req, self.warm.get(fleet) if warm else None, started=started)
-        if state is not None and not dry_run:
-            self.warm.put(fleet, state)
+        if not dry_run:   # the state of the plan now in force, or none (its plan left nothing to start from)
+            if state is not None:
+                self.warm.put(fleet, state)
+            else:
+                self.warm.drop(fleet)
         return resp
 
 

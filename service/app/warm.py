@@ -40,6 +40,11 @@ class WarmCache:
             while len(self._states) > self.size:
                 self._states.popitem(last=False)
 
+    def drop(self, fleet: str) -> None:
+        """Forget a fleet's state (its last plan learned nothing to start from)."""
+        with self._lock:
+            self._states.pop(fleet, None)
+
     def fleets(self) -> list[str]:
         """The fleets held, least recently used first."""
         with self._lock:
