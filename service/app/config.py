@@ -129,8 +129,8 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_time_limit_s": (_positive_float, "largest policy.time_limit_s accepted (422 beyond)"),
     "shutdown_grace_s": (_positive_float, "on SIGTERM, how long in-flight plans may take to finish"),
     "log_level": (_log_level, "debug, info, warning or error"),
-    "api_token_file": (_text, "file whose first line is the bearer token every route but /healthz and /readyz "
-                       "requires (or set MERIDIAN_API_TOKEN); required with a non-loopback --host"),
+    "api_token_file": (_text, ("file whose first line is the bearer token every route but /healthz and /readyz "
+                               "requires (or set MERIDIAN_API_TOKEN); required with a non-loopback --host")),
     "tls_cert": (_text, "PEM certificate (chain) to serve HTTPS; needs --tls-key"),
     "tls_key": (_text, "PEM private key of --tls-cert"),
 }
