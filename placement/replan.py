@@ -588,7 +588,8 @@ def _remember(req: PlanRequest, resp: PlanResponse, learned: dict, chain: int) -
     """The warm state of a full solve (None where it gave no plan to start from: infeasible)."""
     if "packing" not in learned or resp.status == "infeasible":
         return None
-    inst: Instance = learned["inst"]
+    # the instance without what the search cached on it (scored placements: tens of MB at planet size)
+    inst: Instance = dataclasses.replace(learned["inst"], term_cache={}, derived={})
     bound: Bound = learned["bound"]
     keys = _keys(inst)[0]
     qp = bound.quota_prices if bound.quota_prices is not None else np.zeros(len(keys))
