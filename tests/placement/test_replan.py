@@ -135,3 +135,13 @@ def test_warm_bound_is_never_below_the_true_optimum(data: dict, seed: int) -> No
     assert resp.bound >= best - tol
     assert resp.objective <= best + tol
     check(nxt, resp)
+
+
+def test_a_job_that_stopped_running_otherwise_than_planned_is_placed_again() -> None:
+    _, warm, nxt = _epochs(completions=0, arrivals=1)
+    job = next(j for j in nxt["jobs"] if j.get("current") and j.get("tier") != "premium")
+    job["current"] = None    # it crashed: it waits now, where the plan had it running
+    resp, _ = plan_warm(parsed(nxt), warm)
+    r = resp.stats.replan
+    assert (r.arrivals, r.changed, r.share) == (1, 1, 0.01)
+    check(nxt, resp)
