@@ -8,18 +8,18 @@ time it takes to compile the request and score the plan.
 
 What a solve learned is a plain value, `WarmState`, which the caller keeps and hands back with the next
 request (the engine keeps nothing between calls; the service keeps one per fleet): the fleet's index and
-digest, a digest of what prices every job (epoch, quotas, policy), every job's attributes, its running
-state in the request and its placement in the plan, and the prices of the plan's bound (per pool, per
-quota, the migration budget's).
+digest, a digest of what prices every job (epoch, quotas, policy), the request as compiled with its
+options (every job's attributes and running state then), every job's placement in the plan, and the
+prices of the plan's bound (per pool, per quota, the migration budget's).
 
 The warm path (`replan`):
 1. jobs still present keep their placement where it is still valid for the new request (the contract
-   decides: `Packing.try_keep` / `place_exact` check nodes, room, quotas, the budget), protected jobs
-   first; completed jobs are gone;
+   decides: `Packing.keep_many` / `place_exact` check nodes, room, quotas, the budget), protected jobs
+   first; completed jobs are gone; only the jobs not as they were are compiled again (`_compile`);
 2. arrivals, jobs whose attributes or running state changed otherwise than the plan said, jobs whose
-   placement no longer fits and jobs that were waiting are placed in order of value per device at the
-   previous prices (a job no priced option pays for waits for a second pass at face value), then
-   leftover room is grown into;
+   placement no longer fits and the waiting jobs with an option where room was freed are placed in
+   order of value per device at the previous prices (a job no priced option pays for waits for a second
+   pass at face value), then leftover room is grown into;
 3. a short improvement: gang insertion (`placement.gang_insert.insert_gang`) of the new and changed
    jobs still short of their best option, kept only when the canonical objective improves;
 4. the bound is the Lagrangian bound of the NEW request at the previous prices (weak duality: valid for
