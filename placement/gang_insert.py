@@ -19,7 +19,9 @@ from placement.candidates import Options
 from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
-from placement.score import improves, net_of
+from placement.score import improves, job_terms, net_of
+
+CHAIN_OPTIONS = 3   # a chained repair tries the pushed-out job on this many of its most valuable options
 
 
 def pool_occupancy(inst: Instance, opts: Options, pk: Packing) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
@@ -52,7 +54,9 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     pk.release(j)
     pk.unplace(j)
     target = int(min(target, opts.hi[o]))
-    room = pk.quota_room(j)
+    gone: set[int] = set()   # jobs of j's quota taken out to make it room
+    room = make_quota_room(inst, pk, j, target * d, _worth_per_device(inst, base, j, float(opts.coef[o]), d, target),
+                           gone)
     if room is not None:
         target = min(target, room // d)
     if info.allowed is not None:   # contract v1.1: aim at a listed count
@@ -61,12 +65,15 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         return None
     occupants, cost = (occupancy if occupancy is not None else pool_occupancy(inst, opts, base)).get(
         pool.index, ({}, {}))
-    if j in base.choice and opts.pool[base.choice[j]] == pool.index:   # j itself left these nodes
+    left = [k for k in gone | {j} if k in base.choice and opts.pool[base.choice[k]] == pool.index]
+    if left:   # these jobs left their nodes in the pool: clearing those costs only what else sits there
         cost = dict(cost)
-        for n in base.nodes[j]:
-            cost[n] = sum(float("inf") if inst.jobs[k].protected else
-                          float(opts.unit[base.choice[k]]) * sum(base.nodes[k].values())
-                          for k in occupants[n] if k != j)
+        out = gone | {j}
+        for k0 in left:
+            for n in base.nodes[k0]:
+                cost[n] = sum(float("inf") if inst.jobs[k].protected else
+                              float(opts.unit[base.choice[k]]) * sum(base.nodes[k].values())
+                              for k in occupants[n] if k not in out)
 
     def clear_cost(n: int) -> float:
         return cost.get(n, 0.0)
@@ -77,7 +84,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
              for n, dv, f in zip(pool.nodes, devs, free) if dv >= d]
     nodes = [n for _, _, n in sorted(keyed)]
     placement: dict[int, int] = {}
-    evicted: set[int] = set()
+    evicted: set[int] = set(gone)
     got = 0
     for n in nodes:
         if got >= target:
@@ -120,6 +127,43 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
             pk.grow(k, int(opts.hi[ok]))
     return pk, evicted | {j}
+
+
+def _worth_per_device(inst: Instance, base: Packing, j: int, per_replica: float, d: int, reps: int) -> float:
+    """What job j placed on `reps` replicas worth `per_replica` each gains per device over where `base`
+    has it (a running job that `base` stops gains its preemption cost back too)."""
+    return (per_replica * reps - net_of(inst, base, (j,))) / max(1, reps * d)
+
+
+def make_quota_room(inst: Instance, pk: Packing, j: int, need: int, worth: float, out: set[int]) -> int | None:
+    """Job j's quota room in `pk` (None: no quota), after taking out jobs of the same (tenant, tier),
+    least lost per device first, each losing less per device than `worth`, until `need` devices are
+    free (never a protected job). Why: where a quota binds, a job worth more per device gets in only
+    in place of one worth less (on the family's medium requests a standard job of 18 replicas waited
+    while standard jobs worth less held the tier's quota). The jobs taken out are unplaced in `pk`
+    and added to `out`, for the caller to place again."""
+    room = pk.quota_room(j)
+    if room is None or room >= need:
+        return room
+    key = inst.jobs[j].key
+    losses = []
+    for k in pk.choice:
+        info = inst.jobs[k]
+        if k == j or info.key != key or info.protected:
+            continue
+        devs = sum(pk.nodes[k].values()) * info.dpr
+        v, dis, _ = job_terms(inst, k, None)
+        per = (net_of(inst, pk, (k,)) - (v - dis)) / max(1, devs)
+        if per < worth:
+            losses.append((per, k, devs))
+    for _, k, devs in sorted(losses):
+        if room >= need:
+            break
+        pk.release(k)
+        pk.unplace(k)
+        out.add(k)
+        room += devs
+    return room
 
 
 def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None, lp_n: np.ndarray | None,
@@ -203,7 +247,7 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
             continue   # an earlier move gave it already
         for target in dict.fromkeys((goal, int(opts.lo[o]) + (goal - int(opts.lo[o])) // 2, int(opts.lo[o]))):
             tries += 1
-            won = _won(inst, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy))
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain)
             if won is not None:
                 best, delta = won
                 kept += 1
@@ -213,13 +257,45 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
     return best, kept, gained
 
 
-def _won(inst: Instance, best: Packing, moved: tuple[Packing, set[int]] | None) -> tuple[Packing, float] | None:
-    """A move's packing and its gain when it improves on `best` (judged on the jobs it changed), else None."""
+def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
+         gain: np.ndarray) -> tuple[Packing, float] | None:
+    """A move's packing and its gain when it improves on `best` (judged on the jobs it changed), else
+    the move chained with one repair (`_chained`) when that improves, else None."""
     if moved is None:
         return None
     pk, changed = moved
-    delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
-    return (pk, delta) if improves(delta) else None
+    deltas = {k: net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed}
+    delta = sum(deltas.values())
+    if improves(delta):
+        return pk, delta
+    return _chained(inst, opts, best, pk, deltas, gain)
+
+
+def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: dict[int, float],
+             gain: np.ndarray, per_job: int = CHAIN_OPTIONS) -> tuple[Packing, float] | None:
+    """A move that loses because one job it pushed out found no place as good (on the family a premium
+    gang of 8-device replicas, pushed off its nodes by a job worth more there, and no whole nodes free
+    for it elsewhere): that job inserted again on its best options with the jobs worth least cleared
+    out of the way. Tried only where winning that job's loss back would make the move pay."""
+    k = min(deltas, key=lambda i: (deltas[i], i))
+    total = sum(deltas.values())
+    if deltas[k] >= 0 or not improves(total - deltas[k]):
+        return None
+    olist = opts.by_job[k]
+    olist = olist[~opts.keep[olist] & (opts.coef[olist] > 0)]
+    if not len(olist):
+        return None
+    occupancy = pool_occupancy(inst, opts, pk)
+    for o in olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job].tolist():
+        again = insert_gang(inst, opts, pk, k, o, int(opts.hi[o]), gain, occupancy)
+        if again is None:
+            continue
+        pk2, changed2 = again
+        touched = set(deltas) | changed2
+        delta = sum(net_of(inst, pk2, (i,)) - net_of(inst, best, (i,)) for i in touched)
+        if improves(delta):
+            return pk2, delta
+    return None
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:
@@ -234,15 +310,17 @@ def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.
     pk = base.copy()
     pk.release(j)
     pk.unplace(j)
-    room = pk.quota_room(j)
-    if (room is not None and room < info.r0 * info.dpr) or not pk.budget_ok(ko):
+    evicted: set[int] = set()
+    need = info.r0 * info.dpr
+    room = make_quota_room(inst, pk, j, need, _worth_per_device(inst, base, j, float(opts.unit[ko]), info.dpr, info.r0),
+                           evicted)
+    if (room is not None and room < need) or not pk.budget_ok(ko):
         return None
     on: dict[int, list[int]] = {}
     for k, nodes in pk.nodes.items():
         for n in nodes:
             if n in info.cur_nodes:
                 on.setdefault(n, []).append(k)
-    evicted: set[int] = set()
     for n, c in info.cur_nodes.items():
         need = c * info.dpr
         if pk.free[n] >= need:
@@ -294,7 +372,7 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
     for tries, (_, j) in enumerate(sorted(wants)):
         if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
             break
-        won = _won(inst, best, restore_keep(inst, opts, best, j, gain))
+        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain)
         if won is not None:
             best, delta = won
             kept += 1

@@ -54,6 +54,7 @@ class EngineParams:
     lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
     gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
     gang_min_dpr: int = 1                # insertion tries jobs of this many devices a replica and up (1: every job)
+    keep_moves_share: float = 0.2        # wall clock: the part of each pass of insertions kept for putting running jobs back
     option_moves_share: float = 0.6      # wall clock: insertion on each job's best options, a share of what is left
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
