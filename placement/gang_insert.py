@@ -21,17 +21,22 @@ from placement.instance import Instance, snap_down
 from placement.packing import Packing
 from placement.score import improves, job_terms, net_of
 
-CHAIN_OPTIONS = 3   # a chained repair tries the pushed-out job on this many of its most valuable options
+CHAIN_OPTIONS = 3   # a chained repair tries a pushed-out job on this many of its most valuable options
+CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
 
 
-def pool_occupancy(inst: Instance, opts: Options, pk: Packing) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
-    """Per pool: the jobs on each node and what clearing each node costs (the value of the jobs on it,
-    value per replica x replicas, read off each option rather than scored; infinite where a protected
-    job sits). Computed once per plan and shared by every insertion tried on it."""
+def pool_occupancy(inst: Instance, opts: Options, pk: Packing,
+                   pools: set[int] | None = None) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
+    """Per pool (of `pools`, default all): the jobs on each node and what clearing each node costs (the
+    value of the jobs on it, value per replica x replicas, read off each option rather than scored;
+    infinite where a protected job sits). Computed once per plan and shared by every insertion tried on
+    it; after a kept move only the pools it touched are computed again."""
     out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
     opool = opts.pool.tolist()
     unit = opts.unit.tolist()
     for k, ok in pk.choice.items():
+        if pools is not None and opool[ok] not in pools:
+            continue
         occupants, cost = out.setdefault(opool[ok], ({}, {}))
         nk = pk.nodes[k]
         worth = float("inf") if inst.jobs[k].protected else unit[ok] * sum(nk.values())
@@ -145,11 +150,10 @@ def make_quota_room(inst: Instance, pk: Packing, j: int, need: int, worth: float
     room = pk.quota_room(j)
     if room is None or room >= need:
         return room
-    key = inst.jobs[j].key
     losses = []
-    for k in pk.choice:
+    for k in inst.quota_members(inst.jobs[j].key):
         info = inst.jobs[k]
-        if k == j or info.key != key or info.protected:
+        if k == j or info.protected or k not in pk.choice:
             continue
         devs = sum(pk.nodes[k].values()) * info.dpr
         v, dis, _ = job_terms(inst, k, None)
@@ -231,70 +235,90 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
 
 def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[float, int, int, int]],
                 gain: np.ndarray, deadline: float, max_tries: int | None) -> tuple[Packing, int, float]:
-    """Insert each wanted (job, option, goal) in turn, at its goal, half-way down, then its minimum;
-    keep the first that improves the objective. Stops at `deadline` or after `max_tries` insertions
-    (the deterministic budget)."""
+    """Insert each wanted (job, option, goal) in turn, at its goal, half-way, then its minimum (one
+    replica more than it has, where it runs on that option already); keep the first that improves the
+    objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget)."""
     import time
 
     kept = 0
     gained = 0.0
-    tries = 0
+    spent = [0]   # insertions tried, chained repairs included
     occupancy = pool_occupancy(inst, opts, best)
     for _, j, o, goal in wants:
-        if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
+        if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
-        if best.choice.get(j) == o and sum(best.nodes[j].values()) >= goal:
+        have = sum(best.nodes[j].values()) if best.choice.get(j) == o else 0
+        if have >= goal:
             continue   # an earlier move gave it already
-        for target in dict.fromkeys((goal, int(opts.lo[o]) + (goal - int(opts.lo[o])) // 2, int(opts.lo[o]))):
-            tries += 1
-            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain)
+        # a job on this option already grows: its goal, half-way there, one replica more (a gang of 15
+        # that should run 17 gets its two nodes without clearing the four its goal of 19 would take)
+        low = have + 1 if have else int(opts.lo[o])
+        for target in dict.fromkeys((goal, low + (goal - low) // 2, low)):
+            spent[0] += 1
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent)
             if won is not None:
-                best, delta = won
+                touched = {int(opts.pool[b.choice[k]]) for b in (best, won[0]) for k in won[2] if k in b.choice}
+                best, delta = won[0], won[1]
                 kept += 1
                 gained += delta
-                occupancy = pool_occupancy(inst, opts, best)
+                occupancy.update({p: ({}, {}) for p in touched})
+                occupancy.update(pool_occupancy(inst, opts, best, touched))
                 break
     return best, kept, gained
 
 
 def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
-         gain: np.ndarray) -> tuple[Packing, float] | None:
-    """A move's packing and its gain when it improves on `best` (judged on the jobs it changed), else
-    the move chained with one repair (`_chained`) when that improves, else None."""
+         gain: np.ndarray, spent: list[int]) -> tuple[Packing, float, set[int]] | None:
+    """A move's packing, its gain and the jobs it changed when it improves on `best` (judged on those
+    jobs), else the move chained with one repair (`_chained`) when that improves, else None."""
     if moved is None:
         return None
     pk, changed = moved
     deltas = {k: net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed}
     delta = sum(deltas.values())
     if improves(delta):
-        return pk, delta
-    return _chained(inst, opts, best, pk, deltas, gain)
+        return pk, delta, set(changed)
+    return _chained(inst, opts, best, pk, deltas, gain, spent)
 
 
 def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: dict[int, float],
-             gain: np.ndarray, per_job: int = CHAIN_OPTIONS) -> tuple[Packing, float] | None:
-    """A move that loses because one job it pushed out found no place as good (on the family a premium
-    gang of 8-device replicas, pushed off its nodes by a job worth more there, and no whole nodes free
-    for it elsewhere): that job inserted again on its best options with the jobs worth least cleared
-    out of the way. Tried only where winning that job's loss back would make the move pay."""
-    k = min(deltas, key=lambda i: (deltas[i], i))
+             gain: np.ndarray, spent: list[int], per_job: int = CHAIN_OPTIONS,
+             depth: int = CHAIN_JOBS) -> tuple[Packing, float, set[int]] | None:
+    """A move that loses because the jobs it pushed out found no place as good, repaired: each of them
+    (most lost first, at most `depth`) inserted again on its best options with the jobs worth least
+    cleared out of the way, while winning back what the rest lost could still make the move pay. Why:
+    on the family a gang of 8-device replicas grows into a node only once the small jobs there move to
+    other pools in place of jobs worth less (a premium job and four standard ones, on medium seed 0),
+    and a premium gang pushed off its nodes needs whole nodes cleared elsewhere. Each insertion tried
+    is counted in `spent[0]` (the deterministic budget counts them)."""
     total = sum(deltas.values())
-    if deltas[k] >= 0 or not improves(total - deltas[k]):
-        return None
-    olist = opts.by_job[k]
-    olist = olist[~opts.keep[olist] & (opts.coef[olist] > 0)]
-    if not len(olist):
-        return None
-    occupancy = pool_occupancy(inst, opts, pk)
-    for o in olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job].tolist():
-        again = insert_gang(inst, opts, pk, k, o, int(opts.hi[o]), gain, occupancy)
-        if again is None:
+    touched = set(deltas)
+    losers = [k for k in sorted(deltas, key=lambda i: (deltas[i], i)) if deltas[k] < 0][:depth]
+    cur = pk
+    for n, k in enumerate(losers):
+        rest = sum(min(0.0, net_of(inst, cur, (i,)) - net_of(inst, best, (i,))) for i in losers[n:])
+        if not improves(total - rest):
+            return None   # even every loss won back would not pay
+        olist = opts.by_job[k]
+        olist = olist[~opts.keep[olist] & (opts.coef[olist] > 0)]
+        if not len(olist):
             continue
-        pk2, changed2 = again
-        touched = set(deltas) | changed2
-        delta = sum(net_of(inst, pk2, (i,)) - net_of(inst, best, (i,)) for i in touched)
-        if improves(delta):
-            return pk2, delta
+        olist = olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job]
+        occupancy = pool_occupancy(inst, opts, cur, {int(p) for p in opts.pool[olist].tolist()})
+        top = None
+        for o in olist.tolist():
+            spent[0] += 1
+            again = insert_gang(inst, opts, cur, k, o, int(opts.hi[o]), gain, occupancy)
+            if again is None:
+                continue
+            t2 = touched | again[1]
+            d2 = sum(net_of(inst, again[0], (i,)) - net_of(inst, best, (i,)) for i in t2)
+            if improves(d2 - total) and (top is None or d2 > top[0]):
+                top = (d2, again[0], t2)
+        if top is not None:
+            total, cur, touched = top
+            if improves(total):
+                return cur, total, touched
     return None
 
 
@@ -369,12 +393,14 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
             wants.append((-stake, info.index))
     kept = 0
     gained = 0.0
-    for tries, (_, j) in enumerate(sorted(wants)):
-        if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
+    spent = [0]   # moves tried, chained repairs included
+    for _, j in sorted(wants):
+        if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
-        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain)
+        spent[0] += 1
+        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain, spent)
         if won is not None:
-            best, delta = won
+            best, delta = won[0], won[1]
             kept += 1
             gained += delta
     return best, kept, gained

@@ -72,6 +72,15 @@ class Instance:
     # (job, cluster, accelerator, replicas) -> the job's placement-independent terms there
     # (`placement.score.job_terms`): the search scores the same few placements again and again
     term_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # (tenant, tier) -> the indices of its jobs, built on first use (the search's quota swaps)
+    quota_members_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def quota_members(self, key: tuple[str, str]) -> list[int]:
+        """The indices of the jobs of one (tenant, tier), in job order."""
+        if not self.quota_members_cache:
+            for info in self.jobs:
+                self.quota_members_cache.setdefault(info.key, []).append(info.index)
+        return self.quota_members_cache.get(key, [])
 
     def pause_to(self, info: JobInfo, region: str) -> float | None:
         """Seconds a job pauses to run at a new placement in `region`; None if it cannot get there."""

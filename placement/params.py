@@ -52,10 +52,10 @@ class EngineParams:
     lns_min_left_s: float = 0.02         # wall clock: no step starts with less left
     lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
     lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
-    gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time
+    gang_moves_share: float = 0.5        # wall clock: gang insertion's most, a share of the search's time
     gang_min_dpr: int = 1                # insertion tries jobs of this many devices a replica and up (1: every job)
     keep_moves_share: float = 0.2        # wall clock: the part of each pass of insertions kept for putting running jobs back
-    option_moves_share: float = 0.6      # wall clock: insertion on each job's best options, a share of what is left
+    option_moves_share: float = 0.8      # wall clock: insertion on each job's best options, a share of what is left
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
     moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
