@@ -7,13 +7,6 @@ and SLA risk, as an operator's controller would set it before asking the planner
   number of thresholds in `thresholds_device_h` (default 1, 4, 16, 64, 256 GPU-hours) the job's
   attained service (devices x time held) has passed. Levels, not a continuous curve, so that two
   similar jobs do not swap places every epoch (each swap costs a checkpoint and a restart).
-  With `levels_per_replica` (the replay's rule with backfill on) the levels count device-hours per
-  replica (attained service / `devices_per_replica`): a gang job whose replica needs a whole node
-  passes a level no faster than a one-device job. A preempted gang restarts only where a node
-  drains, so counting its eight devices eight times made it the planner's cheapest victim at every
-  full plan and then the last head in line (Philly days 44-47, backfill on: basic 8-GPU jobs
-  preempted 112 times, 27,290 s above their floor on average; per replica 84 times, 11,266 s, and
-  the mean above the floor 224 -> 172 s).
 - **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
   last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
 - **risk** (SLA): a pending job of a tier with a target whose SLA ratio (`replay.sla`), were it to
@@ -42,13 +35,10 @@ class SlaController:
     restart_overhead_s: float = 30.0
     min_priority: float = 1e-3
     max_priority: float = 100.0
-    levels_per_replica: bool = False
 
     def priority(self, state: LoopState, job_id: str) -> float:
         st = state.jobs[job_id]
         hours = st.attained_device_s / 3600.0
-        if self.levels_per_replica:
-            hours /= st.arrival.job.devices_per_replica
         level = sum(1 for t in self.thresholds_device_h if hours >= t)
         p = self.level_factor ** level
         if st.status == "pending":

@@ -128,10 +128,8 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     scheduler = make_scheduler(setup.scheduler, **opts)
     controller = None
     if cpsat:
-        # with backfill on, a gang's service levels count per replica (`SlaController.levels_per_replica`)
         controller = EqualPriorities() if setup.equal_priorities else SlaController(
-            targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s,
-            levels_per_replica=events)
+            targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s)
     records: list[EpochRecord] = []
     # the measured jobs in arrival order, and how many of the first ones are finished (done or
     # rejected, for good): `until` checks the first unfinished one, not every measured job each epoch

@@ -16,8 +16,8 @@ from executor.loop import LoopState
 from models import Placement, PlanRequest, PlanResponse
 
 # A head's value must beat this many times the value of the jobs it preempts (with both pauses): the
-# planner's own trade (`reservation._clearing`), no more eager. 1.0 measured best of what was tried
-# (Philly days 44-47 and 60-67: above the floor 172 -> 170 s and 66 -> 64 s).
+# planner's own trade (`reservation._clearing`), no more eager (Philly, backfill on, above the floor:
+# days 30-37 210 s either way, 44-51 268 -> 256 s, 60-67 66 -> 64 s).
 PREEMPT_MARGIN = 1.0
 
 

@@ -9,10 +9,8 @@ from replay.metrics import percentile
 from replay.sla import sla_ratio
 
 
-def state_with(tier="standard", attained_h=0.0, status="pending", submit=0.0, now=3600.0, wait=3600.0, run=0.0,
-               devices_per_replica=1):
-    job = Job(id="j", tier=tier, replicas=Replicas(min=1, max=1), speed={"G": 1.0},
-              devices_per_replica=devices_per_replica)
+def state_with(tier="standard", attained_h=0.0, status="pending", submit=0.0, now=3600.0, wait=3600.0, run=0.0):
+    job = Job(id="j", tier=tier, replicas=Replicas(min=1, max=1), speed={"G": 1.0})
     st = JobState(arrival=Arrival(submit, job, 100.0), admitted_s=0.0, status=status,
                   attained_device_s=attained_h * 3600, wait_s=wait, run_s=run)
     s = LoopState(now_s=now, epoch_s=300.0)
@@ -26,16 +24,6 @@ def test_levels_follow_attained_service():
     assert c.priority(state_with(attained_h=0.5, status="running"), "j") == 1.0
     assert c.priority(state_with(attained_h=1.0, status="running"), "j") == 0.25
     assert c.priority(state_with(attained_h=20.0, status="running"), "j") == 0.25 ** 3
-
-
-def test_levels_per_replica_count_a_gang_jobs_service_per_replica():
-    # 8 devices per replica, 8 device-hours held: one hour per replica (level 1), not eight (level 2)
-    st = state_with(attained_h=8.0, status="running", devices_per_replica=8)
-    assert SlaController(aging_s=1e12, risk_boost=1.0).priority(st, "j") == 0.25 ** 2
-    assert SlaController(aging_s=1e12, risk_boost=1.0, levels_per_replica=True).priority(st, "j") == 0.25
-    # a one-device job is unchanged
-    one = state_with(attained_h=8.0, status="running")
-    assert SlaController(aging_s=1e12, risk_boost=1.0, levels_per_replica=True).priority(one, "j") == 0.25 ** 2
 
 
 def test_waiting_ages_pending_jobs():
