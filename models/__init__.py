@@ -17,7 +17,7 @@ from models.request import (
     Tier,
     TierWeights,
 )
-from models.response import Action, Assignment, Breakdown, PlanResponse, SolverStats, Unplaced
+from models.response import Action, Assignment, Breakdown, PlanResponse, ReplanStats, SolverStats, Unplaced
 from models.validate import (
     MAX_NODES,
     Limits,
@@ -47,6 +47,7 @@ __all__ = [
     "Policy",
     "Quota",
     "Region",
+    "ReplanStats",
     "Replicas",
     "SolverStats",
     "Tier",

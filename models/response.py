@@ -48,6 +48,18 @@ class Breakdown(BaseModel):
     spread: float
 
 
+class ReplanStats(BaseModel):
+    """Extension: what a warm re-plan (placement/replan.py) started from and what changed since."""
+
+    model_config = ConfigDict(extra="forbid")
+    arrivals: int = Field(description="jobs not in the previous request")
+    completions: int = Field(description="jobs of the previous request no longer present")
+    changed: int = Field(description="jobs in both whose attributes or running state differ from what the previous plan left")
+    share: float = Field(description="(arrivals + completions + changed) / jobs of the previous request")
+    kept: int = Field(description="jobs whose previous placement was carried over as it was")
+    chain: int = Field(description="warm re-plans since the last full solve, this one included")
+
+
 class SolverStats(BaseModel):
     """Extension: how the plan was found, for operators and benchmarks."""
 
@@ -59,6 +71,7 @@ class SolverStats(BaseModel):
     options: int
     cpsat_variables: int = 0
     phases_s: dict[str, float] = Field(default_factory=dict)
+    replan: ReplanStats | None = Field(None, description="set when a warm re-plan answered (engine `replan`)")
 
 
 class PlanResponse(BaseModel):

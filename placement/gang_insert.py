@@ -19,17 +19,24 @@ from placement.candidates import Options
 from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
-from placement.score import improves, net_of
+from placement.score import improves, job_terms, net_of
+
+CHAIN_OPTIONS = 3   # a chained repair tries a pushed-out job on this many of its most valuable options
+CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
 
 
-def pool_occupancy(inst: Instance, opts: Options, pk: Packing) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
-    """Per pool: the jobs on each node and what clearing each node costs (the value of the jobs on it,
-    value per replica x replicas, read off each option rather than scored; infinite where a protected
-    job sits). Computed once per plan and shared by every insertion tried on it."""
+def pool_occupancy(inst: Instance, opts: Options, pk: Packing,
+                   pools: set[int] | None = None) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
+    """Per pool (of `pools`, default all): the jobs on each node and what clearing each node costs (the
+    value of the jobs on it, value per replica x replicas, read off each option rather than scored;
+    infinite where a protected job sits). Computed once per plan and shared by every insertion tried on
+    it; after a kept move only the pools it touched are computed again."""
     out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
     opool = opts.pool.tolist()
     unit = opts.unit.tolist()
     for k, ok in pk.choice.items():
+        if pools is not None and opool[ok] not in pools:
+            continue
         occupants, cost = out.setdefault(opool[ok], ({}, {}))
         nk = pk.nodes[k]
         worth = float("inf") if inst.jobs[k].protected else unit[ok] * sum(nk.values())
@@ -52,7 +59,9 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     pk.release(j)
     pk.unplace(j)
     target = int(min(target, opts.hi[o]))
-    room = pk.quota_room(j)
+    gone: set[int] = set()   # jobs of j's quota taken out to make it room
+    room = make_quota_room(inst, pk, j, target * d, _worth_per_device(inst, base, j, float(opts.coef[o]), d, target),
+                           gone)
     if room is not None:
         target = min(target, room // d)
     if info.allowed is not None:   # contract v1.1: aim at a listed count
@@ -61,12 +70,15 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         return None
     occupants, cost = (occupancy if occupancy is not None else pool_occupancy(inst, opts, base)).get(
         pool.index, ({}, {}))
-    if j in base.choice and opts.pool[base.choice[j]] == pool.index:   # j itself left these nodes
+    left = [k for k in gone | {j} if k in base.choice and opts.pool[base.choice[k]] == pool.index]
+    if left:   # these jobs left their nodes in the pool: clearing those costs only what else sits there
         cost = dict(cost)
-        for n in base.nodes[j]:
-            cost[n] = sum(float("inf") if inst.jobs[k].protected else
-                          float(opts.unit[base.choice[k]]) * sum(base.nodes[k].values())
-                          for k in occupants[n] if k != j)
+        out = gone | {j}
+        for k0 in left:
+            for n in base.nodes[k0]:
+                cost[n] = sum(float("inf") if inst.jobs[k].protected else
+                              float(opts.unit[base.choice[k]]) * sum(base.nodes[k].values())
+                              for k in occupants[n] if k not in out)
 
     def clear_cost(n: int) -> float:
         return cost.get(n, 0.0)
@@ -77,7 +89,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
              for n, dv, f in zip(pool.nodes, devs, free) if dv >= d]
     nodes = [n for _, _, n in sorted(keyed)]
     placement: dict[int, int] = {}
-    evicted: set[int] = set()
+    evicted: set[int] = set(gone)
     got = 0
     for n in nodes:
         if got >= target:
@@ -120,6 +132,42 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
             pk.grow(k, int(opts.hi[ok]))
     return pk, evicted | {j}
+
+
+def _worth_per_device(inst: Instance, base: Packing, j: int, per_replica: float, d: int, reps: int) -> float:
+    """What job j placed on `reps` replicas worth `per_replica` each gains per device over where `base`
+    has it (a running job that `base` stops gains its preemption cost back too)."""
+    return (per_replica * reps - net_of(inst, base, (j,))) / max(1, reps * d)
+
+
+def make_quota_room(inst: Instance, pk: Packing, j: int, need: int, worth: float, out: set[int]) -> int | None:
+    """Job j's quota room in `pk` (None: no quota), after taking out jobs of the same (tenant, tier),
+    least lost per device first, each losing less per device than `worth`, until `need` devices are
+    free (never a protected job). Why: where a quota binds, a job worth more per device gets in only
+    in place of one worth less (on the family's medium requests a standard job of 18 replicas waited
+    while standard jobs worth less held the tier's quota). The jobs taken out are unplaced in `pk`
+    and added to `out`, for the caller to place again."""
+    room = pk.quota_room(j)
+    if room is None or room >= need:
+        return room
+    losses = []
+    for k in inst.quota_members(inst.jobs[j].key):
+        info = inst.jobs[k]
+        if k == j or info.protected or k not in pk.choice:
+            continue
+        devs = sum(pk.nodes[k].values()) * info.dpr
+        v, dis, _ = job_terms(inst, k, None)
+        per = (net_of(inst, pk, (k,)) - (v - dis)) / max(1, devs)
+        if per < worth:
+            losses.append((per, k, devs))
+    for _, k, devs in sorted(losses):
+        if room >= need:
+            break
+        pk.release(k)
+        pk.unplace(k)
+        out.add(k)
+        room += devs
+    return room
 
 
 def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None, lp_n: np.ndarray | None,
@@ -187,39 +235,91 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
 
 def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[float, int, int, int]],
                 gain: np.ndarray, deadline: float, max_tries: int | None) -> tuple[Packing, int, float]:
-    """Insert each wanted (job, option, goal) in turn, at its goal, half-way down, then its minimum;
-    keep the first that improves the objective. Stops at `deadline` or after `max_tries` insertions
-    (the deterministic budget)."""
+    """Insert each wanted (job, option, goal) in turn, at its goal, half-way, then its minimum (one
+    replica more than it has, where it runs on that option already); keep the first that improves the
+    objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget)."""
     import time
 
     kept = 0
     gained = 0.0
-    tries = 0
+    spent = [0]   # insertions tried, chained repairs included
     occupancy = pool_occupancy(inst, opts, best)
     for _, j, o, goal in wants:
-        if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
+        if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
-        if best.choice.get(j) == o and sum(best.nodes[j].values()) >= goal:
+        have = sum(best.nodes[j].values()) if best.choice.get(j) == o else 0
+        if have >= goal:
             continue   # an earlier move gave it already
-        for target in dict.fromkeys((goal, int(opts.lo[o]) + (goal - int(opts.lo[o])) // 2, int(opts.lo[o]))):
-            tries += 1
-            won = _won(inst, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy))
+        # a job on this option already grows: its goal, half-way there, one replica more (a gang of 15
+        # that should run 17 gets its two nodes without clearing the four its goal of 19 would take)
+        low = have + 1 if have else int(opts.lo[o])
+        for target in dict.fromkeys((goal, low + (goal - low) // 2, low)):
+            spent[0] += 1
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent)
             if won is not None:
-                best, delta = won
+                touched = {int(opts.pool[b.choice[k]]) for b in (best, won[0]) for k in won[2] if k in b.choice}
+                best, delta = won[0], won[1]
                 kept += 1
                 gained += delta
-                occupancy = pool_occupancy(inst, opts, best)
+                occupancy.update({p: ({}, {}) for p in touched})
+                occupancy.update(pool_occupancy(inst, opts, best, touched))
                 break
     return best, kept, gained
 
 
-def _won(inst: Instance, best: Packing, moved: tuple[Packing, set[int]] | None) -> tuple[Packing, float] | None:
-    """A move's packing and its gain when it improves on `best` (judged on the jobs it changed), else None."""
+def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
+         gain: np.ndarray, spent: list[int]) -> tuple[Packing, float, set[int]] | None:
+    """A move's packing, its gain and the jobs it changed when it improves on `best` (judged on those
+    jobs), else the move chained with one repair (`_chained`) when that improves, else None."""
     if moved is None:
         return None
     pk, changed = moved
-    delta = sum(net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed)
-    return (pk, delta) if improves(delta) else None
+    deltas = {k: net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed}
+    delta = sum(deltas.values())
+    if improves(delta):
+        return pk, delta, set(changed)
+    return _chained(inst, opts, best, pk, deltas, gain, spent)
+
+
+def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: dict[int, float],
+             gain: np.ndarray, spent: list[int], per_job: int = CHAIN_OPTIONS,
+             depth: int = CHAIN_JOBS) -> tuple[Packing, float, set[int]] | None:
+    """A move that loses because the jobs it pushed out found no place as good, repaired: each of them
+    (most lost first, at most `depth`) inserted again on its best options with the jobs worth least
+    cleared out of the way, while winning back what the rest lost could still make the move pay. Why:
+    on the family a gang of 8-device replicas grows into a node only once the small jobs there move to
+    other pools in place of jobs worth less (a premium job and four standard ones, on medium seed 0),
+    and a premium gang pushed off its nodes needs whole nodes cleared elsewhere. Each insertion tried
+    is counted in `spent[0]` (the deterministic budget counts them)."""
+    total = sum(deltas.values())
+    touched = set(deltas)
+    losers = [k for k in sorted(deltas, key=lambda i: (deltas[i], i)) if deltas[k] < 0][:depth]
+    cur = pk
+    for n, k in enumerate(losers):
+        rest = sum(min(0.0, net_of(inst, cur, (i,)) - net_of(inst, best, (i,))) for i in losers[n:])
+        if not improves(total - rest):
+            return None   # even every loss won back would not pay
+        olist = opts.by_job[k]
+        olist = olist[~opts.keep[olist] & (opts.coef[olist] > 0)]
+        if not len(olist):
+            continue
+        olist = olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job]
+        occupancy = pool_occupancy(inst, opts, cur, {int(p) for p in opts.pool[olist].tolist()})
+        top = None
+        for o in olist.tolist():
+            spent[0] += 1
+            again = insert_gang(inst, opts, cur, k, o, int(opts.hi[o]), gain, occupancy)
+            if again is None:
+                continue
+            t2 = touched | again[1]
+            d2 = sum(net_of(inst, again[0], (i,)) - net_of(inst, best, (i,)) for i in t2)
+            if improves(d2 - total) and (top is None or d2 > top[0]):
+                top = (d2, again[0], t2)
+        if top is not None:
+            total, cur, touched = top
+            if improves(total):
+                return cur, total, touched
+    return None
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:
@@ -234,15 +334,17 @@ def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.
     pk = base.copy()
     pk.release(j)
     pk.unplace(j)
-    room = pk.quota_room(j)
-    if (room is not None and room < info.r0 * info.dpr) or not pk.budget_ok(ko):
+    evicted: set[int] = set()
+    need = info.r0 * info.dpr
+    room = make_quota_room(inst, pk, j, need, _worth_per_device(inst, base, j, float(opts.unit[ko]), info.dpr, info.r0),
+                           evicted)
+    if (room is not None and room < need) or not pk.budget_ok(ko):
         return None
     on: dict[int, list[int]] = {}
     for k, nodes in pk.nodes.items():
         for n in nodes:
             if n in info.cur_nodes:
                 on.setdefault(n, []).append(k)
-    evicted: set[int] = set()
     for n, c in info.cur_nodes.items():
         need = c * info.dpr
         if pk.free[n] >= need:
@@ -291,12 +393,14 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
             wants.append((-stake, info.index))
     kept = 0
     gained = 0.0
-    for tries, (_, j) in enumerate(sorted(wants)):
-        if time.perf_counter() > deadline or (max_tries is not None and tries >= max_tries):
+    spent = [0]   # moves tried, chained repairs included
+    for _, j in sorted(wants):
+        if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
-        won = _won(inst, best, restore_keep(inst, opts, best, j, gain))
+        spent[0] += 1
+        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain, spent)
         if won is not None:
-            best, delta = won
+            best, delta = won[0], won[1]
             kept += 1
             gained += delta
     return best, kept, gained

@@ -72,6 +72,18 @@ class Instance:
     # (job, cluster, accelerator, replicas) -> the job's placement-independent terms there
     # (`placement.score.job_terms`): the search scores the same few placements again and again
     term_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # values derived from the whole instance once and read by many stages (the quota rows: placement.bound._keys;
+    # each quota's members: quota_members)
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def quota_members(self, key: tuple[str, str]) -> list[int]:
+        """The indices of the jobs of one (tenant, tier), in job order (the search's quota swaps)."""
+        members = self.derived.get("quota_members")
+        if members is None:
+            members = self.derived["quota_members"] = {}
+            for info in self.jobs:
+                members.setdefault(info.key, []).append(info.index)
+        return members.get(key, [])
 
     def pause_to(self, info: JobInfo, region: str) -> float | None:
         """Seconds a job pauses to run at a new placement in `region`; None if it cannot get there."""
@@ -84,10 +96,11 @@ class Instance:
         return contract.rate(replicas, job.devices_per_replica, job.speed[accel], loc)
 
 
-def compile_instance(req: PlanRequest) -> Instance:
-    """Index a validated request. Linear in nodes + jobs."""
+def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Instance:
+    """Index a validated request. Linear in nodes + jobs. `fleet` is the fleet's index where the
+    caller holds it already (a warm re-plan keeps it with the previous solve: placement/replan.py)."""
     pol = req.policy
-    fx = fleet_index(req.fleet)
+    fx = fleet if fleet is not None else fleet_index(req.fleet)
     cluster_region = fx.region_of
     node_index = fx.index
     node_devices = np.asarray(fx.devices, dtype=np.int64)

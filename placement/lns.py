@@ -85,7 +85,10 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     top = None
     for i, (start, start_obj) in enumerate(starts):
         end = t0 + share * (i + 1) / len(starts)
-        pk, k1, g1 = gang_moves(inst, opts, start, lp_x, None, gain0, deadline=end, min_dpr=params.gang_min_dpr,
+        # the running jobs put back get the last part of each slice whatever the insertions took: on a
+        # loaded machine the insertions ran to the slice's end and the cheap keep moves never ran
+        cut = end - params.keep_moves_share * share / len(starts) if share < float("inf") else end
+        pk, k1, g1 = gang_moves(inst, opts, start, lp_x, None, gain0, deadline=cut, min_dpr=params.gang_min_dpr,
                                 max_tries=tries)
         pk, k2, g2 = keep_moves(inst, opts, pk, gain0, deadline=end, max_tries=tries)
         if top is None or start_obj + g1 + g2 > top[0]:
@@ -95,7 +98,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     more = stop.budget(float("inf"), params.option_moves_share * max(0.0, deadline - t1))
     kept_opt = 0
     for _ in range(params.option_moves_passes):   # each pass opens room for the next; stop when one finds nothing
-        best, k1, _ = option_moves(inst, opts, best, gain0, deadline=t1 + more, per_job=params.option_moves_per_job,
+        best, k1, _ = option_moves(inst, opts, best, gain0, deadline=t1 + (1 - params.keep_moves_share) * more,
+                                   per_job=params.option_moves_per_job,
                                    max_tries=tries)
         best, k2, _ = keep_moves(inst, opts, best, gain0, deadline=t1 + more, max_tries=tries)
         kept_opt += k1 + k2

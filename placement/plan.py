@@ -89,7 +89,10 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: float | None = None) -> PlanResponse:
+def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: float | None = None,
+          learned: dict | None = None) -> PlanResponse:
+    """`learned`, where given, receives what the solve learned (the instance, the options, the plan's
+    packing and the bound with its prices): `placement.replan` keeps it to re-plan the next request warm."""
     P = params
     limit = req.policy.time_limit_s
     clock = _Clock(limit, started)   # deterministic plans only report it: their budgets are work units
@@ -274,6 +277,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)
                    for j, (c, a, n) in sorted(best_pk.placed_map().items())]
     clock.lap("response")
+    if learned is not None:
+        learned.update(inst=inst, opts=opts, packing=best_pk, bound=bound)
     # every part was built by the engine from validated input: construct without re-validating
     return PlanResponse.model_construct(
         plan_id=None, status=status, objective=obj, bound=ub, gap=gap,

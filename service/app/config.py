@@ -26,6 +26,7 @@ class Settings:
     max_wait_s: float = 20.0
     solver_nice: int = 10
     min_budget_s: float | None = 0.5
+    warm_cache: int = 4
     max_body_bytes: int = 16 * 1024 * 1024
     body_timeout_s: float = 30.0
     max_jobs: int = 20_000
@@ -117,6 +118,8 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_wait_s": (_positive_float, "refuse (429) a plan whose estimated queue wait plus solve exceeds this"),
     "min_budget_s": (_budget_floor, ("under load, cut a plan's time limit to its fair share of max-wait-s, "
                                      "never below this (off: never cut; deterministic plans are never cut)")),
+    "warm_cache": (_nonneg_int, ("fleets whose last plan is kept in memory to re-plan their next request warm "
+                                 "(placement/replan.py; 0: off; ?warm=false opts one request out)")),
     "solver_nice": (_nice, "CPU niceness of solver threads (0-19): request handling and /healthz go first"),
     "max_body_bytes": (_positive_int, "largest request body accepted (413 beyond)"),
     "body_timeout_s": (_positive_float, "a request body must arrive within this (408 beyond)"),
@@ -126,8 +129,8 @@ FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_time_limit_s": (_positive_float, "largest policy.time_limit_s accepted (422 beyond)"),
     "shutdown_grace_s": (_positive_float, "on SIGTERM, how long in-flight plans may take to finish"),
     "log_level": (_log_level, "debug, info, warning or error"),
-    "api_token_file": (_text, "file whose first line is the bearer token every route but /healthz and /readyz "
-                       "requires (or set MERIDIAN_API_TOKEN); required with a non-loopback --host"),
+    "api_token_file": (_text, ("file whose first line is the bearer token every route but /healthz and /readyz "
+                               "requires (or set MERIDIAN_API_TOKEN); required with a non-loopback --host")),
     "tls_cert": (_text, "PEM certificate (chain) to serve HTTPS; needs --tls-key"),
     "tls_key": (_text, "PEM private key of --tls-cert"),
 }

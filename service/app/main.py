@@ -21,7 +21,7 @@ from service.app.config import Settings, describe, from_env
 from service.app.errors import error_response
 from service.app.metrics import Metrics
 from service.app.middleware import RequestContext
-from service.app.planning import Planner, PlanService
+from service.app.planning import Planner, PlanService, Replanner
 from service.app.routes import router
 
 log = logging.getLogger("meridian.service")
@@ -34,13 +34,16 @@ path and value at fault. People read the plans at `/` (the operator page) and `/
 
 
 def create_app(settings: Settings | None = None, planner: Planner | None = None,
-               fallback: Planner | None = None) -> FastAPI:
-    """`planner` defaults to `placement.plan` (and `fallback` to `placement.greedy_plan`), imported at startup.
+               fallback: Planner | None = None, replanner: Replanner | None = None,
+               fleet_key: Callable[[Any], str] | None = None) -> FastAPI:
+    """`planner` defaults to `placement.plan` (and `fallback` to `placement.greedy_plan`), imported at startup;
+    `replanner` and `fleet_key` (warm re-planning, keyed by fleet) to `placement.replan`'s, and stay off where
+    a `planner` is given without them.
     With a token configured (settings.api_token or api_token_file), every route but the probes requires it."""
     settings = settings or from_env()
     token = access.load_token(settings)
     metrics = Metrics()
-    service = PlanService(settings, metrics, planner, fallback)
+    service = PlanService(settings, metrics, planner, fallback, replanner, fleet_key)
     gc_timer = _gc_timer(metrics)
 
     @asynccontextmanager

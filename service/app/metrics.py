@@ -35,6 +35,8 @@ class Metrics:
                                  "(status fallback, or the optimizer failed)", registry=r)
         self.budget_cuts = Counter("meridian_plan_budget_cuts_total", "plans solved with less than their "
                                    "time_limit_s because the queue was long", registry=r)
+        self.replans = Counter("meridian_plan_replans_total", "plans answered by a warm re-plan from the "
+                               "fleet's previous plan (placement/replan.py)", registry=r)
         self.engine_errors = Counter("meridian_engine_errors_total", "plans where the engine raised", registry=r)
         self.rejected = Counter("meridian_rejected_total", "requests refused before planning, by reason",
                                 ["reason"], registry=r)

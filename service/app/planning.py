@@ -33,11 +33,14 @@ from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
 from service.app.metrics import Metrics
 from service.app.store import PlanRecord, PlanStore, PlanSummary, StoreLost, digest_matches, request_digest
+from service.app.warm import WarmCache
 from service.app.writer import GroupWriter
 
 log = logging.getLogger("meridian.plan")
 
 Planner = Callable[..., PlanResponse]    # (request, started=perf_counter at receipt) -> plan
+# (request, warm state or None, started=...) -> (plan, the warm state its solve learned or None)
+Replanner = Callable[..., tuple[PlanResponse, Any]]
 T = TypeVar("T")
 
 
@@ -61,6 +64,7 @@ class Outcome:
     plan_id: str | None
     replayed: bool = False
     budget_s: float | None = None       # the time limit the engine got, where the server cut it
+    replanned: bool = False             # a warm re-plan from the fleet's previous plan answered
 
 
 @dataclass(frozen=True)
@@ -132,22 +136,28 @@ class CollectorHold:
         return self._held
 
 
-def _load_engine() -> tuple[Planner, Planner]:
+def _load_engine() -> tuple[Planner, Planner, Replanner, Callable[[Any], str]]:
     from placement import greedy_plan, plan
+    from placement.replan import fleet_digest, plan_warm
 
-    return plan, greedy_plan
+    return plan, greedy_plan, plan_warm, fleet_digest
 
 
 class PlanService:
     """The service's state: pools, admission, plan log, in-flight idempotency keys."""
 
     def __init__(self, settings: Settings, metrics: Metrics, planner: Planner | None = None,
-                 fallback: Planner | None = None):
+                 fallback: Planner | None = None, replanner: Replanner | None = None,
+                 fleet_key: Callable[[Any], str] | None = None):
         self.settings = settings
         self.metrics = metrics
         self.limits = settings.limits()
         self.planner = planner
         self.fallback = fallback
+        # warm re-planning: the engine's by default; off where a planner is given without a replanner
+        self.replanner = replanner
+        self.fleet_key = fleet_key
+        self.warm = WarmCache(settings.warm_cache)
         self.engine_error: str | None = None
         self.admission = Admission(settings.workers, settings.queue, settings.max_wait_s, settings.min_budget_s)
         metrics.bind(lambda: self.admission.waiting, lambda: self.admission.running)
@@ -166,8 +176,10 @@ class PlanService:
         self.draining = False
         if self.planner is None:
             try:
-                self.planner, default_fallback = _load_engine()
+                self.planner, default_fallback, replanner, fleet_key = _load_engine()
                 self.fallback = self.fallback or default_fallback
+                self.replanner = self.replanner or replanner
+                self.fleet_key = self.fleet_key or fleet_key
             except Exception as exc:  # noqa: BLE001 - the service still starts; /readyz says why it cannot plan
                 self.engine_error = f"placement engine unavailable: {type(exc).__name__}: {exc}"
                 log.error(self.engine_error)
@@ -243,7 +255,9 @@ class PlanService:
 
     # -- POST /plan ------------------------------------------------------------------------------------
 
-    async def handle(self, body: bytes, dry_run: bool, key: str | None) -> Outcome:
+    async def handle(self, body: bytes, dry_run: bool, key: str | None, warm: bool = True) -> Outcome:
+        """Plan one body. `warm`: the fleet's previous plan may answer it warm (`placement.replan`);
+        False plans it in full (and its state then starts the fleet's next warm re-plan)."""
         if self.draining:
             raise Unavailable("shutting down")
         if self.planner is None:
@@ -251,23 +265,23 @@ class PlanService:
         received = time.perf_counter()
         if len(body) <= INLINE_PARSE_MAX_BYTES:   # a fraction of a ms: cheaper than two thread hand-offs
             parsed = parse_body(body, self.limits, received)
-            return await self._dispatch(parsed, dry_run, key)
+            return await self._dispatch(parsed, dry_run, key, warm)
         large = len(body) >= HOLD_COLLECTOR_MIN_BYTES
         if large:
             self.collector_hold.acquire()
         try:
             parsed = await self._run(self._cpu_pool, parse_body, body, self.limits, received)
-            return await self._dispatch(parsed, dry_run, key)
+            return await self._dispatch(parsed, dry_run, key, warm)
         finally:
             if large:
                 self.collector_hold.release()
 
-    async def _dispatch(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
+    async def _dispatch(self, parsed: Parsed, dry_run: bool, key: str | None, warm: bool = True) -> Outcome:
         if dry_run or key is None:
-            return await self._plan(parsed, dry_run, None)
-        return await self._keyed(key, parsed)
+            return await self._plan(parsed, dry_run, None, warm)
+        return await self._keyed(key, parsed, warm)
 
-    async def _keyed(self, key: str, parsed: Parsed) -> Outcome:
+    async def _keyed(self, key: str, parsed: Parsed, warm: bool = True) -> Outcome:
         """At most one plan per key: a repeat gets the stored plan, a repeat while the first is still
         solving waits for it, and the key with another request is a Conflict."""
         while True:
@@ -293,7 +307,7 @@ class PlanService:
             if existing is not None:
                 outcome = self._replay(key, existing, parsed)
             else:
-                outcome = await self._plan(parsed, False, key)
+                outcome = await self._plan(parsed, False, key, warm)
             fut.set_result(outcome)
             return outcome
         except asyncio.CancelledError:
@@ -314,7 +328,7 @@ class PlanService:
         self.metrics.idempotent_replays.inc()
         return Outcome(rec.response, rec.plan_id, replayed=True)
 
-    async def _plan(self, parsed: Parsed, dry_run: bool, key: str | None) -> Outcome:
+    async def _plan(self, parsed: Parsed, dry_run: bool, key: str | None, warm: bool = True) -> Outcome:
         try:
             ticket = self.admission.admit(parsed.time_limit_s, parsed.deterministic)
         except Overloaded:
@@ -322,7 +336,8 @@ class PlanService:
             raise
         admitted = time.perf_counter()
         fut = asyncio.get_running_loop().run_in_executor(
-            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed, admitted, dry_run, key)
+            self._solve_pool, contextvars.copy_context().run, self._solve, ticket, parsed, admitted, dry_run, key,
+            warm)
         try:
             result = await fut
         except asyncio.CancelledError:
@@ -332,9 +347,10 @@ class PlanService:
             raise Unavailable("the plan was abandoned before a worker took it")
         resp, text, _queue_s, _solve_s, budget_s, written, started = result
         cut = budget_s if budget_s < parsed.time_limit_s else None
+        replanned = resp.stats is not None and resp.stats.replan is not None
         if dry_run:
             self.metrics.plans.labels(str(resp.status)).inc()
-            return Outcome(text, None, budget_s=cut)
+            return Outcome(text, None, budget_s=cut, replanned=replanned)
         plan_id = resp.plan_id
         try:
             if written is None:
@@ -353,10 +369,10 @@ class PlanService:
         self.metrics.plans.labels(str(stored.status)).inc()     # counted once acknowledged: a 503 is no plan
         if stored.plan_id != plan_id:       # another server stored a plan for this key first
             return self._replay(key or "", stored, parsed)
-        return Outcome(text, plan_id, budget_s=cut)
+        return Outcome(text, plan_id, budget_s=cut, replanned=replanned)
 
-    def _solve(self, ticket: Ticket, parsed: Parsed, admitted: float, dry_run: bool, key: str | None
-               ) -> tuple[PlanResponse, str, float, float, float, Future | None, float] | None:
+    def _solve(self, ticket: Ticket, parsed: Parsed, admitted: float, dry_run: bool, key: str | None,
+               warm: bool = True) -> tuple[PlanResponse, str, float, float, float, Future | None, float] | None:
         """Runs on a solver thread. Returns the response (with its `plan_id` unless a dry run) and its JSON
         text, the queue wait, the solve time, the budget the engine got, and (unless a dry run) the
         plan log's future for its record, submitted from here, and when it was submitted."""
@@ -382,7 +398,7 @@ class PlanService:
             fell_back = False
             assert self.planner is not None
             try:
-                resp = self.planner(req, started=started)
+                resp = self._engine(req, started, warm, dry_run)
             except BadRequest:
                 raise
             except Exception:
@@ -411,6 +427,8 @@ class PlanService:
             self.metrics.gap.observe(resp.gap)
         if fell_back or status == "fallback":
             self.metrics.fallbacks.inc()
+        if resp.stats is not None and resp.stats.replan is not None:
+            self.metrics.replans.inc()
         if log.isEnabledFor(logging.INFO):
             log.info("planned", extra={"status": status, "jobs": len(req.jobs), "solve_ms": round(solve_s * 1000, 2),
                                        "queue_ms": round(queue_s * 1000, 2), "budget_s": round(budget_s, 3),
@@ -424,6 +442,24 @@ class PlanService:
                          time_limit_s=parsed.time_limit_s, unplaced=len(resp.unplaced or ()))
         writer = self._writer
         return resp, text, queue_s, solve_s, budget_s, (writer.submit(rec) if writer else None), time.perf_counter()
+
+
+    def _engine(self, req: PlanRequest, started: float, warm: bool, dry_run: bool) -> PlanResponse:
+        """The engine's plan. Where warm re-planning is on and the plan is not deterministic, the fleet's
+        previous warm state (if any, and unless `warm` is False) goes in and the state this solve learned
+        replaces it; a dry run reads the state but leaves it as it was (it changes nothing real)."""
+        assert self.planner is not None
+        if (self.replanner is None or self.fleet_key is None or self.warm.size <= 0
+                or req.policy.deterministic):
+            return self.planner(req, started=started)
+        fleet = self.fleet_key(req.fleet)
+        resp, state = self.replanner(req, self.warm.get(fleet) if warm else None, started=started)
+        if not dry_run:   # the state of the plan now in force, or none (its plan left nothing to start from)
+            if state is not None:
+                self.warm.put(fleet, state)
+            else:
+                self.warm.drop(fleet)
+        return resp
 
 
 def _lower_thread_priority(nice: int) -> None:

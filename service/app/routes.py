@@ -130,6 +130,8 @@ def shown_id(plan_id: str) -> str:
 async def post_plan(
     request: Request,
     dry_run: bool = Query(False, description="plan without recording it"),
+    warm: bool = Query(True, description="the fleet's previous plan may answer warm (a request that differs from "
+                       "it by at most 1 % of its jobs; `stats.replan` says so); false plans it in full"),
     idempotency_key: str | None = Header(
         None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[!-~]+$",
         description="a client-chosen token (visible ASCII); a repeat returns the recorded plan (ignored with "
@@ -156,7 +158,7 @@ async def post_plan(
                                   f"{svc.settings.body_timeout_s:g} s (--body-timeout-s)", headers={"Connection": "close"})
         except ClientDisconnect:
             return Response(status_code=400)          # the caller left; nobody reads this
-        outcome = await svc.handle(body, dry_run, idempotency_key)
+        outcome = await svc.handle(body, dry_run, idempotency_key, warm)
     except TooLarge as exc:
         svc.metrics.rejected.labels("too_large").inc()
         return error_response(413, "payload_too_large", str(exc), headers={"Connection": "close"})
@@ -183,6 +185,8 @@ async def post_plan(
         headers["Idempotent-Replayed"] = "true"
     if outcome.budget_s is not None:
         headers["X-Meridian-Time-Budget-S"] = f"{outcome.budget_s:.3f}"
+    if outcome.replanned:
+        headers["X-Meridian-Replan"] = "warm"
     return Response(outcome.body, media_type="application/json", headers=headers)
 
 

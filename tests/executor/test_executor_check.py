@@ -5,11 +5,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.support.executor import small
-
 from executor.train.check import run_check
 from service.cli import main
 from service.commands.executor_check import passes
+from tests.support.executor import small
 
 
 def test_exact_mode_is_bitwise_equal_through_preempt_resizes_and_migrate(tmp_path):

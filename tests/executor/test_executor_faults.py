@@ -11,12 +11,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.support.executor import TIMEOUT_S, small, write_spec
-
 from executor.train import checkpoint
 from executor.train import launch as L
 from executor.train.compare import param_diff
 from executor.train.cycle import Job, wait_first_step, wait_step
+from tests.support.executor import TIMEOUT_S, small, write_spec
 
 SPEC = small(steps=12, checkpoint_every=4)
 

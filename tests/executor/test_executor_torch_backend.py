@@ -9,13 +9,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.support.executor import TIMEOUT_S, small
-
 from executor.torch_backend import PlanApplyError, TorchExecutor, worker_nodes
 from executor.train import checkpoint
 from executor.train import launch as L
 from executor.train.cycle import wait_first_step
 from models import Action, Placement, PlanResponse, parse_request
+from tests.support.executor import TIMEOUT_S, small
 
 FLEET = {
     "regions": [{"name": "east", "storage_gbps": 0.5}, {"name": "west", "storage_gbps": 0.25}],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.candidates import build_options
-from placement.gang_insert import keep_moves, option_moves
+from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import compile_instance
 from placement.packing import Packing
@@ -84,3 +84,62 @@ def test_no_insertion_is_kept_that_lowers_the_objective():
     gain, _ = option_gains(inst, opts, None)
     best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
     assert (kept, gained) == (0, 0.0) and best.placement_of(0) == ("c", "H100", {"n-0": 8})
+
+
+def test_a_job_worth_more_per_device_takes_its_tier_quota_from_one_worth_less():
+    data = request(ONE_NODE, [job("tin", 4, 4, tenant="t"), job("gold", 4, 4, tenant="t", priority=2.0)],
+                   quotas=[{"tenant": "t", "tier": "standard", "devices": 4}])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)                      # the node has room for both; the quota for one
+    pk._commit(0, change_option(opts, 0), {0: 4})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(1) == ("c", "H100", {"n-0": 4}) and best.placement_of(0) is None
+    assert np.isclose(score(inst, best.placed_map()).objective, score(inst, pk.placed_map()).objective + gained)
+
+
+def test_a_gang_grows_by_the_one_node_worth_clearing_when_its_goal_would_clear_a_valuable_one():
+    five = fleet(cluster("c", "us", ("n-", 5, "H100", 8)))
+    data = request(five, [job("big", 1, 5, devices_per_replica=8), job("tin", 1, 1, devices_per_replica=8, tier="basic"),
+                          job("gold", 1, 1, devices_per_replica=8, tier="premium")])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    pk._commit(0, change_option(opts, 0), {0: 1, 1: 1, 2: 1})
+    pk._commit(1, change_option(opts, 1), {3: 1})
+    pk._commit(2, change_option(opts, 2), {4: 1})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, _ = gang_moves(inst, opts, pk, None, None, gain, deadline=float("inf"), min_dpr=1)
+    assert kept == 1 and sum(best.nodes[0].values()) == 4            # "big" went from 3 replicas to 4, not 5
+    assert sum(best.nodes[2].values()) == 1 and best.placement_of(1) is None   # "gold" runs, "tin" waits
+
+
+def test_a_job_pushed_out_by_an_insertion_is_inserted_again_in_place_of_a_job_worth_less():
+    two = fleet(cluster("c", "us", ("a-", 1, "A100", 8), ("h-", 1, "H100", 8)))
+    data = request(two, [job("new", 1, 1, devices_per_replica=8, priority=3.0),
+                         job("gold", 1, 1, speed={"H100": 1.0, "A100": 1.0}, devices_per_replica=8, tier="premium"),
+                         job("tin", 1, 1, speed={"A100": 1.0}, devices_per_replica=8, tier="basic")])
+    inst, opts = compiled(data)
+    h, a = inst.node_index["h-0"], inst.node_index["a-0"]
+    gold_h = next(o for o in opts.by_job[1].tolist() if inst.pools[int(opts.pool[o])].accelerator == "H100")
+    pk = Packing(inst, opts)                      # "new" alone would push out "gold", worth more
+    pk._commit(1, gold_h, {h: 1})
+    pk._commit(2, change_option(opts, 2), {a: 1})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(0) == ("c", "H100", {"h-0": 1})
+    assert best.placement_of(1) == ("c", "A100", {"a-0": 1}) and best.placement_of(2) is None
+    assert gained > 0
+
+
+def test_a_running_job_goes_back_in_place_of_a_new_job_worth_less_that_took_its_tier_quota():
+    data = request(ONE_NODE, [job("run", 4, 4, tenant="t", priority=2.0,
+                                  current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 4}}),
+                              job("new", 4, 4, tenant="t")],
+                   quotas=[{"tenant": "t", "tier": "standard", "devices": 4}])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)                      # "new" holds the quota, "run" is stopped
+    pk._commit(1, change_option(opts, 1), {0: 4})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 4}) and best.placement_of(1) is None
+    assert gained > 0

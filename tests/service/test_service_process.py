@@ -10,14 +10,21 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
-from tests.support.service import EXAMPLE, PG_SKIP_REASON, REPO, Server, assert_plan_passes, example_request, pg_url
 
-from models import parse_request
 from datasets.requests import generate_size
+from models import parse_request
 from service.app.store import PlanStore, request_digest
+from tests.support.service import (
+    EXAMPLE,
+    PG_SKIP_REASON,
+    Server,
+    assert_plan_passes,
+    example_request,
+    pg_url,
+)
 
 
 def test_readme_example_plans_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
@@ -120,7 +127,7 @@ class Load:
         finally:
             conn.close()
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         for t in self.threads:
             t.start()
         return self

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pathlib
 from typing import Any
 
 from models import PlanRequest, PlanResponse, parse_request

@@ -1,0 +1,130 @@
+"""Warm re-planning at planet size: how fast, how good, against a full plan of the same request.
+
+    .venv/bin/python bench/replan.py [--size planet] [--seeds 0-2] [--steps 2] [--share 0.01] [--generator family]
+
+Per seed: the base request (`datasets.requests.generate_family(size, seed)`, or `generate_size` with
+`--generator size`) is planned in full (`placement.replan.plan_warm` without a state: the full solve,
+which returns what it learned). Then, `--steps` times, the next epoch's request is made as a control plane
+would (`datasets.churn.next_epoch`: the last plan applied, every placed job now running on its nodes,
+`share / 2` of the jobs finished and as many arriving), and planned twice in this process: warm from the
+last state, then in full (`placement.plan`, the same time limit). Each plan is held against the
+independent checker (`../shared/spec/plancheck.py`'s scorer: valid, objective as the contract computes).
+The next step starts from the warm plan and its state (a chain, as the service runs it).
+
+Prints per step: the warm re-plan's engine seconds (parse excluded) and wall with parse, the full plan's
+wall with parse, their ratio, both objectives and the warm one's shortfall against the full one, both
+reported gaps, validity, and the load average; then the median and the worst over every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _verdict(pc, data: dict, resp) -> tuple[bool, bool]:
+    """(valid, objective as the checker computes it) by the independent checker's scorer."""
+    bad, obj, _br, _acts = pc.score(pc.World(data), json.loads(resp.model_dump_json(by_alias=True))["assignments"])
+    return not bad, abs(obj - resp.objective) <= 1e-6 * max(1.0, abs(obj))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="planet")
+    ap.add_argument("--seeds", default="0-2")
+    ap.add_argument("--steps", type=int, default=2, help="warm re-plans in a chain per seed")
+    ap.add_argument("--share", type=float, default=0.01, help="share of the jobs changed per step (half finish, "
+                    "half arrive)")
+    ap.add_argument("--generator", choices=("family", "size"), default="family")
+    ap.add_argument("--phases", action="store_true", help="print the warm re-plan's phases")
+    ap.add_argument("--time-limit", type=float, default=None, help="the plans' time limit (default: the generator's)")
+    args = ap.parse_args()
+
+    from datasets.churn import next_epoch
+    from datasets.requests import generate_family, generate_size
+    from models import parse_request_json
+    from placement import plan
+    from placement.replan import plan_warm
+    from tests.support import checker
+
+    pc = checker.load()
+    if pc is None:
+        raise SystemExit(checker.MISSING)
+    gen = generate_family if args.generator == "family" else generate_size
+    print(f"# bench/replan.py {args.size} seeds {args.seeds} steps {args.steps} share {args.share} "
+          f"generator {args.generator}; load {_load()}")
+    print("seed step jobs arr/done | warm: engine_s wall_s | full: wall_s | warm/full wall | objective warm / full "
+          "(warm short by) | gap warm / full (bound method) | valid warm full | load")
+    rows = []
+    for seed in _seeds(args.seeds):
+        data = gen(args.size, seed) if args.time_limit is None else gen(args.size, seed, time_limit_s=args.time_limit)
+        text = json.dumps(data).encode()
+        t = time.perf_counter()
+        resp, warm = plan_warm(parse_request_json(text), started=t)
+        print(f"{seed} base {len(data['jobs'])} jobs: full plan {time.perf_counter() - t:.2f} s, {resp.status}, "
+              f"objective {resp.objective:.1f}, gap {100 * resp.gap:.2f} % ({resp.stats.bound_method}); load {_load()}",
+              flush=True)
+        for step in range(1, args.steps + 1):
+            k = round(len(data["jobs"]) * args.share / 2)
+            data = next_epoch(data, json.loads(resp.model_dump_json(by_alias=True)), k, k, seed=1000 * seed + step)
+            text = json.dumps(data).encode()
+            t = time.perf_counter()
+            req = parse_request_json(text)
+            parse_s = time.perf_counter() - t
+            w_resp, w_state = plan_warm(req, warm, started=t)
+            w_wall = time.perf_counter() - t
+            del req
+            t = time.perf_counter()
+            f_resp = plan(parse_request_json(text), started=t)
+            f_wall = time.perf_counter() - t
+            w_ok = _verdict(pc, data, w_resp)
+            f_ok = _verdict(pc, data, f_resp)
+            warm_used = w_resp.stats.replan is not None
+            short = 1.0 - w_resp.objective / f_resp.objective
+            row = {"seed": seed, "step": step, "engine_s": w_wall - parse_s, "wall_s": w_wall, "full_s": f_wall,
+                   "short": short, "gap": w_resp.gap, "full_gap": f_resp.gap, "warm": warm_used,
+                   "valid": all(w_ok) and all(f_ok)}
+            rows.append(row)
+            print(f"{seed} {step} {len(data['jobs'])} {k}/{k} | {'warm' if warm_used else 'FULL'}: "
+                  f"{row['engine_s']:.3f} {w_wall:.3f} | {f_wall:.2f} | {w_wall / f_wall:.3f} | "
+                  f"{w_resp.objective:.1f} / {f_resp.objective:.1f} ({100 * short:+.3f} %) | "
+                  f"{100 * w_resp.gap:.2f} % ({w_resp.stats.bound_method}) / {100 * f_resp.gap:.2f} % "
+                  f"({f_resp.stats.bound_method}) | {w_ok} {f_ok} | {_load()}", flush=True)
+            if args.phases:
+                print(f"  warm phases: {w_resp.stats.phases_s}", flush=True)
+            resp, warm = w_resp, w_state
+    if rows:
+        def med_worst(key: str) -> str:
+            vals = [r[key] for r in rows]
+            return f"median {statistics.median(vals):.4g}, worst {max(vals):.4g}"
+        print(f"# warm engine s: {med_worst('engine_s')}; warm wall with parse s: {med_worst('wall_s')}; "
+              f"full wall s: {med_worst('full_s')}")
+        print(f"# warm short of full (objective): median {100 * statistics.median(r['short'] for r in rows):+.3f} %, "
+              f"worst {100 * max(r['short'] for r in rows):+.3f} %; warm reported gap: "
+              f"median {100 * statistics.median(r['gap'] for r in rows):.2f} %, worst {100 * max(r['gap'] for r in rows):.2f} %; "
+              f"full reported gap median {100 * statistics.median(r['full_gap'] for r in rows):.2f} %")
+        print(f"# warm answered {sum(r['warm'] for r in rows)} of {len(rows)}; all valid: {all(r['valid'] for r in rows)}; "
+              f"load {_load()}")
+
+
+if __name__ == "__main__":
+    main()
