@@ -133,13 +133,15 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     THE epoch loop (`executor.loop.run_loop`) drives the planner (`CpsatScheduler`, deterministic) and
     a `TorchExecutor`; measured checkpoint sizes become the next requests' `checkpoint_gb`. Between
     epochs the loop polls the workers every `backfill_window_s` seconds and starts waiting jobs on
-    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only.
+    freed slots (and arrivals on free ones) with a backfill plan at once; None: epochs only. With backfill
+    on the planner follows the replay's rule (`executor.schedulers.cpsat.event_options`: nodes drain
+    for a waiting gang job, which a full plan starts at once where preempting the occupants pays).
     `backend`: "torch" (`torchrun` workers on this host) or "ray" (`RayExecutor`: Ray must be connected,
     each fleet node a Ray node advertising its name; `executor.ray_cluster.ray_for_fleet`); `locations`
     (Ray only): region -> checkpoint location, a folder or an fsspec URL (`executor.train.stores`).
     `observers` hear each epoch record after the run's own (`executor.loop.run_loop`)."""
     from executor.loop import Arrival, LoopConfig, run_loop
-    from executor.schedulers.cpsat import CpsatScheduler
+    from executor.schedulers.cpsat import CpsatScheduler, event_options
     from executor.torch_backend import TorchExecutor
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -182,7 +184,8 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     slots = fleet_devices(req.fleet)
     say(f"meridian run: {len(req.jobs)} jobs on {slots} slots ({backend}), epoch {epoch_s:g}s, work in {work_dir}")
     try:
-        state = run_loop(executor, arrivals, CpsatScheduler(replan_every=1, greedy=greedy), config,
+        scheduler = CpsatScheduler(replan_every=1, greedy=greedy, **event_options(backfill_window_s is not None))
+        state = run_loop(executor, arrivals, scheduler, config,
                          observers=[observe, *(observers or [])])
     finally:
         executor.close()

@@ -17,6 +17,7 @@ from datasets.fleets import fleet_accelerators
 from datasets.sharing import allowed_speeds
 from executor.loop import Arrival, EpochRecord, LoopConfig, LoopState, run_loop
 from executor.schedulers import make_scheduler
+from executor.schedulers.cpsat import event_options
 from executor.sim import SimExecutor
 from models import Fleet, Job, Policy, Quota, Replicas
 from replay.controller import EqualPriorities, SlaController
@@ -119,9 +120,10 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     events = setup.backfill_window_s is not None
     # with backfill on, the baselines act as their event-driven originals do (fifo: EASY backfilling
     # behind a reserved head; las: a boundary preempts only for jobs no idle device could hold) and
-    # cpsat holds nodes for the gang job its plans pass over (executor/schedulers/reservation.py);
-    # without it, exactly the loop before backfill
-    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path, "reserve": events} if cpsat else \
+    # cpsat holds nodes for the gang job its plans pass over, or at a full plan starts it at once
+    # where preempting the occupants pays (executor/schedulers/reservation.py, the live loop's rule
+    # too); without it, exactly the loop before backfill
+    opts = {"replan_every": setup.replan_every, "fast_path": setup.fast_path, **event_options(events)} if cpsat else \
         {"easy": events} if setup.scheduler == "fifo" else {"idle_first": events}
     scheduler = make_scheduler(setup.scheduler, **opts)
     controller = None

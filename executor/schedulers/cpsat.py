@@ -10,15 +10,30 @@ their best value, nothing moved: `executor.schedulers.fastpath`) skips the optim
 
 from __future__ import annotations
 
+from typing import Any
+
 from executor.loop import LoopState
 from models import Placement, PlanRequest, PlanResponse
+
+# A head's value must beat this many times the value of the jobs it preempts (with both pauses): the
+# planner's own trade (`reservation._clearing`), no more eager (Philly, backfill on, above the floor:
+# days 30-37 210 s either way, 44-51 268 -> 256 s, 60-67 66 -> 64 s).
+PREEMPT_MARGIN = 1.0
+
+
+def event_options(backfill: bool) -> dict[str, Any]:
+    """cpsat's options in a loop that acts on events (`backfill`: backfill plans between epochs): hold
+    nodes draining for the gang job the plans pass over, and at full plans start it at once where
+    preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
+    (`executor.live`); without backfill, the loop before it (no reservation)."""
+    return {"reserve": True, "preempt_margin": PREEMPT_MARGIN} if backfill else {}
 
 
 class CpsatScheduler:
     name = "cpsat"
 
     def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
-                 reserve: bool = False, reserve_heads: int = 1):
+                 reserve: bool = False, reserve_heads: int = 1, preempt_margin: float | None = None):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         if reserve_heads < 1:
@@ -29,6 +44,7 @@ class CpsatScheduler:
         self.fast_plans = 0          # epochs the fast path answered
         self.reserve = reserve
         self.reserve_heads = reserve_heads
+        self.preempt_margin = preempt_margin   # full plans: a head starts now where preempting pays (reservation.py)
         self.heads: tuple[str, ...] = ()   # gang jobs holding a reservation (`reservation.py`)
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
@@ -37,7 +53,7 @@ class CpsatScheduler:
         from executor.actions import response_from_placements
         from executor.schedulers.reservation import reserve_for_heads
 
-        res = reserve_for_heads(request, self.heads, self.reserve_heads)
+        res = reserve_for_heads(request, self.heads, self.reserve_heads, self.preempt_margin)
         if res is None:
             self.heads = ()
             return self._plan(request)

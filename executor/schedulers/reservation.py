@@ -17,6 +17,16 @@ else starts there, so those nodes only drain. The planner plans the rest as usua
 is taken out of its plan and the actions are recomputed against the real request, so the plan
 returned is valid for the request as asked. With one head at most one job's worth of devices idles
 while it drains; more heads drain more nodes at once (more gang jobs served, more devices idle).
+
+With `preempt_margin` (the loop's rule with backfill on, `cpsat.event_options`), at a full plan (a
+backfill plan never moves a running job) a head that fits nowhere first looks for the nodes cheapest
+to clear: on each node the running jobs of least value per device (tier weight x priority, premium
+ones only where the policy lets them go) until the head's replica fits, then the pool of least value
+lost. When the head's value less its start pause beats `preempt_margin` times the value lost with
+the victims' pauses, those jobs are preempted (waiting jobs in the planner's request, which may
+restart them elsewhere) and the head starts there at once, protected as above. This is the
+planner's own trade, which it cannot see while a placeholder holds the cheapest node's free devices;
+such starts do not count against `most`.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from dataclasses import dataclass
 
 from executor.schedulers.packing import FreeMap
 from models import Job, Placement, PlanRequest, Replicas
+from placement.contract import charged_s, locality
 
 PLACEHOLDER_TENANT = "reservation"
 
@@ -38,14 +49,24 @@ class Reservation:
     placeholders: frozenset[str] = frozenset()   # jobs holding reserved devices (never in the plan returned)
 
 
-def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1) -> Reservation | None:
-    """The reservation for this request (up to `most` heads: the previous heads still waiting first),
-    or None when no gang job waits (or their own quotas hold them)."""
+def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
+                      preempt_margin: float | None = None) -> Reservation | None:
+    """The reservation for this request (up to `most` heads held draining: the previous heads still
+    waiting first), or None when no gang job waits (or their own quotas hold them). With
+    `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
+    nowhere starts now where preempting the occupants is worth it (`_clearing`); such starts do
+    not count against `most`."""
     jobs = {j.id: j for j in request.jobs}
     free = FreeMap(request)
+    occupants: dict[str, list[Job]] = {}
     for j in request.jobs:
         if j.current is not None and free.can_keep(j, j.current):
             free.take(j, j.current)
+            for n in j.current.nodes:
+                occupants.setdefault(n, []).append(j)
+    if request.policy.mode == "backfill":
+        preempt_margin = None
+    preempted = 0          # heads started by preempting occupants (beyond `most`)
     quota_keys = {(q.tenant, q.tier) for q in request.quotas}
     heads: list[str] = []
     started: dict[str, Placement] = {}
@@ -53,7 +74,7 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
     extra: list[Job] = []
     sticky = [jobs[h] for h in head_ids if h in jobs and jobs[h].current is None]
     seen: set[str] = set()
-    while len(heads) < most:
+    while len(heads) - preempted < most:
         head = sticky.pop(0) if sticky else _pick(request, free, seen)
         if head is None:
             break
@@ -62,6 +83,15 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         if not free.quota_ok(head, want):
             continue
         p = free.place(head, want, head.checkpoint_region)
+        if p is None and preempt_margin is not None and (head.tenant, "premium") not in quota_keys:
+            cleared = _clearing(request, free, occupants, head, want, preempt_margin)
+            if cleared is not None:
+                p, victims = cleared
+                preempted += 1
+                for v in victims:
+                    _release(free, occupants, v)
+                    replace[v.id] = v.model_copy(update={"current": None,
+                                                         "checkpoint_region": free.region_of[v.current.cluster]})
         if p is not None:
             if (head.tenant, "premium") in quota_keys:
                 continue            # protecting it as premium would count it against a premium quota
@@ -92,6 +122,86 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         return None
     return Reservation(tuple(heads), _with(request, replace, extra), started,
                        frozenset(j.id for j in extra))
+
+
+def _value(request: PlanRequest, job: Job, p: Placement, region_of: dict[str, str]) -> float:
+    """What `job` on `p` adds to the contract's objective per second: weight x devices x speed x locality."""
+    pol = request.policy
+    loc = locality(job.data_region, region_of[p.cluster], pol.remote_data_penalty)
+    return getattr(pol.tier_weights, job.tier) * job.priority * job.devices_per_replica * p.replicas \
+        * job.speed[p.accelerator] * loc
+
+
+def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
+              margin: float) -> tuple[Placement, list[Job]] | None:
+    """Where `head` (`want` replicas, fitting nowhere) could start now by preempting running jobs, and
+    whom: in each pool it may use, the nodes cheapest to clear (the occupants of least value per
+    device first; premium ones only where the policy lets them go), the pool of least total value
+    lost. None unless the head's value, less its start pause, beats `margin` times the value lost
+    with the victims' pauses (the planner's own trade, which the placeholder of a draining node
+    hides from it: without this a gang job on a full fleet waits for a node to drain by itself)."""
+    pol = request.policy
+    share = charged_s(pol.restart_overhead_s, request.epoch_s) / request.epoch_s
+    protect = not pol.premium_preemptible
+    dpr = head.devices_per_replica
+    home = head.checkpoint_region
+    best: tuple[float, Placement, list[Job]] | None = None
+    for (cluster, acc), pool in free.pools.items():
+        if acc not in head.speed or (head.regions is not None and pool.region not in head.regions):
+            continue
+        if home is not None and home != pool.region and frozenset((home, pool.region)) not in free.links:
+            continue
+        options = []
+        for n, have in pool.free.items():
+            k = pool.size[n] // dpr
+            if k == 0:
+                continue
+            need = k * dpr - have
+            cost, victims = 0.0, []
+            if need > 0:
+                cands = sorted((o for o in occupants.get(n, ()) if not (protect and o.tier == "premium")),
+                               key=lambda o: _value(request, o, o.current, free.region_of)
+                               / (o.current.replicas * o.devices_per_replica))
+                for o in cands:
+                    if need <= 0:
+                        break
+                    need -= o.current.nodes[n] * o.devices_per_replica
+                    cost += _value(request, o, o.current, free.region_of)
+                    victims.append(o)
+                if need > 0:
+                    continue
+            options.append((cost, n, k, victims))
+        options.sort(key=lambda c: c[0])
+        nodes: dict[str, int] = {}
+        chosen: dict[str, Job] = {}
+        left = want
+        for _cost, n, k, victims in options:
+            nodes[n] = min(k, left)
+            left -= nodes[n]
+            for v in victims:
+                chosen[v.id] = v
+            if left == 0:
+                break
+        if left:
+            continue
+        lost = sum(_value(request, v, v.current, free.region_of) for v in chosen.values())
+        p = Placement(cluster=cluster, accelerator=acc, nodes=nodes)
+        gain = _value(request, head, p, free.region_of) * (1.0 - share)
+        if gain > margin * lost * (1.0 + share) and (best is None or lost < best[0]):
+            best = (lost, p, list(chosen.values()))
+    return None if best is None else (best[1], best[2])
+
+
+def _release(free: FreeMap, occupants: dict[str, list[Job]], job: Job) -> None:
+    """`job` (running) is preempted: its devices and quota come back to the map."""
+    p = job.current
+    pool = free.pools[(p.cluster, p.accelerator)]
+    for n, k in p.nodes.items():
+        pool.set_free(n, pool.free[n] + k * job.devices_per_replica)
+        occupants[n] = [o for o in occupants[n] if o.id != job.id]
+    key = (job.tenant, job.tier)
+    if key in free.quota_left:
+        free.quota_left[key] += p.replicas * job.devices_per_replica
 
 
 def _pick(request: PlanRequest, free: FreeMap, taken: set[str]) -> Job | None:

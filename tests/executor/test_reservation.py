@@ -57,3 +57,53 @@ def test_two_heads_drain_two_nodes_at_once():
     assert plan(sched, data) == {"r0": {"a-h-0": 6}, "r1": {"a-h-1": 3}, "r2": {"a-h-2": 4},
                                  "s1": {"a-h-0": 1}, "s2": {"a-h-0": 1}}
     assert sched.heads == ("head", "head2")
+
+
+def actions_of(scheduler: CpsatScheduler, data: dict) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    resp = scheduler.decide(parsed(data), state_for(data))
+    return node_maps(data, resp), {a.job: a.kind for a in resp.actions}
+
+
+# a-h-0: a standard job on 6 devices (2 free); a-h-1, the freest: a basic job of low priority on 4 (4 free)
+def crowded(mode: str, old_tier: str = "basic", old_priority: float = 0.01) -> dict:
+    return request(TWO_NODES, [job("r0", 6, current=on("a-h-0", 6), tier="standard"),
+                               job("old", 4, current=on("a-h-1", 4), tier=old_tier, priority=old_priority),
+                               job("head", 1, devices_per_replica=8, tier="basic")], policy={"mode": mode})
+
+
+def test_a_full_plan_starts_the_head_at_once_where_preempting_the_occupants_pays():
+    # the head is worth 8 x 1.0 per second, less its 30 s start pause (7.2); "old" 4 x 0.01 (0.044 with its
+    # pause). Without the margin the freest node's 4 free devices are held for the head and the planner,
+    # which cannot see past the placeholder, leaves it waiting (the last test below)
+    got, kinds = actions_of(CpsatScheduler(reserve=True, fast_path=True, preempt_margin=1.0), crowded("epoch"))
+    assert got == {"r0": {"a-h-0": 6}, "head": {"a-h-1": 1}}
+    assert kinds == {"old": "preempt", "head": "start"}
+
+
+def test_no_preemption_for_the_head_when_the_occupants_are_worth_more():
+    # "old" standard at priority 1.0: 4 x 10 per second, the head 8 x 1: the freest node drains instead
+    sched = CpsatScheduler(reserve=True, fast_path=True, preempt_margin=1.0)
+    got, kinds = actions_of(sched, crowded("epoch", old_tier="standard", old_priority=1.0))
+    assert got == {"r0": {"a-h-0": 6}, "old": {"a-h-1": 4}}
+    assert kinds == {} and sched.heads == ("head",)
+
+
+def test_a_backfill_plan_never_preempts_for_the_head():
+    sched = CpsatScheduler(reserve=True, fast_path=True, preempt_margin=1.0)
+    got, kinds = actions_of(sched, crowded("backfill"))
+    assert got == {"r0": {"a-h-0": 6}, "old": {"a-h-1": 4}}
+    assert kinds == {} and sched.heads == ("head",)
+
+
+def test_without_the_margin_the_head_waits_for_the_freest_node_to_drain():
+    sched = CpsatScheduler(reserve=True, fast_path=True)
+    got, kinds = actions_of(sched, crowded("epoch"))
+    assert got == {"r0": {"a-h-0": 6}, "old": {"a-h-1": 4}}
+    assert kinds == {} and sched.heads == ("head",)
+
+
+def test_the_replay_and_the_live_loop_share_the_rule_with_backfill_on():
+    from executor.schedulers.cpsat import PREEMPT_MARGIN, event_options
+
+    assert event_options(True) == {"reserve": True, "preempt_margin": PREEMPT_MARGIN}
+    assert event_options(False) == {}
