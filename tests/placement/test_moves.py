@@ -66,22 +66,24 @@ def test_a_running_job_moved_off_its_nodes_goes_back_when_the_job_in_its_way_fit
     assert np.isclose(score(inst, best.placed_map()).objective, before + gained) and gained > 0
 
 
-def test_a_job_left_out_takes_its_pool_from_a_job_worth_less_per_device():
-    data = request(ONE_NODE, [job("tin", 8, 8, tier="basic"), job("gold", 8, 8, tier="premium")])
+def _first_job_on_node_0(data: dict):
+    """The request compiled, its first job alone placed on all 8 devices of node 0, and the option gains."""
     inst, opts = compiled(data)
     pk = Packing(inst, opts)
     pk._commit(0, change_option(opts, 0), {0: 8})
     gain, _ = option_gains(inst, opts, None)
+    return inst, opts, pk, gain
+
+def test_a_job_left_out_takes_its_pool_from_a_job_worth_less_per_device():
+    data = request(ONE_NODE, [job("tin", 8, 8, tier="basic"), job("gold", 8, 8, tier="premium")])
+    inst, opts, pk, gain = _first_job_on_node_0(data)
     best, kept, _ = option_moves(inst, opts, pk, gain, deadline=float("inf"))
     assert kept == 1 and best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) is None
 
 
 def test_no_insertion_is_kept_that_lowers_the_objective():
     data = request(ONE_NODE, [job("gold", 8, 8, tier="premium"), job("tin", 8, 8, tier="basic")])
-    inst, opts = compiled(data)
-    pk = Packing(inst, opts)
-    pk._commit(0, change_option(opts, 0), {0: 8})
-    gain, _ = option_gains(inst, opts, None)
+    inst, opts, pk, gain = _first_job_on_node_0(data)
     best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
     assert (kept, gained) == (0, 0.0) and best.placement_of(0) == ("c", "H100", {"n-0": 8})
 
