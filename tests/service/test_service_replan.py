@@ -25,6 +25,12 @@ def _post(c: TestClient, data: dict, query: str = "") -> tuple[dict, dict]:
     return r.json(), dict(r.headers)
 
 
+def _planned_then_next(c: TestClient) -> dict:
+    """Plan seed 0's request in full through `c`, then return the next epoch's request (1 job done, 1 new)."""
+    base = _base(0)
+    first, _ = _post(c, base)
+    return next_epoch(base, first, 1, 1, 0)
+
 def test_warm_cache_keeps_the_fleets_used_most_recently() -> None:
     cache = WarmCache(2)
     cache.put("a", 1)
@@ -55,10 +61,8 @@ def test_next_epoch_is_answered_warm_and_recorded_so(sqlite_settings: Settings) 
 
 
 def test_opted_out_and_deterministic_requests_are_planned_in_full(sqlite_settings: Settings) -> None:
-    base = _base(0)
     with json_client(create_app(sqlite_settings)) as c:
-        first, _ = _post(c, base)
-        nxt = next_epoch(base, first, 1, 1, 0)
+        nxt = _planned_then_next(c)
         out, h = _post(c, nxt, "?warm=false")
         assert out["stats"]["replan"] is None and "x-meridian-replan" not in h
         det = json.loads(json.dumps(nxt))
@@ -86,10 +90,8 @@ def test_warm_state_is_kept_per_fleet_and_bounded(sqlite_settings: Settings) -> 
 
 
 def test_a_dry_run_reads_the_warm_state_but_leaves_it(sqlite_settings: Settings) -> None:
-    base = _base(0)
     with json_client(create_app(sqlite_settings)) as c:
-        first, _ = _post(c, base)
-        nxt = next_epoch(base, first, 1, 1, 0)
+        nxt = _planned_then_next(c)
         dry, _ = _post(c, nxt, "?dry_run=true")
         assert dry["stats"]["engine"] == "replan"
         real, _ = _post(c, nxt)
