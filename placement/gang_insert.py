@@ -165,7 +165,7 @@ def make_quota_room(inst: Instance, pk: Packing, j: int, need: int, worth: float
         losses.append(((net_of(inst, pk, (k,)) - (v - dis)) / max(1, devs), k, devs))
     # a job worth less per device than one it displaces still pays where the quota has room to
     # spare: what j gains on all `need` devices against what the jobs taken out lose in all (on a
-    # full quota the per-device rule alone: no seed of the family gained from more there)
+    # full quota the per-device rule alone, as before: the in-all rule was measured on the other case only)
     budget = worth * need if room > 0 else 0.0
     lost = 0.0
     for per, k, devs in sorted(losses):
