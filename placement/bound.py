@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from placement.candidates import Options
+from placement.candidates import Options, job_max
 from placement.instance import Instance
 
 LP_NO_PRESOLVE_MAX_COLS = 400
@@ -54,7 +54,7 @@ def priced_values(inst: Instance, opts: Options, pool_price: np.ndarray, quota_p
     """Per option, at the given prices: (what the job gains by choosing it, replicas it would take).
     The one place the Lagrangian subproblem is written; the bound and column generation share it."""
     _, jq = _keys(inst)
-    pc = np.array([j.preempt_cost for j in inst.jobs])
+    pc = inst.column("preempt_cost")
     qp = np.zeros(len(opts))
     if quota_price is not None and len(quota_price):
         qj = jq[opts.job]
@@ -69,8 +69,8 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
     """L(prices) and its subgradient parts: (value, pool devices used, quota devices used, GB moved)."""
     keys, jq = _keys(inst)
     cap = np.array([p.capacity for p in inst.pools], dtype=float)
-    pc = np.array([j.preempt_cost for j in inst.jobs])
-    prot = np.array([j.protected for j in inst.jobs], dtype=bool)
+    pc = inst.column("preempt_cost")
+    prot = inst.column("protected").astype(bool)
     n_jobs = len(inst.jobs)
     total = float(pool_price @ cap) if len(cap) else 0.0
     if keys:
@@ -82,13 +82,10 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
     reps = np.zeros(len(opts), dtype=np.int64)
     if len(opts):
         val, reps = priced_values(inst, opts, pool_price, quota_price, budget_price)
-        order = np.lexsort((-val, opts.job))       # per job, best option first
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = opts.job[order][1:] != opts.job[order][:-1]
-        top = order[first]
-        better = val[top] > best[opts.job[top]]
-        best[opts.job[top[better]]] = val[top[better]]
-        choice[opts.job[top[better]]] = top[better]
+        top_val, top = job_max(opts.job, val, n_jobs)   # per job, its best option (the first of ties)
+        better = top_val > best
+        best[better] = top_val[better]
+        choice[better] = top[better]
     if np.isneginf(best).any():
         return float("inf"), np.zeros(len(cap)), np.zeros(len(keys)), 0.0
     total += float(best.sum() - pc.sum())

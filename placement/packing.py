@@ -127,24 +127,33 @@ class Packing:
         pass: a warm re-plan keeps thousands of running jobs (placement/replan.py), and a call each took
         a tenth of a second at planet size."""
         inst = self.inst
-        todo = [j for j in jobs if self.keep_opt[j] >= 0 and j not in self.choice]
-        if any(j in self.reserved for j in todo):
+        ko = self.keep_opt.tolist()
+        choice = self.choice
+        todo = [j for j in jobs if ko[j] >= 0 and j not in choice]
+        if self.reserved and not self.reserved.isdisjoint(todo):
             return [j for j in jobs if not self.try_keep(j)]
         nodes: list[int] = []
         devs: list[int] = []
         need: dict[tuple[str, str], int] = {}
+        quota_keys = self.quota_used
+        infos = inst.jobs
         for j in todo:
-            info = inst.jobs[j]
+            info = infos[j]
             d = info.dpr
-            for n, k in info.cur_nodes.items():
-                nodes.append(n)
-                devs.append(k * d)
-            if info.key in self.quota_used:
+            cur = info.cur_nodes
+            if len(cur) == 1:   # most jobs run on one node
+                for n, k in cur.items():
+                    nodes.append(n)
+                    devs.append(k * d)
+            else:
+                nodes.extend(cur)
+                devs.extend(k * d for k in cur.values())
+            if info.key in quota_keys:
                 need[info.key] = need.get(info.key, 0) + info.r0 * d
         idx = np.asarray(nodes, dtype=np.int64)
         dev = np.asarray(devs, dtype=np.int64)
-        demand = np.zeros_like(self.free)
-        np.add.at(demand, idx, dev)
+        demand = np.bincount(idx, weights=dev, minlength=len(self.free)).astype(np.int64) if len(idx) else \
+            np.zeros_like(self.free)
         fits = bool(np.all(self.free - self.soft >= demand)) and all(
             inst.quotas[k] - self.quota_used[k] >= v for k, v in need.items())
         if not fits:
@@ -153,10 +162,12 @@ class Packing:
         self.pool_free -= np.bincount(inst.node_pool[idx], weights=dev, minlength=len(self.pool_free)).astype(np.int64)
         for k, v in need.items():
             self.quota_used[k] += v
-        ko = self.keep_opt
+        nodes_of = self.nodes
         for j in todo:
-            self.choice[j] = int(ko[j])
-            self.nodes[j] = dict(inst.jobs[j].cur_nodes)
+            choice[j] = ko[j]
+            nodes_of[j] = dict(infos[j].cur_nodes)
+        if len(todo) == len(jobs):
+            return []
         kept = set(todo)
         return [j for j in jobs if j not in kept]
 

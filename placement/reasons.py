@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from models.response import Unplaced
+from models.response import Unplaced, built
 from placement.candidates import Options
 from placement.instance import Instance
 from placement.packing import Packing
@@ -53,7 +53,7 @@ def unplaced_reasons(inst: Instance, opts: Options, pk: Packing, only: set[int] 
     out: list[Unplaced] = []
     for j in jobs.tolist():
         code, reason = _reason(inst, opts, pk, j, facts)
-        out.append(Unplaced.model_construct(job=inst.jobs[j].job.id, reason=reason, code=code))
+        out.append(built(Unplaced, {"job": inst.jobs[j].job.id, "reason": reason, "code": code}))
     return out
 
 
@@ -72,10 +72,17 @@ def _pool_users(inst: Instance, opts: Options, pk: Packing) -> dict[int, Counter
         return {}
     tiers = ("premium", "standard", "basic")
     tier_ix = {t: k for k, t in enumerate(tiers)}
-    jobs = list(pk.choice)
-    pools = opts.pool[np.fromiter(pk.choice.values(), dtype=np.int64, count=len(jobs))]
-    dev = np.fromiter((sum(pk.nodes[j].values()) * inst.jobs[j].dpr for j in jobs), dtype=np.int64, count=len(jobs))
-    tier = np.fromiter((tier_ix[inst.jobs[j].job.tier] for j in jobs), dtype=np.int64, count=len(jobs))
+    jobs = np.fromiter(pk.choice, dtype=np.int64, count=len(pk.choice))
+    chosen = np.fromiter(pk.choice.values(), dtype=np.int64, count=len(jobs))
+    pools = opts.pool[chosen]
+    # a keep option holds exactly its replicas (lo = hi); only the other jobs' node maps are summed
+    dev = opts.lo[chosen] * opts.dpr[chosen]
+    moved = np.flatnonzero(~opts.keep[chosen])
+    dev[moved] = [sum(pk.nodes[j].values()) * inst.jobs[j].dpr for j in jobs[moved].tolist()]
+    tier_of = inst.derived.get("tier_ix")
+    if tier_of is None:
+        tier_of = inst.derived["tier_ix"] = np.array([tier_ix[i.job.tier] for i in inst.jobs], dtype=np.int64)
+    tier = tier_of[jobs]
     held = np.zeros((len(inst.pools), len(tiers)), dtype=np.int64)
     seen = np.zeros((len(inst.pools), len(tiers)), dtype=bool)
     np.add.at(held, (pools, tier), dev)
