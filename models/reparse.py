@@ -123,6 +123,7 @@ def _reuse(data: dict, forms: list[bytes | None], memo: ParseMemo, limits: Limit
     reused: list[Job | None] = [None] * len(jobs_raw)
     fresh: list[int] = []
     kept: set[str] = set()
+    most = COLD_SHARE * len(jobs_raw)
     for i, (raw, form) in enumerate(zip(jobs_raw, forms)):
         jid = raw.get("id") if isinstance(raw, dict) else None
         if form is not None and isinstance(jid, str) and raw_of(jid) == form:
@@ -130,8 +131,8 @@ def _reuse(data: dict, forms: list[bytes | None], memo: ParseMemo, limits: Limit
             kept.add(jid)
         else:
             fresh.append(i)
-    if len(fresh) > COLD_SHARE * len(jobs_raw):
-        return None   # most jobs changed: a cold parse is cheaper than this one's bookkeeping
+            if len(fresh) > most:
+                return None   # many jobs changed: a cold parse is cheaper than this one's bookkeeping
     try:
         part = PlanRequest.model_validate({**data, "jobs": [jobs_raw[i] for i in fresh]})
     except ValidationError:
@@ -139,7 +140,8 @@ def _reuse(data: dict, forms: list[bytes | None], memo: ParseMemo, limits: Limit
     for i, job in zip(fresh, part.jobs):
         reused[i] = job
     req = part.model_copy(update={"jobs": reused})
-    if limit_errors(req, limits or Limits()) or fleet_errors(req.fleet)[0] or quota_errors(req):
+    # (the fleet is exactly one that passed before: its own rules hold)
+    if limit_errors(req, limits or Limits()) or quota_errors(req):
         return None
     if len(kept) + len(fresh) != len(reused) or len(kept | {job.id for job in part.jobs}) != len(reused):
         return None   # a duplicate id

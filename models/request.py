@@ -151,7 +151,10 @@ class Placement(ContractModel):
         return sum(self.nodes.values())
 
 
-class Job(DefaultedModel):
+class Job(ContractModel):
+    """A job of the request. Its explicit nulls that mean a default are read where a request is validated
+    (`PlanRequest`), in one pass over the jobs rather than a Python call per job."""
+
     id: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
     tenant: Name = "default"
     tier: Tier = "standard"
@@ -209,3 +212,28 @@ class PlanRequest(DefaultedModel):
     jobs: list[Job] = Field(default_factory=list)
     quotas: list[Quota] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _jobs_null_means_default(cls, data: Any) -> Any:
+        """The jobs' nulls that mean a default (`DefaultedModel`), in one pass over the jobs; the caller's
+        objects are left as they were (a job with such a null is replaced by a copy without it)."""
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        if not isinstance(jobs, list):
+            return data
+        defaulted = _JOB_DEFAULTED
+        out = None
+        for i, d in enumerate(jobs):
+            if isinstance(d, dict) and None in d.values():
+                for k in defaulted:
+                    if k in d and d[k] is None:
+                        if out is None:
+                            out = list(jobs)
+                        out[i] = {k: v for k, v in d.items() if not (v is None and k in defaulted)}
+                        break
+        return data if out is None else {**data, "jobs": out}
+
+
+# the job fields whose explicit null means their (non-null) default
+_JOB_DEFAULTED: tuple[str, ...] = tuple(
+    k for k, f in Job.model_fields.items() if f.default is not None and not f.is_required())

@@ -69,10 +69,16 @@ def build_options(inst: Instance) -> Options:
     g0 = np.array([rix[i.cur_region] if i.cur_region is not None else -1 for i in jobs], dtype=np.int64)
     dr = np.array([rix[i.job.data_region] if i.job.data_region is not None else -1 for i in jobs], dtype=np.int64)
     allowed = np.ones((n_jobs, n_reg), dtype=bool)
-    for i in jobs:
+    rows: list[int] = []
+    rcols: list[int] = []
+    for i in jobs:   # one assignment for all jobs limited to some regions (one per job cost 2 us each)
         if i.job.regions is not None:
-            allowed[i.index] = False
-            allowed[i.index, [rix[r] for r in i.job.regions]] = True
+            rows.extend([i.index] * len(i.job.regions))
+            rcols.extend(rix[r] for r in i.job.regions)
+    if rows:
+        limited = np.unique(np.asarray(rows, dtype=np.int64))
+        allowed[limited] = False
+        allowed[np.asarray(rows, dtype=np.int64), np.asarray(rcols, dtype=np.int64)] = True
 
     pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
     pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)

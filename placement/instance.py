@@ -137,20 +137,25 @@ def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Insta
         pools.append(Pool(p, c, a, cluster_region[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
 
     tw = pol.tier_weights
+    tier_weight = {t: getattr(tw, t) for t in ("premium", "standard", "basic")}
     T = req.epoch_s
+    up = fx.up   # a list: the loop below reads it per node (a numpy scalar read each cost more)
     jobs: list[JobInfo] = []
     for ji, j in enumerate(req.jobs):
-        w = getattr(tw, j.tier) * j.priority
+        w = tier_weight[j.tier] * j.priority
         rep = j.replicas
-        info = JobInfo(ji, j, w, j.devices_per_replica, rep.bottom, rep.top, (j.tenant, j.tier),
-                       None if rep.allowed is None else np.array(sorted(rep.allowed), dtype=np.int64))
+        if rep.allowed is None:
+            info = JobInfo(ji, j, w, j.devices_per_replica, rep.min, rep.max, (j.tenant, j.tier))
+        else:
+            info = JobInfo(ji, j, w, j.devices_per_replica, rep.bottom, rep.top, (j.tenant, j.tier),
+                           np.array(sorted(rep.allowed), dtype=np.int64))
         cur = j.current
         if cur is not None:
             info.running = True
             info.cur_region = cluster_region[cur.cluster]
             info.cur_nodes = {node_index[n]: k for n, k in cur.nodes.items()}
             info.r0 = sum(cur.nodes.values())
-            all_up = all(node_up[n] for n in info.cur_nodes)
+            all_up = all(up[n] for n in info.cur_nodes)
             info.cur_pool = pool_of.get((cur.cluster, cur.accelerator))
             region_ok = j.regions is None or info.cur_region in j.regions
             info.keepable = all_up and rep.grants(info.r0) and region_ok and info.cur_pool is not None

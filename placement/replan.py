@@ -71,8 +71,9 @@ class ReplanParams:
     target_share: float = 0.5       # ... or this share of the time limit, whichever is less
     search_share: float = 0.15      # the improvement's seconds: at most this share of the time left to the target
     fill_share: float = 0.25        # filling freed room with waiting jobs stops past this share of that time
-    bound_min_s: float = 0.2        # the integer knapsack bound runs only with this much time left before ...
-    reserve_s: float = 0.1          # ... the target less this reserve (for the response and the caller's JSON)
+    bound_min_s: float = 0.25       # the integer knapsack bound (0.1-0.2 s at planet size) runs only with this
+                                    # much time left before ...
+    reserve_s: float = 0.15         # ... the target less this reserve (the response, the state, the caller's JSON)
     min_left_share: float = 0.4     # the fill and the search get their shares of at least this share of the
                                     # target's seconds, however long the parse took (arrivals are still placed)
     recompile_share: float = 0.5    # past this share of jobs not as before, compile the request whole
@@ -91,8 +92,12 @@ class WarmState:
     context_digest: str
     fleet: FleetIndex                               # the compiled fleet, shared read-only
     index: Mapping[str, int]                        # job id -> its index in the request planned
-    inst: Instance                                  # that request compiled (its jobs as they were), and its
-    opts: Options                                   # options: a job that stays as it was is not compiled again
+    jobs: list[Job]                                 # that request's jobs, as they came
+    inst: Instance                                  # that request compiled as the plan leaves it (each job the
+    opts: Options                                   # plan moved running where it put it, each it stopped waiting
+                                                    # with its checkpoint where it ran), and its options: what the
+                                                    # next request holds when the control plane applied the plan,
+                                                    # so a job as the plan left it is not compiled again
     placed: Mapping[str, Assignment]                # job id -> its assignment in the plan, placed jobs only
     unmoved: frozenset[str]                         # the jobs the plan left exactly where they ran
     pool_prices: np.ndarray                         # per pool of `fleet` (its order), >= 0
@@ -175,7 +180,7 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
     if fleet_digest(req.fleet) != warm.fleet_digest or context_digest(req) != warm.context_digest:
         return None
     old_placed, old_index, unmoved = warm.placed, warm.index, warm.unmoved
-    old_jobs = warm.inst.jobs
+    old_jobs, applied = warm.jobs, warm.inst.jobs
     keep: list[int] = []
     move: list[int] = []
     waiting: list[int] = []
@@ -192,15 +197,16 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
             arrivals.append(j)
             continue
         matched.append(k)
-        old = old_jobs[k].job
+        old = old_jobs[k]
         if job is not old and not _same_job(job, old):
             changed.append(j)
             continue
         cur = job.current
         placed = get_placed(jid)
+        was = applied[k].job   # as compiled: `old`, or as the plan left it where it moved or stopped the job
         if cur is None:
             as_before = old.current is None
-            if as_before and job.checkpoint_region == old.checkpoint_region:
+            if was.current is None and job.checkpoint_region == was.checkpoint_region:
                 same[j] = k
             if placed is None:
                 waiting.append(j)
@@ -212,7 +218,7 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
         ocur = old.current
         as_before = cur is ocur or (ocur is not None and cur.cluster == ocur.cluster
                                     and cur.accelerator == ocur.accelerator and cur.nodes == ocur.nodes)
-        if as_before:
+        if as_before if was is old else _same(cur, was.current):
             same[j] = k
         if placed is not None:
             if (as_before and jid in unmoved) or _same(cur, placed):
@@ -233,7 +239,7 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
     if completions:   # the previous jobs no job of this request matched
         hit = np.zeros(len(old_jobs), dtype=bool)
         hit[matched] = True
-        gone = [old_jobs[k].job.id for k in np.flatnonzero(~hit).tolist()]
+        gone = [old_jobs[k].id for k in np.flatnonzero(~hit).tolist()]
     return Delta(keep, move, waiting, changed, arrivals, completions, share, same, gone)
 
 
@@ -301,6 +307,10 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     stats = ReplanStats(arrivals=len(delta.arrivals), completions=delta.completions, changed=len(delta.changed),
                         share=round(delta.share, 6), kept=kept, chain=warm.chain + 1)
     lap("response")
+    kept_inst = dataclasses.replace(inst, term_cache={}, derived=_kept_derived(inst))
+    state = _state(req, kept_inst, opts, assignments, unmoved, warm.fleet, warm.fleet_digest, warm.context_digest,
+                   warm.pool_prices, warm.quota_prices, warm.budget_price, obj, warm.chain + 1)
+    lap("state")
     resp = PlanResponse.model_construct(
         plan_id=None, status="optimal" if gap <= params.optimal_gap else "feasible", objective=obj, bound=ub,
         gap=gap, breakdown=Breakdown(value=sc.value, disruption=sc.disruption, spread=sc.spread),
@@ -308,9 +318,6 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
         unplaced=unplaced,
         stats=SolverStats(engine="replan", cpsat_status=None, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=0, phases_s=phases, replan=stats))
-    inst = dataclasses.replace(inst, term_cache={}, derived=_kept_derived(inst))
-    state = _state(req, inst, opts, assignments, unmoved, warm.fleet, warm.fleet_digest, warm.context_digest,
-                   warm.pool_prices, warm.quota_prices, warm.budget_price, obj, warm.chain + 1)
     return resp, state
 
 
@@ -333,14 +340,17 @@ def _compile(req: PlanRequest, warm: WarmState, delta: Delta, rp: ReplanParams) 
     k = 0
     new = object.__new__
     for j, (job, o) in enumerate(zip(req.jobs, same.tolist())):
-        if o >= 0:   # a copy (the previous state's stays as it was), cheaper than copy.copy
-            info = new(JobInfo)
-            info.__dict__.update(old_jobs[o].__dict__)
-            info.job = job
+        if o >= 0:
+            info = old_jobs[o]
+            if o != j or info.job is not job:   # a copy (the previous state's stays as it was), cheaper than
+                info = new(JobInfo)             # copy.copy; the same job at the same place is shared
+                info.__dict__.update(old_jobs[o].__dict__)
+                info.job = job
+                info.index = j
         else:
             info = sub_jobs[k]
             k += 1
-        info.index = j
+            info.index = j
         jobs.append(info)
     inst = dataclasses.replace(old_inst, request=req, jobs=jobs, term_cache={},
                                derived=_spliced_derived(old_inst, sub_inst, same, dirty))
@@ -665,9 +675,47 @@ def _state(req: PlanRequest, inst: Instance, opts: Options, assignments: list[As
            fleet: FleetIndex, fdigest: str, cdigest: str,
            pool_prices: np.ndarray, quota_prices: Mapping[tuple[str, str], float], budget_price: float,
            objective: float, chain: int) -> WarmState:
-    """A `WarmState` of the plan `assignments` of `req`."""
+    """A `WarmState` of the plan `assignments` of `req` (compiled as `inst`, `opts`)."""
     prices = np.array(pool_prices, dtype=float)
     prices.setflags(write=False)
-    return WarmState(fdigest, cdigest, fleet, {job.id: j for j, job in enumerate(req.jobs)}, inst, opts,
-                     {a.job: a for a in assignments}, unmoved, prices, dict(quota_prices), float(budget_price),
-                     objective, chain)
+    index = {job.id: j for j, job in enumerate(req.jobs)}
+    placed = {a.job: a for a in assignments}
+    state = WarmState(fdigest, cdigest, fleet, index, list(req.jobs), inst, opts, placed, unmoved, prices,
+                      dict(quota_prices), float(budget_price), objective, chain)
+    inst, opts = _as_applied(req, state)
+    return dataclasses.replace(state, inst=inst, opts=opts)
+
+
+def _as_applied(req: PlanRequest, state: WarmState) -> tuple[Instance, Options]:
+    """`req` as the control plane leaves it once it applied the plan (`datasets.churn.applied`): each job
+    the plan placed elsewhere than it ran now runs there, each running job it stopped waits with its
+    checkpoint in the region it ran in; compiled by splicing (`_compile`), the other jobs as they are.
+    Why: after a full solve half the jobs of a planet request start or move, and the next request, which
+    holds them running there, compiled them all again (a quarter of a second); the plan's own answer pays
+    for compiling them once, here."""
+    jobs = req.jobs
+    region_of = state.fleet.region_of
+    new_jobs = list(jobs)
+    same = list(range(len(jobs)))
+    unmoved, placed = state.unmoved, state.placed
+    for j, job in enumerate(jobs):
+        jid = job.id
+        if jid in unmoved:   # (most jobs: left exactly where they ran)
+            continue
+        a = placed.get(jid)
+        cur = job.current
+        if a is not None:
+            if _same(cur, a):
+                continue
+            to = built(Placement, {"cluster": a.cluster, "accelerator": a.accelerator, "nodes": dict(a.nodes)})
+            new_jobs[j] = job.model_copy(update={"current": to, "checkpoint_region": None})
+        elif cur is not None:
+            new_jobs[j] = job.model_copy(update={"current": None, "checkpoint_region": region_of[cur.cluster]})
+        else:
+            continue
+        same[j] = -1
+    if all(k >= 0 for k in same):
+        return state.inst, state.opts
+    applied = req.model_copy(update={"jobs": new_jobs})
+    delta = Delta([], [], [], [], [], 0, 0.0, same, [])
+    return _compile(applied, state, delta, REPLAN_DEFAULT)
