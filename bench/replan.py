@@ -15,7 +15,8 @@ Each request is parsed as the service parses the next request of a fleet (`model
 sent exactly as in the previous request are not validated again; the base request's parse starts the
 chain), and the collector is held from the parse to the response's JSON, as the service's
 `CollectorHold` does. Prints per step: the warm answer end to end (parse + engine + the response's JSON
-text, what the service's `POST /plan` spends besides the network and the plan log), its parts, the cold
+text, what the service's `POST /plan` spends besides the network and the plan log), its parts, the CPU
+seconds this process spent on it (on a shared machine the wall clock also counts others' turns), the cold
 parse of the same text for comparison, the full plan's wall with parse (cold), their ratio, both
 objectives and the warm one's shortfall against the full one, both reported gaps, validity, and the load
 average; then the median and the worst over every step.
@@ -80,7 +81,7 @@ def main() -> None:
     gen = generate_family if args.generator == "family" else generate_size
     print(f"# bench/replan.py {args.size} seeds {args.seeds} steps {args.steps} share {args.share} "
           f"generator {args.generator}; load {_load()}")
-    print("seed step jobs arr/done | warm end-to-end s (parse + engine + json) | cold parse s | full: wall_s | "
+    print("seed step jobs arr/done | warm end-to-end s (parse + engine + json; CPU s) | cold parse s | full: wall_s | "
           "warm e2e/full | objective warm / full (warm short by) | gap warm / full (bound method) | "
           "valid warm full | load")
     rows = []
@@ -99,6 +100,7 @@ def main() -> None:
             data = next_epoch(data, json.loads(resp.model_dump_json(by_alias=True)), k, k, seed=1000 * seed + step)
             text = json.dumps(data).encode()
             with collector_paused(True):   # as the service holds it from the parse to the answer
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 req, next_memo = reparse_request_json(text, memo)
                 t1 = time.perf_counter()
@@ -106,6 +108,7 @@ def main() -> None:
                 t2 = time.perf_counter()
                 w_text = w_resp.model_dump_json(by_alias=True)
                 t3 = time.perf_counter()
+                cpu = time.process_time() - c0
             del req
             t = time.perf_counter()
             parse_request_json(text)
@@ -118,11 +121,12 @@ def main() -> None:
             warm_used = w_resp.stats.replan is not None
             short = 1.0 - w_resp.objective / f_resp.objective
             row = {"seed": seed, "step": step, "parse_s": t1 - t0, "engine_s": t2 - t1, "json_s": t3 - t2,
-                   "e2e_s": t3 - t0, "cold_parse_s": cold_parse, "full_s": f_wall, "short": short,
+                   "e2e_s": t3 - t0, "e2e_cpu_s": cpu, "cold_parse_s": cold_parse, "full_s": f_wall, "short": short,
                    "gap": w_resp.gap, "full_gap": f_resp.gap, "warm": warm_used, "valid": all(w_ok) and all(f_ok)}
             rows.append(row)
             print(f"{seed} {step} {len(data['jobs'])} {k}/{k} | {'warm' if warm_used else 'FULL'}: "
-                  f"{row['e2e_s']:.3f} ({row['parse_s']:.3f} + {row['engine_s']:.3f} + {row['json_s']:.3f}) | "
+                  f"{row['e2e_s']:.3f} ({row['parse_s']:.3f} + {row['engine_s']:.3f} + {row['json_s']:.3f}; "
+                  f"cpu {cpu:.3f}) | "
                   f"{cold_parse:.3f} | {f_wall:.2f} | {row['e2e_s'] / f_wall:.3f} | "
                   f"{w_resp.objective:.1f} / {f_resp.objective:.1f} ({100 * short:+.3f} %) | "
                   f"{100 * w_resp.gap:.2f} % ({w_resp.stats.bound_method}) / {100 * f_resp.gap:.2f} % "
@@ -134,7 +138,8 @@ def main() -> None:
         def med_worst(key: str) -> str:
             vals = [r[key] for r in rows]
             return f"median {statistics.median(vals):.3f}, worst {max(vals):.3f}"
-        print(f"# warm end to end (parse + engine + json) s: {med_worst('e2e_s')}; parse s: {med_worst('parse_s')}; "
+        print(f"# warm end to end (parse + engine + json) s: {med_worst('e2e_s')} (CPU s of this process: "
+              f"{med_worst('e2e_cpu_s')}); parse s: {med_worst('parse_s')}; "
               f"engine s: {med_worst('engine_s')}; json s: {med_worst('json_s')}")
         print(f"# cold parse s: {med_worst('cold_parse_s')}; full wall s: {med_worst('full_s')}; warm e2e / full: "
               f"median {statistics.median(r['e2e_s'] / r['full_s'] for r in rows):.3f}, "

@@ -74,6 +74,8 @@ class ReplanParams:
     bound_min_s: float = 0.25       # the integer knapsack bound (0.1-0.2 s at planet size) runs only with this
                                     # much time left before ...
     reserve_s: float = 0.15         # ... the target less this reserve (the response, the state, the caller's JSON)
+    learn_s_per_job: float = 2e-5   # a full solve stops this many seconds per job earlier (at most ...
+    learn_share: float = 0.05       # ... this share of its limit) to compile its state as the plan leaves it
     min_left_share: float = 0.4     # the fill and the search get their shares of at least this share of the
                                     # target's seconds, however long the parse took (arrivals are still placed)
     recompile_share: float = 0.5    # past this share of jobs not as before, compile the request whole
@@ -168,7 +170,12 @@ def plan_warm(req: PlanRequest, warm: WarmState | None = None, params: EnginePar
             if got is not None:
                 return got
         learned: dict = {}
-        resp = _plan(req, use_cpsat=True, params=params, started=started, learned=learned)
+        # the solve leaves time for what the state compiles once the plan is made (`_as_applied`)
+        limit = req.policy.time_limit_s
+        learn_s = min(replan_params.learn_share * limit, replan_params.learn_s_per_job * len(req.jobs))
+        solve_req = req.model_copy(update={"policy": req.policy.model_copy(
+            update={"time_limit_s": limit - learn_s})}) if learn_s > 0 else req
+        resp = _plan(solve_req, use_cpsat=True, params=params, started=started, learned=learned)
         return resp, _remember(req, resp, learned, chain=0)
 
 
