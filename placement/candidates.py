@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -218,7 +219,7 @@ def job_slices(bounds: np.ndarray) -> list[np.ndarray]:
     idx = np.arange(int(bounds[-1]) if len(bounds) else 0, dtype=np.int64)
     idx.setflags(write=False)
     b = bounds.tolist()
-    return [idx[s:e] for s, e in zip(b[:-1], b[1:])]
+    return [idx[s:e] for s, e in pairwise(b)]
 
 
 def _keep_spreads(inst: Instance, kj: np.ndarray, kp: np.ndarray, w: np.ndarray, dpr: np.ndarray,

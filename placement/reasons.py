@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from models.response import Unplaced, built
-from placement.candidates import Options
+from placement.candidates import Options, job_max
 from placement.instance import Instance
 from placement.packing import Packing
 
@@ -45,10 +45,8 @@ def unplaced_reasons(inst: Instance, opts: Options, pk: Packing, only: set[int] 
         st = start[has]
         need[has] = np.minimum.reduceat(opts.lo * opts.dpr, st)
         all_mig[has] = np.logical_and.reduceat(opts.mig_gb > 0, st)
-        order = np.lexsort((np.arange(len(opts)), -opts.coef, opts.job))   # per job: highest coef, first of ties
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = opts.job[order][1:] != opts.job[order][:-1]
-        best[opts.job[order[first]]] = order[first]
+        top = job_max(opts.job, opts.coef, n)[1]   # per job: highest coef, first of ties
+        best[has] = top[has]
     facts = _Facts(need.tolist(), best.tolist(), all_mig.tolist(), pool_used, free_sum, free_max)
     out: list[Unplaced] = []
     for j in jobs.tolist():
