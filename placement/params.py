@@ -38,6 +38,12 @@ class EngineParams:
     first_bound_compiles: float = 0.4    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
                                          # it gives no bound, and the Lagrangian stands)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
+    # the proof before the LP: a few subgradient steps aimed at the first plan's objective, which on a small
+    # request where that plan is optimal often prove it in one or two steps (two-regions: one), and the LP,
+    # about half the time of such a plan, is then not needed; where they do not, they cost a few tenths of a
+    # millisecond at most (evaluations of a few dozen options)
+    quick_proof_max_options: int = 2_000
+    quick_proof_iters: int = 6
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
     subgradient_det_iters: int = 60

@@ -142,14 +142,22 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
     until = clock.deadline - tail   # where the passes stop: what is left is the tail's
 
-    # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
-    bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
-                  "lagrangian", np.zeros(len(inst.pools)))
+    # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
+    # the plan in hand, which may prove it optimal), then the LP where it fits, else subgradient steps
+    if use_cpsat and not lp_first and len(opts) <= P.quick_proof_max_options:
+        quick = lagrangian_bound(inst, opts, target=candidates.best[2].objective, max_iter=P.quick_proof_iters,
+                                 seconds=1e9, proven_gap=P.optimal_gap)
+        bound = Bound(quick.value, "lagrangian", quick.prices)
+        clock.lap("bound")
+    else:
+        bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
+                      "lagrangian", np.zeros(len(inst.pools)))
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
     lp_plans: list[tuple[Packing, float]] = []      # other roundings of the LP
     if lp_first and lp is not None and candidates.best[0] == "lp_rounding":
         lp_plan = (candidates.best[1], candidates.best[2].objective)
-    if use_cpsat and not lp_first and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+    if use_cpsat and not lp_first and not _proven(bound, candidates, P.optimal_gap) and (
+            stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
                            min((P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
@@ -201,11 +209,14 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         sub = lagrangian_bound(inst, opts, target=best_obj,
                                max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
                                seconds=stop.budget(1e9, min(P.subgradient_max_s,
-                                                            max(P.subgradient_min_s, P.subgradient_share * limit))))
+                                                            max(P.subgradient_min_s, P.subgradient_share * limit))),
+                               proven_gap=P.optimal_gap)
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and stop.may_start(realize_s + tail + P.min_stage_s):
+        # a greedy pass at the prices, unless the plan in hand is proven optimal already
+        if np.any(sub.prices > 0) and not _proven(bound, candidates, P.optimal_gap) and (
+                stop.may_start(realize_s + tail + P.min_stage_s)):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
