@@ -42,9 +42,13 @@ class ExactResult:
 
 
 def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
-              threads: int = 1) -> ExactResult:
-    """Solve the node-level model within `seconds`; its bound is valid whether or not it finished.
-    Without `spread` the (never negative) spread term is dropped: a looser bound, a smaller model."""
+              threads: int = 1, tolerance: float = 1e-6, min_seconds: float = 1.0,
+              max_nodes: int | None = None) -> ExactResult:
+    """Solve the node-level model within `seconds` (at least `min_seconds`); its bound is valid whether
+    or not it finished. Without `spread` the (never negative) spread term is dropped: a looser bound, a
+    smaller model. `tolerance` is the relative hair added to HiGHS' dual bound (its feasibility
+    tolerances); `max_nodes` caps the branch-and-bound nodes, a limit that depends on the request alone
+    (deterministic plans: `seconds` is then a safety net)."""
     t0 = time.perf_counter()
     opts = build_options(inst) if opts is None else opts
     pc = np.array([j.preempt_cost for j in inst.jobs])
@@ -116,15 +120,16 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
     prob += pulp.lpSum(objective) + const
     n_vars = len(prob.variables())
-    solver = pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                        threads=threads, gapRel=1e-7)
+    extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
+    solver = pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                        threads=threads, gapRel=1e-7, **extra)
     prob.solve(solver)
     h = prob.solverModel
     if h.modelStatusToString(h.getModelStatus()) == "Not Set":
         # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
         # (placement.bound._run): solve on the pool as it is
-        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                              gapRel=1e-7))
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7, **extra))
         h = prob.solverModel
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
@@ -132,7 +137,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         return ExactResult(status, None, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     # PuLP hands HiGHS the negated objective without its constant: undo both, plus a hair of tolerance
     dual = -float(info_h.mip_dual_bound) + float(prob.objective.constant)
-    bound = dual + 1e-6 * max(1.0, abs(dual)) if np.isfinite(dual) else None
+    bound = dual + tolerance * max(1.0, abs(dual)) if np.isfinite(dual) else None
     res = ExactResult(status, bound, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     if info_h.primal_solution_status >= 1 and np.isfinite(info_h.objective_function_value):
         res.objective = float(pulp.value(prob.objective))

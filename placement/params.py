@@ -56,6 +56,11 @@ class EngineParams:
                                          # 15, 17, 3 runs at load 6: mean gap to the MIP 0.55 % at 0.4, 0.51 % at 0.15)
     rescue_det_share: float = 0.3        # CP-SAT on protected jobs alone, when the greedy broke constraint 5
     rescue_min_s: float = 0.1
+    # the exact node-level model (placement/exact.py) as the proof of a tiny request the pool-level bounds
+    # leave open (spread, nodes pooled): 6-30 jobs took 0.05-0.7 s, where the search ran the whole limit
+    exact_max_node_vars: int = 1_500      # (change option, node) pairs: the model's size
+    exact_share_of_left: float = 0.5      # wall clock: its most, a share of what is left
+    exact_det_nodes: int = 2_000          # deterministic: branch-and-bound nodes (what stops it)
     # neighbourhood search
     lns_det_share: float = 0.45          # deterministic: steps of `lns_step_s` work units, this share of the limit in all
     lns_step_s: float = 0.25

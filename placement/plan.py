@@ -245,10 +245,16 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
+        if not _proven(bound, candidates, P.optimal_gap) and _node_pairs(inst, opts) <= P.exact_max_node_vars and (
+                stop.may_start(P.min_stage_s, until=until)):
+            bound, pool_optimum_reached = _exact_stage(inst, opts, candidates, bound, stop, until, P,
+                                                       pool_optimum_reached)
+            best_name, best_pk, best_score = candidates.best
+            clock.lap("exact")
         # the search's set-up (gains, neighbourhoods, each step's model and repack) is passes over
         # every job: at the LP-first size it needs about a packing pass, measured above, to do anything
         search_needs = realize_s if lp_first else 0.0
-        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
+        if not _proven(bound, candidates, P.optimal_gap) and (
                 not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
             alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
@@ -268,7 +274,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp"):
         status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"
@@ -286,6 +292,42 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         stats=SolverStats(engine=best_name, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=cp_vars, phases_s=clock.phases),
     )
+
+
+def _node_pairs(inst: Instance, opts: Options) -> int:
+    """(change option, node of its pool) pairs: the size of the exact node-level model's placement."""
+    if not len(opts):
+        return 0
+    sizes = np.fromiter((len(p.nodes) for p in inst.pools), dtype=np.int64, count=len(inst.pools))
+    return int(sizes[opts.pool[~opts.keep]].sum())
+
+
+def _exact_stage(inst: Instance, opts: Options, candidates: _Candidates, bound: Bound, stop: StoppingCriterion,
+                 until: float, P: EngineParams, pool_optimum_reached: bool) -> tuple[Bound, bool]:
+    """The exact node-level model (placement/exact.py) on a tiny request whose plan the pool-level bounds
+    cannot prove: its dual bound replaces theirs where tighter (valid whether or not it finished), and its
+    plan, placed node by node as it stands, becomes a candidate. Returns (the bound, whether the search may
+    still find more: not once the model proved its optimum)."""
+    from placement.bound import _quiet_highs
+    from placement.exact import node_milp
+
+    _quiet_highs()   # HiGHS' banner, printed at its first construction in a process, silenced here as for the LP
+    seconds = stop.budget(1e9, max(P.min_stage_s, stop.left(until=until) * P.exact_share_of_left))
+    res = node_milp(inst, opts, seconds=seconds, tolerance=1e-7, min_seconds=0.01,
+                    max_nodes=P.exact_det_nodes if stop.deterministic else None)
+    if res.bound is not None and res.bound < bound.value:
+        bound = Bound(res.bound, "node_milp", bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                      budget_price=bound.budget_price)
+    if res.placed:
+        pk = Packing(inst, opts)
+        ok = True
+        for j, (o, nodes) in sorted(res.placed.items(), key=lambda t: not opts.keep[t[1][0]]):
+            ok = pk.try_keep(j) if opts.keep[o] else pk.place_exact(o, nodes)
+            if not ok:
+                break
+        if ok:
+            candidates.add("node_milp", pk)
+    return bound, pool_optimum_reached or res.status == "Optimal"
 
 
 def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
