@@ -6,8 +6,10 @@ fleet is lumpy (8-device gangs on nodes that running jobs fragment) no node-leve
 within a point of them. This model places replicas on nodes, so its dual bound, even when the
 solver stops on its time limit, is an upper bound over every valid plan at least as tight as the
 pool-level ones it contains. It is a proof for the benchmark (`bench/plan_scale.py --family
---exact S`) and a cross-check for the tests on small requests, never on the planning path: it
-is far too slow for a time limit of seconds.
+--exact S`), a cross-check for the tests on small requests, and on the planning path only for a
+tiny request the pool-level bounds leave open (`placement.plan`, at most
+`EngineParams.exact_max_node_vars` option-node pairs: a tenth of a second to a second there,
+where the search would run the whole limit): at medium size it takes minutes.
 
 Variables: per option `x` (chosen); per change option and up node `y` (replicas there), `u`
 (the node is used) and `m` (n_min of the spread term, ceil(r / per) by maximisation). A keep
