@@ -42,7 +42,7 @@ from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.rounding import capacity_rounding, fit_to_limits, pool_greedy
 from placement.score import Scored, score
-from placement.stop import StoppingCriterion, criterion
+from placement.stop import StoppingCriterion, criterion, safety_s
 
 GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused (models.collector)
 
@@ -312,7 +312,9 @@ def _exact_stage(inst: Instance, opts: Options, candidates: _Candidates, bound: 
     from placement.exact import node_milp
 
     _quiet_highs()   # HiGHS' banner, printed at its first construction in a process, silenced here as for the LP
-    seconds = stop.budget(1e9, max(P.min_stage_s, stop.left(until=until) * P.exact_share_of_left))
+    # deterministic: stopped by its node count, the clock only a safety net far above what that takes
+    seconds = stop.budget(safety_s(inst.request.policy.time_limit_s),
+                          max(P.min_stage_s, stop.left(until=until) * P.exact_share_of_left))
     res = node_milp(inst, opts, seconds=seconds, tolerance=1e-7, min_seconds=0.01,
                     max_nodes=P.exact_det_nodes if stop.deterministic else None)
     if res.bound is not None and res.bound < bound.value:
