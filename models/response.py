@@ -64,9 +64,10 @@ class SolverStats(BaseModel):
     """Extension: how the plan was found, for operators and benchmarks."""
 
     model_config = ConfigDict(extra="forbid")
-    engine: str = Field(description="which stage produced the plan: cpsat, greedy")
+    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, replan")
     cpsat_status: str | None = None
-    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack or cpsat: which proof gave `bound`")
+    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat or node_milp: "
+                                          "which proof gave `bound`")
     jobs: int
     options: int
     cpsat_variables: int = 0

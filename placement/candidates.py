@@ -51,13 +51,8 @@ def build_options(inst: Instance) -> Options:
     Vectorised: every (job, type) pair is crossed with the type's pools in one pass and filtered
     with array masks, so a planet-size request (20,000 jobs, 300,000 options) compiles in a
     fraction of a second and a small one in a few dozen numpy calls."""
-    regions = sorted(inst.storage)
-    rix = {r: i for i, r in enumerate(regions)}
-    n_reg = len(regions)
-    storage = np.array([inst.storage[r] for r in regions])
-    link = np.zeros((n_reg, n_reg))
-    for (a, b), gbps in inst.links.items():
-        link[rix[a], rix[b]] = gbps
+    rix, storage, link, pool_reg, pool_dmax, pools_by_accel = _fleet_tables(inst)
+    n_reg = len(rix)
     T = inst.T
     jobs = inst.jobs
     n_jobs = len(jobs)
@@ -81,20 +76,12 @@ def build_options(inst: Instance) -> Options:
         allowed[limited] = False
         allowed[np.asarray(rows, dtype=np.int64), np.asarray(rcols, dtype=np.int64)] = True
 
-    pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
-    pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)
-    pools_by_accel: dict[str, np.ndarray] = defaultdict(list)
-    for p in inst.pools:
-        pools_by_accel[p.accelerator].append(p.index)
-    pools_by_accel = {a: np.asarray(v, dtype=np.int64) for a, v in pools_by_accel.items()}
     # replicas of each dpr a pool can hold on its own
     dprs = np.unique(dpr) if n_jobs else np.zeros(0, dtype=np.int64)
     dpos = {int(d): k for k, d in enumerate(dprs)}
     rcap = np.zeros((len(inst.pools), len(dprs)), dtype=np.int64)
-    for p in inst.pools:
-        devs = inst.node_devices[p.nodes]
-        for k, d in enumerate(dprs):
-            rcap[p.index, k] = int((devs // d).sum())
+    for k, d in enumerate(dprs.tolist()):
+        rcap[:, k] = _replicas_per_pool(inst, d)
     dk = np.array([dpos[int(d)] for d in dpr], dtype=np.int64)
     snap = _allowed_snapper(inst)
 
@@ -234,6 +221,43 @@ def _keep_spreads(inst: Instance, kj: np.ndarray, kp: np.ndarray, w: np.ndarray,
     n_min = np.where(per > 0, np.ceil(r0 / np.maximum(per, 1)), 0).astype(np.int64)
     out = inst.spread_penalty * w[kj] * d * ksp * (used - n_min)
     return np.where(n_min > 0, out, 0.0)
+
+def _fleet_tables(inst: Instance) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                             dict[str, np.ndarray]]:
+    """(region -> row, storage GB/s per region, link GB/s region x region, each pool's region, each pool's
+    largest node, pools per accelerator): the fleet's part of the options, kept with the fleet's arrays
+    (`Instance.fleet_derived`) and shared by every request of the same fleet. Read, never change."""
+    got = inst.fleet_derived.get("option_tables")
+    if got is None:
+        regions = sorted(inst.storage)
+        rix = {r: i for i, r in enumerate(regions)}
+        n_reg = len(regions)
+        storage = np.array([inst.storage[r] for r in regions])
+        link = np.zeros((n_reg, n_reg))
+        for (a, b), gbps in inst.links.items():
+            link[rix[a], rix[b]] = gbps
+        pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
+        pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)
+        by_accel: dict[str, list[int]] = defaultdict(list)
+        for p in inst.pools:
+            by_accel[p.accelerator].append(p.index)
+        pools_by_accel = {a: np.asarray(v, dtype=np.int64) for a, v in by_accel.items()}
+        for arr in (storage, link, pool_reg, pool_dmax, *pools_by_accel.values()):
+            arr.flags.writeable = False
+        got = inst.fleet_derived["option_tables"] = (rix, storage, link, pool_reg, pool_dmax, pools_by_accel)
+    return got
+
+
+def _replicas_per_pool(inst: Instance, dpr: int) -> np.ndarray:
+    """Replicas of `dpr` devices each pool can hold on its own (a sum over its nodes), kept per dpr with the
+    fleet's arrays. Read, never change."""
+    cache = inst.fleet_derived.setdefault("replicas_per_pool", {})
+    got = cache.get(dpr)
+    if got is None:
+        got = np.array([int((inst.node_devices[p.nodes] // dpr).sum()) for p in inst.pools], dtype=np.int64)
+        got.flags.writeable = False
+        cache[dpr] = got
+    return got
 
 
 def _keep_spread(inst: Instance, info: JobInfo) -> float:

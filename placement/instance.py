@@ -75,21 +75,21 @@ class Instance:
     # values derived from the whole instance once and read by many stages (the quota rows: placement.bound._keys;
     # each quota's members: quota_members)
     derived: dict = field(default_factory=dict, repr=False, compare=False)
+    # values derived from the fleet alone (placement.candidates' region tables and replicas per pool), shared
+    # by every instance of the same fleet: the control plane asks about one fleet epoch after epoch
+    fleet_derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def column(self, name: str) -> np.ndarray:
         """One attribute of every job (`preempt_cost`, `protected`, `running`) as a read-only array, built
         once per instance: the bounds, the fill and the score each built it again from 20,000 jobs at
-        planet size. A stage that changes a job's attribute after compiling (backfill pins jobs) forgets
-        the columns (`forget_columns`)."""
+        planet size. A stage that changes a job's attribute after compiling (backfill pins jobs) clears
+        `derived`, the columns with it."""
         cols = self.derived.setdefault("columns", {})
         got = cols.get(name)
         if got is None:
             got = cols[name] = np.array([getattr(i, name) for i in self.jobs])
             got.setflags(write=False)
         return got
-
-    def forget_columns(self) -> None:
-        self.derived.pop("columns", None)
 
     def quota_members(self, key: tuple[str, str]) -> list[int]:
         """The indices of the jobs of one (tenant, tier), in job order (the search's quota swaps). Found per
@@ -117,6 +117,47 @@ class Instance:
         return contract.rate(replicas, job.devices_per_replica, job.speed[accel], loc)
 
 
+@dataclass(frozen=True)
+class FleetArrays:
+    """The part of an instance that depends on the fleet alone. Shared by every instance compiled from
+    the same fleet index (`fleet_index` returns one object while the fleet's content is the same), so
+    its arrays are read-only and its pools are never changed."""
+
+    fleet: FleetIndex
+    node_devices: np.ndarray
+    node_up: np.ndarray
+    node_pool: np.ndarray
+    pools: list[Pool]
+    pool_of: dict[tuple[str, str], int]
+    derived: dict
+
+
+_last_fleet: FleetArrays | None = None
+
+
+def fleet_arrays(fx: FleetIndex) -> FleetArrays:
+    """The fleet's arrays and pools; the last ones built are reused for the same index. On a small
+    request they were a tenth of the plan, built again for every request of an unchanged fleet."""
+    global _last_fleet
+    last = _last_fleet
+    if last is not None and last.fleet is fx:
+        return last
+    node_devices = np.asarray(fx.devices, dtype=np.int64)
+    node_up = np.asarray(fx.up, dtype=bool)
+    node_pool = np.full(len(fx.names), -1, dtype=np.int64)
+    pool_of: dict[tuple[str, str], int] = {}
+    pools: list[Pool] = []
+    for (c, a), idx in fx.pool_nodes.items():
+        p = len(pools)
+        pool_of[(c, a)] = p
+        node_pool[idx] = p
+        pools.append(Pool(p, c, a, fx.region_of[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
+    for arr in (node_devices, node_up, node_pool):
+        arr.flags.writeable = False
+    out = _last_fleet = FleetArrays(fx, node_devices, node_up, node_pool, pools, pool_of, {})
+    return out
+
+
 def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Instance:
     """Index a validated request. Linear in nodes + jobs. `fleet` is the fleet's index where the
     caller holds it already (a warm re-plan keeps it with the previous solve: placement/replan.py)."""
@@ -124,17 +165,9 @@ def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Insta
     fx = fleet if fleet is not None else fleet_index(req.fleet)
     cluster_region = fx.region_of
     node_index = fx.index
-    node_devices = np.asarray(fx.devices, dtype=np.int64)
-    node_up = np.asarray(fx.up, dtype=bool)
-    node_pool = np.full(len(fx.names), -1, dtype=np.int64)
-
-    pool_of: dict[tuple[str, str], int] = {}
-    pools: list[Pool] = []
-    for (c, a), idx in fx.pool_nodes.items():
-        p = len(pools)
-        pool_of[(c, a)] = p
-        node_pool[idx] = p
-        pools.append(Pool(p, c, a, cluster_region[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
+    fa = fleet_arrays(fx)
+    node_up = fa.node_up
+    pool_of = fa.pool_of
 
     tw = pol.tier_weights
     tier_weight = {t: getattr(tw, t) for t in ("premium", "standard", "basic")}
@@ -170,8 +203,8 @@ def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Insta
 
     quotas = {(q.tenant, q.tier): q.devices for q in req.quotas}
     return Instance(req, fx, T, pol.restart_overhead_s, pol.remote_data_penalty, pol.spread_penalty, fx.storage,
-                    fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, node_devices, node_up,
-                    node_pool, pools, pool_of, jobs, quotas, pol.migration_budget_gb)
+                    fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, fa.node_devices, node_up,
+                    fa.node_pool, fa.pools, pool_of, jobs, quotas, pol.migration_budget_gb, fleet_derived=fa.derived)
 
 
 def snap_down(info: JobInfo, r: np.ndarray | int) -> np.ndarray | int:

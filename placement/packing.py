@@ -15,18 +15,33 @@ from placement.candidates import Options
 from placement.instance import Instance, snap_down
 
 
+def _empty_fleet(inst: Instance) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """(free devices per node, each pool's up nodes, each node's position in its pool's array (-1: none),
+    free devices per pool) of the empty fleet: the fleet's alone, so kept with its arrays
+    (`Instance.fleet_derived`) for every packing of every request of that fleet. Read, never change."""
+    got = inst.fleet_derived.get("empty_fleet")
+    if got is None:
+        free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+        pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
+        node_pos = np.full(len(free), -1, dtype=np.int64)   # position of a node in its pool's array
+        for arr in pool_nodes:
+            node_pos[arr] = np.arange(len(arr))
+        pool_free = np.array([int(free[a].sum()) for a in pool_nodes], dtype=np.int64)
+        for arr in (free, node_pos, pool_free, *pool_nodes):
+            arr.flags.writeable = False
+        got = inst.fleet_derived["empty_fleet"] = (free, pool_nodes, node_pos, pool_free)
+    return got
+
+
 class Packing:
     def __init__(self, inst: Instance, opts: Options):
         self.inst = inst
         self.opts = opts
-        self.free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+        free, self.pool_nodes, self.node_pos, pool_free = _empty_fleet(inst)
+        self.free = free.copy()
         self.soft = np.zeros_like(self.free)          # devices held by running jobs not yet decided
         self.soft_owner: dict[int, set[int]] = {}     # node -> undecided keepable jobs on it
-        self.pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
-        self.node_pos = np.full(len(self.free), -1, dtype=np.int64)   # position of a node in its pool's array
-        for arr in self.pool_nodes:
-            self.node_pos[arr] = np.arange(len(arr))
-        self.pool_free = np.array([int(self.free[a].sum()) for a in self.pool_nodes], dtype=np.int64)
+        self.pool_free = pool_free.copy()
         self.pool_soft = np.zeros(len(self.pool_nodes), dtype=np.int64)
         self.quota_used: dict[tuple[str, str], int] = {k: 0 for k in inst.quotas}
         self.mig_used = 0.0

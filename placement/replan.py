@@ -124,18 +124,38 @@ class Delta(NamedTuple):
     gone: list[str]        # the ids of the completed jobs
 
 
+_last_fleet_digest: tuple[Fleet, str] | None = None
+_last_context_digest: tuple[PlanRequest, str] | None = None
+
+
 def fleet_digest(fleet: Fleet) -> str:
-    """The fleet's content digest (regions, links, clusters, node groups, down nodes, in request order)."""
-    return hashlib.sha256(fleet.model_dump_json().encode()).hexdigest()
+    """The fleet's content digest (regions, links, clusters, node groups, down nodes, in request order).
+    The last one is kept with its fleet object: one plan asks for it up to three times (the service's
+    warm-cache key, `diff`, `_remember`), a tenth of a small request's plan. Validated requests are
+    never changed, so the same object has the same digest."""
+    global _last_fleet_digest
+    last = _last_fleet_digest
+    if last is not None and last[0] is fleet:
+        return last[1]
+    digest = hashlib.sha256(fleet.model_dump_json().encode()).hexdigest()
+    _last_fleet_digest = (fleet, digest)
+    return digest
 
 
 def context_digest(req: PlanRequest) -> str:
     """Everything besides the fleet and the jobs that prices a job: epoch, quotas and the policy, less
-    the time limit and `deterministic` (how long and how to solve, not what)."""
+    the time limit and `deterministic` (how long and how to solve, not what). Kept with its request
+    object like `fleet_digest` (`diff` and `_remember` both ask)."""
+    global _last_context_digest
+    last = _last_context_digest
+    if last is not None and last[0] is req:
+        return last[1]
     pol = req.policy.model_dump(mode="json", exclude={"time_limit_s", "deterministic"})
     quotas = sorted((q.tenant, q.tier, q.devices) for q in req.quotas)
     text = json.dumps([req.epoch_s, quotas, pol], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    _last_context_digest = (req, digest)
+    return digest
 
 
 def _same_job(a: Job, b: Job) -> bool:
