@@ -149,16 +149,18 @@ def test_a_job_that_stopped_running_otherwise_than_planned_is_placed_again() -> 
     check(nxt, resp)
 
 
-def _compiled(inst, opts) -> tuple[list, dict]:
-    """An instance's jobs (every compiled field, the job as its JSON) and its options, comparable."""
+def _compiled(inst, opts) -> tuple[list, list, dict]:
+    """An instance's jobs (every compiled field, the job as its JSON) and each job's options (as a set:
+    a job's options come in the order its compile met their accelerator types, which a compile of a few
+    jobs meets otherwise than a compile of all), comparable."""
     jobs = []
     for i in inst.jobs:
         d = {k: v for k, v in vars(i).items() if k not in ("job", "allowed")}
         jobs.append((d, i.job.model_dump(), None if i.allowed is None else i.allowed.tolist()))
-    cols = {k: getattr(opts, k).tolist() for k in ("job", "pool", "keep", "lo", "hi", "unit", "coef", "dpr", "mig_gb")}
-    cols["by_job"] = [b.tolist() for b in opts.by_job]
-    cols["no_option_reason"] = dict(opts.no_option_reason)
-    return jobs, cols
+    cols = ("pool", "keep", "lo", "hi", "unit", "coef", "dpr", "mig_gb")
+    options = [sorted(tuple(getattr(opts, k)[o].item() for k in cols) for o in b.tolist()) for b in opts.by_job]
+    assert all(opts.job[b].tolist() == [j] * len(b) for j, b in enumerate(opts.by_job))
+    return jobs, options, dict(opts.no_option_reason)
 
 
 def test_the_state_holds_the_request_compiled_as_the_plan_leaves_it() -> None:
