@@ -147,3 +147,16 @@ def test_the_exact_node_model_stays_off_the_path_of_requests_past_its_size() -> 
     small = compile_instance(parse_request(two_regions()))
     # 10 change options (2 keep options) over their pools: 2 + 1 + 1 + 4 + 4 + 1 + 4 + 1 + 2 + 4 up nodes
     assert _node_pairs(small, build_options(small)) == 24
+
+
+def test_a_backfill_plan_never_runs_the_exact_node_model() -> None:
+    # the request the exact model proves above, as a backfill plan: answered between epochs, it keeps to
+    # the pool-level stages (the same plan, not proven), and the next full plan reconsiders it
+    data = generate(devices=32, jobs=6, regions=1, seed=2, time_limit_s=5.0)
+    data["policy"]["deterministic"] = True
+    data["policy"]["mode"] = "backfill"
+    response = plan(parse_request(data))
+    check(data, response)
+    assert "exact" not in response.stats.phases_s
+    assert response.stats.bound_method != "node_milp"
+    assert response.objective == pytest.approx(527.6134264426668, rel=1e-12)
