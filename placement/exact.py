@@ -6,8 +6,10 @@ fleet is lumpy (8-device gangs on nodes that running jobs fragment) no node-leve
 within a point of them. This model places replicas on nodes, so its dual bound, even when the
 solver stops on its time limit, is an upper bound over every valid plan at least as tight as the
 pool-level ones it contains. It is a proof for the benchmark (`bench/plan_scale.py --family
---exact S`) and a cross-check for the tests on small requests, never on the planning path: it
-is far too slow for a time limit of seconds.
+--exact S`), a cross-check for the tests on small requests, and on the planning path only for a
+tiny request the pool-level bounds leave open (`placement.plan`, at most
+`EngineParams.exact_max_node_vars` option-node pairs: a tenth of a second to a second there,
+where the search would run the whole limit): at medium size it takes minutes.
 
 Variables: per option `x` (chosen); per change option and up node `y` (replicas there), `u`
 (the node is used) and `m` (n_min of the spread term, ceil(r / per) by maximisation). A keep
@@ -42,9 +44,13 @@ class ExactResult:
 
 
 def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
-              threads: int = 1) -> ExactResult:
-    """Solve the node-level model within `seconds`; its bound is valid whether or not it finished.
-    Without `spread` the (never negative) spread term is dropped: a looser bound, a smaller model."""
+              threads: int = 1, tolerance: float = 1e-6, min_seconds: float = 1.0,
+              max_nodes: int | None = None) -> ExactResult:
+    """Solve the node-level model within `seconds` (at least `min_seconds`); its bound is valid whether
+    or not it finished. Without `spread` the (never negative) spread term is dropped: a looser bound, a
+    smaller model. `tolerance` is the relative hair added to HiGHS' dual bound (its feasibility
+    tolerances); `max_nodes` caps the branch-and-bound nodes, a limit that depends on the request alone
+    (deterministic plans: `seconds` is then a safety net)."""
     t0 = time.perf_counter()
     opts = build_options(inst) if opts is None else opts
     pc = np.array([j.preempt_cost for j in inst.jobs])
@@ -116,15 +122,16 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
     prob += pulp.lpSum(objective) + const
     n_vars = len(prob.variables())
-    solver = pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                        threads=threads, gapRel=1e-7)
+    extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
+    solver = pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                        threads=threads, gapRel=1e-7, **extra)
     prob.solve(solver)
     h = prob.solverModel
     if h.modelStatusToString(h.getModelStatus()) == "Not Set":
         # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
         # (placement.bound._run): solve on the pool as it is
-        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                              gapRel=1e-7))
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7, **extra))
         h = prob.solverModel
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
@@ -132,7 +139,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         return ExactResult(status, None, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     # PuLP hands HiGHS the negated objective without its constant: undo both, plus a hair of tolerance
     dual = -float(info_h.mip_dual_bound) + float(prob.objective.constant)
-    bound = dual + 1e-6 * max(1.0, abs(dual)) if np.isfinite(dual) else None
+    bound = dual + tolerance * max(1.0, abs(dual)) if np.isfinite(dual) else None
     res = ExactResult(status, bound, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     if info_h.primal_solution_status >= 1 and np.isfinite(info_h.objective_function_value):
         res.objective = float(pulp.value(prob.objective))
