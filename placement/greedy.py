@@ -94,66 +94,6 @@ def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -
     olist = opts.by_job[j]
     if len(olist) == 0:
         return False
-    if len(olist) <= FEW_OPTIONS:
-        return _place_best_few(pk, j, olist.tolist(), gain, require_positive)
-    return _place_best_arrays(pk, j, olist, gain, require_positive)
-
-
-FEW_OPTIONS = 16   # below this many options a job's candidates are valued in plain Python
-
-
-def _place_best_few(pk: Packing, j: int, olist: list[int], gain: np.ndarray, require_positive: bool) -> bool:
-    """`_place_best` for a job with few options, the same values and order in plain Python. Why: the
-    search's moves place evicted jobs again thousands of times a second, each with two to ten options,
-    where two dozen numpy calls on arrays that short cost several times the arithmetic (on the family's
-    medium requests half the search's time went there, and the search is what a 1 s limit runs short of)."""
-    opts = pk.opts
-    if require_positive:
-        olist = [o for o in olist if gain[o] > 0]
-        if not olist:
-            return False
-    info = pk.inst.jobs[j]
-    pc = info.preempt_cost
-    qroom = pk.quota_room(j)
-    own_pool = info.cur_pool if j in pk.reserved and info.cur_pool is not None else None
-    keep_of, pool_of, dpr_of = opts.keep, opts.pool, opts.dpr
-    lo_of, hi_of = opts.lo, opts.hi
-    cands = []   # (-value, in soft room, option position, replicas)
-    for k, o in enumerate(olist):
-        lo, hi = int(lo_of[o]), int(hi_of[o])
-        g = float(gain[o]) - pc
-        per = g / max(hi if g > 0 else lo, 1)
-        if keep_of[o]:
-            cands.append((-(per * lo + pc), 0, k, lo))
-            cands.append((-(per * lo + pc), 1, k, lo))
-            continue
-        p, d = int(pool_of[o]), int(dpr_of[o])
-        free = int(pk.pool_free[p])
-        hard = free - int(pk.pool_soft[p])
-        if own_pool is not None and p == own_pool:   # a running job may reuse its own room
-            hard += info.r0 * info.dpr
-        for soft, room in ((0, hard), (1, free)):
-            reps = min(hi, room // d)
-            if qroom is not None:
-                reps = min(reps, qroom // d)
-            if info.allowed is not None:   # v1.1: only the listed counts
-                reps = int(snap_down(info, reps))
-            if reps >= lo:
-                cands.append((-(per * reps + pc), soft, k, reps))
-    cands.sort()
-    for _, soft, k, reps in cands:
-        o = olist[k]
-        if keep_of[o]:
-            if pk.try_keep(j):
-                return True
-        elif pk.try_option(o, target=reps, use_soft=soft == 1):
-            return True
-    return False
-
-
-def _place_best_arrays(pk: Packing, j: int, olist: np.ndarray, gain: np.ndarray, require_positive: bool) -> bool:
-    """`_place_best` in whole-array steps, for jobs with many options."""
-    opts = pk.opts
     if require_positive:
         olist = olist[gain[olist] > 0]
         if len(olist) == 0:
