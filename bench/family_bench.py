@@ -69,6 +69,15 @@ def _exact_bound(request_path: str, seconds: float) -> dict | None:
     return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
 
 
+def _whole_node_bound(request_path: str, seconds: float) -> dict | None:
+    """The pool-level integer model with whole-node cuts (placement.exact.whole_node_bound): a valid
+    bound at or below the checker's --mip where kept jobs hold the nodes a gang would need."""
+    p = subprocess.run([sys.executable, "-m", "placement.exact", request_path, "--time-limit", str(seconds),
+                        "--whole-node-cuts"], check=False, capture_output=True, text=True, timeout=seconds * 3 + 120,
+                       cwd=str(ROOT))
+    return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+
+
 def _colgen_bound(request_path: str, seconds: float) -> dict | None:
     """The engine's pool-level LP solved by column generation (placement/colgen.py) until no column
     prices out or `seconds` pass: its value once converged, else the Lagrangian at the last duals;
@@ -98,6 +107,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,3,5")
     ap.add_argument("--mip", action="store_true", help="also the checker's pool-level MIP bound (within a minute)")
     ap.add_argument("--exact", type=float, default=0.0, help="seconds for the node-level MILP bound (placement.exact)")
+    ap.add_argument("--node-cuts", type=float, default=0.0,
+                    help="seconds for the pool-level integer bound with whole-node cuts (placement.exact "
+                         "--whole-node-cuts, cached); gaps then also to the tighter of it and --mip")
     ap.add_argument("--planners", default="greedy,engine")
     ap.add_argument("--json", default=None, help="write every row here")
     ap.add_argument("--phases", action="store_true", help="also print each plan's stats.phases_s (seconds per stage)")
@@ -138,6 +150,8 @@ def main() -> None:
                     if a.mip and size != "planet":
                         mip = _cached_bound(key, "mip", _checker, rp, op, ["--mip"], MIP_LIMIT_S + 90)
                     ex = _cached_bound(key, f"exact{a.exact:g}", _exact_bound, rp, a.exact) if a.exact else None
+                    wn = _cached_bound(key, f"wholenode{a.node_cuts:g}", _whole_node_bound, rp, a.node_cuts) \
+                        if a.node_cuts else None
                     ref = _cached_bound(key, "colgen", _colgen_bound, rp, a.lp_ref, always=True) if a.lp_ref else None
                     obj = resp["objective"]
 
@@ -149,6 +163,9 @@ def main() -> None:
                            "bound_ok": chk.get("bound_ok"), "load": load}
                     row["gap_lp"], row["gap_mip"], row["gap_exact"] = (_gap(obj, row[k]) for k in ("lp", "mip", "exact"))
                     row["gap_reported"] = resp.get("gap")
+                    row["whole_node"] = (wn or {}).get("bound")
+                    tight = [b for b in (row["mip"], row["whole_node"]) if b is not None]
+                    row["gap_tight"] = _gap(obj, min(tight)) if tight else None
                     row["lp_ref"] = (ref or {}).get("bound")
                     row["gap_ref"] = _gap(obj, row["lp_ref"])
                     rows.append(row)
@@ -156,6 +173,10 @@ def main() -> None:
                           f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {_pct(row['gap_lp'])} "
                           f"{_pct(row['gap_mip'])} {_pct(row['gap_exact'])} {_pct(row['gap_reported'])} "
                           f"{chk.get('valid', '-')!s:>5} {load}", flush=True)
+                    if wn:
+                        print(f"        whole-node-cut bound {row['whole_node'] or float('nan'):.1f} ({wn['status']}): "
+                              f"gap {_pct(_gap(obj, row['whole_node']))}; to the tighter of it and the MIP "
+                              f"{_pct(row['gap_tight'])}", flush=True)
                     if ref:
                         print(f"        pool-level LP by column generation {ref['bound']:.1f} ({ref['method']}, "
                               f"{ref['rounds']} rounds): gap {_pct(row['gap_ref'])}", flush=True)
@@ -200,6 +221,15 @@ def summary(rows: list[dict], planners: list[str]) -> str:
                        f"{' '.join(f'{k}:{v}' for k, v in sorted(st.items())):24} "
                        f"{max(r['peak_mib'] for r in rs):8.0f} {max(r['wall_s'] for r in rs):8.2f} "
                        f"{sum(1 for r in rs if r['valid'] is not True or r['bound_ok'] is False):7}")
+    for size in dict.fromkeys(r["size"] for r in rows):
+        for mode in planners:
+            rs = [r for r in rows if r["size"] == size and r["planner"] == mode and r.get("gap_tight") is not None]
+            k = sum(1 for r in rs if r.get("whole_node") is not None)
+            if k:
+                g = [r["gap_tight"] for r in rs]
+                out.append(f"{size:7} {mode:7} gap to the tighter of --mip and the whole-node-cut bound (--node-cuts) "
+                           f"median {_fmt(statistics.median(g))}, worst {_fmt(max(g))} ({len(g)} seeds, {k} with "
+                           f"the cut bound)")
     for size in dict.fromkeys(r["size"] for r in rows):
         for mode in planners:
             g = [r["gap_ref"] for r in rows if r["size"] == size and r["planner"] == mode and r.get("gap_ref") is not None]

@@ -32,26 +32,34 @@ TIERS: tuple[Tier, ...] = ("premium", "standard", "basic")
 
 
 class ContractModel(BaseModel):
-    """Strict JSON types, no unknown fields, no NaN or infinity, and null means default."""
+    """Strict JSON types, no unknown fields, no NaN or infinity."""
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=False)
+
+
+class DefaultedModel(ContractModel):
+    """A contract model with fields whose explicit null means their (non-null) default, as the contract's
+    checker reads it. Only the models with such fields take this pass: it is a Python call per object
+    validated, and a planet request's jobs alone are 20,000 objects (their `replicas` and `current`,
+    which have none, another 33,000 calls saved)."""
 
     @model_validator(mode="before")
     @classmethod
     def _null_means_default(cls, data: Any) -> Any:
-        # runs for every object of every request: a null is rare, so look for one before anything else
+        # runs for every object of these models: a null is rare, so look for one before anything else
         if isinstance(data, dict) and None in data.values():
             defaulted = _DEFAULTED.get(cls)
             if defaulted is None:
-                defaulted = _DEFAULTED[cls] = frozenset(
+                defaulted = _DEFAULTED[cls] = tuple(
                     k for k, f in cls.model_fields.items() if f.default is not None and not f.is_required())
-            if any(v is None and k in defaulted for k, v in data.items()):
-                data = {k: v for k, v in data.items() if not (v is None and k in defaulted)}
+            for k in defaulted:   # (a null on a field whose default is null, as `current` often is, stays)
+                if k in data and data[k] is None:
+                    return {k: v for k, v in data.items() if not (v is None and k in defaulted)}
         return data
 
 
 # per model class: the fields whose explicit null means their (non-null) default
-_DEFAULTED: dict[type, frozenset[str]] = {}
+_DEFAULTED: dict[type, tuple[str, ...]] = {}
 
 # `model_dump_json(context=CANONICAL)`: the request's canonical text. Fields come in the model's order and
 # defaults are filled in; the name-keyed maps (`speed`, `current.nodes`) come with their keys sorted, so two
@@ -65,7 +73,7 @@ def _keys_sorted_when_canonical(value: Any, handler: SerializerFunctionWrapHandl
     return dict(sorted(out.items())) if ctx and ctx.get("canonical") and isinstance(out, dict) else out
 
 
-class Region(ContractModel):
+class Region(DefaultedModel):
     name: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
     storage_gbps: float = Field(2.0, ge=L.MIN_GBPS, le=L.MAX_GBPS, description="GB/s to checkpoint storage")
 
@@ -83,13 +91,13 @@ class NodeGroup(ContractModel):
     devices: int = Field(ge=1, le=L.MAX_NODE_DEVICES)
 
 
-class Cluster(ContractModel):
+class Cluster(DefaultedModel):
     name: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
     region: Name
     node_groups: list[NodeGroup] = Field(default_factory=list)
 
 
-class Fleet(ContractModel):
+class Fleet(DefaultedModel):
     regions: list[Region] = Field(min_length=1)
     links: list[Link] = Field(default_factory=list)
     clusters: list[Cluster] = Field(default_factory=list)
@@ -144,6 +152,9 @@ class Placement(ContractModel):
 
 
 class Job(ContractModel):
+    """A job of the request. Its explicit nulls that mean a default are read where a request is validated
+    (`PlanRequest`), in one pass over the jobs rather than a Python call per job."""
+
     id: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
     tenant: Name = "default"
     tier: Tier = "standard"
@@ -169,7 +180,7 @@ class Quota(ContractModel):
     devices: int = Field(ge=0, le=L.MAX_QUOTA_DEVICES)
 
 
-class TierWeights(ContractModel):
+class TierWeights(DefaultedModel):
     premium: float = Field(100.0, ge=0, le=L.MAX_WEIGHT)
     standard: float = Field(10.0, ge=0, le=L.MAX_WEIGHT)
     basic: float = Field(1.0, ge=0, le=L.MAX_WEIGHT)
@@ -178,7 +189,7 @@ class TierWeights(ContractModel):
 PolicyMode = Literal["epoch", "backfill"]
 
 
-class Policy(ContractModel):
+class Policy(DefaultedModel):
     tier_weights: TierWeights = Field(default_factory=TierWeights)
     restart_overhead_s: float = Field(30.0, ge=0, le=L.MAX_SECONDS)
     remote_data_penalty: float = Field(0.1, ge=0, lt=1)
@@ -195,9 +206,34 @@ class Policy(ContractModel):
     )
 
 
-class PlanRequest(ContractModel):
+class PlanRequest(DefaultedModel):
     epoch_s: float = Field(300.0, gt=0, le=L.MAX_SECONDS)
     fleet: Fleet
     jobs: list[Job] = Field(default_factory=list)
     quotas: list[Quota] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _jobs_null_means_default(cls, data: Any) -> Any:
+        """The jobs' nulls that mean a default (`DefaultedModel`), in one pass over the jobs; the caller's
+        objects are left as they were (a job with such a null is replaced by a copy without it)."""
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        if not isinstance(jobs, list):
+            return data
+        defaulted = _JOB_DEFAULTED
+        out = None
+        for i, d in enumerate(jobs):
+            if isinstance(d, dict) and None in d.values():
+                for k in defaulted:
+                    if k in d and d[k] is None:
+                        if out is None:
+                            out = list(jobs)
+                        out[i] = {k: v for k, v in d.items() if not (v is None and k in defaulted)}
+                        break
+        return data if out is None else {**data, "jobs": out}
+
+
+# the job fields whose explicit null means their (non-null) default
+_JOB_DEFAULTED: tuple[str, ...] = tuple(
+    k for k, f in Job.model_fields.items() if f.default is not None and not f.is_required())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,9 +64,10 @@ class SolverStats(BaseModel):
     """Extension: how the plan was found, for operators and benchmarks."""
 
     model_config = ConfigDict(extra="forbid")
-    engine: str = Field(description="which stage produced the plan: cpsat, greedy")
+    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, replan")
     cpsat_status: str | None = None
-    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack or cpsat: which proof gave `bound`")
+    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat or node_milp: "
+                                          "which proof gave `bound`")
     jobs: int
     options: int
     cpsat_variables: int = 0
@@ -87,3 +88,19 @@ class PlanResponse(BaseModel):
     actions: list[Action] = Field(default_factory=list)
     unplaced: list[Unplaced] = Field(default_factory=list)
     stats: SolverStats | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def built(cls: type[M], values: dict[str, Any]) -> M:
+    """`cls.model_construct(**values)` where `values` gives every field of `cls` by its name, in field
+    order, already valid: the same instance, without model_construct's walk over the fields (aliases,
+    defaults), which a warm re-plan paid thousands of times per answer (one reason per waiting job, one
+    assignment per moved job). Trusted values only, as model_construct."""
+    m = cls.__new__(cls)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(values))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from models.collector import collector_paused
 from models.errors import BadRequest, FieldError, loc_to_path
 from models.fleet_index import fleet_devices, fleet_nodes, node_name
 from models.limits import MAX_NODES
-from models.request import PlanRequest
+from models.request import Fleet, Job, PlanRequest
 
 # From this many jobs (or bytes of JSON) a request is parsed with the cyclic collector paused
 # (models.collector): half of a planet-size parse (20,000 jobs, 5 MB) was the collector walking it.
@@ -43,8 +44,9 @@ class Limits:
     max_time_limit_s: float | None = None
 
 
-def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
-    """Validate a decoded JSON object as a plan request, or raise BadRequest listing every fault."""
+def parse_request(data: Any, limits: Limits | None = None, used: dict[str, int] | None = None) -> PlanRequest:
+    """Validate a decoded JSON object as a plan request, or raise BadRequest listing every fault.
+    `used`: as `cross_field_errors`."""
     if not isinstance(data, dict):
         raise BadRequest([FieldError("", data if not isinstance(data, (list, dict)) else type(data).__name__,
                                      "a plan request is a JSON object")])
@@ -54,10 +56,11 @@ def parse_request(data: Any, limits: Limits | None = None) -> PlanRequest:
             req = PlanRequest.model_validate(data)
         except ValidationError as exc:
             raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
-        return validate_request(req, limits)
+        return validate_request(req, limits, used)
 
 
-def validate_request(req: PlanRequest, limits: Limits | None = None) -> PlanRequest:
+def validate_request(req: PlanRequest, limits: Limits | None = None, used: dict[str, int] | None = None
+                     ) -> PlanRequest:
     """The door before planning: the size limits, then every cross-field rule of the contract;
     returns `req` itself or raises BadRequest listing every fault. Field-level rules are pydantic's:
     a request built in memory must be built from validated parts (jobs, fleet, policy)."""
@@ -65,7 +68,7 @@ def validate_request(req: PlanRequest, limits: Limits | None = None) -> PlanRequ
     errors = limit_errors(req, limits or Limits())
     if errors:
         raise BadRequest(errors)
-    errors = cross_field_errors(req)
+    errors = cross_field_errors(req, used)
     if errors:
         raise BadRequest(errors)
     return req
@@ -75,7 +78,8 @@ def decode_json(text: str | bytes) -> Any:
     """Decode JSON text, refusing NaN and Infinity literals (not JSON), text that is not UTF-8, and
     strings holding a lone surrogate (no UTF-8 text can carry one back out), as a BadRequest.
     A leading UTF-8 byte-order mark is ignored (RFC 8259 allows it)."""
-    if isinstance(text, bytes):
+    utf8 = isinstance(text, bytes)
+    if utf8:
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -88,7 +92,11 @@ def decode_json(text: str | bytes) -> Any:
             data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {exc}")]) from None
-    if _SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text):
+    # a lone surrogate comes in through an escape, or in a str given to us (UTF-8 bytes cannot carry one:
+    # the strict decoder above refuses it); the substring tests are a scan of memory, the patterns only
+    # run on text that has one (two regex scans of a 6 MB planet request took 40-50 ms)
+    if (("\\u" in text and _SURROGATE_ESCAPE.search(text))
+            or (not utf8 and not text.isascii() and _SURROGATE.search(text))):
         errors = surrogate_errors(data)
         if errors:
             raise BadRequest(errors)
@@ -125,8 +133,11 @@ def printable(text: str) -> str:
 
 
 def parse_request_json(text: str | bytes, limits: Limits | None = None) -> PlanRequest:
-    """Decode JSON text (rejecting NaN and Infinity literals) and validate it."""
-    return parse_request(decode_json(text), limits)
+    """Decode JSON text (rejecting NaN and Infinity literals) and validate it. A large text is parsed
+    with the collector paused throughout: paused only within each step, it woke in between to walk
+    the whole decoded request once (tens of ms at planet size, far more when it chose a full pass)."""
+    with collector_paused(len(text) >= LARGE_BYTES):
+        return parse_request(decode_json(text), limits)
 
 
 def _reject_constant(name: str) -> Any:
@@ -147,10 +158,30 @@ def _from_pydantic(err: Any) -> FieldError:
     return FieldError(loc_to_path(tuple(err.get("loc", ()))), err.get("input"), msg)
 
 
-def cross_field_errors(req: PlanRequest) -> list[FieldError]:
-    """Every rule of the contract's bad-request list that relates one field to another."""
+def cross_field_errors(req: PlanRequest, used: dict[str, int] | None = None) -> list[FieldError]:
+    """Every rule of the contract's bad-request list that relates one field to another. `used` (when
+    given, empty) receives the devices the running jobs hold per node (`models.reparse` keeps them)."""
+    errs, fx = fleet_errors(req.fleet)
+    used = {} if used is None else used
+    errs += job_errors(enumerate(req.jobs), fx, used, ids={})
+    errs += overfill_errors(req.jobs, used, fx)
+    errs += quota_errors(req)
+    return errs
+
+
+@dataclass(frozen=True)
+class FleetNames:
+    """What the jobs' rules look up in the fleet: region and cluster positions, node -> (cluster,
+    accelerator, devices)."""
+
+    regions: dict[str, int]
+    clusters: dict[str, int]
+    node_of: dict[str, tuple[str, str, int]]
+
+
+def fleet_errors(fleet: Fleet) -> tuple[list[FieldError], FleetNames]:
+    """The fleet's own cross-field faults (duplicate and unknown names), and its names for the jobs' rules."""
     errs: list[FieldError] = []
-    fleet = req.fleet
     regions: dict[str, int] = {}
     for i, r in enumerate(fleet.regions):
         if r.name in regions:
@@ -192,60 +223,91 @@ def cross_field_errors(req: PlanRequest) -> list[FieldError]:
         if n not in node_of:
             errs.append(FieldError(f"fleet.down_nodes[{i}]", n, "unknown node"))
 
-    ids: dict[str, int] = {}
-    used: dict[str, int] = defaultdict(int)
-    users: dict[str, list[str]] = defaultdict(list)
-    for ji, j in enumerate(req.jobs):
-        p = f"jobs[{ji}]"
-        if j.id in ids:
-            errs.append(FieldError(f"{p}.id", j.id, f"duplicate job id (also jobs[{ids[j.id]}])"))
-        ids.setdefault(j.id, ji)
-        if j.replicas.min > j.replicas.max:
-            errs.append(FieldError(f"{p}.replicas", j.replicas.model_dump(exclude_none=True),
-                                   "min must not exceed max"))
-        seen_counts: dict[int, int] = {}
-        for ai, a in enumerate(j.replicas.allowed or []):
-            if a in seen_counts:
-                errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
-                                       f"duplicate count (also replicas.allowed[{seen_counts[a]}])"))
-            elif not j.replicas.min <= a <= j.replicas.max:
-                errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
-                                       f"outside [min, max] = [{j.replicas.min}, {j.replicas.max}]"))
-            seen_counts.setdefault(a, ai)
+    return errs, FleetNames(regions, clusters, node_of)
+
+
+def job_errors(jobs: Iterable[tuple[int, Job]], fx: FleetNames, used: dict[str, int],
+               ids: dict[str, int] | None = None) -> list[FieldError]:
+    """The faults of the jobs given with their positions, in order (`ids`: the ids met so far, to refuse a
+    duplicate; None: not checked here); adds each running job's devices to `used` (node -> devices)."""
+    errs: list[FieldError] = []
+    regions, clusters, node_of = fx.regions, fx.clusters, fx.node_of
+    good_regions: set[tuple[str, ...]] = set()   # job region lists already checked: a planet request repeats a few
+    good_nodes: set[tuple[str, str, str]] = set()   # (node, cluster, accelerator) already checked
+    for ji, j in jobs:
+        # the common case (every check passing) in as few steps as possible: this loop runs over every job
+        if ids is not None:
+            jid = j.id
+            if jid in ids:
+                errs.append(FieldError(f"jobs[{ji}].id", jid, f"duplicate job id (also jobs[{ids[jid]}])"))
+            else:
+                ids[jid] = ji
+        rep = j.replicas
+        if rep.min > rep.max or rep.allowed is not None:
+            errs.extend(_replica_errors(f"jobs[{ji}]", rep))
         if j.data_region is not None and j.data_region not in regions:
-            errs.append(FieldError(f"{p}.data_region", j.data_region, "unknown region"))
+            errs.append(FieldError(f"jobs[{ji}].data_region", j.data_region, "unknown region"))
         if j.checkpoint_region is not None and j.checkpoint_region not in regions:
-            errs.append(FieldError(f"{p}.checkpoint_region", j.checkpoint_region, "unknown region"))
-        for ri, r in enumerate(j.regions or []):
-            if r not in regions:
-                errs.append(FieldError(f"{p}.regions[{ri}]", r, "unknown region"))
+            errs.append(FieldError(f"jobs[{ji}].checkpoint_region", j.checkpoint_region, "unknown region"))
+        if j.regions is not None:
+            key = tuple(j.regions)
+            if key not in good_regions:
+                bad = [(ri, r) for ri, r in enumerate(key) if r not in regions]
+                errs.extend(FieldError(f"jobs[{ji}].regions[{ri}]", r, "unknown region") for ri, r in bad)
+                if not bad:
+                    good_regions.add(key)
         cur = j.current
         if cur is None:
             continue
         if cur.cluster not in clusters:
-            errs.append(FieldError(f"{p}.current.cluster", cur.cluster, "unknown cluster"))
+            errs.append(FieldError(f"jobs[{ji}].current.cluster", cur.cluster, "unknown cluster"))
         if cur.accelerator not in j.speed:
-            errs.append(FieldError(f"{p}.current.accelerator", cur.accelerator,
+            errs.append(FieldError(f"jobs[{ji}].current.accelerator", cur.accelerator,
                                    f"not in the job's speed ({', '.join(sorted(j.speed))})"))
+        dpr = j.devices_per_replica
         for n, k in cur.nodes.items():
-            info = node_of.get(n)
-            if info is None:
-                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"unknown node {n!r}"))
-                continue
-            nc, na, _ = info
-            if nc != cur.cluster:
-                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"node {n!r} is in cluster {nc!r}, not {cur.cluster!r}"))
-            elif na != cur.accelerator:
-                errs.append(FieldError(f"{p}.current.nodes.{n}", k, f"node {n!r} has {na}, not {cur.accelerator}"))
-            used[n] += k * j.devices_per_replica
-            users[n].append(j.id)
-    for n, u in used.items():
-        cap = node_of[n][2]
-        if u > cap:
+            if (n, cur.cluster, cur.accelerator) not in good_nodes:
+                info = node_of.get(n)
+                if info is None:
+                    errs.append(FieldError(f"jobs[{ji}].current.nodes.{n}", k, f"unknown node {n!r}"))
+                    continue
+                nc, na, _ = info
+                if nc != cur.cluster:
+                    errs.append(FieldError(f"jobs[{ji}].current.nodes.{n}", k,
+                                           f"node {n!r} is in cluster {nc!r}, not {cur.cluster!r}"))
+                elif na != cur.accelerator:
+                    errs.append(FieldError(f"jobs[{ji}].current.nodes.{n}", k,
+                                           f"node {n!r} has {na}, not {cur.accelerator}"))
+                else:
+                    good_nodes.add((n, cur.cluster, cur.accelerator))
+            used[n] = used.get(n, 0) + k * dpr
+    return errs
+
+
+def overfill_errors(jobs: list[Job], used: dict[str, int], fx: FleetNames,
+                    nodes: Iterable[str] | None = None) -> list[FieldError]:
+    """Nodes (of `nodes`, default every node in `used`) whose running jobs hold more devices than they have."""
+    errs: list[FieldError] = []
+    node_of = fx.node_of
+    over = [n for n in (used if nodes is None else nodes) if used.get(n, 0) > node_of[n][2]]
+    if over:
+        users: dict[str, list[str]] = defaultdict(list)   # named in the error only: gathered only for one
+        for j in jobs:
+            if j.current is not None:
+                for n in j.current.nodes:
+                    if n in used:
+                        users[n].append(j.id)
+        for n in over:
+            u, cap = used[n], node_of[n][2]
             errs.append(FieldError(f"fleet.nodes.{n}", u,
                                    f"running jobs overfill node {n!r}: {u} > {cap} devices "
                                    f"(jobs {', '.join(users[n][:5])})"))
+    return errs
 
+
+def quota_errors(req: PlanRequest) -> list[FieldError]:
+    """Duplicate quotas."""
+    errs: list[FieldError] = []
     quotas: dict[tuple[str, str], int] = {}
     for qi, q in enumerate(req.quotas):
         key = (q.tenant, q.tier)
@@ -253,6 +315,22 @@ def cross_field_errors(req: PlanRequest) -> list[FieldError]:
             errs.append(FieldError(f"quotas[{qi}]", f"{q.tenant}/{q.tier}",
                                    f"duplicate quota for tenant {q.tenant!r}, tier {q.tier!r} (also quotas[{quotas[key]}])"))
         quotas.setdefault(key, qi)
+    return errs
+
+
+def _replica_errors(p: str, rep: Any) -> list[FieldError]:
+    """A job's `replicas` faults: min above max, allowed counts repeated or outside [min, max]."""
+    errs: list[FieldError] = []
+    if rep.min > rep.max:
+        errs.append(FieldError(f"{p}.replicas", rep.model_dump(exclude_none=True), "min must not exceed max"))
+    seen_counts: dict[int, int] = {}
+    for ai, a in enumerate(rep.allowed or []):
+        if a in seen_counts:
+            errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
+                                   f"duplicate count (also replicas.allowed[{seen_counts[a]}])"))
+        elif not rep.min <= a <= rep.max:
+            errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a, f"outside [min, max] = [{rep.min}, {rep.max}]"))
+        seen_counts.setdefault(a, ai)
     return errs
 
 

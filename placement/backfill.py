@@ -68,6 +68,7 @@ def restrict(inst: Instance, opts: Options) -> tuple[Options, np.ndarray]:
     pin = pinned_jobs(inst)
     for j in np.flatnonzero(pin):
         inst.jobs[int(j)].protected = True
+    inst.derived.clear()   # anything derived from the jobs' flags before this is stale (columns included)
     if len(opts) == 0:
         return opts, pin
     mask = ~pin[opts.job] | opts.keep

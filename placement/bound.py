@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from placement.candidates import Options
+from placement.candidates import Options, job_max
 from placement.instance import Instance
 
 LP_NO_PRESOLVE_MAX_COLS = 400
@@ -49,12 +49,25 @@ def _keys(inst: Instance) -> tuple[list[tuple[str, str]], np.ndarray]:
     return got
 
 
+def _job_arrays(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(each job's preemption cost, each job's protected flag, each pool's capacity), computed once per
+    instance: the subgradient evaluates the Lagrangian a hundred times or more, and rebuilding these
+    from Python objects each time was a third of an evaluation on a small request. Read, never change."""
+    got = inst.derived.get("job_arrays")
+    if got is None:
+        # (the jobs' columns: a warm re-plan splices them from the previous instance, placement/replan.py)
+        got = inst.derived["job_arrays"] = (np.asarray(inst.column("preempt_cost"), dtype=float),
+                                            np.asarray(inst.column("protected"), dtype=bool),
+                                            np.array([p.capacity for p in inst.pools], dtype=float))
+    return got
+
+
 def priced_values(inst: Instance, opts: Options, pool_price: np.ndarray, quota_price: np.ndarray | None,
                   budget_price: float) -> tuple[np.ndarray, np.ndarray]:
     """Per option, at the given prices: (what the job gains by choosing it, replicas it would take).
     The one place the Lagrangian subproblem is written; the bound and column generation share it."""
     _, jq = _keys(inst)
-    pc = np.array([j.preempt_cost for j in inst.jobs])
+    pc = _job_arrays(inst)[0]
     qp = np.zeros(len(opts))
     if quota_price is not None and len(quota_price):
         qj = jq[opts.job]
@@ -68,9 +81,7 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
                      budget_price: float) -> tuple[float, np.ndarray, np.ndarray, float]:
     """L(prices) and its subgradient parts: (value, pool devices used, quota devices used, GB moved)."""
     keys, jq = _keys(inst)
-    cap = np.array([p.capacity for p in inst.pools], dtype=float)
-    pc = np.array([j.preempt_cost for j in inst.jobs])
-    prot = np.array([j.protected for j in inst.jobs], dtype=bool)
+    pc, prot, cap = _job_arrays(inst)
     n_jobs = len(inst.jobs)
     total = float(pool_price @ cap) if len(cap) else 0.0
     if keys:
@@ -82,13 +93,10 @@ def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quot
     reps = np.zeros(len(opts), dtype=np.int64)
     if len(opts):
         val, reps = priced_values(inst, opts, pool_price, quota_price, budget_price)
-        order = np.lexsort((-val, opts.job))       # per job, best option first
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = opts.job[order][1:] != opts.job[order][:-1]
-        top = order[first]
-        better = val[top] > best[opts.job[top]]
-        best[opts.job[top[better]]] = val[top[better]]
-        choice[opts.job[top[better]]] = top[better]
+        top_val, top = job_max(opts.job, val, n_jobs)   # per job, its best option (the first of ties)
+        better = top_val > best
+        best[better] = top_val[better]
+        choice[better] = top[better]
     if np.isneginf(best).any():
         return float("inf"), np.zeros(len(cap)), np.zeros(len(keys)), 0.0
     total += float(best.sum() - pc.sum())
@@ -113,7 +121,7 @@ def improving_options(inst: Instance, opts: Options, lp: Bound, members: np.ndar
     val, _ = priced_values(inst, opts, lp.prices, lp.quota_prices, lp.budget_price)
     inside = np.zeros(len(opts), dtype=bool)
     inside[members] = True
-    best = np.where(np.array([j.protected for j in inst.jobs]), -np.inf, 0.0)
+    best = np.where(_job_arrays(inst)[1], -np.inf, 0.0)
     np.maximum.at(best, opts.job[inside], val[inside])
     tol = 1e-9 * np.maximum(1.0, np.abs(best[opts.job]))
     return np.flatnonzero(~inside & (val > best[opts.job] + tol))
@@ -121,10 +129,16 @@ def improving_options(inst: Instance, opts: Options, lp: Bound, members: np.ndar
 
 def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | None = None,
                      target: float | None = None, seconds: float = 0.3, max_iter: int = 200,
-                     start_quota: np.ndarray | None = None, start_budget: float = 0.0) -> Bound:
-    """Projected subgradient descent on the Lagrangian dual; returns the best (lowest) bound seen."""
+                     start_quota: np.ndarray | None = None, start_budget: float = 0.0,
+                     proven_gap: float | None = None) -> Bound:
+    """Projected subgradient descent on the Lagrangian dual; returns the best (lowest) bound seen.
+
+    `target` is the objective of a valid plan, so no bound goes below it: with `proven_gap`, the
+    descent stops at the first bound within that relative gap of it (the plan is then proven optimal,
+    and further steps could lower the bound by less than the gap; on a small uncontended request the
+    first steps get there, and running on to the step-size floor was 70 evaluations for nothing)."""
     keys, _ = _keys(inst)
-    cap = np.array([p.capacity for p in inst.pools], dtype=float)
+    cap = _job_arrays(inst)[2]
     qcap = np.array([inst.quotas[k] for k in keys], dtype=float)
     pi = np.zeros(len(cap)) if start_prices is None else np.maximum(start_prices.astype(float), 0.0).copy()
     mu = np.zeros(len(keys)) if start_quota is None else np.maximum(start_quota, 0.0).copy()
@@ -144,6 +158,9 @@ def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | N
                 theta *= 0.5
                 stall = 0
         if not np.isfinite(val) or time.perf_counter() > deadline or theta < 1e-4:
+            break
+        if proven_gap is not None and target is not None and (
+                best_val - target <= proven_gap * max(abs(best_val), 1e-9)):
             break
         g_pool = cap - used
         g_q = qcap - used_q
@@ -253,17 +270,17 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
         mo = np.flatnonzero(opts.mig_gb > 0)
         add_rows(np.array([-inf]), np.array([float(inst.budget_gb)]), [mo], [opts.mig_gb[mo]])
 
-    h = _quiet_highs()
+    h = _thread_highs()
     h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
     h.setOptionValue("threads", 1)
-    if iterations_per_row is not None:
-        h.setOptionValue("simplex_iteration_limit", int(iterations_per_row * (n_cols + sum(len(r) for r in rows_lo))) + 1000)
+    h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf if iterations_per_row is None else
+                     int(iterations_per_row * (n_cols + sum(len(r) for r in rows_lo))) + 1000)
     # HiGHS reads a cost of 1e20 or more as infinite and works to absolute tolerances: an objective
     # whose largest cost passes 1e9 (values near the request limits) is solved scaled down by a power
     # of ten, and its value and duals scaled back; ordinary requests are solved exactly as written.
     cost_scale = lp_cost_scale(cost)
-    if n_cols <= LP_NO_PRESOLVE_MAX_COLS:   # presolve costs more than it saves on a tiny LP
-        h.setOptionValue("presolve", "off")
+    # presolve costs more than it saves on a tiny LP
+    h.setOptionValue("presolve", "off" if n_cols <= LP_NO_PRESOLVE_MAX_COLS else "choose")
     h.addVars(n_cols, lower, upper)
     h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost * cost_scale)
     lo_all = np.concatenate(rows_lo)
@@ -317,10 +334,32 @@ def _run(h) -> None:
     which takes the pool as it is (the LP is solved serially either way)."""
     import highspy
 
+    global _pool_threads
+    if _pool_threads != 1:
+        h.setOptionValue("threads", _pool_threads)
     h.run()
     if h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        _pool_threads = 0   # the pool is never resized: every later run takes it as it is at once
         h.setOptionValue("threads", 0)
         h.run()
+
+
+_pool_threads = 1   # the `threads` option HiGHS's pool accepts in this process (0 once another user sized it)
+
+
+_THREAD = threading.local()
+
+
+def _thread_highs():
+    """This thread's Highs instance, emptied of its last model: a small LP solves in a fraction of a
+    millisecond, of which constructing a fresh instance and its options took a third. Every option the
+    LP depends on is set again by the caller on each use (options outlive `clearModel`)."""
+    h = getattr(_THREAD, "highs", None)
+    if h is None:
+        h = _THREAD.highs = _quiet_highs()
+    else:
+        h.clearModel()
+    return h
 
 
 _BANNER_LOCK = threading.Lock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -50,13 +51,8 @@ def build_options(inst: Instance) -> Options:
     Vectorised: every (job, type) pair is crossed with the type's pools in one pass and filtered
     with array masks, so a planet-size request (20,000 jobs, 300,000 options) compiles in a
     fraction of a second and a small one in a few dozen numpy calls."""
-    regions = sorted(inst.storage)
-    rix = {r: i for i, r in enumerate(regions)}
-    n_reg = len(regions)
-    storage = np.array([inst.storage[r] for r in regions])
-    link = np.zeros((n_reg, n_reg))
-    for (a, b), gbps in inst.links.items():
-        link[rix[a], rix[b]] = gbps
+    rix, storage, link, pool_reg, pool_dmax, pools_by_accel = _fleet_tables(inst)
+    n_reg = len(rix)
     T = inst.T
     jobs = inst.jobs
     n_jobs = len(jobs)
@@ -69,25 +65,23 @@ def build_options(inst: Instance) -> Options:
     g0 = np.array([rix[i.cur_region] if i.cur_region is not None else -1 for i in jobs], dtype=np.int64)
     dr = np.array([rix[i.job.data_region] if i.job.data_region is not None else -1 for i in jobs], dtype=np.int64)
     allowed = np.ones((n_jobs, n_reg), dtype=bool)
-    for i in jobs:
+    rows: list[int] = []
+    rcols: list[int] = []
+    for i in jobs:   # one assignment for all jobs limited to some regions (one per job cost 2 us each)
         if i.job.regions is not None:
-            allowed[i.index] = False
-            allowed[i.index, [rix[r] for r in i.job.regions]] = True
+            rows.extend([i.index] * len(i.job.regions))
+            rcols.extend(rix[r] for r in i.job.regions)
+    if rows:
+        limited = np.unique(np.asarray(rows, dtype=np.int64))
+        allowed[limited] = False
+        allowed[np.asarray(rows, dtype=np.int64), np.asarray(rcols, dtype=np.int64)] = True
 
-    pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
-    pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)
-    pools_by_accel: dict[str, np.ndarray] = defaultdict(list)
-    for p in inst.pools:
-        pools_by_accel[p.accelerator].append(p.index)
-    pools_by_accel = {a: np.asarray(v, dtype=np.int64) for a, v in pools_by_accel.items()}
     # replicas of each dpr a pool can hold on its own
     dprs = np.unique(dpr) if n_jobs else np.zeros(0, dtype=np.int64)
     dpos = {int(d): k for k, d in enumerate(dprs)}
     rcap = np.zeros((len(inst.pools), len(dprs)), dtype=np.int64)
-    for p in inst.pools:
-        devs = inst.node_devices[p.nodes]
-        for k, d in enumerate(dprs):
-            rcap[p.index, k] = int((devs // d).sum())
+    for k, d in enumerate(dprs.tolist()):
+        rcap[:, k] = _replicas_per_pool(inst, d)
     dk = np.array([dpos[int(d)] for d in dpr], dtype=np.int64)
     snap = _allowed_snapper(inst)
 
@@ -104,7 +98,7 @@ def build_options(inst: Instance) -> Options:
         # staying exactly where it runs, a job's spread term is known: it is charged here, so the bound
         # (LP, Lagrangian, CP-SAT) prices a spread-out running job at what keeping it is really worth
         # (dropping it let the bound sit above the optimum by every kept job's spread, a gap no search closes)
-        kspread = np.array([_keep_spread(inst, jobs[j]) for j in kj])
+        kspread = _keep_spreads(inst, kj, kp, w, dpr, ksp, r0)
         kcoef = kunit - kspread / r0
         for k, v in (("job", kj), ("pool", kp), ("keep", np.ones(len(kj), dtype=bool)), ("lo", r0), ("hi", r0),
                      ("unit", kunit), ("coef", kcoef), ("mig", np.zeros(len(kj)))):
@@ -175,14 +169,95 @@ def build_options(inst: Instance) -> Options:
                                               ("unit", float), ("coef", float), ("mig", float))}
     keep_a = keep_a[order]
     bounds = np.searchsorted(job_a, np.arange(n_jobs + 1))
-    by_job = [np.arange(bounds[j], bounds[j + 1], dtype=np.int64) for j in range(n_jobs)]
+    by_job = job_slices(bounds)
     reasons = {}
     names = ("no_capacity", "region", "too_large", "too_small", "no_link")
-    for j in range(n_jobs):
-        if bounds[j + 1] == bounds[j]:
-            reasons[j] = _no_option_reason(inst, j, {n: int(why[j, k]) for k, n in enumerate(names)})
+    for j in np.flatnonzero(bounds[1:] == bounds[:-1]).tolist():
+        reasons[j] = _no_option_reason(inst, j, {n: int(why[j, k]) for k, n in enumerate(names)})
     return Options(job_a, cols["pool"], keep_a, cols["lo"], cols["hi"], cols["unit"], cols["coef"], dpr[job_a],
                    cols["mig"], by_job, reasons)
+
+
+def job_max(job: np.ndarray, values: np.ndarray, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per job (0..n_jobs-1): the largest of `values` over its options and the first option reaching it
+    (-inf and -1 for a job without options). `job` is `Options.job`, grouped by job in ascending order
+    (as every `Options` is): one reduction per group rather than a sort or an unbuffered `np.maximum.at`
+    (each 15-30 ms over a planet request's 300,000 options, several times per plan)."""
+    best = np.full(n_jobs, -np.inf)
+    arg = np.full(n_jobs, -1, dtype=np.int64)
+    if not len(job):
+        return best, arg
+    first = np.flatnonzero(np.concatenate(([True], job[1:] != job[:-1])))
+    mx = np.maximum.reduceat(values, first)
+    owner = job[first]
+    best[owner] = mx
+    counts = np.diff(np.append(first, len(job)))
+    hit = np.flatnonzero(values == np.repeat(mx, counts))
+    if len(hit):
+        hj = job[hit]
+        lead = np.concatenate(([True], hj[1:] != hj[:-1]))
+        arg[hj[lead]] = hit[lead]
+    return best, arg
+
+
+def job_slices(bounds: np.ndarray) -> list[np.ndarray]:
+    """`Options.by_job` of options grouped by job, job j's at bounds[j]:bounds[j + 1]: read-only views of
+    one index array (an array each cost a microsecond per job, 20 ms at planet size, built per plan)."""
+    idx = np.arange(int(bounds[-1]) if len(bounds) else 0, dtype=np.int64)
+    idx.setflags(write=False)
+    b = bounds.tolist()
+    return [idx[s:e] for s, e in pairwise(b)]
+
+
+def _keep_spreads(inst: Instance, kj: np.ndarray, kp: np.ndarray, w: np.ndarray, dpr: np.ndarray,
+                  ksp: np.ndarray, r0: np.ndarray) -> np.ndarray:
+    """`_keep_spread` of the keepable jobs `kj` (in pools `kp`, at speeds `ksp`, on `r0` replicas) in one
+    array pass, the contract's arithmetic in the same order (a call per job took 40 ms at planet size)."""
+    jobs = inst.jobs
+    used = np.array([len(jobs[j].cur_nodes) for j in kj.tolist()], dtype=np.int64)
+    dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)[kp]
+    d = dpr[kj]
+    per = dmax // d
+    n_min = np.where(per > 0, np.ceil(r0 / np.maximum(per, 1)), 0).astype(np.int64)
+    out = inst.spread_penalty * w[kj] * d * ksp * (used - n_min)
+    return np.where(n_min > 0, out, 0.0)
+
+def _fleet_tables(inst: Instance) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                             dict[str, np.ndarray]]:
+    """(region -> row, storage GB/s per region, link GB/s region x region, each pool's region, each pool's
+    largest node, pools per accelerator): the fleet's part of the options, kept with the fleet's arrays
+    (`Instance.fleet_derived`) and shared by every request of the same fleet. Read, never change."""
+    got = inst.fleet_derived.get("option_tables")
+    if got is None:
+        regions = sorted(inst.storage)
+        rix = {r: i for i, r in enumerate(regions)}
+        n_reg = len(regions)
+        storage = np.array([inst.storage[r] for r in regions])
+        link = np.zeros((n_reg, n_reg))
+        for (a, b), gbps in inst.links.items():
+            link[rix[a], rix[b]] = gbps
+        pool_reg = np.array([rix[p.region] for p in inst.pools], dtype=np.int64)
+        pool_dmax = np.array([p.dmax for p in inst.pools], dtype=np.int64)
+        by_accel: dict[str, list[int]] = defaultdict(list)
+        for p in inst.pools:
+            by_accel[p.accelerator].append(p.index)
+        pools_by_accel = {a: np.asarray(v, dtype=np.int64) for a, v in by_accel.items()}
+        for arr in (storage, link, pool_reg, pool_dmax, *pools_by_accel.values()):
+            arr.flags.writeable = False
+        got = inst.fleet_derived["option_tables"] = (rix, storage, link, pool_reg, pool_dmax, pools_by_accel)
+    return got
+
+
+def _replicas_per_pool(inst: Instance, dpr: int) -> np.ndarray:
+    """Replicas of `dpr` devices each pool can hold on its own (a sum over its nodes), kept per dpr with the
+    fleet's arrays. Read, never change."""
+    cache = inst.fleet_derived.setdefault("replicas_per_pool", {})
+    got = cache.get(dpr)
+    if got is None:
+        got = np.array([int((inst.node_devices[p.nodes] // dpr).sum()) for p in inst.pools], dtype=np.int64)
+        got.flags.writeable = False
+        cache[dpr] = got
+    return got
 
 
 def _keep_spread(inst: Instance, info: JobInfo) -> float:

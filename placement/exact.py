@@ -6,14 +6,16 @@ fleet is lumpy (8-device gangs on nodes that running jobs fragment) no node-leve
 within a point of them. This model places replicas on nodes, so its dual bound, even when the
 solver stops on its time limit, is an upper bound over every valid plan at least as tight as the
 pool-level ones it contains. It is a proof for the benchmark (`bench/plan_scale.py --family
---exact S`) and a cross-check for the tests on small requests, never on the planning path: it
-is far too slow for a time limit of seconds.
+--exact S`), a cross-check for the tests on small requests, and on the planning path only for a
+tiny request the pool-level bounds leave open (`placement.plan`, at most
+`EngineParams.exact_max_node_vars` option-node pairs: a tenth of a second to a second there,
+where the search would run the whole limit): at medium size it takes minutes.
 
 Variables: per option `x` (chosen); per change option and up node `y` (replicas there), `u`
 (the node is used) and `m` (n_min of the spread term, ceil(r / per) by maximisation). A keep
 option holds its current node map exactly.
 
-    .venv/bin/python -m placement.exact REQUEST.json [--time-limit 60] [--no-spread]
+    .venv/bin/python -m placement.exact REQUEST.json [--time-limit 60] [--no-spread] [--whole-node-cuts]
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ class ExactResult:
 
 
 def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
-              threads: int = 1) -> ExactResult:
-    """Solve the node-level model within `seconds`; its bound is valid whether or not it finished.
-    Without `spread` the (never negative) spread term is dropped: a looser bound, a smaller model."""
+              threads: int = 1, tolerance: float = 1e-6, min_seconds: float = 1.0,
+              max_nodes: int | None = None) -> ExactResult:
+    """Solve the node-level model within `seconds` (at least `min_seconds`); its bound is valid whether
+    or not it finished. Without `spread` the (never negative) spread term is dropped: a looser bound, a
+    smaller model. `tolerance` is the relative hair added to HiGHS' dual bound (its feasibility
+    tolerances); `max_nodes` caps the branch-and-bound nodes, a limit that depends on the request alone
+    (deterministic plans: `seconds` is then a safety net)."""
     t0 = time.perf_counter()
     opts = build_options(inst) if opts is None else opts
     pc = np.array([j.preempt_cost for j in inst.jobs])
@@ -116,15 +122,16 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
     prob += pulp.lpSum(objective) + const
     n_vars = len(prob.variables())
-    solver = pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                        threads=threads, gapRel=1e-7)
+    extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
+    solver = pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                        threads=threads, gapRel=1e-7, **extra)
     prob.solve(solver)
     h = prob.solverModel
     if h.modelStatusToString(h.getModelStatus()) == "Not Set":
         # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
         # (placement.bound._run): solve on the pool as it is
-        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
-                              gapRel=1e-7))
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7, **extra))
         h = prob.solverModel
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
@@ -132,7 +139,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
         return ExactResult(status, None, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     # PuLP hands HiGHS the negated objective without its constant: undo both, plus a hair of tolerance
     dual = -float(info_h.mip_dual_bound) + float(prob.objective.constant)
-    bound = dual + 1e-6 * max(1.0, abs(dual)) if np.isfinite(dual) else None
+    bound = dual + tolerance * max(1.0, abs(dual)) if np.isfinite(dual) else None
     res = ExactResult(status, bound, None, variables=n_vars, wall_s=time.perf_counter() - t0)
     if info_h.primal_solution_status >= 1 and np.isfinite(info_h.objective_function_value):
         res.objective = float(pulp.value(prob.objective))
@@ -145,6 +152,88 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
                     res.placed[j] = (o, {n: round(v.value()) for n, v in y[o].items() if (v.value() or 0) > 0.5})
     res.wall_s = time.perf_counter() - t0
     return res
+
+
+def whole_node_bound(inst: Instance, opts: Options | None = None, seconds: float = 60.0,
+                     threads: int = 1) -> ExactResult:
+    """The pool-level integer model (the checker's `--mip`: replicas pooled per (cluster, accelerator),
+    spread dropped) with one cut per pool: the replicas that need a whole node (devices per replica
+    equal to the pool's largest node) plus the largest nodes a chosen keep option sits on are at most
+    the pool's largest nodes. Why: a keep holds its node map exactly, so the node it sits on can take
+    no whole-node replica; the pooled model ignores that and, on fleets where small running jobs sit
+    on every node, offers a gang nodes it can never have (medium family seed 29: a rigid gang of 56
+    devices in a pool of twelve 8-device nodes, eight of them holding jobs worth keeping; the pooled
+    bound 1.5 % above every plan found, 0.7 % with the cut). Valid whether or not it finished (its
+    dual bound); never on the planning path."""
+    t0 = time.perf_counter()
+    opts = build_options(inst) if opts is None else opts
+    pc = np.array([j.preempt_cost for j in inst.jobs])
+    if any(j.protected and len(opts.by_job[j.index]) == 0 for j in inst.jobs):
+        return ExactResult("Infeasible", None, None, wall_s=time.perf_counter() - t0)
+    prob = pulp.LpProblem("meridian_whole_node_cuts", pulp.LpMaximize)
+    x = [_var(prob, f"x{o}", 0, 1, pulp.LpBinary) for o in range(len(opts))]
+    objective, pool_terms, quota_terms, mig_terms = [], {}, {}, []
+    whole: dict[int, list] = {}          # pool -> replicas that take a whole largest node
+    keeps_on: dict[int, list[int]] = {}  # largest node -> keep options sitting on it
+    for o in range(len(opts)):
+        info = inst.jobs[int(opts.job[o])]
+        pool = inst.pools[int(opts.pool[o])]
+        if opts.keep[o]:
+            objective.append((float(opts.coef[o]) * info.r0 + pc[info.index]) * x[o])
+            devices = info.dpr * info.r0 * x[o]
+            for n in info.cur_nodes:
+                if int(inst.node_devices[n]) == pool.dmax:
+                    keeps_on.setdefault(n, []).append(o)
+        else:
+            n_o = _var(prob, f"n{o}", 0, int(opts.hi[o]), pulp.LpInteger)
+            prob += n_o >= int(opts.lo[o]) * x[o]
+            prob += n_o <= int(opts.hi[o]) * x[o]
+            objective.append(float(opts.coef[o]) * n_o + float(pc[info.index]) * x[o])
+            devices = info.dpr * n_o
+            if info.dpr == pool.dmax:
+                whole.setdefault(pool.index, []).append(n_o)
+        pool_terms.setdefault(pool.index, []).append(devices)
+        if info.key in inst.quotas:
+            quota_terms.setdefault(info.key, []).append(devices)
+        if opts.mig_gb[o] > 0:
+            mig_terms.append(float(opts.mig_gb[o]) * x[o])
+    for j in inst.jobs:
+        olist = opts.by_job[j.index]
+        if len(olist):
+            row = pulp.lpSum(x[o] for o in olist)
+            prob += (row == 1) if j.protected else (row <= 1)
+    for p, terms in pool_terms.items():
+        prob += pulp.lpSum(terms) <= int(inst.pools[p].capacity)
+    for key, terms in quota_terms.items():
+        prob += pulp.lpSum(terms) <= int(inst.quotas[key])
+    if inst.budget_gb is not None and mig_terms:
+        prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
+    for p, reps in whole.items():
+        big = [n for n in inst.pools[p].nodes if int(inst.node_devices[n]) == inst.pools[p].dmax]
+        held = []
+        for n in big:
+            if n in keeps_on:    # z_n >= every keep on n: the node holds a kept job
+                z = _var(prob, f"z{n}", 0, 1, pulp.LpBinary)
+                for o in keeps_on[n]:
+                    prob += z >= x[o]
+                held.append(z)
+        prob += pulp.lpSum(reps) + pulp.lpSum(held) <= len(big)
+    prob += pulp.lpSum(objective) - float(pc.sum())
+    n_vars = len(prob.variables())
+    prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
+                          threads=threads, gapRel=1e-7))
+    h = prob.solverModel
+    if h.modelStatusToString(h.getModelStatus()) == "Not Set":   # see node_milp
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(1.0, float(seconds) - (time.perf_counter() - t0)),
+                              gapRel=1e-7))
+        h = prob.solverModel
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return ExactResult(status, None, None, variables=n_vars, wall_s=time.perf_counter() - t0)
+    dual = -float(h.getInfo().mip_dual_bound) + float(prob.objective.constant)
+    bound = dual + 1e-6 * max(1.0, abs(dual)) if np.isfinite(dual) else None
+    obj = float(pulp.value(prob.objective)) if h.getInfo().primal_solution_status >= 1 else None
+    return ExactResult(status, bound, obj, variables=n_vars, wall_s=time.perf_counter() - t0)
 
 
 def _var(prob: pulp.LpProblem, name: str, lo: int, hi: int, cat: str) -> pulp.LpVariable:
@@ -175,10 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("request")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--no-spread", action="store_true", help="drop the spread term (a smaller model, looser bound)")
+    ap.add_argument("--whole-node-cuts", action="store_true",
+                    help="the pool-level integer model with whole-node cuts instead (whole_node_bound: seconds, not hours)")
     a = ap.parse_args(argv)
     with open(a.request, "rb") as f:
         req = parse_request_json(f.read())
     inst = compile_instance(req)
+    if a.whole_node_cuts:
+        res = whole_node_bound(inst, seconds=a.time_limit)
+        print(json.dumps({"status": res.status, "bound": res.bound, "model_objective": res.objective,
+                          "variables": res.variables, "wall_s": round(res.wall_s, 2), "method": "whole_node_cuts"}))
+        return 0
     res = node_milp(inst, seconds=a.time_limit, spread=not a.no_spread)
     out = {"status": res.status, "bound": res.bound, "model_objective": res.objective, "variables": res.variables,
            "wall_s": round(res.wall_s, 2), "spread": not a.no_spread}

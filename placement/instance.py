@@ -75,15 +75,36 @@ class Instance:
     # values derived from the whole instance once and read by many stages (the quota rows: placement.bound._keys;
     # each quota's members: quota_members)
     derived: dict = field(default_factory=dict, repr=False, compare=False)
+    # values derived from the fleet alone (placement.candidates' region tables and replicas per pool), shared
+    # by every instance of the same fleet: the control plane asks about one fleet epoch after epoch
+    fleet_derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def column(self, name: str) -> np.ndarray:
+        """One attribute of every job (`preempt_cost`, `protected`, `running`) as a read-only array, built
+        once per instance: the bounds, the fill and the score each built it again from 20,000 jobs at
+        planet size. A stage that changes a job's attribute after compiling (backfill pins jobs) clears
+        `derived`, the columns with it."""
+        cols = self.derived.setdefault("columns", {})
+        got = cols.get(name)
+        if got is None:
+            got = cols[name] = np.array([getattr(i, name) for i in self.jobs])
+            got.setflags(write=False)
+        return got
 
     def quota_members(self, key: tuple[str, str]) -> list[int]:
-        """The indices of the jobs of one (tenant, tier), in job order (the search's quota swaps)."""
-        members = self.derived.get("quota_members")
-        if members is None:
-            members = self.derived["quota_members"] = {}
-            for info in self.jobs:
-                members.setdefault(info.key, []).append(info.index)
-        return members.get(key, [])
+        """The indices of the jobs of one (tenant, tier), in job order (the search's quota swaps). Found per
+        key asked, once, from the quota rows where the bounds computed them: a search asks for the few keys
+        whose quota binds, and the whole map of a planet request took 10-25 ms to build."""
+        members = self.derived.setdefault("quota_members", {})
+        got = members.get(key)
+        if got is None:
+            rows = self.derived.get("quota_rows")   # placement.bound._keys: each job's quota row, where computed
+            if rows is not None and key in self.quotas:
+                got = np.flatnonzero(rows[1] == rows[0].index(key)).tolist()
+            else:
+                got = [info.index for info in self.jobs if info.key == key]
+            members[key] = got
+        return got
 
     def pause_to(self, info: JobInfo, region: str) -> float | None:
         """Seconds a job pauses to run at a new placement in `region`; None if it cannot get there."""
@@ -96,6 +117,47 @@ class Instance:
         return contract.rate(replicas, job.devices_per_replica, job.speed[accel], loc)
 
 
+@dataclass(frozen=True)
+class FleetArrays:
+    """The part of an instance that depends on the fleet alone. Shared by every instance compiled from
+    the same fleet index (`fleet_index` returns one object while the fleet's content is the same), so
+    its arrays are read-only and its pools are never changed."""
+
+    fleet: FleetIndex
+    node_devices: np.ndarray
+    node_up: np.ndarray
+    node_pool: np.ndarray
+    pools: list[Pool]
+    pool_of: dict[tuple[str, str], int]
+    derived: dict
+
+
+_last_fleet: FleetArrays | None = None
+
+
+def fleet_arrays(fx: FleetIndex) -> FleetArrays:
+    """The fleet's arrays and pools; the last ones built are reused for the same index. On a small
+    request they were a tenth of the plan, built again for every request of an unchanged fleet."""
+    global _last_fleet
+    last = _last_fleet
+    if last is not None and last.fleet is fx:
+        return last
+    node_devices = np.asarray(fx.devices, dtype=np.int64)
+    node_up = np.asarray(fx.up, dtype=bool)
+    node_pool = np.full(len(fx.names), -1, dtype=np.int64)
+    pool_of: dict[tuple[str, str], int] = {}
+    pools: list[Pool] = []
+    for (c, a), idx in fx.pool_nodes.items():
+        p = len(pools)
+        pool_of[(c, a)] = p
+        node_pool[idx] = p
+        pools.append(Pool(p, c, a, fx.region_of[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
+    for arr in (node_devices, node_up, node_pool):
+        arr.flags.writeable = False
+    out = _last_fleet = FleetArrays(fx, node_devices, node_up, node_pool, pools, pool_of, {})
+    return out
+
+
 def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Instance:
     """Index a validated request. Linear in nodes + jobs. `fleet` is the fleet's index where the
     caller holds it already (a warm re-plan keeps it with the previous solve: placement/replan.py)."""
@@ -103,33 +165,30 @@ def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Insta
     fx = fleet if fleet is not None else fleet_index(req.fleet)
     cluster_region = fx.region_of
     node_index = fx.index
-    node_devices = np.asarray(fx.devices, dtype=np.int64)
-    node_up = np.asarray(fx.up, dtype=bool)
-    node_pool = np.full(len(fx.names), -1, dtype=np.int64)
-
-    pool_of: dict[tuple[str, str], int] = {}
-    pools: list[Pool] = []
-    for (c, a), idx in fx.pool_nodes.items():
-        p = len(pools)
-        pool_of[(c, a)] = p
-        node_pool[idx] = p
-        pools.append(Pool(p, c, a, cluster_region[c], list(idx), int(node_devices[idx].sum()), fx.pool_dmax[(c, a)]))
+    fa = fleet_arrays(fx)
+    node_up = fa.node_up
+    pool_of = fa.pool_of
 
     tw = pol.tier_weights
+    tier_weight = {t: getattr(tw, t) for t in ("premium", "standard", "basic")}
     T = req.epoch_s
+    up = fx.up   # a list: the loop below reads it per node (a numpy scalar read each cost more)
     jobs: list[JobInfo] = []
     for ji, j in enumerate(req.jobs):
-        w = getattr(tw, j.tier) * j.priority
+        w = tier_weight[j.tier] * j.priority
         rep = j.replicas
-        info = JobInfo(ji, j, w, j.devices_per_replica, rep.bottom, rep.top, (j.tenant, j.tier),
-                       None if rep.allowed is None else np.array(sorted(rep.allowed), dtype=np.int64))
+        if rep.allowed is None:
+            info = JobInfo(ji, j, w, j.devices_per_replica, rep.min, rep.max, (j.tenant, j.tier))
+        else:
+            info = JobInfo(ji, j, w, j.devices_per_replica, rep.bottom, rep.top, (j.tenant, j.tier),
+                           np.array(sorted(rep.allowed), dtype=np.int64))
         cur = j.current
         if cur is not None:
             info.running = True
             info.cur_region = cluster_region[cur.cluster]
             info.cur_nodes = {node_index[n]: k for n, k in cur.nodes.items()}
             info.r0 = sum(cur.nodes.values())
-            all_up = all(node_up[n] for n in info.cur_nodes)
+            all_up = all(up[n] for n in info.cur_nodes)
             info.cur_pool = pool_of.get((cur.cluster, cur.accelerator))
             region_ok = j.regions is None or info.cur_region in j.regions
             info.keepable = all_up and rep.grants(info.r0) and region_ok and info.cur_pool is not None
@@ -144,8 +203,8 @@ def compile_instance(req: PlanRequest, fleet: FleetIndex | None = None) -> Insta
 
     quotas = {(q.tenant, q.tier): q.devices for q in req.quotas}
     return Instance(req, fx, T, pol.restart_overhead_s, pol.remote_data_penalty, pol.spread_penalty, fx.storage,
-                    fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, node_devices, node_up,
-                    node_pool, pools, pool_of, jobs, quotas, pol.migration_budget_gb)
+                    fx.links, cluster_region, fx.names, node_index, fx.cluster, fx.accelerator, fa.node_devices, node_up,
+                    fa.node_pool, fa.pools, pool_of, jobs, quotas, pol.migration_budget_gb, fleet_derived=fa.derived)
 
 
 def snap_down(info: JobInfo, r: np.ndarray | int) -> np.ndarray | int:

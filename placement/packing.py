@@ -15,18 +15,33 @@ from placement.candidates import Options
 from placement.instance import Instance, snap_down
 
 
+def _empty_fleet(inst: Instance) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """(free devices per node, each pool's up nodes, each node's position in its pool's array (-1: none),
+    free devices per pool) of the empty fleet: the fleet's alone, so kept with its arrays
+    (`Instance.fleet_derived`) for every packing of every request of that fleet. Read, never change."""
+    got = inst.fleet_derived.get("empty_fleet")
+    if got is None:
+        free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+        pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
+        node_pos = np.full(len(free), -1, dtype=np.int64)   # position of a node in its pool's array
+        for arr in pool_nodes:
+            node_pos[arr] = np.arange(len(arr))
+        pool_free = np.array([int(free[a].sum()) for a in pool_nodes], dtype=np.int64)
+        for arr in (free, node_pos, pool_free, *pool_nodes):
+            arr.flags.writeable = False
+        got = inst.fleet_derived["empty_fleet"] = (free, pool_nodes, node_pos, pool_free)
+    return got
+
+
 class Packing:
     def __init__(self, inst: Instance, opts: Options):
         self.inst = inst
         self.opts = opts
-        self.free = np.where(inst.node_up, inst.node_devices, 0).astype(np.int64)
+        free, self.pool_nodes, self.node_pos, pool_free = _empty_fleet(inst)
+        self.free = free.copy()
         self.soft = np.zeros_like(self.free)          # devices held by running jobs not yet decided
         self.soft_owner: dict[int, set[int]] = {}     # node -> undecided keepable jobs on it
-        self.pool_nodes = [np.asarray(p.nodes, dtype=np.int64) for p in inst.pools]
-        self.node_pos = np.full(len(self.free), -1, dtype=np.int64)   # position of a node in its pool's array
-        for arr in self.pool_nodes:
-            self.node_pos[arr] = np.arange(len(arr))
-        self.pool_free = np.array([int(self.free[a].sum()) for a in self.pool_nodes], dtype=np.int64)
+        self.pool_free = pool_free.copy()
         self.pool_soft = np.zeros(len(self.pool_nodes), dtype=np.int64)
         self.quota_used: dict[tuple[str, str], int] = {k: 0 for k in inst.quotas}
         self.mig_used = 0.0
@@ -127,24 +142,33 @@ class Packing:
         pass: a warm re-plan keeps thousands of running jobs (placement/replan.py), and a call each took
         a tenth of a second at planet size."""
         inst = self.inst
-        todo = [j for j in jobs if self.keep_opt[j] >= 0 and j not in self.choice]
-        if any(j in self.reserved for j in todo):
+        ko = self.keep_opt.tolist()
+        choice = self.choice
+        todo = [j for j in jobs if ko[j] >= 0 and j not in choice]
+        if self.reserved and not self.reserved.isdisjoint(todo):
             return [j for j in jobs if not self.try_keep(j)]
         nodes: list[int] = []
         devs: list[int] = []
         need: dict[tuple[str, str], int] = {}
+        quota_keys = self.quota_used
+        infos = inst.jobs
         for j in todo:
-            info = inst.jobs[j]
+            info = infos[j]
             d = info.dpr
-            for n, k in info.cur_nodes.items():
-                nodes.append(n)
-                devs.append(k * d)
-            if info.key in self.quota_used:
+            cur = info.cur_nodes
+            if len(cur) == 1:   # most jobs run on one node
+                for n, k in cur.items():
+                    nodes.append(n)
+                    devs.append(k * d)
+            else:
+                nodes.extend(cur)
+                devs.extend(k * d for k in cur.values())
+            if info.key in quota_keys:
                 need[info.key] = need.get(info.key, 0) + info.r0 * d
         idx = np.asarray(nodes, dtype=np.int64)
         dev = np.asarray(devs, dtype=np.int64)
-        demand = np.zeros_like(self.free)
-        np.add.at(demand, idx, dev)
+        demand = np.bincount(idx, weights=dev, minlength=len(self.free)).astype(np.int64) if len(idx) else \
+            np.zeros_like(self.free)
         fits = bool(np.all(self.free - self.soft >= demand)) and all(
             inst.quotas[k] - self.quota_used[k] >= v for k, v in need.items())
         if not fits:
@@ -153,10 +177,12 @@ class Packing:
         self.pool_free -= np.bincount(inst.node_pool[idx], weights=dev, minlength=len(self.pool_free)).astype(np.int64)
         for k, v in need.items():
             self.quota_used[k] += v
-        ko = self.keep_opt
+        nodes_of = self.nodes
         for j in todo:
-            self.choice[j] = int(ko[j])
-            self.nodes[j] = dict(inst.jobs[j].cur_nodes)
+            choice[j] = ko[j]
+            nodes_of[j] = dict(infos[j].cur_nodes)
+        if len(todo) == len(jobs):
+            return []
         kept = set(todo)
         return [j for j in jobs if j not in kept]
 

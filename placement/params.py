@@ -20,7 +20,11 @@ class EngineParams:
     lp_options_per_job: int = 4          # most options per job in the restricted LP
     lp_target_columns: int = 10_000      # the restricted LP's first size (then column generation): options per job
     lp_first_min_jobs: int = 10_000      # from this size the LP rounding, not a greedy pass, gives the first real plan
-    cpsat_full_max_options: int = 3_000  # above this, CP-SAT works on neighbourhoods only (placement.lns)
+    cpsat_full_max_options: int = 1_000  # above this, CP-SAT works on neighbourhoods only (placement.lns): the full
+                                         # model proves nothing there in seconds, and its time went to the moves
+                                         # (medium family, the 15 of seeds 0-39 with 1,000-3,000 options at 1 s and
+                                         # load 5: mean gap to the MIP 0.76 % at 3,000, 0.63 % at 1,000, none worse;
+                                         # seeds 40-69: 5 of 6 better; 4 seeds at 5 s: none worse)
     # the LP
     lp_share: float = 0.45               # wall clock: the LP's most
     lp_share_full: float = 0.7           # wall clock: the full LP's most (up to `lp_full_max_options`): without it the
@@ -38,6 +42,12 @@ class EngineParams:
     first_bound_compiles: float = 0.4    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
                                          # it gives no bound, and the Lagrangian stands)
     integer_bound_share: float = 0.1     # wall clock: the quota knapsacks' most, a share of the limit
+    # the proof before the LP: a few subgradient steps aimed at the first plan's objective, which on a small
+    # request where that plan is optimal often prove it in one or two steps (two-regions: one), and the LP,
+    # about half the time of such a plan, is then not needed; where they do not, they cost a few tenths of a
+    # millisecond at most (evaluations of a few dozen options)
+    quick_proof_max_options: int = 2_000
+    quick_proof_iters: int = 6
     # the subgradient bound (where no LP runs)
     subgradient_iters: int = 200
     subgradient_det_iters: int = 60
@@ -50,6 +60,11 @@ class EngineParams:
                                          # 15, 17, 3 runs at load 6: mean gap to the MIP 0.55 % at 0.4, 0.51 % at 0.15)
     rescue_det_share: float = 0.3        # CP-SAT on protected jobs alone, when the greedy broke constraint 5
     rescue_min_s: float = 0.1
+    # the exact node-level model (placement/exact.py) as the proof of a tiny request the pool-level bounds
+    # leave open (spread, nodes pooled): 6-30 jobs took 0.05-0.7 s, where the search ran the whole limit
+    exact_max_node_vars: int = 1_500      # (change option, node) pairs: the model's size
+    exact_share_of_left: float = 0.5      # wall clock: its most, a share of what is left
+    exact_det_nodes: int = 2_000          # deterministic: branch-and-bound nodes (what stops it)
     # neighbourhood search
     lns_det_share: float = 0.45          # deterministic: steps of `lns_step_s` work units, this share of the limit in all
     lns_step_s: float = 0.25

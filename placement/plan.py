@@ -42,7 +42,7 @@ from placement.realize import realize
 from placement.reasons import infeasible_reasons, unplaced_reasons
 from placement.rounding import capacity_rounding, fit_to_limits, pool_greedy
 from placement.score import Scored, score
-from placement.stop import StoppingCriterion, criterion
+from placement.stop import StoppingCriterion, criterion, safety_s
 
 GC_PAUSE_MIN_JOBS = 2_000        # from here on a plan runs with the cyclic collector paused (models.collector)
 
@@ -142,14 +142,22 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
     until = clock.deadline - tail   # where the passes stop: what is left is the tail's
 
-    # a valid bound at once (prices zero), then the LP where it fits, else subgradient steps
-    bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
-                  "lagrangian", np.zeros(len(inst.pools)))
+    # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
+    # the plan in hand, which may prove it optimal), then the LP where it fits, else subgradient steps
+    if use_cpsat and not lp_first and len(opts) <= P.quick_proof_max_options:
+        quick = lagrangian_bound(inst, opts, target=candidates.best[2].objective, max_iter=P.quick_proof_iters,
+                                 seconds=1e9, proven_gap=P.optimal_gap)
+        bound = Bound(quick.value, "lagrangian", quick.prices)
+        clock.lap("bound")
+    else:
+        bound = Bound(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
+                      "lagrangian", np.zeros(len(inst.pools)))
     lp_plan: tuple[Packing, float] | None = None   # the LP rounding and its objective
     lp_plans: list[tuple[Packing, float]] = []      # other roundings of the LP
     if lp_first and lp is not None and candidates.best[0] == "lp_rounding":
         lp_plan = (candidates.best[1], candidates.best[2].objective)
-    if use_cpsat and not lp_first and stop.may_start(realize_s + tail + 2 * P.min_stage_s):
+    if use_cpsat and not lp_first and not _proven(bound, candidates, P.optimal_gap) and (
+            stop.may_start(realize_s + tail + 2 * P.min_stage_s)):
         # the LP's share leaves room for rounding it (one packing pass) and the tail
         lp_s = stop.budget(P.lp_det_factor * limit,
                            min((P.lp_share_full if len(opts) <= P.lp_full_max_options else P.lp_share) * limit,
@@ -201,11 +209,14 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         sub = lagrangian_bound(inst, opts, target=best_obj,
                                max_iter=int(stop.budget(P.subgradient_det_iters, P.subgradient_iters)),
                                seconds=stop.budget(1e9, min(P.subgradient_max_s,
-                                                            max(P.subgradient_min_s, P.subgradient_share * limit))))
+                                                            max(P.subgradient_min_s, P.subgradient_share * limit))),
+                               proven_gap=P.optimal_gap)
         if sub.value < bound.value:
             bound = Bound(sub.value, "lagrangian", sub.prices)
         clock.lap("bound")
-        if np.any(sub.prices > 0) and stop.may_start(realize_s + tail + P.min_stage_s):
+        # a greedy pass at the prices, unless the plan in hand is proven optimal already
+        if np.any(sub.prices > 0) and not _proven(bound, candidates, P.optimal_gap) and (
+                stop.may_start(realize_s + tail + P.min_stage_s)):
             pk = greedy(inst, opts, sub.prices)
             candidates.add("greedy", pk)
             clock.lap("greedy_priced")
@@ -234,10 +245,18 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             pool_optimum_reached = res.status == "OPTIMAL" and res.bound is not None and (
                 res.bound - best_score.objective <= 2 * res.slack + 1e-9 * max(1.0, abs(res.bound)))
             clock.lap("cpsat")
+        # not for a backfill plan: it answers between epochs in milliseconds, and the next full plan
+        # reconsiders everything it leaves (the exact stage cost the Philly replay about a seventh more CPU)
+        if not _proven(bound, candidates, P.optimal_gap) and not backfill.is_backfill(inst) and (
+                _node_pairs(inst, opts) <= P.exact_max_node_vars) and stop.may_start(P.min_stage_s, until=until):
+            bound, pool_optimum_reached = _exact_stage(inst, opts, candidates, bound, stop, until, P,
+                                                       pool_optimum_reached)
+            best_name, best_pk, best_score = candidates.best
+            clock.lap("exact")
         # the search's set-up (gains, neighbourhoods, each step's model and repack) is passes over
         # every job: at the LP-first size it needs about a packing pass, measured above, to do anything
         search_needs = realize_s if lp_first else 0.0
-        if bound.value - best_score.objective > P.optimal_gap * max(abs(bound.value), 1e-9) and (
+        if not _proven(bound, candidates, P.optimal_gap) and (
                 not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
             alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
@@ -257,7 +276,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding"):
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp"):
         status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"
@@ -275,6 +294,44 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         stats=SolverStats(engine=best_name, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=cp_vars, phases_s=clock.phases),
     )
+
+
+def _node_pairs(inst: Instance, opts: Options) -> int:
+    """(change option, node of its pool) pairs: the size of the exact node-level model's placement."""
+    if not len(opts):
+        return 0
+    sizes = np.fromiter((len(p.nodes) for p in inst.pools), dtype=np.int64, count=len(inst.pools))
+    return int(sizes[opts.pool[~opts.keep]].sum())
+
+
+def _exact_stage(inst: Instance, opts: Options, candidates: _Candidates, bound: Bound, stop: StoppingCriterion,
+                 until: float, P: EngineParams, pool_optimum_reached: bool) -> tuple[Bound, bool]:
+    """The exact node-level model (placement/exact.py) on a tiny request whose plan the pool-level bounds
+    cannot prove: its dual bound replaces theirs where tighter (valid whether or not it finished), and its
+    plan, placed node by node as it stands, becomes a candidate. Returns (the bound, whether the search may
+    still find more: not once the model proved its optimum)."""
+    from placement.bound import _quiet_highs
+    from placement.exact import node_milp
+
+    _quiet_highs()   # HiGHS' banner, printed at its first construction in a process, silenced here as for the LP
+    # deterministic: stopped by its node count, the clock only a safety net far above what that takes
+    seconds = stop.budget(safety_s(inst.request.policy.time_limit_s),
+                          max(P.min_stage_s, stop.left(until=until) * P.exact_share_of_left))
+    res = node_milp(inst, opts, seconds=seconds, tolerance=1e-7, min_seconds=0.01,
+                    max_nodes=P.exact_det_nodes if stop.deterministic else None)
+    if res.bound is not None and res.bound < bound.value:
+        bound = Bound(res.bound, "node_milp", bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
+                      budget_price=bound.budget_price)
+    if res.placed:
+        pk = Packing(inst, opts)
+        ok = True
+        for j, (o, nodes) in sorted(res.placed.items(), key=lambda t: not opts.keep[t[1][0]]):
+            ok = pk.try_keep(j) if opts.keep[o] else pk.place_exact(o, nodes)
+            if not ok:
+                break
+        if ok:
+            candidates.add("node_milp", pk)
+    return bound, pool_optimum_reached or res.status == "Optimal"
 
 
 def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams

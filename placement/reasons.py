@@ -6,8 +6,8 @@ from collections import Counter
 
 import numpy as np
 
-from models.response import Unplaced
-from placement.candidates import Options
+from models.response import Unplaced, built
+from placement.candidates import Options, job_max
 from placement.instance import Instance
 from placement.packing import Packing
 
@@ -45,15 +45,13 @@ def unplaced_reasons(inst: Instance, opts: Options, pk: Packing, only: set[int] 
         st = start[has]
         need[has] = np.minimum.reduceat(opts.lo * opts.dpr, st)
         all_mig[has] = np.logical_and.reduceat(opts.mig_gb > 0, st)
-        order = np.lexsort((np.arange(len(opts)), -opts.coef, opts.job))   # per job: highest coef, first of ties
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = opts.job[order][1:] != opts.job[order][:-1]
-        best[opts.job[order[first]]] = order[first]
+        top = job_max(opts.job, opts.coef, n)[1]   # per job: highest coef, first of ties
+        best[has] = top[has]
     facts = _Facts(need.tolist(), best.tolist(), all_mig.tolist(), pool_used, free_sum, free_max)
     out: list[Unplaced] = []
     for j in jobs.tolist():
         code, reason = _reason(inst, opts, pk, j, facts)
-        out.append(Unplaced.model_construct(job=inst.jobs[j].job.id, reason=reason, code=code))
+        out.append(built(Unplaced, {"job": inst.jobs[j].job.id, "reason": reason, "code": code}))
     return out
 
 
@@ -72,10 +70,17 @@ def _pool_users(inst: Instance, opts: Options, pk: Packing) -> dict[int, Counter
         return {}
     tiers = ("premium", "standard", "basic")
     tier_ix = {t: k for k, t in enumerate(tiers)}
-    jobs = list(pk.choice)
-    pools = opts.pool[np.fromiter(pk.choice.values(), dtype=np.int64, count=len(jobs))]
-    dev = np.fromiter((sum(pk.nodes[j].values()) * inst.jobs[j].dpr for j in jobs), dtype=np.int64, count=len(jobs))
-    tier = np.fromiter((tier_ix[inst.jobs[j].job.tier] for j in jobs), dtype=np.int64, count=len(jobs))
+    jobs = np.fromiter(pk.choice, dtype=np.int64, count=len(pk.choice))
+    chosen = np.fromiter(pk.choice.values(), dtype=np.int64, count=len(jobs))
+    pools = opts.pool[chosen]
+    # a keep option holds exactly its replicas (lo = hi); only the other jobs' node maps are summed
+    dev = opts.lo[chosen] * opts.dpr[chosen]
+    moved = np.flatnonzero(~opts.keep[chosen])
+    dev[moved] = [sum(pk.nodes[j].values()) * inst.jobs[j].dpr for j in jobs[moved].tolist()]
+    tier_of = inst.derived.get("tier_ix")
+    if tier_of is None:
+        tier_of = inst.derived["tier_ix"] = np.array([tier_ix[i.job.tier] for i in inst.jobs], dtype=np.int64)
+    tier = tier_of[jobs]
     held = np.zeros((len(inst.pools), len(tiers)), dtype=np.int64)
     seen = np.zeros((len(inst.pools), len(tiers)), dtype=bool)
     np.add.at(held, (pools, tier), dev)

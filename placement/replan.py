@@ -45,10 +45,10 @@ import numpy as np
 from models.collector import collector_paused
 from models.fleet_index import FleetIndex
 from models.request import Fleet, Job, Placement, PlanRequest
-from models.response import Action, Assignment, Breakdown, PlanResponse, ReplanStats, SolverStats
+from models.response import Action, Assignment, Breakdown, PlanResponse, ReplanStats, SolverStats, built
 from placement import contract
 from placement.bound import Bound, _keys, lagrangian_value, priced_values
-from placement.candidates import Options, build_options
+from placement.candidates import Options, build_options, job_max, job_slices
 from placement.gang_insert import insert_gang
 from placement.greedy import _place_best, option_gains
 from placement.instance import Instance, JobInfo, compile_instance
@@ -66,11 +66,18 @@ class ReplanParams:
 
     max_share: float = 0.01         # (arrivals + completions + changed jobs) / previous jobs, at most
     max_chain: int = 20             # warm re-plans in a row before a full solve refreshes the prices
-    target_s: float = 1.0           # a warm re-plan aims to answer within this many seconds (parse excluded) ...
+    target_s: float = 1.0           # a warm re-plan aims to answer within this many seconds of `started` (the
+                                    # request received: parse included, as the caller counts) ...
     target_share: float = 0.5       # ... or this share of the time limit, whichever is less
-    search_share: float = 0.15      # the improvement's seconds: at most this share of the target
-    fill_share: float = 0.25        # filling freed room with waiting jobs stops past this share of the target
-    bound_min_s: float = 0.1        # the integer knapsack bound runs only with this much of the target left
+    search_share: float = 0.15      # the improvement's seconds: at most this share of the time left to the target
+    fill_share: float = 0.25        # filling freed room with waiting jobs stops past this share of that time
+    bound_min_s: float = 0.25       # the integer knapsack bound (0.1-0.2 s at planet size) runs only with this
+                                    # much time left before ...
+    reserve_s: float = 0.15         # ... the target less this reserve (the response, the state, the caller's JSON)
+    learn_s_per_job: float = 2e-5   # a full solve stops this many seconds per job earlier (at most ...
+    learn_share: float = 0.05       # ... this share of its limit) to compile its state as the plan leaves it
+    min_left_share: float = 0.4     # the fill and the search get their shares of at least this share of the
+                                    # target's seconds, however long the parse took (arrivals are still placed)
     recompile_share: float = 0.5    # past this share of jobs not as before, compile the request whole
 
 
@@ -87,8 +94,12 @@ class WarmState:
     context_digest: str
     fleet: FleetIndex                               # the compiled fleet, shared read-only
     index: Mapping[str, int]                        # job id -> its index in the request planned
-    inst: Instance                                  # that request compiled (its jobs as they were), and its
-    opts: Options                                   # options: a job that stays as it was is not compiled again
+    jobs: list[Job]                                 # that request's jobs, as they came
+    inst: Instance                                  # that request compiled as the plan leaves it (each job the
+    opts: Options                                   # plan moved running where it put it, each it stopped waiting
+                                                    # with its checkpoint where it ran), and its options: what the
+                                                    # next request holds when the control plane applied the plan,
+                                                    # so a job as the plan left it is not compiled again
     placed: Mapping[str, Assignment]                # job id -> its assignment in the plan, placed jobs only
     unmoved: frozenset[str]                         # the jobs the plan left exactly where they ran
     pool_prices: np.ndarray                         # per pool of `fleet` (its order), >= 0
@@ -113,24 +124,44 @@ class Delta(NamedTuple):
     gone: list[str]        # the ids of the completed jobs
 
 
+_last_fleet_digest: tuple[Fleet, str] | None = None
+_last_context_digest: tuple[PlanRequest, str] | None = None
+
+
 def fleet_digest(fleet: Fleet) -> str:
-    """The fleet's content digest (regions, links, clusters, node groups, down nodes, in request order)."""
-    return hashlib.sha256(fleet.model_dump_json().encode()).hexdigest()
+    """The fleet's content digest (regions, links, clusters, node groups, down nodes, in request order).
+    The last one is kept with its fleet object: one plan asks for it up to three times (the service's
+    warm-cache key, `diff`, `_remember`), a tenth of a small request's plan. Validated requests are
+    never changed, so the same object has the same digest."""
+    global _last_fleet_digest
+    last = _last_fleet_digest
+    if last is not None and last[0] is fleet:
+        return last[1]
+    digest = hashlib.sha256(fleet.model_dump_json().encode()).hexdigest()
+    _last_fleet_digest = (fleet, digest)
+    return digest
 
 
 def context_digest(req: PlanRequest) -> str:
     """Everything besides the fleet and the jobs that prices a job: epoch, quotas and the policy, less
-    the time limit and `deterministic` (how long and how to solve, not what)."""
+    the time limit and `deterministic` (how long and how to solve, not what). Kept with its request
+    object like `fleet_digest` (`diff` and `_remember` both ask)."""
+    global _last_context_digest
+    last = _last_context_digest
+    if last is not None and last[0] is req:
+        return last[1]
     pol = req.policy.model_dump(mode="json", exclude={"time_limit_s", "deterministic"})
     quotas = sorted((q.tenant, q.tier, q.devices) for q in req.quotas)
     text = json.dumps([req.epoch_s, quotas, pol], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    _last_context_digest = (req, digest)
+    return digest
 
 
 def _same_job(a: Job, b: Job) -> bool:
     """Whether two jobs have the same attributes, besides their id and where they run (or last ran)."""
     ra, rb = a.replicas, b.replicas
-    return (a.speed == b.speed and ra.min == rb.min and ra.max == rb.max and ra.allowed == rb.allowed
+    return (a.speed == b.speed and (ra is rb or ra.min == rb.min and ra.max == rb.max and ra.allowed == rb.allowed)
             and a.devices_per_replica == b.devices_per_replica and a.priority == b.priority and a.tier == b.tier
             and a.tenant == b.tenant and a.checkpoint_gb == b.checkpoint_gb and a.data_region == b.data_region
             and a.regions == b.regions)
@@ -159,7 +190,12 @@ def plan_warm(req: PlanRequest, warm: WarmState | None = None, params: EnginePar
             if got is not None:
                 return got
         learned: dict = {}
-        resp = _plan(req, use_cpsat=True, params=params, started=started, learned=learned)
+        # the solve leaves time for what the state compiles once the plan is made (`_as_applied`)
+        limit = req.policy.time_limit_s
+        learn_s = min(replan_params.learn_share * limit, replan_params.learn_s_per_job * len(req.jobs))
+        solve_req = req.model_copy(update={"policy": req.policy.model_copy(
+            update={"time_limit_s": limit - learn_s})}) if learn_s > 0 else req
+        resp = _plan(solve_req, use_cpsat=True, params=params, started=started, learned=learned)
         return resp, _remember(req, resp, learned, chain=0)
 
 
@@ -171,30 +207,33 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
     if fleet_digest(req.fleet) != warm.fleet_digest or context_digest(req) != warm.context_digest:
         return None
     old_placed, old_index, unmoved = warm.placed, warm.index, warm.unmoved
-    old_jobs = warm.inst.jobs
+    old_jobs, applied = warm.jobs, warm.inst.jobs
     keep: list[int] = []
     move: list[int] = []
     waiting: list[int] = []
     changed: list[int] = []
     arrivals: list[int] = []
-    same: list[int] = []
-    seen = 0
+    same = [-1] * len(req.jobs)
+    matched: list[int] = []   # the previous index of every job seen again
+    get_index, get_placed = old_index.get, old_placed.get
     for j, job in enumerate(req.jobs):
-        same.append(-1)
-        k = old_index.get(job.id)
+        # the common cases inline, the cheapest test first: this loop runs over every job
+        jid = job.id
+        k = get_index(jid)
         if k is None:
             arrivals.append(j)
             continue
-        seen += 1
-        old = old_jobs[k].job
-        if not _same_job(job, old):
+        matched.append(k)
+        old = old_jobs[k]
+        if job is not old and not _same_job(job, old):
             changed.append(j)
             continue
         cur = job.current
-        placed = old_placed.get(job.id)
-        if cur is None:   # (the common cases inline: this loop runs over every job)
+        placed = get_placed(jid)
+        was = applied[k].job   # as compiled: `old`, or as the plan left it where it moved or stopped the job
+        if cur is None:
             as_before = old.current is None
-            if as_before and job.checkpoint_region == old.checkpoint_region:
+            if was.current is None and job.checkpoint_region == was.checkpoint_region:
                 same[j] = k
             if placed is None:
                 waiting.append(j)
@@ -203,11 +242,13 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
             else:
                 changed.append(j)
             continue
-        as_before = _same(cur, old.current)
-        if as_before:
+        ocur = old.current
+        as_before = cur is ocur or (ocur is not None and cur.cluster == ocur.cluster
+                                    and cur.accelerator == ocur.accelerator and cur.nodes == ocur.nodes)
+        if as_before if was is old else _same(cur, was.current):
             same[j] = k
         if placed is not None:
-            if (as_before and job.id in unmoved) or _same(cur, placed):
+            if (as_before and jid in unmoved) or _same(cur, placed):
                 keep.append(j)
             elif as_before:
                 move.append(j)
@@ -217,14 +258,15 @@ def diff(req: PlanRequest, warm: WarmState, rp: ReplanParams = REPLAN_DEFAULT) -
             waiting.append(j)
         else:
             changed.append(j)
-    completions = len(old_index) - seen
+    completions = len(old_index) - len(matched)
     share = (len(arrivals) + completions + len(changed)) / max(1, len(old_index))
     if share > rp.max_share * (1 + 1e-12):
         return None
     gone: list[str] = []
-    if completions:
-        ids = {job.id for job in req.jobs}
-        gone = [i for i in old_index if i not in ids]
+    if completions:   # the previous jobs no job of this request matched
+        hit = np.zeros(len(old_jobs), dtype=bool)
+        hit[matched] = True
+        gone = [old_jobs[k].id for k in np.flatnonzero(~hit).tolist()]
     return Delta(keep, move, waiting, changed, arrivals, completions, share, same, gone)
 
 
@@ -245,14 +287,16 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     if started is not None:
         lap("parse")
     t_in = time.perf_counter()
-    target = t_in + min(rp.target_s, rp.target_share * limit)
+    span = min(rp.target_s, rp.target_share * limit)
+    target = t0 + span
+    left = max(target - t_in, rp.min_left_share * span)   # the seconds the fill's and the search's shares are of
     delta = diff(req, warm, rp)
     if delta is None:
         return None
     lap("diff")
     inst, opts = _compile(req, warm, delta, rp)
     lap("compile")
-    if any(i.protected and i.index in opts.no_option_reason for i in inst.jobs):
+    if any(inst.jobs[j].protected for j in opts.no_option_reason):
         return None
     pk, redo = _carry_over(inst, opts, delta, warm.placed)
     kept = len(pk.choice)
@@ -262,10 +306,10 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     gain0, _ = option_gains(inst, opts, None)
     todo = sorted(set(redo) | set(delta.changed) | set(delta.arrivals) | set(_room_seekers(inst, opts, warm, delta, redo)))
     if not _fill(inst, opts, pk, todo, warm.pool_prices, qp, warm.budget_price, gain0,
-                 time.perf_counter() + rp.fill_share * (target - t_in)):
+                 time.perf_counter() + rp.fill_share * left):
         return None
     lap("fill")
-    search_end = time.perf_counter() + rp.search_share * (target - t_in)
+    search_end = time.perf_counter() + rp.search_share * left
     pk, moves = _improve(inst, opts, pk, sorted(set(redo) | set(delta.changed) | set(delta.arrivals)), gain0,
                          search_end)
     phases["gang_moves"] = moves
@@ -278,8 +322,8 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     # the integer knapsacks at the same prices, tighter, where the target leaves time for them
     bound = Bound(lagrangian_value(inst, opts, warm.pool_prices, qp, warm.budget_price)[0], "lagrangian",
                   warm.pool_prices, quota_prices=qp, budget_price=warm.budget_price)
-    if target - time.perf_counter() > rp.bound_min_s:
-        ib = integer_bound(inst, opts, warm.pool_prices, qp, warm.budget_price, deadline=target)
+    if target - rp.reserve_s - time.perf_counter() > rp.bound_min_s:
+        ib = integer_bound(inst, opts, warm.pool_prices, qp, warm.budget_price, deadline=target - rp.reserve_s)
         if ib is not None and ib.value < bound.value:
             bound = Bound(ib.value, ib.method, bound.prices, quota_prices=qp, budget_price=warm.budget_price)
     lap("bound")
@@ -290,6 +334,10 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
     stats = ReplanStats(arrivals=len(delta.arrivals), completions=delta.completions, changed=len(delta.changed),
                         share=round(delta.share, 6), kept=kept, chain=warm.chain + 1)
     lap("response")
+    kept_inst = dataclasses.replace(inst, term_cache={}, derived=_kept_derived(inst))
+    state = _state(req, kept_inst, opts, assignments, unmoved, warm.fleet, warm.fleet_digest, warm.context_digest,
+                   warm.pool_prices, warm.quota_prices, warm.budget_price, obj, warm.chain + 1)
+    lap("state")
     resp = PlanResponse.model_construct(
         plan_id=None, status="optimal" if gap <= params.optimal_gap else "feasible", objective=obj, bound=ub,
         gap=gap, breakdown=Breakdown(value=sc.value, disruption=sc.disruption, spread=sc.spread),
@@ -297,8 +345,6 @@ def replan(req: PlanRequest, warm: WarmState, params: EngineParams = DEFAULT, rp
         unplaced=unplaced,
         stats=SolverStats(engine="replan", cpsat_status=None, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=0, phases_s=phases, replan=stats))
-    state = _state(req, inst, opts, assignments, unmoved, warm.fleet, warm.fleet_digest, warm.context_digest,
-                   warm.pool_prices, warm.quota_prices, warm.budget_price, obj, warm.chain + 1)
     return resp, state
 
 
@@ -321,16 +367,20 @@ def _compile(req: PlanRequest, warm: WarmState, delta: Delta, rp: ReplanParams) 
     k = 0
     new = object.__new__
     for j, (job, o) in enumerate(zip(req.jobs, same.tolist())):
-        if o >= 0:   # a copy (the previous state's stays as it was), cheaper than copy.copy
-            info = new(JobInfo)
-            info.__dict__.update(old_jobs[o].__dict__)
-            info.job = job
+        if o >= 0:
+            info = old_jobs[o]
+            if o != j or info.job is not job:   # a copy (the previous state's stays as it was), cheaper than
+                info = new(JobInfo)             # copy.copy; the same job at the same place is shared
+                info.__dict__.update(old_jobs[o].__dict__)
+                info.job = job
+                info.index = j
         else:
             info = sub_jobs[k]
             k += 1
-        info.index = j
+            info.index = j
         jobs.append(info)
-    inst = dataclasses.replace(old_inst, request=req, jobs=jobs, term_cache={}, derived={})
+    inst = dataclasses.replace(old_inst, request=req, jobs=jobs, term_cache={},
+                               derived=_spliced_derived(old_inst, sub_inst, same, dirty))
     # per new job: where its options start in [old options; sub options] and how many it has
     ob = np.searchsorted(old.job, np.arange(len(old_jobs) + 1))
     sb = np.searchsorted(sub.job, np.arange(len(sub_jobs) + 1))
@@ -352,8 +402,35 @@ def _compile(req: PlanRequest, warm: WarmState, delta: Delta, rp: ReplanParams) 
     opts = Options(np.repeat(np.arange(n, dtype=np.int64), count), cat(old.pool, sub.pool), cat(old.keep, sub.keep),
                    cat(old.lo, sub.lo), cat(old.hi, sub.hi), cat(old.unit, sub.unit), cat(old.coef, sub.coef),
                    cat(old.dpr, sub.dpr), cat(old.mig_gb, sub.mig_gb),
-                   [np.arange(bounds[j], bounds[j + 1], dtype=np.int64) for j in range(n)], reasons)
+                   job_slices(bounds), reasons)
     return inst, opts
+
+
+def _spliced_derived(old: Instance, sub: Instance, same: np.ndarray, dirty: np.ndarray) -> dict:
+    """The per-job values derived from the previous instance (`Instance.column`s, the quota rows of
+    `placement.bound._keys`) carried over to the new one: a job compiled as it was has the same values,
+    the jobs compiled again (`sub`, at `dirty`) bring theirs. What the previous instance did not derive,
+    or derived over other quota rows, is derived again when asked."""
+    out: dict = {}
+    kept = same >= 0
+    n = len(same)
+
+    def splice(old_col: np.ndarray, sub_col: np.ndarray) -> np.ndarray:
+        col = np.empty(n, dtype=old_col.dtype)
+        col[kept] = old_col[same[kept]]
+        col[dirty] = sub_col
+        col.setflags(write=False)
+        return col
+
+    cols = old.derived.get("columns")
+    if cols:
+        out["columns"] = {name: splice(col, sub.column(name)) for name, col in cols.items()}
+    rows = old.derived.get("quota_rows")
+    if rows is not None and rows[0] == list(sub.quotas):
+        pos = {k: i for i, k in enumerate(rows[0])}
+        sub_rows = np.array([pos.get(i.key, -1) for i in sub.jobs], dtype=np.int64)
+        out["quota_rows"] = (rows[0], splice(rows[1], sub_rows))
+    return out
 
 
 def _room_seekers(inst: Instance, opts: Options, warm: WarmState, delta: Delta, redo: list[int]) -> list[int]:
@@ -385,12 +462,21 @@ def _carry_over(inst: Instance, opts: Options, delta: Delta, placed: Mapping[str
     placement could not be carried over."""
     pk = Packing(inst, opts)
     jobs = inst.jobs
-    keep = sorted(delta.keep, key=lambda j: (not jobs[j].protected, j))
-    redo = pk.keep_many(keep)
-    for j in sorted(delta.move, key=lambda j: (not jobs[j].protected, j)):
+    redo = pk.keep_many(_protected_first(inst, delta.keep))
+    for j in _protected_first(inst, delta.move):
         if not _place_planned(inst, opts, pk, j, placed[jobs[j].job.id]):
             redo.append(j)
     return pk, redo
+
+
+def _protected_first(inst: Instance, js: list[int]) -> list[int]:
+    """`js` (in job order) with the protected jobs first, each part in job order."""
+    jobs = inst.jobs
+    prot = [j for j in js if jobs[j].protected]
+    if not prot:
+        return js
+    mark = set(prot)
+    return prot + [j for j in js if j not in mark]
 
 
 def _place_planned(inst: Instance, opts: Options, pk: Packing, j: int, planned: Assignment) -> bool:
@@ -429,9 +515,7 @@ def _fill(inst: Instance, opts: Options, pk: Packing, todo: list[int], pool_pric
             return False
     rest = rest[[not jobs[j].protected for j in rest.tolist()]]
     gain_p, reps_p = priced_values(inst, opts, pool_prices, quota_prices, budget_price)
-    dens = np.full(len(jobs), -np.inf)
-    if len(opts):
-        np.maximum.at(dens, opts.job, gain_p / np.maximum(reps_p * opts.dpr, 1))
+    dens = job_max(opts.job, gain_p / np.maximum(reps_p * opts.dpr, 1), len(jobs))[0]
     rest = rest[np.lexsort((rest, -dens[rest]))]
     rest = rest[could_fit(pk, rest)]   # room only shrinks: most waiting jobs fit nowhere, dropped in one pass
     for j in fill_order(pk, rest):
@@ -495,9 +579,13 @@ def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0:
             cand, touched = moved
             delta = sum(net_of(inst, cand, (k,)) - net_of(inst, pk, (k,)) for k in touched)
             if improves(delta):
+                # only the pools the move touched change: theirs are computed again
+                redo = {int(opts.pool[x.choice[k]]) for x in (pk, cand) for k in touched if k in x.choice}
+                redo = (redo | {int(opts.pool[o])}) & pools
                 pk = cand
                 kept += 1
-                occupancy = _occupancy(inst, opts, pk, pools)
+                occupancy = {p: v for p, v in occupancy.items() if p not in redo}
+                occupancy.update(_occupancy(inst, opts, pk, redo))
                 break
     return pk, kept
 
@@ -536,8 +624,8 @@ def _score(inst: Instance, opts: Options, pk: Packing) -> Scored:
     out = Scored(value=float((opts.unit[ko] * r0).sum()), spread=float(((opts.unit[ko] - opts.coef[ko]) * r0).sum()))
     placed = np.zeros(n, dtype=bool)
     placed[js] = True
-    pc = np.array([i.preempt_cost for i in inst.jobs]) if n else np.zeros(0)
-    running = np.array([i.running for i in inst.jobs], dtype=bool) if n else np.zeros(0, dtype=bool)
+    pc = inst.column("preempt_cost") if n else np.zeros(0)
+    running = inst.column("running").astype(bool) if n else np.zeros(0, dtype=bool)
     out.disruption = float(pc[running & ~placed].sum())
     touched = np.union1d(js[~kept], np.flatnonzero(running & ~placed))
     actions: list[Action] = []
@@ -565,21 +653,23 @@ def _assignments(inst: Instance, opts: Options, pk: Packing, before: Mapping[str
     placement) rather than building it again (20,000 of them took a fifth of a second)."""
     out: list[Assignment] = []
     unmoved: list[str] = []
-    keep = opts.keep
-    for j in sorted(pk.choice):
-        job = inst.jobs[j].job
-        o = pk.choice[j]
-        if keep[o]:
+    js = sorted(pk.choice)
+    choice = pk.choice
+    kept = opts.keep[np.array([choice[j] for j in js], dtype=np.int64)].tolist() if js else []
+    jobs = inst.jobs
+    for j, keep in zip(js, kept):
+        job = jobs[j].job
+        if keep:
             unmoved.append(job.id)
             if j in carried:
                 a = before[job.id]
             else:
                 cur = job.current
-                a = Assignment.model_construct(job=job.id, cluster=cur.cluster, accelerator=cur.accelerator,
-                                               nodes=dict(cur.nodes))
+                a = built(Assignment, {"job": job.id, "cluster": cur.cluster, "accelerator": cur.accelerator,
+                                       "nodes": dict(cur.nodes)})
         else:
             c, acc, nodes = pk.placement_of(j)
-            a = Assignment.model_construct(job=job.id, cluster=c, accelerator=acc, nodes=nodes)
+            a = built(Assignment, {"job": job.id, "cluster": c, "accelerator": acc, "nodes": nodes})
         out.append(a)
     return out, frozenset(unmoved)
 
@@ -589,7 +679,8 @@ def _remember(req: PlanRequest, resp: PlanResponse, learned: dict, chain: int) -
     if "packing" not in learned or resp.status == "infeasible":
         return None
     # the instance without what the search cached on it (scored placements: tens of MB at planet size)
-    inst: Instance = dataclasses.replace(learned["inst"], term_cache={}, derived={})
+    inst: Instance = dataclasses.replace(learned["inst"], term_cache={},
+                                         derived=_kept_derived(learned["inst"]))
     bound: Bound = learned["bound"]
     keys = _keys(inst)[0]
     qp = bound.quota_prices if bound.quota_prices is not None else np.zeros(len(keys))
@@ -601,13 +692,57 @@ def _remember(req: PlanRequest, resp: PlanResponse, learned: dict, chain: int) -
                   context_digest(req), pool_prices, quota_prices, max(0.0, float(bound.budget_price)), float(resp.objective), chain)
 
 
+def _kept_derived(inst: Instance) -> dict:
+    """What a state keeps of an instance's derived values: the per-job arrays the next re-plan splices
+    (`_spliced_derived`), not the search's caches."""
+    return {k: inst.derived[k] for k in ("columns", "quota_rows") if k in inst.derived}
+
+
 def _state(req: PlanRequest, inst: Instance, opts: Options, assignments: list[Assignment], unmoved: frozenset[str],
            fleet: FleetIndex, fdigest: str, cdigest: str,
            pool_prices: np.ndarray, quota_prices: Mapping[tuple[str, str], float], budget_price: float,
            objective: float, chain: int) -> WarmState:
-    """A `WarmState` of the plan `assignments` of `req`."""
+    """A `WarmState` of the plan `assignments` of `req` (compiled as `inst`, `opts`)."""
     prices = np.array(pool_prices, dtype=float)
     prices.setflags(write=False)
-    return WarmState(fdigest, cdigest, fleet, {job.id: j for j, job in enumerate(req.jobs)}, inst, opts,
-                     {a.job: a for a in assignments}, unmoved, prices, dict(quota_prices), float(budget_price),
-                     objective, chain)
+    index = {job.id: j for j, job in enumerate(req.jobs)}
+    placed = {a.job: a for a in assignments}
+    state = WarmState(fdigest, cdigest, fleet, index, list(req.jobs), inst, opts, placed, unmoved, prices,
+                      dict(quota_prices), float(budget_price), objective, chain)
+    inst, opts = _as_applied(req, state)
+    return dataclasses.replace(state, inst=inst, opts=opts)
+
+
+def _as_applied(req: PlanRequest, state: WarmState) -> tuple[Instance, Options]:
+    """`req` as the control plane leaves it once it applied the plan (`datasets.churn.applied`): each job
+    the plan placed elsewhere than it ran now runs there, each running job it stopped waits with its
+    checkpoint in the region it ran in; compiled by splicing (`_compile`), the other jobs as they are.
+    Why: after a full solve half the jobs of a planet request start or move, and the next request, which
+    holds them running there, compiled them all again (a quarter of a second); the plan's own answer pays
+    for compiling them once, here."""
+    jobs = req.jobs
+    region_of = state.fleet.region_of
+    new_jobs = list(jobs)
+    same = list(range(len(jobs)))
+    unmoved, placed = state.unmoved, state.placed
+    for j, job in enumerate(jobs):
+        jid = job.id
+        if jid in unmoved:   # (most jobs: left exactly where they ran)
+            continue
+        a = placed.get(jid)
+        cur = job.current
+        if a is not None:
+            if _same(cur, a):
+                continue
+            to = built(Placement, {"cluster": a.cluster, "accelerator": a.accelerator, "nodes": dict(a.nodes)})
+            new_jobs[j] = job.model_copy(update={"current": to, "checkpoint_region": None})
+        elif cur is not None:
+            new_jobs[j] = job.model_copy(update={"current": None, "checkpoint_region": region_of[cur.cluster]})
+        else:
+            continue
+        same[j] = -1
+    if all(k >= 0 for k in same):
+        return state.inst, state.opts
+    applied = req.model_copy(update={"jobs": new_jobs})
+    delta = Delta([], [], [], [], [], 0, 0.0, same, [])
+    return _compile(applied, state, delta, REPLAN_DEFAULT)

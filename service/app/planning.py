@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import BadRequest, PlanRequest, PlanResponse, decode_json, parse_request
+from models.reparse import memo_key, reparse_request
 from models.validate import Limits
 from service.app.admission import Admission, Overloaded, Ticket
 from service.app.config import Settings
@@ -94,13 +95,23 @@ INLINE_PARSE_MAX_BYTES = 16 * 1024
 HOLD_COLLECTOR_MIN_BYTES = 64 * 1024
 
 
-def parse_body(body: bytes, limits: Limits, received: float | None = None) -> Parsed:
+def parse_body(body: bytes, limits: Limits, received: float | None = None, memos: WarmCache | None = None
+               ) -> Parsed:
     """Body bytes to a validated request, or BadRequest naming every fault. The size caps come first
     (`models.validate`), so a fleet of a billion nodes costs a comparison, not an enumeration.
-    `received` (`time.perf_counter()`) is when the body was in hand; `parse_s` counts from there."""
+    `received` (`time.perf_counter()`) is when the body was in hand; `parse_s` counts from there.
+    `memos`: what parsing each fleet's last request learned (`models.reparse`, keyed by the fleet's exact
+    JSON): the jobs sent exactly as then are not validated again, and this parse's memo replaces it."""
     received = time.perf_counter() if received is None else received
     data = decode_json(body)
-    req = parse_request(data, limits=limits)
+    key = memo_key(data) if memos is not None and memos.size > 0 else None
+    if key is None:
+        req = parse_request(data, limits=limits)
+    else:
+        assert memos is not None
+        req, memo = reparse_request(data, memos.get(key), limits)
+        if memo is not None:
+            memos.put(key, memo)
     digest = request_digest(req)
     original = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return Parsed(digest, original, req, time.perf_counter() - received)
@@ -158,6 +169,8 @@ class PlanService:
         self.replanner = replanner
         self.fleet_key = fleet_key
         self.warm = WarmCache(settings.warm_cache)
+        # what parsing each fleet's last large request learned (models.reparse), as many fleets as warm states
+        self.parse_memos = WarmCache(settings.warm_cache)
         self.engine_error: str | None = None
         self.admission = Admission(settings.workers, settings.queue, settings.max_wait_s, settings.min_budget_s)
         metrics.bind(lambda: self.admission.waiting, lambda: self.admission.running)
@@ -270,7 +283,7 @@ class PlanService:
         if large:
             self.collector_hold.acquire()
         try:
-            parsed = await self._run(self._cpu_pool, parse_body, body, self.limits, received)
+            parsed = await self._run(self._cpu_pool, parse_body, body, self.limits, received, self.parse_memos)
             return await self._dispatch(parsed, dry_run, key, warm)
         finally:
             if large:

@@ -145,3 +145,37 @@ def test_a_running_job_goes_back_in_place_of_a_new_job_worth_less_that_took_its_
     best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
     assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 4}) and best.placement_of(1) is None
     assert gained > 0
+
+
+TWO_NODES = fleet(cluster("c", "us", ("n-", 2, "H100", 8)))
+
+
+def _gold_holds_part_of_the_quota(gold_replicas: int, gold_priority: float):
+    """Tenant t's standard quota of 8 devices: "gold" (1-device replicas, worth more per device) holds
+    part of it on n-0; "gang" (8 devices, worth less per device, worth more in all) waits."""
+    data = request(TWO_NODES, [job("gold", gold_replicas, gold_replicas, tenant="t", priority=gold_priority),
+                               job("gang", 1, 1, devices_per_replica=8, tenant="t")],
+                   quotas=[{"tenant": "t", "tier": "standard", "devices": 8}])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    pk._commit(0, change_option(opts, 0), {inst.node_index["n-0"]: gold_replicas})
+    gain, _ = option_gains(inst, opts, None)
+    return inst, opts, pk, gain
+
+
+def test_a_gang_worth_less_per_device_takes_a_quota_with_room_to_spare_when_it_is_worth_more_in_all():
+    inst, opts, pk, gain = _gold_holds_part_of_the_quota(2, 2.0)   # gold: 2 devices worth 20 each; gang: 8 worth 10
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(0) is None
+    cluster_, accel, nodes = best.placement_of(1)
+    assert (cluster_, accel, sum(nodes.values())) == ("c", "H100", 1)
+    # value 10 (standard) x devices x priority, less a start's 30 s pause in the 300 s epoch: 72 for 36
+    assert np.isclose(gained, 80.0 * 0.9 - 40.0 * 0.9)
+    assert np.isclose(score(inst, best.placed_map()).objective, score(inst, pk.placed_map()).objective + gained)
+
+
+def test_a_gang_never_takes_a_quota_from_jobs_worth_more_in_all_than_it_is():
+    inst, opts, pk, gain = _gold_holds_part_of_the_quota(4, 3.0)   # gold: 4 devices worth 30 each (120) > gang's 80
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert (kept, gained) == (0, 0.0) and best.placement_of(0) == ("c", "H100", {"n-0": 4})
+    assert best.placement_of(1) is None

@@ -12,9 +12,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasets.churn import next_epoch
+from datasets.churn import applied, next_epoch
 from datasets.requests import generate
 from placement import plan
+from placement.candidates import build_options
+from placement.instance import compile_instance
 from placement.replan import ReplanParams, plan_warm
 from tests.placement.test_bound_brute_force import brute_force_optimum, tiny_requests
 from tests.support.requests import check, parsed
@@ -145,3 +147,36 @@ def test_a_job_that_stopped_running_otherwise_than_planned_is_placed_again() -> 
     r = resp.stats.replan
     assert (r.arrivals, r.changed, r.share) == (1, 1, 0.01)
     check(nxt, resp)
+
+
+def _compiled(inst, opts) -> tuple[list, list, dict]:
+    """An instance's jobs (every compiled field, the job as its JSON) and each job's options (as a set:
+    a job's options come in the order its compile met their accelerator types, which a compile of a few
+    jobs meets otherwise than a compile of all), comparable."""
+    jobs = []
+    for i in inst.jobs:
+        d = {k: v for k, v in vars(i).items() if k not in ("job", "allowed")}
+        jobs.append((d, i.job.model_dump(), None if i.allowed is None else i.allowed.tolist()))
+    cols = ("pool", "keep", "lo", "hi", "unit", "coef", "dpr", "mig_gb")
+    options = [sorted(tuple(getattr(opts, k)[o].item() for k in cols) for o in b.tolist()) for b in opts.by_job]
+    assert all(opts.job[b].tolist() == [j] * len(b) for j, b in enumerate(opts.by_job))
+    return jobs, options, dict(opts.no_option_reason)
+
+
+def test_the_state_holds_the_request_compiled_as_the_plan_leaves_it() -> None:
+    """What the next request holds once the control plane applied the plan (`datasets.churn.applied`) is
+    compiled with the plan's answer, exactly as a cold compile of that request, after a full solve and
+    after a warm re-plan: the first re-plan after a full solve, which found half a planet's jobs started
+    or moved, no longer compiles them again."""
+    base = generate(800, 200, 2, seed=4, time_limit_s=0.5)
+    resp, warm = plan_warm(parsed(base))
+    done = applied(base, json.loads(resp.model_dump_json(by_alias=True)))
+    cold = compile_instance(parsed(done))
+    assert _compiled(warm.inst, warm.opts) == _compiled(cold, build_options(cold))
+    nxt = next_epoch(base, json.loads(resp.model_dump_json(by_alias=True)), 1, 1, seed=5)
+    resp2, warm2 = plan_warm(parsed(nxt), warm)
+    assert resp2.stats.engine == "replan"
+    done2 = applied(nxt, json.loads(resp2.model_dump_json(by_alias=True)))
+    cold2 = compile_instance(parsed(done2))
+    assert _compiled(warm2.inst, warm2.opts) == _compiled(cold2, build_options(cold2))
+

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from datasets.requests import generate
-from models import parse_request
+from models import BadRequest, parse_request
+from models.validate import Limits
 from service.app import Settings, create_app, planning
-from service.app.store import legacy_request_digest
+from service.app.store import legacy_request_digest, request_digest
+from service.app.warm import WarmCache
 from tests.support.service import assert_plan_passes, json_client
 
 
@@ -75,3 +77,27 @@ def test_a_key_recorded_with_the_legacy_digest_still_replays(sqlite_settings: Se
         req["jobs"][0]["priority"] = 2.5
         other = c.post("/plan", content=json.dumps(req), headers={"Idempotency-Key": "k-legacy"})
         assert other.status_code == 409
+
+
+def test_the_next_large_request_of_a_fleet_reuses_the_jobs_parsed_before() -> None:
+    """`parse_body` with the service's memos (`models.reparse`): the jobs sent as before are the models
+    parsed before, a changed job is parsed again, and the request is the one a cold parse gives."""
+    memos = WarmCache(4)
+    req = generate(devices=2000, jobs=600, regions=2, seed=3)
+    first = planning.parse_body(json.dumps(req).encode(), Limits(), memos=memos)
+    req["jobs"][0]["priority"] = 3.0
+    second = planning.parse_body(json.dumps(req).encode(), Limits(), memos=memos)
+    assert second.model.jobs[0].priority == 3.0 and second.model.jobs[0] is not first.model.jobs[0]
+    assert all(a is b for a, b in zip(second.model.jobs[1:], first.model.jobs[1:]))
+    assert second.digest == request_digest(parse_request(copy.deepcopy(req)))
+    assert len(memos.fleets()) == 1
+
+
+def test_a_request_parsed_with_a_memo_is_refused_like_a_cold_one() -> None:
+    memos = WarmCache(4)
+    req = generate(devices=2000, jobs=600, regions=2, seed=3)
+    planning.parse_body(json.dumps(req).encode(), Limits(), memos=memos)
+    req["jobs"][4]["priority"] = True
+    with pytest.raises(BadRequest) as exc:
+        planning.parse_body(json.dumps(req).encode(), Limits(), memos=memos)
+    assert [e.path for e in exc.value.errors] == ["jobs[4].priority"]
