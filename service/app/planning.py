@@ -462,8 +462,10 @@ class PlanService:
         previous warm state (if any, and unless `warm` is False) goes in and the state this solve learned
         replaces it; a dry run reads the state but leaves it as it was (it changes nothing real)."""
         assert self.planner is not None
+        from placement.replan import warm_applies  # loaded with the engine (`_load_engine`)
+
         if (self.replanner is None or self.fleet_key is None or self.warm.size <= 0
-                or req.policy.deterministic):
+                or not warm_applies(req)):
             return self.planner(req, started=started)
         fleet = self.fleet_key(req.fleet)
         resp, state = self.replanner(req, self.warm.get(fleet) if warm else None, started=started)

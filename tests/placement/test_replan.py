@@ -180,3 +180,12 @@ def test_the_state_holds_the_request_compiled_as_the_plan_leaves_it() -> None:
     cold2 = compile_instance(parsed(done2))
     assert _compiled(warm2.inst, warm2.opts) == _compiled(cold2, build_options(cold2))
 
+
+
+def test_a_request_where_one_percent_is_less_than_one_job_is_planned_in_full_and_learns_nothing() -> None:
+    # 30 jobs: only an identical request could be answered warm, so no state is kept to answer it
+    data = generate(128, 30, 2, seed=1, time_limit_s=0.5)
+    resp, state = plan_warm(parsed(data))
+    check(data, resp)
+    assert state is None and resp.stats.replan is None and resp.stats.engine != "replan"
+    assert plan_warm(parsed(data), state)[1] is None

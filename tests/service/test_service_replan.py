@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -96,3 +97,14 @@ def test_a_dry_run_reads_the_warm_state_but_leaves_it(sqlite_settings: Settings)
         assert dry["stats"]["engine"] == "replan"
         real, _ = _post(c, nxt)
         assert real["stats"]["replan"]["chain"] == 1   # started from the full plan, not from the dry run
+
+
+def test_a_small_request_sent_again_is_planned_in_full(sqlite_settings: Settings) -> None:
+    # the two-regions example, a handful of jobs: a warm state could only answer an identical request,
+    # and the full solve costs about what keeping one does
+    data = json.loads((Path(__file__).resolve().parents[2] / "examples" / "two-regions.json").read_text())
+    with json_client(create_app(sqlite_settings)) as c:
+        _post(c, data)
+        again, headers = _post(c, data)
+    assert again["stats"]["replan"] is None and again["stats"]["engine"] != "replan"
+    assert "x-meridian-replan" not in headers
