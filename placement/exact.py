@@ -43,6 +43,24 @@ class ExactResult:
     wall_s: float = 0.0
 
 
+def _shared_rows(prob: pulp.LpProblem, inst: Instance, opts: Options, x: list, capacity: list[tuple[list, int]],
+                 quota_terms: dict, mig_terms: list) -> None:
+    """The rows the node-level and the whole-node-cut models share, in one order, so they cannot drift:
+    one option per job at most (exactly one for a protected job), each capacity row (a node's or a
+    pool's devices), each (tenant, tier) quota, the MIG memory budget."""
+    for j in inst.jobs:
+        olist = opts.by_job[j.index]
+        if len(olist):
+            row = pulp.lpSum(x[o] for o in olist)
+            prob += (row == 1) if j.protected else (row <= 1)
+    for terms, cap in capacity:
+        prob += pulp.lpSum(terms) <= cap
+    for key, terms in quota_terms.items():
+        prob += pulp.lpSum(terms) <= int(inst.quotas[key])
+    if inst.budget_gb is not None and mig_terms:
+        prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
+
+
 def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
               threads: int = 1, tolerance: float = 1e-6, min_seconds: float = 1.0,
               max_nodes: int | None = None) -> ExactResult:
@@ -108,18 +126,8 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
             quota_terms.setdefault(info.key, []).append(devices)
         if opts.mig_gb[o] > 0:
             mig_terms.append(float(opts.mig_gb[o]) * x[o])
-    for j in inst.jobs:
-        olist = opts.by_job[j.index]
-        if len(olist) == 0:
-            continue
-        row = pulp.lpSum(x[o] for o in olist)
-        prob += (row == 1) if j.protected else (row <= 1)
-    for n, terms in node_terms.items():
-        prob += pulp.lpSum(terms) <= int(inst.node_devices[n])
-    for key, terms in quota_terms.items():
-        prob += pulp.lpSum(terms) <= int(inst.quotas[key])
-    if inst.budget_gb is not None and mig_terms:
-        prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
+    _shared_rows(prob, inst, opts, x, [(terms, int(inst.node_devices[n])) for n, terms in node_terms.items()],
+                 quota_terms, mig_terms)
     prob += pulp.lpSum(objective) + const
     n_vars = len(prob.variables())
     extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
@@ -197,17 +205,8 @@ def whole_node_bound(inst: Instance, opts: Options | None = None, seconds: float
             quota_terms.setdefault(info.key, []).append(devices)
         if opts.mig_gb[o] > 0:
             mig_terms.append(float(opts.mig_gb[o]) * x[o])
-    for j in inst.jobs:
-        olist = opts.by_job[j.index]
-        if len(olist):
-            row = pulp.lpSum(x[o] for o in olist)
-            prob += (row == 1) if j.protected else (row <= 1)
-    for p, terms in pool_terms.items():
-        prob += pulp.lpSum(terms) <= int(inst.pools[p].capacity)
-    for key, terms in quota_terms.items():
-        prob += pulp.lpSum(terms) <= int(inst.quotas[key])
-    if inst.budget_gb is not None and mig_terms:
-        prob += pulp.lpSum(mig_terms) <= float(inst.budget_gb)
+    _shared_rows(prob, inst, opts, x, [(terms, int(inst.pools[p].capacity)) for p, terms in pool_terms.items()],
+                 quota_terms, mig_terms)
     for p, reps in whole.items():
         big = [n for n in inst.pools[p].nodes if int(inst.node_devices[n]) == inst.pools[p].dmax]
         held = []
