@@ -13,7 +13,7 @@ import pytest
 
 import placement.greedy as greedy_module
 from datasets.requests import generate, generate_family
-from models import parse_request
+from models import PlanResponse, parse_request
 from placement import greedy_plan, plan
 from placement.bound import lagrangian_bound, lp_bound
 from placement.candidates import build_options
@@ -23,6 +23,17 @@ from placement.score import score
 from tests.support.requests import check
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-regions.json"
+
+
+def _planned(devices: int, jobs: int, regions: int, seed: int, mode: str | None = None) -> PlanResponse:
+    """A generated request planned deterministically (5 s limit), its plan held to the checker."""
+    data = generate(devices=devices, jobs=jobs, regions=regions, seed=seed, time_limit_s=5.0)
+    data["policy"]["deterministic"] = True
+    if mode is not None:
+        data["policy"]["mode"] = mode
+    resp = plan(parse_request(data))
+    check(data, resp)
+    return resp
 
 
 def two_regions() -> dict:
@@ -46,10 +57,7 @@ def test_two_regions_is_proven_optimal_by_the_subgradient_without_the_lp() -> No
 
 
 def test_a_plan_the_first_steps_cannot_prove_still_gets_the_lp() -> None:
-    data = generate(devices=64, jobs=12, regions=2, seed=1, time_limit_s=5.0)
-    data["policy"]["deterministic"] = True
-    resp = plan(parse_request(data))
-    check(data, resp)
+    resp = _planned(64, 12, 2, seed=1)
     assert resp.status == "optimal"
     assert "lp" in resp.stats.phases_s
 
@@ -125,16 +133,13 @@ def test_requests_of_one_fleet_share_its_arrays_read_only() -> None:
 def test_a_tiny_request_the_pool_bounds_leave_open_is_proven_by_the_exact_node_model() -> None:
     # six jobs on 32 devices: the pool-level bounds stay 0.18 % above the plan, and the search used to run
     # the whole limit; the node-level model proves the plan optimal
-    data = generate(devices=32, jobs=6, regions=1, seed=2, time_limit_s=5.0)
-    data["policy"]["deterministic"] = True
-    first = plan(parse_request(data))
-    check(data, first)
+    first = _planned(32, 6, 1, seed=2)
     assert first.status == "optimal"
     assert first.stats.bound_method == "node_milp"
     assert first.objective == pytest.approx(527.6134264426668, rel=1e-12)
     assert first.objective <= first.bound <= first.objective * (1 + 1e-6)
     assert "exact" in first.stats.phases_s and "lns" not in first.stats.phases_s
-    again = plan(parse_request(data))
+    again = _planned(32, 6, 1, seed=2)
     assert again.model_dump(exclude={"solve_s", "stats"}) == first.model_dump(exclude={"solve_s", "stats"})
 
 
@@ -152,11 +157,7 @@ def test_the_exact_node_model_stays_off_the_path_of_requests_past_its_size() -> 
 def test_a_backfill_plan_never_runs_the_exact_node_model() -> None:
     # the request the exact model proves above, as a backfill plan: answered between epochs, it keeps to
     # the pool-level stages (the same plan, not proven), and the next full plan reconsiders it
-    data = generate(devices=32, jobs=6, regions=1, seed=2, time_limit_s=5.0)
-    data["policy"]["deterministic"] = True
-    data["policy"]["mode"] = "backfill"
-    response = plan(parse_request(data))
-    check(data, response)
+    response = _planned(32, 6, 1, seed=2, mode="backfill")
     assert "exact" not in response.stats.phases_s
     assert response.stats.bound_method != "node_milp"
     assert response.objective == pytest.approx(527.6134264426668, rel=1e-12)
