@@ -266,6 +266,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             if lstats["steps"]:
                 cp_status = cp_status or "FEASIBLE"
             clock.phases["lns_steps"] = lstats["steps"]
+            clock.phases["lns_early_steps"] = lstats.get("early_steps", 0)
             clock.phases["lns_improved"] = lstats["improved"]
             clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")

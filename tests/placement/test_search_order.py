@@ -1,0 +1,38 @@
+"""The neighbourhood search's order under the wall clock (placement/lns.py): a few CP-SAT steps where the
+LP disagrees with the plan run between the gang moves and the option moves, the first always and each
+next only while the last gained at least a share of what the gang moves gained per second; a
+deterministic plan keeps its counted steps for after the moves."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from datasets.requests import generate_family
+from placement.params import DEFAULT
+from placement.plan import plan
+from tests.support.requests import parsed
+
+# the steps get what the gang moves leave (a tenth of the search), so three fit even on a loaded machine
+ROOMY = dataclasses.replace(DEFAULT, gang_moves_share=0.1, lns_early_share=1.0)
+
+
+def _medium(deterministic: bool = False):
+    data = generate_family("medium", 37)
+    data["policy"]["time_limit_s"] = 2.0
+    if deterministic:
+        data["policy"]["deterministic"] = True
+    return parsed(data)
+
+
+def test_the_cpsat_steps_before_the_option_moves_stop_after_one_that_gains_too_little_per_second() -> None:
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=1e12)   # no step gains that much
+    assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 1
+
+
+def test_the_cpsat_steps_before_the_option_moves_all_run_without_a_rate_to_meet() -> None:
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=0.0)
+    assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 3
+
+
+def test_a_deterministic_plan_runs_no_cpsat_step_before_the_option_moves() -> None:
+    assert plan(_medium(deterministic=True), ROOMY).stats.phases_s["lns_early_steps"] == 0
