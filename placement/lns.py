@@ -49,7 +49,7 @@ def _kept_room(inst: Instance, opts: Options, pk: Packing, free: set[int] | None
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
         stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
         lp_n: np.ndarray | None = None, alternatives: list[tuple[Packing, float]] | None = None,
-        best_objective: float = 0.0) -> tuple[Packing, dict[str, int]]:
+        best_objective: float = 0.0, bound: float | None = None) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
     work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
     `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows;
@@ -166,6 +166,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # and at 1 s the option moves used to take the time before any step ran (medium family seed 37). Only
     # under the wall clock: the rule reads it, and a deterministic plan's step budget is a count of two or so
     early = params.lns_early_steps if lp_x is not None and not stop.deterministic else 0
+    if early and bound is not None and bound - top[0] < params.lns_early_min_gap * max(abs(bound), 1e-9):
+        early = 0   # the plan is close to the bound already: the option moves' small gains are what is left
     if early:
         t1 = time.perf_counter()
         until = min(deadline, t1 + params.lns_early_share * max(0.0, deadline - t1))

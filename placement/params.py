@@ -83,6 +83,8 @@ class EngineParams:
     lns_early_rate: float = 0.5          # the next runs only while the last gained at least this x the gang moves' gain
                                          # per second (large family seeds 0-9 at 5 s: all four steps cost 0.44 % on
                                          # average, 9 of 10 worse; with this rule 0.02 %, 4 better, 5 worse)
+    lns_early_min_gap: float = 0.01      # only while the plan is at least this far below the bound (else they cost the
+                                         # option moves' small gains: medium 40-59 at 1 s paired -0.014 % -> -0.005 %)
     lns_early_share: float = 0.5         # wall clock: their most, a share of what is left after the gang moves
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)

@@ -260,7 +260,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                 not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
             alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
-                             lp_n=bound.n, alternatives=alts, best_objective=best_score.objective)
+                             lp_n=bound.n, alternatives=alts, best_objective=best_score.objective,
+                             bound=bound.value)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:

@@ -1,7 +1,7 @@
 """The neighbourhood search's order under the wall clock (placement/lns.py): a few CP-SAT steps where the
 LP disagrees with the plan run between the gang moves and the option moves, the first always and each
-next only while the last gained at least a share of what the gang moves gained per second; a
-deterministic plan keeps its counted steps for after the moves."""
+next only while the last gained at least a share of what the gang moves gained per second, and none
+once the plan is close to the bound; a deterministic plan keeps its counted steps for after the moves."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from placement.plan import plan
 from tests.support.requests import parsed
 
 # the steps get what the gang moves leave (a tenth of the search), so three fit even on a loaded machine
-ROOMY = dataclasses.replace(DEFAULT, gang_moves_share=0.1, lns_early_share=1.0)
+ROOMY = dataclasses.replace(DEFAULT, gang_moves_share=0.1, lns_early_share=1.0, lns_early_min_gap=0.0)
 
 
 def _medium(deterministic: bool = False):
@@ -32,6 +32,11 @@ def test_the_cpsat_steps_before_the_option_moves_stop_after_one_that_gains_too_l
 def test_the_cpsat_steps_before_the_option_moves_all_run_without_a_rate_to_meet() -> None:
     params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=0.0)
     assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 3
+
+
+def test_no_cpsat_step_runs_before_the_option_moves_once_the_plan_is_within_the_gap_of_the_bound() -> None:
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=0.0, lns_early_min_gap=1.0)
+    assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 0
 
 
 def test_a_deterministic_plan_runs_no_cpsat_step_before_the_option_moves() -> None:
