@@ -31,7 +31,8 @@ such starts do not count against `most`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from executor.schedulers.packing import FreeMap
@@ -50,7 +51,8 @@ class Reservation:
 
 
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
-                      preempt_margin: float | None = None) -> Reservation | None:
+                      preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
+                      drain_by_held: bool = False, clear_factor: float | None = None) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -84,7 +86,11 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
             continue
         p = free.place(head, want, head.checkpoint_region)
         if p is None and preempt_margin is not None and (head.tenant, "premium") not in quota_keys:
-            cleared = _clearing(request, free, occupants, head, want, preempt_margin)
+            eligible = None
+            if held_s is not None and clear_factor is not None:
+                floor_s = clear_factor * held_s.get(head.id, 0.0)
+                eligible = lambda o: held_s.get(o.id, 0.0) > floor_s  # noqa: E731
+            cleared = _clearing(request, free, occupants, head, want, preempt_margin, eligible)
             if cleared is not None:
                 p, victims = cleared
                 preempted += 1
@@ -102,7 +108,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                                                        "replicas": Replicas(min=want, max=want)})
             continue
         before = {key: dict(pool.free) for key, pool in free.pools.items()}
-        spot = free.reserve(head, want, head.checkpoint_region)
+        drain = _drain_estimate(free, occupants, held_s) if held_s is not None and drain_by_held else None
+        spot = free.reserve(head, want, head.checkpoint_region, drain)
         if spot is None:
             continue
         heads.append(head.id)
@@ -133,7 +140,7 @@ def _value(request: PlanRequest, job: Job, p: Placement, region_of: dict[str, st
 
 
 def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
-              margin: float) -> tuple[Placement, list[Job]] | None:
+              margin: float, eligible: Callable[[Job], bool] | None = None) -> tuple[Placement, list[Job]] | None:
     """Where `head` (`want` replicas, fitting nowhere) could start now by preempting running jobs, and
     whom: in each pool it may use, the nodes cheapest to clear (the occupants of least value per
     device first; premium ones only where the policy lets them go), the pool of least total value
@@ -159,7 +166,8 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
             need = k * dpr - have
             cost, victims = 0.0, []
             if need > 0:
-                cands = sorted((o for o in occupants.get(n, ()) if not (protect and o.tier == "premium")),
+                cands = sorted((o for o in occupants.get(n, ()) if not (protect and o.tier == "premium")
+                                and (eligible is None or eligible(o))),
                                key=lambda o: _value(request, o, o.current, free.region_of)
                                / (o.current.replicas * o.devices_per_replica))
                 for o in cands:
@@ -190,6 +198,26 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
         if gain > margin * lost * (1.0 + share) and (best is None or lost < best[0]):
             best = (lost, p, list(chosen.values()))
     return None if best is None else (best[1], best[2])
+
+
+def _drain_estimate(free: FreeMap, occupants: dict[str, list[Job]],
+                    held_s: Mapping[str, float]) -> Callable[[str, int], float]:
+    """How long node `n` would take to have `need` devices free, as far as a non-clairvoyant scheduler
+    can tell: its occupants leave youngest first (under heavy-tailed durations the job that has run
+    longest is likeliest to run longest still), and the node is free once the oldest of the ones
+    that must leave has gone; a job's attained time held stands for its remaining time. 0 when the
+    node already has the devices; infinite when its occupants could never free them."""
+    def drain_s(n: str, need: int) -> float:
+        pool = free.node_pool[n]
+        have = pool.free[n]
+        if have >= need:
+            return 0.0
+        for o in sorted(occupants.get(n, ()), key=lambda o: (held_s.get(o.id, 0.0), o.id)):
+            have += o.current.nodes[n] * o.devices_per_replica
+            if have >= need:
+                return held_s.get(o.id, 0.0)
+        return math.inf
+    return drain_s
 
 
 def _release(free: FreeMap, occupants: dict[str, list[Job]], job: Job) -> None:
