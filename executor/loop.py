@@ -102,6 +102,9 @@ class LoopConfig:
     # Between epochs: a backfill plan (`policy.mode: "backfill"`) this many seconds after the first
     # arrival or completion of a batch; None plans on the epoch grid alone (the loop before backfill).
     backfill_window_s: float | None = None
+    # With a window: a batch whose waiting jobs all fit at their largest (`_Env.all_fit`) is planned
+    # when its first event happens, not a window later; False batches every event for the window.
+    backfill_at_once: bool = True
 
 
 @dataclass
@@ -159,6 +162,9 @@ class Scheduler(Protocol):
 class Controller(Protocol):
     def priorities(self, state: LoopState) -> dict[str, float]: ...
 
+
+# `all_fit` says no above this many waiting jobs that could start (the fleet is contended: batch them).
+ALL_FIT_MAX_JOBS = 64
 
 Observer = Callable[[EpochRecord, LoopState], None]
 
@@ -221,22 +227,41 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
         rec.running = sum(1 for j in state.active if state.jobs[j].status == "running")
         rec.pending = len(state.active) - rec.running
         t, end = now, now + T
+        close: float | None = None     # when the open batch's backfill plan runs (None: no batch open)
         while True:
-            nxt = end if window is None else env.next_batch_end(executor, state, t, end, window)
+            look = False               # this step ends at an event, which may open a batch or plan at once
+            if window is None:
+                nxt = end
+            elif close is not None:
+                nxt = close
+            elif config.backfill_at_once:
+                ev = env.next_event(executor, state, t)
+                look = t < ev < end
+                nxt = ev if look else min(max(ev, t) + window, end)
+            else:
+                nxt = env.next_batch_end(executor, state, t, end, window)
             finished = _advance(executor, state, rec, t, nxt - t, env.capacity, down)
             if finished:
                 changed = True
             t = nxt
             if t >= end:
                 break
-            got = env.admit(state, t)          # mid-epoch: a batch closes at t
+            got = env.admit(state, t)          # mid-epoch: an event, or a batch closes at t
             rec.arrivals += got
             if got:
                 changed = True
-            if (got or finished) and env.room_for_pending(executor, scheduler, state, down):
-                state.now_s = t
-                _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
-                state.now_s = now
+            if close is not None:              # the batch closes: its events came before (it opened on one)
+                close = None
+            elif not (got or finished):
+                continue
+            if not env.room_for_pending(executor, scheduler, state, down):
+                continue
+            if look and not env.all_fit(executor, state, down):
+                close = min(t + window, end)   # a batch opens: more events may come before the plan
+                continue
+            state.now_s = t
+            _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
+            state.now_s = now
         for n in rec.failed_nodes:
             reported_down.add(n)
         for ob in observers:
@@ -281,6 +306,57 @@ class _Env:
             ev = min(ev, t if fin is None else fin)
         return min(max(ev, t) + window, end)
 
+    def next_event(self, executor: Executor, state: LoopState, t: float) -> float:
+        """When the next event that could let a waiting job start happens: the next arrival, or the
+        next completion while some job waits (the executor's prediction; `t` when the backend cannot
+        tell, which then polls every window); inf when none will."""
+        ev = self.queue[self.next].submit_s if self.next < len(self.queue) else math.inf
+        if any(state.jobs[j].status == "pending" for j in state.active):
+            fin = executor.next_finish_s(t)
+            ev = min(ev, t if fin is None else fin)
+        return ev
+
+    def all_fit(self, executor: Executor, state: LoopState, down: frozenset[str]) -> bool:
+        """Whether every waiting job that could start now at its fewest replicas (alone, on the up
+        nodes' free devices) fits there at its largest size, all of them together (packed first-fit,
+        the widest replicas first, any accelerator): then a backfill plan now starts them all at their
+        best and waiting for more events buys nothing, so the loop plans at once."""
+        free = self._free(executor, state, down)
+        jobs = []
+        for jid in state.active:
+            st = state.jobs[jid]
+            if st.status != "pending":
+                continue
+            job = st.arrival.job
+            if sum(f // job.devices_per_replica for f in free) >= job.replicas.bottom:
+                jobs.append(job)
+            if len(jobs) > ALL_FIT_MAX_JOBS:
+                return False
+        jobs.sort(key=lambda j: -j.devices_per_replica)
+        for job in jobs:
+            left, dpr = job.replicas.top, job.devices_per_replica
+            for i, f in enumerate(free):
+                k = min(f // dpr, left)
+                if k:
+                    free[i] -= k * dpr
+                    left -= k
+                    if left == 0:
+                        break
+            if left:
+                return False
+        return True
+
+    def _free(self, executor: Executor, state: LoopState, down: frozenset[str]) -> list[int]:
+        """Free devices per up node (that have any), in fleet order."""
+        used: dict[str, int] = {}
+        for jid, p in executor.placements().items():
+            st = state.jobs.get(jid)
+            dpr = st.arrival.job.devices_per_replica if st is not None else 1
+            for n, k in p.nodes.items():
+                used[n] = used.get(n, 0) + k * dpr
+        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
+        return [f for f in free if f > 0]
+
     def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
                          down: frozenset[str]) -> bool:
         """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
@@ -293,14 +369,7 @@ class _Env:
         needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
         if not needs:
             return False
-        used: dict[str, int] = {}
-        for jid, p in executor.placements().items():
-            st = state.jobs.get(jid)
-            dpr = st.arrival.job.devices_per_replica if st is not None else 1
-            for n, k in p.nodes.items():
-                used[n] = used.get(n, 0) + k * dpr
-        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
-        free = [f for f in free if f > 0]
+        free = self._free(executor, state, down)
         return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
 
 
