@@ -24,12 +24,15 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   the seconds of its backfill plans (`backfill_s`); `planner_s` is the boundary's full plan.
 
 Time runs on a fixed grid `start_s + k * epoch_s` of full plans (the scheduler's `policy.mode` "epoch").
-With `config.backfill_window_s` set the loop also acts on events between boundaries: the first arrival
-or completion after a plan opens a batch, and `backfill_window_s` later (capped at the boundary) the
-batch's arrivals join and, when some waiting job's replica fits on a free node, the scheduler gets a
-backfill request (`policy.mode: "backfill"`, the same `epoch_s`: running jobs stay exactly where they
-are, waiting ones start on free devices) which the executor applies at once. The executor runs the
-epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
+With `config.backfill_window_s` set the loop also acts on events between boundaries. At each arrival,
+and each completion while some job waits, the arrivals join; when every waiting job that could start
+fits on the free devices at its largest size, all together, the event opens a short batch
+(`config.backfill_fit_window_s`, 5 s by default: nothing is gained by waiting longer, and a burst
+of submissions is one plan); otherwise it opens a batch of `backfill_window_s`, and that much later (capped at the boundary) the batch's arrivals join and, when some waiting
+job's replica fits on a free node, the scheduler gets a backfill request (`policy.mode: "backfill"`,
+the same `epoch_s`: running jobs stay exactly where they are, waiting ones start on free devices)
+which the executor applies at once. With `backfill_fit_window_s=None` every batch waits
+`backfill_window_s` (the loop before it). The executor runs the epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
 finishes when its work is done; `executor.next_finish_s(t)` says when the next job finishes (None: the
 backend cannot tell, and the loop polls it every window). Without a window a job submitted in
 `(t - epoch_s, t]` joins at `t` and the epoch runs in one step (the loop before backfill, exactly).
@@ -102,9 +105,11 @@ class LoopConfig:
     # Between epochs: a backfill plan (`policy.mode: "backfill"`) this many seconds after the first
     # arrival or completion of a batch; None plans on the epoch grid alone (the loop before backfill).
     backfill_window_s: float | None = None
-    # With a window: a batch whose waiting jobs all fit at their largest (`_Env.all_fit`) is planned
-    # when its first event happens, not a window later; False batches every event for the window.
-    backfill_at_once: bool = True
+    # With a window: a batch whose waiting jobs all fit at their largest (`_Env.all_fit`) closes this
+    # soon after its first event instead (0: planned at the event itself; None: every batch waits
+    # `backfill_window_s`). Short, so an arrival onto free devices barely waits, yet a burst of
+    # submissions seconds apart is one plan, not one each.
+    backfill_fit_window_s: float | None = 5.0
 
 
 @dataclass
@@ -177,6 +182,11 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
     window = config.backfill_window_s
     if window is not None and not window > 0:
         raise ValueError(f"backfill_window_s must be > 0 (or None), got {window!r}")
+    fit_window = config.backfill_fit_window_s
+    if fit_window is not None and not fit_window >= 0:
+        raise ValueError(f"backfill_fit_window_s must be >= 0 (or None), got {fit_window!r}")
+    if fit_window is not None and window is not None:
+        fit_window = min(fit_window, window)
     start = config.start_s if config.start_s is not None else (math.floor(queue[0].submit_s / T) * T if queue else 0.0)
     fx = fleet_index(config.fleet)
     state = LoopState(now_s=start, epoch_s=T, region_of=dict(fx.region_of))
@@ -229,12 +239,12 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
         t, end = now, now + T
         close: float | None = None     # when the open batch's backfill plan runs (None: no batch open)
         while True:
-            look = False               # this step ends at an event, which may open a batch or plan at once
+            look = False               # this step ends at an event, which may open a batch
             if window is None:
                 nxt = end
             elif close is not None:
                 nxt = close
-            elif config.backfill_at_once:
+            elif fit_window is not None:
                 ev = env.next_event(executor, state, t)
                 look = t < ev < end
                 nxt = ev if look else min(max(ev, t) + window, end)
@@ -256,9 +266,11 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
                 continue
             if not env.room_for_pending(executor, scheduler, state, down):
                 continue
-            if look and not env.all_fit(executor, state, down):
-                close = min(t + window, end)   # a batch opens: more events may come before the plan
-                continue
+            if look:                           # a batch opens: more events may come before its plan
+                wait = fit_window if env.all_fit(executor, state, down) else window
+                if wait > 0:
+                    close = min(t + wait, end)
+                    continue
             state.now_s = t
             _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
             state.now_s = now
@@ -320,7 +332,7 @@ class _Env:
         """Whether every waiting job that could start now at its fewest replicas (alone, on the up
         nodes' free devices) fits there at its largest size, all of them together (packed first-fit,
         the widest replicas first, any accelerator): then a backfill plan now starts them all at their
-        best and waiting for more events buys nothing, so the loop plans at once."""
+        best and waiting for more events buys nothing, so the batch closes soon."""
         free = self._free(executor, state, down)
         jobs = []
         for jid in state.active:

@@ -112,9 +112,10 @@ def _startable(waiting: list[Job], free: FreeMap, reasons: dict[str, tuple[str, 
     out = []
     for job in waiting:
         if free.place(job, job.replicas.bottom, job.checkpoint_region) is None:
-            reasons[job.id] = ("no_capacity", f"fastpath: no free room for its fewest replicas "
-                                              f"({job.replicas.bottom * job.devices_per_replica} devices) "
-                                              f"beside the running jobs, which a backfill plan keeps")
+            need = job.replicas.bottom * job.devices_per_replica
+            why = (f"fastpath: no free room for its fewest replicas ({need} devices) beside the running "
+                   "jobs, which a backfill plan keeps")
+            reasons[job.id] = ("no_capacity", why)
         else:
             out.append(job)
     return out

@@ -27,10 +27,10 @@ def arrival(jid: str, submit_s: float, work: float) -> Arrival:
     return Arrival(submit_s, job, work)
 
 
-def replay(arrivals, policy: str, window: float | None, scheduler=None, at_once: bool = True):
+def replay(arrivals, policy: str, window: float | None, scheduler=None, fit_window: float | None = 0.0):
     ex = SimExecutor({a.job.id: a.work for a in arrivals})
     config = LoopConfig(fleet=ONE_DEVICE, epoch_s=300.0, policy=POLICY, start_s=0.0, backfill_window_s=window,
-                        backfill_at_once=at_once)
+                        backfill_fit_window_s=fit_window)
     return run_loop(ex, arrivals, scheduler or make_scheduler(policy), config)
 
 
@@ -45,7 +45,7 @@ def test_an_arrival_that_fits_starts_at_once_and_pays_its_start_pause(policy):
 
 @pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
 def test_batching_every_event_starts_an_arrival_one_window_later(policy):
-    st = replay([arrival("a", 100.0, 600.0)], policy, window=10.0, at_once=False)
+    st = replay([arrival("a", 100.0, 600.0)], policy, window=10.0, fit_window=None)
     a = st.jobs["a"]
     assert a.first_start_s == 110.0
     assert a.finish_s == 110.0 + 30.0 + 600.0
@@ -77,6 +77,18 @@ def test_when_not_every_waiting_job_fits_the_batch_closes_one_window_later(polic
     started = sorted((st.jobs[j].first_start_s, j) for j in ("b", "c"))
     assert started[0][0] == 140.0              # two wait for the one device a freed: a batch, 10 s
     assert started[1][0] == 140.0 + 30.0 + 100.0   # then the last one alone fits the device freed: at once
+
+
+@pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
+def test_arrivals_that_fit_are_batched_over_the_short_fit_window(policy):
+    arrivals = [arrival("a", 100.0, 600.0), arrival("b", 103.0, 600.0)]
+    ex = SimExecutor({a.job.id: a.work for a in arrivals})
+    config = LoopConfig(fleet=single_cluster_fleet(1, 2), epoch_s=300.0, policy=POLICY, start_s=0.0,
+                        backfill_window_s=30.0, backfill_fit_window_s=5.0)
+    records = []
+    st = run_loop(ex, arrivals, make_scheduler(policy), config, observers=[lambda rec, _st: records.append(rec)])
+    assert st.jobs["a"].first_start_s == st.jobs["b"].first_start_s == 105.0   # one plan, 5 s after a came
+    assert sum(len(r.backfill_s) for r in records) == 1
 
 
 def test_a_pause_longer_than_a_step_carries_on():

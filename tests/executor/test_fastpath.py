@@ -103,9 +103,11 @@ def test_backfill_fast_path_plans_are_valid_and_reach_the_engines_backfill_optim
 def test_backfill_fast_path_keeps_running_jobs_below_their_best_and_leaves_out_a_gang_that_cannot_start():
     pc = checker.require()
     fleet = single_cluster_fleet(2, 8)
-    nodes = [n for g in fleet.clusters[0].node_groups for n in _node_names(fleet)]
-    n0, n1 = nodes[0], nodes[1]
-    cur = lambda m: {"cluster": fleet.clusters[0].name, "accelerator": "GPU", "nodes": m}   # noqa: E731
+    n0, n1 = _node_names(fleet)
+
+    def cur(nodes):
+        return {"cluster": fleet.clusters[0].name, "accelerator": "GPU", "nodes": nodes}
+
     data = {
         "epoch_s": 300, "fleet": json.loads(fleet.model_dump_json()),
         "policy": {"mode": "backfill", "deterministic": True},
