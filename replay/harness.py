@@ -60,7 +60,7 @@ class ReplaySetup:
     # between epochs, a backfill plan this long after the first event of a batch; None: the epoch grid alone
     backfill_window_s: float | None = DEFAULTS.backfill_window_s if DEFAULTS.backfill else None
     # with a window: a batch whose waiting jobs all fit closes this soon after its first event (executor.loop)
-    backfill_fit_window_s: float | None = 5.0
+    backfill_fit_window_s: float | None = DEFAULTS.backfill_fit_window_s
     contract_policy: Policy | None = None  # the contract's Policy the scheduler plans under (default Policy())
     quotas: Sequence[Quota] = ()
     outages: Callable[[float], set[str]] | None = None
