@@ -264,10 +264,11 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
                 close = None
             elif not (got or finished):
                 continue
-            if not env.room_for_pending(executor, scheduler, state, down):
+            free = env.free_devices(executor, state, down)
+            if not env.room_for_pending(scheduler, state, free):
                 continue
             if look:                           # a batch opens: more events may come before its plan
-                wait = fit_window if env.all_fit(executor, state, down) else window
+                wait = fit_window if env.all_fit(state, free) else window
                 if wait > 0:
                     close = min(t + wait, end)
                     continue
@@ -328,12 +329,12 @@ class _Env:
             ev = min(ev, t if fin is None else fin)
         return ev
 
-    def all_fit(self, executor: Executor, state: LoopState, down: frozenset[str]) -> bool:
+    def all_fit(self, state: LoopState, free_devices: list[int]) -> bool:
         """Whether every waiting job that could start now at its fewest replicas (alone, on the up
         nodes' free devices) fits there at its largest size, all of them together (packed first-fit,
         the widest replicas first, any accelerator): then a backfill plan now starts them all at their
         best and waiting for more events buys nothing, so the batch closes soon."""
-        free = self._free(executor, state, down)
+        free = list(free_devices)
         jobs = []
         for jid in state.active:
             st = state.jobs[jid]
@@ -358,7 +359,7 @@ class _Env:
                 return False
         return True
 
-    def _free(self, executor: Executor, state: LoopState, down: frozenset[str]) -> list[int]:
+    def free_devices(self, executor: Executor, state: LoopState, down: frozenset[str]) -> list[int]:
         """Free devices per up node (that have any), in fleet order."""
         used: dict[str, int] = {}
         for jid, p in executor.placements().items():
@@ -369,8 +370,7 @@ class _Env:
         free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
         return [f for f in free if f > 0]
 
-    def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
-                         down: frozenset[str]) -> bool:
+    def room_for_pending(self, scheduler: Scheduler, state: LoopState, free: list[int]) -> bool:
         """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
         it, e.g. fifo's head; else every pending job) fits at its fewest replicas on the up nodes'
         free devices, any accelerator: a necessary condition, so no backfill that could start a job
@@ -381,7 +381,6 @@ class _Env:
         needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
         if not needs:
             return False
-        free = self._free(executor, state, down)
         return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
 
 
