@@ -271,7 +271,10 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
         add_rows(np.array([-inf]), np.array([float(inst.budget_gb)]), [mo], [opts.mig_gb[mo]])
 
     h = _thread_highs()
-    h.setOptionValue("time_limit", max(0.05, float(time_limit_s)))
+    # HiGHS's `time_limit` counts the instance's run time over all its solves, and this instance is
+    # reused for every LP of the thread: measured from its run time so far, or once a long-running
+    # process (the service, a replay) had spent the limit on earlier LPs every later one failed at once
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.05, float(time_limit_s)))
     h.setOptionValue("threads", 1)
     h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf if iterations_per_row is None else
                      int(iterations_per_row * (n_cols + sum(len(r) for r in rows_lo))) + 1000)

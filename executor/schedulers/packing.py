@@ -10,6 +10,8 @@ Buckets are insertion-ordered dicts, so packing is deterministic for a given req
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from models import Job, Placement, PlanRequest
 from models.fleet_index import fleet_index
 
@@ -123,12 +125,16 @@ class FreeMap:
                 best = (key, Placement(cluster=cluster, accelerator=acc, nodes=nodes))
         return best[1] if best else None
 
-    def reserve(self, job: Job, replicas: int, from_region: str | None) -> Placement | None:
+    def reserve(self, job: Job, replicas: int, from_region: str | None,
+                drain_s: Callable[[str, int], float] | None = None) -> Placement | None:
         """Hold back, for a job that does not fit now, the nodes it will start on (returned as the
         placement it would get there; None when no pool could ever hold it): in each pool it may use,
         the freest nodes until they would hold `replicas`, and of those pools the one missing the
-        fewest devices (then local to its data, fastest, fewest nodes). The devices it needs there are
-        taken from the map, so nothing placed after it lands on them and they only drain."""
+        fewest devices (then local to its data, fastest, fewest nodes). With `drain_s(node, devices)`
+        (an estimate of how long the node takes to have that many devices free) the nodes expected
+        to drain soonest come first instead (the freest on ties), and of the pools the one whose
+        last node drains soonest. The devices it needs there are taken from the map, so nothing
+        placed after it lands on them and they only drain."""
         best: tuple[tuple, _Pool, dict[str, int]] | None = None
         dpr = job.devices_per_replica
         for (_cluster, acc), pool in self.pools.items():
@@ -137,20 +143,26 @@ class FreeMap:
             if from_region is not None and from_region != pool.region and \
                     frozenset((from_region, pool.region)) not in self.links:
                 continue
-            order = sorted((n for n in pool.free if pool.size[n] >= dpr), key=lambda n: -pool.free[n])
+            cands = [n for n in pool.free if pool.size[n] >= dpr]
+            if drain_s is None:
+                wait = dict.fromkeys(cands, 0.0)
+            else:
+                wait = {n: drain_s(n, min(pool.size[n] // dpr, replicas) * dpr) for n in cands}
+            order = sorted(cands, key=lambda n: (wait[n], -pool.free[n]))
             nodes: dict[str, int] = {}
-            left, missing = replicas, 0
+            left, missing, longest = replicas, 0, 0.0
             for n in order:
                 k = min(pool.size[n] // dpr, left)
                 nodes[n] = k
                 missing += max(0, k * dpr - (pool.free[n] // dpr) * dpr)
+                longest = max(longest, wait[n])
                 left -= k
                 if left == 0:
                     break
             if left:
                 continue
             remote = job.data_region is not None and job.data_region != pool.region
-            key = (missing, remote, -job.speed[acc], len(nodes))
+            key = (longest, missing, remote, -job.speed[acc], len(nodes))
             if best is None or key < best[0]:
                 best = (key, pool, nodes)
         if best is None:

@@ -27,11 +27,22 @@ the victims' pauses, those jobs are preempted (waiting jobs in the planner's req
 restart them elsewhere) and the head starts there at once, protected as above. This is the
 planner's own trade, which it cannot see while a placeholder holds the cheapest node's free devices;
 such starts do not count against `most`.
+
+With `held_s` (each job's time held devices so far, the scheduler's `LoopState.run_s`; never its
+duration) two refinements, the replay's and the live loop's rule with backfill on: `drain_by_held`
+drains the nodes expected to free soonest instead of the freest (on each node its occupants leave
+youngest first and the node is free once the oldest of those that must leave has gone: under
+heavy-tailed durations the job that has run longest is likeliest to run longest still, and a node
+held behind a days-old job idles for days), and `clear_factor` lets a head clear only occupants that
+have held devices more than `clear_factor` times as long as it has (least attained service first,
+with hysteresis: without it a preempted long gang job, aging while it waits, clears the node of
+another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from executor.schedulers.packing import FreeMap
@@ -50,7 +61,8 @@ class Reservation:
 
 
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
-                      preempt_margin: float | None = None) -> Reservation | None:
+                      preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
+                      drain_by_held: bool = False, clear_factor: float | None = None) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -84,7 +96,12 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
             continue
         p = free.place(head, want, head.checkpoint_region)
         if p is None and preempt_margin is not None and (head.tenant, "premium") not in quota_keys:
-            cleared = _clearing(request, free, occupants, head, want, preempt_margin)
+            spared: frozenset[str] = frozenset()
+            if held_s is not None and clear_factor is not None:
+                floor_s = clear_factor * held_s.get(head.id, 0.0)
+                spared = frozenset(o.id for on_node in occupants.values() for o in on_node
+                                   if held_s.get(o.id, 0.0) <= floor_s)
+            cleared = _clearing(request, free, occupants, head, want, preempt_margin, spared)
             if cleared is not None:
                 p, victims = cleared
                 preempted += 1
@@ -102,7 +119,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                                                        "replicas": Replicas(min=want, max=want)})
             continue
         before = {key: dict(pool.free) for key, pool in free.pools.items()}
-        spot = free.reserve(head, want, head.checkpoint_region)
+        drain = _drain_estimate(free, occupants, held_s) if held_s is not None and drain_by_held else None
+        spot = free.reserve(head, want, head.checkpoint_region, drain)
         if spot is None:
             continue
         heads.append(head.id)
@@ -133,13 +151,14 @@ def _value(request: PlanRequest, job: Job, p: Placement, region_of: dict[str, st
 
 
 def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
-              margin: float) -> tuple[Placement, list[Job]] | None:
+              margin: float, spared: frozenset[str] = frozenset()) -> tuple[Placement, list[Job]] | None:
     """Where `head` (`want` replicas, fitting nowhere) could start now by preempting running jobs, and
     whom: in each pool it may use, the nodes cheapest to clear (the occupants of least value per
     device first; premium ones only where the policy lets them go), the pool of least total value
     lost. None unless the head's value, less its start pause, beats `margin` times the value lost
     with the victims' pauses (the planner's own trade, which the placeholder of a draining node
-    hides from it: without this a gang job on a full fleet waits for a node to drain by itself)."""
+    hides from it: without this a gang job on a full fleet waits for a node to drain by itself).
+    The jobs in `spared` are never cleared."""
     pol = request.policy
     share = charged_s(pol.restart_overhead_s, request.epoch_s) / request.epoch_s
     protect = not pol.premium_preemptible
@@ -159,7 +178,8 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
             need = k * dpr - have
             cost, victims = 0.0, []
             if need > 0:
-                cands = sorted((o for o in occupants.get(n, ()) if not (protect and o.tier == "premium")),
+                cands = sorted((o for o in occupants.get(n, ()) if not (protect and o.tier == "premium")
+                                and o.id not in spared),
                                key=lambda o: _value(request, o, o.current, free.region_of)
                                / (o.current.replicas * o.devices_per_replica))
                 for o in cands:
@@ -190,6 +210,26 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
         if gain > margin * lost * (1.0 + share) and (best is None or lost < best[0]):
             best = (lost, p, list(chosen.values()))
     return None if best is None else (best[1], best[2])
+
+
+def _drain_estimate(free: FreeMap, occupants: dict[str, list[Job]],
+                    held_s: Mapping[str, float]) -> Callable[[str, int], float]:
+    """How long node `n` would take to have `need` devices free, as far as a non-clairvoyant scheduler
+    can tell: its occupants leave youngest first (under heavy-tailed durations the job that has run
+    longest is likeliest to run longest still), and the node is free once the oldest of the ones
+    that must leave has gone; a job's attained time held stands for its remaining time. 0 when the
+    node already has the devices; infinite when its occupants could never free them."""
+    def drain_s(n: str, need: int) -> float:
+        pool = free.node_pool[n]
+        have = pool.free[n]
+        if have >= need:
+            return 0.0
+        for o in sorted(occupants.get(n, ()), key=lambda o: (held_s.get(o.id, 0.0), o.id)):
+            have += o.current.nodes[n] * o.devices_per_replica
+            if have >= need:
+                return held_s.get(o.id, 0.0)
+        return math.inf
+    return drain_s
 
 
 def _release(free: FreeMap, occupants: dict[str, list[Job]], job: Job) -> None:

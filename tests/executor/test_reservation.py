@@ -103,7 +103,57 @@ def test_without_the_margin_the_head_waits_for_the_freest_node_to_drain():
 
 
 def test_the_replay_and_the_live_loop_share_the_rule_with_backfill_on():
-    from executor.schedulers.cpsat import PREEMPT_MARGIN, event_options
+    from executor.schedulers.cpsat import CLEAR_FACTOR, PREEMPT_MARGIN, event_options
 
-    assert event_options(True) == {"reserve": True, "preempt_margin": PREEMPT_MARGIN}
+    assert event_options(True) == {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
+                                   "clear_factor": CLEAR_FACTOR}
     assert event_options(False) == {}
+
+
+def decide_with_held(scheduler: CpsatScheduler, data: dict, held: dict[str, float]):
+    """The scheduler's plan with each job's time held devices so far (`LoopState.run_s`)."""
+    st = state_for(data)
+    for jid, s in held.items():
+        st.jobs[jid].run_s = s
+    resp = scheduler.decide(parsed(data), st)
+    return node_maps(data, resp), {a.job: a.kind for a in resp.actions}
+
+
+# a-h-0, the freest (4 free): one job that has held its devices for two days; a-h-1 (2 free): six
+# 1-device jobs that started ten minutes ago
+YOUNG = [job(f"y{k}", 1, current=on("a-h-1", 1)) for k in range(6)]
+AGED = request(TWO_NODES, [job("old", 4, current=on("a-h-0", 4)), *YOUNG, HEAD, job("s1", 1), job("s2", 1)],
+               policy={"mode": "backfill"})
+AGED_HELD = {"old": 2 * 86400.0, **{y["id"]: 600.0 for y in YOUNG}}
+
+
+def test_by_time_held_the_node_of_the_youngest_occupants_drains_for_the_head():
+    # the two-day-old job is likeliest to run on longest: a-h-1 is held, the small jobs start on a-h-0
+    sched = CpsatScheduler(reserve=True, fast_path=True, drain_by_held=True)
+    got, kinds = decide_with_held(sched, AGED, AGED_HELD)
+    assert got == {"old": {"a-h-0": 4}, **{y["id"]: {"a-h-1": 1} for y in YOUNG}, "s1": {"a-h-0": 1},
+                   "s2": {"a-h-0": 1}}
+    assert kinds == {"s1": "start", "s2": "start"} and sched.heads == ("head",)
+
+
+def test_by_free_devices_the_freest_node_drains_even_behind_a_two_day_old_job():
+    sched = CpsatScheduler(reserve=True, fast_path=True)
+    got, _kinds = decide_with_held(sched, AGED, AGED_HELD)
+    assert got == {"old": {"a-h-0": 4}, **{y["id"]: {"a-h-1": 1} for y in YOUNG}, "s1": {"a-h-1": 1},
+                   "s2": {"a-h-1": 1}}
+
+
+def test_a_head_clears_only_occupants_that_have_held_devices_longer_than_it_by_the_factor():
+    # the preempted head has held devices 5,000 s, "old" 3,000 s: no swap of two long jobs (each
+    # swap pays two pauses and shares the node round-robin); the freest node drains instead
+    sched = CpsatScheduler(reserve=True, fast_path=True, preempt_margin=1.0, clear_factor=2.0)
+    got, kinds = decide_with_held(sched, crowded("epoch"), {"head": 5000.0, "old": 3000.0, "r0": 100.0})
+    assert got == {"r0": {"a-h-0": 6}, "old": {"a-h-1": 4}}
+    assert kinds == {} and sched.heads == ("head",)
+
+
+def test_a_head_still_clears_an_occupant_that_has_held_devices_more_than_twice_as_long():
+    sched = CpsatScheduler(reserve=True, fast_path=True, preempt_margin=1.0, clear_factor=2.0)
+    got, kinds = decide_with_held(sched, crowded("epoch"), {"head": 1000.0, "old": 3000.0, "r0": 100.0})
+    assert got == {"r0": {"a-h-0": 6}, "head": {"a-h-1": 1}}
+    assert kinds == {"old": "preempt", "head": "start"}

@@ -134,3 +134,57 @@ def test_a_small_request_has_no_memo_key() -> None:
     assert memo_key(base) is not None
     small = {**base, "jobs": base["jobs"][: MEMO_MIN_JOBS - 1]}
     assert memo_key(small) is None
+
+
+def _stopped_all(base: dict) -> dict:
+    """`base` as a control plane sends it after a plan that stopped every running job: each now waits with
+    its checkpoint in its region (about half the jobs changed, only in where they run)."""
+    nxt = copy.deepcopy(base)
+    region_of = {c["name"]: c["region"] for c in base["fleet"]["clusters"]}
+    for i in _running(base):
+        job = nxt["jobs"][i]
+        job["checkpoint_region"] = region_of[job["current"]["cluster"]]
+        job["current"] = None
+    return nxt
+
+
+def test_jobs_changed_only_in_where_they_run_are_the_cold_parse_and_the_rest_still_shared() -> None:
+    base = _base()
+    first, memo = reparse_request(copy.deepcopy(base), None)
+    nxt = _stopped_all(base)
+    assert len(_running(base)) > 0.3 * len(base["jobs"])    # past the share that parses cold
+    got, _ = reparse_request(copy.deepcopy(nxt), memo)
+    cold = parse_request(copy.deepcopy(nxt))
+    assert got.model_dump() == cold.model_dump()
+    assert [j.model_fields_set for j in got.jobs] == [j.model_fields_set for j in cold.jobs]
+    running = set(_running(base))
+    assert all((a is b) == (i not in running) for i, (a, b) in enumerate(zip(got.jobs, first.jobs)))
+
+
+def test_jobs_started_again_after_a_stop_are_the_cold_parse_and_share_their_other_fields() -> None:
+    base = _base()
+    _, memo = reparse_request(copy.deepcopy(base), None)
+    nxt = _stopped_all(base)
+    mid, memo = reparse_request(copy.deepcopy(nxt), memo)
+    again = copy.deepcopy(base)   # every job back where it ran at first
+    got, _ = reparse_request(copy.deepcopy(again), memo)
+    assert got.model_dump() == parse_request(copy.deepcopy(again)).model_dump()
+    assert got.jobs[0].replicas is mid.jobs[0].replicas
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    (lambda cur: {**cur, "nodes": {n: 1.0 for n in cur["nodes"]}}, "current.nodes"),   # a float count
+    (lambda cur: {**cur, "nodes": {"no-such-node": 1}}, "current.nodes.no-such-node"),
+    (lambda cur: {**cur, "accelerator": "TPU-v9"}, "current.accelerator"),
+    (lambda cur: {**cur, "extra": 1}, "current.extra"),
+])
+def test_a_bad_new_placement_of_a_job_is_refused_with_the_cold_parse_errors(change, path: str) -> None:
+    base = _base()
+    _, memo = reparse_request(copy.deepcopy(base), None)
+    nxt = _stopped_all(base)
+    i = _running(base)[0]
+    nxt["jobs"][i]["current"] = change(base["jobs"][i]["current"])
+    nxt["jobs"][i]["checkpoint_region"] = None
+    errors = _errors(nxt, memo)
+    assert errors == _cold_errors(copy.deepcopy(nxt))
+    assert errors[0][0].startswith(f"jobs[{i}].{path}")

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from datasets.requests import generate_family
+from placement.bound import _thread_highs, lp_bound
+from placement.candidates import build_options
+from placement.instance import compile_instance
+from tests.support.requests import parsed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,3 +47,18 @@ def test_the_lp_still_solves_after_another_highs_user_sized_the_thread_pool() ->
     code = SCRIPT.format(repo=str(REPO), example=str(REPO / "examples" / "two-regions.json"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip().splitlines()[-1] == '{"lp": [1326.4596, 1326.4596], "status": "optimal", "exact": "Optimal"}'
+
+
+def test_the_lp_still_solves_once_the_threads_reused_highs_has_run_past_its_limit_in_all() -> None:
+    # HiGHS's time limit counts an instance's run time over all its solves, and the thread's instance
+    # serves every LP of a long-running process (the service, a replay): each LP gets its own limit
+    inst = compile_instance(parsed(generate_family("medium", 0)))
+    opts = build_options(inst)
+    t = time.perf_counter()
+    first = lp_bound(inst, opts, time_limit_s=60.0)
+    limit = max(0.05, 3 * (time.perf_counter() - t))   # several times one solve
+    while _thread_highs().getRunTime() <= limit:         # the instance's solves so far pass that limit
+        assert lp_bound(inst, opts, time_limit_s=60.0) is not None
+    again = lp_bound(inst, opts, time_limit_s=limit)
+    assert first is not None and again is not None
+    assert again.value == first.value
