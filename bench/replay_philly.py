@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backfill", choices=("on", "off", "both"), default="on",
                     help="backfill plans between epochs: on (the default), off (epochs only, as before), both")
     ap.add_argument("--backfill-window", type=float, default=None, help="seconds batched per backfill plan")
+    ap.add_argument("--backfill-fit-window", type=float, default=5.0,
+                    help="seconds batched when every waiting job fits (negative: none, every batch waits "
+                         "--backfill-window)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="--windows: replays run in this many processes at once (each wall time is then "
                          "measured beside the others)")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
         setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                             equal_priorities=equal, replan_every=args.replan_every,
-                            backfill_window_s=_backfill_window(args, args.backfill != "off"))
+                            backfill_window_s=_backfill_window(args, args.backfill != "off"),
+                            backfill_fit_window_s=_fit_window(args))
         out = os.path.join(args.out, name) if args.out else None
         s = replay_and_report(specs, fleet, setup, window, out, 
                               plotter=write_plots if out is not None else None, progress=args.progress,
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mean duration of the measured jobs (a floor for any policy's mean JCT): "
                   f"{sum(s.duration_s for s in meas) / len(meas):.0f} s")
     return 0
+
+
+def _fit_window(args: argparse.Namespace) -> float | None:
+    return None if args.backfill_fit_window < 0 else args.backfill_fit_window
 
 
 def _backfill_window(args: argparse.Namespace, on: bool) -> float | None:
@@ -182,7 +190,7 @@ def _one(task: tuple[float, str, bool]) -> dict:
     scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
     setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                         equal_priorities=equal, replan_every=args.replan_every,
-                        backfill_window_s=_backfill_window(args, on))
+                        backfill_window_s=_backfill_window(args, on), backfill_fit_window_s=_fit_window(args))
     label = f"{name}{'' if on else ' (no backfill)'}"
     out = os.path.join(args.out, f"day{start:g}", name + ("" if on else "-nobackfill")) if args.out else None
     s = replay_and_report(_WORK["specs"], _WORK["fleet"], setup, Window(start, args.days, args.warmup_days), out,

@@ -29,9 +29,9 @@ def response_from_placements(request: PlanRequest, placed: Mapping[str, Placemen
             actions.append(Action(job=job.id, kind=kind, from_=job.current, to=new))
         if new is None:
             code, text = reasons.get(job.id, ("no_capacity", f"{engine}: no room for the job this epoch"))
-            unplaced.append(Unplaced(job=job.id, reason=text, code=code))
-        else:
-            assignments.append(Assignment(job=job.id, cluster=new.cluster, accelerator=new.accelerator,
-                                          nodes=dict(new.nodes)))
+            unplaced.append(Unplaced.model_construct(job=job.id, reason=text, code=code))
+        else:   # built from a validated Placement: nothing left to check (a replay builds thousands)
+            assignments.append(Assignment.model_construct(job=job.id, cluster=new.cluster,
+                                                          accelerator=new.accelerator, nodes=dict(new.nodes)))
     return PlanResponse(status="feasible", objective=None, bound=None, gap=None, breakdown=None,
                         solve_s=solve_s, assignments=assignments, actions=actions, unplaced=unplaced)

@@ -24,12 +24,15 @@ Interface (backend-agnostic; the simulated and torch executors both plug in here
   the seconds of its backfill plans (`backfill_s`); `planner_s` is the boundary's full plan.
 
 Time runs on a fixed grid `start_s + k * epoch_s` of full plans (the scheduler's `policy.mode` "epoch").
-With `config.backfill_window_s` set the loop also acts on events between boundaries: the first arrival
-or completion after a plan opens a batch, and `backfill_window_s` later (capped at the boundary) the
-batch's arrivals join and, when some waiting job's replica fits on a free node, the scheduler gets a
-backfill request (`policy.mode: "backfill"`, the same `epoch_s`: running jobs stay exactly where they
-are, waiting ones start on free devices) which the executor applies at once. The executor runs the
-epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
+With `config.backfill_window_s` set the loop also acts on events between boundaries. At each arrival,
+and each completion while some job waits, the arrivals join; when every waiting job that could start
+fits on the free devices at its largest size, all together, the event opens a short batch
+(`config.backfill_fit_window_s`, 5 s by default: nothing is gained by waiting longer, and a burst
+of submissions is one plan); otherwise it opens a batch of `backfill_window_s`, and that much later (capped at the boundary) the batch's arrivals join and, when some waiting
+job's replica fits on a free node, the scheduler gets a backfill request (`policy.mode: "backfill"`,
+the same `epoch_s`: running jobs stay exactly where they are, waiting ones start on free devices)
+which the executor applies at once. With `backfill_fit_window_s=None` every batch waits
+`backfill_window_s` (the loop before it). The executor runs the epoch in the steps between those moments (`run_epoch(t, step)`), so a job starts when its plan says and
 finishes when its work is done; `executor.next_finish_s(t)` says when the next job finishes (None: the
 backend cannot tell, and the loop polls it every window). Without a window a job submitted in
 `(t - epoch_s, t]` joins at `t` and the epoch runs in one step (the loop before backfill, exactly).
@@ -102,6 +105,11 @@ class LoopConfig:
     # Between epochs: a backfill plan (`policy.mode: "backfill"`) this many seconds after the first
     # arrival or completion of a batch; None plans on the epoch grid alone (the loop before backfill).
     backfill_window_s: float | None = None
+    # With a window: a batch whose waiting jobs all fit at their largest (`_Env.all_fit`) closes this
+    # soon after its first event instead (0: planned at the event itself; None: every batch waits
+    # `backfill_window_s`). Short, so an arrival onto free devices barely waits, yet a burst of
+    # submissions seconds apart is one plan, not one each.
+    backfill_fit_window_s: float | None = 5.0
 
 
 @dataclass
@@ -160,6 +168,9 @@ class Controller(Protocol):
     def priorities(self, state: LoopState) -> dict[str, float]: ...
 
 
+# `all_fit` says no above this many waiting jobs that could start (the fleet is contended: batch them).
+ALL_FIT_MAX_JOBS = 64
+
 Observer = Callable[[EpochRecord, LoopState], None]
 
 
@@ -171,6 +182,11 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
     window = config.backfill_window_s
     if window is not None and not window > 0:
         raise ValueError(f"backfill_window_s must be > 0 (or None), got {window!r}")
+    fit_window = config.backfill_fit_window_s
+    if fit_window is not None and not fit_window >= 0:
+        raise ValueError(f"backfill_fit_window_s must be >= 0 (or None), got {fit_window!r}")
+    if fit_window is not None and window is not None:
+        fit_window = min(fit_window, window)
     start = config.start_s if config.start_s is not None else (math.floor(queue[0].submit_s / T) * T if queue else 0.0)
     fx = fleet_index(config.fleet)
     state = LoopState(now_s=start, epoch_s=T, region_of=dict(fx.region_of))
@@ -221,22 +237,44 @@ def run_loop(executor: Executor, arrivals: Iterable[Arrival], scheduler: Schedul
         rec.running = sum(1 for j in state.active if state.jobs[j].status == "running")
         rec.pending = len(state.active) - rec.running
         t, end = now, now + T
+        close: float | None = None     # when the open batch's backfill plan runs (None: no batch open)
         while True:
-            nxt = end if window is None else env.next_batch_end(executor, state, t, end, window)
+            look = False               # this step ends at an event, which may open a batch
+            if window is None:
+                nxt = end
+            elif close is not None:
+                nxt = close
+            elif fit_window is not None:
+                ev = env.next_event(executor, state, t)
+                look = t < ev < end
+                nxt = ev if look else min(max(ev, t) + window, end)
+            else:
+                nxt = env.next_batch_end(executor, state, t, end, window)
             finished = _advance(executor, state, rec, t, nxt - t, env.capacity, down)
             if finished:
                 changed = True
             t = nxt
             if t >= end:
                 break
-            got = env.admit(state, t)          # mid-epoch: a batch closes at t
+            got = env.admit(state, t)          # mid-epoch: an event, or a batch closes at t
             rec.arrivals += got
             if got:
                 changed = True
-            if (got or finished) and env.room_for_pending(executor, scheduler, state, down):
-                state.now_s = t
-                _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
-                state.now_s = now
+            if close is not None:              # the batch closes: its events came before (it opened on one)
+                close = None
+            elif not (got or finished):
+                continue
+            free = env.free_devices(executor, state, down)
+            if not env.room_for_pending(scheduler, state, free):
+                continue
+            if look:                           # a batch opens: more events may come before its plan
+                wait = fit_window if env.all_fit(state, free) else window
+                if wait > 0:
+                    close = min(t + wait, end)
+                    continue
+            state.now_s = t
+            _plan_and_apply(executor, scheduler, controller, config, state, rec, backfill=True)
+            state.now_s = now
         for n in rec.failed_nodes:
             reported_down.add(n)
         for ob in observers:
@@ -281,8 +319,58 @@ class _Env:
             ev = min(ev, t if fin is None else fin)
         return min(max(ev, t) + window, end)
 
-    def room_for_pending(self, executor: Executor, scheduler: Scheduler, state: LoopState,
-                         down: frozenset[str]) -> bool:
+    def next_event(self, executor: Executor, state: LoopState, t: float) -> float:
+        """When the next event that could let a waiting job start happens: the next arrival, or the
+        next completion while some job waits (the executor's prediction; `t` when the backend cannot
+        tell, which then polls every window); inf when none will."""
+        ev = self.queue[self.next].submit_s if self.next < len(self.queue) else math.inf
+        if any(state.jobs[j].status == "pending" for j in state.active):
+            fin = executor.next_finish_s(t)
+            ev = min(ev, t if fin is None else fin)
+        return ev
+
+    def all_fit(self, state: LoopState, free_devices: list[int]) -> bool:
+        """Whether every waiting job that could start now at its fewest replicas (alone, on the up
+        nodes' free devices) fits there at its largest size, all of them together (packed first-fit,
+        the widest replicas first, any accelerator): then a backfill plan now starts them all at their
+        best and waiting for more events buys nothing, so the batch closes soon."""
+        free = list(free_devices)
+        jobs = []
+        for jid in state.active:
+            st = state.jobs[jid]
+            if st.status != "pending":
+                continue
+            job = st.arrival.job
+            if sum(f // job.devices_per_replica for f in free) >= job.replicas.bottom:
+                jobs.append(job)
+            if len(jobs) > ALL_FIT_MAX_JOBS:
+                return False
+        jobs.sort(key=lambda j: -j.devices_per_replica)
+        for job in jobs:
+            left, dpr = job.replicas.top, job.devices_per_replica
+            for i, f in enumerate(free):
+                k = min(f // dpr, left)
+                if k:
+                    free[i] -= k * dpr
+                    left -= k
+                    if left == 0:
+                        break
+            if left:
+                return False
+        return True
+
+    def free_devices(self, executor: Executor, state: LoopState, down: frozenset[str]) -> list[int]:
+        """Free devices per up node (that have any), in fleet order."""
+        used: dict[str, int] = {}
+        for jid, p in executor.placements().items():
+            st = state.jobs.get(jid)
+            dpr = st.arrival.job.devices_per_replica if st is not None else 1
+            for n, k in p.nodes.items():
+                used[n] = used.get(n, 0) + k * dpr
+        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
+        return [f for f in free if f > 0]
+
+    def room_for_pending(self, scheduler: Scheduler, state: LoopState, free: list[int]) -> bool:
         """Whether some job the scheduler could start now (`scheduler.startable(state)` when it has
         it, e.g. fifo's head; else every pending job) fits at its fewest replicas on the up nodes'
         free devices, any accelerator: a necessary condition, so no backfill that could start a job
@@ -293,14 +381,6 @@ class _Env:
         needs = {(st.arrival.job.devices_per_replica, st.arrival.job.replicas.min) for st in cands}
         if not needs:
             return False
-        used: dict[str, int] = {}
-        for jid, p in executor.placements().items():
-            st = state.jobs.get(jid)
-            dpr = st.arrival.job.devices_per_replica if st is not None else 1
-            for n, k in p.nodes.items():
-                used[n] = used.get(n, 0) + k * dpr
-        free = [d - used.get(n, 0) for n, d in self.capacity.items() if n not in down]
-        free = [f for f in free if f > 0]
         return any(sum(f // dpr for f in free) >= lo for dpr, lo in needs)
 
 

@@ -59,6 +59,8 @@ class ReplaySetup:
     max_days: float = DEFAULTS.max_days
     # between epochs, a backfill plan this long after the first event of a batch; None: the epoch grid alone
     backfill_window_s: float | None = DEFAULTS.backfill_window_s if DEFAULTS.backfill else None
+    # with a window: a batch whose waiting jobs all fit closes this soon after its first event (executor.loop)
+    backfill_fit_window_s: float | None = DEFAULTS.backfill_fit_window_s
     contract_policy: Policy | None = None  # the contract's Policy the scheduler plans under (default Policy())
     quotas: Sequence[Quota] = ()
     outages: Callable[[float], set[str]] | None = None
@@ -152,7 +154,7 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     config = LoopConfig(fleet=fleet, epoch_s=setup.epoch_s, policy=policy, quotas=list(setup.quotas),
                         start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
                         outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S,
-                        backfill_window_s=setup.backfill_window_s)
+                        backfill_window_s=setup.backfill_window_s, backfill_fit_window_s=setup.backfill_fit_window_s)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
     return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler,
                      fleet)

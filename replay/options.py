@@ -59,6 +59,9 @@ class ReplayOptions(Strict):
                                              "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
     backfill_window_s: float = Field(30.0, gt=0, le=MAX_EPOCH_S, description="events are batched this many seconds before a "
                                                              "backfill plan")
+    backfill_fit_window_s: float = Field(5.0, ge=0, le=MAX_EPOCH_S, description="a batch whose waiting jobs all "
+                                         "fit on free devices is planned this soon after its first event (at most "
+                                         "backfill_window_s; 0: at the event)")
     sla_targets: dict[Tier, Share] = Field(default_factory=lambda: dict(DEFAULT_SLA_TARGETS),
                                           description="per tier, the SLA ratio each job should reach")
     replications: int = Field(1, ge=1, le=1000, description="runs differing in what is uncertain "
@@ -83,6 +86,7 @@ class ReplayOptions(Strict):
                            time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
                            equal_priorities=self.equal_priorities, max_days=float(self.max_days),
                            backfill_window_s=float(self.backfill_window_s) if self.backfill else None,
+                           backfill_fit_window_s=float(self.backfill_fit_window_s),
                            outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))
 
     def window(self) -> Window:

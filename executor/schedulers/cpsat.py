@@ -66,6 +66,9 @@ class CpsatScheduler:
         from executor.actions import response_from_placements
         from executor.schedulers.reservation import reserve_for_heads
 
+        if not self._gang_waits(request):   # nothing to reserve for (what reserve_for_heads finds, at a glance)
+            self.heads = ()
+            return self._plan(request)
         held = {jid: state.jobs[jid].run_s for jid in state.active} \
             if self.drain_by_held or self.clear_factor is not None else None
         res = reserve_for_heads(request, self.heads, self.reserve_heads, self.preempt_margin, held,
@@ -84,6 +87,12 @@ class CpsatScheduler:
             reasons[h] = ("no_capacity", "cpsat: waits for the nodes reserved for it to drain")
         out = response_from_placements(request, placed, reasons, engine="cpsat", solve_s=resp.solve_s)
         return out.model_copy(update={"status": resp.status})
+
+    @staticmethod
+    def _gang_waits(request: PlanRequest) -> bool:
+        """Whether a job with several devices per replica waits: the only jobs a reservation is for
+        (`reservation._pick`, and the heads it picked before), so without one it has nothing to do."""
+        return any(j.current is None and j.devices_per_replica > 1 for j in request.jobs)
 
     def _plan(self, request: PlanRequest) -> PlanResponse:
         from placement import greedy_plan, plan

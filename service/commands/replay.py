@@ -48,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backfill-window", dest="backfill_window_s", type=float, default=DEFAULTS.backfill_window_s,
                    help=f"seconds of arrivals and completions batched into one backfill plan "
                         f"(default {DEFAULTS.backfill_window_s:g})")
+    p.add_argument("--backfill-fit-window", dest="backfill_fit_window_s", type=float,
+                   default=DEFAULTS.backfill_fit_window_s,
+                   help=f"seconds batched instead when every waiting job fits on free devices (0: plan at the "
+                        f"event; default {DEFAULTS.backfill_fit_window_s:g})")
     p.add_argument("--fail", action="append", default=[], metavar="TARGET@DAY[+HOURS]",
                    help="inject an outage: a node, region:NAME or cluster:NAME (repeatable)")
     p.add_argument("--on-bad", default="error", choices=("error", "skip"), help="bad trace rows: stop or skip+count")
@@ -284,7 +288,8 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
 
 
 # The flags whose names are not the option's name with `-` for `_`.
-FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit", "backfill_window_s": "--backfill-window"}
+FLAGS = {"scheduler": "--policy", "time_limit_s": "--time-limit", "backfill_window_s": "--backfill-window",
+         "backfill_fit_window_s": "--backfill-fit-window"}
 
 
 def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) -> ReplayOptions:
@@ -300,6 +305,8 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              replan_every=args.replan_every, equal_priorities=args.equal_priorities,
                              max_days=args.max_days, backfill=getattr(args, "backfill", DEFAULTS.backfill),
                              backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s),
+                             backfill_fit_window_s=getattr(args, "backfill_fit_window_s",
+                                                           DEFAULTS.backfill_fit_window_s),
                              replications=getattr(args, "replications", 1))
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -27,15 +27,25 @@ def arrival(jid: str, submit_s: float, work: float) -> Arrival:
     return Arrival(submit_s, job, work)
 
 
-def replay(arrivals, policy: str, window: float | None, scheduler=None):
+def replay(arrivals, policy: str, window: float | None, scheduler=None, fit_window: float | None = 0.0):
     ex = SimExecutor({a.job.id: a.work for a in arrivals})
-    config = LoopConfig(fleet=ONE_DEVICE, epoch_s=300.0, policy=POLICY, start_s=0.0, backfill_window_s=window)
+    config = LoopConfig(fleet=ONE_DEVICE, epoch_s=300.0, policy=POLICY, start_s=0.0, backfill_window_s=window,
+                        backfill_fit_window_s=fit_window)
     return run_loop(ex, arrivals, scheduler or make_scheduler(policy), config)
 
 
 @pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
-def test_an_arrival_mid_epoch_starts_one_window_later_and_pays_its_start_pause(policy):
+def test_an_arrival_that_fits_starts_at_once_and_pays_its_start_pause(policy):
     st = replay([arrival("a", 100.0, 600.0)], policy, window=10.0)
+    a = st.jobs["a"]
+    assert a.first_start_s == 100.0
+    assert a.finish_s == 100.0 + 30.0 + 600.0
+    assert a.wait_s == 0.0
+
+
+@pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
+def test_batching_every_event_starts_an_arrival_one_window_later(policy):
+    st = replay([arrival("a", 100.0, 600.0)], policy, window=10.0, fit_window=None)
     a = st.jobs["a"]
     assert a.first_start_s == 110.0
     assert a.finish_s == 110.0 + 30.0 + 600.0
@@ -50,21 +60,43 @@ def test_without_a_window_the_arrival_waits_for_the_epoch_boundary(policy):
 
 
 @pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
-def test_a_waiting_job_starts_on_the_devices_a_completion_frees(policy):
+def test_a_waiting_job_starts_on_the_devices_a_completion_frees_at_once(policy):
     st = replay([arrival("a", 0.0, 100.0), arrival("b", 10.0, 100.0)], policy, window=10.0)
     assert st.jobs["a"].finish_s == 130.0
     b = st.jobs["b"]
-    assert b.first_start_s == 140.0            # a finished at 130, the batch closed 10 s later
-    assert b.finish_s == 140.0 + 30.0 + 100.0
-    assert b.wait_s == 130.0
+    assert b.first_start_s == 130.0            # a finished at 130 and b, the only job waiting, fits there
+    assert b.finish_s == 130.0 + 30.0 + 100.0
+    assert b.wait_s == 120.0
+
+
+@pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
+def test_when_not_every_waiting_job_fits_the_batch_closes_one_window_later(policy):
+    st = replay([arrival("a", 0.0, 100.0), arrival("b", 10.0, 100.0), arrival("c", 20.0, 100.0)], policy,
+                window=10.0)
+    assert st.jobs["a"].finish_s == 130.0
+    started = sorted((st.jobs[j].first_start_s, j) for j in ("b", "c"))
+    assert started[0][0] == 140.0              # two wait for the one device a freed: a batch, 10 s
+    assert started[1][0] == 140.0 + 30.0 + 100.0   # then the last one alone fits the device freed: at once
+
+
+@pytest.mark.parametrize("policy", ["fifo", "las", "cpsat"])
+def test_arrivals_that_fit_are_batched_over_the_short_fit_window(policy):
+    arrivals = [arrival("a", 100.0, 600.0), arrival("b", 103.0, 600.0)]
+    ex = SimExecutor({a.job.id: a.work for a in arrivals})
+    config = LoopConfig(fleet=single_cluster_fleet(1, 2), epoch_s=300.0, policy=POLICY, start_s=0.0,
+                        backfill_window_s=30.0, backfill_fit_window_s=5.0)
+    records = []
+    st = run_loop(ex, arrivals, make_scheduler(policy), config, observers=[lambda rec, _st: records.append(rec)])
+    assert st.jobs["a"].first_start_s == st.jobs["b"].first_start_s == 105.0   # one plan, 5 s after a came
+    assert sum(len(r.backfill_s) for r in records) == 1
 
 
 def test_a_pause_longer_than_a_step_carries_on():
-    # c arrives 5 s into a's start pause and cannot fit: the step ends inside the pause, which carries on.
+    # c arrives 15 s into a's start pause and cannot fit: the step ends inside the pause, which carries on.
     st = replay([arrival("a", 100.0, 600.0), arrival("c", 115.0, 50.0)], "fifo", window=10.0)
-    assert st.jobs["a"].finish_s == 110.0 + 30.0 + 600.0
-    assert st.jobs["c"].first_start_s == 750.0
-    assert st.jobs["c"].finish_s == 750.0 + 30.0 + 50.0
+    assert st.jobs["a"].finish_s == 100.0 + 30.0 + 600.0
+    assert st.jobs["c"].first_start_s == 730.0
+    assert st.jobs["c"].finish_s == 730.0 + 30.0 + 50.0
 
 
 class Capture(CpsatScheduler):

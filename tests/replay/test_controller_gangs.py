@@ -32,7 +32,7 @@ def until_after_fresh_jobs(controller: SlaController) -> LoopState:
     fresh = [basic(f"f{k}", 2.5 * HOUR) for k in range(8)]
     arrivals = [*small, basic("gang", 6990.0, devices=8), *fresh]
     config = LoopConfig(fleet=single_cluster_fleet(2, 8), epoch_s=300.0, policy=POLICY, start_s=0.0,
-                        backfill_window_s=30.0, until=lambda st: st.now_s > 2.5 * HOUR)
+                        backfill_window_s=30.0, backfill_fit_window_s=None, until=lambda st: st.now_s > 2.5 * HOUR)
     ex = SimExecutor({a.job.id: a.work for a in arrivals})
     return run_loop(ex, arrivals, CpsatScheduler(fast_path=True, **event_options(True)), config, controller)
 

@@ -34,3 +34,8 @@ def test_backfill_is_on_by_default_and_off_gives_the_epoch_grid_alone():
     assert ReplayOptions().setup().backfill_window_s == 30.0
     assert ReplayOptions(backfill_window_s=10.0).setup().backfill_window_s == 10.0
     assert ReplayOptions(backfill=False).setup().backfill_window_s is None
+
+
+def test_a_batch_whose_waiting_jobs_all_fit_closes_after_the_short_fit_window():
+    assert ReplayOptions().setup().backfill_fit_window_s == 5.0
+    assert ReplayOptions(backfill_fit_window_s=0.0).setup().backfill_fit_window_s == 0.0
