@@ -8,11 +8,7 @@ back with the next request of the fleet (the service keeps one per fleet); nothi
 A job is reused only where its JSON object is exactly, type for type, the one validated before (its
 `marshal` form: `1`, `1.0` and `true` differ there, though Python calls them equal) and the fleet is
 exactly the same, so the request parsed is the one a cold parse gives, value for value (its unchanged
-jobs are the previous request's models, shared: read them, never change them). A job whose object is
-exactly as before but for where it runs (`current`, `checkpoint_region`) is the previous model with
-only those two fields validated and replaced: after a full solve's plan is applied, most of a planet
-request's jobs start or move, and validating each whole again made the first re-plan's parse a cold
-one. The rules that relate a
+jobs are the previous request's models, shared: read them, never change them). The rules that relate a
 job to the fleet held for a reused job before and hold again (same job, same fleet); the rest run as
 they do cold: every new or changed job's own rules, unique ids over all jobs, no node overfilled (its
 running jobs' devices updated by the jobs that changed), the fleet's and the quotas' rules, the size
@@ -27,10 +23,10 @@ import marshal
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from models.collector import collector_paused
-from models.request import ContractModel, Job, Name, Placement, PlanRequest
+from models.request import Job, PlanRequest
 from models.validate import (
     LARGE_BYTES,
     LARGE_JOBS,
@@ -57,44 +53,13 @@ MEMO_MIN_JOBS = 500
 _FORMAT = 2
 
 
-# the fields that say where a job runs: the ones a plan, once applied, changes
-WHERE = ("current", "checkpoint_region")
-
-
-class _Where(ContractModel):
-    """A job's `WHERE` fields, validated as `Job` validates them."""
-
-    current: Placement | None = None
-    checkpoint_region: Name | None = None
-
-
-_WHERES = TypeAdapter(list[_Where])
-
-
-def _run_elsewhere(job: Job, where: _Where, given: set[str]) -> Job:
-    """`job` with its `WHERE` fields those of `where` (`given`: the ones the request gave, which a cold
-    parse records as set). A copy of the model's fields without `model_copy`'s deep walk: the jobs of a
-    planet request a plan started or moved are thousands."""
-    m = Job.__new__(Job)
-    object.__setattr__(m, "__dict__", {**job.__dict__, "current": where.current,
-                                       "checkpoint_region": where.checkpoint_region})
-    object.__setattr__(m, "__pydantic_fields_set__", (job.model_fields_set - _WHERE_SET) | given)
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", None)
-    return m
-
-
-_WHERE_SET = frozenset(WHERE)
-
-
 @dataclass(frozen=True)
 class ParseMemo:
     """What parsing one request learned, for the next request of its fleet. Read-only."""
 
     fleet: bytes                 # the fleet's JSON object, exact form
     names: FleetNames            # its names, for the jobs' rules
-    raw: dict[str, bytes]        # job id -> its JSON object but for `WHERE`, exact form (`job_forms`)
-    where: dict[str, bytes]      # job id -> its `WHERE` values, exact form
+    raw: dict[str, bytes]        # job id -> its JSON object, exact form
     jobs: dict[str, Job]         # job id -> its model
     used: dict[str, int]         # node -> devices its running jobs hold
 
@@ -105,18 +70,6 @@ def exact_form(value: Any) -> bytes | None:
         return marshal.dumps(value, _FORMAT)
     except ValueError:
         return None
-
-
-def job_forms(job: Any) -> tuple[bytes | None, bytes | None]:
-    """A decoded job's exact form but for where it runs (`WHERE` set to null in place), and the exact
-    form of those values (None, None for something that is not a plain JSON object)."""
-    if not isinstance(job, dict):
-        return None, None
-    try:
-        return (marshal.dumps({**job, "current": None, "checkpoint_region": None}, _FORMAT),
-                marshal.dumps((job.get("current"), job.get("checkpoint_region")), _FORMAT))
-    except ValueError:
-        return None, None
 
 
 def memo_key(data: Any) -> str | None:
@@ -139,7 +92,7 @@ def reparse_request(data: Any, memo: ParseMemo | None, limits: Limits | None = N
     jobs_raw: list[Any] = data["jobs"]
     with collector_paused(len(jobs_raw) >= LARGE_JOBS):
         fleet = exact_form(data["fleet"])
-        forms = [job_forms(j) for j in jobs_raw]
+        forms = [exact_form(j) for j in jobs_raw]
         req = None
         if memo is not None and fleet is not None and fleet == memo.fleet:
             req = _reuse(data, forms, memo, limits)
@@ -153,78 +106,57 @@ def reparse_request(data: Any, memo: ParseMemo | None, limits: Limits | None = N
         if fleet is None:
             return req, None
         memo_raw: dict[str, bytes] = {}
-        memo_where: dict[str, bytes] = {}
         memo_jobs: dict[str, Job] = {}
-        for job, (form, where) in zip(req.jobs, forms):
-            if form is not None and where is not None:
-                jid = job.id
-                memo_raw[jid] = form
-                memo_where[jid] = where
-                memo_jobs[jid] = job
-    return req, ParseMemo(fleet, names, memo_raw, memo_where, memo_jobs, used)
+        for job, form in zip(req.jobs, forms):
+            if form is not None:
+                memo_raw[job.id] = form
+                memo_jobs[job.id] = job
+    return req, ParseMemo(fleet, names, memo_raw, memo_jobs, used)
 
 
-def _reuse(data: dict, forms: list[tuple[bytes | None, bytes | None]], memo: ParseMemo, limits: Limits | None
+def _reuse(data: dict, forms: list[bytes | None], memo: ParseMemo, limits: Limits | None
            ) -> tuple[PlanRequest, dict[str, int]] | None:
-    """The request with the jobs sent as before reused (and those only run elsewhere now, their `WHERE`
-    validated), and its nodes' used devices; None on any fault (the caller then parses it cold, for the
-    exact errors) or where many jobs are new or changed."""
+    """The request with the jobs sent as before reused, and its nodes' used devices; None on any fault
+    (the caller then parses it cold, for the exact errors) or where nothing is reused."""
     jobs_raw: list[Any] = data["jobs"]
-    raw_of, where_of, job_of = memo.raw.get, memo.where.get, memo.jobs
+    raw_of, job_of = memo.raw.get, memo.jobs
     reused: list[Job | None] = [None] * len(jobs_raw)
     fresh: list[int] = []
-    moved: list[int] = []    # the same job, run elsewhere now (or stopped, or started)
     kept: set[str] = set()
     most = COLD_SHARE * len(jobs_raw)
-    for i, (raw, (form, where)) in enumerate(zip(jobs_raw, forms)):
+    for i, (raw, form) in enumerate(zip(jobs_raw, forms)):
         jid = raw.get("id") if isinstance(raw, dict) else None
         if form is not None and isinstance(jid, str) and raw_of(jid) == form:
+            reused[i] = job_of[jid]
             kept.add(jid)
-            if where_of(jid) == where:
-                reused[i] = job_of[jid]
-            else:
-                moved.append(i)
         else:
             fresh.append(i)
             if len(fresh) > most:
                 return None   # many jobs changed: a cold parse is cheaper than this one's bookkeeping
     try:
         part = PlanRequest.model_validate({**data, "jobs": [jobs_raw[i] for i in fresh]})
-        wheres = _WHERES.validate_python([{k: jobs_raw[i][k] for k in WHERE if k in jobs_raw[i]} for i in moved])
     except ValidationError:
         return None
-    for i, w in zip(moved, wheres):
-        old = job_of[jobs_raw[i]["id"]]
-        reused[i] = _run_elsewhere(old, w, w.model_fields_set)
     for i, job in zip(fresh, part.jobs):
         reused[i] = job
     req = part.model_copy(update={"jobs": reused})
     # (the fleet is exactly one that passed before: its own rules hold)
     if limit_errors(req, limits or Limits()) or quota_errors(req):
         return None
-    fresh_ids = {job.id for job in part.jobs}
-    if len(kept) + len(fresh) != len(reused) or len(kept | fresh_ids) != len(reused):
+    if len(kept) + len(fresh) != len(reused) or len(kept | {job.id for job in part.jobs}) != len(reused):
         return None   # a duplicate id
-    # the nodes' devices: the previous request's, less its jobs not reused as they were, plus the others'
+    # the nodes' devices: the previous request's, less its jobs not reused, plus the fresh jobs'
     used = dict(memo.used)
     touched: set[str] = set()
-    for i in moved:
-        old = job_of[jobs_raw[i]["id"]]
-        if old.current is not None:
-            d = old.devices_per_replica
-            for n, k in old.current.nodes.items():
-                used[n] -= k * d
-                touched.add(n)
     for jid, job in job_of.items():
         if jid not in kept and job.current is not None:
             d = job.devices_per_replica
             for n, k in job.current.nodes.items():
                 used[n] -= k * d
                 touched.add(n)
-    changed = sorted(fresh + moved)
-    if job_errors(((i, reused[i]) for i in changed), memo.names, used):
+    if job_errors(((i, reused[i]) for i in fresh), memo.names, used):
         return None
-    touched.update(n for i in changed if (cur := reused[i].current) is not None for n in cur.nodes)
+    touched.update(n for job in part.jobs if job.current is not None for n in job.current.nodes)
     if overfill_errors(reused, used, memo.names, touched):
         return None
     return req, used
