@@ -121,12 +121,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                     continue
                 delta = net_of(inst, pk, free) - net_of(inst, best, free)
                 if improves(delta):
-                    best = pk
-                    gained[0] += delta
-                    stats["improved"] += 1
+                    best = accept(pk, delta)
                     stats["node_improved"] = stats.get("node_improved", 0) + 1
-                    neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs,
-                                                     quota_prices, tried, lp_n, params)
                 continue
             inc = incumbent_choice(best)
             fixed = {j: c for j, c in inc.items() if j not in free}
@@ -150,12 +146,18 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                 continue
             delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
             if improves(delta):
-                best = pk
-                gained[0] += delta
-                stats["improved"] += 1
-                neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices,
-                                                 tried, lp_n, params)
+                best = accept(pk, delta)
         return best
+
+    def accept(pk: Packing, delta: float) -> Packing:
+        """`pk`, an improving step's plan, as the new best: counted, and the neighbourhoods drawn again
+        around it."""
+        nonlocal neighbourhoods
+        gained[0] += delta
+        stats["improved"] += 1
+        neighbourhoods = _neighbourhoods(inst, opts, pk, lp_x, pool_jobs, rng, max_free_jobs, quota_prices,
+                                         tried, lp_n, params)
+        return pk
 
     gained = [0.0]
 

@@ -43,14 +43,21 @@ def test_fast_path_plans_are_valid_and_optimal(fleet, monkeypatch):
             declined += 1
             continue
         answered += 1
-        world = pc.World(json.loads(req.model_dump_json()))
-        viol, obj, _, actions = pc.score(world, [a.model_dump() for a in fast.assignments])
-        assert viol == []
-        assert {j: k for j, (k, _, _) in actions.items()} == {a.job: a.kind for a in fast.actions}
+        world, obj = _checked(pc, req, fast)
         best = plan(req)
         _, best_obj, _, _ = pc.score(world, [a.model_dump() for a in best.assignments])
         assert obj >= best_obj - 1e-6 * max(1.0, abs(best_obj))
     assert answered > 5 and declined > 5
+
+
+def _checked(pc, req, resp):
+    """The checker's world of `req` and the objective of `resp`'s plan in it, which must be valid with
+    exactly the actions `resp` reports."""
+    world = pc.World(json.loads(req.model_dump_json()))
+    viol, obj, _, actions = pc.score(world, [a.model_dump() for a in resp.assignments])
+    assert viol == []
+    assert {j: k for j, (k, _, _) in actions.items()} == {a.job: a.kind for a in resp.actions}
+    return world, obj
 
 
 class CaptureBackfill(CpsatScheduler):
@@ -89,10 +96,7 @@ def test_backfill_fast_path_plans_are_valid_and_reach_the_engines_backfill_optim
             continue
         if optimal_starts(req.model_copy(update={"policy": req.policy.model_copy(update={"mode": "epoch"})})) is None:
             only_backfill += 1      # answered only because running jobs stay put, or a job cannot start now
-        world = pc.World(json.loads(req.model_dump_json()))
-        viol, obj, _, actions = pc.score(world, [a.model_dump() for a in fast.assignments])
-        assert viol == []
-        assert {j: k for j, (k, _, _) in actions.items()} == {a.job: a.kind for a in fast.actions}
+        world, obj = _checked(pc, req, fast)
         engine = plan(req)
         _, engine_obj, _, _ = pc.score(world, [a.model_dump() for a in engine.assignments])
         tol = 1e-6 * max(1.0, abs(engine_obj))
