@@ -313,18 +313,14 @@ class _Env:
         """When the batch that the next event opens closes: `window` after the next arrival or
         completion (the executor's prediction; a backend that cannot predict is polled every window),
         capped at the epoch's end."""
-        ev = self.queue[self.next].submit_s if self.next < len(self.queue) else math.inf
-        if any(state.jobs[j].status == "running" for j in state.active):
-            fin = executor.next_finish_s(t)
-            ev = min(ev, t if fin is None else fin)
-        return min(max(ev, t) + window, end)
+        return min(max(self.next_event(executor, state, t, while_status="running"), t) + window, end)
 
-    def next_event(self, executor: Executor, state: LoopState, t: float) -> float:
+    def next_event(self, executor: Executor, state: LoopState, t: float, while_status: str = "pending") -> float:
         """When the next event that could let a waiting job start happens: the next arrival, or the
-        next completion while some job waits (the executor's prediction; `t` when the backend cannot
-        tell, which then polls every window); inf when none will."""
+        next completion while some job is `while_status` (the executor's prediction; `t` when the
+        backend cannot tell, which then polls every window); inf when none will."""
         ev = self.queue[self.next].submit_s if self.next < len(self.queue) else math.inf
-        if any(state.jobs[j].status == "pending" for j in state.active):
+        if any(state.jobs[j].status == while_status for j in state.active):
             fin = executor.next_finish_s(t)
             ev = min(ev, t if fin is None else fin)
         return ev
