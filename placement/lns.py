@@ -22,7 +22,7 @@ from placement.cpsat import solve_pool_model
 from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
-from placement.mip_step import _columns, solve_neighbourhood
+from placement.mip_step import solve_neighbourhood, step_options
 from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
@@ -164,8 +164,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n,
                                      params)
-    # integer steps over pools (HiGHS) where the LP disagrees, then that set with the cheapest jobs in the pools
-    # it could use: the chains no insertion makes (a job takes another's devices, that one moves to an
+    # integer steps over pools (HiGHS) where the LP disagrees, then that set with the jobs in the pools it could
+    # use that lose least by moving: the chains no insertion makes (a job takes another's devices, that one moves to an
     # equivalent pool, a third grows), solved in tens of milliseconds at medium size. Under the wall clock
     # only (HiGHS stops on its time limit)
     if lp_x is not None and not stop.deterministic and params.mip_steps_share > 0:
@@ -212,8 +212,8 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
                stop: StoppingCriterion, until: float, params: EngineParams, gain0: np.ndarray, accept,
                stats: dict[str, int]) -> Packing:
     """Integer steps (`placement.mip_step`) on growing neighbourhoods until `until`: the jobs where the
-    LP disagrees with the plan, then those with the jobs worth least per device in the pools they could
-    use, up to each size of `params.mip_step_sizes`. Each answer is packed around the jobs that stay
+    LP disagrees with the plan, then those with the jobs in the pools they could use that lose least by
+    moving (`_move_loss`), up to each size of `params.mip_step_sizes`. Each answer is packed around the jobs that stay
     (`realize_delta`) and from scratch (`realize`, which packs a changed pool whole); the better is kept
     when the canonical objective improves."""
     sizes = [0, *params.mip_step_sizes]
@@ -253,8 +253,9 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
 def _with_occupants(inst: Instance, opts: Options, best: Packing, free: set[int], lp_x: np.ndarray,
                     size: int) -> set[int]:
     """`free` with the jobs now in the pools its jobs could take (their options in the integer step),
-    worth least per device first, up to `size` jobs: those that must move for a chain to close."""
-    cols = _columns(inst, opts, best, sorted(free), lp_x, 1)
+    those losing least per device by moving first, up to `size` jobs: those that must move for a chain
+    to close."""
+    cols = step_options(inst, opts, best, sorted(free), lp_x, 1)
     pools = set(opts.pool[cols].tolist())
     occ = [j for j, o in best.choice.items() if j not in free and int(opts.pool[o]) in pools]
     occ.sort(key=lambda j: (_move_loss(inst, opts, best, j), j))

@@ -22,7 +22,7 @@ from placement.instance import Instance
 from placement.packing import Packing
 
 
-def _columns(inst: Instance, opts: Options, best: Packing, free: list[int], lp_x: np.ndarray | None,
+def step_options(inst: Instance, opts: Options, best: Packing, free: list[int], lp_x: np.ndarray | None,
              per_job: int) -> np.ndarray:
     """The options a free job may take in the model: where the LP puts weight, its keep, what it
     has now, and its `per_job` most valuable (value per replica x most replicas). (Adding each placed
@@ -58,7 +58,7 @@ def solve_neighbourhood(inst: Instance, opts: Options, best: Packing, free: set[
     from placement.bound import _quiet_highs, _run, lp_cost_scale
 
     free_l = sorted(free)
-    cols = _columns(inst, opts, best, free_l, lp_x, per_job)
+    cols = step_options(inst, opts, best, free_l, lp_x, per_job)
     if not len(cols):
         return None
     free_set = set(free_l)
