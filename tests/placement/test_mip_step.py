@@ -14,7 +14,7 @@ from placement.candidates import build_options
 from placement.gang_insert import gang_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import compile_instance
-from placement.mip_step import solve_neighbourhood
+from placement.mip_step import relaxation_disagreements, solve_neighbourhood
 from placement.packing import Packing
 from placement.realize import realize_delta
 from placement.score import placed_terms, score
@@ -68,3 +68,17 @@ def test_the_integer_step_relocates_three_jobs_at_equal_value_so_the_job_left_ou
     # what its start costs
     value, start_cost, _ = placed_terms(inst, 0, "c1", "H100", 8)
     assert np.isclose(score(inst, after.placed_map()).objective - before, value - start_cost)
+
+
+def test_the_relaxation_over_every_job_frees_exactly_the_chain_and_the_step_on_it_places_the_job_left_out():
+    """The step's own relaxation over every job (no job held on its nodes) sets the four jobs of the chain
+    otherwise than the plan, and nothing else is freed; the integer step on those relocates the three."""
+    inst = compile_instance(parsed(_chain_request()))
+    opts = build_options(inst)
+    pk = _incumbent(inst, opts)
+    lp = lp_bound(inst, opts, 10.0)
+    free = relaxation_disagreements(inst, opts, pk, lp.x, seconds=10.0)
+    assert free == {0, 1, 2, 3}
+    got = solve_neighbourhood(inst, opts, pk, free, lp.x, seconds=10.0)
+    assert {j: inst.pools[int(opts.pool[o])].accelerator for j, (o, _) in got.items()} == {
+        0: "H100", 1: "A100", 2: "V100", 3: "L40S"}
