@@ -121,7 +121,9 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             done += 1
             granted[0] = 0.0
             best = step(best, free, until)
-            overhead[0] = max(overhead[0], time.perf_counter() - last[0] - granted[0])
+            took = time.perf_counter() - last[0] - granted[0]
+            overhead[0] = max(overhead[0], took) if measured[0] else took   # the estimate gives way to a measure
+            measured[0] = True
         return best
 
     def step(best: Packing, free: set[int] | tuple, until: float) -> Packing:
@@ -129,7 +131,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
             pool, nodes, free, gang = free
             tried.add(gang)
-            seconds = stop.budget(step_s, min(step_s, stop.left(until=until)))
+            seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
             granted[0] = seconds
             pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
             if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
@@ -144,7 +146,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
         if len(subset) == 0:
             return best
-        seconds = stop.budget(step_s, min(step_s, stop.left(until=until)))
+        seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
         granted[0] = seconds
         res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
                                kept_room=_kept_room(inst, opts, best, free))
@@ -177,9 +179,11 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
 
     gained = [0.0]
     granted = [0.0]    # the last step's CP-SAT budget
-    # the most a step took beyond its CP-SAT budget; before the first, what this set-up took (passes over
-    # every option and job, as a step's model and repack are)
-    overhead = [setup_s]
+    # the most a step took beyond its CP-SAT budget (its solve gets what is left less that); before the
+    # first is measured, an estimate by the request's size (the model's build and the repack pass over the
+    # jobs held fixed), or what this set-up took (passes over every option and job) if more
+    overhead = [max(setup_s, params.lns_step_overhead_s, params.lns_step_overhead_per_job_s * len(inst.jobs))]
+    measured = [False]
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n,
                                      params)
