@@ -122,8 +122,9 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             granted[0] = 0.0
             best = step(best, free, until)
             took = time.perf_counter() - last[0] - granted[0]
-            overhead[0] = max(overhead[0], took) if measured[0] else took   # the estimate gives way to a measure
-            measured[0] = True
+            if took > 0:   # the solve ran its budget (one that ended sooner measures nothing)
+                overhead[0] = max(overhead[0], took) if measured[0] else took   # the estimate gives way to a measure
+                measured[0] = True
         return best
 
     def step(best: Packing, free: set[int] | tuple, until: float) -> Packing:
