@@ -1,7 +1,7 @@
 """Plan generated production-shaped requests at three sizes; print time, memory and quality.
 
     .venv/bin/python bench/plan_scale.py [medium large planet] [--seed 0] [--no-check]
-    .venv/bin/python bench/plan_scale.py --family [medium large planet] [--seeds 0-9] [--mip] [--exact S] [--lp-ref S]
+    .venv/bin/python bench/plan_scale.py --family [medium large planet] [--seeds 0-9] [--mip] [--exact S] [--lp-ref S] [--time-limit S]
 
 `--family` plans members of the request family (`datasets.requests.generate_family`: shapes
 drawn per seed) and reports per size the median and the worst gap over the seeds, to the
