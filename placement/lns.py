@@ -242,7 +242,8 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
                stats: dict[str, int], rins: bool = False) -> Packing:
     """Integer steps (`placement.mip_step`) on growing neighbourhoods until `until`: the jobs where the
     LP disagrees with the plan, then those with the jobs in the pools they could use that lose least by
-    moving (`_move_loss`), up to each size of `params.mip_step_sizes`. Each answer is packed around the jobs that stay
+    moving (`_move_loss`), up to each size of `params.mip_step_sizes`; with `rins`, first the jobs the relaxation
+    of the step over every job disagrees on (`mip_step.relaxation_disagreements`). Each answer is packed around the jobs that stay
     (`realize_delta`) and from scratch (`realize`, which packs a changed pool whole); the better is kept
     when the canonical objective improves."""
     sizes = [-1] * (params.mip_rins_steps if rins else 0) + [0, *params.mip_step_sizes]

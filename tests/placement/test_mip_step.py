@@ -7,6 +7,8 @@ moves one job and repairs the one it pushed out, so it stops a step short."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from placement.bound import lp_bound
@@ -18,7 +20,10 @@ from placement.mip_step import relaxation_disagreements, solve_neighbourhood
 from placement.packing import Packing
 from placement.realize import realize_delta
 from placement.score import placed_terms, score
-from tests.support.requests import cluster, fleet, job, parsed, request
+from datasets.requests import generate_family
+from placement import plan
+from placement.params import DEFAULT
+from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 CHAIN = fleet(cluster("c1", "us", ("h-", 1, "H100", 8)), cluster("c2", "us", ("a-", 1, "A100", 8)),
               cluster("c3", "us", ("v-", 1, "V100", 8)), cluster("c4", "us", ("l-", 1, "L40S", 8)))
@@ -82,3 +87,11 @@ def test_the_relaxation_over_every_job_frees_exactly_the_chain_and_the_step_on_i
     got = solve_neighbourhood(inst, opts, pk, free, lp.x, seconds=10.0)
     assert {j: inst.pools[int(opts.pool[o])].accelerator for j, (o, _) in got.items()} == {
         0: "H100", 1: "A100", 2: "V100", 3: "L40S"}
+
+
+def test_a_plan_with_the_relaxation_step_switched_on_obeys_the_contract():
+    """The optional first integer step (`mip_rins_steps`, off by default) on a medium family request, where
+    the plan is far enough from the bound for it to run: the plan it takes part in passes both checkers."""
+    data = generate_family("medium", 11, time_limit_s=1.0)
+    params = dataclasses.replace(DEFAULT, mip_rins_steps=1, mip_rins_min_gap=0.0)
+    check(data, plan(parsed(data), params))
