@@ -62,7 +62,8 @@ class Reservation:
 
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
                       preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
-                      drain_by_held: bool = False, clear_factor: float | None = None) -> Reservation | None:
+                      drain_by_held: bool = False, clear_factor: float | None = None,
+                      keep_gangs: bool = False) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -101,6 +102,9 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 floor_s = clear_factor * held_s.get(head.id, 0.0)
                 spared = frozenset(o.id for on_node in occupants.values() for o in on_node
                                    if held_s.get(o.id, 0.0) <= floor_s)
+            if keep_gangs:
+                spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
+                                    if o.devices_per_replica > 1)
             cleared = _clearing(request, free, occupants, head, want, preempt_margin, spared)
             if cleared is not None:
                 p, victims = cleared
