@@ -102,9 +102,11 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 floor_s = clear_factor * held_s.get(head.id, 0.0)
                 spared = frozenset(o.id for on_node in occupants.values() for o in on_node
                                    if held_s.get(o.id, 0.0) <= floor_s)
-            if keep_gangs:
+            if keep_gangs:      # a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
+                tw = request.policy.tier_weights
                 spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
-                                    if o.devices_per_replica > 1)
+                                    if o.devices_per_replica > 1
+                                    and getattr(tw, o.tier) >= getattr(tw, head.tier))
             cleared = _clearing(request, free, occupants, head, want, preempt_margin, spared)
             if cleared is not None:
                 p, victims = cleared
