@@ -39,10 +39,14 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
     tw = request.policy.tier_weights
     weight = {jid: getattr(tw, j.tier) for jid, j in jobs.items()}
     gained = {jid: _gained(jobs[jid], p) for jid, p in placed.items()}
-    # node -> the lowest tier weight of a gang job gaining devices there
+    size = _sizes(request)
+    idle = sum(d for n, d in size.items() if n not in down) - sum(
+        k * j.devices_per_replica for j in request.jobs if j.current is not None
+        for n, k in j.current.nodes.items() if n not in down)
+    # node -> the lowest tier weight of a gang job gaining devices there that the fleet has idle devices for
     gang_gains: dict[str, float] = {}
     for jid, g in gained.items():
-        if jobs[jid].devices_per_replica > 1:
+        if jobs[jid].devices_per_replica > 1 and _gain(jobs[jid], placed[jid]) <= idle:
             for n in g:
                 gang_gains[n] = min(gang_gains.get(n, weight[jid]), weight[jid])
     kept = [v for v in victims if any(gang_gains.get(n, float("inf")) <= weight[v.id] for n in v.current.nodes)]
@@ -53,7 +57,6 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
         for n in v.current.nodes:
             ceiling[n] = max(ceiling.get(n, weight[v.id]), weight[v.id])
     rank = {j.id: k for k, j in enumerate(request.jobs)}
-    size = _sizes(request)
     out = dict(placed)
     for v in kept:
         out[v.id] = v.current
@@ -99,6 +102,13 @@ def _gained(job: Job, p: Placement) -> set[str]:
     if cur is None or (cur.cluster, cur.accelerator) != (p.cluster, p.accelerator):
         return set(p.nodes)
     return {n for n, k in p.nodes.items() if k > cur.nodes.get(n, 0)}
+
+
+def _gain(job: Job, p: Placement) -> int:
+    """The devices `p` gives `job` beyond those it holds now on the same nodes."""
+    cur = job.current
+    same = cur is not None and (cur.cluster, cur.accelerator) == (p.cluster, p.accelerator)
+    return sum(max(0, k - (cur.nodes.get(n, 0) if same else 0)) for n, k in p.nodes.items()) * job.devices_per_replica
 
 
 def _overfull(size: Mapping[str, int], jobs: Mapping[str, Job], placed: Mapping[str, Placement]) -> list[str]:
