@@ -79,6 +79,7 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 occupants.setdefault(n, []).append(j)
     if request.policy.mode == "backfill":
         preempt_margin = None
+    idle = sum(sum(pool.free.values()) for pool in free.pools.values())    # devices no running job holds
     preempted = 0          # heads started by preempting occupants (beyond `most`)
     quota_keys = {(q.tenant, q.tier) for q in request.quotas}
     heads: list[str] = []
@@ -102,7 +103,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 floor_s = clear_factor * held_s.get(head.id, 0.0)
                 spared = frozenset(o.id for on_node in occupants.values() for o in on_node
                                    if held_s.get(o.id, 0.0) <= floor_s)
-            if keep_gangs:      # a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
+            if keep_gangs and idle >= want * head.devices_per_replica:
+                # devices idle, only scattered: a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
                 tw = request.policy.tier_weights
                 spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
                                     if o.devices_per_replica > 1
