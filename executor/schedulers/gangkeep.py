@@ -43,13 +43,10 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
     weight = {jid: getattr(tw, j.tier) for jid, j in jobs.items()}
     gained = {jid: _gained(jobs[jid], p) for jid, p in placed.items()}
     size = _sizes(request)
-    idle = sum(d for n, d in size.items() if n not in down) - sum(
-        k * j.devices_per_replica for j in request.jobs if j.current is not None
-        for n, k in j.current.nodes.items() if n not in down)
-    # node -> the lowest tier weight of a gang job gaining devices there that the fleet has idle devices for
+    # node -> the lowest tier weight of a gang job gaining devices there
     gang_gains: dict[str, float] = {}
     for jid, g in gained.items():
-        if jobs[jid].devices_per_replica > 1 and _gain(jobs[jid], placed[jid]) <= idle:
+        if jobs[jid].devices_per_replica > 1:
             for n in g:
                 gang_gains[n] = min(gang_gains.get(n, weight[jid]), weight[jid])
     kept = [v for v in victims if any(gang_gains.get(n, float("inf")) <= weight[v.id] for n in v.current.nodes)]
@@ -70,11 +67,11 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
             break
         # on the first overfull node, undo the change of a job that gained devices there (gang jobs first)
         n = over[0]
-        # (a running job goes back where it runs, whatever its tier; a waiting one keeps waiting only
-        # when its tier is no higher than the kept job's)
+        # (a job the plan only moves goes back where it runs, whatever its tier; one it starts or grows
+        # keeps waiting or its size only when its tier is no higher than the kept job's)
         top = ceiling.get(n, -1.0)
         cands = [jid for jid, p in out.items() if n in p.nodes and n in gained.get(jid, ()) and jid not in undone
-                 and (_stays(jobs[jid], down) or weight[jid] <= top)]
+                 and (weight[jid] <= top or (_stays(jobs[jid], down) and p.replicas == jobs[jid].current.replicas))]
         if not cands:
             return None
         jid = min(cands, key=lambda j: (jobs[j].devices_per_replica == 1, rank[j]))
@@ -105,13 +102,6 @@ def _gained(job: Job, p: Placement) -> set[str]:
     if cur is None or (cur.cluster, cur.accelerator) != (p.cluster, p.accelerator):
         return set(p.nodes)
     return {n for n, k in p.nodes.items() if k > cur.nodes.get(n, 0)}
-
-
-def _gain(job: Job, p: Placement) -> int:
-    """The devices `p` gives `job` beyond those it holds now on the same nodes."""
-    cur = job.current
-    same = cur is not None and (cur.cluster, cur.accelerator) == (p.cluster, p.accelerator)
-    return sum(max(0, k - (cur.nodes.get(n, 0) if same else 0)) for n, k in p.nodes.items()) * job.devices_per_replica
 
 
 def _overfull(size: Mapping[str, int], jobs: Mapping[str, Job], placed: Mapping[str, Placement]) -> list[str]:

@@ -37,6 +37,9 @@ held behind a days-old job idles for days), and `clear_factor` lets a head clear
 have held devices more than `clear_factor` times as long as it has (least attained service first,
 with hysteresis: without it a preempted long gang job, aging while it waits, clears the node of
 another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
+With `keep_gangs` (the same rule as the plan filter `gangkeep.py`) a head never clears a gang job of
+its tier or higher while the fleet has as many devices idle as the head needs: it waits for the
+reservation to gather them by draining a node instead.
 """
 
 from __future__ import annotations
@@ -79,7 +82,6 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 occupants.setdefault(n, []).append(j)
     if request.policy.mode == "backfill":
         preempt_margin = None
-    idle = sum(sum(pool.free.values()) for pool in free.pools.values())    # devices no running job holds
     preempted = 0          # heads started by preempting occupants (beyond `most`)
     quota_keys = {(q.tenant, q.tier) for q in request.quotas}
     heads: list[str] = []
@@ -103,8 +105,7 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 floor_s = clear_factor * held_s.get(head.id, 0.0)
                 spared = frozenset(o.id for on_node in occupants.values() for o in on_node
                                    if held_s.get(o.id, 0.0) <= floor_s)
-            if keep_gangs and idle >= want * head.devices_per_replica:
-                # devices idle, only scattered: a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
+            if keep_gangs:      # a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
                 tw = request.policy.tier_weights
                 spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
                                     if o.devices_per_replica > 1
