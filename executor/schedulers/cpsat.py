@@ -28,10 +28,10 @@ PREEMPT_MARGIN = 1.0
 CLEAR_FACTOR = 2.0
 
 
-# With backfill on, a full plan never swaps a running gang job for a waiting one of its tier while the
-# fleet has the devices idle elsewhere (`gangkeep.py`): the swap only moves the wait to the job
-# preempted, which must then wait for a node to drain itself (Philly days 60-67: five basic 8-GPU jobs
-# waited 3,300-6,700 s each after such swaps; cpsat 1.6 s above las in mean JCT).
+# With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower
+# (`gangkeep.py`): the swap only moves the wait to the job preempted, which must then wait for a node
+# to drain itself (Philly days 60-67: five basic 8-GPU jobs waited 3,300-6,700 s each after such
+# swaps; cpsat 1.6 s above las in mean JCT).
 
 
 def event_options(backfill: bool) -> dict[str, Any]:

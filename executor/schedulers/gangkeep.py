@@ -1,22 +1,20 @@
-"""At a full plan, a running gang job keeps its node rather than hand it to another gang job of its
-tier while the fleet has the devices idle elsewhere.
+"""At a full plan, a running gang job keeps its node rather than hand it to another gang job of its tier.
 
 A job whose replicas need a whole node (`devices_per_replica` > 1) restarts only where a node drains
-again. When a full plan preempts one so that another gang job of its tier can start, grow or move
-onto its node while the fleet has that many devices idle, only scattered, the swap moves the wait
-from one gang job to the other (the reservation would have gathered the idle devices for the new
-one by draining a node; the one preempted now waits for such a drain itself, behind every head of
-higher priority) and pays two pauses. The planner cannot see this: it prices a preemption by the
-contract's pause alone, as if the job restarted on the next free devices. On Philly days 60-67
-(backfill on) five basic 8-GPU jobs, each days into its run, waited 3,300-6,700 s each after such
-swaps, more than the gang jobs that took their nodes gained (cpsat 1.6 s above las in mean JCT).
+again. When a full plan preempts one so that another gang job of its tier (or a lower one) can start,
+grow or move onto its node, the swap moves the wait from one gang job to the other (the new one
+would have waited for the reservation to drain a node; the one preempted now waits for such a drain
+itself, behind every head of higher priority) and pays two pauses. The planner cannot see this: it
+prices a preemption by the contract's pause alone, as if the job restarted on the next free
+devices. On Philly days 60-67 (backfill on) five basic 8-GPU jobs, each days into its run, waited
+3,300-6,700 s each after such swaps, more than the gang jobs that took their nodes gained (cpsat
+1.6 s above las in mean JCT).
 
 `keep_running_gangs` undoes those swaps in a plan: every such running gang job keeps its placement,
-and the jobs the plan puts on its devices stay where they were (running ones) or keep waiting
-(waiting ones of its tier or lower; none of a higher tier is held back), then each change the plan
-made that still fits is put back. On a full fleet (fewer devices idle than the gang job gains) the
-plan's swap stands: least attained service decides who runs. Small jobs are not affected: they
-restart on any free device.
+the jobs the plan moves onto its devices go back where they run, and those it starts or grows there
+keep waiting or their size (only jobs of the kept job's tier or lower: a job of a higher tier is
+never held back, and where one would have to be, the plan stands); then each change the plan made
+that still fits is put back. Small jobs are not affected: they restart on any free device.
 """
 
 from __future__ import annotations

@@ -38,8 +38,7 @@ have held devices more than `clear_factor` times as long as it has (least attain
 with hysteresis: without it a preempted long gang job, aging while it waits, clears the node of
 another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
 With `keep_gangs` (the same rule as the plan filter `gangkeep.py`) a head never clears a gang job of
-its tier or higher while the fleet has as many devices idle as the head needs: it waits for the
-reservation to gather them by draining a node instead.
+its tier or higher: it waits for its reserved node to drain instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """cpsat with backfill on: at a full plan a running gang job keeps its node rather than hand it to a
-waiting gang job of its tier when the fleet has the devices idle, only scattered (the reservation
-gathers them by draining a node; the swap would only move the wait and pay two pauses). On a full
-fleet, or for a job of a higher tier, the plan's swap stands."""
+waiting gang job of its tier (both need a whole node: the swap only moves the wait to the job
+preempted and pays two pauses); for a gang job of a higher tier the plan's swap stands."""
 
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ def scattered(new_tier: str) -> dict:
                            job("new", 1, devices_per_replica=8, tier=new_tier)])
 
 
-def test_a_running_gang_job_keeps_its_node_from_a_gang_job_of_its_tier_while_devices_idle_elsewhere():
+def test_a_running_gang_job_keeps_its_node_from_a_waiting_gang_job_of_its_tier():
     got, kinds = decide(scattered("basic"))
     assert got == {"long": {"a-h-0": 1}, **{f"a-h-1-s{k}": {"a-h-1": 1} for k in range(4)},
                    **{f"a-h-2-s{k}": {"a-h-2": 1} for k in range(4)}}
@@ -40,13 +39,5 @@ def test_a_running_gang_job_keeps_its_node_from_a_gang_job_of_its_tier_while_dev
 
 def test_a_gang_job_of_a_higher_tier_still_takes_the_node():
     got, kinds = decide(scattered("standard"))
-    assert got["new"] == {"a-h-0": 1} and "long" not in got
-    assert kinds == {"long": "preempt", "new": "start"}
-
-
-def test_on_a_full_fleet_the_fresh_gang_job_of_the_same_tier_takes_the_node():
-    # no device idle anywhere: least attained service decides who runs, as before
-    two = fleet(cluster("a", "us", ("a-h-", 2, "H100", 8)))
-    got, kinds = decide(request(two, [LONG, *small("a-h-1", 8), job("new", 1, devices_per_replica=8, tier="basic")]))
     assert got["new"] == {"a-h-0": 1} and "long" not in got
     assert kinds == {"long": "preempt", "new": "start"}
