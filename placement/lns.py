@@ -22,11 +22,12 @@ from placement.cpsat import solve_pool_model
 from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
+from placement.mip_step import solve_neighbourhood, step_options
 from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
-from placement.realize import realize_delta
-from placement.score import improves, net_of
+from placement.realize import realize, realize_delta
+from placement.score import improves, net_of, score
 from placement.stop import StoppingCriterion
 
 
@@ -163,6 +164,16 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n,
                                      params)
+    # integer steps over pools (HiGHS) where the LP disagrees, then that set with the jobs in the pools it could
+    # use that lose least by moving: the chains no insertion makes (a job takes another's devices, that one moves to an
+    # equivalent pool, a third grows), solved in tens of milliseconds at medium size. Under the wall clock
+    # only (HiGHS stops on its time limit)
+    if lp_x is not None and not stop.deterministic and params.mip_steps_share > 0:
+        t1 = time.perf_counter()
+        until = min(deadline, t1 + params.mip_steps_share * max(0.0, deadline - t1))
+        before = stats["improved"]
+        best = _mip_steps(inst, opts, best, lp_x, lp_n, stop, until, params, gain0, accept, stats)
+        stats["mip_improved"] = stats["improved"] - before
     # a few CP-SAT steps where the LP disagrees, before the option moves, while each gains at least a share of
     # what the gang moves gained per second: a step re-plans dozens of jobs at once, which no insertion finds,
     # and at 1 s the option moves used to take the time before any step ran (medium family seed 37). Only
@@ -195,6 +206,72 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
                                          lp_n, params)
     best = steps(best, deadline, 10**9)
     return best, stats
+
+
+def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, lp_n: np.ndarray | None,
+               stop: StoppingCriterion, until: float, params: EngineParams, gain0: np.ndarray, accept,
+               stats: dict[str, int]) -> Packing:
+    """Integer steps (`placement.mip_step`) on growing neighbourhoods until `until`: the jobs where the
+    LP disagrees with the plan, then those with the jobs in the pools they could use that lose least by
+    moving (`_move_loss`), up to each size of `params.mip_step_sizes`. Each answer is packed around the jobs that stay
+    (`realize_delta`) and from scratch (`realize`, which packs a changed pool whole); the better is kept
+    when the canonical objective improves."""
+    sizes = [0, *params.mip_step_sizes]
+    for size in sizes:
+        if stop.stopped(params.lns_min_left_s, until=until):
+            break
+        free = set(_by_stake(inst, opts, best, lp_x, lp_n)[:params.mip_max_jobs])
+        if size:
+            free = _with_occupants(inst, opts, best, free, lp_x, size)
+        if not free:
+            continue
+        stats["steps"] += 1
+        stats["mip_steps"] = stats.get("mip_steps", 0) + 1
+        got = solve_neighbourhood(inst, opts, best, free, lp_x, min(params.mip_step_s, stop.left(until=until)))
+        if got is None:
+            continue
+        inc = incumbent_choice(best)
+        choice = {j: c for j, c in inc.items() if j not in free}
+        choice.update(got)
+        changed = {j for j in free if inc.get(j) != choice.get(j)}
+        if not changed:
+            continue
+        pk = realize_delta(inst, opts, best, choice, changed, gain0)
+        delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
+        if len(inst.jobs) <= params.mip_repack_max_jobs and stop.left(until=until) > params.lns_min_left_s:
+            whole = realize(inst, opts, choice)
+            d2 = score(inst, whole.placed_map()).objective - score(inst, best.placed_map()).objective
+            if d2 > delta and all(j in whole.choice for j in range(len(inst.jobs)) if inst.jobs[j].protected):
+                pk, delta = whole, d2
+        if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
+            continue
+        if improves(delta):
+            best = accept(pk, delta)
+    return best
+
+
+def _with_occupants(inst: Instance, opts: Options, best: Packing, free: set[int], lp_x: np.ndarray,
+                    size: int) -> set[int]:
+    """`free` with the jobs now in the pools its jobs could take (their options in the integer step),
+    those losing least per device by moving first, up to `size` jobs: those that must move for a chain
+    to close."""
+    cols = step_options(inst, opts, best, sorted(free), lp_x, 1)
+    pools = set(opts.pool[cols].tolist())
+    occ = [j for j, o in best.choice.items() if j not in free and int(opts.pool[o]) in pools]
+    occ.sort(key=lambda j: (_move_loss(inst, opts, best, j), j))
+    return set(free) | set(occ[:max(0, size - len(free))])
+
+
+def _move_loss(inst: Instance, opts: Options, best: Packing, j: int) -> float:
+    """What job j loses per device at most by moving to its best other option on as many replicas (0 where
+    an equal-value pool exists: a premium gang worth much per device moves at no loss, and is what a chain
+    most often needs out of the way)."""
+    o = best.choice[j]
+    reps = sum(best.nodes[j].values())
+    ol = opts.by_job[j]
+    ol = ol[(ol != o) & ~opts.keep[ol]]
+    alt = float((opts.coef[ol] * np.minimum(opts.hi[ol], reps)).max()) if len(ol) else 0.0
+    return max(0.0, float(opts.coef[o]) * reps - alt) / max(1, reps * int(opts.dpr[o]))
 
 
 def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_prices: np.ndarray | None,
@@ -321,6 +398,22 @@ def _disagreeing_jobs(inst: Instance, opts: Options, best: Packing, lp_x: np.nda
     return out
 
 
+def _by_stake(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, lp_n: np.ndarray | None) -> list[int]:
+    """The jobs where the LP disagrees with the incumbent, most value at stake first (what the LP gives
+    the job less what the incumbent does)."""
+    disagree = _disagreeing_jobs(inst, opts, best, lp_x, lp_n)
+    if not disagree:
+        return []
+    stake = {}
+    lp_vals = np.bincount(opts.job.astype(np.int64), weights=opts.coef * (lp_n if lp_n is not None else lp_x),
+                          minlength=len(inst.jobs)).tolist()
+    for j in disagree:
+        o = best.choice.get(j)
+        mine = float(opts.coef[o]) * sum(best.nodes[j].values()) if o is not None else 0.0
+        stake[j] = lp_vals[j] - mine
+    return sorted(disagree, key=lambda j: (-stake[j], j))
+
+
 def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
                     pool_jobs: list[list[int]], rng: random.Random, cap: int,
                     quota_prices: np.ndarray | None = None, tried: set[int] | None = None,
@@ -331,20 +424,9 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
     quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
     gangs = _gang_neighbourhoods(inst, opts, best, lp_x, params.lns_gang_free_jobs, tried)
     if lp_x is not None:
-        disagree = _disagreeing_jobs(inst, opts, best, lp_x, lp_n)
-        if disagree:
-            # most value at stake first: what the LP gives the job less what the incumbent does
-            stake = {}
-            lp_vals = np.bincount(opts.job.astype(np.int64), weights=opts.coef * (lp_n if lp_n is not None else lp_x),
-                                  minlength=len(inst.jobs)).tolist()
-            for j in disagree:
-                lp_val = lp_vals[j]
-                o = best.choice.get(j)
-                mine = float(opts.coef[o]) * sum(best.nodes[j].values()) if o is not None else 0.0
-                stake[j] = lp_val - mine
-            d = sorted(disagree, key=lambda j: (-stake[j], j))
-            for k in range(0, len(d), cap):
-                yield set(d[k:k + cap])
+        d = _by_stake(inst, opts, best, lp_x, lp_n)
+        for k in range(0, len(d), cap):
+            yield set(d[k:k + cap])
     yield from gangs[:params.lns_gang_sets]
     yield from quota_sets
     order = list(range(len(inst.pools)))

@@ -86,6 +86,14 @@ class EngineParams:
     lns_early_min_gap: float = 0.01      # only while the plan is at least this far below the bound (else they cost the
                                          # option moves' small gains: medium 40-59 at 1 s paired -0.014 % -> -0.005 %)
     lns_early_share: float = 0.5         # wall clock: their most, a share of what is left after the gang moves
+    mip_steps_share: float = 0.3         # wall clock: integer steps over pools (placement/mip_step.py), their most, a
+                                         # share of what is left after the gang moves
+    mip_step_s: float = 0.15             # wall clock: one integer step's most
+    mip_step_sizes: tuple[int, ...] = (100, 200)   # after the LP's disagreements, those with the occupants losing least
+                                         # by moving, of the pools they could use, up to this many jobs
+    mip_max_jobs: int = 200              # the disagreements an integer step frees at most (most value at stake first)
+    mip_repack_max_jobs: int = 2_000     # up to this many jobs, an integer step's answer is also packed from scratch (a
+                                         # pass over every job: at planet size seconds)
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
     moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
