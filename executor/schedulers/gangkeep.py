@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from models import Job, Placement, PlanRequest
+from models.fleet_index import fleet_index
 
 
 def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) -> dict[str, Placement] | None:
@@ -112,8 +113,6 @@ def _overfull(size: Mapping[str, int], jobs: Mapping[str, Job], placed: Mapping[
 
 
 def _sizes(request: PlanRequest) -> dict[str, int]:
-    from models.fleet_index import fleet_index
-
     fx = fleet_index(request.fleet)
     return {name: fx.devices[i] for i, name in enumerate(fx.names)}
 
