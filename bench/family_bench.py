@@ -119,6 +119,9 @@ def main() -> None:
     ap.add_argument("--cached-only", action="store_true",
                     help="use the checker's bounds only where cached (never compute one: the planet region LP "
                          "takes minutes per request on a loaded machine); gaps are '-' where none is cached")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="plan every request with this policy.time_limit_s instead of its size's (the moonshot "
+                         "runs at 5 s); the cached bounds still apply: they are keyed by the request as generated")
     a = ap.parse_args()
     global CACHED_ONLY
     CACHED_ONLY = a.cached_only
@@ -126,8 +129,9 @@ def main() -> None:
 
     seeds = _seeds(a.seeds)
     planners = a.planners.split(",")
-    print(f"family: seeds {a.seeds}; {os.cpu_count()} cores; load {_load()}; planners {planners}")
-    print(f"{'size':7} {'seed':>4} {'planner':7} {'wall_s':>6} {'peak_MiB':>8} {'status':9} {'objective':>12} "
+    limit = "" if a.time_limit is None else f"; time limit {a.time_limit:g} s for every request"
+    print(f"family: seeds {a.seeds}; {os.cpu_count()} cores; load {_load()}; planners {planners}{limit}")
+    print(f"{'size':7} {'seed':>4} {'planner':7} {'wall_s':>6} {'out_s':>6} {'peak_MiB':>8} {'status':9} {'objective':>12} "
           f"{'bound':>12} {'lp':>12} {'gap_lp':>7} {'gap_mip':>7} {'gap_ex':>7} {'gap_rep':>7} {'valid':>5} load", flush=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,6 +140,9 @@ def main() -> None:
                 data = generate_family(size, seed)
                 text = json.dumps(data, sort_keys=True)
                 key = f"{size}-{seed}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+                if a.time_limit is not None:
+                    data["policy"]["time_limit_s"] = a.time_limit
+                    text = json.dumps(data, sort_keys=True)
                 rp = os.path.join(tmp, f"{size}-{seed}.json")
                 pathlib.Path(rp).write_text(text)
                 for mode in planners:
@@ -155,7 +162,8 @@ def main() -> None:
                     ref = _cached_bound(key, "colgen", _colgen_bound, rp, a.lp_ref, always=True) if a.lp_ref else None
                     obj = resp["objective"]
 
-                    row = {"size": size, "seed": seed, "planner": mode, "wall_s": m["wall_s"], "peak_mib": m["peak_mib"],
+                    row = {"size": size, "seed": seed, "planner": mode, "wall_s": m["wall_s"], "out_s": m["out_s"],
+                           "solve_s": resp.get("solve_s"), "peak_mib": m["peak_mib"],
                            "status": resp["status"], "objective": obj, "bound": resp["bound"],
                            "bound_method": (resp.get("stats") or {}).get("bound_method"),
                            "lp": (lp or {}).get("lp_bound"), "mip": (mip or {}).get("agg_mip_bound"),
@@ -169,7 +177,7 @@ def main() -> None:
                     row["lp_ref"] = (ref or {}).get("bound")
                     row["gap_ref"] = _gap(obj, row["lp_ref"])
                     rows.append(row)
-                    print(f"{size:7} {seed:4} {mode:7} {m['wall_s']:6.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
+                    print(f"{size:7} {seed:4} {mode:7} {m['wall_s']:6.2f} {m['out_s']:6.2f} {m['peak_mib']:8.0f} {resp['status']:9} "
                           f"{obj:12.1f} {resp['bound']:12.1f} {row['lp'] or float('nan'):12.1f} {_pct(row['gap_lp'])} "
                           f"{_pct(row['gap_mip'])} {_pct(row['gap_exact'])} {_pct(row['gap_reported'])} "
                           f"{chk.get('valid', '-')!s:>5} {load}", flush=True)
@@ -203,7 +211,7 @@ def _fmt(v: float | None) -> str:
 def summary(rows: list[dict], planners: list[str]) -> str:
     """Per size and planner: median and worst gap to each bound, status counts, worst memory and wall."""
     out = [(f"{'size':7} {'planner':7} {'seeds':>5} {'gap_lp med':>10} {'worst':>7} {'gap_mip med':>11} {'worst':>7} "
-            f"{'(n)':>4} {'gap_rep med':>11} {'worst':>7} {'statuses':24} {'peak_MiB':>8} {'wall max':>8} {'invalid':>7}")]
+            f"{'(n)':>4} {'gap_rep med':>11} {'worst':>7} {'statuses':24} {'peak_MiB':>8} {'wall max':>8} {'out max':>7} {'invalid':>7}")]
     for size in dict.fromkeys(r["size"] for r in rows):
         for mode in planners:
             rs = [r for r in rows if r["size"] == size and r["planner"] == mode]
@@ -219,7 +227,7 @@ def summary(rows: list[dict], planners: list[str]) -> str:
                        f"{f(max(gmip) if gmip else None):>7} {len(gmip):4} "
                        f"{f(statistics.median(grep) if grep else None):>11} {f(max(grep) if grep else None):>7} "
                        f"{' '.join(f'{k}:{v}' for k, v in sorted(st.items())):24} "
-                       f"{max(r['peak_mib'] for r in rs):8.0f} {max(r['wall_s'] for r in rs):8.2f} "
+                       f"{max(r['peak_mib'] for r in rs):8.0f} {max(r['wall_s'] for r in rs):8.2f} {max(r['out_s'] for r in rs):7.2f} "
                        f"{sum(1 for r in rs if r['valid'] is not True or r['bound_ok'] is False):7}")
     for size in dict.fromkeys(r["size"] for r in rows):
         for mode in planners:

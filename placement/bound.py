@@ -68,6 +68,8 @@ def priced_values(inst: Instance, opts: Options, pool_price: np.ndarray, quota_p
     The one place the Lagrangian subproblem is written; the bound and column generation share it."""
     _, jq = _keys(inst)
     pc = _job_arrays(inst)[0]
+    if inst.budget_gb is None:
+        budget_price = 0.0   # no budget row: pricing one that does not exist would bound below the optimum
     qp = np.zeros(len(opts))
     if quota_price is not None and len(quota_price):
         qj = jq[opts.job]

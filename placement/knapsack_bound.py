@@ -98,7 +98,7 @@ def pool_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, q
     None when the deadline passes first (no partial value is a bound)."""
     keys, jq = _keys(inst)
     mu = np.zeros(len(keys)) if quota_price is None or len(quota_price) == 0 else np.maximum(quota_price, 0.0)
-    beta = max(0.0, budget_price)
+    beta = max(0.0, budget_price) if inst.budget_gb is not None else 0.0   # no budget row, no price
     lam = _job_prices(inst, opts, pool_price, mu, beta) if job_price is None else job_price
     prot = np.array([j.protected for j in inst.jobs], dtype=bool)
     lam = np.where(prot, lam, np.maximum(lam, 0.0))
@@ -132,7 +132,7 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     multiple-choice knapsack over its jobs. None when the deadline passes first."""
     keys, jq = _keys(inst)
     mu = np.zeros(len(keys)) if quota_price is None or len(quota_price) == 0 else np.maximum(quota_price, 0.0)
-    beta = max(0.0, budget_price)
+    beta = max(0.0, budget_price) if inst.budget_gb is not None else 0.0   # no budget row, no price
     pi = np.maximum(pool_price, 0.0)
     cap = np.array([p.capacity for p in inst.pools], dtype=float)
     pc = np.array([j.preempt_cost for j in inst.jobs])

@@ -11,6 +11,7 @@ when the canonical score improves. Neighbourhoods come from a seeded generator, 
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Iterator
@@ -58,6 +59,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     max_free_jobs = params.lns_max_free_jobs
     rng = random.Random(len(inst.jobs) * 7919 + len(opts))
     stats = {"steps": 0, "improved": 0, "optimal_steps": 0}
+    setup_t0 = time.perf_counter()
     pool_jobs: list[list[int]] = [[] for _ in inst.pools]
     for o in range(len(opts)):
         pool_jobs[int(opts.pool[o])].append(int(opts.job[o]))
@@ -75,6 +77,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # few options with the jobs worth least cleared out of the way; under WorkUnits each pass is capped
     # by a count of insertions taken from the request
     t0 = time.perf_counter()
+    setup_s = t0 - setup_t0
     share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
     # (an insertion's cost grows with the plan: copies and an occupancy map per kept move)
     tries = int(stop.budget(max(1, round(params.moves_det_tries_per_s * limit * min(1.0, 1000 / max(1, len(inst.jobs))))),
@@ -102,7 +105,9 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         done = 0
         last = (time.perf_counter(), stats["improved"])
         while stats["steps"] < max_steps and done < count:
-            if stop.stopped(params.lns_min_left_s, until=until):
+            # a step takes its CP-SAT budget plus what that budget does not bound (the model's build, the
+            # repack, drawing the neighbourhood): the most that took so far (at planet size 0.2-0.4 s)
+            if stop.stopped(params.lns_min_left_s + overhead[0], until=until):
                 break
             if min_rate and done and (gained[0] < min_rate * (time.perf_counter() - last[0])):
                 break
@@ -111,43 +116,57 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             free = next(neighbourhoods, None)
             if free is None:
                 break
+            if stop.stopped(params.lns_min_left_s, until=until):
+                break   # drawing it took the time
             stats["steps"] += 1
             done += 1
-            if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
-                pool, nodes, free, gang = free
-                tried.add(gang)
-                seconds = stop.budget(step_s, min(step_s, stop.left(until=until)))
-                pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
-                if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
-                    continue
-                delta = net_of(inst, pk, free) - net_of(inst, best, free)
-                if improves(delta):
-                    best = accept(pk, delta)
-                    stats["node_improved"] = stats.get("node_improved", 0) + 1
-                continue
-            inc = incumbent_choice(best)
-            fixed = {j: c for j, c in inc.items() if j not in free}
-            subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
-            if len(subset) == 0:
-                continue
-            seconds = stop.budget(step_s, min(step_s, stop.left(until=until)))
-            res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
-                                   kept_room=_kept_room(inst, opts, best, free))
-            if res.status == "OPTIMAL":
-                stats["optimal_steps"] += 1
-            if res.status not in ("OPTIMAL", "FEASIBLE"):
-                continue
-            choice = dict(fixed)
-            choice.update(res.choice)
-            changed = {j for j in free if inc.get(j) != choice.get(j)}
-            if not changed:
-                continue
-            pk = realize_delta(inst, opts, best, choice, changed, gain0)
-            if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
-                continue
-            delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
+            granted[0] = 0.0
+            best = step(best, free, until)
+            took = time.perf_counter() - last[0] - granted[0]
+            if took > 0:   # the solve ran its budget (one that ended sooner measures nothing)
+                overhead[0] = max(overhead[0], took) if measured[0] else took   # the estimate gives way to a measure
+                measured[0] = True
+        return best
+
+    def step(best: Packing, free: set[int] | tuple, until: float) -> Packing:
+        """One CP-SAT step on the neighbourhood `free`: the better of `best` and the step's plan."""
+        if isinstance(free, tuple):      # a node-level neighbourhood: some nodes of one pool, exactly
+            pool, nodes, free, gang = free
+            tried.add(gang)
+            seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
+            granted[0] = seconds
+            pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
+            if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
+                return best
+            delta = net_of(inst, pk, free) - net_of(inst, best, free)
             if improves(delta):
                 best = accept(pk, delta)
+                stats["node_improved"] = stats.get("node_improved", 0) + 1
+            return best
+        inc = incumbent_choice(best)
+        fixed = {j: c for j, c in inc.items() if j not in free}
+        subset = np.concatenate([opts.by_job[j] for j in sorted(free)]) if free else np.zeros(0, dtype=np.int64)
+        if len(subset) == 0:
+            return best
+        seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
+        granted[0] = seconds
+        res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
+                               kept_room=_kept_room(inst, opts, best, free))
+        if res.status == "OPTIMAL":
+            stats["optimal_steps"] += 1
+        if res.status not in ("OPTIMAL", "FEASIBLE"):
+            return best
+        choice = dict(fixed)
+        choice.update(res.choice)
+        changed = {j for j in free if inc.get(j) != choice.get(j)}
+        if not changed:
+            return best
+        pk = realize_delta(inst, opts, best, choice, changed, gain0)
+        if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
+            return best
+        delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
+        if improves(delta):
+            best = accept(pk, delta)
         return best
 
     def accept(pk: Packing, delta: float) -> Packing:
@@ -161,6 +180,12 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         return pk
 
     gained = [0.0]
+    granted = [0.0]    # the last step's CP-SAT budget
+    # the most a step took beyond its CP-SAT budget (its solve gets what is left less that); before the
+    # first is measured, an estimate by the request's size (the model's build and the repack pass over the
+    # jobs held fixed), or what this set-up took (passes over every option and job) if more
+    overhead = [max(setup_s, params.lns_step_overhead_s, params.lns_step_overhead_per_job_s * len(inst.jobs))]
+    measured = [False]
 
     neighbourhoods = _neighbourhoods(inst, opts, best, lp_x, pool_jobs, rng, max_free_jobs, quota_prices, tried, lp_n,
                                      params)
@@ -305,7 +330,7 @@ def _quota_neighbourhoods(inst: Instance, opts: Options, best: Packing, quota_pr
 
 
 def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
-                         cap: int, tried: set[int]) -> list[tuple[int, list[int], set[int], int]]:
+                         cap: int, tried: set[int]) -> Iterator[tuple[int, list[int], set[int], int]]:
     """Lumpy gangs short of their best: per gang (4+ devices a replica) that the incumbent leaves
     unplaced or below its maximum where the LP would grow it, the gang and the jobs now on the
     nodes of the pool it wants, least valuable per device first, so that a model can hand it
@@ -334,12 +359,12 @@ def _gang_neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.
             short = min(short, room // info.dpr)
         if short > 0 and opts.coef[o] > 0:
             wants.append((-float(opts.coef[o]) * short, info.index, int(opts.pool[o])))
-    out = []
+    # each gang's nodes only as the search asks (it takes the first few): at planet size all of them up
+    # front, a walk over a pool's jobs per gang, took 2.2 s of a 10 s limit past the search's stop
     for _, j, p in sorted(wants):
         nodes, jobs = _gang_nodes(inst, best, on_pool.get(p, []), per_dev, j, p, cap)
         if nodes and (len(jobs) > 1 or int(best.free[nodes].max()) >= inst.jobs[j].dpr):
-            out.append((p, nodes, jobs, j))
-    return out
+            yield p, nodes, jobs, j
 
 
 def _gang_nodes(inst: Instance, best: Packing, placed: list[int], per_dev: dict[int, float], gang: int,
@@ -422,12 +447,13 @@ def _neighbourhoods(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarr
     binding quota's jobs, then pools (quota sets again between rounds of pools)."""
     tried = set() if tried is None else tried
     quota_sets = _quota_neighbourhoods(inst, opts, best, quota_prices, pool_jobs, rng, cap)
-    gangs = _gang_neighbourhoods(inst, opts, best, lp_x, params.lns_gang_free_jobs, tried)
     if lp_x is not None:
         d = _by_stake(inst, opts, best, lp_x, lp_n)
         for k in range(0, len(d), cap):
             yield set(d[k:k + cap])
-    yield from gangs[:params.lns_gang_sets]
+    # the gangs are drawn with `tried` as it stands here: only their own steps add to it
+    yield from itertools.islice(_gang_neighbourhoods(inst, opts, best, lp_x, params.lns_gang_free_jobs, tried),
+                                params.lns_gang_sets)
     yield from quota_sets
     order = list(range(len(inst.pools)))
     while True:

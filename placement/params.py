@@ -69,7 +69,10 @@ class EngineParams:
     lns_det_share: float = 0.45          # deterministic: steps of `lns_step_s` work units, this share of the limit in all
     lns_step_s: float = 0.25
     lns_max_free_jobs: int = 150
-    lns_min_left_s: float = 0.02         # wall clock: no step starts with less left
+    lns_min_left_s: float = 0.02         # wall clock: no step starts with less left (beyond its overhead, below)
+    lns_step_overhead_s: float = 0.04    # wall clock: a step's time beyond its CP-SAT budget until one is measured (the
+    lns_step_overhead_per_job_s: float = 2e-5  # model's build, the repack), at least, and per job: measured 0.02-0.05 s
+                                         # at medium size (600 jobs), 0.1-0.2 s at large (5,000), 0.2-0.4 s at planet
     lns_gang_sets: int = 4               # node-level neighbourhoods (lumpy gangs) tried after each improvement
     lns_gang_free_jobs: int = 60         # most jobs one node-level neighbourhood re-plans
     gang_moves_share: float = 0.5        # wall clock: gang insertion's most, a share of the search's time
@@ -98,13 +101,19 @@ class EngineParams:
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
     moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
                                          # (x 1,000 / jobs above 1,000 jobs)
-    # the tail reserved for the reasons and the response once the search stops (the search keeps its
-    # plan packed): measured as this many scorings of the first plan, at least a packing pass per job
-    tail_s: float = 0.02
-    tail_scorings: float = 2.0
+    # the tail reserved once the search stops (it keeps its plan packed): scoring its plan, the reasons and
+    # the assignments, freeing the solve's objects when the engine returns, and the caller's JSON of the
+    # response, so that the response is out by the limit. Measured as this many scorings of the first plan
+    # plus a share per job: at planet size (20,000 jobs) those took 0.13-0.31 s (a scoring), 0.13-0.45 s
+    # (reasons and assignments), 0.3-0.5 s (the free) and 0.14-0.18 s (the JSON); with two scorings the
+    # plans there landed up to 0.4 s past the limit
+    tail_s: float = 0.04                 # (0.02 left medium plans 1.00-1.03 s at load 3: a process waits its turn)
+    tail_scorings: float = 3.0
     tail_per_job_s: float = 3e-5
-    first_tail_compiles: float = 1.2     # planet size: the packing pass stops this many times the compile's seconds
-                                         # before the deadline (a scoring and the response; or the tail above if more)
+    first_score_compiles: float = 0.4    # planet size: a scoring, x the compile's seconds (measured 0.18-0.5 x on family
+                                         # seeds 0-14): the packing pass stops where that scoring and the tail above
+                                         # are left (1.2 x the compile before: plans landed up to 0.5 s late); where
+                                         # it is off, the integer bound's slot before the tail absorbs it
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
 
 

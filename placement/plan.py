@@ -137,9 +137,9 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         candidates.add("cpsat", rescued)
         clock.lap("rescue")
     score_s = clock.lap("score")
-    # what the end takes once the search stops (reasons, the response): about two scorings. No packing
-    # pass: the search keeps its plan packed, and the passes that run late stop at `until` below
-    tail = P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * len(inst.jobs)
+    # what the end takes once the search stops (a scoring, the reasons, the response, the free, the JSON):
+    # `_tail`. No packing pass: the search keeps its plan packed, and the passes that run late stop at `until`
+    tail = _tail(P, score_s, len(inst.jobs))
     until = clock.deadline - tail   # where the passes stop: what is left is the tail's
 
     # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
@@ -298,6 +298,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     )
 
 
+def _tail(P: EngineParams, score_s: float, jobs: int) -> float:
+    """Seconds to keep once the search stops, for the response to be out by the limit: scoring the final
+    plan, the reasons and assignments, freeing the solve's objects and the caller's JSON of the response,
+    each about a scoring's work (measured at planet size: `EngineParams.tail_scorings`)."""
+    return P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * jobs
+
+
 def _node_pairs(inst: Instance, opts: Options) -> int:
     """(change option, node of its pool) pairs: the size of the exact node-level model's placement."""
     if not len(opts):
@@ -346,8 +353,10 @@ def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
     first_choice = pool_greedy(inst, opts, option_gains(inst, opts, None)[0])
     clock.lap("greedy")
     c = max(clock.phases["compile"], P.min_stage_s)
-    # the packing pass stops where only a scoring and the response are left
-    until = clock.deadline - max(P.first_tail_compiles * c, P.tail_s + P.tail_per_job_s * len(inst.jobs))
+    # the packing pass stops where a scoring of its plan and the tail after it are left (`_plan` reserves
+    # that tail at the scoring's measured seconds; here both are estimated from the compile's)
+    score_est = P.first_score_compiles * c
+    until = clock.deadline - score_est - _tail(P, score_est, len(inst.jobs))
     lp_deadline = until - (P.first_pack_compiles + P.first_bound_compiles) * c
     lp = None
     if lp_deadline - time.perf_counter() > min(P.lp_first_min_s, P.lp_first_share * inst.request.policy.time_limit_s):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from datasets.requests import generate_family
-from placement import plan
+from placement import greedy_plan, plan
 from placement.candidates import build_options
 from placement.greedy import greedy, option_gains
 from placement.instance import compile_instance
@@ -52,3 +52,17 @@ def test_the_limit_counts_from_when_the_request_was_received():
     check(data, resp)
     assert resp.stats.phases_s["parse"] >= 0.4   # reported as a phase of its own
     assert resp.solve_s >= 0.4                    # and counted in the plan's seconds
+
+
+def test_a_request_whose_limit_was_spent_before_the_engine_got_it_gets_the_greedy_plan():
+    # received 5 s ago with a 1 s limit (a slow parse, a long queue): the engine answers with its first
+    # valid plan, the greedy's, and starts nothing after it (no LP, no CP-SAT, no search)
+    data = generate_family("medium", 0)
+    data["policy"].update(time_limit_s=1.0, deterministic=False)
+    resp = plan(parsed(data), started=time.perf_counter() - 5.0)
+    check(data, resp)
+    first = greedy_plan(parsed(data))
+    assert (resp.stats.engine, resp.status) == ("greedy", "fallback")
+    assert resp.objective == first.objective
+    assert resp.assignments == first.assignments
+    assert not {"lp", "cpsat", "exact", "lns"} & set(resp.stats.phases_s)

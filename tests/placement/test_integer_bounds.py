@@ -158,3 +158,30 @@ def test_whole_node_cuts_close_the_pooled_bound_where_kept_jobs_hold_the_nodes_a
     cut = whole_node_bound(inst, opts, seconds=20)
     assert cut.status == "Optimal"
     assert abs(cut.bound - opt) <= 1e-5 * abs(opt) and pooled > opt + 1.0   # a restart: 30 s of 300 on a value of 10
+
+
+def test_a_budget_price_without_a_budget_leaves_the_bounds_valid():
+    """A premium job on a failed node must migrate 20 GB to the only live cluster, and the request
+    has no migration budget: a budget price (here 0.5) prices a row that does not exist, so it must
+    not lower either knapsack bound below the true optimum (hypothesis found 112.0 and 110.1
+    against 115.5 before the price was ignored)."""
+    one = {"replicas": {"min": 1, "max": 1}, "devices_per_replica": 1, "speed": {"H100": 0.5},
+           "tier": "premium", "data_region": "us"}
+    data = {"fleet": {"regions": [{"name": "us"}, {"name": "eu"}], "links": [{"a": "us", "b": "eu", "gbps": 1.0}],
+                      "clusters": [{"name": "c0", "region": "us", "node_groups": [
+                                        {"prefix": "c0-", "count": 1, "accelerator": "H100", "devices": 1}]},
+                                   {"name": "c1", "region": "eu", "node_groups": [
+                                        {"prefix": "c1-", "count": 1, "accelerator": "H100", "devices": 4}]}],
+                      "down_nodes": ["c0-0"]},
+            "jobs": [{**one, "id": "j0", "checkpoint_gb": 20.0,
+                      "current": {"cluster": "c0", "accelerator": "H100", "nodes": {"c0-0": 1}}},
+                     {**one, "id": "j1", "checkpoint_gb": 0.0}, {**one, "id": "j2", "checkpoint_gb": 0.0}],
+            "quotas": [], "policy": {"time_limit_s": 1.0, "deterministic": True, "premium_preemptible": False,
+                                     "migration_budget_gb": None}}
+    opt = brute_force_optimum(data)
+    assert opt == 115.5
+    inst = compile_instance(parsed(data))
+    opts = build_options(inst)
+    pools, quotas = np.zeros(len(inst.pools)), np.zeros(len(inst.quotas))
+    assert quota_knapsack_bound(inst, opts, pools, quotas, 0.5).value >= opt - 1e-6
+    assert pool_knapsack_bound(inst, opts, pools, quotas, 0.5).value >= opt - 1e-6
