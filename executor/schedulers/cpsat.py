@@ -28,13 +28,19 @@ PREEMPT_MARGIN = 1.0
 CLEAR_FACTOR = 2.0
 
 
+# With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower
+# (`gangkeep.py`): the swap only moves the wait to the job preempted, which must then wait for a node
+# to drain itself (Philly days 60-67: five basic 8-GPU jobs waited 3,300-6,700 s each after such
+# swaps; cpsat 1.6 s above las in mean JCT).
+
+
 def event_options(backfill: bool) -> dict[str, Any]:
     """cpsat's options in a loop that acts on events (`backfill`: backfill plans between epochs): hold
     nodes draining for the gang job the plans pass over, and at full plans start it at once where
     preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
     (`executor.live`); without backfill, the loop before it (no reservation)."""
     return {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-            "clear_factor": CLEAR_FACTOR} if backfill else {}
+            "clear_factor": CLEAR_FACTOR, "keep_gangs": True} if backfill else {}
 
 
 class CpsatScheduler:
@@ -42,7 +48,7 @@ class CpsatScheduler:
 
     def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
                  reserve: bool = False, reserve_heads: int = 1, preempt_margin: float | None = None,
-                 drain_by_held: bool = False, clear_factor: float | None = None):
+                 drain_by_held: bool = False, clear_factor: float | None = None, keep_gangs: bool = False):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         if reserve_heads < 1:
@@ -59,8 +65,28 @@ class CpsatScheduler:
         self.drain_by_held = drain_by_held
         self.clear_factor = clear_factor
         self.heads: tuple[str, ...] = ()   # gang jobs holding a reservation (`reservation.py`)
+        # full plans: a waiting gang job never displaces a running one (`gangkeep.py`)
+        self.keep_gangs = keep_gangs
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
+        resp = self._decide(request, state)
+        if not self.keep_gangs or request.policy.mode == "backfill" or resp.status == "infeasible":
+            return resp
+        from executor.actions import response_from_placements
+        from executor.schedulers.gangkeep import keep_running_gangs
+
+        placed = {a.job: Placement(cluster=a.cluster, accelerator=a.accelerator, nodes=dict(a.nodes))
+                  for a in resp.assignments}
+        kept = keep_running_gangs(request, placed)
+        if kept is None:
+            return resp
+        reasons = {u.job: (u.code or "no_capacity", u.reason) for u in resp.unplaced}
+        for jid in placed.keys() - kept.keys():
+            reasons[jid] = ("no_capacity", "cpsat: a running gang job keeps the node it would take")
+        out = response_from_placements(request, kept, reasons, engine="cpsat", solve_s=resp.solve_s)
+        return out.model_copy(update={"status": resp.status})
+
+    def _decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
         if not self.reserve:
             return self._plan(request)
         from executor.actions import response_from_placements
@@ -72,7 +98,7 @@ class CpsatScheduler:
         held = {jid: state.jobs[jid].run_s for jid in state.active} \
             if self.drain_by_held or self.clear_factor is not None else None
         res = reserve_for_heads(request, self.heads, self.reserve_heads, self.preempt_margin, held,
-                                self.drain_by_held, self.clear_factor)
+                                self.drain_by_held, self.clear_factor, self.keep_gangs)
         if res is None:
             self.heads = ()
             return self._plan(request)

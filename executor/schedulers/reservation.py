@@ -37,6 +37,8 @@ held behind a days-old job idles for days), and `clear_factor` lets a head clear
 have held devices more than `clear_factor` times as long as it has (least attained service first,
 with hysteresis: without it a preempted long gang job, aging while it waits, clears the node of
 another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
+With `keep_gangs` (the same rule as the plan filter `gangkeep.py`) a head never clears a gang job of
+its tier or higher: it waits for its reserved node to drain instead.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class Reservation:
 
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
                       preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
-                      drain_by_held: bool = False, clear_factor: float | None = None) -> Reservation | None:
+                      drain_by_held: bool = False, clear_factor: float | None = None,
+                      keep_gangs: bool = False) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -101,6 +104,11 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 floor_s = clear_factor * held_s.get(head.id, 0.0)
                 spared = frozenset(o.id for on_node in occupants.values() for o in on_node
                                    if held_s.get(o.id, 0.0) <= floor_s)
+            if keep_gangs:      # a gang job of the head's tier or higher keeps its node (`gangkeep.py`)
+                tw = request.policy.tier_weights
+                spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
+                                    if o.devices_per_replica > 1
+                                    and getattr(tw, o.tier) >= getattr(tw, head.tier))
             cleared = _clearing(request, free, occupants, head, want, preempt_margin, spared)
             if cleared is not None:
                 p, victims = cleared
