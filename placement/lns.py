@@ -23,7 +23,7 @@ from placement.cpsat import solve_pool_model
 from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
-from placement.mip_step import solve_neighbourhood, step_options
+from placement.mip_step import relaxation_disagreements, solve_neighbourhood, step_options
 from placement.node_lns import node_step
 from placement.packing import Packing
 from placement.params import DEFAULT, EngineParams
@@ -195,9 +195,13 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # only (HiGHS stops on its time limit)
     if lp_x is not None and not stop.deterministic and params.mip_steps_share > 0:
         t1 = time.perf_counter()
-        until = min(deadline, t1 + params.mip_steps_share * max(0.0, deadline - t1))
+        # first the jobs the relaxation over every job disagrees on, where the plan is far from the bound
+        rins = _rins_applies(inst, params) and bound is not None and (
+            bound - top[0] >= params.mip_rins_min_gap * max(abs(bound), 1e-9))
+        share = params.mip_rins_share if rins else params.mip_steps_share
+        until = min(deadline, t1 + share * max(0.0, deadline - t1))
         before = stats["improved"]
-        best = _mip_steps(inst, opts, best, lp_x, lp_n, stop, until, params, gain0, accept, stats)
+        best = _mip_steps(inst, opts, best, lp_x, lp_n, stop, until, params, gain0, accept, stats, rins)
         stats["mip_improved"] = stats["improved"] - before
     # a few CP-SAT steps where the LP disagrees, before the option moves, while each gains at least a share of
     # what the gang moves gained per second: a step re-plans dozens of jobs at once, which no insertion finds,
@@ -235,24 +239,30 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
 
 def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, lp_n: np.ndarray | None,
                stop: StoppingCriterion, until: float, params: EngineParams, gain0: np.ndarray, accept,
-               stats: dict[str, int]) -> Packing:
+               stats: dict[str, int], rins: bool = False) -> Packing:
     """Integer steps (`placement.mip_step`) on growing neighbourhoods until `until`: the jobs where the
     LP disagrees with the plan, then those with the jobs in the pools they could use that lose least by
-    moving (`_move_loss`), up to each size of `params.mip_step_sizes`. Each answer is packed around the jobs that stay
+    moving (`_move_loss`), up to each size of `params.mip_step_sizes`; with `rins`, first the jobs the relaxation
+    of the step over every job disagrees on (`mip_step.relaxation_disagreements`). Each answer is packed around the jobs that stay
     (`realize_delta`) and from scratch (`realize`, which packs a changed pool whole); the better is kept
     when the canonical objective improves."""
-    sizes = [0, *params.mip_step_sizes]
+    sizes = [-1] * (params.mip_rins_steps if rins else 0) + [0, *params.mip_step_sizes]
     for size in sizes:
         if stop.stopped(params.lns_min_left_s, until=until):
             break
-        free = set(_by_stake(inst, opts, best, lp_x, lp_n)[:params.mip_max_jobs])
-        if size:
-            free = _with_occupants(inst, opts, best, free, lp_x, size)
+        seconds = min(params.mip_rins_step_s if size < 0 else params.mip_step_s, stop.left(until=until))
+        if size < 0:     # the jobs the relaxation of the step over every job sets otherwise than the plan
+            free = relaxation_disagreements(inst, opts, best, lp_x, seconds, params.mip_rins_per_job)
+        else:
+            free = set(_by_stake(inst, opts, best, lp_x, lp_n)[:params.mip_max_jobs])
+            if size:
+                free = _with_occupants(inst, opts, best, free, lp_x, size)
         if not free:
             continue
+        got = solve_neighbourhood(inst, opts, best, free, lp_x, min(seconds, stop.left(until=until)),
+                                  params.mip_rins_per_job if size < 0 else 1)
         stats["steps"] += 1
         stats["mip_steps"] = stats.get("mip_steps", 0) + 1
-        got = solve_neighbourhood(inst, opts, best, free, lp_x, min(params.mip_step_s, stop.left(until=until)))
         if got is None:
             continue
         inc = incumbent_choice(best)
@@ -273,6 +283,12 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
         if improves(delta):
             best = accept(pk, delta)
     return best
+
+
+def _rins_applies(inst: Instance, params: EngineParams) -> bool:
+    """Whether the integer steps start on the jobs the relaxation over every job disagrees on (a model over
+    every job: up to `mip_rins_max_jobs`)."""
+    return params.mip_rins_steps > 0 and len(inst.jobs) <= params.mip_rins_max_jobs
 
 
 def _with_occupants(inst: Instance, opts: Options, best: Packing, free: set[int], lp_x: np.ndarray,

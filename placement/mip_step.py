@@ -15,6 +15,8 @@ caller (`realize_delta`) and kept only when the canonical objective improves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from placement.candidates import Options
@@ -47,15 +49,80 @@ def step_options(inst: Instance, opts: Options, best: Packing, free: list[int], 
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
+@dataclass
+class StepModel:
+    """The integer program of one step: columns (an option's x, then replicas above its least), their
+    costs and upper bounds, rows (lower, upper, column indices, coefficients), the incumbent as a
+    start, and what turns a solution back into (option, replicas) per job."""
+    cols: np.ndarray
+    job: np.ndarray
+    keep: np.ndarray
+    lo: np.ndarray
+    r0: np.ndarray
+    ecol_of: dict[int, int]
+    cost: np.ndarray
+    upper: np.ndarray
+    rows: list[tuple[float, float, list[int], list[float]]]
+    start: np.ndarray
+
+    def job_cols(self) -> dict[int, list[int]]:
+        """Every column of each job: its options' x and their replicas above the least."""
+        out: dict[int, list[int]] = {}
+        for c, j in enumerate(self.job.tolist()):
+            out.setdefault(j, []).append(c)
+            if c in self.ecol_of:
+                out[j].append(self.ecol_of[c])
+        return out
+
+    def decode(self, val: np.ndarray) -> dict[int, tuple[int, int]]:
+        out: dict[int, tuple[int, int]] = {}
+        for c, o in enumerate(self.cols.tolist()):
+            if val[c] > 0.5:
+                j = int(self.job[c])
+                reps = int(self.r0[c]) if self.keep[c] else round(
+                    float(self.lo[c] + (val[self.ecol_of[c]] if c in self.ecol_of else 0.0)))
+                out[j] = (int(o), reps)
+        return out
+
+
 def solve_neighbourhood(inst: Instance, opts: Options, best: Packing, free: set[int], lp_x: np.ndarray | None,
                         seconds: float, per_job: int = 1) -> dict[int, tuple[int, int]] | None:
     """The best (option, replicas) of each job in `free` with every other job held on its nodes in
     `best`, by an integer program over pools stopped after `seconds` (the best answer found, started
     from the incumbent); a job absent from the answer is left unplaced. None where no answer was
     found in time."""
-    import highspy
+    model = step_model(inst, opts, best, free, lp_x, per_job)
+    if model is None:
+        return None
+    val = _solve(model, seconds)
+    return None if val is None else model.decode(val)
 
-    from placement.bound import _quiet_highs, _run, lp_cost_scale
+
+def relaxation_disagreements(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None,
+                             seconds: float, per_job: int = 1) -> set[int]:
+    """The jobs the LP relaxation of the step over every job sets otherwise than the plan has them: a
+    neighbourhood for `solve_neighbourhood` (RINS). Why: the chains that matter on medium requests pass
+    through jobs the request's LP agrees with, so no neighbourhood built from that LP finds them (medium
+    family seed 11), and the step over every job takes seconds (HiGHS spends them in cuts at the root);
+    this relaxation holds no job on its nodes and has the packing cuts, and frees a few dozen jobs.
+    A running job the plan moved or stopped is not put back on its nodes in it: the plan's other jobs
+    may sit there, which a model over pools does not see (the keep moves put running jobs back)."""
+    model = step_model(inst, opts, best, set(range(len(inst.jobs))), lp_x, per_job)
+    if model is None:
+        return set()
+    back = model.keep & (model.start[:len(model.cols)] < 0.5)
+    model.upper[:len(model.cols)][back] = 0.0
+    rel = _solve(model, seconds, relax=True)
+    if rel is None:
+        return set()
+    return {j for j, cs in model.job_cols().items() if np.abs(rel[cs] - model.start[cs]).max() > 1e-6}
+
+
+def step_model(inst: Instance, opts: Options, best: Packing, free: set[int], lp_x: np.ndarray | None,
+               per_job: int = 1) -> StepModel | None:
+    """The integer program of the step freeing `free` (see `solve_neighbourhood`); None where it has no
+    column or cannot place a protected job."""
+    import highspy
 
     free_l = sorted(free)
     cols = step_options(inst, opts, best, free_l, lp_x, per_job)
@@ -179,22 +246,6 @@ def solve_neighbourhood(inst: Instance, opts: Options, best: Packing, free: set[
         if m:
             rows.append((-inf, max(0.0, mig_left), m, [float(mig[c]) for c in m]))
 
-    h = _quiet_highs()
-    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("presolve", "choose")
-    h.setOptionValue("mip_rel_gap", 1e-6)
-    scale = lp_cost_scale(cost)
-    h.addVars(n_cols, np.zeros(n_cols), upper)
-    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost * scale)
-    h.changeColsIntegrality(n_cols, np.arange(n_cols, dtype=np.int32),
-                            np.array([highspy.HighsVarType.kInteger] * n_cols))
-    lo_r = np.array([r[0] for r in rows])
-    hi_r = np.array([r[1] for r in rows])
-    starts = np.cumsum([0] + [len(r[2]) for r in rows[:-1]]).astype(np.int32)
-    h.addRows(len(rows), lo_r, hi_r, int(sum(len(r[2]) for r in rows)), starts,
-              np.concatenate([np.asarray(r[2], dtype=np.int32) for r in rows]),
-              np.concatenate([np.asarray(r[3], dtype=float) for r in rows]))
     # start from the incumbent: the answer is then never worse at pool level than what the plan has
     start = np.zeros(n_cols)
     for c, o in enumerate(cols.tolist()):
@@ -203,19 +254,50 @@ def solve_neighbourhood(inst: Instance, opts: Options, best: Packing, free: set[
             start[c] = 1.0
             if c in ecol_of:
                 start[ecol_of[c]] = min(span[c], max(0.0, sum(best.nodes[j].values()) - lo[c]))
-    sol = highspy.HighsSolution()
-    sol.col_value = start.tolist()
-    sol.value_valid = True
-    h.setSolution(sol)
+    return StepModel(cols=cols, job=job, keep=keep, lo=lo, r0=r0, ecol_of=ecol_of, cost=cost, upper=upper,
+                     rows=rows, start=start)
+
+
+def _solve(model: StepModel, seconds: float, relax: bool = False,
+           fixed: np.ndarray | None = None) -> np.ndarray | None:
+    """The column values HiGHS finds for `model` within `seconds` (the LP relaxation's with `relax`),
+    started from the incumbent, with the `fixed` columns held at the incumbent's values; None where
+    it found none."""
+    import highspy
+
+    from placement.bound import _quiet_highs, _run, lp_cost_scale
+
+    n_cols = len(model.cost)
+    rows = model.rows
+    lower = np.zeros(n_cols)
+    upper = model.upper.copy()
+    if fixed is not None:
+        lower[fixed] = model.start[fixed]
+        upper[fixed] = model.start[fixed]
+    h = _quiet_highs()
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("presolve", "choose")
+    h.setOptionValue("mip_rel_gap", 1e-6)
+    scale = lp_cost_scale(model.cost)
+    h.addVars(n_cols, lower, upper)
+    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), model.cost * scale)
+    if not relax:
+        h.changeColsIntegrality(n_cols, np.arange(n_cols, dtype=np.int32),
+                                np.array([highspy.HighsVarType.kInteger] * n_cols))
+    lo_r = np.array([r[0] for r in rows])
+    hi_r = np.array([r[1] for r in rows])
+    starts = np.cumsum([0] + [len(r[2]) for r in rows[:-1]]).astype(np.int32)
+    h.addRows(len(rows), lo_r, hi_r, int(sum(len(r[2]) for r in rows)), starts,
+              np.concatenate([np.asarray(r[2], dtype=np.int32) for r in rows]),
+              np.concatenate([np.asarray(r[3], dtype=float) for r in rows]))
+    if not relax:
+        sol = highspy.HighsSolution()
+        sol.col_value = model.start.tolist()
+        sol.value_valid = True
+        h.setSolution(sol)
     _run(h)
     info = h.getInfo()
     if info.primal_solution_status < 1:
         return None
-    val = np.asarray(h.getSolution().col_value)
-    out: dict[int, tuple[int, int]] = {}
-    for c, o in enumerate(cols.tolist()):
-        if val[c] > 0.5:
-            j = int(job[c])
-            reps = int(r0[c]) if keep[c] else round(float(lo[c] + (val[ecol_of[c]] if c in ecol_of else 0.0)))
-            out[j] = (int(o), reps)
-    return out
+    return np.asarray(h.getSolution().col_value)

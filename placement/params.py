@@ -94,6 +94,18 @@ class EngineParams:
     mip_step_s: float = 0.15             # wall clock: one integer step's most
     mip_step_sizes: tuple[int, ...] = (100, 200)   # after the LP's disagreements, those with the occupants losing least
                                          # by moving, of the pools they could use, up to this many jobs
+    mip_rins_steps: int = 0              # integer steps first on the jobs the relaxation of the step over every job sets
+                                         # otherwise than the plan (`mip_step.relaxation_disagreements`, RINS). Off: on
+                                         # medium family seed 11 one finds +78..+91 (0.6 %) in 0.2-0.3 s where the step
+                                         # over every job needs 2 s, but at 1 s that time is the early steps' and the
+                                         # option moves' (seeds 1, 35, 37 lose 0.2-0.6 %): with 1 step, per_job 2, share
+                                         # 0.45, gap gate 1 %, medium 0-19 mean gap to the MIP 0.436 -> 0.425 %, 20-39
+                                         # 0.368 -> 0.392 %, load 2-3 (ahead of the early steps: 0.51 %, 0.51 %)
+    mip_rins_per_job: int = 2            # ... with each job's this many most valuable options (1: +17 on seed 11)
+    mip_rins_step_s: float = 0.3         # ... each at most this (wall clock)
+    mip_rins_share: float = 0.45         # ... the integer steps' most then (in place of `mip_steps_share`)
+    mip_rins_max_jobs: int = 2_000       # ... up to this many jobs (a model over every job)
+    mip_rins_min_gap: float = 0.01       # ... and only while the plan is at least this far below the bound
     mip_max_jobs: int = 200              # the disagreements an integer step frees at most (most value at stake first)
     mip_repack_max_jobs: int = 2_000     # up to this many jobs, an integer step's answer is also packed from scratch (a
                                          # pass over every job: at planet size seconds)

@@ -7,6 +7,8 @@ moves one job and repairs the one it pushed out, so it stops a step short."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from placement.bound import lp_bound
@@ -14,11 +16,14 @@ from placement.candidates import build_options
 from placement.gang_insert import gang_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import compile_instance
-from placement.mip_step import solve_neighbourhood
+from placement.mip_step import relaxation_disagreements, solve_neighbourhood
 from placement.packing import Packing
 from placement.realize import realize_delta
 from placement.score import placed_terms, score
-from tests.support.requests import cluster, fleet, job, parsed, request
+from datasets.requests import generate_family
+from placement import plan
+from placement.params import DEFAULT
+from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 CHAIN = fleet(cluster("c1", "us", ("h-", 1, "H100", 8)), cluster("c2", "us", ("a-", 1, "A100", 8)),
               cluster("c3", "us", ("v-", 1, "V100", 8)), cluster("c4", "us", ("l-", 1, "L40S", 8)))
@@ -68,3 +73,25 @@ def test_the_integer_step_relocates_three_jobs_at_equal_value_so_the_job_left_ou
     # what its start costs
     value, start_cost, _ = placed_terms(inst, 0, "c1", "H100", 8)
     assert np.isclose(score(inst, after.placed_map()).objective - before, value - start_cost)
+
+
+def test_the_relaxation_over_every_job_frees_exactly_the_chain_and_the_step_on_it_places_the_job_left_out():
+    """The step's own relaxation over every job (no job held on its nodes) sets the four jobs of the chain
+    otherwise than the plan, and nothing else is freed; the integer step on those relocates the three."""
+    inst = compile_instance(parsed(_chain_request()))
+    opts = build_options(inst)
+    pk = _incumbent(inst, opts)
+    lp = lp_bound(inst, opts, 10.0)
+    free = relaxation_disagreements(inst, opts, pk, lp.x, seconds=10.0)
+    assert free == {0, 1, 2, 3}
+    got = solve_neighbourhood(inst, opts, pk, free, lp.x, seconds=10.0)
+    assert {j: inst.pools[int(opts.pool[o])].accelerator for j, (o, _) in got.items()} == {
+        0: "H100", 1: "A100", 2: "V100", 3: "L40S"}
+
+
+def test_a_plan_with_the_relaxation_step_switched_on_obeys_the_contract():
+    """The optional first integer step (`mip_rins_steps`, off by default) on a medium family request, where
+    the plan is far enough from the bound for it to run: the plan it takes part in passes both checkers."""
+    data = generate_family("medium", 11, time_limit_s=1.0)
+    params = dataclasses.replace(DEFAULT, mip_rins_steps=1, mip_rins_min_gap=0.0)
+    check(data, plan(parsed(data), params))
