@@ -11,6 +11,8 @@ import dataclasses
 
 import numpy as np
 
+from datasets.requests import generate_family
+from placement import plan
 from placement.bound import lp_bound
 from placement.candidates import build_options
 from placement.gang_insert import gang_moves, option_moves
@@ -18,11 +20,9 @@ from placement.greedy import option_gains
 from placement.instance import compile_instance
 from placement.mip_step import relaxation_disagreements, solve_neighbourhood
 from placement.packing import Packing
+from placement.params import DEFAULT
 from placement.realize import realize_delta
 from placement.score import placed_terms, score
-from datasets.requests import generate_family
-from placement import plan
-from placement.params import DEFAULT
 from tests.support.requests import check, cluster, fleet, job, parsed, request
 
 CHAIN = fleet(cluster("c1", "us", ("h-", 1, "H100", 8)), cluster("c2", "us", ("a-", 1, "A100", 8)),
