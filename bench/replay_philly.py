@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="--windows: replays run in this many processes at once (each wall time is then "
                          "measured beside the others)")
     args = ap.parse_args(argv)
+    _thresholds(args)                 # a bad --ideal-thresholds stops here, before the trace is read
     if args.windows and not args.full:
         return windows_main(args)
 

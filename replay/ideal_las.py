@@ -314,7 +314,7 @@ class _Sim:
                     if chosen[other][0] == p:
                         o = self.jobs[other]
                         o.pool, o.replicas = p, chosen[other][1]
-                self._repack_pool(p, [self.jobs[x] for x in chosen if chosen[x][0] == p], t)
+                self._repack_pool(p, [self.jobs[x] for x in chosen if chosen[x][0] == p], t, set(starts))
                 repacked.add(p)
             self.running.add(jid)
             self._start(j, t, moved)
@@ -359,9 +359,9 @@ class _Sim:
         j.nodes = got
         return True
 
-    def _repack_pool(self, p: int, on: list[_Job], t: float) -> None:
-        """First-fit-decreasing of `on` (every job admitted to pool `p`) from empty nodes; a running job
-        that lands elsewhere counts a move. FFD's result depends only on the replica sizes, so a set the
+    def _repack_pool(self, p: int, on: list[_Job], t: float, starting: set[str]) -> None:
+        """First-fit-decreasing of `on` (every job admitted to pool `p`) from empty nodes; a job that ran
+        before this re-pack (not in `starting`) and lands elsewhere counts a move. FFD's result depends only on the replica sizes, so a set the
         admission checked packs here too."""
         pool = self.pools[p]
         pool.free = list(pool.sizes)
@@ -375,7 +375,7 @@ class _Sim:
                     raise RuntimeError(f"{NAME}: pool {pool.cluster}/{pool.accelerator} cannot hold its admitted jobs")
                 pool.free[n] -= j.dpr
                 j.nodes[n] = j.nodes.get(n, 0) + 1
-            if j.st.status == "running" and before and j.nodes != before:
+            if j.st.id not in starting and before and j.nodes != before:
                 j.st.actions["move"] += 1           # free, as everything here; counted in the summary's moves
                 self.recs.at(t).actions["move"] += 1
 
