@@ -40,7 +40,7 @@ def event_options(backfill: bool) -> dict[str, Any]:
     preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
     (`executor.live`); without backfill, the loop before it (no reservation)."""
     return {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-            "clear_factor": CLEAR_FACTOR, "keep_gangs": True} if backfill else {}
+            "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True} if backfill else {}
 
 
 class CpsatScheduler:
@@ -48,7 +48,8 @@ class CpsatScheduler:
 
     def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
                  reserve: bool = False, reserve_heads: int = 1, preempt_margin: float | None = None,
-                 drain_by_held: bool = False, clear_factor: float | None = None, keep_gangs: bool = False):
+                 drain_by_held: bool = False, clear_factor: float | None = None, keep_gangs: bool = False,
+                 defrag: bool = False):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         if reserve_heads < 1:
@@ -67,6 +68,9 @@ class CpsatScheduler:
         self.heads: tuple[str, ...] = ()   # gang jobs holding a reservation (`reservation.py`)
         # full plans: a waiting gang job never displaces a running one (`gangkeep.py`)
         self.keep_gangs = keep_gangs
+        # full plans: a gang job that fits nowhere starts where moving small jobs into free devices
+        # elsewhere makes room (`reservation._defrag`)
+        self.defrag = defrag
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
         resp = self._decide(request, state)
@@ -98,7 +102,7 @@ class CpsatScheduler:
         held = {jid: state.jobs[jid].run_s for jid in state.active} \
             if self.drain_by_held or self.clear_factor is not None else None
         res = reserve_for_heads(request, self.heads, self.reserve_heads, self.preempt_margin, held,
-                                self.drain_by_held, self.clear_factor, self.keep_gangs)
+                                self.drain_by_held, self.clear_factor, self.keep_gangs, self.defrag)
         if res is None:
             self.heads = ()
             return self._plan(request)

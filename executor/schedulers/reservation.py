@@ -49,7 +49,8 @@ from dataclasses import dataclass
 
 from executor.schedulers.packing import FreeMap
 from models import Job, Placement, PlanRequest, Replicas
-from placement.contract import charged_s, locality
+from models.fleet_index import fleet_index
+from placement.contract import charged_s, locality, pause_s
 
 PLACEHOLDER_TENANT = "reservation"
 
@@ -65,7 +66,7 @@ class Reservation:
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
                       preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
                       drain_by_held: bool = False, clear_factor: float | None = None,
-                      keep_gangs: bool = False) -> Reservation | None:
+                      keep_gangs: bool = False, defrag: bool = False) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -98,6 +99,10 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         if not free.quota_ok(head, want):
             continue
         p = free.place(head, want, head.checkpoint_region)
+        if p is None and preempt_margin is not None and defrag and (head.tenant, "premium") not in quota_keys:
+            p = _defrag_for(request, free, occupants, head, want, preempt_margin, replace)
+            if p is not None:
+                preempted += 1
         if p is None and preempt_margin is not None and (head.tenant, "premium") not in quota_keys:
             spared: frozenset[str] = frozenset()
             if held_s is not None and clear_factor is not None:
@@ -144,6 +149,24 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         extra.append(Job(id=pid, tenant=PLACEHOLDER_TENANT, tier="premium", replicas=Replicas(min=count, max=count),
                          devices_per_replica=1, speed={spot.accelerator: 1.0}, checkpoint_gb=0.0,
                          current=Placement(cluster=spot.cluster, accelerator=spot.accelerator, nodes=nodes)))
+    if defrag and preempt_margin is not None:
+        # the gang jobs behind the heads: each that fits nowhere starts where moving small jobs
+        # into free devices elsewhere makes room (nothing preempted, nothing held draining for it)
+        while True:
+            head = _pick(request, free, seen)
+            if head is None:
+                break
+            seen.add(head.id)
+            want = head.replicas.bottom
+            if (head.tenant, "premium") in quota_keys:
+                continue
+            p = _defrag_for(request, free, occupants, head, want, preempt_margin, replace)
+            if p is not None:
+                free.take(head, p)
+                heads.append(head.id)
+                started[head.id] = p
+                replace[head.id] = head.model_copy(update={"tier": "premium", "current": p,
+                                                           "replicas": Replicas(min=want, max=want)})
     if not heads:
         return None
     return Reservation(tuple(heads), _with(request, replace, extra), started,
@@ -218,6 +241,138 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
         if gain > margin * lost * (1.0 + share) and (best is None or lost < best[0]):
             best = (lost, p, list(chosen.values()))
     return None if best is None else (best[1], best[2])
+
+
+def _defrag_for(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
+                margin: float, replace: dict[str, Job]) -> Placement | None:
+    """`_defrag` applied: the moved jobs' devices change hands in `free` and `occupants`, and each
+    moved job goes to the planner as running where it moves (`replace`); the head's placement is
+    returned (not taken yet), or None, with nothing changed, when no move pays."""
+    got = _defrag(request, free, occupants, head, want, margin)
+    if got is None:
+        return None
+    p, moves = got
+    for o, dest in moves:
+        _release(free, occupants, o)
+        free.take(o, dest)
+        for n in dest.nodes:
+            occupants.setdefault(n, []).append(o)
+        moved = o.model_copy(update={"current": dest})
+        replace[o.id] = moved
+        for n in dest.nodes:      # the occupant lists hold the job as the planner now sees it
+            occupants[n] = [moved if x.id == o.id else x for x in occupants[n]]
+    return p
+
+
+def _defrag(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
+            margin: float) -> tuple[Placement, list[tuple[Job, Placement]]] | None:
+    """Where `head` (`want` replicas, fitting nowhere) could start now by moving smaller running jobs
+    off a node into devices free elsewhere in the same pool (nobody preempted), and which moves: in
+    each pool it may use, node by node the one whose vacating costs least (its movable occupants of
+    least value first, each replica to the fullest other node that holds it), the pool of least cost.
+    None unless the head's value, less its start pause, beats `margin` times the moved jobs' value
+    lost to their move pauses. Movable: running jobs with fewer devices per replica than the head's
+    (so a gang job never moves for its like), never premium ones (a pause counts against their SLA).
+    Free devices scattered one or two per node are the commonest reason a gang job waits while the fleet has room (Philly days
+    20-27, backfill on: 59 s of the basic 8-GPU jobs' 306 s of the mean above the floor)."""
+    share = charged_s(request.policy.restart_overhead_s, request.epoch_s) / request.epoch_s
+    dpr = head.devices_per_replica
+    home = head.checkpoint_region
+    best: tuple[float, Placement, list[tuple[Job, Placement]]] | None = None
+    for (cluster, acc), pool in free.pools.items():
+        if acc not in head.speed or (head.regions is not None and pool.region not in head.regions):
+            continue
+        if home is not None and home != pool.region and frozenset((home, pool.region)) not in free.links:
+            continue
+        if sum(pool.free.values()) < want * dpr:
+            continue
+        scratch = dict(pool.free)
+        where: dict[str, dict[str, int]] = {}      # job -> its replicas per node, as moved so far
+        moves: dict[str, Job] = {}
+        nodes: dict[str, int] = {}
+        cost = 0.0
+        left = want
+        while left:
+            pick = _cheapest_node(request, pool, scratch, occupants, head, left, nodes, where)
+            if pick is None:
+                break
+            n, k, c, plan = pick
+            nodes[n] = k
+            left -= k
+            cost += c
+            for o, dest in plan:
+                moves[o.id] = o
+                cur = where.setdefault(o.id, dict(o.current.nodes))
+                cur.pop(n)
+                for m, r in dest.items():
+                    cur[m] = cur.get(m, 0) + r
+                    scratch[m] -= r * o.devices_per_replica
+                scratch[n] += o.current.nodes[n] * o.devices_per_replica
+            scratch[n] -= k * dpr
+        if left:
+            continue
+        p = Placement(cluster=cluster, accelerator=acc, nodes=nodes)
+        gain = _value(request, head, p, free.region_of) * (1.0 - share)
+        if gain > margin * cost and (best is None or cost < best[0]):
+            best = (cost, p, [(o, Placement(cluster=cluster, accelerator=acc, nodes=where[o.id])) for o in moves.values()])
+    return None if best is None else (best[1], best[2])
+
+
+def _cheapest_node(request: PlanRequest, pool, scratch: dict[str, int], occupants: dict[str, list[Job]], head: Job,
+                   left: int, taken: dict[str, int], where: dict[str, dict[str, int]]
+                   ) -> tuple[str, int, float, list[tuple[Job, dict[str, int]]]] | None:
+    """The node (not in `taken`) where up to `left` replicas of `head` fit after the fewest-cost moves
+    of its smaller occupants into `scratch`'s free devices on other nodes (the fullest that holds
+    each replica first), with the replicas it holds, the moves' cost and the moves; None if none."""
+    dpr = head.devices_per_replica
+    fx = fleet_index(request.fleet)
+    region_of = {pool.cluster: pool.region}
+    epoch = request.epoch_s
+    best = None
+    for n, have in scratch.items():
+        if n in taken:
+            continue
+        k = min(pool.size[n] // dpr, left)
+        if k == 0:
+            continue
+        need = k * dpr - have
+        if need <= 0:
+            return n, k, 0.0, []
+        cands = [o for o in occupants.get(n, ()) if o.tier != "premium" and o.devices_per_replica < dpr
+                 and o.id not in where and o.current.cluster == pool.cluster
+                 and o.current.accelerator == pool.accelerator]
+        if sum(o.current.nodes[n] * o.devices_per_replica for o in cands) < need:
+            continue
+        cands.sort(key=lambda o: (_value(request, o, o.current, region_of)
+                                  / (o.current.replicas * o.devices_per_replica), o.id))
+        room = {m: f for m, f in scratch.items() if m != n and m not in taken}
+        plan: list[tuple[Job, dict[str, int]]] = []
+        cost = 0.0
+        for o in cands:
+            if need <= 0:
+                break
+            r = o.current.nodes[n]
+            dest: dict[str, int] = {}
+            for _ in range(r):
+                fits = [m for m, f in room.items() if f >= o.devices_per_replica]
+                if not fits:
+                    break
+                m = min(fits, key=lambda m: (room[m], m))
+                room[m] -= o.devices_per_replica
+                dest[m] = dest.get(m, 0) + 1
+            if sum(dest.values()) < r:
+                for m, q in dest.items():
+                    room[m] += q * o.devices_per_replica
+                continue
+            plan.append((o, dest))
+            need -= r * o.devices_per_replica
+            pause = pause_s(fx, request.policy.restart_overhead_s, "move", o.checkpoint_gb, pool.region, pool.region)
+            cost += _value(request, o, o.current, region_of) * charged_s(pause, epoch) / epoch
+        if need > 0:
+            continue
+        if best is None or cost < best[2]:
+            best = (n, k, cost, plan)
+    return best
 
 
 def _drain_estimate(free: FreeMap, occupants: dict[str, list[Job]],
