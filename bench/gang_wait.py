@@ -16,8 +16,7 @@ stands (a non-clairvoyant view: values from the controller's last priorities, ti
   both lifted;
 - `full`: no clearing pays even without those rules: the fleet is full of work worth more.
 
-Each category also says how much of it an ideal 2D-LAS (occupants with more attained GPU-seconds
-than the job leave, whatever their tier) would have cleared (`las`). Figures are seconds of the
+Figures are seconds of the
 mean over all measured jobs (so they add up to the class's share of the mean above the floor), per
 tier x GPUs class. A measurement tool, not a scheduler: nothing it computes reaches the plans.
 """
@@ -72,32 +71,14 @@ def classify(state, executor, scheduler, capacity: dict[str, int], down, opts: d
         else:
             gain = w[job.tier] * st.priority * d * m * (1 - SHARE)
 
-            def pays(spare) -> bool:
-                costs = []
-                for n, f in free.items():
-                    need = d - f
-                    cost = 0.0
-                    for o, k in sorted(occ.get(n, ()), key=lambda ok: w[state.jobs[ok[0]].arrival.job.tier]
-                                       * state.jobs[ok[0]].priority):
-                        if need <= 0:
-                            break
-                        ost = state.jobs[o]
-                        if ost.arrival.job.tier == "premium" or spare(ost):
-                            continue
-                        need -= k
-                        p = placements[o]
-                        cost += w[ost.arrival.job.tier] * ost.priority * p.replicas * ost.arrival.job.devices_per_replica
-                    if need <= 0:
-                        costs.append(cost)
-                if len(costs) < m:
-                    return False
-                return gain > sum(sorted(costs)[:m]) * (1 + SHARE)
-
-            def by_cf(o) -> bool:
+            def by_cf(o, st=st) -> bool:
                 return cf is not None and o.run_s <= cf * st.run_s
 
-            def by_kg(o) -> bool:
+            def by_kg(o, job=job) -> bool:
                 return keep and o.arrival.job.devices_per_replica > 1 and w[o.arrival.job.tier] >= w[job.tier]
+
+            def pays(spare, d=d, m=m, gain=gain) -> bool:
+                return _pays(state, placements, free, occ, w, d, m, gain, spare)
 
             if pays(lambda o: by_cf(o) or by_kg(o)):
                 cat = "clear_ok_" + ("head" if jid in heads else "behind")
@@ -109,24 +90,40 @@ def classify(state, executor, scheduler, capacity: dict[str, int], down, opts: d
                 cat = "clear_kg"
             else:
                 cat = "clear_both"
-        # the ideal 2D-LAS: would a re-pack clear m nodes of occupants with more attained service?
-        a = st.attained_device_s
-        las = sum(1 for n, f in free.items()
-                  if f + sum(k for o, k in occ.get(n, ()) if state.jobs[o].attained_device_s > a) >= d) >= m
-        out[jid] = cat + ("|las" if las else "")
+        out[jid] = cat
     return out
 
 
+def _pays(state, placements, free, occ, w, d: int, m: int, gain: float, spare) -> bool:
+    """Whether clearing `m` nodes for a replica of `d` devices each (the cheapest occupants per device
+    first, never premium ones nor those `spare` keeps) costs, with the victims' pauses, less than `gain`."""
+    costs = []
+    for n, f in free.items():
+        need = d - f
+        cost = 0.0
+        for o, k in sorted(occ.get(n, ()), key=lambda ok: w[state.jobs[ok[0]].arrival.job.tier]
+                           * state.jobs[ok[0]].priority):
+            if need <= 0:
+                break
+            ost = state.jobs[o]
+            if ost.arrival.job.tier == "premium" or spare(ost):
+                continue
+            need -= k
+            cost += w[ost.arrival.job.tier] * ost.priority * placements[o].replicas * ost.arrival.job.devices_per_replica
+        if need <= 0:
+            costs.append(cost)
+    return len(costs) >= m and gain > sum(sorted(costs)[:m]) * (1 + SHARE)
+
+
 def run_window(specs, fleet, start: float, args) -> dict:
-    import executor.loop as loop
-    import replay.harness as harness
+    from executor import loop
     from executor.schedulers.cpsat import event_options
+    from replay import harness
     from replay.harness import ReplaySetup, Window
-    from replay.options import DEFAULTS
     from replay.metrics import summarize
+    from replay.options import DEFAULTS
 
     window = Window(start, args.days, args.warmup_days)
-    _lo, m_from, m_until = window.bounds_s(specs)
     made = {}
     real_make = harness.make_scheduler
 
@@ -191,12 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         for cls in sorted(by):
             cats = by[cls]
             tot = sum(cats.values())
-            base: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
-            for c, v in cats.items():
-                name, _, las = c.partition("|")
-                base[name][0] += v
-                base[name][1] += v if las else 0.0
-            parts = ", ".join(f"{c} {v:.1f} (las {lv:.1f})" for c, (v, lv) in sorted(base.items(), key=lambda kv: -kv[1][0]))
+            parts = ", ".join(f"{c} {v:.1f}" for c, v in sorted(cats.items(), key=lambda kv: -kv[1]))
             print(f"  {cls}: waiting {tot:.1f} s of the mean: {parts}")
         if args.out:
             os.makedirs(args.out, exist_ok=True)

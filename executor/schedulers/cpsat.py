@@ -28,6 +28,11 @@ PREEMPT_MARGIN = 1.0
 CLEAR_FACTOR = 2.0
 
 
+# `defrag` (moving small jobs to make a whole node for the head at full plans, `reservation._defrag`)
+# is not in the loop's rule: measured with backfill on, it helps Philly days 30-37 (220 -> 194 s above
+# the floor) and costs days 20-27 (447 -> 463 s); the README has the figures.
+
+
 # With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower
 # (`gangkeep.py`): the swap only moves the wait to the job preempted, which must then wait for a node
 # to drain itself (Philly days 60-67: five basic 8-GPU jobs waited 3,300-6,700 s each after such
@@ -40,7 +45,7 @@ def event_options(backfill: bool) -> dict[str, Any]:
     preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
     (`executor.live`); without backfill, the loop before it (no reservation)."""
     return {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-            "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True} if backfill else {}
+            "clear_factor": CLEAR_FACTOR, "keep_gangs": True} if backfill else {}
 
 
 class CpsatScheduler:

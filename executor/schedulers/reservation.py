@@ -39,6 +39,11 @@ with hysteresis: without it a preempted long gang job, aging while it waits, cle
 another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
 With `keep_gangs` (the same rule as the plan filter `gangkeep.py`) a head never clears a gang job of
 its tier or higher: it waits for its reserved node to drain instead.
+
+With `defrag` (and `preempt_margin`: full plans only; an option, not the loop's rule, see
+`cpsat.py`) a head that fits nowhere while no smaller waiting job could use the free devices first
+tries moves: smaller running jobs leave one node for free devices elsewhere in its pool, nobody is
+preempted (`_defrag`). Such starts do not count against `most` either.
 """
 
 from __future__ import annotations
@@ -70,8 +75,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
-    nowhere starts now where preempting the occupants is worth it (`_clearing`); such starts do
-    not count against `most`."""
+    nowhere starts now where preempting the occupants is worth it (`_clearing`), with `defrag`
+    first where moving smaller jobs is (`_defrag`); such starts do not count against `most`."""
     jobs = {j.id: j for j in request.jobs}
     free = FreeMap(request)
     occupants: dict[str, list[Job]] = {}
@@ -99,7 +104,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         if not free.quota_ok(head, want):
             continue
         p = free.place(head, want, head.checkpoint_region)
-        if p is None and preempt_margin is not None and defrag and (head.tenant, "premium") not in quota_keys:
+        if p is None and preempt_margin is not None and defrag and (head.tenant, "premium") not in quota_keys \
+                and not _smaller_could_start(request, free, head):
             p = _defrag_for(request, free, occupants, head, want, preempt_margin, replace)
             if p is not None:
                 preempted += 1
@@ -149,24 +155,6 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         extra.append(Job(id=pid, tenant=PLACEHOLDER_TENANT, tier="premium", replicas=Replicas(min=count, max=count),
                          devices_per_replica=1, speed={spot.accelerator: 1.0}, checkpoint_gb=0.0,
                          current=Placement(cluster=spot.cluster, accelerator=spot.accelerator, nodes=nodes)))
-    if defrag and preempt_margin is not None:
-        # the gang jobs behind the heads: each that fits nowhere starts where moving small jobs
-        # into free devices elsewhere makes room (nothing preempted, nothing held draining for it)
-        while True:
-            head = _pick(request, free, seen)
-            if head is None:
-                break
-            seen.add(head.id)
-            want = head.replicas.bottom
-            if (head.tenant, "premium") in quota_keys:
-                continue
-            p = _defrag_for(request, free, occupants, head, want, preempt_margin, replace)
-            if p is not None:
-                free.take(head, p)
-                heads.append(head.id)
-                started[head.id] = p
-                replace[head.id] = head.model_copy(update={"tier": "premium", "current": p,
-                                                           "replicas": Replicas(min=want, max=want)})
     if not heads:
         return None
     return Reservation(tuple(heads), _with(request, replace, extra), started,
@@ -243,6 +231,14 @@ def _clearing(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job
     return None if best is None else (best[1], best[2])
 
 
+def _smaller_could_start(request: PlanRequest, free: FreeMap, head: Job) -> bool:
+    """Whether a waiting job with fewer devices per replica than `head` fits now on the free devices:
+    then the scattered free devices are not idle (the plan starts it there), and moving running jobs
+    to gather them for the head would only take them from it."""
+    return any(j.current is None and j.id != head.id and j.devices_per_replica < head.devices_per_replica
+               and free.place(j, j.replicas.bottom, j.checkpoint_region) is not None for j in request.jobs)
+
+
 def _defrag_for(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]], head: Job, want: int,
                 margin: float, replace: dict[str, Job]) -> Placement | None:
     """`_defrag` applied: the moved jobs' devices change hands in `free` and `occupants`, and each
@@ -273,8 +269,9 @@ def _defrag(request: PlanRequest, free: FreeMap, occupants: dict[str, list[Job]]
     None unless the head's value, less its start pause, beats `margin` times the moved jobs' value
     lost to their move pauses. Movable: running jobs with fewer devices per replica than the head's
     (so a gang job never moves for its like), never premium ones (a pause counts against their SLA).
-    Free devices scattered one or two per node are the commonest reason a gang job waits while the fleet has room (Philly days
-    20-27, backfill on: 59 s of the basic 8-GPU jobs' 306 s of the mean above the floor)."""
+    Free devices scattered over nodes keep gang jobs waiting while the fleet has room (Philly, backfill
+    on, `bench/gang_wait.py`: 35.5 s of the basic 8-GPU jobs' 61.5 s of waiting in the mean above the
+    floor on days 30-37, 59.3 of 305.8 on days 20-27)."""
     share = charged_s(request.policy.restart_overhead_s, request.epoch_s) / request.epoch_s
     dpr = head.devices_per_replica
     home = head.checkpoint_region
