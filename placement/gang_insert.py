@@ -2,8 +2,11 @@
 
 Why: a gang of 8-device replicas needs whole nodes, and in a fragmented pool every node holds
 some small running job. The move clears the nodes cheapest to clear (free ones first, then
-those whose occupants are worth least; never a protected job's), puts the gang there, places
-the evicted jobs again wherever they fit best, and fills what is left. It costs milliseconds,
+those whose occupants lose least, each job counted by its share of the node: one spread over two
+nodes costs half of its loss on each, and nothing more once it is out; never a protected job's),
+puts the gang there, gives the nodes the move leaves to running jobs that can return to them
+exactly, places the evicted jobs again wherever they fit best, and fills what is left. Of several
+pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
 so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
 job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
 The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
@@ -29,10 +32,10 @@ CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
 
 def pool_occupancy(inst: Instance, opts: Options, pk: Packing,
                    pools: set[int] | None = None) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
-    """Per pool (of `pools`, default all): the jobs on each node and what clearing each node costs (the
-    value of the jobs on it, value per replica x replicas, read off each option rather than scored;
-    infinite where a protected job sits). Computed once per plan and shared by every insertion tried on
-    it; after a kept move only the pools it touched are computed again."""
+    """Per pool (of `pools`, default all): the jobs on each node and the value of the jobs on it (value per
+    replica x replicas, read off each option rather than scored; infinite where a protected job sits; the
+    insertion itself orders nodes by each job's share, `insert_gang`). Computed once per plan and shared by
+    every insertion tried on it; after a kept move only the pools it touched are computed again."""
     out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
     opool = opts.pool.tolist()
     unit = opts.unit.tolist()
