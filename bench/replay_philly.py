@@ -4,6 +4,12 @@
                                             [--policies cpsat,fifo,las,cpsat-equal] [--out DIR] [--full]
     .venv/bin/python bench/replay_philly.py --windows 30,44,60 --policies fifo,las,cpsat --backfill both [--jobs 2]
 
+`--policies` may name `las2d-ideal`: not a scheduler Meridian runs but the ideal reference of issue 11's
+moonshot (`replay/ideal_las.py`: Tiresias's discretised 2D-LAS, event-driven, free and instant
+preemption, no contract pauses, no epochs), on the same jobs, fleet, measured set and floor; it has
+no backfill mode (one row, backfill "ideal"), its queues' thresholds from `--ideal-thresholds`, its
+order within a queue from `--ideal-order`.
+
 `--windows` replays several windows (start days, each `--days` long after `--warmup-days`) and
 `--backfill on|off|both` with and without backfill plans between epochs (default: on, the replay's
 default), then prints one table over all of them (mean JCT, above the floor, p99, SLA, preemptions,
@@ -52,16 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backfill-fit-window", type=float, default=5.0,
                     help="seconds batched when every waiting job fits (negative: none, every batch waits "
                          "--backfill-window)")
+    ap.add_argument("--ideal-thresholds", default="1",
+                    help="las2d-ideal: its queues' thresholds in attained GPU-hours, comma-separated (default 1: "
+                         "two queues, as the las baseline)")
+    ap.add_argument("--ideal-order", choices=("tiresias", "fifo"), default="tiresias",
+                    help="las2d-ideal: order within a queue: tiresias (the default: waiting jobs move behind the "
+                         "running ones after every round, as Tiresias's simulator) or fifo (by submission, as las)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="--windows: replays run in this many processes at once (each wall time is then "
                          "measured beside the others)")
     args = ap.parse_args(argv)
+    _thresholds(args)                 # a bad --ideal-thresholds stops here, before the trace is read
     if args.windows and not args.full:
         return windows_main(args)
 
     from datasets import AttributeRules, load_trace, to_job_specs
     from datasets.fleets import philly_fleet, single_cluster_fleet
-    from replay.harness import ReplaySetup, Window
+    from replay.harness import Window
     from replay.report import replay_and_report
     from service.reports.plots import write_plots
 
@@ -83,11 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"replay: {where}, epoch {args.epoch_s:g} s, planner time limit {args.time_limit:g} s", flush=True)
     rows = []
     for name in schedulers:
-        scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
-        setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                            equal_priorities=equal, replan_every=args.replan_every,
-                            backfill_window_s=_backfill_window(args, args.backfill != "off"),
-                            backfill_fit_window_s=_fit_window(args))
+        setup = _setup(args, name, args.backfill != "off")
         out = os.path.join(args.out, name) if args.out else None
         s = replay_and_report(specs, fleet, setup, window, out, 
                               plotter=write_plots if out is not None else None, progress=args.progress,
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(target <= {'1800' if args.full else '300'} s; {c['plans']} plans, {c['plans_fast_path']} by the fast path)")
         if "fifo" in by and by["fifo"]["avg_jct_s"]:
             print(f"cpsat mean JCT / fifo: {c['avg_jct_s'] / by['fifo']['avg_jct_s']:.3f} (target <= 0.6)")
+        if IDEAL in by and by[IDEAL]["avg_jct_s"]:
+            print(f"cpsat mean JCT / {IDEAL}: {c['avg_jct_s'] / by[IDEAL]['avg_jct_s']:.3f} (moonshot <= 1.0)")
         if "las" in by and by["las"]["avg_jct_s"]:
             print(f"cpsat mean JCT / las:  {c['avg_jct_s'] / by['las']['avg_jct_s']:.3f} (target <= 1.0)")
         prem = c["sla_attainment"].get("premium")
@@ -116,6 +127,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mean duration of the measured jobs (a floor for any policy's mean JCT): "
                   f"{sum(s.duration_s for s in meas) / len(meas):.0f} s")
     return 0
+
+
+IDEAL = "las2d-ideal"
+
+
+def _setup(args: argparse.Namespace, name: str, on: bool):
+    """The replay setup for one policy; the ideal reference has no backfill window (it acts on every event)."""
+    from replay.harness import ReplaySetup
+
+    scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
+    ideal = name == IDEAL
+    return ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
+                       equal_priorities=equal, replan_every=args.replan_every,
+                       backfill_window_s=None if ideal else _backfill_window(args, on),
+                       backfill_fit_window_s=_fit_window(args),
+                       ideal_thresholds_device_s=_thresholds(args), ideal_order=args.ideal_order)
+
+
+def _thresholds(args: argparse.Namespace) -> tuple[float, ...]:
+    try:
+        hours = [float(x) for x in args.ideal_thresholds.split(",") if x.strip()]
+    except ValueError:
+        hours = [-1.0]
+    if not hours or any(not h > 0 for h in hours):
+        raise SystemExit(f"--ideal-thresholds: expected positive GPU-hours, comma-separated, got {args.ideal_thresholds!r}")
+    return tuple(3600.0 * h for h in hours)
 
 
 def _fit_window(args: argparse.Namespace) -> float | None:
@@ -142,7 +179,8 @@ def windows_main(args: argparse.Namespace) -> int:
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.backfill]
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     # policy by policy (the first named first, in every window), so a partial run has whole rows to compare
-    tasks = [(float(start), name, on) for name in policies for start in args.windows.split(",") for on in modes]
+    tasks = [(float(start), name, on) for name in policies for start in args.windows.split(",")
+             for on in ([True] if name == IDEAL else modes)]
     _WORK.update(specs=specs, fleet=fleet, args=args)
     if args.jobs > 1:
         import multiprocessing
@@ -170,6 +208,11 @@ def windows_main(args: argparse.Namespace) -> int:
         if c_on and las_on:
             print(f"{head} cpsat mean JCT / las (both with backfill): {c_on['avg_jct_s'] / las_on['avg_jct_s']:.3f} "
                   f"(target <= 1.0)")
+        ideal = by.get((IDEAL, True))
+        if c_on and ideal:
+            print(f"{head} cpsat (backfill) above the floor {c_on['avg_jct_above_floor_s']:.0f} s vs the ideal 2D-LAS "
+                  f"{ideal['avg_jct_above_floor_s']:.0f} s; mean JCT ratio {c_on['avg_jct_s'] / ideal['avg_jct_s']:.3f} "
+                  f"(moonshot <= 1.0)")
         if c_on:
             prem = c_on["sla_attainment"].get("premium")
             print(f"{head} cpsat premium SLA {prem:.2%} (target >= 99 %), wall {c_on['wall_s']:.0f} s (target <= 300 s), "
@@ -182,15 +225,12 @@ _WORK: dict = {}      # the trace, fleet and options the replays share (inherite
 
 def _one(task: tuple[float, str, bool]) -> dict:
     """One window x policy x backfill replay; its summary with the three keys the table groups by."""
-    from replay.harness import ReplaySetup, Window
+    from replay.harness import Window
     from replay.report import replay_and_report
 
     start, name, on = task
     args = _WORK["args"]
-    scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
-    setup = ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                        equal_priorities=equal, replan_every=args.replan_every,
-                        backfill_window_s=_backfill_window(args, on), backfill_fit_window_s=_fit_window(args))
+    setup = _setup(args, name, on)
     label = f"{name}{'' if on else ' (no backfill)'}"
     out = os.path.join(args.out, f"day{start:g}", name + ("" if on else "-nobackfill")) if args.out else None
     s = replay_and_report(_WORK["specs"], _WORK["fleet"], setup, Window(start, args.days, args.warmup_days), out,
@@ -217,7 +257,7 @@ def windows_table(rows: list[dict]) -> str:
         att = s["sla_attainment"]
         lo = s["window_day"]
         out.append([f"{lo:g}-{lo + (s['window_s'][1] - s['window_s'][0]) / 86400:g}", s["policy"],
-                    "on" if s["backfill_on"] else "off", cell(s["avg_jct_s"]), cell(s["avg_jct_above_floor_s"]),
+                    "ideal" if s["policy"] == IDEAL else "on" if s["backfill_on"] else "off", cell(s["avg_jct_s"]), cell(s["avg_jct_above_floor_s"]),
                     cell(s["avg_duration_s"]), cell(s["p99_jct_s"]), cell(att.get("premium"), "{:.2%}"),
                     cell(att.get("standard"), "{:.1%}"), str(s["preemptions"]), cell(s["wall_s"], "{:.1f}"),
                     cell(s.get("cpu_s"), "{:.0f}")])

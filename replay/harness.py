@@ -65,6 +65,12 @@ class ReplaySetup:
     quotas: Sequence[Quota] = ()
     outages: Callable[[float], set[str]] | None = None
     sla_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULTS.sla_targets))
+    # scheduler "las2d-ideal" (replay.ideal_las, a reference, not a planner): its queues' thresholds in
+    # attained GPU-seconds (default one at a GPU-hour: Tiresias's two queues, as the las baseline)
+    ideal_thresholds_device_s: tuple[float, ...] = (3600.0,)
+    # ... and its order within a queue: "tiresias" (Tiresias's simulator: waiting jobs move behind the
+    # running ones after every round) or "fifo" (by submission, as the las baseline)
+    ideal_order: str = "tiresias"
 
 
 @dataclass
@@ -106,9 +112,14 @@ def world_size_replicas(lo: int, world_size: int) -> Replicas:
 def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, window: Window = Window(),
                observers: Sequence[Callable[[EpochRecord, LoopState], None]] = ()) -> ReplayRun:
     """Replay the window's jobs on `fleet` under `setup.scheduler`; deterministic for a seed. Inputs that
-    cannot run together raise ReplayInputError before the first epoch (`replay.checks`)."""
+    cannot run together raise ReplayInputError before the first epoch (`replay.checks`). Scheduler
+    `las2d-ideal` is no planner but the ideal reference of `replay.ideal_las` (same window, same jobs)."""
     from replay.checks import check_replay_inputs
 
+    if setup.scheduler == "las2d-ideal":      # the ideal reference: event-driven, outside the contract
+        from replay.ideal_las import run_ideal_las
+
+        return run_ideal_las(specs, fleet, setup, window)
     check_replay_inputs(specs, fleet, setup, window)
     lo, m_from, m_until = window.bounds_s(specs)
     chosen = [s for s in specs if lo <= s.submit_s < m_until]
