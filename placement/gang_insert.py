@@ -2,8 +2,11 @@
 
 Why: a gang of 8-device replicas needs whole nodes, and in a fragmented pool every node holds
 some small running job. The move clears the nodes cheapest to clear (free ones first, then
-those whose occupants are worth least; never a protected job's), puts the gang there, places
-the evicted jobs again wherever they fit best, and fills what is left. It costs milliseconds,
+those whose occupants lose least, each job counted by its share of the node: one spread over two
+nodes costs half of its loss on each, and nothing more once it is out; never a protected job's),
+puts the gang there, gives the nodes the move leaves to running jobs that can return to them
+exactly, places the evicted jobs again wherever they fit best, and fills what is left. Of several
+pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
 so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
 job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
 The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
@@ -12,6 +15,8 @@ On the family's medium requests these moves, not the CP-SAT neighbourhoods, clos
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -27,10 +32,10 @@ CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
 
 def pool_occupancy(inst: Instance, opts: Options, pk: Packing,
                    pools: set[int] | None = None) -> dict[int, tuple[dict[int, list[int]], dict[int, float]]]:
-    """Per pool (of `pools`, default all): the jobs on each node and what clearing each node costs (the
-    value of the jobs on it, value per replica x replicas, read off each option rather than scored;
-    infinite where a protected job sits). Computed once per plan and shared by every insertion tried on
-    it; after a kept move only the pools it touched are computed again."""
+    """Per pool (of `pools`, default all): the jobs on each node and the value of the jobs on it (value per
+    replica x replicas, read off each option rather than scored; infinite where a protected job sits; the
+    insertion itself orders nodes by each job's share, `insert_gang`). Computed once per plan and shared by
+    every insertion tried on it; after a kept move only the pools it touched are computed again."""
     out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
     opool = opts.pool.tolist()
     unit = opts.unit.tolist()
@@ -68,40 +73,51 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         target = int(snap_down(info, target))
     if target < opts.lo[o] or not pk.budget_ok(o):
         return None
-    occupants, cost = (occupancy if occupancy is not None else pool_occupancy(inst, opts, base)).get(
+    occupants, _ = (occupancy if occupancy is not None else pool_occupancy(inst, opts, base)).get(
         pool.index, ({}, {}))
-    left = [k for k in gone | {j} if k in base.choice and opts.pool[base.choice[k]] == pool.index]
-    if left:   # these jobs left their nodes in the pool: clearing those costs only what else sits there
-        cost = dict(cost)
-        out = gone | {j}
-        for k0 in left:
-            for n in base.nodes[k0]:
-                cost[n] = sum(float("inf") if inst.jobs[k].protected else
-                              float(opts.unit[base.choice[k]]) * sum(base.nodes[k].values())
-                              for k in occupants[n] if k not in out)
+    coef = opts.coef
+    node_devices = inst.node_devices
 
-    def clear_cost(n: int) -> float:
-        return cost.get(n, 0.0)
+    def key(n: int) -> tuple[bool, float, int]:
+        """Free slots first; then what clearing node n costs per slot, each job still on it counted by
+        its share (what it loses unplaced, per replica, x its replicas there), never a protected job's."""
+        cost = 0.0
+        for k in occupants.get(n, ()):
+            if k in pk.choice:
+                info_k = inst.jobs[k]
+                if info_k.protected:
+                    return (int(pk.free[n]) // d == 0, float("inf"), n)
+                r = base.nodes[k][n]
+                cost += (float(coef[base.choice[k]]) + info_k.preempt_cost / sum(base.nodes[k].values())) * r
+        return (int(pk.free[n]) // d == 0, cost / max(1, int(node_devices[n]) // d), n)
 
-    devs = inst.node_devices[pool.nodes].tolist()
-    free = pk.free[pool.nodes].tolist()
-    keyed = [((f // d == 0), clear_cost(n) / max(1, dv // d), n)
-             for n, dv, f in zip(pool.nodes, devs, free) if dv >= d]
-    nodes = [n for _, _, n in sorted(keyed)]
+    heap = [key(n) for n in pool.nodes if node_devices[n] >= d]
+    heapq.heapify(heap)
+    done: set[int] = set()
     placement: dict[int, int] = {}
     evicted: set[int] = set(gone)
     got = 0
-    for n in nodes:
-        if got >= target:
-            break
+    while heap and got < target:
+        top = heapq.heappop(heap)
+        n = top[2]
+        if n in done:
+            continue
+        now = key(n)
+        if now != top:     # an earlier eviction or placement changed it
+            heapq.heappush(heap, now)
+            continue
+        done.add(n)
         if pk.free[n] < d:
-            if clear_cost(n) == float("inf"):
+            if now[1] == float("inf"):
                 continue
             for k in occupants.get(n, []):
-                if k not in evicted and k in pk.choice:
+                if k in pk.choice:
                     evicted.add(k)
+                    others = [m for m in base.nodes[k] if m != n and m not in done]
                     pk.release(k)
                     pk.unplace(k)
+                    for m in others:   # the job's other nodes are cheaper to clear now
+                        heapq.heappush(heap, key(m))
         c = min(int(pk.free[n] // d), target - got)
         if c > 0:
             placement[n] = c
@@ -123,6 +139,9 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     if got < opts.lo[o]:
         return None
     pk._commit(j, o, placement)
+    # the nodes j and the jobs pushed out leave: first to running jobs that can go back exactly where they run
+    left_nodes = {n for k in evicted | {j} if k in base.choice for n in base.nodes[k]}.difference(placement)
+    home = return_home(inst, opts, pk, left_nodes, skip={j})
     for k in sorted(evicted, key=lambda k: (not inst.jobs[k].protected, k)):
         _place_best(pk, k, gain, require_positive=False)
     if any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
@@ -131,7 +150,56 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         ok = pk.choice.get(k)
         if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
             pk.grow(k, int(opts.hi[ok]))
-    return pk, evicted | {j}
+    return pk, evicted | {j} | home
+
+
+def _keeps_on(inst: Instance, opts: Options) -> dict[int, list[int]]:
+    """Per node, the running jobs that could stay on it exactly (a keep option), built once per request."""
+    got = inst.derived.get("keeps_on_node")
+    if got is None:
+        got = {}
+        for o in np.flatnonzero(opts.keep).tolist():
+            k = int(opts.job[o])
+            for n in inst.jobs[k].cur_nodes:
+                got.setdefault(n, []).append(k)
+        inst.derived["keeps_on_node"] = got
+    return got
+
+
+def return_home(inst: Instance, opts: Options, pk: Packing, nodes: set[int], skip: set[int]) -> set[int]:
+    """Running jobs with a current node among `nodes` that `pk` moves, resizes or stops, put back exactly where
+    they run wherever the room there is free now and that is worth more to them (most at stake first); returns
+    them. Why: a move that takes a job off its nodes (a gang relocated to an equal-value pool) pays only once the
+    running jobs it had displaced there return, which judged alone, one move at a time, it never does (medium
+    family seed 29: a rigid gang of 56 devices held nodes of eight running jobs in one pool where the same gang
+    in the next pool displaces fewer)."""
+    keeps_on = _keeps_on(inst, opts)
+    cands = {k for n in nodes for k in keeps_on.get(n, ()) if k not in skip}
+    wants = []
+    for k in cands:
+        ko = int(pk.keep_opt[k])
+        if ko < 0 or pk.choice.get(k) == ko:
+            continue
+        info = inst.jobs[k]
+        stake = float(opts.coef[ko]) * info.r0 - net_of(inst, pk, (k,))
+        if improves(stake):
+            wants.append((-stake, k))
+    back: set[int] = set()
+    for _, k in sorted(wants):
+        info = inst.jobs[k]
+        mine = pk.nodes.get(k, {})
+        if any(pk.free[n] - pk.soft[n] + mine.get(n, 0) * info.dpr < c * info.dpr for n, c in info.cur_nodes.items()):
+            continue
+        room = pk.quota_room(k)
+        if room is not None and room + sum(mine.values()) * info.dpr < info.r0 * info.dpr:
+            continue
+        was = pk.choice.get(k)
+        pk.unplace(k)
+        if pk.try_keep(k):
+            back.add(k)
+        elif was is not None:   # (its nodes held room the packing reserves for another running job)
+            pk._commit(k, was, mine)
+    return back
 
 
 def _worth_per_device(inst: Instance, base: Packing, j: int, per_replica: float, d: int, reps: int) -> float:
@@ -268,6 +336,12 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
             spent[0] += 1
             won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent)
             if won is not None:
+                for o2 in _twins(opts, j, o, target):   # an equal pool where the gang displaces less
+                    spent[0] += 1
+                    alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy), gain,
+                               spent)
+                    if alt is not None and alt[1] > won[1]:
+                        won = alt
                 touched = {int(opts.pool[b.choice[k]]) for b in (best, won[0]) for k in won[2] if k in b.choice}
                 best, delta = won[0], won[1]
                 kept += 1
@@ -276,6 +350,21 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
                 occupancy.update(pool_occupancy(inst, opts, best, touched))
                 break
     return best, kept, gained
+
+
+def _twins(opts: Options, j: int, o: int, target: int, min_dpr: int = 4) -> list[int]:
+    """The other change options of job j worth as much per replica as option o and holding `target` replicas,
+    where j is a lumpy gang (`min_dpr` devices a replica or more). Why: such a gang in one of several equal
+    pools (same accelerator, same region) fits wherever whole nodes can be cleared, and the first pool tried
+    is not the one that displaces least: on the family's medium requests a rigid gang of 56 devices took the
+    pool whose nodes held the most running work (medium seed 29)."""
+    if int(opts.dpr[o]) < min_dpr:
+        return []
+    ol = opts.by_job[j]
+    c = float(opts.coef[o])
+    same = ~opts.keep[ol] & (ol != o) & (opts.hi[ol] >= target) & (opts.lo[ol] <= target) & (
+        np.abs(opts.coef[ol] - c) <= 1e-9 * max(1.0, abs(c)))
+    return ol[same].tolist()
 
 
 def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
@@ -311,7 +400,9 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
         if not improves(total - rest):
             return None   # even every loss won back would not pay
         olist = opts.by_job[k]
-        olist = olist[~opts.keep[olist] & (opts.coef[olist] > 0)]
+        # a running job pushed out wins back its preemption cost anywhere, even where a move is worth
+        # nothing more (a restart pause as long as the epoch)
+        olist = olist[~opts.keep[olist] & ((opts.coef[olist] > 0) | (inst.jobs[k].preempt_cost > 0))]
         if not len(olist):
             continue
         olist = olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job]

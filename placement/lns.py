@@ -98,6 +98,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if top is None or start_obj + g1 + g2 > top[0]:
             top = (start_obj + g1 + g2, pk, k1 + k2 + (i > 0))
     _, best, kept = top
+    # what the insertions gained per second: the rate a CP-SAT step before the option moves must keep
+    rate = max(0.0, top[0] - best_objective) / max(1e-3, time.perf_counter() - t0)
     def steps(best: Packing, until: float, count: int, min_rate: float = 0.0) -> Packing:
         """CP-SAT neighbourhood steps on `best` until `until` or after `count` steps (or the step budget);
         with `min_rate`, only while each step gains at least that much per second."""
@@ -193,6 +195,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # use that lose least by moving: the chains no insertion makes (a job takes another's devices, that one moves to an
     # equivalent pool, a third grows), solved in tens of milliseconds at medium size. Under the wall clock
     # only (HiGHS stops on its time limit)
+    mip_rate: tuple[float, float] | None = None   # the integer steps' gain and seconds, where they ran
     if lp_x is not None and not stop.deterministic and params.mip_steps_share > 0:
         t1 = time.perf_counter()
         # first the jobs the relaxation over every job disagrees on, where the plan is far from the bound
@@ -201,8 +204,11 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         share = params.mip_rins_share if rins else params.mip_steps_share
         until = min(deadline, t1 + share * max(0.0, deadline - t1))
         before = stats["improved"]
+        gained[0] = 0.0
         best = _mip_steps(inst, opts, best, lp_x, lp_n, stop, until, params, gain0, accept, stats, rins)
         stats["mip_improved"] = stats["improved"] - before
+        if stats.get("mip_steps"):
+            mip_rate = (gained[0], time.perf_counter() - t1)
     # a few CP-SAT steps where the LP disagrees, before the option moves, while each gains at least a share of
     # what the gang moves gained per second: a step re-plans dozens of jobs at once, which no insertion finds,
     # and at 1 s the option moves used to take the time before any step ran (medium family seed 37). Only
@@ -210,15 +216,21 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     early = params.lns_early_steps if lp_x is not None and not stop.deterministic else 0
     if early and bound is not None and bound - top[0] < params.lns_early_min_gap * max(abs(bound), 1e-9):
         early = 0   # the plan is close to the bound already: the option moves' small gains are what is left
+    if early and params.lns_early_after_mip and mip_rate is not None and (
+            mip_rate[0] < params.lns_early_rate * rate * mip_rate[1]):
+        early = 0   # the integer steps re-planned the LP's disagreements (exactly, at pool level) at less than the
+        #             rate the steps must keep: the first CP-SAT step there is held to it as the next would be
     if early:
         t1 = time.perf_counter()
         until = min(deadline, t1 + params.lns_early_share * max(0.0, deadline - t1))
-        rate = max(0.0, top[0] - best_objective) / max(1e-3, t1 - t0)
         before = stats["steps"]
         best = steps(best, until, early, rate * params.lns_early_rate)
         stats["early_steps"] = stats["steps"] - before
     t1 = time.perf_counter()
     more = stop.budget(float("inf"), params.option_moves_share * max(0.0, deadline - t1))
+    if params.option_moves_fill and not stop.deterministic and (
+            deadline - t1 - more < params.lns_min_left_s + overhead[0]):
+        more = max(0.0, deadline - t1)   # no CP-SAT step would fit in what they leave: they take it all
     kept_opt = 0
     for _ in range(params.option_moves_passes):   # each pass opens room for the next; stop when one finds nothing
         best, k1, _ = option_moves(inst, opts, best, gain0, deadline=t1 + (1 - params.keep_moves_share) * more,

@@ -88,6 +88,8 @@ class EngineParams:
                                          # average, 9 of 10 worse; with this rule 0.02 %, 4 better, 5 worse)
     lns_early_min_gap: float = 0.01      # only while the plan is at least this far below the bound (else they cost the
                                          # option moves' small gains: medium 40-59 at 1 s paired -0.014 % -> -0.005 %)
+    lns_early_after_mip: bool = True     # the integer steps count as the first of them: the first runs only where they
+                                         # gained at least the rate above
     lns_early_share: float = 0.5         # wall clock: their most, a share of what is left after the gang moves
     mip_steps_share: float = 0.3         # wall clock: integer steps over pools (placement/mip_step.py), their most, a
                                          # share of what is left after the gang moves
@@ -110,6 +112,8 @@ class EngineParams:
     mip_repack_max_jobs: int = 2_000     # up to this many jobs, an integer step's answer is also packed from scratch (a
                                          # pass over every job: at planet size seconds)
     option_moves_per_job: int = 3        # the options per job it tries (most valuable first)
+    option_moves_fill: bool = True       # wall clock: the option moves take all that is left where what their share
+                                         # leaves could not start a CP-SAT step (its measured overhead)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
     moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
                                          # (x 1,000 / jobs above 1,000 jobs)
