@@ -83,7 +83,7 @@ def test_no_move_while_a_smaller_waiting_job_could_use_the_free_devices():
 
 
 def test_the_replay_and_the_live_loop_do_not_defrag():
-    # measured on Philly with backfill on: it helps days 30-37 and costs days 20-27 (README)
+    # not yet: measured on Philly with backfill on, every window not re-run on today's engine (README)
     from executor.schedulers.cpsat import event_options
 
     assert "defrag" not in event_options(True) and event_options(False) == {}
