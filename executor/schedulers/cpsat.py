@@ -31,7 +31,7 @@ CLEAR_FACTOR = 2.0
 # `defrag` (moving small jobs to make a whole node for the head at full plans, `reservation._defrag`)
 # is not in the loop's rule yet: with backfill on, before main's 964b59e it helped Philly days 30-37
 # (220 -> 194 s above the floor) and 44-51 (194 -> 167) and cost 20-27 (447 -> 464); after it, days
-# 30-37 216 -> 196 and 20-27 478 -> 473, the other windows not re-run (README).
+# 30-37 216 -> 196, 20-27 478 -> 473 and 44-51 198 -> 168, the light windows not re-run (README).
 
 
 # With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower
