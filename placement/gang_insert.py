@@ -424,6 +424,8 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
     touched = set(deltas)
     losers = [k for k in sorted(deltas, key=lambda i: (deltas[i], i)) if deltas[k] < 0][:depth]
     cur = pk
+    occupancy: dict = {}   # `pool_occupancy(cur)` of the pools asked so far (a pool's map depends on cur alone)
+    asked: set[int] = set()
     for n, k in enumerate(losers):
         rest = sum(min(0.0, _net(inst, cur, i, memo) - _net(inst, best, i, memo)) for i in losers[n:])
         if not improves(total - rest):
@@ -435,7 +437,10 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
         if not len(olist):
             continue
         olist = olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job]
-        occupancy = pool_occupancy(inst, opts, cur, {int(p) for p in opts.pool[olist].tolist()})
+        want = {int(p) for p in opts.pool[olist].tolist()}.difference(asked)
+        if want:
+            occupancy.update(pool_occupancy(inst, opts, cur, want))
+            asked |= want
         top = None
         for o in olist.tolist():
             spent[0] += 1
@@ -448,6 +453,7 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
                 top = (d2, again[0], t2)
         if top is not None:
             total, cur, touched = top
+            occupancy, asked = {}, set()
             if improves(total):
                 return cur, total, touched
     return None
@@ -472,9 +478,12 @@ def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.
     if (room is not None and room < need) or not pk.budget_ok(ko):
         return None
     on: dict[int, list[int]] = {}
+    mine = info.cur_nodes.keys()
     for k, nodes in pk.nodes.items():
+        if mine.isdisjoint(nodes):   # (most jobs: one test in C instead of a loop over their nodes)
+            continue
         for n in nodes:
-            if n in info.cur_nodes:
+            if n in mine:
                 on.setdefault(n, []).append(k)
     for n, c in info.cur_nodes.items():
         need = c * info.dpr
