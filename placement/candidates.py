@@ -9,13 +9,27 @@ all options is a relaxation of the contract and its bound is valid.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 
 from placement import contract
 from placement.instance import Instance, JobInfo
+
+
+class OptionLists(NamedTuple):
+    """`Options`' columns as Python lists (`Options.lists`)."""
+
+    job: list[int]
+    pool: list[int]
+    keep: list[bool]
+    lo: list[int]
+    hi: list[int]
+    unit: list[float]
+    coef: list[float]
+    dpr: list[int]
 
 
 @dataclass
@@ -31,9 +45,19 @@ class Options:
     mig_gb: np.ndarray     # float, checkpoint GB moved across regions if chosen (0 if none)
     by_job: list[np.ndarray]       # option indices of each job
     no_option_reason: dict[int, tuple[str, str]]   # job -> (code, reason) when it has no option
+    _lists: OptionLists | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.job)
+
+    def lists(self) -> OptionLists:
+        """The columns as Python lists, built on first use: the moves (placement/gang_insert.py) and the
+        greedy's ranking of a job's few options read single entries in loops, where a numpy scalar read
+        costs several times a list's (the columns are never changed once built)."""
+        if self._lists is None:
+            self._lists = OptionLists(self.job.tolist(), self.pool.tolist(), self.keep.tolist(), self.lo.tolist(),
+                                      self.hi.tolist(), self.unit.tolist(), self.coef.tolist(), self.dpr.tolist())
+        return self._lists
 
     def restrict(self, idx: np.ndarray) -> Options:
         """The options at `idx` (sorted), as an Options of their own; `by_job` re-indexed."""

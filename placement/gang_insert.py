@@ -37,14 +37,16 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing,
     insertion itself orders nodes by each job's share, `insert_gang`). Computed once per plan and shared by
     every insertion tried on it; after a kept move only the pools it touched are computed again."""
     out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
-    opool = opts.pool.tolist()
-    unit = opts.unit.tolist()
-    for k, ok in pk.choice.items():
-        if pools is not None and opool[ok] not in pools:
-            continue
+    ol = opts.lists()
+    opool, unit = ol.pool, ol.unit
+    jobs = inst.jobs
+    # (the jobs in `pools` picked first, in the plan's order: a chained repair asks for the pools of one job's
+    # few options, and this map was most of the insertion moves' time when each call read every job)
+    items = pk.choice.items() if pools is None else [(k, ok) for k, ok in pk.choice.items() if opool[ok] in pools]
+    for k, ok in items:
         occupants, cost = out.setdefault(opool[ok], ({}, {}))
         nk = pk.nodes[k]
-        worth = float("inf") if inst.jobs[k].protected else unit[ok] * sum(nk.values())
+        worth = float("inf") if jobs[k].protected else unit[ok] * sum(nk.values())
         for n in nk:
             occupants.setdefault(n, []).append(k)
             cost[n] = cost.get(n, 0.0) + worth
@@ -75,21 +77,24 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         return None
     occupants, _ = (occupancy if occupancy is not None else pool_occupancy(inst, opts, base)).get(
         pool.index, ({}, {}))
-    coef = opts.coef
-    node_devices = inst.node_devices
+    coef = opts.lists().coef
+    node_devices = _node_devices(inst)
+    jobs = inst.jobs
+    free = pk.free
+    base_nodes, base_choice, choice = base.nodes, base.choice, pk.choice
 
     def key(n: int) -> tuple[bool, float, int]:
         """Free slots first; then what clearing node n costs per slot, each job still on it counted by
         its share (what it loses unplaced, per replica, x its replicas there), never a protected job's."""
         cost = 0.0
         for k in occupants.get(n, ()):
-            if k in pk.choice:
-                info_k = inst.jobs[k]
+            if k in choice:
+                info_k = jobs[k]
                 if info_k.protected:
-                    return (int(pk.free[n]) // d == 0, float("inf"), n)
-                r = base.nodes[k][n]
-                cost += (float(coef[base.choice[k]]) + info_k.preempt_cost / sum(base.nodes[k].values())) * r
-        return (int(pk.free[n]) // d == 0, cost / max(1, int(node_devices[n]) // d), n)
+                    return (int(free[n]) // d == 0, float("inf"), n)
+                bk = base_nodes[k]
+                cost += (coef[base_choice[k]] + info_k.preempt_cost / sum(bk.values())) * bk[n]
+        return (int(free[n]) // d == 0, cost / max(1, node_devices[n] // d), n)
 
     heap = [key(n) for n in pool.nodes if node_devices[n] >= d]
     heapq.heapify(heap)
@@ -151,6 +156,28 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
             pk.grow(k, int(opts.hi[ok]))
     return pk, evicted | {j} | home
+
+
+def _node_devices(inst: Instance) -> list[int]:
+    """Devices per node as a list (read per node in `insert_gang`'s ordering), built once per request."""
+    got = inst.derived.get("node_devices_list")
+    if got is None:
+        got = inst.derived["node_devices_list"] = inst.node_devices.tolist()
+    return got
+
+
+def _net(inst: Instance, pk: Packing, j: int, memo: dict | None) -> float:
+    """`net_of(inst, pk, (j,))` through `memo` (None: none), keyed by the job's placement in `pk`: a move and
+    its chained repairs score the same placements of the same jobs many times over (a fifth of the moves'
+    time), and a job's share depends on its own placement only."""
+    if memo is None:
+        return net_of(inst, pk, (j,))
+    o = pk.choice.get(j)
+    key = (j, o, tuple(pk.nodes[j].items())) if o is not None else j
+    got = memo.get(key)
+    if got is None:
+        got = memo[key] = net_of(inst, pk, (j,))
+    return got
 
 
 def _keeps_on(inst: Instance, opts: Options) -> dict[int, list[int]]:
@@ -323,6 +350,7 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
     gained = 0.0
     spent = [0]   # insertions tried, chained repairs included
     occupancy = pool_occupancy(inst, opts, best)
+    memo: dict = {}   # each job's share of the objective per placement (`_net`)
     for _, j, o, goal in wants:
         if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
@@ -334,12 +362,13 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
         low = have + 1 if have else int(opts.lo[o])
         for target in dict.fromkeys((goal, low + (goal - low) // 2, low)):
             spent[0] += 1
-            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent)
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent,
+                       memo)
             if won is not None:
                 for o2 in _twins(opts, j, o, target):   # an equal pool where the gang displaces less
                     spent[0] += 1
                     alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy), gain,
-                               spent)
+                               spent, memo)
                     if alt is not None and alt[1] > won[1]:
                         won = alt
                 touched = {int(opts.pool[b.choice[k]]) for b in (best, won[0]) for k in won[2] if k in b.choice}
@@ -368,22 +397,22 @@ def _twins(opts: Options, j: int, o: int, target: int, min_dpr: int = 4) -> list
 
 
 def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
-         gain: np.ndarray, spent: list[int]) -> tuple[Packing, float, set[int]] | None:
+         gain: np.ndarray, spent: list[int], memo: dict | None = None) -> tuple[Packing, float, set[int]] | None:
     """A move's packing, its gain and the jobs it changed when it improves on `best` (judged on those
-    jobs), else the move chained with one repair (`_chained`) when that improves, else None."""
+    jobs), else the move chained with one repair (`_chained`) when that improves, else None. `memo`: see `_net`."""
     if moved is None:
         return None
     pk, changed = moved
-    deltas = {k: net_of(inst, pk, (k,)) - net_of(inst, best, (k,)) for k in changed}
+    deltas = {k: _net(inst, pk, k, memo) - _net(inst, best, k, memo) for k in changed}
     delta = sum(deltas.values())
     if improves(delta):
         return pk, delta, set(changed)
-    return _chained(inst, opts, best, pk, deltas, gain, spent)
+    return _chained(inst, opts, best, pk, deltas, gain, spent, memo=memo)
 
 
 def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: dict[int, float],
              gain: np.ndarray, spent: list[int], per_job: int = CHAIN_OPTIONS,
-             depth: int = CHAIN_JOBS) -> tuple[Packing, float, set[int]] | None:
+             depth: int = CHAIN_JOBS, memo: dict | None = None) -> tuple[Packing, float, set[int]] | None:
     """A move that loses because the jobs it pushed out found no place as good, repaired: each of them
     (most lost first, at most `depth`) inserted again on its best options with the jobs worth least
     cleared out of the way, while winning back what the rest lost could still make the move pay. Why:
@@ -395,8 +424,10 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
     touched = set(deltas)
     losers = [k for k in sorted(deltas, key=lambda i: (deltas[i], i)) if deltas[k] < 0][:depth]
     cur = pk
+    occupancy: dict = {}   # `pool_occupancy(cur)` of the pools asked so far (a pool's map depends on cur alone)
+    asked: set[int] = set()
     for n, k in enumerate(losers):
-        rest = sum(min(0.0, net_of(inst, cur, (i,)) - net_of(inst, best, (i,))) for i in losers[n:])
+        rest = sum(min(0.0, _net(inst, cur, i, memo) - _net(inst, best, i, memo)) for i in losers[n:])
         if not improves(total - rest):
             return None   # even every loss won back would not pay
         olist = opts.by_job[k]
@@ -406,7 +437,10 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
         if not len(olist):
             continue
         olist = olist[np.lexsort((olist, -opts.coef[olist] * opts.hi[olist]))][:per_job]
-        occupancy = pool_occupancy(inst, opts, cur, {int(p) for p in opts.pool[olist].tolist()})
+        want = {int(p) for p in opts.pool[olist].tolist()}.difference(asked)
+        if want:
+            occupancy.update(pool_occupancy(inst, opts, cur, want))
+            asked |= want
         top = None
         for o in olist.tolist():
             spent[0] += 1
@@ -414,11 +448,12 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
             if again is None:
                 continue
             t2 = touched | again[1]
-            d2 = sum(net_of(inst, again[0], (i,)) - net_of(inst, best, (i,)) for i in t2)
+            d2 = sum(_net(inst, again[0], i, memo) - _net(inst, best, i, memo) for i in t2)
             if improves(d2 - total) and (top is None or d2 > top[0]):
                 top = (d2, again[0], t2)
         if top is not None:
             total, cur, touched = top
+            occupancy, asked = {}, set()
             if improves(total):
                 return cur, total, touched
     return None
@@ -443,9 +478,12 @@ def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.
     if (room is not None and room < need) or not pk.budget_ok(ko):
         return None
     on: dict[int, list[int]] = {}
+    mine = info.cur_nodes.keys()
     for k, nodes in pk.nodes.items():
+        if mine.isdisjoint(nodes):   # (most jobs: one test in C instead of a loop over their nodes)
+            continue
         for n in nodes:
-            if n in info.cur_nodes:
+            if n in mine:
                 on.setdefault(n, []).append(k)
     for n, c in info.cur_nodes.items():
         need = c * info.dpr
@@ -496,11 +534,12 @@ def keep_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, d
     kept = 0
     gained = 0.0
     spent = [0]   # moves tried, chained repairs included
+    memo: dict = {}   # each job's share of the objective per placement (`_net`)
     for _, j in sorted(wants):
         if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
             break
         spent[0] += 1
-        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain, spent)
+        won = _won(inst, opts, best, restore_keep(inst, opts, best, j, gain), gain, spent, memo)
         if won is not None:
             best, delta = won[0], won[1]
             kept += 1

@@ -158,7 +158,7 @@ def _ranked_small(pk: Packing, j: int, info, olist: list[int], gain: np.ndarray)
     (0..n-1 in free room, n..2n-1 with soft room too), the same replicas and the same order, computed
     with the same float operations, without the two dozen numpy calls on arrays of a few elements that
     made the greedy a third of a small request's plan. Returns (candidates best first, replicas per candidate)."""
-    opts = pk.opts
+    ol = pk.opts.lists()
     n = len(olist)
     pc = info.preempt_cost
     pool_free, pool_soft = pk.pool_free, pk.pool_soft
@@ -170,9 +170,9 @@ def _ranked_small(pk: Packing, j: int, info, olist: list[int], gain: np.ndarray)
     los: list[int] = []
     for k, o in enumerate(olist):
         g = float(gain[o]) - pc
-        lo, hi, d, p = int(opts.lo[o]), int(opts.hi[o]), int(opts.dpr[o]), int(opts.pool[o])
+        lo, hi, d, p = ol.lo[o], ol.hi[o], ol.dpr[o], ol.pool[o]
         per.append(g / max(hi if g > 0 else lo, 1))
-        keep = bool(opts.keep[o])
+        keep = ol.keep[o]
         keeps.append(keep)
         los.append(lo)
         free = int(pool_free[p])

@@ -302,10 +302,14 @@ class Packing:
             add = min(add, room // d)
         if add <= 0:
             return 0
-        nodes = self.pool_nodes[int(self.opts.pool[o])]
+        p = int(self.opts.pool[o])
+        nodes = self.pool_nodes[p]
         cap = (self.free[nodes] - self.soft[nodes]) // d
-        # the job's own nodes first (no spread cost), then the largest gaps
-        mine = np.isin(nodes, np.fromiter(cur, dtype=np.int64, count=len(cur)))
+        # the job's own nodes first (no spread cost), then the largest gaps (marked by their positions in
+        # the pool's array: `np.isin` here was a tenth of the search's insertion moves)
+        mine = np.zeros(len(nodes), dtype=bool)
+        node_pool = self.inst.node_pool
+        mine[[int(self.node_pos[n]) for n in cur if node_pool[n] == p]] = True
         order = np.lexsort((-cap, ~mine))
         adds: list[tuple[int, int]] = []
         placed = 0
