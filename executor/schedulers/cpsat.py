@@ -46,7 +46,7 @@ def event_options(backfill: bool) -> dict[str, Any]:
     preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
     (`executor.live`); without backfill, the loop before it (no reservation)."""
     return {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-            "clear_factor": CLEAR_FACTOR, "keep_gangs": True} if backfill else {}
+            "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True} if backfill else {}
 
 
 class CpsatScheduler:

@@ -1,4 +1,4 @@
-"""cpsat's `defrag` option (measured on Philly, not the loop's rule): at a full plan, a gang job that
+"""cpsat's `defrag` option (the loop's rule with backfill on: `event_options`): at a full plan, a gang job that
 fits nowhere while the fleet has its devices free, scattered over nodes, starts where moving small
 running jobs into free devices elsewhere makes a whole node for it (`reservation._defrag`): nobody
 is preempted, the moved jobs pay a move pause."""
@@ -82,8 +82,7 @@ def test_no_move_while_a_smaller_waiting_job_could_use_the_free_devices():
     assert kinds == {"w": "start"} and sched.heads == ("head",)
 
 
-def test_the_replay_and_the_live_loop_do_not_defrag():
-    # not yet: measured on Philly with backfill on, every window not re-run on today's engine (README)
+def test_the_replay_and_the_live_loop_defrag_with_backfill_on_only():
     from executor.schedulers.cpsat import event_options
 
-    assert "defrag" not in event_options(True) and event_options(False) == {}
+    assert event_options(True)["defrag"] is True and event_options(False) == {}
