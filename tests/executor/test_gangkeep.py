@@ -23,17 +23,18 @@ def decide(data: dict) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
 
 
 def scattered(new_tier: str) -> dict:
-    # a-h-0: the long basic 8-device job; a-h-1 and a-h-2: four 1-device standard jobs each, so 8 devices
-    # idle but no node free; waiting: a fresh 8-device job (priority 1)
+    # a-h-0: the long basic 8-device job; a-h-1 and a-h-2: five 1-device standard jobs each, so 6 devices
+    # idle, no node free and none that moves can make (`test_defrag.py`); waiting: a fresh 8-device job
+    # (priority 1)
     three = fleet(cluster("a", "us", ("a-h-", 3, "H100", 8)))
-    return request(three, [LONG, *small("a-h-1", 4), *small("a-h-2", 4),
+    return request(three, [LONG, *small("a-h-1", 5), *small("a-h-2", 5),
                            job("new", 1, devices_per_replica=8, tier=new_tier)])
 
 
 def test_a_running_gang_job_keeps_its_node_from_a_waiting_gang_job_of_its_tier():
     got, kinds = decide(scattered("basic"))
-    assert got == {"long": {"a-h-0": 1}, **{f"a-h-1-s{k}": {"a-h-1": 1} for k in range(4)},
-                   **{f"a-h-2-s{k}": {"a-h-2": 1} for k in range(4)}}
+    assert got == {"long": {"a-h-0": 1}, **{f"a-h-1-s{k}": {"a-h-1": 1} for k in range(5)},
+                   **{f"a-h-2-s{k}": {"a-h-2": 1} for k in range(5)}}
     assert kinds == {}
 
 
