@@ -64,11 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ideal-order", choices=("tiresias", "fifo"), default="tiresias",
                     help="las2d-ideal: order within a queue: tiresias (the default: waiting jobs move behind the "
                          "running ones after every round, as Tiresias's simulator) or fifo (by submission, as las)")
+    ap.add_argument("--service", choices=("levels", "gittins", "gittins-class"), default=None,
+                    help="cpsat's controller, its attained-service factor (default: the replay's, "
+                         "replay.options): levels or the Gittins index learned online (replay.gittins)")
+    ap.add_argument("--controller-options", default="{}", metavar="JSON",
+                    help="cpsat: more SlaController fields as a JSON object (tuning), e.g. "
+                         "'{\"gittins_exponent\": 0.5}'")
     ap.add_argument("--jobs", type=int, default=1,
                     help="--windows: replays run in this many processes at once (each wall time is then "
                          "measured beside the others)")
     args = ap.parse_args(argv)
     _thresholds(args)                 # a bad --ideal-thresholds stops here, before the trace is read
+    _controller_options(args)         # ... and bad --controller-options
     if args.windows and not args.full:
         return windows_main(args)
 
@@ -135,11 +142,13 @@ IDEAL = "las2d-ideal"
 def _setup(args: argparse.Namespace, name: str, on: bool):
     """The replay setup for one policy; the ideal reference has no backfill window (it acts on every event)."""
     from replay.harness import ReplaySetup
+    from replay.options import DEFAULTS
 
     scheduler, equal = ("cpsat", True) if name == "cpsat-equal" else (name, False)
     ideal = name == IDEAL
     return ReplaySetup(scheduler=scheduler, epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
-                       equal_priorities=equal, replan_every=args.replan_every,
+                       equal_priorities=equal, service=args.service or DEFAULTS.service,
+                       controller_options=_controller_options(args), replan_every=args.replan_every,
                        backfill_window_s=None if ideal else _backfill_window(args, on),
                        backfill_fit_window_s=_fit_window(args),
                        ideal_thresholds_device_s=_thresholds(args), ideal_order=args.ideal_order)
@@ -153,6 +162,26 @@ def _thresholds(args: argparse.Namespace) -> tuple[float, ...]:
     if not hours or any(not h > 0 for h in hours):
         raise SystemExit(f"--ideal-thresholds: expected positive GPU-hours, comma-separated, got {args.ideal_thresholds!r}")
     return tuple(3600.0 * h for h in hours)
+
+
+def _controller_options(args: argparse.Namespace) -> dict:
+    """--controller-options: a JSON object whose keys are SlaController fields."""
+    import json
+    from dataclasses import fields
+
+    from replay.controller import SlaController
+
+    try:
+        opts = json.loads(args.controller_options)
+    except ValueError as exc:
+        raise SystemExit(f"--controller-options: not JSON ({exc}): {args.controller_options!r}") from None
+    if not isinstance(opts, dict):
+        raise SystemExit(f"--controller-options: expected a JSON object, got {args.controller_options!r}")
+    known = {f.name for f in fields(SlaController) if f.init} - {"service", "targets", "restart_overhead_s"}
+    bad = sorted(set(opts) - known)
+    if bad:
+        raise SystemExit(f"--controller-options: unknown field {bad[0]!r} (SlaController has {', '.join(sorted(known))})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
 
 
 def _fit_window(args: argparse.Namespace) -> float | None:

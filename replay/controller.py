@@ -15,6 +15,13 @@ and SLA risk, as an operator's controller would set it before asking the planner
   basic 8-GPU jobs, 0.4 % of the jobs, carried 121 s of cpsat's 258 s above the floor). The
   exponent trades them against the small jobs that become the victims instead: 0 (in full) is
   best on days 30-37, 1 (per replica) hurts there; the README has the measured trade (issue 11).
+  With `service="gittins"` the factor is instead the Gittins index of the job's attained service
+  (`replay.gittins`: the same GPU-hours, a grid of cells at the levels' thresholds), learned every
+  `gittins_refresh_s` from the service of the jobs finished so far and the attained service of the
+  active ones (never a job's duration), normalised to 1.0 at the highest index and rounded to a power
+  of `gittins_step`; the levels until `gittins_min_samples` jobs have finished. `gittins-class`
+  learns one distribution per `devices_per_replica` class (1, 2-4, 8+) with `gittins_class_min_samples`
+  finished jobs. Not the default: on Philly days 20-27 and 30-37 it was worse than the levels (README).
 - **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
   last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
 - **risk** (SLA): a pending job of a tier with a target whose SLA ratio (`replay.sla`), were it to
@@ -29,8 +36,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from executor.loop import LoopState
+from executor.loop import JobState, LoopState
+from replay.gittins import DEFAULT_GRID_H, OnlineGittins, quantise
 from replay.sla import DEFAULT_SLA_TARGETS, sla_ratio
+
+SERVICES = ("levels", "gittins", "gittins-class")
 
 
 @dataclass
@@ -44,12 +54,42 @@ class SlaController:
     restart_overhead_s: float = 30.0
     min_priority: float = 1e-3
     max_priority: float = 100.0
+    service: str = "levels"              # levels | gittins | gittins-class (per devices_per_replica class)
+    gittins_grid_h: tuple[float, ...] = DEFAULT_GRID_H
+    gittins_refresh_s: float = 3600.0
+    gittins_min_samples: int = 200
+    gittins_exponent: float = 1.0
+    gittins_step: float = 2.0
+    gittins_censored: bool = True
+    gittins_class_min_samples: int = 200
+    _gittins: OnlineGittins | None = field(default=None, init=False, repr=False)
+    _seen: dict[str, None] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.service not in SERVICES:
+            raise ValueError(f"service: expected one of {', '.join(SERVICES)}, got {self.service!r}")
+        if self.service != "levels":
+            self._gittins = OnlineGittins(self.gittins_grid_h, self.gittins_refresh_s, self.gittins_min_samples,
+                                          per_class=self.service == "gittins-class",
+                                          censored=self.gittins_censored,
+                                          class_min_samples=self.gittins_class_min_samples)
+
+    def hours(self, st: JobState) -> float:
+        """Attained service in GPU-hours, a gang job's divided by `devices_per_replica ** gang_exponent`."""
+        return st.attained_device_s / 3600.0 / st.arrival.job.devices_per_replica ** self.gang_exponent
+
+    def service_factor(self, st: JobState) -> float:
+        hours = self.hours(st)
+        if self._gittins is not None:
+            g = self._gittins.index(job_class(st), hours)
+            if g is not None:
+                return quantise(max(g, self.min_priority) ** self.gittins_exponent, self.gittins_step)
+        level = sum(1 for t in self.thresholds_device_h if hours >= t)
+        return self.level_factor ** level
 
     def priority(self, state: LoopState, job_id: str) -> float:
         st = state.jobs[job_id]
-        hours = st.attained_device_s / 3600.0 / st.arrival.job.devices_per_replica ** self.gang_exponent
-        level = sum(1 for t in self.thresholds_device_h if hours >= t)
-        p = self.level_factor ** level
+        p = self.service_factor(st)
         if st.status == "pending":
             since = st.last_stop_s if st.last_stop_s is not None else st.arrival.submit_s
             p *= 1.0 + max(0.0, state.now_s - since) / self.aging_s
@@ -61,7 +101,29 @@ class SlaController:
         return min(self.max_priority, max(self.min_priority, p))
 
     def priorities(self, state: LoopState) -> dict[str, float]:
+        if self._gittins is not None:
+            self._observe(state)
         return {jid: self.priority(state, jid) for jid in state.active}
+
+    def _observe(self, state: LoopState) -> None:
+        """Learn from the jobs that finished since the last call (active then, done now: their attained
+        service is their total) and, when the table is due, relearn it."""
+        g = self._gittins
+        for jid in self._seen:
+            if jid not in state.active:
+                st = state.jobs[jid]
+                if st.status == "done":
+                    g.add_finished(job_class(st), self.hours(st))
+        self._seen = dict.fromkeys(state.active)
+        if g.due(state.now_s):
+            g.learn(state.now_s, ((job_class(st), self.hours(st)) for st in map(state.jobs.__getitem__, state.active)))
+
+
+def job_class(st: JobState) -> str:
+    """The class whose service distribution a job is judged by: its devices per replica, bucketed
+    (1, 2-4, 8 and more), since gang jobs' service runs in larger steps."""
+    d = st.arrival.job.devices_per_replica
+    return "1" if d <= 1 else "2-4" if d <= 4 else "8+"
 
 
 class EqualPriorities:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
@@ -54,6 +55,8 @@ class ReplaySetup:
     seed: int = DEFAULTS.seed
     time_limit_s: float = DEFAULTS.time_limit_s
     equal_priorities: bool = DEFAULTS.equal_priorities
+    service: str = DEFAULTS.service        # cpsat's controller: levels | gittins | gittins-class (replay.controller)
+    controller_options: dict[str, Any] = field(default_factory=dict)   # more SlaController fields (tuning)
     replan_every: int = DEFAULTS.replan_every
     fast_path: bool = True                # cpsat: skip the optimizer where the optimum is known (fastpath.py)
     max_days: float = DEFAULTS.max_days
@@ -142,7 +145,8 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
     controller = None
     if cpsat:
         controller = EqualPriorities() if setup.equal_priorities else SlaController(
-            targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s)
+            targets=dict(setup.sla_targets), restart_overhead_s=policy.restart_overhead_s, service=setup.service,
+            **setup.controller_options)
     records: list[EpochRecord] = []
     # the measured jobs in arrival order, and how many of the first ones are finished (done or
     # rejected, for good): `until` checks the first unfinished one, not every measured job each epoch

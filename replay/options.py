@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from replay.harness import ReplaySetup, Window
 
 SchedulerName = Literal["cpsat", "fifo", "las"]
+ServiceName = Literal["levels", "gittins", "gittins-class"]
 TraceFormat = Literal["philly", "canonical", "alibaba2023"]
 Tier = Literal["premium", "standard", "basic"]
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -54,6 +55,10 @@ class ReplayOptions(Strict):
     time_limit_s: float = Field(0.5, gt=0, le=MAX_TIME_LIMIT_S, description="the planner's budget per epoch (cpsat)")
     replan_every: int = Field(3, ge=1, le=10**6, description="cpsat: replan quiet epochs this often")
     equal_priorities: bool = Field(False, description="cpsat without the controller: every priority 1.0")
+    service: ServiceName = Field("levels", description="cpsat's controller, its attained-service factor: levels "
+                                 "(multi-level, as Tiresias's 2D-LAS) or gittins (the Gittins index of the service "
+                                 "distribution learned from the jobs seen so far; gittins-class: per devices-per-"
+                                 "replica class)")
     max_days: float = Field(60.0, gt=0, le=MAX_DAYS, description="safety stop, days after the window's end")
     backfill: bool = Field(True, description="act between epochs: a backfill plan on arrivals and freed devices "
                                              "(False: on the epoch grid alone, as before; the CLI's --no-backfill)")
@@ -84,7 +89,7 @@ class ReplayOptions(Strict):
 
         return ReplaySetup(scheduler=self.scheduler, epoch_s=float(self.epoch_s), seed=self.seed,
                            time_limit_s=float(self.time_limit_s), replan_every=self.replan_every,
-                           equal_priorities=self.equal_priorities, max_days=float(self.max_days),
+                           equal_priorities=self.equal_priorities, service=self.service, max_days=float(self.max_days),
                            backfill_window_s=float(self.backfill_window_s) if self.backfill else None,
                            backfill_fit_window_s=float(self.backfill_fit_window_s),
                            outages=outages, sla_targets=dict(self.sla_targets if sla_targets is None else sla_targets))

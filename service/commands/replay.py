@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import get_args
 
-from replay.options import DEFAULTS, ReplayOptions, SchedulerName, TraceFormat
+from replay.options import DEFAULTS, ReplayOptions, SchedulerName, ServiceName, TraceFormat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the scheduler (default {DEFAULTS.scheduler}); several, comma-separated, are compared "
                         "(one run each under --out/<policy>/, comparison.png at --out)")
     p.add_argument("--equal-priorities", action="store_true", help="cpsat without the controller (priorities 1.0)")
+    p.add_argument("--service", default=DEFAULTS.service, choices=get_args(ServiceName),
+                   help=f"cpsat's controller, its attained-service factor: levels (multi-level) or gittins (the "
+                        f"Gittins index of the service distribution learned online; gittins-class: per "
+                        f"devices-per-replica class) (default {DEFAULTS.service})")
     p.add_argument("--epoch-s", type=float, default=DEFAULTS.epoch_s)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds the attribute rules and synthetic inputs")
     p.add_argument("--time-limit", type=float, default=DEFAULTS.time_limit_s,
@@ -303,6 +307,7 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                              start_day=args.start_day, days=args.days, warmup_days=args.warmup_days,
                              epoch_s=args.epoch_s, seed=args.seed, time_limit_s=args.time_limit,
                              replan_every=args.replan_every, equal_priorities=args.equal_priorities,
+                             service=getattr(args, "service", DEFAULTS.service),
                              max_days=args.max_days, backfill=getattr(args, "backfill", DEFAULTS.backfill),
                              backfill_window_s=getattr(args, "backfill_window_s", DEFAULTS.backfill_window_s),
                              backfill_fit_window_s=getattr(args, "backfill_fit_window_s",
