@@ -220,34 +220,36 @@ class Packing:
         With `use_soft`, room held by undecided running jobs counts too (only that of jobs whose
         value per device is below `displace_below`, when given); the jobs whose room is taken lose
         their reservation (`broken`), cheapest first."""
-        opts = self.opts
-        j = int(opts.job[o])
+        ol = self.opts.lists()   # (scalar reads from lists: the search's moves call this tens of thousands of times)
+        j = ol.job[o]
         if j in self.choice:
             return 0
         info = self.inst.jobs[j]
-        d = int(opts.dpr[o])
-        lo = int(opts.lo[o]) if lo is None else lo
-        hi = int(opts.hi[o]) if target is None else min(int(target), int(opts.hi[o]))
+        d = ol.dpr[o]
+        lo = ol.lo[o] if lo is None else lo
+        hi = ol.hi[o] if target is None else min(int(target), ol.hi[o])
         room = self.quota_room(j)
         if room is not None:
             hi = min(hi, room // d)
         if hi < lo or hi <= 0 or not self.budget_ok(o):
             return 0
-        p = int(opts.pool[o])
+        p = ol.pool[o]
         mine = j in self.reserved and info.cur_pool == p
         own_total = info.r0 * d if mine else 0
         room = self.pool_free[p] - (0 if use_soft else self.pool_soft[p] - own_total)
         if room < lo * d:
             return 0
         nodes = self.pool_nodes[p]
-        own = np.zeros(len(nodes), dtype=np.int64)
+        free = self.free[nodes]
+        hard = free - self.soft[nodes]
         if mine:   # a running job may reuse its own room
+            own = np.zeros(len(nodes), dtype=np.int64)
             for n, k in info.cur_nodes.items():
                 if self.node_pos[n] >= 0 and self.inst.node_pool[n] == p:
                     own[self.node_pos[n]] = k * d
-        hard = self.free[nodes] - self.soft[nodes] + own
+            hard += own
         if use_soft:   # nodes that need no one's reservation are preferred
-            total = self.free[nodes] if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
+            total = free if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
             cap, prefer = total // d, hard // d
         else:
             cap, prefer = hard // d, None
