@@ -25,7 +25,9 @@ def option_gains(inst: Instance, opts: Options, prices: np.ndarray | None) -> tu
     budget prices."""
     if len(opts) == 0:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    return priced_values(inst, opts, prices if prices is not None else np.zeros(len(inst.pools)), None, 0.0)
+    gain, reps = priced_values(inst, opts, prices if prices is not None else np.zeros(len(inst.pools)), None, 0.0)
+    gain.flags.writeable = False   # read as a list by `_place_best` (`_gain_list`), so never changed in place
+    return gain, reps
 
 
 def greedy(inst: Instance, opts: Options, prices: np.ndarray | None = None,
@@ -94,24 +96,31 @@ def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -
     olist = opts.by_job[j]
     if len(olist) == 0:
         return False
+    if len(olist) <= SMALL_OPTIONS:
+        # (the search's moves place evicted jobs again tens of thousands of times a second: lists, no numpy)
+        gl = _gain_list(pk.inst, gain)
+        small = _by_job_lists(opts)[j]
+        if require_positive:
+            small = [o for o in small if gl[o] > 0]
+            if not small:
+                return False
+        n = len(small)
+        order, reps = _ranked_small(pk, j, pk.inst.jobs[j], small, gl)
+        keep = opts.lists().keep
+        for c in order:
+            o = small[c % n]
+            if keep[o]:
+                if pk.try_keep(j):
+                    return True
+            elif pk.try_option(o, target=reps[c], use_soft=c >= n):
+                return True
+        return False
     if require_positive:
         olist = olist[gain[olist] > 0]
         if len(olist) == 0:
             return False
     info = pk.inst.jobs[j]
     n = len(olist)
-    if n <= SMALL_OPTIONS:
-        order, reps = _ranked_small(pk, j, info, olist.tolist(), gain)
-        keep = opts.keep
-        olist = olist.tolist()
-        for c in order:
-            k = c % n
-            if keep[olist[k]]:
-                if pk.try_keep(j):
-                    return True
-            elif pk.try_option(olist[k], target=reps[c], use_soft=c >= n):
-                return True
-        return False
     keep = opts.keep[olist]
     pools = opts.pool[olist]
     d = opts.dpr[olist]
@@ -152,44 +161,74 @@ def _place_best(pk: Packing, j: int, gain: np.ndarray, require_positive: bool) -
 
 SMALL_OPTIONS = 16   # a job with at most this many options is ranked in plain Python (`_ranked_small`)
 
+def _gain_list(inst: Instance, gain: np.ndarray) -> list[float] | np.ndarray:
+    """`gain` as a Python list (a list read costs a fraction of a numpy scalar read), converted once per
+    array and request (the last two kept in `inst.derived`): only an array that cannot change
+    (`option_gains` returns its gains read-only); any other is read as it is."""
+    got = inst.derived.get("gain_lists", ())
+    for arr, lst in got:
+        if arr is gain:
+            return lst
+    if gain.flags.writeable:
+        return gain
+    lst = gain.tolist()
+    inst.derived["gain_lists"] = ((gain, lst), *got[:1])
+    return lst
 
-def _ranked_small(pk: Packing, j: int, info, olist: list[int], gain: np.ndarray) -> tuple[list[int], list[int]]:
+
+def _by_job_lists(opts: Options) -> list[list[int]]:
+    """`opts.by_job` as Python lists, built once per options table (its columns never change)."""
+    got = opts.__dict__.get("_by_job_lists")
+    if got is None:
+        got = opts.__dict__["_by_job_lists"] = [b.tolist() for b in opts.by_job]
+    return got
+
+
+def _ranked_small(pk: Packing, j: int, info, olist: list[int], gain) -> tuple[list[int], list[int]]:
     """`_place_best`'s ranking for a job of a few options, in scalar arithmetic: the same candidates
     (0..n-1 in free room, n..2n-1 with soft room too), the same replicas and the same order, computed
     with the same float operations, without the two dozen numpy calls on arrays of a few elements that
-    made the greedy a third of a small request's plan. Returns (candidates best first, replicas per candidate)."""
+    made the greedy a third of a small request's plan. `gain`: a list or an array, read by option.
+    Returns (candidates best first, replicas per candidate)."""
     ol = pk.opts.lists()
+    lo_l, hi_l, dpr_l, pool_l, keep_l = ol.lo, ol.hi, ol.dpr, ol.pool, ol.keep
     n = len(olist)
     pc = info.preempt_cost
     pool_free, pool_soft = pk.pool_free, pk.pool_soft
     own = info.r0 * info.dpr if (j in pk.reserved and info.cur_pool is not None) else 0
+    cur_pool = info.cur_pool
     qroom = pk.quota_room(j)
-    per: list[float] = []
+    qroom = None if qroom is None else int(qroom)
+    allowed = info.allowed is not None
     reps = [0] * (2 * n)
-    keeps: list[bool] = []
-    los: list[int] = []
+    keyed = []
     for k, o in enumerate(olist):
         g = float(gain[o]) - pc
-        lo, hi, d, p = ol.lo[o], ol.hi[o], ol.dpr[o], ol.pool[o]
-        per.append(g / max(hi if g > 0 else lo, 1))
-        keep = ol.keep[o]
-        keeps.append(keep)
-        los.append(lo)
+        lo, hi = lo_l[o], hi_l[o]
+        per = g / max(hi if g > 0 else lo, 1)
+        if keep_l[o]:
+            reps[k] = reps[k + n] = lo
+            keyed.append((-(per * lo + pc), False, k, k))
+            keyed.append((-(per * lo + pc), True, k, k + n))
+            continue
+        d, p = dpr_l[o], pool_l[o]
         free = int(pool_free[p])
-        hard = free - int(pool_soft[p]) + (own if p == info.cur_pool else 0)
-        for c, room in ((k, hard), (k + n, free)):
-            if keep:
-                reps[c] = lo
-                continue
-            r = min(hi, room // d)
-            if qroom is not None:
-                r = min(r, int(qroom) // d)
-            if info.allowed is not None:
-                r = int(snap_down(info, r))
-            reps[c] = r
-    cand = [c for c in range(2 * n) if keeps[c % n] or reps[c] >= los[c % n]]
-    cand.sort(key=lambda c: (-(per[c % n] * reps[c] + pc), c >= n, c % n))
-    return cand, reps
+        hard = free - int(pool_soft[p]) + (own if p == cur_pool else 0)
+        r1 = min(hi, hard // d)
+        r2 = min(hi, free // d)
+        if qroom is not None:
+            r1 = min(r1, qroom // d)
+            r2 = min(r2, qroom // d)
+        if allowed:
+            r1 = int(snap_down(info, r1))
+            r2 = int(snap_down(info, r2))
+        reps[k], reps[k + n] = r1, r2
+        if r1 >= lo:
+            keyed.append((-(per * r1 + pc), False, k, k))
+        if r2 >= lo:
+            keyed.append((-(per * r2 + pc), True, k, k + n))
+    keyed.sort()
+    return [t[3] for t in keyed], reps
 
 
 def grow_all(pk: Packing, stopped: Callable[[], bool] | None = None) -> None:

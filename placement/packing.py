@@ -102,7 +102,10 @@ class Packing:
                 continue
             self.soft[n] -= k * info.dpr
             self.pool_soft[self.inst.node_pool[n]] -= k * info.dpr
-            self.soft_owner[n].discard(j)
+            owners = self.soft_owner[n]
+            owners.discard(j)
+            if not owners:   # (no empty entries: every copy of the packing walks this map)
+                del self.soft_owner[n]
 
     # -- limits ----------------------------------------------------------------------------
     def quota_room(self, j: int) -> int | None:
@@ -220,34 +223,36 @@ class Packing:
         With `use_soft`, room held by undecided running jobs counts too (only that of jobs whose
         value per device is below `displace_below`, when given); the jobs whose room is taken lose
         their reservation (`broken`), cheapest first."""
-        opts = self.opts
-        j = int(opts.job[o])
+        ol = self.opts.lists()   # (scalar reads from lists: the search's moves call this tens of thousands of times)
+        j = ol.job[o]
         if j in self.choice:
             return 0
         info = self.inst.jobs[j]
-        d = int(opts.dpr[o])
-        lo = int(opts.lo[o]) if lo is None else lo
-        hi = int(opts.hi[o]) if target is None else min(int(target), int(opts.hi[o]))
+        d = ol.dpr[o]
+        lo = ol.lo[o] if lo is None else lo
+        hi = ol.hi[o] if target is None else min(int(target), ol.hi[o])
         room = self.quota_room(j)
         if room is not None:
             hi = min(hi, room // d)
         if hi < lo or hi <= 0 or not self.budget_ok(o):
             return 0
-        p = int(opts.pool[o])
+        p = ol.pool[o]
         mine = j in self.reserved and info.cur_pool == p
         own_total = info.r0 * d if mine else 0
         room = self.pool_free[p] - (0 if use_soft else self.pool_soft[p] - own_total)
         if room < lo * d:
             return 0
         nodes = self.pool_nodes[p]
-        own = np.zeros(len(nodes), dtype=np.int64)
+        free = self.free[nodes]
+        hard = free - self.soft[nodes]
         if mine:   # a running job may reuse its own room
+            own = np.zeros(len(nodes), dtype=np.int64)
             for n, k in info.cur_nodes.items():
                 if self.node_pos[n] >= 0 and self.inst.node_pool[n] == p:
                     own[self.node_pos[n]] = k * d
-        hard = self.free[nodes] - self.soft[nodes] + own
+            hard += own
         if use_soft:   # nodes that need no one's reservation are preferred
-            total = self.free[nodes] if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
+            total = free if displace_below is None else hard + self._cheap_soft(nodes, j, displace_below)
             cap, prefer = total // d, hard // d
         else:
             cap, prefer = hard // d, None
@@ -255,13 +260,24 @@ class Packing:
             hi = int(snap_down(info, min(hi, int(np.maximum(cap, 0).sum()))))
             if hi < lo or hi <= 0:
                 return 0
-        got = _fit(cap, hi, prefer=prefer)
-        if got is None:
+        if len(nodes) <= FIT_SMALL:
+            got = _fit_small(cap.tolist(), hi, None if prefer is None else prefer.tolist())
+            if got is None:
+                return 0
+            pos, counts = got
+            placed = sum(counts)
+            ids = nodes.tolist()
+            chosen = [ids[i] for i in pos]
+        else:
+            got = _fit(cap, hi, prefer=prefer)
+            if got is None:
+                return 0
+            idx, counts = got
+            placed = int(counts.sum())
+            chosen, counts = nodes[idx].tolist(), counts.tolist()
+        if placed < lo:
             return 0
-        idx, counts = got
-        if counts.sum() < lo:
-            return 0
-        placement = {n: c for n, c in zip(nodes[idx].tolist(), counts.tolist()) if c > 0}
+        placement = {n: c for n, c in zip(chosen, counts) if c > 0}
         self.release(j)
         self._commit(j, o, placement)
         for n in placement:   # reservations that no longer fit give way, cheapest first
@@ -271,7 +287,7 @@ class Packing:
                     self.broken.add(other)
                     if self.free[n] >= self.soft[n]:
                         break
-        return int(counts.sum())
+        return placed
 
     def _keep_density(self, j: int) -> float:
         """A running job's value per device where it runs now (its keep option)."""
@@ -419,6 +435,38 @@ def _fit(cap: np.ndarray, want: int, prefer: np.ndarray | None = None) -> tuple[
     chosen[-1] = last
     counts[-1] = rest
     return chosen, counts
+
+
+FIT_SMALL = 64   # pools of at most this many nodes are fitted in plain Python (`_fit_small`)
+
+
+def _fit_small(cap: list[int], want: int, prefer: list[int] | None = None) -> tuple[list[int], list[int]] | None:
+    """`_fit` on lists: the same nodes and counts in the same order, without the dozen numpy calls that
+    cost more than the work on a pool of a few dozen nodes (the search's moves fit tens of thousands of
+    jobs a second)."""
+    total = sum(cap)
+    if total <= 0:
+        return None
+    want = min(want, total)
+    at = cap.__getitem__
+    fits = [i for i, c in enumerate(cap) if c >= want]
+    if fits:
+        if prefer is not None:   # among nodes that fit, take one that needs no soft room if any
+            good = [i for i in fits if prefer[i] >= want]
+            if good:
+                fits = good
+        return [min(fits, key=at)], [want]
+    order = sorted(range(len(cap)), key=lambda i: -cap[i])   # stable, as argsort's "stable"
+    before = 0
+    k = 0
+    while before + cap[order[k]] < want:   # nodes order[0..k] reach `want`
+        before += cap[order[k]]
+        k += 1
+    rest = want - before
+    # the last node: the tightest among the remaining that holds `rest`
+    last = min((i for i in order[k:] if cap[i] >= rest), key=at)
+    chosen = order[:k] + [last]
+    return chosen, [cap[i] for i in order[:k]] + [rest]
 
 
 def could_fit(pk: Packing, jobs: np.ndarray) -> np.ndarray:

@@ -66,9 +66,28 @@ def net_of(inst: Instance, pk: Packing, jobs: Iterable[int]) -> float:
     changes only the jobs it touches, so this sum before and after it is what judges the move."""
     total = 0.0
     for j in jobs:
-        v, d, p = job_terms(inst, j, pk.placement_of(j))
+        v, d, p = packed_terms(inst, pk, j)
         total += v - d - p
     return total
+
+
+def packed_terms(inst: Instance, pk: Packing, j: int) -> tuple[float, float, float]:
+    """`job_terms` of job j as `pk` places it, read off the packing's node indices rather than its
+    placement by node names: the search's moves judge every move by the jobs it touched, hundreds of
+    thousands of times a second, and building the names cost a third of that. Same terms, same floats
+    (a node map equals the current one by index exactly when it does by name)."""
+    info = inst.jobs[j]
+    o = pk.choice.get(j)
+    if o is None:
+        return (0.0, info.preempt_cost if info.job.current is not None else 0.0, 0.0)
+    pool = inst.pools[pk.opts.lists().pool[o]]
+    cluster, accel = pool.cluster, pool.accelerator
+    nodes = pk.nodes[j]
+    v, d_moved, n_min = placed_terms(inst, j, cluster, accel, sum(nodes.values()))
+    cur = info.job.current
+    same = cur is not None and cur.cluster == cluster and cur.accelerator == accel and info.cur_nodes == nodes
+    p = contract.spread(inst.spread_penalty, info.weight, info.dpr, info.job.speed[accel], len(nodes), n_min)
+    return (v, 0.0 if same else d_moved, p)
 
 
 def improves(delta: float) -> bool:
