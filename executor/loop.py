@@ -82,6 +82,7 @@ class JobState:
     first_start_s: float | None = None
     finish_s: float | None = None
     last_stop_s: float | None = None
+    last_start_s: float | None = None  # when its current run began (it went from waiting to running)
     checkpoint_region: str | None = None
     reject_reason: str = ""
     actions: Counter[str] = field(default_factory=Counter)
@@ -486,6 +487,8 @@ def _plan_and_apply(executor: Executor, scheduler: Scheduler, controller: Contro
         elif p is not None:
             if st.first_start_s is None:
                 st.first_start_s = now
+            if st.status != "running":
+                st.last_start_s = now
             st.status = "running"
             st.checkpoint_region = state.region_of[p.cluster]
             st.placed_on[(p.cluster, p.accelerator)] = None

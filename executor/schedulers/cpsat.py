@@ -55,7 +55,8 @@ class CpsatScheduler:
     def __init__(self, replan_every: int = 3, greedy: bool = False, fast_path: bool = False,
                  reserve: bool = False, reserve_heads: int = 1, preempt_margin: float | None = None,
                  drain_by_held: bool = False, clear_factor: float | None = None, keep_gangs: bool = False,
-                 defrag: bool = False):
+                 defrag: bool = False, yield_after_s: float | None = None, yield_ratio: float = 1.0,
+                 keep_restores: bool = False):
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         if reserve_heads < 1:
@@ -77,6 +78,15 @@ class CpsatScheduler:
         # full plans: a gang job that fits nowhere starts where moving small jobs into free devices
         # elsewhere makes room (`reservation._defrag`)
         self.defrag = defrag
+        # full plans: the anti-swap rules (clear_factor, keep_gangs: the reservation's clearing and the
+        # plan filter alike) stop sparing a running job of the waiting job's tier or lower once the waiting
+        # job has waited `yield_after_s` since it last stopped and the running one has run longer than
+        # `yield_ratio` times that since it last started (`reservation._yielding`; not the loop's rule)
+        self.yield_after_s = yield_after_s
+        self.yield_ratio = yield_ratio
+        # full plans: a job the plan preempted for a change the plan filter undid keeps running where its
+        # devices are still free (`gangkeep.keep_running_gangs`, `restore`; not the loop's rule)
+        self.keep_restores = keep_restores
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:
         resp = self._decide(request, state)
@@ -87,7 +97,8 @@ class CpsatScheduler:
 
         placed = {a.job: Placement(cluster=a.cluster, accelerator=a.accelerator, nodes=dict(a.nodes))
                   for a in resp.assignments}
-        kept = keep_running_gangs(request, placed)
+        waited, ran = self._spells(state) if self.yield_after_s is not None else (None, None)
+        kept = keep_running_gangs(request, placed, waited, ran, self.yield_after_s, self.yield_ratio, self.keep_restores)
         if kept is None:
             return resp
         reasons = {u.job: (u.code or "no_capacity", u.reason) for u in resp.unplaced}
@@ -107,8 +118,10 @@ class CpsatScheduler:
             return self._plan(request)
         held = {jid: state.jobs[jid].run_s for jid in state.active} \
             if self.drain_by_held or self.clear_factor is not None else None
+        waited, ran = self._spells(state) if self.yield_after_s is not None else (None, None)
         res = reserve_for_heads(request, self.heads, self.reserve_heads, self.preempt_margin, held,
-                                self.drain_by_held, self.clear_factor, self.keep_gangs, self.defrag)
+                                self.drain_by_held, self.clear_factor, self.keep_gangs, self.defrag,
+                                waited, ran, self.yield_after_s, self.yield_ratio)
         if res is None:
             self.heads = ()
             return self._plan(request)
@@ -123,6 +136,22 @@ class CpsatScheduler:
             reasons[h] = ("no_capacity", "cpsat: waits for the nodes reserved for it to drain")
         out = response_from_placements(request, placed, reasons, engine="cpsat", solve_s=resp.solve_s)
         return out.model_copy(update={"status": resp.status})
+
+    @staticmethod
+    def _spells(state: LoopState) -> tuple[dict[str, float], dict[str, float]]:
+        """How long each waiting job has waited since it last stopped (or was submitted), and each running
+        job has run since it last started: the current spells, not totals, so that after a swap the job
+        that yielded has waited exactly as long as the one that took its node has run."""
+        now = state.now_s
+        waited: dict[str, float] = {}
+        ran: dict[str, float] = {}
+        for jid in state.active:
+            st = state.jobs[jid]
+            if st.status == "running":
+                ran[jid] = now - (st.last_start_s if st.last_start_s is not None else now)
+            else:
+                waited[jid] = now - (st.last_stop_s if st.last_stop_s is not None else st.arrival.submit_s)
+        return waited, ran
 
     @staticmethod
     def _gang_waits(request: PlanRequest) -> bool:

@@ -15,6 +15,12 @@ the jobs the plan moves onto its devices go back where they run, and those it st
 keep waiting or their size (only jobs of the kept job's tier or lower: a job of a higher tier is
 never held back, and where one would have to be, the plan stands); then each change the plan made
 that still fits is put back. Small jobs are not affected: they restart on any free device.
+
+Two options, neither the loop's rule (measured on Philly, README "Fairness swaps and restored
+preemptions"): with `yield_after_s` a running gang job yields to a gang job of its tier that has waited
+that long since it last stopped and less than its own current run (`reservation._yielding`), and with
+`restore` a running job the plan preempted for a change undone here keeps running where its devices
+stayed free (without it, undoing a growth can leave the node of a job it displaced idle).
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from models import Job, Placement, PlanRequest
 from models.fleet_index import fleet_index
 
 
-def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) -> dict[str, Placement] | None:
+def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement],
+                       waited_s: Mapping[str, float] | None = None, ran_s: Mapping[str, float] | None = None,
+                       yield_after_s: float | None = None, yield_ratio: float = 1.0,
+                       restore: bool = False) -> dict[str, Placement] | None:
     """`placed` (a full plan's placements for `request`) with the running gang jobs it preempts for
     other gang jobs kept where they run; None when the plan makes no such swap."""
     if request.policy.mode == "backfill":
@@ -49,6 +58,23 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
             for n in g:
                 gang_gains[n] = min(gang_gains.get(n, weight[jid]), weight[jid])
     kept = [v for v in victims if any(gang_gains.get(n, float("inf")) <= weight[v.id] for n in v.current.nodes)]
+    if kept and yield_after_s is not None and waited_s is not None and ran_s is not None:
+        # a victim yields when every gang job gaining on its nodes has waited `yield_after_s` and less
+        # than it has run (the reservation's rule, `reservation._yielding`; a running job that grows
+        # there has not waited, so it never makes one yield)
+        gainers: dict[str, list[str]] = {}
+        for jid, g in gained.items():
+            if jobs[jid].devices_per_replica > 1:
+                for n in g:
+                    gainers.setdefault(n, []).append(jid)
+
+        def yields(v: Job) -> bool:
+            gs = [g for n in v.current.nodes for g in gainers.get(n, ())]
+            r = ran_s.get(v.id, 0.0)
+            waits = [waited_s.get(g, 0.0) for g in gs]
+            return bool(gs) and r >= yield_after_s and all(yield_after_s <= w and r > yield_ratio * w for w in waits)
+
+        kept = [v for v in kept if not yields(v)]
     if not kept:
         return None
     ceiling: dict[str, float] = {}      # node -> the highest tier weight of a job kept there: none above it is undone
@@ -87,6 +113,14 @@ def keep_running_gangs(request: PlanRequest, placed: Mapping[str, Placement]) ->
         trial = {**out, jid: placed[jid]}
         if not _overfull(size, jobs, trial) and _quota_ok(request, jobs, trial):
             out = trial
+    if restore:
+        # a running job the plan preempted for a change undone above keeps running where its devices
+        # are still free: otherwise the plan would preempt it for nothing, leaving its devices idle
+        for j in request.jobs:
+            if j.id not in out and _stays(j, down):
+                trial = {**out, j.id: j.current}
+                if not _overfull(size, jobs, trial) and _quota_ok(request, jobs, trial):
+                    out = trial
     return out
 
 

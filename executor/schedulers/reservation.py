@@ -38,7 +38,10 @@ have held devices more than `clear_factor` times as long as it has (least attain
 with hysteresis: without it a preempted long gang job, aging while it waits, clears the node of
 another long one an hour or two later, and the two swap back and forth, each swap paying two pauses).
 With `keep_gangs` (the same rule as the plan filter `gangkeep.py`) a head never clears a gang job of
-its tier or higher: it waits for its reserved node to drain instead.
+its tier or higher: it waits for its reserved node to drain instead. With `yield_after_s` (not the
+loop's rule) both rules stop sparing an occupant of the head's tier or lower once the head has waited
+that long since it last stopped and the occupant's current run is longer than `yield_ratio` times that
+wait (`_yielding`).
 
 With `defrag` (and `preempt_margin`: full plans only; an option, not the loop's rule, see
 `cpsat.py`) a head that fits nowhere while no smaller waiting job could use the free devices first
@@ -71,7 +74,9 @@ class Reservation:
 def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int = 1,
                       preempt_margin: float | None = None, held_s: Mapping[str, float] | None = None,
                       drain_by_held: bool = False, clear_factor: float | None = None,
-                      keep_gangs: bool = False, defrag: bool = False) -> Reservation | None:
+                      keep_gangs: bool = False, defrag: bool = False, waited_s: Mapping[str, float] | None = None,
+                      ran_s: Mapping[str, float] | None = None,
+                      yield_after_s: float | None = None, yield_ratio: float = 1.0) -> Reservation | None:
     """The reservation for this request (up to `most` heads held draining: the previous heads still
     waiting first), or None when no gang job waits (or their own quotas hold them). With
     `preempt_margin` (a full plan only: a backfill plan never moves a running job) a head that fits
@@ -120,6 +125,8 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
                 spared |= frozenset(o.id for on_node in occupants.values() for o in on_node
                                     if o.devices_per_replica > 1
                                     and getattr(tw, o.tier) >= getattr(tw, head.tier))
+            if spared and yield_after_s is not None and waited_s is not None and ran_s is not None:
+                spared -= _yielding(request, occupants, head, waited_s, ran_s, yield_after_s, yield_ratio)
             cleared = _clearing(request, free, occupants, head, want, preempt_margin, spared)
             if cleared is not None:
                 p, victims = cleared
@@ -159,6 +166,22 @@ def reserve_for_heads(request: PlanRequest, head_ids: Sequence[str], most: int =
         return None
     return Reservation(tuple(heads), _with(request, replace, extra), started,
                        frozenset(j.id for j in extra))
+
+
+def _yielding(request: PlanRequest, occupants: dict[str, list[Job]], head: Job, waited_s: Mapping[str, float],
+              ran_s: Mapping[str, float], after_s: float, ratio: float = 1.0) -> frozenset[str]:
+    """The occupants the anti-swap rules no longer spare for `head`: once it has waited `after_s`, those of
+    its tier or lower whose current run is longer than its current wait. Hysteresis: right after a swap
+    the job that yielded has waited exactly as long as the one that took its node has run, so the two
+    never swap back; a job that has run for hours yields to one that has waited hours since it started."""
+    w = waited_s.get(head.id, 0.0)
+    if w < after_s:
+        return frozenset()
+    tw = request.policy.tier_weights
+    top = getattr(tw, head.tier)
+    return frozenset(o.id for on_node in occupants.values() for o in on_node
+                     if getattr(tw, o.tier) <= top and ran_s.get(o.id, 0.0) >= after_s
+                     and ran_s.get(o.id, 0.0) > ratio * w)
 
 
 def _value(request: PlanRequest, job: Job, p: Placement, region_of: dict[str, str]) -> float:
