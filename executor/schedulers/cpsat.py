@@ -43,10 +43,13 @@ CLEAR_FACTOR = 2.0
 def event_options(backfill: bool) -> dict[str, Any]:
     """cpsat's options in a loop that acts on events (`backfill`: backfill plans between epochs): hold
     nodes draining for the gang job the plans pass over, and at full plans start it at once where
-    preempting the occupants pays. One rule for the replay (`replay.harness`) and the live loop
-    (`executor.live`); without backfill, the loop before it (no reservation)."""
+    preempting the occupants pays; a job preempted for a change the gang filter undid keeps running
+    where its devices stayed free (no preemption that leaves a node idle). One rule for the replay
+    (`replay.harness`) and the live loop (`executor.live`); without backfill, the loop before it (no
+    reservation)."""
     return {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-            "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True} if backfill else {}
+            "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True,
+            "keep_restores": True} if backfill else {}
 
 
 class CpsatScheduler:
@@ -85,7 +88,7 @@ class CpsatScheduler:
         self.yield_after_s = yield_after_s
         self.yield_ratio = yield_ratio
         # full plans: a job the plan preempted for a change the plan filter undid keeps running where its
-        # devices are still free (`gangkeep.keep_running_gangs`, `restore`; not the loop's rule)
+        # devices are still free (`gangkeep.keep_running_gangs`, `restore`; in the loop's rule: `event_options`)
         self.keep_restores = keep_restores
 
     def decide(self, request: PlanRequest, state: LoopState) -> PlanResponse:

@@ -106,7 +106,8 @@ def test_the_replay_and_the_live_loop_share_the_rule_with_backfill_on():
     from executor.schedulers.cpsat import CLEAR_FACTOR, PREEMPT_MARGIN, event_options
 
     assert event_options(True) == {"reserve": True, "preempt_margin": PREEMPT_MARGIN, "drain_by_held": True,
-                                   "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True}
+                                   "clear_factor": CLEAR_FACTOR, "keep_gangs": True, "defrag": True,
+                                   "keep_restores": True}
     assert event_options(False) == {}
 
 
