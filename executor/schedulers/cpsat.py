@@ -28,10 +28,9 @@ PREEMPT_MARGIN = 1.0
 CLEAR_FACTOR = 2.0
 
 
-# `defrag` (moving small jobs to make a whole node for the head at full plans, `reservation._defrag`)
-# is not in the loop's rule yet: with backfill on, before main's 964b59e it helped Philly days 30-37
-# (220 -> 194 s above the floor) and 44-51 (194 -> 167) and cost 20-27 (447 -> 464); after it, days
-# 30-37 216 -> 196, 20-27 478 -> 473 and 44-51 198 -> 168, the light windows not re-run (README).
+# `defrag` (moving small jobs to make a whole node for the head at full plans, `reservation._defrag`):
+# with backfill on, Philly days 30-37 216 -> 196 s above the floor, 20-27 478 -> 473, 44-51 198 -> 168,
+# the light windows unchanged (README, issue 11).
 
 
 # With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower
