@@ -49,7 +49,7 @@ from models.response import Action, Assignment, Breakdown, PlanResponse, ReplanS
 from placement import contract
 from placement.bound import Bound, _keys, lagrangian_value, priced_values
 from placement.candidates import Options, build_options, job_max, job_slices
-from placement.gang_insert import insert_gang
+from placement.gang_insert import insert_gang, pool_occupancy
 from placement.greedy import _place_best, option_gains
 from placement.instance import Instance, JobInfo, compile_instance
 from placement.knapsack_bound import integer_bound
@@ -576,7 +576,7 @@ def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0:
         return pk, 0
     kept = 0
     pools = {int(opts.pool[o]) for _, _, o in wants}
-    occupancy = _occupancy(inst, opts, pk, pools)
+    occupancy = pool_occupancy(inst, opts, pk, pools)
     for _, j, o in sorted(wants):
         if time.perf_counter() > deadline:
             break
@@ -594,28 +594,9 @@ def _improve(inst: Instance, opts: Options, pk: Packing, jobs: list[int], gain0:
                 pk = cand
                 kept += 1
                 occupancy = {p: v for p, v in occupancy.items() if p not in redo}
-                occupancy.update(_occupancy(inst, opts, pk, redo))
+                occupancy.update(pool_occupancy(inst, opts, pk, redo))
                 break
     return pk, kept
-
-
-def _occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int]) -> dict:
-    """`placement.gang_insert.pool_occupancy` of the pools in `pools` only: the jobs on each node and what
-    clearing it costs (at planet size the whole fleet's took a fifth of a second, for a few pools wanted)."""
-    if not pk.choice:
-        return {}
-    js = np.fromiter(pk.choice, dtype=np.int64, count=len(pk.choice))
-    os_ = np.fromiter(pk.choice.values(), dtype=np.int64, count=len(pk.choice))
-    mask = np.isin(opts.pool[os_], np.fromiter(pools, dtype=np.int64, count=len(pools)))
-    out: dict[int, tuple[dict[int, list[int]], dict[int, float]]] = {}
-    for j, o in zip(js[mask].tolist(), os_[mask].tolist()):
-        occupants, cost = out.setdefault(int(opts.pool[o]), ({}, {}))
-        nodes = pk.nodes[j]
-        worth = float("inf") if inst.jobs[j].protected else float(opts.unit[o]) * sum(nodes.values())
-        for n in nodes:
-            occupants.setdefault(n, []).append(j)
-            cost[n] = cost.get(n, 0.0) + worth
-    return out
 
 
 def _score(inst: Instance, opts: Options, pk: Packing) -> Scored:
