@@ -8,16 +8,18 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from placement.candidates import Options
-from placement.cpsat.variables import Variables, replicas_expr
+from placement.cpsat.variables import Variables
 from placement.instance import Instance
 
 
 def add_constraints(model: cp_model.CpModel, inst: Instance, opts: Options, v: Variables,
                     used_pool: np.ndarray, used_quota: dict[tuple[str, str], int], used_gb: float) -> None:
     """`used_*` is what jobs outside the model (fixed beforehand) already take."""
+    sub = v.options.tolist()
+    ol = opts.lists()
     by_job: dict[int, list[int]] = defaultdict(list)
-    for o in v.options.tolist():
-        by_job[int(opts.job[o])].append(o)
+    for o in sub:
+        by_job[ol.job[o]].append(o)
     for j, olist in by_job.items():
         lits = [v.x[o] for o in olist]
         if inst.jobs[j].protected:
@@ -26,22 +28,27 @@ def add_constraints(model: cp_model.CpModel, inst: Instance, opts: Options, v: V
             model.add_at_most_one(lits)
     # replica range when chosen
     for o, n in v.n.items():
-        model.add(n >= int(opts.lo[o])).only_enforce_if(v.x[o])
-        model.add(n <= int(opts.hi[o]) * v.x[o])
-    # capacity per pool and quota per (tenant, tier)
-    pool_terms: dict[int, list] = defaultdict(list)
-    quota_terms: dict[tuple[str, str], list] = defaultdict(list)
-    for o in v.options.tolist():
-        d = int(opts.dpr[o])
-        term = d * replicas_expr(opts, v, o)
-        pool_terms[int(opts.pool[o])].append(term)
-        key = inst.jobs[int(opts.job[o])].key
+        model.add(n >= ol.lo[o]).only_enforce_if(v.x[o])
+        model.add(n <= ol.hi[o] * v.x[o])
+    # capacity per pool and quota per (tenant, tier): each a weighted sum built at once (the same constraint
+    # as the sum of the terms, without an expression object per term)
+    pool_terms: dict[int, tuple[list, list[int]]] = defaultdict(lambda: ([], []))
+    quota_terms: dict[tuple[str, str], tuple[list, list[int]]] = defaultdict(lambda: ([], []))
+    for o in sub:
+        n = v.n.get(o)
+        var, c = (n, ol.dpr[o]) if n is not None else (v.x[o], ol.dpr[o] * ol.lo[o])
+        vs, cs = pool_terms[ol.pool[o]]
+        vs.append(var)
+        cs.append(c)
+        key = inst.jobs[ol.job[o]].key
         if key in inst.quotas:
-            quota_terms[key].append(term)
-    for p, terms in pool_terms.items():
-        model.add(sum(terms) <= int(inst.pools[p].capacity - used_pool[p]))
-    for key, terms in quota_terms.items():
-        model.add(sum(terms) <= int(inst.quotas[key] - used_quota.get(key, 0)))
+            vs, cs = quota_terms[key]
+            vs.append(var)
+            cs.append(c)
+    for p, (vs, cs) in pool_terms.items():
+        model.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= int(inst.pools[p].capacity - used_pool[p]))
+    for key, (vs, cs) in quota_terms.items():
+        model.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= int(inst.quotas[key] - used_quota.get(key, 0)))
     # migration budget, in integer milli-GB rounded so that the model never admits more than allowed
     if inst.budget_gb is not None:
         mig = [(o, opts.mig_gb[o]) for o in v.options.tolist() if opts.mig_gb[o] > 0]

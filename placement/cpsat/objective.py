@@ -40,20 +40,34 @@ def set_objective(model: cp_model.CpModel, inst: Instance, opts: Options, v: Var
     reach = float(np.abs(per_rep * opts.hi[subset]).sum() + np.abs(keep_total).sum() + np.abs(pc).sum()) * scale
     if reach > MAX_OBJECTIVE_REACH:
         scale /= 10.0 ** np.ceil(np.log10(reach / MAX_OBJECTIVE_REACH))
-    terms = []
-    slack_units = 0.0
+    # the terms written straight into the model's objective, in whole-array passes: what `model.maximize` of
+    # their sum writes (variables by index, zero coefficients left out, negated for a maximum), without the
+    # expression objects (a fifth of a neighbourhood step's model build on the family's medium requests)
+    sub = subset.tolist()
+    jobs = opts.job[subset]
+    keep = opts.keep[subset]
+    xi = np.fromiter((v.x[o].index for o in sub), dtype=np.int64, count=len(sub))
+    ni = np.fromiter((v.n[o].index if o in v.n else -1 for o in sub), dtype=np.int64, count=len(sub))
+    keep_c = np.rint((opts.coef[subset] * opts.lo[subset] + pc[jobs]) * scale)
+    count_c = np.rint(opts.coef[subset] * scale)
+    credit_c = np.rint(pc[jobs] * scale)
+    credit = ~keep & (pc[jobs] > 0)
+    idx = np.concatenate([xi[keep], ni[~keep], xi[credit]])
+    coef = np.concatenate([keep_c[keep], count_c[~keep], credit_c[credit]]).astype(np.int64)
+    order = np.argsort(idx, kind="stable")
+    idx, coef = idx[order], coef[order]
+    nz = coef != 0
+    if sub:
+        proto = model.proto
+        proto.clear_objective()
+        proto.objective.vars.extend(idx[nz].tolist())
+        proto.objective.scaling_factor = -1.0
+        proto.objective.coeffs.extend((-coef[nz]).tolist())
+    else:
+        model.maximize(0)
     hi_of_job: dict[int, int] = {}
-    for o in subset.tolist():
-        j = int(opts.job[o])
-        if opts.keep[o]:
-            c = opts.coef[o] * opts.lo[o] + pc[j]
-            terms.append(round(c * scale) * v.x[o])
-        else:
-            terms.append(round(opts.coef[o] * scale) * v.n[o])
-            if pc[j] > 0:
-                terms.append(round(pc[j] * scale) * v.x[o])
-        hi_of_job[j] = max(hi_of_job.get(j, 0), int(opts.hi[o]))
-    model.maximize(sum(terms))
+    for j, h in zip(jobs.tolist(), opts.hi[subset].tolist()):
+        hi_of_job[j] = max(hi_of_job.get(j, 0), int(h))
     # each chosen option has at most one count term (error <= 0.5 * hi) and one literal term (<= 0.5)
     slack_units = sum(0.5 * (h + 1) for h in hi_of_job.values())
     const = -float(pc[jobs_in_model].sum()) if jobs_in_model else 0.0

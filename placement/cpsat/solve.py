@@ -11,7 +11,7 @@ from ortools.sat.python import cp_model
 from placement.candidates import Options
 from placement.cpsat.constraints import add_constraints, add_packing_cuts
 from placement.cpsat.objective import set_objective
-from placement.cpsat.variables import make_variables
+from placement.cpsat.variables import Variables, make_variables
 from placement.instance import Instance
 from placement.stop import StoppingCriterion
 
@@ -62,13 +62,7 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
         if inst.jobs[j].protected and j not in fixed_jobs and j not in in_model:
             return CpsatResult("INFEASIBLE", wall_s=time.perf_counter() - t0)
     obj = set_objective(model, inst, opts, v, jobs_in_model)
-    for o in subset.tolist():
-        j = int(opts.job[o])
-        h = hint.get(j)
-        chosen = h is not None and h[0] == o
-        model.add_hint(v.x[o], chosen)
-        if o in v.n:
-            model.add_hint(v.n[o], h[1] if chosen else 0)
+    _add_hints(model, opts, v, subset, hint)
 
     solver = cp_model.CpSolver()
     prm = solver.parameters
@@ -91,3 +85,23 @@ def solve_pool_model(inst: Instance, opts: Options, subset: np.ndarray, hint: di
         res.bound = solver.best_objective_bound / obj.scale + obj.slack + obj.const
         res.slack = obj.slack
     return res
+
+
+def _add_hints(model: cp_model.CpModel, opts: Options, v: Variables, subset: np.ndarray,
+               hint: dict[int, tuple[int, int]]) -> None:
+    """Each option's literal (and count) hinted at `hint`, written in one pass: what `model.add_hint` per
+    variable writes, which took a fifth of a neighbourhood step's model build (medium family)."""
+    idx: list[int] = []
+    vals: list[int] = []
+    for o, j in zip(subset.tolist(), opts.job[subset].tolist()):
+        h = hint.get(j)
+        chosen = h is not None and h[0] == o
+        idx.append(v.x[o].index)
+        vals.append(int(chosen))
+        n = v.n.get(o)
+        if n is not None:
+            idx.append(n.index)
+            vals.append(int(h[1]) if chosen else 0)
+    proto = model.proto
+    proto.solution_hint.vars.extend(idx)
+    proto.solution_hint.values.extend(vals)
