@@ -17,7 +17,10 @@ from replay.sla import DEFAULT_SLA_TARGETS
 if TYPE_CHECKING:
     from replay.harness import ReplaySetup, Window
 
-SchedulerName = Literal["cpsat", "fifo", "las"]
+# las2d-ideal is no planner but issue 11's reference (replay.ideal_las): an event-driven 2D-LAS with free,
+# instant preemption and no contract, on the same window and jobs; it models no outages.
+SchedulerName = Literal["cpsat", "fifo", "las", "las2d-ideal"]
+IDEAL = "las2d-ideal"
 ServiceName = Literal["levels", "gittins", "gittins-class"]
 TraceFormat = Literal["philly", "canonical", "alibaba2023"]
 Tier = Literal["premium", "standard", "basic"]
@@ -44,7 +47,8 @@ class ReplayOptions(Strict):
     format: TraceFormat = "philly"
     fleet: str | None = Field(None, min_length=1, description="FLEET.json or a fleet builder")
     scheduler: SchedulerName = Field("cpsat", alias="policy",
-                                     description="fifo | las | cpsat (the CLI's --policy, the file's policy:)")
+                                     description="fifo | las | cpsat | las2d-ideal (the ideal reference, no planner; "
+                                                 "the CLI's --policy, the file's policy:)")
     start_day: float | None = Field(None, ge=0, le=MAX_DAYS, description="measure the jobs submitted from this "
                                     "day on")
     days: float | None = Field(None, gt=0, le=MAX_DAYS, description="... for this many days (None: to the trace's "

@@ -11,7 +11,7 @@ base:                         # everything a replay needs; each scenario may ove
   trace: synthetic:2          # a trace path (with format:) or synthetic[:DAYS]
   format: philly              # philly | canonical | alibaba2023
   fleet: synthetic:2          # FLEET.json, single:NODESxDEVICES, philly:MACHINES.csv, synthetic[:REGIONS]
-  policy: cpsat               # the scheduler: cpsat | fifo | las (`scheduler:` is accepted too)
+  policy: cpsat               # the scheduler: cpsat | fifo | las | las2d-ideal (`scheduler:` is accepted too)
   start_day: null             # window, as `meridian replay`
   days: null
   warmup_days: 3
@@ -61,7 +61,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 
 from datasets.edits import AddNodes, RemoveNodes
-from replay.options import ReplayOptions, Share, Strict, Tier
+from replay.options import IDEAL, ReplayOptions, Share, Strict, Tier
 from replay.outages import parse_outage
 
 
@@ -152,6 +152,9 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         for key in ("trace", "fleet"):
             if getattr(sc, key) is None:
                 raise ScenarioError(f"{p}.{key}: required (in base: or the scenario)")
+        if sc.scheduler == IDEAL and sc.outages:
+            raise ScenarioError(f"{p}.outages: the {IDEAL} reference models no outages (policy: {IDEAL}); "
+                                f"got {sc.outages[0]!r}")
         out.append(sc)
     search = None
     fm = data.get("find_min_capacity")

@@ -13,13 +13,14 @@ import argparse
 import sys
 from typing import get_args
 
-from replay.options import DEFAULTS, ReplayOptions, SchedulerName, ServiceName, TraceFormat
+from replay.options import DEFAULTS, IDEAL, ReplayOptions, SchedulerName, ServiceName, TraceFormat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from service.commands.sweep import add_sweep_flags
 
-    p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las) and report metrics")
+    p = sub.add_parser("replay", help="replay a trace through a policy (cpsat, fifo, las; las2d-ideal, the "
+                                      "ideal reference) and report metrics")
     p.add_argument("--trace", required=True, help="trace file, or synthetic[:DAYS] for the seeded generator")
     p.add_argument("--format", default=DEFAULTS.format, choices=get_args(TraceFormat),
                    help=f"trace format (default {DEFAULTS.format})")
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     policies = args.scheduler.split(",")
     args.scheduler = policies[0]
+    if IDEAL in policies and args.fail:
+        raise UsageError(f"--fail: the {IDEAL} reference models no outages (--policy {IDEAL}); got {args.fail[0]!r}")
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if skipped:

@@ -34,7 +34,7 @@ def test_parse_merges_base_and_overrides():
     ({"base": BASE, "scenarios": [{"name": "a", "outages": ["region:x"]}]},
      "scenarios[0].outages[0]: outage 'region:x': expected TARGET@START_DAY[+HOURS]"),
     ({"base": {**BASE, "policy": "sjf"}, "scenarios": [{"name": "a"}]},
-     "base.policy: expected cpsat, fifo or las, got 'sjf'"),
+     "base.policy: expected cpsat, fifo, las or las2d-ideal, got 'sjf'"),
     ({"base": BASE, "scenarios": [{"name": "a", "policy": "sjf"}]}, "scenarios[0].policy: expected cpsat"),
     ({"base": {**BASE, "epoch": 3}, "scenarios": [{"name": "a"}]}, "base.epoch: unknown key"),
     ({"base": {**BASE, "seed": True}, "scenarios": [{"name": "a"}]}, "base.seed: expected an integer, got True"),

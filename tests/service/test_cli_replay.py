@@ -24,6 +24,17 @@ def test_replay_writes_summary_csvs_and_plots(tmp_path, fixtures, capsys):
     assert "las: 6/6 jobs done" in capsys.readouterr().out
 
 
+def test_replay_runs_the_ideal_reference_beside_a_scheduler(tmp_path, fixtures, capsys):
+    out = tmp_path / "run"
+    rc = main(["replay", "--trace", str(fixtures / "philly_small.csv"), "--format", "philly", "--fleet", "single:2x8",
+               "--policy", "las,las2d-ideal", "--out", str(out), "--no-plots", "--no-progress"])
+    assert rc == 0
+    ideal = json.loads((out / "las2d-ideal" / "summary.json").read_text())
+    assert ideal["policy"] == "las2d-ideal" and (ideal["jobs_submitted"], ideal["jobs_completed"]) == (6, 6)
+    assert json.loads((out / "las" / "summary.json").read_text())["policy"] == "las"
+    assert "las2d-ideal: 6/6 jobs done" in capsys.readouterr().out
+
+
 def test_replay_window_on_synthetic_trace(tmp_path):
     out = tmp_path / "w"
     rc = main(["replay", "--trace", "synthetic:3", "--fleet", "single:4x8", "--start-day", "1", "--days", "1",
@@ -45,6 +56,8 @@ def test_replay_window_on_synthetic_trace(tmp_path):
     (["--max-days", "0"], "--max-days must be > 0, got 0.0"),
     (["--fail", "region:nowhere@1"], "--fail: outage target 'region:nowhere': no such region in the fleet"),
     (["--trace", "/nonexistent.csv"], "--trace: cannot read /nonexistent.csv"),
+    (["--policy", "las,las2d-ideal", "--fail", "region:region-0@1"],
+     "--fail: the las2d-ideal reference models no outages (--policy las2d-ideal); got 'region:region-0@1'"),
 ])
 def test_replay_mistakes_are_one_line(tmp_path, capsys, argv, message):
     base = {"--trace": "synthetic:0.1", "--fleet": "single:1x8", "--out": str(tmp_path / "x")}
@@ -98,6 +111,16 @@ def test_whatif_file_mistake_is_one_line(tmp_path, capsys):
     assert main(["whatif", str(f)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"meridian whatif: {f}: scenarios[0].remove_nodes[0].cluster: no cluster 'nope'"
+
+
+def test_whatif_refuses_outages_for_the_ideal_reference(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'single:1x8', policy: las2d-ideal}\nscenarios:\n"
+                 "  - name: a\n    outages: ['cluster:cluster-0@0.05']\n")
+    assert main(["whatif", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"meridian whatif: {f}: scenarios[0].outages: the las2d-ideal reference models no outages "
+                   "(policy: las2d-ideal); got 'cluster:cluster-0@0.05'")
 
 
 def test_alibaba_pods_replay_on_a_fleet_of_slices(tmp_path, fixtures, capsys):
