@@ -166,54 +166,87 @@ class RestrictedLP:
         return best
 
 
+class ColumnGeneration:
+    """Column generation on one `RestrictedLP`, in runs that each stop at a deadline: a later run goes
+    on from the last (its columns, basis and last finished round), so the rounds one stage had no time
+    for can run later, beside other work (HiGHS releases the GIL while it solves)."""
+
+    def __init__(self, inst: Instance, opts: Options, start: np.ndarray):
+        self.inst, self.opts = inst, opts
+        self.lp = RestrictedLP(inst, opts)
+        self.lp.add(start)
+        self.stats = {"rounds": 0, "columns": 0.0, "converged": 0, "lp_value": float("nan")}
+        self.last: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        self.infeasible = False
+        self.priced = True   # the model's columns include every one the last finished round priced out
+        self.solve_s = self.price_s = self.expected = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to gain from another run: converged, or the LP is infeasible."""
+        return bool(self.stats["converged"]) or self.infeasible
+
+    def run(self, deadline: float, max_rounds: int = 1000) -> None:
+        """Rounds until `deadline`, until no column prices out, or after `max_rounds` rounds in all."""
+        t0 = time.perf_counter()
+        lp = self.lp
+        while self.stats["rounds"] < max_rounds and not self.done:
+            if not self.priced:   # the last round's duals price the next columns
+                if deadline - time.perf_counter() - self.price_s < START_SHARE * self.expected:
+                    break   # no time for another round: its pricing would be wasted
+                ts = time.perf_counter()
+                extra = lp.pricing()
+                self.price_s = time.perf_counter() - ts
+                self.priced = True
+                if not len(extra):   # nothing prices out: the restricted LP's value is the full LP's
+                    self.stats["converged"] = 1
+                    break
+                lp.add(extra)
+            # a solve stopped by its time limit gives nothing (the last finished round's primal and duals
+            # stand), so a round starts only with a fair share of its expected time left, its pricing included
+            left = deadline - time.perf_counter() - self.price_s
+            if left <= 0.05 or (self.last is not None and left < START_SHARE * self.expected):
+                break
+            ts = time.perf_counter()
+            status = lp.solve(left)
+            self.solve_s = time.perf_counter() - ts
+            # the second solve took up to GROWTH times the first; later ones about as long as the last
+            self.expected = self.solve_s * (GROWTH if self.stats["rounds"] == 0 else 1.0)
+            if status == "Infeasible":
+                self.infeasible = True
+                break
+            if status != "Optimal":
+                break
+            value, x, n = lp.primal()
+            _, pool, quota, budget = lp.duals()
+            self.last = (value, x, n, pool, quota, budget)
+            self.stats["rounds"] += 1   # after `last`: a reader in another thread that sees the count sees the round
+            self.priced = False
+        self.stats["columns"] = float(len(lp.col_opt))
+        self.stats["seconds"] = round(self.stats.get("seconds", 0.0) + time.perf_counter() - t0, 3)
+
+    def bound(self) -> Bound | None:
+        """The LP's value once converged, else the Lagrangian at the last round's duals (valid at any
+        prices), with the last round's primal for rounding; None when no solve has finished."""
+        inst, opts = self.inst, self.opts
+        if self.infeasible:
+            return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
+        if self.last is None:
+            return None
+        value, x, n, pool, quota, budget = self.last
+        self.stats["lp_value"] = value
+        if self.stats["converged"]:
+            return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", pool, x=x, n=n, quota_prices=quota,
+                         budget_price=budget)
+        bound_value = lagrangian_value(inst, opts, pool, quota, budget)[0]
+        return Bound(bound_value, "lagrangian", pool, x=x, n=n, quota_prices=quota, budget_price=budget)
+
+
 def colgen_lp(inst: Instance, opts: Options, start: np.ndarray, deadline: float,
               max_rounds: int = 1000) -> tuple[Bound | None, dict[str, float]]:
     """Column generation from the options `start` until `deadline` or until no column prices out.
-    Returns the bound (the LP's value once converged, else the Lagrangian at the last round's duals,
-    valid at any prices) with the last round's primal for rounding, and counters (rounds, columns,
-    seconds, converged, the restricted LP's value). None when not even the first solve finished."""
-    t0 = time.perf_counter()
-    lp = RestrictedLP(inst, opts)
-    lp.add(start)
-    stats = {"rounds": 0, "columns": 0.0, "converged": 0, "lp_value": float("nan")}
-    last: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
-    solve_s = price_s = expected = 0.0
-    while stats["rounds"] < max_rounds:
-        # a solve stopped by its time limit gives nothing (the last finished round's primal and duals
-        # stand), so a round starts only with a fair share of its expected time left, its pricing included
-        left = deadline - time.perf_counter() - price_s
-        if left <= 0.05 or (last is not None and left < START_SHARE * expected):
-            break
-        ts = time.perf_counter()
-        status = lp.solve(left)
-        solve_s = time.perf_counter() - ts
-        # the second solve took up to GROWTH times the first; later ones about as long as the last
-        expected = solve_s * (GROWTH if stats["rounds"] == 0 else 1.0)
-        if status == "Infeasible":
-            return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True), stats
-        if status != "Optimal":
-            break
-        ts = time.perf_counter()
-        stats["rounds"] += 1
-        value, x, n = lp.primal()
-        _, pool, quota, budget = lp.duals()
-        last = (value, x, n, pool, quota, budget)
-        if deadline - time.perf_counter() - price_s < START_SHARE * expected:
-            break   # no time for another round: its pricing would be wasted
-        extra = lp.pricing()
-        price_s = time.perf_counter() - ts
-        if not len(extra):   # nothing prices out: the restricted LP's value is the full LP's
-            stats["converged"] = 1
-            break
-        lp.add(extra)
-    stats["columns"] = float(len(lp.col_opt))
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    if last is None:
-        return None, stats
-    value, x, n, pool, quota, budget = last
-    stats["lp_value"] = value
-    if stats["converged"]:
-        return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", pool, x=x, n=n, quota_prices=quota,
-                     budget_price=budget), stats
-    bound_value = lagrangian_value(inst, opts, pool, quota, budget)[0]
-    return Bound(bound_value, "lagrangian", pool, x=x, n=n, quota_prices=quota, budget_price=budget), stats
+    Returns the bound (`ColumnGeneration.bound`) and counters (rounds, columns, seconds, converged, the
+    restricted LP's value). None when not even the first solve finished."""
+    cg = ColumnGeneration(inst, opts, start)
+    cg.run(deadline, max_rounds)
+    return cg.bound(), cg.stats
