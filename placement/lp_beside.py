@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+
+import numpy as np
 
 from placement.bound import Bound
 from placement.colgen import ColumnGeneration
+
+POLL_S = 0.02   # how often a caller waiting for a round looks
 
 
 def cores() -> int:
@@ -49,6 +54,25 @@ class BoundBeside:
         if self._error is not None:
             raise self._error
         return self.cg.bound()
+
+    def fresh_primal(self, after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """(per option how much it is chosen, its replicas, pool prices, quota prices, budget price) of the
+        newest round the thread finished, if that is past round `after`; None otherwise. Does not wait:
+        the thread replaces its last round whole, so what is read is one round's."""
+        rounds = int(self.cg.stats["rounds"])   # first: `last` is at least that round (colgen sets it before)
+        last = self.cg.last
+        if last is None or rounds <= after:
+            return None
+        return last[1], last[2], last[3], last[4], last[5]
+
+    def await_round(self, after: int, until: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """`fresh_primal(after)`, waiting for it until `until` (a perf_counter reading) while the thread runs."""
+        while True:
+            fresh = self.fresh_primal(after)
+            if fresh is not None or not self._thread.is_alive() or time.perf_counter() >= until:
+                return fresh
+            time.sleep(min(POLL_S, max(0.0, until - time.perf_counter())))
 
     @property
     def rounds(self) -> int:

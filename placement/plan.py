@@ -395,6 +395,15 @@ def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
             # then leaves time for the integer bound at their prices; placement/lp_beside.py)
             end = clock.deadline - _tail(P, score_est, len(inst.jobs))
             beside = BoundBeside(cg, end - P.beside_bound_compiles * c)
+            # the stage stops when its next round would not fit (its estimate is the last round's and more):
+            # that round, now beside, is waited for until the stage's deadline and packed where it finishes
+            # by then (on a slow machine the stage often stopped after one round with two seconds left, and
+            # its rounding sat 4-8 % below the LP's)
+            fresh = beside.await_round(int(cg.stats["rounds"]), lp_deadline)
+            if fresh is not None:
+                x, n, pool, quota, budget = fresh
+                lp = Bound(lp.value, lp.method, pool, x=x, n=n, quota_prices=quota, budget_price=budget)
+                clock.phases["lp_rounds_waited"] = 1
     clock.lap("lp")
     if lp is not None and lp.infeasible:
         return None, "greedy", lp, None

@@ -87,3 +87,23 @@ def test_a_plan_whose_lp_stage_stopped_after_one_round_reports_the_bound_of_the_
     full = lp_bound(inst, build_options(inst), time_limit_s=60)
     assert resp.bound <= full.value + 1e-6 * abs(full.value)  # the converged LP's, or the integer bound below it
     assert resp.stats.bound_method in ("lp", "quota_knapsack")
+
+
+def test_waiting_for_the_round_beside_hands_over_its_primal_and_prices_or_nothing_by_the_deadline():
+    inst, opts = _medium()
+    cg = ColumnGeneration(inst, opts, _first_option_per_job(opts))
+    cg.run(time.perf_counter() + 60, max_rounds=1)
+    first_x = cg.last[1]
+    beside = BoundBeside(cg, time.perf_counter() + 60)
+    fresh = beside.await_round(1, time.perf_counter() + 60)
+    beside.result()
+    assert fresh is not None
+    x, n, pool, quota, budget = fresh
+    assert x.shape == first_x.shape and not np.array_equal(x, first_x)   # a later round's primal
+    on = x > 1e-9
+    assert np.all(n[on] >= opts.lo[on] * x[on] - 1e-6) and np.all(n[on] <= opts.hi[on] * x[on] + 1e-6)
+    assert len(pool) == len(inst.pools) and pool.min() >= 0 and quota.min(initial=0.0) >= 0 and budget >= 0
+    assert beside.fresh_primal(cg.stats["rounds"]) is None                # nothing newer than the last round
+    none_coming = BoundBeside(cg, time.perf_counter() + 60)               # converged: the thread runs no round
+    assert none_coming.await_round(cg.stats["rounds"], time.perf_counter() + 5) is None
+    none_coming.result()
