@@ -70,11 +70,10 @@ def _knapsack(cap: int, items: list[tuple[int, np.ndarray, np.ndarray]], must: l
     not allowed where `must`); weight dpr * count; the most total value within `cap`."""
     if not items:
         return 0.0
-    g = 0
-    for d, n, _ in items:
-        for c in np.unique(d * n).tolist():
-            g = math.gcd(g, int(c))
-    g = math.gcd(g, int(cap)) or 1
+    # the weights' greatest common divisor, in one pass (per item in Python it took half the bound's time at
+    # planet size: 7,000 items)
+    w_all = np.concatenate([np.asarray(d * n, dtype=np.int64) for d, n, _ in items])
+    g = math.gcd(int(np.gcd.reduce(w_all)) if len(w_all) else 0, int(cap)) or 1
     C = int(cap) // g
     best = np.full(C + 1, NEG)
     best[0] = 0.0
@@ -168,11 +167,15 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     first[1:] = (j_rep[1:] != j_rep[:-1]) | (w_rep[1:] != w_rep[:-1])
     j_rep, w_rep, v_rep = j_rep[first], w_rep[first], v_rep[first]
     starts = np.searchsorted(j_rep, np.arange(len(inst.jobs) + 1))
+    # each quota's jobs in index order, grouped once (a pass over every job per quota took a tenth of the
+    # bound's time at planet size: 469 quotas x 20,000 jobs)
+    by_q = np.argsort(jq, kind="stable")
+    q_start = np.searchsorted(jq[by_q], np.arange(len(keys) + 1))
     for q in np.flatnonzero(knap).tolist():
         if deadline is not None and time.perf_counter() > deadline:
             return None
         items, must = [], []
-        for j in np.flatnonzero(jq == q).tolist():
+        for j in by_q[q_start[q]:q_start[q + 1]].tolist():
             a, b = starts[j], starts[j + 1]
             if b > a:
                 items.append((1, w_rep[a:b], v_rep[a:b]))
