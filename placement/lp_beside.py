@@ -1,4 +1,4 @@
-"""Column generation's remaining rounds, and the integer bound at their prices, beside the search.
+"""Column generation's remaining rounds, in a second thread beside the packing and the search.
 
 Why: at planet size the LP stage stops on time, not on convergence (two or three of the dozen rounds
 the LP needs, on a slow machine), so the bound users read as `gap` is the Lagrangian at early duals,

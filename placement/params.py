@@ -33,11 +33,10 @@ class EngineParams:
     lp_det_iters_per_row: float = 20.0   # deterministic: simplex iterations per LP row and column (what stops the LP)
     colgen_det_rounds: int = 2           # deterministic: column generation rounds after the first restricted LP
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
-                                         # (large family seed 8 at load 8: its bound 183,888 at 0.35, 178,258 at 0.7, the
-                                         # plan 0.4 % better too: the rounding starts from a more complete LP)
     lp_first_share: float = 0.1          # planet size: the LP starts only with this much of the limit left for it,
     lp_first_min_s: float = 1.0          # or this many seconds if less (else the greedy's pool-level choice is packed)
-    first_pack_compiles: float = 2.6     # planet size: one packing pass, x the compile's seconds (measured 1.2-2.8 x)
+    first_pack_compiles: float = 2.6     # planet size: one packing pass, x the compile's seconds (measured 1.2-3.2 x; at
+                                         # 1.8 it ran past its slot into the integer bound's on a slow machine)
     first_bound_compiles: float = 0.4    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
                                          # it gives no bound, and the Lagrangian stands)
     lp_first_max_rounds: int = 1000      # planet size: the LP stage's most rounds before its rounding is packed
