@@ -66,7 +66,7 @@ class SolverStats(BaseModel):
     model_config = ConfigDict(extra="forbid")
     engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, replan")
     cpsat_status: str | None = None
-    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat or node_milp: "
+    bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat, whole_node_mip or node_milp: "
                                           "which proof gave `bound`")
     jobs: int
     options: int

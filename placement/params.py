@@ -136,6 +136,13 @@ class EngineParams:
                                          # are left (1.2 x the compile before: plans landed up to 0.5 s late); where
                                          # it is off, the integer bound's slot before the tail absorbs it
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
+    # the pool-level integer model with whole-node cuts in a child process for the whole search (wall clock,
+    # two cores or more; placement/cut_beside.py): the last dual bound it reported, where tighter
+    cut_beside: bool = True
+    cut_beside_min_options: int = 1_000  # below, the full pool CP-SAT model gives its bound (and proves small ones)
+    cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of the limit (large family
+                                         # seed 8, 48,876 options: no bound in 5 s)
+    cut_beside_wait_tails: float = 0.25  # once the search stops, its answer is waited for this share of the tail at most
 
 
 DEFAULT = EngineParams()

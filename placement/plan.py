@@ -32,6 +32,7 @@ from placement.bound import (
 from placement.candidates import Options, build_options
 from placement.colgen import ColumnGeneration, colgen_lp
 from placement.cpsat import solve_pool_model
+from placement.cut_beside import CutBeside, can_run_beside
 from placement.greedy import greedy, option_gains
 from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
@@ -145,6 +146,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     until = clock.deadline - tail   # where the passes stop: what is left is the tail's
     if beside is not None:   # and the integer bound at the prices of the LP's last round
         until -= P.beside_bound_compiles * max(clock.phases["compile"], P.min_stage_s)
+    cut = None   # the whole-node-cut integer model, in a child process on the second core until the search stops
+    if (use_cpsat and P.cut_beside and not stop.deterministic and not backfill.is_backfill(inst)
+            and P.cut_beside_min_options < len(opts) <= P.cut_beside_max_options and cores() >= 2
+            and can_run_beside()
+            and stop.may_start(P.min_stage_s, until=until)):
+        cut = CutBeside(inst, opts, until)
+        clock.lap("cut_model")
 
     # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
     # the plan in hand, which may prove it optimal), then the LP where it fits, else subgradient steps
@@ -291,6 +299,12 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                 bound = Bound(ib.value, ib.method, more.prices, x=bound.x, n=bound.n,
                               quota_prices=more.quota_prices, budget_price=more.budget_price)
         clock.lap("integer_bound_beside")
+    if cut is not None:
+        got = cut.result(until + P.cut_beside_wait_tails * tail)
+        if got is not None and got < bound.value:
+            bound = Bound(got, "whole_node_mip", bound.prices, x=bound.x, n=bound.n,
+                          quota_prices=bound.quota_prices, budget_price=bound.budget_price)
+        clock.lap("cut_model_wait")
     unplaced = unplaced_reasons(inst, opts, best_pk)
     obj = best_score.objective
     ub = max(bound.value, obj)   # the bound is proven >= every valid plan; this only guards float noise

@@ -14,6 +14,7 @@ from placement import plan
 from placement.bound import lp_bound
 from placement.candidates import build_options
 from placement.cpsat import solve_pool_model
+from placement.cut_beside import cut_model, solve_cut_model
 from placement.exact import node_milp, placed_map, whole_node_bound
 from placement.instance import compile_instance
 from placement.knapsack_bound import pool_knapsack_bound, quota_knapsack_bound
@@ -96,6 +97,11 @@ def _integer_bounds(data: dict, seed: int) -> list[tuple[str, float]]:
     wn = whole_node_bound(inst, opts, seconds=20)
     if wn.bound is not None:
         out.append(("whole_node_cuts", wn.bound))
+    cm = cut_model(inst, opts)
+    for seconds in (0.01, 20.0):   # cut short too: its dual bound is valid whenever it stops
+        got = solve_cut_model(inst, opts, cm, seconds)
+        if got.bound is not None:
+            out.append((f"whole_node_mip@{seconds}", got.bound))
     return out
 
 

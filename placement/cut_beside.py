@@ -1,0 +1,294 @@
+"""The pool-level integer model with whole-node cuts, solved by HiGHS in a child process beside the search.
+
+Why: on lumpy fleets the bounds the engine computes in its own time (the pool LP, integer knapsacks at
+its prices) stay 1-3 % above the best plan where the truth is a few tenths away, so the `gap` users read
+overstates what is left (medium family seed 29: the knapsack bound 14,966, the plan 14,708, the
+node-level optimum at most 14,755). The pool-level integer model closes most of that, and one cut per
+pool closes the rest: replicas that need a whole largest node, plus the largest nodes kept jobs sit on,
+are at most the pool's largest up nodes (a kept job holds its node map exactly, so its node can take no
+whole-node replica; `placement.exact.whole_node_bound` is the same model, built with PuLP for the
+bench). On a machine with a second core the model runs there, in a forked child, for the whole search:
+each dual bound HiGHS reports is valid (at medium size 14,760 after a third of a second on that seed),
+and the plan takes the last one reported when its search stops, never waiting past its own deadline.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import select
+import signal
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from placement.candidates import Options
+from placement.instance import Instance
+
+TOLERANCE = 1e-6   # relative hair added to HiGHS' dual bound (its feasibility tolerances), as placement.exact
+
+
+@dataclass
+class CutModel:
+    """The model's columns (option columns first, then replicas of each change, then one per largest
+    node a kept job sits on) and rows, in HiGHS' row-wise form; maximise `-cost . v + constant`."""
+    cost: np.ndarray
+    upper: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    starts: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+    constant: float
+    n_col_of: np.ndarray   # per option, its replicas column (-1: a keep, whose replicas are fixed)
+
+
+@dataclass
+class CutResult:
+    bound: float | None                      # upper bound on every valid plan's objective (None: none yet)
+    objective: float | None                  # the model's value of its best solution
+    choice: dict[int, tuple[int, int]]       # that solution: job -> (option, replicas)
+    status: str
+
+
+def cut_model(inst: Instance, opts: Options) -> CutModel:
+    """The whole-node-cut model of `inst` (see the module's docstring); `replicas.allowed` is not
+    modelled (a relaxation: the bound stays valid)."""
+    n_opt = len(opts)
+    job, pool, keep = opts.job, opts.pool, opts.keep
+    r0 = np.array([j.r0 for j in inst.jobs], dtype=float)[job]
+    pc = np.array([j.preempt_cost for j in inst.jobs], dtype=float)
+    change = np.flatnonzero(~keep)
+    n_col_of = np.full(n_opt, -1, dtype=np.int64)
+    n_col_of[change] = n_opt + np.arange(len(change))
+    # the largest up nodes kept jobs sit on, in pools with options whose replica takes such a node whole
+    whole = change[opts.dpr[change] == np.array([p.dmax for p in inst.pools], dtype=np.int64)[pool[change]]]
+    whole_pools = sorted(set(pool[whole].tolist()))
+    big_of = {p: [n for n in inst.pools[p].nodes if inst.node_up[n] and int(inst.node_devices[n]) == inst.pools[p].dmax]
+              for p in whole_pools}
+    held: dict[int, list[int]] = {}
+    for o in np.flatnonzero(keep).tolist():
+        p = int(pool[o])
+        if p in big_of:
+            dmax = inst.pools[p].dmax
+            for n in inst.jobs[int(job[o])].cur_nodes:
+                if int(inst.node_devices[n]) == dmax:
+                    held.setdefault(n, []).append(o)
+    z_nodes = sorted(held)
+    z_col = {n: n_opt + len(change) + i for i, n in enumerate(z_nodes)}
+    n_cols = n_opt + len(change) + len(z_nodes)
+
+    cost = np.zeros(n_cols)
+    cost[:n_opt] = -(np.where(keep, opts.coef * r0, 0.0) + pc[job])
+    cost[n_opt:n_opt + len(change)] = -opts.coef[change]
+    upper = np.ones(n_cols)
+    upper[n_opt:n_opt + len(change)] = opts.hi[change]
+
+    rows_r: list[np.ndarray] = []
+    rows_c: list[np.ndarray] = []
+    rows_v: list[np.ndarray] = []
+    lo_parts: list[np.ndarray] = []
+    hi_parts: list[np.ndarray] = []
+    inf = np.inf
+    n_rows = 0
+
+    def add(r: np.ndarray, c: np.ndarray, v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        nonlocal n_rows
+        rows_r.append(r + n_rows)
+        rows_c.append(c)
+        rows_v.append(v)
+        lo_parts.append(lo)
+        hi_parts.append(hi)
+        n_rows += len(lo)
+
+    k = len(change)
+    ar = np.arange(k)
+    # lo x <= n <= hi x for each change
+    add(np.r_[ar, ar], np.r_[n_col_of[change], change], np.r_[np.ones(k), -opts.lo[change].astype(float)],
+        np.zeros(k), np.full(k, inf))
+    add(np.r_[ar, ar], np.r_[n_col_of[change], change], np.r_[np.ones(k), -opts.hi[change].astype(float)],
+        np.full(k, -inf), np.zeros(k))
+    # one option per job (exactly one for a protected job)
+    n_jobs = len(inst.jobs)
+    prot = np.array([j.protected for j in inst.jobs], dtype=bool)
+    add(job.astype(np.int64), np.arange(n_opt), np.ones(n_opt), np.where(prot, 1.0, -inf), np.ones(n_jobs))
+    # devices: a keep's are fixed (dpr r0 on x), a change's dpr on its replicas column
+    dev_col = np.where(keep, np.arange(n_opt), n_col_of)
+    dev_val = np.where(keep, opts.dpr * r0, opts.dpr).astype(float)
+    cap = np.array([p.capacity for p in inst.pools], dtype=float)
+    add(pool.astype(np.int64), dev_col, dev_val, np.full(len(cap), -inf), cap)
+    keys = list(inst.quotas)
+    if keys:
+        row_of_key = {key: i for i, key in enumerate(keys)}
+        qrow = np.array([row_of_key.get(j.key, -1) for j in inst.jobs], dtype=np.int64)[job]
+        sel = np.flatnonzero(qrow >= 0)
+        add(qrow[sel], dev_col[sel], dev_val[sel], np.full(len(keys), -inf),
+            np.array([float(inst.quotas[key]) for key in keys]))
+    if inst.budget_gb is not None:
+        sel = np.flatnonzero(opts.mig_gb > 0)
+        if len(sel):
+            add(np.zeros(len(sel), dtype=np.int64), sel, opts.mig_gb[sel].astype(float), np.array([-inf]),
+                np.array([float(inst.budget_gb)]))
+    # the cuts: z_n >= x_o for each keep o on largest node n; whole-node replicas + sum z <= largest nodes
+    pairs = [(z_col[n], o) for n in z_nodes for o in held[n]]
+    if pairs:
+        zc = np.array([p[0] for p in pairs], dtype=np.int64)
+        xo = np.array([p[1] for p in pairs], dtype=np.int64)
+        m = len(pairs)
+        add(np.r_[np.arange(m), np.arange(m)], np.r_[zc, xo], np.r_[np.ones(m), -np.ones(m)],
+            np.zeros(m), np.full(m, inf))
+    for i, p in enumerate(whole_pools):
+        cols = np.r_[n_col_of[whole[pool[whole] == p]],
+                     np.array([z_col[n] for n in big_of[p] if n in z_col], dtype=np.int64)]
+        add(np.zeros(len(cols), dtype=np.int64), cols.astype(np.int64), np.ones(len(cols)), np.array([-inf]),
+            np.array([float(len(big_of[p]))]))
+
+    r = np.concatenate(rows_r)
+    order = np.argsort(r, kind="stable")
+    counts = np.bincount(r, minlength=n_rows)
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int32)
+    return CutModel(cost=cost, upper=upper, row_lo=np.concatenate(lo_parts), row_hi=np.concatenate(hi_parts),
+                    starts=starts, index=np.concatenate(rows_c)[order].astype(np.int32),
+                    value=np.concatenate(rows_v)[order], constant=-float(pc.sum()), n_col_of=n_col_of)
+
+
+def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: float,
+                    report=None) -> CutResult:
+    """HiGHS on `model` for at most `seconds`; its dual bound (valid whether or not it finished) and its
+    best solution as a choice. `report(bound)`, where given, hears each dual bound HiGHS reaches on the
+    way (at its callbacks: after the root LP, between its nodes)."""
+    import highspy
+
+    from placement.bound import _quiet_highs, _run, lp_cost_scale
+
+    h = _quiet_highs()
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("mip_rel_gap", 1e-7)
+    n_cols = len(model.cost)
+    scale = lp_cost_scale(model.cost)
+
+    def value_of(dual: float) -> float | None:
+        if not np.isfinite(dual):
+            return None
+        b = -dual / scale + model.constant
+        return b + TOLERANCE * max(1.0, abs(b))
+
+    if report is not None:
+        def hear(e) -> None:
+            b = value_of(float(e.data_out.mip_dual_bound))
+            if b is not None:
+                report(b)
+        h.cbMipInterrupt += hear
+    h.addVars(n_cols, np.zeros(n_cols), model.upper)
+    every = np.arange(n_cols, dtype=np.int32)
+    h.changeColsCost(n_cols, every, model.cost * scale)
+    h.changeColsIntegrality(n_cols, every, np.array([highspy.HighsVarType.kInteger] * n_cols))
+    h.addRows(len(model.row_lo), model.row_lo, model.row_hi, len(model.index), model.starts, model.index,
+              model.value)
+    _run(h)
+    status = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    if status == "Infeasible":
+        return CutResult(None, None, {}, status)
+    bound = value_of(float(info.mip_dual_bound))
+    objective, choice = None, {}
+    if info.primal_solution_status >= 1 and np.isfinite(info.objective_function_value):
+        v = np.asarray(h.getSolution().col_value)
+        objective = float(-(model.cost @ v) + model.constant)
+        n_opt = len(opts)
+        for o in np.flatnonzero(v[:n_opt] > 0.5).tolist():
+            j = int(opts.job[o])
+            c = int(model.n_col_of[o])
+            choice[j] = (o, inst.jobs[j].r0 if c < 0 else round(v[c]))
+    return CutResult(bound, objective, choice, status)
+
+
+def can_run_beside() -> bool:
+    """Whether this platform can run the model in a child process (fork)."""
+    return hasattr(os, "fork")
+
+
+_UNREAPED: list[int] = []   # children killed but not yet waited for (their exit takes the kernel milliseconds)
+
+
+def _reap(block: bool = False) -> None:
+    """Wait for the killed children that have exited (all of them with `block`)."""
+    for pid in list(_UNREAPED):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _UNREAPED.remove(pid)
+
+
+def _stop(pid: int) -> None:
+    """Kill a child; it is reaped later (at the next start or at exit), so the plan does not wait for the
+    kernel to tear down its copy of the parent's memory."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _UNREAPED.append(pid)
+
+
+atexit.register(_reap, True)
+
+
+class CutBeside:
+    """`solve_cut_model` in a forked child process started at once, for at most until `until` (a
+    perf_counter reading); the model is built here first (a few milliseconds of array passes). A
+    process, not a thread: HiGHS checks its time limit between its nodes' LPs and not while it separates
+    cuts at the root, which on some medium requests ran 1-3 s past the limit; a child is killed when the
+    plan needs its answer, and the dual bounds it reported by then stand. It reports each bound as 8
+    bytes on a pipe."""
+
+    def __init__(self, inst: Instance, opts: Options, until: float):
+        _reap()
+        model = cut_model(inst, opts)
+        self.bound: float | None = None
+        self.finished: float | None = None
+        self._buf = b""
+        r, w = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:   # the child: solve, report, exit at once (no cleanup of the parent's state)
+            code = 1
+            try:
+                os.close(r)
+
+                def report(b: float) -> None:
+                    os.write(w, struct.pack("<d", b))
+
+                got = solve_cut_model(inst, opts, model, until - time.perf_counter(), report=report)
+                if got.bound is not None:
+                    report(got.bound)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        self._fd = r
+
+    def result(self, wait_until: float) -> float | None:
+        """The tightest dual bound the child reported by `wait_until` (or by its end, if sooner); the
+        child is then stopped and reaped."""
+        try:
+            while True:
+                left = wait_until - time.perf_counter()
+                ready, _, _ = select.select([self._fd], [], [], max(0.0, left))
+                if not ready:
+                    break
+                chunk = os.read(self._fd, 4096)
+                if not chunk:   # the child is done
+                    self.finished = time.perf_counter()
+                    break
+                self._buf += chunk
+        finally:
+            os.close(self._fd)
+            _stop(self._pid)
+        whole = len(self._buf) // 8 * 8
+        values = [v for (v,) in struct.iter_unpack("<d", self._buf[:whole])]
+        self.bound = min(values) if values else None
+        return self.bound

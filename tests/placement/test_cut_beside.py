@@ -1,0 +1,80 @@
+"""The whole-node-cut integer model in a child process beside the search (placement/cut_beside.py): the same model as the
+bench's `placement.exact.whole_node_bound`, and on a medium family request where kept jobs hold the
+nodes a gang would need it is the bound the plan reports, a point tighter than the engine's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from datasets.requests import generate_family
+from placement import plan
+from placement.candidates import build_options
+from placement.cut_beside import CutBeside, can_run_beside, cut_model, solve_cut_model
+from placement.exact import whole_node_bound
+from placement.instance import compile_instance
+from placement.lp_beside import cores
+from placement.params import DEFAULT
+from tests.support.requests import check, parsed
+
+SEED = 29   # medium family: the pooled bound offers a rigid 56-device gang nodes that kept jobs hold
+
+
+def _medium():
+    data = generate_family("medium", SEED)
+    inst = compile_instance(parsed(data))
+    return data, inst, build_options(inst)
+
+
+def test_the_model_solved_to_the_end_is_the_bench_model():
+    _, inst, opts = _medium()
+    got = solve_cut_model(inst, opts, cut_model(inst, opts), 60)
+    ref = whole_node_bound(inst, opts, seconds=60)
+    assert got.status == ref.status == "Optimal"
+    assert got.bound == pytest.approx(ref.bound, rel=1e-7)
+    assert got.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_a_solve_cut_short_still_bounds_the_optimum_from_above():
+    _, inst, opts = _medium()
+    model = cut_model(inst, opts)
+    full = solve_cut_model(inst, opts, model, 60)
+    short = solve_cut_model(inst, opts, model, 0.2)
+    assert short.bound is not None and short.bound >= full.objective
+
+
+def test_the_child_reports_its_bound_and_is_stopped_when_the_plan_needs_it():
+    _, inst, opts = _medium()
+    full = solve_cut_model(inst, opts, cut_model(inst, opts), 60)
+    until = time.perf_counter() + 0.3
+    beside = CutBeside(inst, opts, until)
+    got = beside.result(until + 0.05)
+    assert time.perf_counter() <= until + 0.2
+    assert got is not None and got >= full.objective
+
+
+def test_a_child_stopped_before_any_report_leaves_no_bound():
+    _, inst, opts = _medium()
+    beside = CutBeside(inst, opts, time.perf_counter() + 30)
+    assert beside.result(time.perf_counter()) is None
+
+
+@pytest.mark.skipif(cores() < 2 or not can_run_beside(), reason="the model runs only beside the search, on a second core")
+def test_a_medium_plan_reports_the_cut_models_bound_where_it_is_tighter():
+    data, _, _ = _medium()
+    data["policy"]["time_limit_s"] = 1.0
+    resp = plan(parsed(data))
+    check(data, resp)
+    knapsack = plan(parsed(data), dataclasses.replace(DEFAULT, cut_beside=False))
+    assert resp.stats.bound_method == "whole_node_mip"
+    assert resp.bound < knapsack.bound - 0.005 * knapsack.bound
+    assert resp.gap < 0.01
+
+
+def test_deterministic_plans_never_start_it():
+    data, _, _ = _medium()
+    data["policy"].update(time_limit_s=1.0, deterministic=True)
+    resp = plan(parsed(data))
+    assert "cut_model" not in resp.stats.phases_s and resp.stats.bound_method != "whole_node_mip"
