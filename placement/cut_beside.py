@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from placement.bound import Bound
 from placement.candidates import Options
 from placement.instance import Instance
 
@@ -43,6 +44,8 @@ class CutModel:
     value: np.ndarray
     constant: float
     n_col_of: np.ndarray   # per option, its replicas column (-1: a keep, whose replicas are fixed)
+    pool_row0: int = 0     # the first pool row (one per pool, in pool order); the quota rows follow
+    budget_row: int = -1   # the migration budget's row (-1: none)
 
 
 @dataclass
@@ -118,6 +121,7 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
     dev_col = np.where(keep, np.arange(n_opt), n_col_of)
     dev_val = np.where(keep, opts.dpr * r0, opts.dpr).astype(float)
     cap = np.array([p.capacity for p in inst.pools], dtype=float)
+    pool_row0 = n_rows
     add(pool.astype(np.int64), dev_col, dev_val, np.full(len(cap), -inf), cap)
     keys = list(inst.quotas)
     if keys:
@@ -126,9 +130,11 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
         sel = np.flatnonzero(qrow >= 0)
         add(qrow[sel], dev_col[sel], dev_val[sel], np.full(len(keys), -inf),
             np.array([float(inst.quotas[key]) for key in keys]))
+    budget_row = -1
     if inst.budget_gb is not None:
         sel = np.flatnonzero(opts.mig_gb > 0)
         if len(sel):
+            budget_row = n_rows
             add(np.zeros(len(sel), dtype=np.int64), sel, opts.mig_gb[sel].astype(float), np.array([-inf]),
                 np.array([float(inst.budget_gb)]))
     # the cuts: z_n >= x_o for each keep o on largest node n; whole-node replicas + sum z <= largest nodes
@@ -151,7 +157,8 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
     starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int32)
     return CutModel(cost=cost, upper=upper, row_lo=np.concatenate(lo_parts), row_hi=np.concatenate(hi_parts),
                     starts=starts, index=np.concatenate(rows_c)[order].astype(np.int32),
-                    value=np.concatenate(rows_v)[order], constant=-float(pc.sum()), n_col_of=n_col_of)
+                    value=np.concatenate(rows_v)[order], constant=-float(pc.sum()), n_col_of=n_col_of,
+                    pool_row0=pool_row0, budget_row=budget_row)
 
 
 def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: float,
@@ -206,6 +213,43 @@ def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: flo
     return CutResult(bound, objective, choice, status)
 
 
+def cut_lp(inst: Instance, opts: Options, model: CutModel, seconds: float) -> Bound | None:
+    """The LP relaxation of `model`: the pool LP plus the whole-node cuts, so at most the pool LP's value
+    and as valid (a relaxation of a relaxation); its primal leans away from nodes kept jobs hold, its
+    duals price the pools, quotas and budget as the pool LP's do. None if HiGHS did not prove it in time."""
+    from placement.bound import _quiet_highs, _run, lp_cost_scale
+
+    h = _quiet_highs()
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
+    h.setOptionValue("threads", 1)
+    n_cols = len(model.cost)
+    scale = lp_cost_scale(model.cost)
+    h.addVars(n_cols, np.zeros(n_cols), model.upper)
+    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), model.cost * scale)
+    h.addRows(len(model.row_lo), model.row_lo, model.row_hi, len(model.index), model.starts, model.index,
+              model.value)
+    _run(h)
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
+    if status != "Optimal":
+        return None
+    value = -h.getInfo().objective_function_value / scale + model.constant
+    sol = h.getSolution()
+    duals = np.asarray(sol.row_dual) / scale
+    v = np.asarray(sol.col_value)
+    n_opt = len(opts)
+    x = v[:n_opt].copy()
+    r0 = np.array([j.r0 for j in inst.jobs], dtype=float)[opts.job]
+    n = np.where(model.n_col_of >= 0, v[np.maximum(model.n_col_of, 0)], r0 * x)
+    n_pools, n_keys = len(inst.pools), len(inst.quotas)
+    prices = np.maximum(0.0, -duals[model.pool_row0:model.pool_row0 + n_pools])
+    qprices = np.maximum(0.0, -duals[model.pool_row0 + n_pools:model.pool_row0 + n_pools + n_keys])
+    bprice = max(0.0, -float(duals[model.budget_row])) if model.budget_row >= 0 else 0.0
+    return Bound(value + 1e-7 * max(1.0, abs(value)), "lp", prices, x=x, n=n, quota_prices=qprices,
+                 budget_price=bprice)
+
+
 def can_run_beside() -> bool:
     """Whether this platform can run the model in a child process (fork)."""
     return hasattr(os, "fork")
@@ -246,9 +290,9 @@ class CutBeside:
     plan needs its answer, and the dual bounds it reported by then stand. It reports each bound as 8
     bytes on a pipe."""
 
-    def __init__(self, inst: Instance, opts: Options, until: float):
+    def __init__(self, inst: Instance, opts: Options, until: float, model: CutModel | None = None):
         _reap()
-        model = cut_model(inst, opts)
+        model = cut_model(inst, opts) if model is None else model
         self.bound: float | None = None
         self.finished: float | None = None
         self._buf = b""

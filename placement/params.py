@@ -142,7 +142,10 @@ class EngineParams:
     cut_beside_min_options: int = 1_000  # below, the full pool CP-SAT model gives its bound (and proves small ones)
     cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of the limit (large family
                                          # seed 8, 48,876 options: no bound in 5 s)
-    cut_beside_wait_tails: float = 0.25  # once the search stops, its answer is waited for this share of the tail at most
+    lp_whole_node_cuts: bool = True     # in the same size range, the LP stage solves that model's LP relaxation
+    compact_spread: bool = True          # wall clock, below the LP-first size: jobs that start or move onto fewer nodes
+    compact_tails: float = 0.25          # ... taking at most this share of the tail once the search stops
+    cut_beside_wait_tails: float = 0.1   # once the search stops, its answer is waited for this share of the tail at most
 
 
 DEFAULT = EngineParams()

@@ -31,8 +31,9 @@ from placement.bound import (
 )
 from placement.candidates import Options, build_options
 from placement.colgen import ColumnGeneration, colgen_lp
+from placement.compact import compact_spread
 from placement.cpsat import solve_pool_model
-from placement.cut_beside import CutBeside, can_run_beside
+from placement.cut_beside import CutBeside, CutModel, can_run_beside, cut_lp, cut_model
 from placement.greedy import greedy, option_gains
 from placement.instance import Instance, compile_instance, snap_down
 from placement.knapsack_bound import integer_bound
@@ -146,12 +147,15 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     until = clock.deadline - tail   # where the passes stop: what is left is the tail's
     if beside is not None:   # and the integer bound at the prices of the LP's last round
         until -= P.beside_bound_compiles * max(clock.phases["compile"], P.min_stage_s)
-    cut = None   # the whole-node-cut integer model, in a child process on the second core until the search stops
-    if (use_cpsat and P.cut_beside and not stop.deterministic and not backfill.is_backfill(inst)
-            and P.cut_beside_min_options < len(opts) <= P.cut_beside_max_options and cores() >= 2
-            and can_run_beside()
+    cut = None       # the whole-node-cut integer model, in a child process on the second core until the search stops
+    cut_mdl = None   # ... and its LP relaxation as the LP stage (placement/cut_beside.py)
+    if (use_cpsat and not stop.deterministic and not backfill.is_backfill(inst)
+            and P.cut_beside_min_options < len(opts) <= P.cut_beside_max_options
             and stop.may_start(P.min_stage_s, until=until)):
-        cut = CutBeside(inst, opts, until)
+        if P.cut_beside or P.lp_whole_node_cuts:
+            cut_mdl = cut_model(inst, opts)
+        if P.cut_beside and cores() >= 2 and can_run_beside():
+            cut = CutBeside(inst, opts, until, cut_mdl)
         clock.lap("cut_model")
 
     # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
@@ -177,7 +181,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         if lp_s <= P.min_stage_s:
             lp = None
         else:
-            lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic)
+            lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic,
+                           cut_mdl if P.lp_whole_node_cuts else None)
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -285,6 +290,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
 
+    if use_cpsat and not stop.deterministic and not backfill.is_backfill(inst) and not lp_first and (
+            P.compact_spread and best_pk.choice):
+        # started and moved jobs onto the fewest nodes their pool's room allows (placement/compact.py);
+        # deterministic plans are left as their budgets made them (the replays' figures)
+        if compact_spread(inst, opts, best_pk, until + P.compact_tails * tail) > 0:
+            best_score = score(inst, best_pk.placed_map())
+        clock.lap("compact")
     if beside is not None:
         more = beside.result()
         clock.phases["lp_rounds_beside"] = beside.rounds
@@ -429,13 +441,15 @@ def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
 
 
 def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams,
-              deterministic: bool = False) -> Bound | None:
+              deterministic: bool = False, cut_mdl: CutModel | None = None) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
     options plus rounds of column generation, whose duals then price every option in a
     Lagrangian bound (valid whatever the prices). Deterministic plans stop HiGHS by simplex
     iterations and run a fixed number of rounds, each LP solved afresh, so the clock never decides
     (`seconds` is then a safety net)."""
     iters = P.lp_det_iters_per_row if deterministic else None
+    if cut_mdl is not None and len(opts) <= P.lp_full_max_options:
+        return cut_lp(inst, opts, cut_mdl, seconds)
     if len(opts) <= P.lp_full_max_options:
         return lp_bound(inst, opts, time_limit_s=seconds, iterations_per_row=iters)
     t0 = time.perf_counter()

@@ -11,8 +11,9 @@ import pytest
 
 from datasets.requests import generate_family
 from placement import plan
+from placement.bound import lp_bound
 from placement.candidates import build_options
-from placement.cut_beside import CutBeside, can_run_beside, cut_model, solve_cut_model
+from placement.cut_beside import CutBeside, can_run_beside, cut_lp, cut_model, solve_cut_model
 from placement.exact import whole_node_bound
 from placement.instance import compile_instance
 from placement.lp_beside import cores
@@ -78,3 +79,15 @@ def test_deterministic_plans_never_start_it():
     data["policy"].update(time_limit_s=1.0, deterministic=True)
     resp = plan(parsed(data))
     assert "cut_model" not in resp.stats.phases_s and resp.stats.bound_method != "whole_node_mip"
+
+
+def test_the_cut_lp_lies_between_the_cut_models_optimum_and_the_pool_lp():
+    _, inst, opts = _medium()
+    model = cut_model(inst, opts)
+    got = cut_lp(inst, opts, model, 60)
+    pool = lp_bound(inst, opts, time_limit_s=60)
+    best = solve_cut_model(inst, opts, model, 60)
+    assert best.objective <= got.value <= pool.value + 1e-6 * abs(pool.value)
+    assert got.value < pool.value - 0.003 * pool.value   # seed 29: the cuts take the gang's offer away
+    assert (got.prices >= 0).all() and (got.quota_prices >= 0).all()
+    assert got.x.shape == got.n.shape == (len(opts),)
