@@ -10,9 +10,11 @@ their prices, and the plan's bound is the tightest. The plan never waits on them
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -30,6 +32,18 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()   # every BoundBeside whose thread may still be in HiGHS
+
+
+@atexit.register
+def _join_live() -> None:
+    """Wait for the rounds still running (each stops by its own deadline, within its plan's limit): a
+    process that exits while a thread is inside HiGHS aborts ("terminate called without an active
+    exception", exit code 134), as a plan that returned early after starting one would leave it."""
+    for beside in list(_LIVE):
+        beside._thread.join()
+
+
 class BoundBeside:
     """More rounds of `cg` until `until` (a perf_counter reading), in a daemon thread started at once;
     `result()` joins it. Only the rounds run there: the integer bound at their prices is Python loops,
@@ -41,6 +55,7 @@ class BoundBeside:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="meridian-lp-beside", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def _work(self) -> None:
         try:

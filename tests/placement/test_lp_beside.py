@@ -6,6 +6,7 @@ tighten the plan's bound."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import time
 
 import numpy as np
@@ -107,3 +108,32 @@ def test_waiting_for_the_round_beside_hands_over_its_primal_and_prices_or_nothin
     none_coming = BoundBeside(cg, time.perf_counter() + 60)               # converged: the thread runs no round
     assert none_coming.await_round(cg.stats["rounds"], time.perf_counter() + 5) is None
     none_coming.result()
+
+
+EXIT_SCRIPT = """
+import json, sys, time
+import numpy as np
+from datasets.requests import generate_family
+from models import parse_request_json
+from placement.candidates import build_options
+from placement.colgen import ColumnGeneration
+from placement.instance import compile_instance
+from placement.lp_beside import BoundBeside
+inst = compile_instance(parse_request_json(json.dumps(generate_family("large", 8)).encode()))
+opts = build_options(inst)
+cg = ColumnGeneration(inst, opts, np.array([b[0] for b in opts.by_job if len(b)], dtype=np.int64))
+cg.run(time.perf_counter() + 60, max_rounds=1)
+beside = BoundBeside(cg, time.perf_counter() + 2)
+time.sleep(0.2)
+print("still running" if beside._thread.is_alive() else "done")
+"""
+
+
+def test_a_process_exiting_while_the_rounds_run_waits_for_them_rather_than_aborting():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], check=False, capture_output=True, text=True, timeout=120,
+                       cwd=str(pathlib.Path(__file__).resolve().parents[2]))
+    assert p.stdout.strip() == "still running"   # the case this guards: HiGHS busy in the thread at exit
+    assert p.returncode == 0, p.stderr[-500:]
