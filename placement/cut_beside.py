@@ -256,6 +256,7 @@ def can_run_beside() -> bool:
 
 
 _UNREAPED: list[int] = []   # children killed but not yet waited for (their exit takes the kernel milliseconds)
+_RUNNING: set[int] = set()   # children started and not yet stopped (a plan that returned early leaves one)
 
 
 def _reap(block: bool = False) -> None:
@@ -272,6 +273,7 @@ def _reap(block: bool = False) -> None:
 def _stop(pid: int) -> None:
     """Kill a child; it is reaped later (at the next start or at exit), so the plan does not wait for the
     kernel to tear down its copy of the parent's memory."""
+    _RUNNING.discard(pid)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -279,7 +281,12 @@ def _stop(pid: int) -> None:
     _UNREAPED.append(pid)
 
 
-atexit.register(_reap, True)
+@atexit.register
+def _stop_all() -> None:
+    """At exit, stop the children still running and wait for every stopped one."""
+    for pid in list(_RUNNING):
+        _stop(pid)
+    _reap(block=True)
 
 
 class CutBeside:
@@ -314,6 +321,7 @@ class CutBeside:
                 os._exit(code)
         os.close(w)
         self._fd = r
+        _RUNNING.add(self._pid)
 
     def result(self, wait_until: float) -> float | None:
         """The tightest dual bound the child reported by `wait_until` (or by its end, if sooner); the

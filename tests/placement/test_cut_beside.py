@@ -91,3 +91,30 @@ def test_the_cut_lp_lies_between_the_cut_models_optimum_and_the_pool_lp():
     assert got.value < pool.value - 0.003 * pool.value   # seed 29: the cuts take the gang's offer away
     assert (got.prices >= 0).all() and (got.quota_prices >= 0).all()
     assert got.x.shape == got.n.shape == (len(opts),)
+
+
+EXIT_SCRIPT = """
+import time
+from datasets.requests import generate_family
+from placement.candidates import build_options
+from placement.cut_beside import CutBeside
+from placement.instance import compile_instance
+from tests.support.requests import parsed
+inst = compile_instance(parsed(generate_family("medium", 29)))
+beside = CutBeside(inst, build_options(inst), time.perf_counter() + 60)
+print(beside._pid)
+"""
+
+
+@pytest.mark.skipif(not can_run_beside(), reason="fork")
+def test_a_child_the_plan_never_asked_is_stopped_when_the_process_exits():
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], check=False, capture_output=True, text=True,
+                       timeout=60, cwd=str(pathlib.Path(__file__).resolve().parents[2]))
+    assert p.returncode == 0, p.stderr[-500:]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(p.stdout.strip()), 0)
