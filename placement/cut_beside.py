@@ -161,21 +161,37 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
                     pool_row0=pool_row0, budget_row=budget_row)
 
 
+def _loaded(model: CutModel, seconds: float, integer: bool):
+    """(a Highs instance holding `model`, its integer columns as such where `integer`, stopping after
+    `seconds`; the factor its costs were scaled by)."""
+    import highspy
+
+    from placement.bound import _quiet_highs, lp_cost_scale
+
+    h = _quiet_highs()
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
+    h.setOptionValue("threads", 1)
+    n_cols = len(model.cost)
+    scale = lp_cost_scale(model.cost)
+    every = np.arange(n_cols, dtype=np.int32)
+    h.addVars(n_cols, np.zeros(n_cols), model.upper)
+    h.changeColsCost(n_cols, every, model.cost * scale)
+    if integer:
+        h.changeColsIntegrality(n_cols, every, np.array([highspy.HighsVarType.kInteger] * n_cols))
+    h.addRows(len(model.row_lo), model.row_lo, model.row_hi, len(model.index), model.starts, model.index,
+              model.value)
+    return h, scale
+
+
 def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: float,
                     report=None) -> CutResult:
     """HiGHS on `model` for at most `seconds`; its dual bound (valid whether or not it finished) and its
     best solution as a choice. `report(bound)`, where given, hears each dual bound HiGHS reaches on the
     way (at its callbacks: after the root LP, between its nodes)."""
-    import highspy
+    from placement.bound import _run
 
-    from placement.bound import _quiet_highs, _run, lp_cost_scale
-
-    h = _quiet_highs()
-    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
-    h.setOptionValue("threads", 1)
+    h, scale = _loaded(model, seconds, integer=True)
     h.setOptionValue("mip_rel_gap", 1e-7)
-    n_cols = len(model.cost)
-    scale = lp_cost_scale(model.cost)
 
     def value_of(dual: float) -> float | None:
         if not np.isfinite(dual):
@@ -189,12 +205,6 @@ def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: flo
             if b is not None:
                 report(b)
         h.cbMipInterrupt += hear
-    h.addVars(n_cols, np.zeros(n_cols), model.upper)
-    every = np.arange(n_cols, dtype=np.int32)
-    h.changeColsCost(n_cols, every, model.cost * scale)
-    h.changeColsIntegrality(n_cols, every, np.array([highspy.HighsVarType.kInteger] * n_cols))
-    h.addRows(len(model.row_lo), model.row_lo, model.row_hi, len(model.index), model.starts, model.index,
-              model.value)
     _run(h)
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
@@ -217,17 +227,9 @@ def cut_lp(inst: Instance, opts: Options, model: CutModel, seconds: float) -> Bo
     """The LP relaxation of `model`: the pool LP plus the whole-node cuts, so at most the pool LP's value
     and as valid (a relaxation of a relaxation); its primal leans away from nodes kept jobs hold, its
     duals price the pools, quotas and budget as the pool LP's do. None if HiGHS did not prove it in time."""
-    from placement.bound import _quiet_highs, _run, lp_cost_scale
+    from placement.bound import _run
 
-    h = _quiet_highs()
-    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, float(seconds)))
-    h.setOptionValue("threads", 1)
-    n_cols = len(model.cost)
-    scale = lp_cost_scale(model.cost)
-    h.addVars(n_cols, np.zeros(n_cols), model.upper)
-    h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), model.cost * scale)
-    h.addRows(len(model.row_lo), model.row_lo, model.row_hi, len(model.index), model.starts, model.index,
-              model.value)
+    h, scale = _loaded(model, seconds, integer=False)
     _run(h)
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Infeasible":
