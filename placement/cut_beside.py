@@ -20,6 +20,7 @@ import select
 import signal
 import struct
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,6 +284,15 @@ def _stop(pid: int) -> None:
     _UNREAPED.append(pid)
 
 
+def _abandon(state: dict) -> None:
+    """A CutBeside dropped before its result was asked for (a plan that returned early): close its pipe
+    and stop its child now rather than at its time limit."""
+    if state["fd"] >= 0:
+        os.close(state["fd"])
+        state["fd"] = -1
+        _stop(state["pid"])
+
+
 @atexit.register
 def _stop_all() -> None:
     """At exit, stop the children still running and wait for every stopped one."""
@@ -324,6 +334,8 @@ class CutBeside:
         os.close(w)
         self._fd = r
         _RUNNING.add(self._pid)
+        self._state = {"fd": r, "pid": self._pid}
+        weakref.finalize(self, _abandon, self._state)
 
     def result(self, wait_until: float) -> float | None:
         """The tightest dual bound the child reported by `wait_until` (or by its end, if sooner); the
@@ -340,8 +352,7 @@ class CutBeside:
                     break
                 self._buf += chunk
         finally:
-            os.close(self._fd)
-            _stop(self._pid)
+            _abandon(self._state)   # the pipe closed, the child stopped (once)
         whole = len(self._buf) // 8 * 8
         values = [v for (v,) in struct.iter_unpack("<d", self._buf[:whole])]
         self.bound = min(values) if values else None

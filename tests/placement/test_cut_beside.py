@@ -118,3 +118,28 @@ def test_a_child_the_plan_never_asked_is_stopped_when_the_process_exits():
     assert p.returncode == 0, p.stderr[-500:]
     with pytest.raises(ProcessLookupError):
         os.kill(int(p.stdout.strip()), 0)
+
+
+@pytest.mark.skipif(not can_run_beside(), reason="fork")
+def test_a_child_whose_plan_dropped_it_unasked_is_stopped_at_once():
+    import gc
+    import os
+
+    _, inst, opts = _medium()
+    beside = CutBeside(inst, opts, time.perf_counter() + 60)
+    pid, fd = beside._pid, beside._fd
+    del beside
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)                       # its pipe is closed
+    deadline = time.perf_counter() + 5
+    while time.perf_counter() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:          # reaped already (the next start reaps what has exited)
+            break
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the child still runs")
