@@ -100,9 +100,10 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     _, best, kept = top
     # what the insertions gained per second: the rate a CP-SAT step before the option moves must keep
     rate = max(0.0, top[0] - best_objective) / max(1e-3, time.perf_counter() - t0)
-    def steps(best: Packing, until: float, count: int, min_rate: float = 0.0) -> Packing:
+    def steps(best: Packing, until: float, count: int, min_rate: float | None = None) -> Packing:
         """CP-SAT neighbourhood steps on `best` until `until` or after `count` steps (or the step budget);
-        with `min_rate`, only while each step gains at least that much per second."""
+        with `min_rate`, only while each step gains something and at least that much per second (where the
+        insertions gained nothing the rate is 0, and a step that gained nothing must not earn the next)."""
         nonlocal neighbourhoods
         done = 0
         last = (time.perf_counter(), stats["improved"])
@@ -111,7 +112,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             # repack, drawing the neighbourhood): the most that took so far (at planet size 0.2-0.4 s)
             if stop.stopped(params.lns_min_left_s + overhead[0], until=until):
                 break
-            if min_rate and done and (gained[0] < min_rate * (time.perf_counter() - last[0])):
+            if min_rate is not None and done and (
+                    gained[0] <= 0.0 or gained[0] < min_rate * (time.perf_counter() - last[0])):
                 break
             last = (time.perf_counter(), stats["improved"])
             gained[0] = 0.0
@@ -216,15 +218,20 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     early = params.lns_early_steps if lp_x is not None and not stop.deterministic else 0
     if early and bound is not None and bound - top[0] < params.lns_early_min_gap * max(abs(bound), 1e-9):
         early = 0   # the plan is close to the bound already: the option moves' small gains are what is left
-    if early and params.lns_early_after_mip and mip_rate is not None and (
-            mip_rate[0] < params.lns_early_rate * rate * mip_rate[1]):
+    # the rate each step must keep: a share of the insertions' (or a floor set in the parameters), and where
+    # that rule is on at all a step that gained nothing never earns the next (the insertions gain nothing when
+    # a slow machine leaves them too little time for one, and the rate is then 0)
+    min_rate = (max(params.lns_early_rate * rate, params.lns_early_min_rate)
+                if params.lns_early_rate > 0 or params.lns_early_min_rate > 0 else None)
+    if early and params.lns_early_after_mip and min_rate is not None and mip_rate is not None and (
+            mip_rate[0] <= 0.0 or mip_rate[0] < min_rate * mip_rate[1]):
         early = 0   # the integer steps re-planned the LP's disagreements (exactly, at pool level) at less than the
         #             rate the steps must keep: the first CP-SAT step there is held to it as the next would be
     if early:
         t1 = time.perf_counter()
         until = min(deadline, t1 + params.lns_early_share * max(0.0, deadline - t1))
         before = stats["steps"]
-        best = steps(best, until, early, rate * params.lns_early_rate)
+        best = steps(best, until, early, min_rate)
         stats["early_steps"] = stats["steps"] - before
     t1 = time.perf_counter()
     more = stop.budget(float("inf"), params.option_moves_share * max(0.0, deadline - t1))

@@ -90,6 +90,7 @@ class EngineParams:
     lns_early_rate: float = 0.5          # the next runs only while the last gained at least this x the gang moves' gain
                                          # per second (large family seeds 0-9 at 5 s: all four steps cost 0.44 % on
                                          # average, 9 of 10 worse; with this rule 0.02 %, 4 better, 5 worse)
+    lns_early_min_rate: float = 0.0      # and at least this much per second whatever the gang moves gained (0: none)
     lns_early_min_gap: float = 0.01      # only while the plan is at least this far below the bound (else they cost the
                                          # option moves' small gains: medium 40-59 at 1 s paired -0.014 % -> -0.005 %)
     lns_early_after_mip: bool = True     # the integer steps count as the first of them: the first runs only where they

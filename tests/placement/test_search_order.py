@@ -26,23 +26,23 @@ def _medium(deterministic: bool = False):
 
 
 def test_the_cpsat_steps_before_the_option_moves_stop_after_one_that_gains_too_little_per_second() -> None:
-    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=1e12,   # no step gains that much
-                                 mip_steps_share=0.0)                               # and no integer step before
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_min_rate=1e12,   # no step gains that much
+                                 mip_steps_share=0.0)                                   # and no integer step before
     assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 1
 
 
 def test_no_cpsat_step_runs_before_the_option_moves_after_integer_steps_that_gained_too_little_per_second() -> None:
-    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=1e12)   # the integer steps run first
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_min_rate=1e12)   # the integer steps run first
     assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 0
 
 
 def test_the_integer_steps_hold_back_no_cpsat_step_where_that_rule_is_off() -> None:
-    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=1e12, lns_early_after_mip=False)
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_min_rate=1e12, lns_early_after_mip=False)
     assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 1
 
 
 def test_the_cpsat_steps_before_the_option_moves_all_run_without_a_rate_to_meet() -> None:
-    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=0.0)
+    params = dataclasses.replace(ROOMY, lns_early_steps=3, lns_early_rate=0.0, lns_early_min_rate=0.0)
     assert plan(_medium(), params).stats.phases_s["lns_early_steps"] == 3
 
 
