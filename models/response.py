@@ -64,7 +64,8 @@ class SolverStats(BaseModel):
     """Extension: how the plan was found, for operators and benchmarks."""
 
     model_config = ConfigDict(extra="forbid")
-    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, replan")
+    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, whole_node_mip (the "
+                        "whole-node-cut integer model solved beside the search), replan")
     cpsat_status: str | None = None
     bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat, whole_node_mip or node_milp: "
                                           "which proof gave `bound`")

@@ -47,6 +47,8 @@ class CutModel:
     n_col_of: np.ndarray   # per option, its replicas column (-1: a keep, whose replicas are fixed)
     pool_row0: int = 0     # the first pool row (one per pool, in pool order); the quota rows follow
     budget_row: int = -1   # the migration budget's row (-1: none)
+    z_col: np.ndarray | None = None   # per (largest node a kept job sits on, keep option on it): the node's column
+    z_opt: np.ndarray | None = None   # ... and the keep option (z_col >= x_opt)
 
 
 @dataclass
@@ -140,9 +142,9 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
                 np.array([float(inst.budget_gb)]))
     # the cuts: z_n >= x_o for each keep o on largest node n; whole-node replicas + sum z <= largest nodes
     pairs = [(z_col[n], o) for n in z_nodes for o in held[n]]
+    zc = np.array([p[0] for p in pairs], dtype=np.int64)
+    xo = np.array([p[1] for p in pairs], dtype=np.int64)
     if pairs:
-        zc = np.array([p[0] for p in pairs], dtype=np.int64)
-        xo = np.array([p[1] for p in pairs], dtype=np.int64)
         m = len(pairs)
         add(np.r_[np.arange(m), np.arange(m)], np.r_[zc, xo], np.r_[np.ones(m), -np.ones(m)],
             np.zeros(m), np.full(m, inf))
@@ -159,7 +161,7 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
     return CutModel(cost=cost, upper=upper, row_lo=np.concatenate(lo_parts), row_hi=np.concatenate(hi_parts),
                     starts=starts, index=np.concatenate(rows_c)[order].astype(np.int32),
                     value=np.concatenate(rows_v)[order], constant=-float(pc.sum()), n_col_of=n_col_of,
-                    pool_row0=pool_row0, budget_row=budget_row)
+                    pool_row0=pool_row0, budget_row=budget_row, z_col=zc, z_opt=xo)
 
 
 def _loaded(model: CutModel, seconds: float, integer: bool):
@@ -184,15 +186,36 @@ def _loaded(model: CutModel, seconds: float, integer: bool):
     return h, scale
 
 
+def solution_arrays(inst: Instance, opts: Options, model: CutModel,
+                    v: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """A solution's column values `v` as (its objective in the model, the option per job (-1: none), the
+    replicas per job)."""
+    n_opt = len(opts)
+    chosen = np.flatnonzero(np.asarray(v[:n_opt]) > 0.5)
+    jobs = opts.job[chosen]
+    cols = model.n_col_of[chosen]
+    r0 = np.array([j.r0 for j in inst.jobs], dtype=np.int64)
+    option = np.full(len(inst.jobs), -1, dtype=np.int64)
+    replicas = np.zeros(len(inst.jobs), dtype=np.int64)
+    option[jobs] = chosen
+    replicas[jobs] = np.where(cols >= 0, np.rint(np.asarray(v)[np.maximum(cols, 0)]), r0[jobs]).astype(np.int64)
+    return float(-(model.cost @ np.asarray(v)) + model.constant), option, replicas
+
+
 def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: float,
-                    report=None) -> CutResult:
+                    report=None, improved=None) -> CutResult:
     """HiGHS on `model` for at most `seconds`; its dual bound (valid whether or not it finished) and its
     best solution as a choice. `report(bound)`, where given, hears each dual bound HiGHS reaches on the
-    way (at its callbacks: after the root LP, between its nodes)."""
+    way (at its callbacks: after the root LP, between its nodes); `improved(values)` each better solution
+    it finds (its column values)."""
     from placement.bound import _run
 
     h, scale = _loaded(model, seconds, integer=True)
     h.setOptionValue("mip_rel_gap", 1e-7)
+    if improved is not None:
+        def found(e) -> None:
+            improved(np.asarray(e.data_out.mip_solution))
+        h.cbMipImprovingSolution += found
 
     def value_of(dual: float) -> float | None:
         if not np.isfinite(dual):
@@ -214,14 +237,14 @@ def solve_cut_model(inst: Instance, opts: Options, model: CutModel, seconds: flo
     bound = value_of(float(info.mip_dual_bound))
     objective, choice = None, {}
     if info.primal_solution_status >= 1 and np.isfinite(info.objective_function_value):
-        v = np.asarray(h.getSolution().col_value)
-        objective = float(-(model.cost @ v) + model.constant)
-        n_opt = len(opts)
-        for o in np.flatnonzero(v[:n_opt] > 0.5).tolist():
-            j = int(opts.job[o])
-            c = int(model.n_col_of[o])
-            choice[j] = (o, inst.jobs[j].r0 if c < 0 else round(v[c]))
+        objective, option, replicas = solution_arrays(inst, opts, model, np.asarray(h.getSolution().col_value))
+        choice = _choice(option, replicas)
     return CutResult(bound, objective, choice, status)
+
+
+def _choice(option: np.ndarray, replicas: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Per-job arrays (option, -1 for none; replicas) as a choice: job -> (option, replicas)."""
+    return {j: (int(option[j]), int(replicas[j])) for j in np.flatnonzero(option >= 0).tolist()}
 
 
 def cut_lp(inst: Instance, opts: Options, model: CutModel, seconds: float) -> Bound | None:
@@ -301,6 +324,42 @@ def _stop_all() -> None:
     _reap(block=True)
 
 
+class _SharedSolution:
+    """The child's latest solution in memory shared with the parent (an anonymous shared mapping made
+    before the fork): two slots written in turn, each with a sequence number that is odd while it is being
+    written, and a header naming the last one finished; so the parent reads a whole solution at any time,
+    even one the child was killed in the middle of replacing. A pipe would fill (a solution is 16 bytes a
+    job) and block the child's bound reports."""
+
+    def __init__(self, n_jobs: int):
+        import mmap
+
+        self._mm = mmap.mmap(-1, 8 * (4 + 2 + 2 * 2 * n_jobs))
+        self._head = np.ndarray((4,), dtype=np.int64, buffer=self._mm, offset=0)     # [last slot + 1, seq 0, seq 1, -]
+        self._obj = np.ndarray((2,), dtype=np.float64, buffer=self._mm, offset=32)
+        self._data = np.ndarray((2, 2, n_jobs), dtype=np.int64, buffer=self._mm, offset=48)   # slot, (option, replicas)
+
+    def write(self, objective: float, option: np.ndarray, replicas: np.ndarray) -> None:
+        """(the child) The slot not named last, then the header names it."""
+        t = 1 if self._head[0] == 1 else 0
+        self._head[1 + t] += 1
+        self._obj[t] = objective
+        self._data[t, 0] = option
+        self._data[t, 1] = replicas
+        self._head[1 + t] += 1
+        self._head[0] = t + 1
+
+    def read(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(the parent) The last whole solution written, or None."""
+        last = int(self._head[0])
+        for t in ([last - 1, 2 - last] if last else []):
+            before = int(self._head[1 + t])
+            got = (float(self._obj[t]), self._data[t, 0].copy(), self._data[t, 1].copy())
+            if before % 2 == 0 and before > 0 and int(self._head[1 + t]) == before:
+                return got
+        return None
+
+
 class CutBeside:
     """`solve_cut_model` in a forked child process started at once, for at most until `until` (a
     perf_counter reading); the model is built here first (a few milliseconds of array passes). A
@@ -315,6 +374,7 @@ class CutBeside:
         self.bound: float | None = None
         self.finished: float | None = None
         self._buf = b""
+        self._shared = _SharedSolution(len(inst.jobs))
         r, w = os.pipe()
         self._pid = os.fork()
         if self._pid == 0:   # the child: solve, report, exit at once (no cleanup of the parent's state)
@@ -325,7 +385,11 @@ class CutBeside:
                 def report(b: float) -> None:
                     os.write(w, struct.pack("<d", b))
 
-                got = solve_cut_model(inst, opts, model, until - time.perf_counter(), report=report)
+                def improved(v: np.ndarray) -> None:
+                    self._shared.write(*solution_arrays(inst, opts, model, v))
+
+                got = solve_cut_model(inst, opts, model, until - time.perf_counter(), report=report,
+                                      improved=improved)
                 if got.bound is not None:
                     report(got.bound)
                 code = 0
@@ -336,6 +400,12 @@ class CutBeside:
         _RUNNING.add(self._pid)
         self._state = {"fd": r, "pid": self._pid}
         weakref.finalize(self, _abandon, self._state)
+
+    def solution(self) -> tuple[float, dict[int, tuple[int, int]]] | None:
+        """The best solution the child found so far, (its objective in the model, its choice: job ->
+        (option, replicas)), or None; the child runs on."""
+        got = self._shared.read()
+        return None if got is None else (got[0], _choice(got[1], got[2]))
 
     def result(self, wait_until: float) -> float | None:
         """The tightest dual bound the child reported by `wait_until` (or by its end, if sooner); the

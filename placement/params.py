@@ -146,6 +146,12 @@ class EngineParams:
     lp_whole_node_cuts: bool = True     # in the same size range, the LP stage solves that model's LP relaxation
     compact_spread: bool = True          # wall clock, below the LP-first size: jobs that start or move onto fewer nodes
     compact_tails: float = 0.25          # ... taking at most this share of the tail once the search stops
+    cut_beside_solution: bool = True     # its best solution, packed from scratch, taken where better than the search's
+                                         # (medium 0-39 at 1 s: 4 better, seed 6 by 0.55 %; HiGHS finds most of its
+                                         # solutions when its root ends or at its time limit)
+    cut_beside_solution_lead_s: float = 0.08   # ... so the child stops this long before the search (its last
+                                               # solution came 0.02 s after its limit on seed 29)
+    cut_beside_solution_margin: float = 0.005  # ... packed where its model value is at most this share below the plan
     cut_beside_wait_tails: float = 0.1   # once the search stops, its answer is waited for this share of the tail at most
 
 

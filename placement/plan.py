@@ -155,7 +155,9 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         if P.cut_beside or P.lp_whole_node_cuts:
             cut_mdl = cut_model(inst, opts)
         if P.cut_beside and cores() >= 2 and can_run_beside():
-            cut = CutBeside(inst, opts, until, cut_mdl)
+            # where its solution is read once the search stops, the child stops a little before the search
+            cut = CutBeside(inst, opts, until - (P.cut_beside_solution_lead_s if P.cut_beside_solution else 0.0),
+                            cut_mdl)
         clock.lap("cut_model")
 
     # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at
@@ -274,10 +276,12 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         # the search's set-up (gains, neighbourhoods, each step's model and repack) is passes over
         # every job: at the LP-first size it needs about a packing pass, measured above, to do anything
         search_needs = realize_s if lp_first else 0.0
+        # the child's solution is packed and scored once the search stops: the search leaves time for that
+        search_until = until - (realize_s + score_s if cut is not None and P.cut_beside_solution else 0.0)
         if not _proven(bound, candidates, P.optimal_gap) and (
-                not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=until):
+                not pool_optimum_reached) and stop.may_start(search_needs + P.min_stage_s, until=search_until):
             alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
-            pk, lstats = lns(inst, opts, best_pk, until, bound.x, stop, P, quota_prices=bound.quota_prices,
+            pk, lstats = lns(inst, opts, best_pk, search_until, bound.x, stop, P, quota_prices=bound.quota_prices,
                              lp_n=bound.n, alternatives=alts, best_objective=best_score.objective,
                              bound=bound.value)
             if lstats["improved"]:
@@ -290,6 +294,15 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
 
+    if cut is not None and P.cut_beside_solution:
+        got = cut.solution()
+        if got is not None and got[0] >= best_score.objective - P.cut_beside_solution_margin * abs(best_score.objective):
+            pk = realize(inst, opts, got[1], deadline=until)
+            if _protected_ok(inst, pk):
+                sc = score(inst, pk.placed_map())
+                if sc.objective > best_score.objective:
+                    best_name, best_pk, best_score = "whole_node_mip", pk, sc
+        clock.lap("cut_solution")
     if use_cpsat and not stop.deterministic and not backfill.is_backfill(inst) and not lp_first and (
             P.compact_spread and best_pk.choice):
         # started and moved jobs onto the fewest nodes their pool's room allows (placement/compact.py);
@@ -323,7 +336,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp"):
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp", "whole_node_mip"):
         status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
     else:
         status = "feasible"

@@ -7,13 +7,22 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import pytest
 
 from datasets.requests import generate_family
 from placement import plan
 from placement.bound import lp_bound
 from placement.candidates import build_options
-from placement.cut_beside import CutBeside, can_run_beside, cut_lp, cut_model, solve_cut_model
+from placement.cut_beside import (
+    CutBeside,
+    _SharedSolution,
+    can_run_beside,
+    cut_lp,
+    cut_model,
+    solution_arrays,
+    solve_cut_model,
+)
 from placement.exact import whole_node_bound
 from placement.instance import compile_instance
 from placement.lp_beside import cores
@@ -72,6 +81,60 @@ def test_a_medium_plan_reports_the_cut_models_bound_where_it_is_tighter():
     assert resp.stats.bound_method == "whole_node_mip"
     assert resp.bound < knapsack.bound - 0.005 * knapsack.bound
     assert resp.gap < 0.01
+
+
+def _columns(model, opts, choice) -> np.ndarray:
+    """The cut model's columns at a choice (the kept-node columns from the keeps)."""
+    v = np.zeros(len(model.cost))
+    for o, n in choice.values():
+        v[o] = 1
+        if model.n_col_of[o] >= 0:
+            v[model.n_col_of[o]] = n
+    for c, o in zip(model.z_col, model.z_opt):
+        v[c] = max(v[c], v[o])
+    return v
+
+
+def test_the_childs_solution_is_one_option_per_job_at_its_model_value():
+    _, inst, opts = _medium()
+    model = cut_model(inst, opts)
+    full = solve_cut_model(inst, opts, model, 60)
+    beside = CutBeside(inst, opts, time.perf_counter() + 1.0, model)   # its first solution came at 0.15 s here
+    beside.result(time.perf_counter() + 1.1)
+    value, choice = beside.solution()
+    assert all(int(opts.job[o]) == j and opts.lo[o] <= n <= opts.hi[o] or opts.keep[o]
+               for j, (o, n) in choice.items())
+    assert all(j in choice for j in range(len(inst.jobs)) if inst.jobs[j].protected)
+    assert float(-(model.cost @ _columns(model, opts, choice)) + model.constant) == pytest.approx(value, rel=1e-9)
+    assert value <= full.objective + 1e-6 * abs(full.objective)
+
+
+def test_a_solution_cut_off_while_being_written_is_not_read_the_one_before_is():
+    _, inst, opts = _medium()
+    model = cut_model(inst, opts)
+    full = solve_cut_model(inst, opts, model, 60)
+    value, option, replicas = solution_arrays(inst, opts, model, _columns(model, opts, full.choice))
+    shared = _SharedSolution(len(inst.jobs))
+    assert shared.read() is None
+    shared.write(value, option, replicas)
+    shared.write(value - 1.0, option, replicas)
+    assert shared.read()[0] == value - 1.0
+    shared._head[1 + 0] += 1     # the next write (into the first slot again) started and was killed
+    shared._head[0] = 1          # ... even had it named that slot already
+    got = shared.read()
+    assert got[0] == value - 1.0 and (got[1] == option).all() and (got[2] == replicas).all()
+
+
+
+@pytest.mark.skipif(cores() < 2 or not can_run_beside(), reason="the model runs only beside the search, on a second core")
+def test_a_plan_takes_the_childs_solution_where_it_beats_the_search():
+    data = generate_family("medium", 6)    # the cut model's root ends with a plan 0.6 % above the 1 s search's
+    data["policy"]["time_limit_s"] = 3.0
+    weak = dataclasses.replace(DEFAULT, gang_moves_share=0.0, option_moves_share=0.0, option_moves_fill=False,
+                               mip_steps_share=0.0, lns_early_steps=0, lns_step_s=0.01)   # CP-SAT steps alone
+    resp = plan(parsed(data), weak)
+    check(data, resp)
+    assert resp.stats.engine == "whole_node_mip"
 
 
 def test_deterministic_plans_never_start_it():
