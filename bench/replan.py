@@ -16,7 +16,9 @@ sent exactly as in the previous request are not validated again; the base reques
 chain), and the collector is held from the parse to the response's JSON, as the service's
 `CollectorHold` does. Prints per step: the warm answer end to end (parse + engine + the response's JSON
 text, what the service's `POST /plan` spends besides the network and the plan log), its parts, the CPU
-seconds this process spent on it (on a shared machine the wall clock also counts others' turns), the cold
+seconds this process spent on it (on a shared machine the wall clock also counts others' turns), the share
+of jobs whose JSON differs from the previous request's (arrived, finished, or a new `current` after the
+plan applied: after a full solve most jobs', so the first step of a chain is reported apart), the cold
 parse of the same text for comparison, the full plan's wall with parse (cold), their ratio, both
 objectives and the warm one's shortfall against the full one, both reported gaps, validity, and the load
 average; then the median and the worst over every step.
@@ -54,6 +56,14 @@ def _verdict(pc, data: dict, text: str, resp) -> tuple[bool, bool]:
     return not bad, abs(obj - resp.objective) <= 1e-6 * max(1.0, abs(obj))
 
 
+def _changed(before: dict, after: dict) -> int:
+    """Jobs that differ between two requests: arrived, finished, or sent otherwise (a job started, moved or
+    resized by the plan applied carries a new `current`)."""
+    old = {j["id"]: json.dumps(j, sort_keys=True) for j in before["jobs"]}
+    new = {j["id"]: json.dumps(j, sort_keys=True) for j in after["jobs"]}
+    return sum(1 for k, v in new.items() if old.get(k) != v) + sum(1 for k in old if k not in new)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="planet")
@@ -81,7 +91,7 @@ def main() -> None:
     gen = generate_family if args.generator == "family" else generate_size
     print(f"# bench/replan.py {args.size} seeds {args.seeds} steps {args.steps} share {args.share} "
           f"generator {args.generator}; load {_load()}")
-    print("seed step jobs arr/done | warm end-to-end s (parse + engine + json; CPU s) | cold parse s | full: wall_s | "
+    print("seed step jobs arr/done changed | warm end-to-end s (parse + engine + json; CPU s) | cold parse s | full: wall_s | "
           "warm e2e/full | objective warm / full (warm short by) | gap warm / full (bound method) | "
           "valid warm full | load")
     rows = []
@@ -97,7 +107,9 @@ def main() -> None:
               flush=True)
         for step in range(1, args.steps + 1):
             k = round(len(data["jobs"]) * args.share / 2)
+            prev = data
             data = next_epoch(data, json.loads(resp.model_dump_json(by_alias=True)), k, k, seed=1000 * seed + step)
+            changed = _changed(prev, data) / max(1, len(prev["jobs"]))
             text = json.dumps(data).encode()
             with collector_paused(True):   # as the service holds it from the parse to the answer
                 c0 = time.process_time()
@@ -122,9 +134,10 @@ def main() -> None:
             short = 1.0 - w_resp.objective / f_resp.objective
             row = {"seed": seed, "step": step, "parse_s": t1 - t0, "engine_s": t2 - t1, "json_s": t3 - t2,
                    "e2e_s": t3 - t0, "e2e_cpu_s": cpu, "cold_parse_s": cold_parse, "full_s": f_wall, "short": short,
-                   "gap": w_resp.gap, "full_gap": f_resp.gap, "warm": warm_used, "valid": all(w_ok) and all(f_ok)}
+                   "gap": w_resp.gap, "full_gap": f_resp.gap, "warm": warm_used, "valid": all(w_ok) and all(f_ok),
+                   "changed": changed}
             rows.append(row)
-            print(f"{seed} {step} {len(data['jobs'])} {k}/{k} | {'warm' if warm_used else 'FULL'}: "
+            print(f"{seed} {step} {len(data['jobs'])} {k}/{k} {100 * changed:.1f}% | {'warm' if warm_used else 'FULL'}: "
                   f"{row['e2e_s']:.3f} ({row['parse_s']:.3f} + {row['engine_s']:.3f} + {row['json_s']:.3f}; "
                   f"cpu {cpu:.3f}) | "
                   f"{cold_parse:.3f} | {f_wall:.2f} | {row['e2e_s'] / f_wall:.3f} | "
@@ -148,6 +161,15 @@ def main() -> None:
               f"worst {100 * max(r['short'] for r in rows):+.3f} %; warm reported gap: "
               f"median {100 * statistics.median(r['gap'] for r in rows):.2f} %, worst {100 * max(r['gap'] for r in rows):.2f} %; "
               f"full reported gap median {100 * statistics.median(r['full_gap'] for r in rows):.2f} %")
+        for name, group in (("steady (the previous plan warm, so only the churn and that plan's starts differ)",
+                             [r for r in rows if r["step"] > 1]),
+                            ("first after a full solve (its starts and moves change most jobs' `current`)",
+                             [r for r in rows if r["step"] == 1])):
+            if group:
+                e2e = [r["e2e_s"] for r in group]
+                ch = [100 * r["changed"] for r in group]
+                print(f"# {name}: {len(group)} steps, jobs differing {min(ch):.1f}-{max(ch):.1f} %; warm end to end "
+                      f"median {statistics.median(e2e):.3f}, worst {max(e2e):.3f} s")
         print(f"# warm answered {sum(r['warm'] for r in rows)} of {len(rows)}; all valid: {all(r['valid'] for r in rows)}; "
               f"load {_load()}")
 
