@@ -293,16 +293,10 @@ def lp_bound(inst: Instance, opts: Options, time_limit_s: float,
     st_all = np.concatenate(starts).astype(np.int32)
     h.addRows(len(lo_all), lo_all, hi_all, nnz, st_all, np.concatenate(idx_parts).astype(np.int32),
               np.concatenate(val_parts))
-    _run(h)
-    status = h.modelStatusToString(h.getModelStatus())
-    if status == "Infeasible":
-        return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
-    if status != "Optimal":
-        return None
-    value = -h.getInfo().objective_function_value / cost_scale + const
-    sol = h.getSolution()
-    duals = np.asarray(sol.row_dual) / cost_scale
-    colv = np.asarray(sol.col_value)
+    got = solved_lp(h, cost_scale, const, len(inst.pools))
+    if not isinstance(got, LpSolution):
+        return got
+    value, duals, colv = got.value, got.duals, got.cols
     xs = colv[:n_opt].copy()
     ns = xs * opts.lo
     ns[chg] += colv[n_opt:]
@@ -329,6 +323,28 @@ def lp_cost_scale(cost: np.ndarray) -> float:
     if big <= LP_MAX_COST:
         return 1.0
     return float(10.0 ** -np.ceil(np.log10(big / LP_MAX_COST)))
+
+
+@dataclass
+class LpSolution:
+    """An LP HiGHS proved optimal: its value and row duals in the model's own units, its column values."""
+    value: float
+    duals: np.ndarray
+    cols: np.ndarray
+
+
+def solved_lp(h, scale: float, constant: float, n_pools: int) -> LpSolution | Bound | None:
+    """Run the LP loaded in `h` (costs multiplied by `scale`, maximising `-cost . v + constant`): its
+    solution; an infeasible Bound where HiGHS proved it infeasible; None where it proved nothing in time."""
+    _run(h)
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return Bound(float("inf"), "lp", np.zeros(n_pools), infeasible=True)
+    if status != "Optimal":
+        return None
+    sol = h.getSolution()
+    return LpSolution(-h.getInfo().objective_function_value / scale + constant,
+                      np.asarray(sol.row_dual) / scale, np.asarray(sol.col_value))
 
 
 def _run(h) -> None:

@@ -251,19 +251,13 @@ def cut_lp(inst: Instance, opts: Options, model: CutModel, seconds: float) -> Bo
     """The LP relaxation of `model`: the pool LP plus the whole-node cuts, so at most the pool LP's value
     and as valid (a relaxation of a relaxation); its primal leans away from nodes kept jobs hold, its
     duals price the pools, quotas and budget as the pool LP's do. None if HiGHS did not prove it in time."""
-    from placement.bound import _run
+    from placement.bound import LpSolution, solved_lp
 
     h, scale = _loaded(model, seconds, integer=False)
-    _run(h)
-    status = h.modelStatusToString(h.getModelStatus())
-    if status == "Infeasible":
-        return Bound(float("inf"), "lp", np.zeros(len(inst.pools)), infeasible=True)
-    if status != "Optimal":
-        return None
-    value = -h.getInfo().objective_function_value / scale + model.constant
-    sol = h.getSolution()
-    duals = np.asarray(sol.row_dual) / scale
-    v = np.asarray(sol.col_value)
+    got = solved_lp(h, scale, model.constant, len(inst.pools))
+    if not isinstance(got, LpSolution):
+        return got
+    value, duals, v = got.value, got.duals, got.cols
     n_opt = len(opts)
     x = v[:n_opt].copy()
     r0 = np.array([j.r0 for j in inst.jobs], dtype=float)[opts.job]
