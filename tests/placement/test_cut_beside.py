@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from datasets.requests import generate_family
-from placement import plan
+from placement import cut_beside, plan
 from placement.bound import lp_bound
 from placement.candidates import build_options
 from placement.cut_beside import (
@@ -45,6 +45,23 @@ def test_the_model_solved_to_the_end_is_the_bench_model():
     assert got.status == ref.status == "Optimal"
     assert got.bound == pytest.approx(ref.bound, rel=1e-7)
     assert got.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_without_the_feasibility_jump_the_solve_reaches_the_same_optimum():
+    _, inst, opts = _medium()
+    model = cut_model(inst, opts)
+    with_jump = solve_cut_model(inst, opts, model, 60)
+    without = solve_cut_model(inst, opts, model, 60, feasibility_jump=False)
+    assert without.status == with_jump.status == "Optimal"
+    assert without.objective == pytest.approx(with_jump.objective, rel=1e-6)
+    assert without.bound == pytest.approx(with_jump.bound, rel=1e-6)
+
+
+def test_a_highs_option_this_highs_does_not_know_is_an_error_not_a_warning():
+    _, inst, opts = _medium()
+    h, _ = cut_beside._loaded(cut_model(inst, opts), 1.0, integer=True)
+    with pytest.raises(RuntimeError, match="no_such_option"):
+        cut_beside._set(h, "no_such_option", False)
 
 
 def test_a_solve_cut_short_still_bounds_the_optimum_from_above():
