@@ -152,6 +152,12 @@ class EngineParams:
                                          # on average; in a 1 s plan seeds 26, 28, 30, 39 had theirs at 0.79-0.9 s, and
                                          # seed 30 reported 2.8 % for 0.3 % when it missed), and the plans are the same
                                          # (paired, two runs each: +0.0007 %, the child's solution taken as often)
+    cut_beside_presolve: bool = False    # HiGHS' presolve in the child (its probing and clique table: 0.4 s of a medium
+                                         # model's first 0.55 s): off, the root's bound comes at 0.2-0.3 s, not 0.5-0.8
+                                         # (medium 0-39, bound within 0.5 % of the best at 0.5 s on 38 seeds, 28-33 with
+                                         # it); in 1 s plans paired, two runs each: +0.0075 %, reported worst 0.70 /
+                                         # 0.70 % against 0.62 / 2.98 % (seed 30's cut bound missed); beside a busy loop
+                                         # +0.033 %, 19 better / 8 worse, reported worst 0.83 % against 2.90 %
     lp_whole_node_cuts: bool = True     # in the same size range, the LP stage solves that model's LP relaxation
     compact_spread: bool = True          # wall clock, below the LP-first size: jobs that start or move onto fewer nodes
     compact_tails: float = 0.25          # ... taking at most this share of the tail once the search stops

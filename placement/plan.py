@@ -157,7 +157,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         if P.cut_beside and cores() >= 2 and can_run_beside():
             # where its solution is read once the search stops, the child stops a little before the search
             cut = CutBeside(inst, opts, until - (P.cut_beside_solution_lead_s if P.cut_beside_solution else 0.0),
-                            cut_mdl, feasibility_jump=P.cut_beside_feasibility_jump)
+                            cut_mdl, feasibility_jump=P.cut_beside_feasibility_jump,
+                            presolve=P.cut_beside_presolve)
         clock.lap("cut_model")
 
     # a valid bound at once (prices zero; on a small request a few subgradient steps from there, aimed at

@@ -47,14 +47,16 @@ def test_the_model_solved_to_the_end_is_the_bench_model():
     assert got.objective == pytest.approx(ref.objective, rel=1e-6)
 
 
-def test_without_the_feasibility_jump_the_solve_reaches_the_same_optimum():
+@pytest.mark.parametrize("options", [{"feasibility_jump": False}, {"presolve": False},
+                                     {"feasibility_jump": False, "presolve": False}])
+def test_without_the_feasibility_jump_or_the_presolve_the_solve_reaches_the_same_optimum(options):
     _, inst, opts = _medium()
     model = cut_model(inst, opts)
-    with_jump = solve_cut_model(inst, opts, model, 60)
-    without = solve_cut_model(inst, opts, model, 60, feasibility_jump=False)
-    assert without.status == with_jump.status == "Optimal"
-    assert without.objective == pytest.approx(with_jump.objective, rel=1e-6)
-    assert without.bound == pytest.approx(with_jump.bound, rel=1e-6)
+    full = solve_cut_model(inst, opts, model, 60)
+    without = solve_cut_model(inst, opts, model, 60, **options)
+    assert without.status == full.status == "Optimal"
+    assert without.objective == pytest.approx(full.objective, rel=1e-6)
+    assert without.bound == pytest.approx(full.bound, rel=1e-6)
 
 
 def test_a_highs_option_this_highs_does_not_know_is_an_error_not_a_warning():
