@@ -61,3 +61,17 @@ def test_missing_file_exits_2_cleanly():
 def test_malformed_json_exits_2_cleanly():
     p = meridian("plan", "-", stdin=b"{not json")
     assert p.returncode == 2 and b"not valid JSON" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_planning_from_the_command_line_loads_no_web_stack():
+    # every command builds the `serve` parser; the app behind it (FastAPI, the pages, the plan log) is
+    # for `meridian serve` alone
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['meridian', 'plan', {str(EXAMPLE)!r}, '-o', '/dev/null']\n"
+            "try:\n    runpy.run_module('service.cli', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "web = sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'jinja2', 'sqlalchemy'})\n"
+            "print(','.join(web))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ""
