@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from placement import cpsat
 from placement.candidates import Options
-from placement.cpsat import solve_pool_model
 from placement.gang_insert import gang_moves, keep_moves, option_moves
 from placement.greedy import option_gains
 from placement.instance import Instance
@@ -154,7 +154,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             return best
         seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
         granted[0] = seconds
-        res = solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
+        res = cpsat.solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
                                kept_room=_kept_room(inst, opts, best, free))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from placement.candidates import Options
 from placement.instance import Instance
@@ -29,6 +28,8 @@ def node_step(inst: Instance, opts: Options, base: Packing, pool: int, node_list
     """`base` with the jobs in `free` re-planned on `node_list` (nodes of `pool`; a freed job placed
     in the pool must sit only on them), or left where they are, or unplaced; None when CP-SAT
     finds nothing."""
+    from ortools.sat.python import cp_model  # here: OR-Tools brings pandas, 0.2 s a CLI plan never needs
+
     p = inst.pools[pool]
     nodes = np.asarray(sorted(node_list), dtype=np.int64)
     pos = {int(n): i for i, n in enumerate(nodes.tolist())}

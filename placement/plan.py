@@ -20,7 +20,7 @@ import numpy as np
 from models.collector import collector_paused
 from models.request import PlanRequest
 from models.response import Assignment, Breakdown, PlanResponse, SolverStats
-from placement import backfill
+from placement import backfill, cpsat
 from placement.bound import (
     Bound,
     improving_options,
@@ -32,7 +32,6 @@ from placement.bound import (
 from placement.candidates import Options, build_options
 from placement.colgen import ColumnGeneration, colgen_lp
 from placement.compact import compact_spread
-from placement.cpsat import solve_pool_model
 from placement.cut_beside import CutBeside, CutModel, can_run_beside, cut_lp, cut_model
 from placement.greedy import greedy, option_gains
 from placement.instance import Instance, compile_instance, snap_down
@@ -251,7 +250,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             hint = {j: (o, sum(best_pk.nodes[j].values())) for j, o in best_pk.choice.items()}
             budget = stop.budget(P.cpsat_det_share * limit,
                                  max(P.min_stage_s, stop.left(until=until) * P.cpsat_share_of_left))
-            res = solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, stop)
+            res = cpsat.solve_pool_model(inst, opts, np.arange(len(opts)), hint, budget, stop)
             cp_status, cp_vars = res.status, res.variables
             if res.status in ("OPTIMAL", "FEASIBLE"):
                 pk = realize(inst, opts, res.choice)
@@ -590,7 +589,7 @@ def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P:
     prot = [i.index for i in inst.jobs if i.protected]
     subset = np.concatenate([opts.by_job[j] for j in prot]) if prot else np.zeros(0, dtype=np.int64)
     seconds = stop.budget(P.rescue_det_share * inst.request.policy.time_limit_s, max(P.rescue_min_s, stop.left()))
-    res = solve_pool_model(inst, opts, subset, {}, seconds, stop)
+    res = cpsat.solve_pool_model(inst, opts, subset, {}, seconds, stop)
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)
