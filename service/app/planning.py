@@ -148,9 +148,10 @@ class CollectorHold:
 
 
 def _load_engine() -> tuple[Planner, Planner, Replanner, Callable[[Any], str]]:
-    from placement import greedy_plan, plan
+    from placement import greedy_plan, load_solver, plan
     from placement.replan import fleet_digest, plan_warm
 
+    load_solver()   # at startup, not inside the first request's time limit
     return plan, greedy_plan, plan_warm, fleet_digest
 
 

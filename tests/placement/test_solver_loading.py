@@ -27,3 +27,13 @@ def test_the_solver_is_still_there_when_asked_for():
     from placement.cpsat.solve import solve_pool_model
 
     assert cpsat.solve_pool_model is solve_pool_model
+
+
+def test_the_service_loads_the_solver_with_the_engine_before_any_request():
+    code = ("import sys\n"
+            "from service.app.planning import _load_engine\n"
+            "_load_engine()\n"
+            "print('placement.cpsat.solve' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "True"
