@@ -10,13 +10,29 @@ import tempfile
 def write_atomic(path: str, text: str | bytes) -> None:
     """Temp file in the same folder, fsync, rename over `path`, fsync of the folder; on any
     failure the temp file is removed and `path` keeps its previous content. The file gets the
-    mode a plain `open` would give it (0666 less the umask), or keeps the one it had."""
+    mode a plain `open` would give it (0666 less the umask), or keeps the one it had.
+
+    A symbolic link is written through: the file it points to is replaced, the link stays. A path
+    that is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe) is written in place, as
+    `open` would: there is nothing to rename over it, and renaming over a device node replaced
+    `/dev/null` itself with the plan when run as root."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".meridian-", suffix=".tmp")
     try:
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -99,7 +115,16 @@ def check_writable_file(path: str) -> None:
     error about where its result should go."""
     if os.path.isdir(path):
         raise InputError(f"{path} is a folder, not a file")
-    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):     # a device or a pipe: written in place (write_atomic)
+        if not os.access(path, os.W_OK):
+            raise InputError(f"cannot write to {path}: permission denied")
+        return
+    target = os.path.realpath(path) if os.path.islink(path) else path   # a link: its file is replaced
+    folder = os.path.dirname(os.path.abspath(target))
     check_writable_dir(folder, create=False)
 
 

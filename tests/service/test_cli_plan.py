@@ -63,11 +63,11 @@ def test_malformed_json_exits_2_cleanly():
     assert p.returncode == 2 and b"not valid JSON" in p.stderr and b"Traceback" not in p.stderr
 
 
-def test_planning_from_the_command_line_loads_no_web_stack():
+def test_planning_from_the_command_line_loads_no_web_stack(tmp_path):
     # every command builds the `serve` parser; the app behind it (FastAPI, the pages, the plan log) is
     # for `meridian serve` alone
     code = ("import runpy, sys\n"
-            f"sys.argv = ['meridian', 'plan', {str(EXAMPLE)!r}, '-o', '/dev/null']\n"
+            f"sys.argv = ['meridian', 'plan', {str(EXAMPLE)!r}, '-o', {str(tmp_path / 'plan.json')!r}]\n"
             "try:\n    runpy.run_module('service.cli', run_name='__main__')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "web = sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'jinja2', 'sqlalchemy'})\n"
