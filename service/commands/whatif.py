@@ -234,6 +234,29 @@ def comparison_rows(rows: list[dict], targets: dict | None = None) -> list[list[
     return out
 
 
+# YAML aliases share one value among many places: a file of a few hundred bytes can expand to billions of
+# values (nested aliases), or to no end (an alias inside its own anchor), in every pass that walks it.
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _expanded_size(data: object, cap: int) -> int | None:
+    """`cap` if `data`, walked as every later pass walks it (each alias expanded), holds more than `cap`
+    values; None otherwise. A file without aliases holds fewer values than it has characters."""
+    count = 0
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        count += 1
+        if count > cap:
+            return cap
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
 def read_yaml(path: str, usage_error: type[Exception]) -> object:
     """A scenario file: at most 16 MiB of UTF-8 (a byte-order mark ignored) holding YAML without lone
     surrogates; any fault is one usage_error line naming the file (and line)."""
@@ -260,6 +283,10 @@ def read_yaml(path: str, usage_error: type[Exception]) -> object:
         raise usage_error(f"{path}{where}: not valid YAML: {what}") from None
     except RecursionError:
         raise usage_error(f"{path}: not valid YAML: nested too deeply") from None
+    expanded = _expanded_size(data, max(MAX_EXPANDED_VALUES, 4 * len(text)))
+    if expanded is not None:
+        raise usage_error(f"{path}: its aliases (*name) expand to more than {expanded:,} values"
+                          " (an alias inside its own anchor never ends)")
     errors = surrogate_errors(data)
     if errors:
         raise usage_error(f"{path}: {errors[0]}")

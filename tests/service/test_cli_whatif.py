@@ -87,3 +87,29 @@ def test_a_search_naming_a_missing_cluster_is_one_line_before_any_replay(tmp_pat
     assert main(["whatif", str(f), "--find-min-capacity"]) == 2
     assert capsys.readouterr().err.strip() == (f"meridian whatif: {f}: find_min_capacity.cluster: no cluster 'nope' "
                                                "(give region: to create it)")
+
+
+def test_an_alias_inside_its_own_anchor_is_one_line_not_an_endless_walk(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("scenarios: &a [{name: x, demand_scale: *a}]\n")
+    assert main(["whatif", str(f), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"meridian whatif: {f}: its aliases (*name) expand to more than "
+                                               "1,000,000 values (an alias inside its own anchor never ends)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nested_aliases_that_expand_past_a_million_values_are_refused(tmp_path, capsys):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]" for k in range(1, 7)]   # 10^7 values
+    f = tmp_path / "s.yaml"
+    f.write_text("\n".join(levels) + "\nscenarios: [{name: x}]\n")
+    assert main(["whatif", str(f)]) == 2
+    assert "expand to more than 1,000,000 values" in capsys.readouterr().err
+
+
+def test_aliases_that_expand_modestly_still_read(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(BASE + "shared: &fleet {add_nodes: []}\nscenarios:\n  - name: base\n")
+    from service.commands.whatif import read_yaml
+
+    assert read_yaml(str(f), ValueError)["scenarios"] == [{"name": "base"}]
