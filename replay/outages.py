@@ -7,6 +7,7 @@ Outages take effect at the first epoch boundary at or after their start (the rep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ def parse_outage(text: str) -> Outage:
         end = start + float(hours) * 3600.0 if plus else None
     except ValueError:
         raise ValueError(f"outage {text!r}: START_DAY and HOURS must be numbers") from None
+    if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
+        # nan passed both checks below, and the outage silently never happened
+        raise ValueError(f"outage {text!r}: START_DAY and HOURS must be finite numbers")
     if start < 0 or (end is not None and end <= start):
         raise ValueError(f"outage {text!r}: start must be >= 0 and HOURS > 0")
     return Outage(target, start, end)
