@@ -32,5 +32,8 @@ MAX_GBPS = 1e9
 MAX_CHECKPOINT_GB = 1e9               # 1 EB
 MAX_MIGRATION_BUDGET_GB = 1e12
 MAX_SECONDS = 1e7                     # epoch_s and restart_overhead_s (about 116 days)
+MIN_EPOCH_S = 1e-3                    # a millisecond: below ~1e-300 a job's value times the epoch underflows, and
+                                      # the disruption (value * min(pause, epoch) / epoch) came out 0 (5e-324 planned
+                                      # an objective above the checker's LP bound)
 MAX_TIME_LIMIT_S = 86_400.0           # one day
 MAX_NAME_CHARS = 1024                 # ids and names (prefixes, regions, clusters, tenants, accelerators)

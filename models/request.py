@@ -180,7 +180,7 @@ class Quota(ContractModel):
     devices: int = Field(ge=0, le=L.MAX_QUOTA_DEVICES)
 
 
-class TierWeights(DefaultedModel):
+class TierWeights(ContractModel):   # a null weight is a bad request: the checker reads it as null, not 100
     premium: float = Field(100.0, ge=0, le=L.MAX_WEIGHT)
     standard: float = Field(10.0, ge=0, le=L.MAX_WEIGHT)
     basic: float = Field(1.0, ge=0, le=L.MAX_WEIGHT)
@@ -206,8 +206,14 @@ class Policy(DefaultedModel):
     )
 
 
+# Of the policy's fields only `tier_weights` reads null as its default, as the contract's checker reads
+# them: a null `mode` is a bad request by the contract (v1.1: "any other value of mode"), and a null
+# overhead, penalty, limit or flag has no meaning there (the checker fails on it) rather than a default.
+_DEFAULTED[Policy] = ("tier_weights",)
+
+
 class PlanRequest(DefaultedModel):
-    epoch_s: float = Field(300.0, gt=0, le=L.MAX_SECONDS)
+    epoch_s: float = Field(300.0, ge=L.MIN_EPOCH_S, le=L.MAX_SECONDS)
     fleet: Fleet
     jobs: list[Job] = Field(default_factory=list)
     quotas: list[Quota] = Field(default_factory=list)

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from models.errors import BadRequest
-from service.errors import UsageError
+from service.errors import OutputError, UsageError
 
 # Subcommand modules under service.commands, in the order `meridian --help` lists them.
 COMMANDS = ["plan", "serve", "executor_check", "replay", "whatif", "run"]
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"meridian {args.command}: {_printable(str(exc))}", file=sys.stderr)
         return 2
+    except OutputError as exc:
+        print(f"meridian {args.command}: {_printable(str(exc))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"meridian {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -107,12 +107,25 @@ def _text(text: str) -> str:
     return text
 
 
+def _db_url(text: str) -> str:
+    """A URL SQLAlchemy can parse (checked now: a bad one failed at startup as an internal error)."""
+    _text(text)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text)
+    except (ArgumentError, ValueError):
+        raise ValueError("not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian)") from None
+    return text
+
+
 # name -> (parser, flag help). The environment variable is MERIDIAN_<NAME upper-cased>.
 FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "host": (_text, "address to listen on (loopback by default)"),
     "port": (_port, "TCP port (0 picks a free one)"),
     "db_path": (_text, "SQLite file of the plan log (used unless --db-url is given)"),
-    "db_url": (_text, "SQLAlchemy URL of the plan log, e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian"),
+    "db_url": (_db_url, "SQLAlchemy URL of the plan log, e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian"),
     "workers": (_positive_int, "plans solved at once (worker threads)"),
     "queue": (_nonneg_int, "plans admitted to wait for a worker; beyond it: 429"),
     "max_wait_s": (_positive_float, "refuse (429) a plan whose estimated queue wait plus solve exceeds this"),

@@ -28,12 +28,14 @@ def run(args: argparse.Namespace) -> int:
     from datasets.files import InputError, check_writable_file, read_capped
     from models.limits import MAX_TIME_LIMIT_S
     from placement import greedy_plan, load_solver, plan
-    from service.errors import UsageError
+    from service.errors import OutputError, UsageError
 
     if args.time_limit is not None and not 0 < args.time_limit <= MAX_TIME_LIMIT_S:
         raise UsageError(f"--time-limit must be > 0 and at most {MAX_TIME_LIMIT_S:g} s, got {args.time_limit}")
     if args.indent is not None and not 0 <= args.indent <= 16:
         raise UsageError(f"--indent must be between 0 and 16, got {args.indent}")
+    if not args.output and sys.stdout is None:   # started with standard output closed (`>&-`)
+        raise UsageError("standard output is closed: give -o FILE for the plan")
     if args.output:                           # before planning: a plan must never be lost to a bad -o
         try:
             check_writable_file(args.output)
@@ -53,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
     out = resp.model_dump_json(indent=args.indent, exclude_none=False)
     if args.output:
         write_atomic(args.output, out + "\n")
-    else:
+        return 0
+    try:
         sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write the plan to standard output: {exc.strerror or exc} "
+                          "(give -o FILE)") from None
     return 0

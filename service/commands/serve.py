@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     # The token is read once; the app gets the value, not the file.
     settings = replace(settings, api_token=token, api_token_file=None)
     _preflight_store(settings.database_url())
+    _preflight_listen(settings.host, settings.port)
     if settings.tls_cert and settings.tls_key:
         _preflight_tls(settings.tls_cert, settings.tls_key)
     logs.configure(settings.log_level)
@@ -83,6 +84,27 @@ def run(args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     return 0 if server.started else 1
+
+
+def _preflight_listen(host: str, port: int) -> None:
+    """Resolve and bind the address once before serving, so a host that is no address here or a port in
+    use is one clear line naming the flag and exit status 2 (uvicorn logged "[Errno -2] Name or service
+    not known" and exited 3)."""
+    import socket
+
+    from service.cli import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: not an address to listen on ({getattr(exc, 'strerror', None) or exc})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds it
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
 
 def _preflight_store(url: str) -> None:

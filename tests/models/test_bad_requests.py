@@ -175,6 +175,26 @@ def test_null_means_default():
     assert req.jobs[0].tier == "standard" and req.epoch_s == 300
 
 
+def test_a_null_mode_is_a_bad_request():
+    # v1.1: "any other value of mode is a bad request"; the checker refuses it too
+    assert refused(lambda d: d["policy"].update(mode=None)) == [("policy.mode", None)]
+
+
+def test_a_null_policy_number_or_weight_is_a_bad_request():
+    # the checker reads these as null, not as their defaults (it cannot price a plan with them)
+    assert refused(lambda d: d["policy"].update(restart_overhead_s=None, remote_data_penalty=None)) == [
+        ("policy.restart_overhead_s", None), ("policy.remote_data_penalty", None)]
+    assert refused(lambda d: d["policy"].update(tier_weights={"premium": None})) == [
+        ("policy.tier_weights.premium", None)]
+
+
+def test_a_null_policy_or_tier_weights_still_means_the_defaults():
+    for mutate in (lambda d: d.update(policy=None), lambda d: d["policy"].update(tier_weights=None)):
+        data = copy.deepcopy(EXAMPLE)
+        mutate(data)
+        assert parse_request(data).policy.tier_weights.premium == 100
+
+
 def test_every_fault_is_reported_at_once():
     def m(d):
         d["jobs"][0]["checkpoint_gb"] = -1
@@ -244,3 +264,8 @@ def test_a_current_count_outside_allowed_is_accepted():
     r0 = sum(running["current"]["nodes"].values())
     running["replicas"] = {"min": 1, "max": r0 + 1, "allowed": [r0 + 1]}
     assert parse_request(data).jobs[data["jobs"].index(running)].replicas.allowed == [r0 + 1]
+
+
+def test_an_epoch_shorter_than_a_millisecond_is_a_bad_request():
+    # at 5e-324 s a job's value times the epoch underflowed to 0, and so did its disruption
+    assert refused(lambda d: d.update(epoch_s=5e-324)) == [("epoch_s", 5e-324)]

@@ -247,3 +247,47 @@ def test_whatif_search_naming_a_missing_cluster_names_its_own_field(tmp_path: Pa
                            "devices: 8, targets: {premium: 0.9}}", "--find-min-capacity")
     assert code == 2 and "find_min_capacity.cluster" in err and "nope" in err and "add_nodes" not in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def _meridian_sh(shell_tail: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m service.cli {shell_tail}"
+    p = subprocess.run(["sh", "-c", cmd], capture_output=False, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                       timeout=120, check=False)
+    return p.returncode, p.stderr.strip()
+
+
+def test_a_plan_that_cannot_be_written_to_standard_output_is_one_line_and_exit_1() -> None:
+    code, err = _meridian_sh(f"plan {EXAMPLE} > /dev/full")
+    assert code == 1
+    assert err == "meridian plan: cannot write the plan to standard output: No space left on device (give -o FILE)"
+
+
+def test_a_plan_with_standard_output_closed_is_refused_before_planning() -> None:
+    code, err = _meridian_sh(f"plan {EXAMPLE} >&-")
+    assert (code, err) == (2, "meridian plan: standard output is closed: give -o FILE for the plan")
+
+
+def test_serve_names_a_db_url_it_cannot_parse(tmp_path: Path) -> None:
+    assert one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url", "::::"]) == (
+        "meridian serve: --db-url ::::: not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian)")
+
+
+def test_serve_names_a_host_it_cannot_listen_on(tmp_path: Path) -> None:
+    err = one_line(["serve", "--insecure-no-auth", "--port", "0", "--host", "999.1.1.1",
+                    "--db-path", str(tmp_path / "plans.sqlite")])
+    # (the resolver's words vary: "Name or service not known", "Temporary failure in name resolution")
+    assert err.startswith("meridian serve: --host 999.1.1.1: not an address to listen on (") and "\n" not in err
+
+
+def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = one_line(["serve", "--insecure-no-auth", "--port", str(port), "--db-path", str(tmp_path / "p.sqlite")])
+    assert err == f"meridian serve: --host 127.0.0.1 --port {port}: cannot listen there (Address already in use)"
