@@ -185,6 +185,10 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     say(f"meridian run: {len(req.jobs)} jobs on {slots} slots ({backend}), epoch {epoch_s:g}s, work in {work_dir}")
     try:
         scheduler = CpsatScheduler(replan_every=1, greedy=greedy, **event_options(backfill_window_s is not None))
+        if not greedy:
+            from placement import load_solver
+
+            load_solver()   # now, not inside the first epoch's plan limit
         state = run_loop(executor, arrivals, scheduler, config,
                          observers=[observe, *(observers or [])])
     finally:
