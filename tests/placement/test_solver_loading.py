@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import pathlib
-import subprocess
-import sys
+from tests.support.processes import ROOT, fresh_python
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "two-regions.json"
 
 
@@ -17,9 +14,7 @@ def test_planning_the_bundled_example_loads_no_cp_sat():
             "from placement import plan\n"
             f"r = plan(parse_request_json(open({str(EXAMPLE)!r}).read()))\n"
             "print(r.status, sorted({m.split('.')[0] for m in sys.modules} & {'ortools', 'pandas'}))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "optimal []"
+    assert fresh_python(code) == "optimal []"
 
 
 def test_the_solver_is_still_there_when_asked_for():
@@ -34,6 +29,4 @@ def test_the_service_loads_the_solver_with_the_engine_before_any_request():
             "from service.app.planning import _load_engine\n"
             "_load_engine()\n"
             "print('placement.cpsat.solve' in sys.modules)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "True"
+    assert fresh_python(code) == "True"
