@@ -48,6 +48,19 @@ def _checker(request_path: str, out_path: str, flags: list[str], timeout: float)
 CACHED_ONLY = False
 
 
+def _own_check(request_path: str, out_path: str) -> dict:
+    """Where the independent checker is absent (a user's clone has no ../shared): the project's own
+    validation (`placement.verify`), so a plan is still judged, never counted invalid for want of a checker."""
+    from models import parse_request_json
+    from models.response import PlanResponse
+    from placement.verify import violations
+
+    req = parse_request_json(pathlib.Path(request_path).read_bytes())
+    resp = PlanResponse.model_validate_json(pathlib.Path(out_path).read_bytes())
+    bad = violations(req, resp)
+    return {"valid": not bad, "violations": bad[:5]}
+
+
 def _cached_bound(key: str, kind: str, compute, *args, always: bool = False) -> dict | None:
     """A request-only figure (the checker's LP or MIP bound), computed once per request (`always`:
     even with --cached-only, which spares only the checker's slow bounds)."""
@@ -131,6 +144,9 @@ def main() -> None:
     planners = a.planners.split(",")
     limit = "" if a.time_limit is None else f"; time limit {a.time_limit:g} s for every request"
     print(f"family: seeds {a.seeds}; {os.cpu_count()} cores; load {_load()}; planners {planners}{limit}")
+    if not CHECKER.exists():
+        print(f"(no independent checker at {CHECKER}: plans are validated by placement.verify, the project's own; "
+              "bounds only where cached; MERIDIAN_CHECKER=PATH names the checker)", flush=True)
     print(f"{'size':7} {'seed':>4} {'planner':7} {'wall_s':>6} {'out_s':>6} {'peak_MiB':>8} {'status':9} {'objective':>12} "
           f"{'bound':>12} {'lp':>12} {'gap_lp':>7} {'gap_mip':>7} {'gap_ex':>7} {'gap_rep':>7} {'valid':>5} load", flush=True)
     rows: list[dict] = []
@@ -150,7 +166,7 @@ def main() -> None:
                     load = _load()
                     m = run_one(rp, mode, op)
                     resp = json.loads(pathlib.Path(op).read_text())
-                    chk = _checker(rp, op, [], 600) or {}
+                    chk = (_checker(rp, op, [], 600) or {}) if CHECKER.exists() else _own_check(rp, op)
                     lpflag = "--lp-region" if size == "planet" else "--lp"
                     lp = _cached_bound(key, lpflag.strip("-"), _checker, rp, op, [lpflag], 3600)
                     mip = None
