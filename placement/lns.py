@@ -155,7 +155,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
         granted[0] = seconds
         res = cpsat.solve_pool_model(inst, opts, subset, inc, seconds, stop, fixed_jobs=fixed, workers=1,
-                               kept_room=_kept_room(inst, opts, best, free))
+                                     kept_room=_kept_room(inst, opts, best, free))
         if res.status == "OPTIMAL":
             stats["optimal_steps"] += 1
         if res.status not in ("OPTIMAL", "FEASIBLE"):
