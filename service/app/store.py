@@ -353,7 +353,8 @@ def _make_engine(url: str, is_sqlite: bool) -> Engine:
     if not is_sqlite:
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     path = make_url(url).database
-    if path and path != ":memory:":
+    # a URI filename (`file:...?mode=ro&uri=true`) is SQLite's to resolve: no folder is made for it
+    if path and path != ":memory:" and not path.startswith("file:"):
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 

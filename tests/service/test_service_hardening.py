@@ -12,6 +12,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from placement import greedy_plan
@@ -54,14 +55,19 @@ def test_a_plan_log_replaced_under_the_server_is_503(sqlite_settings: Settings, 
         _refused_503(c, "was replaced")
 
 
-def test_a_read_only_plan_log_is_not_ready(sqlite_settings: Settings) -> None:
+def test_a_read_only_plan_log_is_not_ready(sqlite_settings: Settings, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     with json_client(create_app(sqlite_settings)) as c:     # makes the log
         _plan_ok(c)
     ro = replace(sqlite_settings, db_path=None, db_url=f"sqlite:///file:{sqlite_settings.db_path}?mode=ro&uri=true")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     with json_client(create_app(ro)) as c:
         ready = c.get("/readyz")
         assert ready.status_code == 503 and "readonly" in ready.json()["checks"]["store"]
         assert c.post("/plan", content=BODY).status_code == 503
+    assert list(cwd.iterdir()) == []         # a URI filename makes no `file:` folder where the server runs
 
 
 def test_a_body_not_declared_json_is_415(sqlite_client: TestClient) -> None:
