@@ -2,7 +2,7 @@
 several GPUs, the jobs that started on its nodes in the same epoch, and each victim's wait until it
 ran again. Issue 11's analysis tool: on days 20-27 the waits of preempted basic 8-GPU jobs after their
 first start were 312 of cpsat's 474.5 s above the floor, and which rule to change depends on who takes
-their nodes (README, "2026-12-03 (issue 11, not closed)").
+their nodes (docs/notes/work-conserving-replay.md, "2026-12-03 (issue 11, not closed)").
 
     .venv/bin/python bench/preemptions.py --start-day 20 [--out runs/pre20.jsonl] [--min-gpus 2]
 

@@ -14,14 +14,16 @@ and SLA risk, as an operator's controller would set it before asking the planner
   device, and once preempted it restarts only where a whole node drains again (Philly days 44-51:
   basic 8-GPU jobs, 0.4 % of the jobs, carried 121 s of cpsat's 258 s above the floor). The
   exponent trades them against the small jobs that become the victims instead: 0 (in full) is
-  best on days 30-37, 1 (per replica) hurts there; the README has the measured trade (issue 11).
+  best on days 30-37, 1 (per replica) hurts there; docs/notes/work-conserving-replay.md has the
+  measured trade (issue 11).
   With `service="gittins"` the factor is instead the Gittins index of the job's attained service
   (`replay.gittins`: the same GPU-hours, a grid of cells at the levels' thresholds), learned every
   `gittins_refresh_s` from the service of the jobs finished so far and the attained service of the
   active ones (never a job's duration), normalised to 1.0 at the highest index and rounded to a power
   of `gittins_step`; the levels until `gittins_min_samples` jobs have finished. `gittins-class`
   learns one distribution per `devices_per_replica` class (1, 2-4, 8+) with `gittins_class_min_samples`
-  finished jobs. Not the default: on Philly days 20-27 and 30-37 it was worse than the levels (README).
+  finished jobs. Not the default: on Philly days 20-27 and 30-37 it was worse than the levels
+  (docs/notes/work-conserving-replay.md).
 - **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
   last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
 - **risk** (SLA): a pending job of a tier with a target whose SLA ratio (`replay.sla`), were it to

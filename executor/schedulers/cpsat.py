@@ -30,7 +30,7 @@ CLEAR_FACTOR = 2.0
 
 # `defrag` (moving small jobs to make a whole node for the head at full plans, `reservation._defrag`):
 # with backfill on, Philly days 30-37 216 -> 196 s above the floor, 20-27 478 -> 473, 44-51 198 -> 168,
-# the light windows unchanged (README, issue 11).
+# the light windows unchanged (docs/notes/work-conserving-replay.md, issue 11).
 
 
 # With backfill on, a full plan never swaps a running gang job for a gang job of its tier or lower

@@ -16,8 +16,8 @@ keep waiting or their size (only jobs of the kept job's tier or lower: a job of 
 never held back, and where one would have to be, the plan stands); then each change the plan made
 that still fits is put back. Small jobs are not affected: they restart on any free device.
 
-Two options (measured on Philly, README "Fairness swaps and restored preemptions"; `restore` is in
-the loop's rule, `cpsat.event_options`, the yield is not): with `yield_after_s` a running gang job yields to a gang job of its tier that has waited
+Two options (measured on Philly, docs/notes/work-conserving-replay.md "Fairness swaps and restored
+preemptions"; `restore` is in the loop's rule, `cpsat.event_options`, the yield is not): with `yield_after_s` a running gang job yields to a gang job of its tier that has waited
 that long since it last stopped and less than its own current run (`reservation._yielding`), and with
 `restore` a running job the plan preempted for a change undone here keeps running where its devices
 stayed free (without it, undoing a growth can leave the node of a job it displaced idle).

@@ -43,8 +43,8 @@ loop's rule) both rules stop sparing an occupant of the head's tier or lower onc
 that long since it last stopped and the occupant's current run is longer than `yield_ratio` times that
 wait (`_yielding`).
 
-With `defrag` (and `preempt_margin`: full plans only; an option, not the loop's rule, see
-`cpsat.py`) a head that fits nowhere while no smaller waiting job could use the free devices first
+With `defrag` (and `preempt_margin`: full plans only; the loop's rule with backfill on,
+`cpsat.event_options`) a head that fits nowhere while no smaller waiting job could use the free devices first
 tries moves: smaller running jobs leave one node for free devices elsewhere in its pool, nobody is
 preempted (`_defrag`). Such starts do not count against `most` either.
 """
