@@ -34,13 +34,13 @@ How a pod becomes a canonical job:
 
 from __future__ import annotations
 
-import csv
-
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.rows import TraceJob, check_header, open_csv, parse_float, parse_int
+from datasets.rows import CsvReader, TraceJob, check_header, open_csv, parse_float, parse_int, row_width
 
 REQUIRED = ("name", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase", "creation_time", "deletion_time",
             "scheduled_time")
+# Kubernetes' pod phases; any other value is a bad row, not silently a pod that ran.
+POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 # (upper bound of gpu_milli, slice suffix); above the last bound a pod takes a whole GPU.
 SLICE_TABLE: tuple[tuple[int, str], ...] = ((125, "1/8"), (250, "1/4"), (500, "1/2"))
 
@@ -59,7 +59,7 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
     result: LoadResult[TraceJob] = LoadResult()
     seen: dict[str, int] = {}
     with open_csv(path) as f:
-        reader = csv.reader(f)
+        reader = CsvReader(path, f)
         cols = check_header(path, next(reader, None), REQUIRED)
 
         for row in reader:
@@ -72,8 +72,8 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
                 return row[i].strip() if i < len(row) else ""
 
             try:
-                if len(row) < len(cols):
-                    raise ValueError(f"row: expected {len(cols)} columns, got {len(row)}")
+                if len(row) < row_width(cols):
+                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
                 name = get("name")
                 if not name:
                     raise ValueError("name: empty")
@@ -84,6 +84,9 @@ def load_alibaba2023(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]
                 if num_gpu > 1 and gpu_milli != 1000:
                     raise ValueError(f"gpu_milli: a pod with {num_gpu} GPUs takes whole GPUs (1000), "
                                      f"got {get('gpu_milli')!r}")
+                phase = get("pod_phase")
+                if phase and phase not in POD_PHASES:
+                    raise ValueError(f"pod_phase: expected one of {', '.join(POD_PHASES)} (or empty), got {phase!r}")
                 creation = parse_float(get("creation_time"), "creation_time", minimum=0)
                 scheduled_txt, deletion_txt = get("scheduled_time"), get("deletion_time")
                 scheduled = parse_float(scheduled_txt, "scheduled_time", minimum=0) if scheduled_txt else None

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from datasets.errors import LoadResult, OnBad, TraceFormatError, bad_row
 from datasets.files import write_atomic
-from datasets.rows import TraceJob, check_header, open_csv, parse_float, parse_int
+from datasets.rows import CsvReader, TraceJob, check_header, open_csv, parse_float, parse_int
 from datasets.sharing import need_of
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
@@ -21,7 +21,7 @@ def load_canonical(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
     result: LoadResult[TraceJob] = LoadResult()
     seen: dict[str, int] = {}
     with open_csv(path) as f:
-        reader = csv.reader(f)
+        reader = CsvReader(path, f)
         cols = check_header(path, next(reader, None), REQUIRED)
         for row in reader:
             line = reader.line_num

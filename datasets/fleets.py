@@ -4,14 +4,13 @@ fleet and seeded multi-region synthetic fleets."""
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections import Counter
 from collections.abc import Sequence
 
 from datasets.errors import TraceFormatError
-from datasets.rows import check_header, open_csv, parse_int
+from datasets.rows import CsvReader, check_header, open_csv, parse_int, row_width
 from datasets.sharing import ANY_MODEL, slice_name
 from models import BadRequest, FieldError, Fleet, parse_request
 from models.fleet_index import fleet_devices
@@ -47,16 +46,25 @@ def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "phil
     kept apart because a job runs on one type). The official `num_gpus` is used, not the inferred count.
     """
     groups: Counter[tuple[int, int]] = Counter()
+    seen: dict[str, int] = {}
     with open_csv(machines_csv) as f:
-        reader = csv.reader(f)
+        reader = CsvReader(machines_csv, f)
         cols = check_header(machines_csv, next(reader, None), ("machine_id", "num_gpus", "gpu_mem_gb"))
         for row in reader:
-            if not row:
+            if not row or all(not c.strip() for c in row):
                 continue
             try:
+                if len(row) < row_width(cols):
+                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
+                machine = row[cols["machine_id"]].strip()
+                if not machine:
+                    raise ValueError("machine_id: empty")
+                if machine in seen:      # a machine listed twice would be counted twice
+                    raise ValueError(f"machine_id: duplicate {machine!r} (first on line {seen[machine]})")
+                seen[machine] = reader.line_num
                 gpus = parse_int(row[cols["num_gpus"]].strip(), "num_gpus", minimum=1)
                 mem = parse_int(row[cols["gpu_mem_gb"]].strip(), "gpu_mem_gb", minimum=1)
-            except (ValueError, IndexError) as exc:
+            except ValueError as exc:
                 raise TraceFormatError(machines_csv, reader.line_num, str(exc)) from None
             groups[(gpus, mem)] += 1
     node_groups = [
@@ -103,8 +111,9 @@ def alibaba_fleet(nodes_csv: str, carve: Sequence[tuple[int, float]] = (), scale
     if not 0 < scale <= 1:
         raise ValueError(f"scale: expected 0 < scale <= 1, got {scale:g}")
     groups: Counter[tuple[str, int]] = Counter()
+    seen: dict[str, int] = {}
     with open_csv(nodes_csv) as f:
-        reader = csv.reader(f)
+        reader = CsvReader(nodes_csv, f)
         header = next(reader, None)
         gpu_col = "gpu" if header is not None and "gpu" in [h.strip() for h in header] else "num_gpu"
         cols = check_header(nodes_csv, header, ("sn", gpu_col, "model"))
@@ -112,8 +121,14 @@ def alibaba_fleet(nodes_csv: str, carve: Sequence[tuple[int, float]] = (), scale
             if not row or all(not c.strip() for c in row):
                 continue
             try:
-                if len(row) < len(cols):
-                    raise ValueError(f"row: expected {len(cols)} columns, got {len(row)}")
+                if len(row) < row_width(cols):
+                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
+                sn = row[cols["sn"]].strip()
+                if not sn:
+                    raise ValueError("sn: empty")
+                if sn in seen:           # a node listed twice would be counted twice
+                    raise ValueError(f"sn: duplicate {sn!r} (first on line {seen[sn]})")
+                seen[sn] = reader.line_num
                 gpus = parse_int(row[cols[gpu_col]].strip(), gpu_col, minimum=0)
                 model = row[cols["model"]].strip() or ANY_MODEL
                 if gpus and (":" in model or "/" in model or "|" in model):

@@ -7,10 +7,8 @@ are bad rows (a job with no work has no completion time worth measuring).
 
 from __future__ import annotations
 
-import csv
-
 from datasets.errors import LoadResult, OnBad, bad_row
-from datasets.rows import TraceJob, check_header, open_csv, parse_float, parse_int
+from datasets.rows import CsvReader, TraceJob, check_header, open_csv, parse_float, parse_int, row_width
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus", "tenant")
 
@@ -20,7 +18,7 @@ def load_philly(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
     result: LoadResult[TraceJob] = LoadResult()
     seen: dict[str, int] = {}
     with open_csv(path) as f:
-        reader = csv.reader(f)
+        reader = CsvReader(path, f)
         cols = check_header(path, next(reader, None), REQUIRED)
         gpu_col = cols.get("gpu_type")
         for row in reader:
@@ -28,8 +26,8 @@ def load_philly(path: str, on_bad: OnBad = "error") -> LoadResult[TraceJob]:
             if not row or all(not c.strip() for c in row):
                 continue
             try:
-                if len(row) < len(cols):
-                    raise ValueError(f"row: expected {len(cols)} columns, got {len(row)}")
+                if len(row) < row_width(cols):
+                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
                 job_id = row[cols["job_id"]].strip()
                 if not job_id:
                     raise ValueError("job_id: empty")

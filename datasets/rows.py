@@ -19,11 +19,14 @@ Canonical job CSV (a header line, then one job per line; extra columns are ignor
 
 from __future__ import annotations
 
+import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 
 from datasets.errors import TraceFormatError
+from datasets.sharing import need_of
 
 MAX_TRACE_BYTES = 1024 * 1024 * 1024       # a trace file is read whole; the largest public ones are ~100 MB
 MAX_GPUS = 2**20                            # the contract's limit on a job's replicas and devices per replica
@@ -65,6 +68,15 @@ class TraceJob:
             v = getattr(self, name)
             if v is not None and len(v) > MAX_TEXT:
                 raise ValueError(f"{name}: at most {MAX_TEXT} characters, got {len(v)}")
+        lo, hi = self.min_gpus, self.max_gpus
+        if (lo is not None and self.num_gpus < lo) or (hi is not None and self.num_gpus > hi):
+            raise ValueError(f"num_gpus: {self.num_gpus} lies outside the job's range [min_gpus, max_gpus] = "
+                             f"[{'' if lo is None else lo}, {'' if hi is None else hi}]")
+        if self.gpu_type is not None:       # every loader's types pass the sharing rules' parser
+            try:
+                need_of(self.gpu_type, self.gpu_share)
+            except ValueError as exc:
+                raise ValueError(f"gpu_type: {exc}") from None
 
 
 def open_csv(path: str) -> io.StringIO:
@@ -85,12 +97,52 @@ def open_csv(path: str) -> io.StringIO:
     return io.StringIO(text, newline="")
 
 
+class CsvReader:
+    """`csv.reader` over a trace's text, strict: malformed CSV (a quote left open, which would otherwise
+    swallow every row after it into one field, a field past the csv module's size limit) is a
+    TraceFormatError naming the file and line, not an internal error or silently lost rows."""
+
+    def __init__(self, path: str, f: io.StringIO):
+        self.path = path
+        self._reader = csv.reader(f, strict=True)
+
+    def __iter__(self) -> CsvReader:
+        return self
+
+    def __next__(self) -> list[str]:
+        start = self._reader.line_num + 1          # the line this row starts on
+        try:
+            return next(self._reader)
+        except csv.Error as exc:
+            end = self._reader.line_num
+            spans = f" (the row starting here runs on to line {end}: a quote left open?)" if end > start else ""
+            raise TraceFormatError(self.path, start, f"not valid CSV: {exc}{spans}") from None
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+
+def row_width(cols: dict[str, int]) -> int:
+    """The fields a row needs to reach every named column (`check_header`'s index; a header with blank or
+    repeated names has more fields than names)."""
+    return max(cols.values(), default=-1) + 1
+
+
+# Plain ASCII decimal numbers only: Python's int() and float() also take `1_000`, other scripts' digits
+# and surrounding spaces, which no trace means.
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_NONFINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
 def parse_float(text: str, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
     """A finite number, or ValueError naming the column and the text."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{name}: expected a number, got {text!r}") from None
+    if _NONFINITE.fullmatch(text):
+        raise ValueError(f"{name}: expected a finite number, got {text!r}")
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(f"{name}: expected a number, got {text!r}")
+    v = float(text)
     if not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {text!r}")
     if minimum is not None and (v <= minimum if strict_min else v < minimum):
@@ -100,16 +152,14 @@ def parse_float(text: str, name: str, *, minimum: float | None = None, strict_mi
 
 def parse_int(text: str, name: str, *, minimum: int | None = None) -> int:
     """An integer (an integral float such as `8.0` is accepted), or ValueError naming the column."""
-    try:
+    if len(text) > 64:      # (int() refuses past 4,300 digits with advice about the interpreter)
+        raise ValueError(f"{name}: expected an integer, got {len(text)} characters ({text[:16]!r}...)")
+    if _INT.fullmatch(text):
         v = int(text)
-    except ValueError:
-        try:
-            f = float(text)
-        except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
-        if not math.isfinite(f) or f != int(f):
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
-        v = int(f)
+    elif _FLOAT.fullmatch(text) and math.isfinite(float(text)) and float(text) == int(float(text)):
+        v = int(float(text))
+    else:
+        raise ValueError(f"{name}: expected an integer, got {text!r}")
     if minimum is not None and v < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {text!r}")
     return v

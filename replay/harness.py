@@ -44,6 +44,20 @@ class Window:
         end = math.inf if self.days is None else start + self.days * DAY_S
         return max(0.0, start - self.warmup_days * DAY_S), start, end
 
+    def empty_reason(self, specs: Sequence[JobSpec]) -> str | None:
+        """Why no job of `specs` would be measured in this window, or None: a replay of it would report
+        "0/0 jobs done", which is a mistyped day, never a question anyone means to ask."""
+        if not specs:
+            return None
+        _, start, end = self.bounds_s(specs)
+        if any(start <= s.submit_s < end for s in specs):
+            return None
+        first = min(s.submit_s for s in specs) / DAY_S
+        last = max(s.submit_s for s in specs) / DAY_S
+        until = "the trace's end" if math.isinf(end) else f"day {end / DAY_S:g}"
+        return (f"no job is submitted from day {start / DAY_S:g} to {until} (the trace's jobs arrive on days "
+                f"{first:.2f} to {last:.2f})")
+
 
 @dataclass
 class ReplaySetup:
@@ -105,9 +119,15 @@ def job_template(spec: JobSpec, accelerators: Sequence[str]) -> Job:
                checkpoint_gb=spec.checkpoint_gb)
 
 
+def _divisors(n: int) -> list[int]:
+    """The divisors of `n` in increasing order, in O(sqrt n) steps (a trace job may ask for 2**20 GPUs)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
+
+
 def world_size_replicas(lo: int, world_size: int) -> Replicas:
     """`[lo, world_size]` replicas, granted only as divisors of `world_size`."""
-    counts = [r for r in range(lo, world_size + 1) if world_size % r == 0]
+    counts = [r for r in _divisors(world_size) if r >= lo]
     return Replicas(min=lo, max=world_size,
                     allowed=counts if len(counts) < world_size - lo + 1 else None)
 

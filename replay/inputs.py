@@ -67,11 +67,16 @@ def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
     return fleet
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes other scripts' digits and superscripts)."""
+    return text.isascii() and text.isdigit()
+
+
 def _build_fleet(text: str, seed: int) -> Fleet:
     kind, sep, arg = text.partition(":")
     if sep and kind == "single":
         n, x, d = arg.partition("x")
-        if not x or not n.isdigit() or not d.isdigit() or int(n) < 1 or int(d) < 1:
+        if not x or not _digits(n) or not _digits(d) or int(n) < 1 or int(d) < 1:
             raise ValueError(f"fleet {text!r}: expected single:NODESxDEVICES, e.g. single:80x8")
         return single_cluster_fleet(int(n), int(d))
     if sep and kind == "philly":
@@ -80,7 +85,7 @@ def _build_fleet(text: str, seed: int) -> Fleet:
         return _alibaba(text, arg)
     if sep and kind == "synthetic":
         r, x, n = arg.partition("x")
-        if not r.isdigit() or int(r) < 1 or (x and (not n.isdigit() or int(n) < 1)):
+        if not _digits(r) or int(r) < 1 or (x and (not _digits(n) or int(n) < 1)):
             raise ValueError(f"fleet {text!r}: expected synthetic:REGIONS[xNODES], e.g. synthetic:3 or synthetic:2x4")
         if int(r) > MAX_SYNTHETIC_REGIONS or (x and int(n) > MAX_SYNTHETIC_NODES):
             raise ValueError(f"fleet {text!r}: at most {MAX_SYNTHETIC_REGIONS} regions of "

@@ -48,7 +48,7 @@ def check_inputs(scenarios: Sequence[Scenario]) -> None:
             raise ScenarioError(f"scenarios[{i}].{exc}") from None
         except (ValueError, OSError) as exc:
             raise ScenarioError(f"scenarios[{i}] ({sc.name}): {exc}") from None
-        key = (sc.trace, sc.format, sc.seed)
+        key = (sc.trace, sc.format, sc.seed, sc.start_day, sc.days)
         if key not in loaded:
             loaded[key] = _trace_problem(sc)
         if loaded[key] is not None:
@@ -78,7 +78,7 @@ def _trace_problem(sc: Scenario) -> str | None:
         return f"{sc.trace!r}: {exc}"
     if not specs:
         return f"{sc.trace} holds no job"
-    return None
+    return sc.window().empty_reason(specs)
 
 
 def replication_dir(out_dir: str | None, replication: int) -> str | None:

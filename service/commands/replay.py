@@ -291,6 +291,9 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
     setup, window = opts.setup(outages=schedule), opts.window()
     if not specs:
         raise usage_error(f"--trace: {args.trace} holds no job")
+    empty = window.empty_reason(specs)
+    if empty:
+        raise usage_error(f"--start-day/--days: {empty}")
     return setup, window, specs, fleet, dict(res.skipped)
 
 

@@ -61,6 +61,9 @@ def test_replay_window_on_synthetic_trace(tmp_path):
     (["--trace", "/nonexistent.csv"], "--trace: cannot read /nonexistent.csv"),
     (["--policy", "las,las2d-ideal", "--fail", "region:region-0@1"],
      "--fail: the las2d-ideal reference models no outages (--policy las2d-ideal); got 'region:region-0@1'"),
+    (["--start-day", "1000", "--days", "1"],
+     "--start-day/--days: no job is submitted from day 1000 to day 1001 (the trace's jobs arrive on days 0.00 to"),
+    (["--fleet", "single:\u0663x8"], "--fleet: fleet 'single:\u0663x8': expected single:NODESxDEVICES"),
 ])
 def test_replay_mistakes_are_one_line(tmp_path, capsys, argv, message):
     base = {"--trace": "synthetic:0.1", "--fleet": "single:1x8", "--out": str(tmp_path / "x")}
@@ -136,3 +139,14 @@ def test_alibaba_pods_replay_on_a_fleet_of_slices(tmp_path, fixtures, capsys):
     assert (s["jobs_submitted"], s["jobs_completed"], s["jobs_rejected"]) == (6, 6, 0)
     jobs = {r.split(",")[0]: r.split(",") for r in (out / "jobs.csv").read_text().splitlines()[1:]}
     assert jobs["openb-pod-0005"][4] == "8" and jobs["openb-pod-0005"][7] == "done"
+
+
+def test_whatif_refuses_a_scenario_window_with_no_job(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'single:1x8', policy: fifo}\nscenarios:\n"
+                 "  - name: a\n  - name: late\n    start_day: 50\n")
+    assert main(["whatif", str(f), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"meridian whatif: {f}: scenarios[1].trace: no job is submitted from day 50 to the "
+                          "trace's end (the trace's jobs arrive on days 0.00 to") and "\n" not in err
+    assert not (tmp_path / "o").exists()
