@@ -106,7 +106,7 @@ def read_json(path: str, what: str = "input") -> object:
     try:
         return decode_json(data)
     except BadRequest as exc:
-        raise InputError(f"{what} {path}: {exc.errors[0]}") from None
+        raise InputError(f"{what} {path}: {exc.errors[0].message}") from None
 
 
 def check_writable_file(path: str) -> None:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 
 from datasets.errors import TraceFormatError
@@ -83,7 +85,10 @@ def open_csv(path: str) -> io.StringIO:
     """A trace CSV's text for `csv.reader`, read whole: UTF-8, a leading byte-order mark dropped; a file
     that is not UTF-8, too large or unreadable is a TraceFormatError (or OSError) naming the line."""
     with open(path, "rb") as f:
-        data = f.read(MAX_TRACE_BYTES + 1)
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            data = f.read(MAX_TRACE_BYTES + 1)
+        else:
+            data = _read_stream(path, f)
     if len(data) > MAX_TRACE_BYTES:
         raise TraceFormatError(path, 1, f"larger than {MAX_TRACE_BYTES // 2**20} MiB (the most a trace may hold)")
     try:
@@ -134,6 +139,23 @@ def row_width(cols: dict[str, int]) -> int:
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 _NONFINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
+def _read_stream(path: str, f: io.BufferedReader) -> bytes:
+    """A device or a pipe read in chunks up to the cap, refused at its first NUL byte (`--trace /dev/zero`
+    once read a whole GiB before being refused)."""
+    data = bytearray()
+    lines = 0
+    while len(data) <= MAX_TRACE_BYTES:
+        chunk = f.read(1 << 24)
+        if not chunk:
+            break
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise TraceFormatError(path, lines + chunk.count(b"\n", 0, nul) + 1, "a NUL character: not a text file")
+        lines += chunk.count(b"\n")
+        data += chunk
+    return bytes(data)
 
 
 def parse_float(text: str, name: str, *, minimum: float | None = None, strict_min: bool = False) -> float:

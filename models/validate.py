@@ -91,7 +91,10 @@ def decode_json(text: str | bytes) -> Any:
         with collector_paused(len(text) >= LARGE_BYTES):
             data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {exc}")]) from None
+        why = str(exc)
+        if "Exceeds the limit" in why:       # Python's own advice about its interpreter is no use to a caller
+            why = "an integer of more than 4,300 digits"
+        raise BadRequest([FieldError("", _excerpt(text), f"not valid JSON: {why}")]) from None
     # a lone surrogate comes in through an escape, or in a str given to us (UTF-8 bytes cannot carry one:
     # the strict decoder above refuses it); the substring tests are a scan of memory, the patterns only
     # run on text that has one (two regex scans of a 6 MB planet request took 40-50 ms)

@@ -12,6 +12,7 @@ from datasets.alibaba import load_alibaba2023
 from datasets.canonical import load_canonical
 from datasets.fleets import alibaba_fleet, philly_fleet
 from datasets.philly import load_philly
+from datasets.rows import open_csv
 from replay.harness import world_size_replicas
 
 PHILLY = "job_id,submit_time_s,duration_s,num_gpus,tenant,gpu_type\n"
@@ -123,3 +124,20 @@ def test_a_world_size_near_the_limit_grants_exactly_its_divisors_in_order():
     r = world_size_replicas(4, 2**20 - 1)
     assert r.allowed == [d for d in range(4, 2**20) if (2**20 - 1) % d == 0]
     assert len(r.allowed) == 46 and r.allowed[:4] == [5, 11, 15, 25]
+
+
+def test_a_device_of_nul_bytes_is_refused_at_its_first_chunk_not_after_a_gib():
+    with pytest.raises(TraceFormatError) as exc:
+        open_csv("/dev/zero")
+    assert str(exc.value) == "/dev/zero line 1: a NUL character: not a text file"
+
+
+def test_a_fleet_file_error_names_the_file_once(tmp_path):
+    from datasets.fleets import load_fleet
+    from models import BadRequest
+
+    path = write(tmp_path, "", "fleet.json")
+    with pytest.raises(BadRequest) as exc:
+        load_fleet(path)
+    assert exc.value.errors[0].message == (f"fleet {path}: not valid JSON: Expecting value: line 1 column 1 "
+                                           "(char 0)")

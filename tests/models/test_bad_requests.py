@@ -215,6 +215,12 @@ def test_malformed_json_is_refused_cleanly():
     assert "not valid JSON" in str(exc.value)
 
 
+def test_an_integer_of_thousands_of_digits_is_named_without_the_interpreters_advice():
+    with pytest.raises(BadRequest) as exc:
+        parse_request_json(b'{"fleet": ' + b"9" * 5000 + b"}")
+    assert exc.value.errors[0].message == "not valid JSON: an integer of more than 4,300 digits"
+
+
 def test_a_fleet_too_large_to_enumerate_is_refused_at_once():
     def m(d):
         d["fleet"]["clusters"][0]["node_groups"][0]["count"] = 10**12
