@@ -199,7 +199,9 @@ def describe_error(path: str, err: Mapping[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind in _BOUNDS:
         op, k = _BOUNDS[kind]
-        what = f"must be {op} {ctx[k]:g}"
+        bound = ctx[k]
+        # an integer bound in full (a seed's 4294967295, not 4.29497e+09); a float one as %g
+        what = f"must be {op} {bound}" if isinstance(bound, int) else f"must be {op} {bound:g}"
     elif kind == "literal_error":
         what = f"expected {str(ctx['expected']).replace(chr(39), '')}"
     elif kind == "value_error":

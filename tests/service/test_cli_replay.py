@@ -64,6 +64,7 @@ def test_replay_window_on_synthetic_trace(tmp_path):
     (["--start-day", "1000", "--days", "1"],
      "--start-day/--days: no job is submitted from day 1000 to day 1001 (the trace's jobs arrive on days 0.00 to"),
     (["--fleet", "single:\u0663x8"], "--fleet: fleet 'single:\u0663x8': expected single:NODESxDEVICES"),
+    (["--seed", "99999999999999"], "--seed must be <= 4294967295, got 99999999999999"),
 ])
 def test_replay_mistakes_are_one_line(tmp_path, capsys, argv, message):
     base = {"--trace": "synthetic:0.1", "--fleet": "single:1x8", "--out": str(tmp_path / "x")}
