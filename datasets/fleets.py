@@ -38,6 +38,19 @@ def parse_fleet(data: object) -> Fleet:
     return parse_request({"fleet": data}).fleet
 
 
+def _check_machine_row(row: list[str], cols: dict[str, int], key: str, seen: dict[str, int], line: int) -> None:
+    """Raise ValueError unless `row` reaches every column and names (in `key`) a machine not listed
+    before: a machine listed twice would be counted twice. Records it in `seen`."""
+    if len(row) < row_width(cols):
+        raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
+    name = row[cols[key]].strip()
+    if not name:
+        raise ValueError(f"{key}: empty")
+    if name in seen:
+        raise ValueError(f"{key}: duplicate {name!r} (first on line {seen[name]})")
+    seen[name] = line
+
+
 def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "philly") -> Fleet:
     """The Philly machine list (`machines_philly.csv`) as one region and one cluster.
 
@@ -54,14 +67,7 @@ def philly_fleet(machines_csv: str, region: str = "philly", cluster: str = "phil
             if not row or all(not c.strip() for c in row):
                 continue
             try:
-                if len(row) < row_width(cols):
-                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
-                machine = row[cols["machine_id"]].strip()
-                if not machine:
-                    raise ValueError("machine_id: empty")
-                if machine in seen:      # a machine listed twice would be counted twice
-                    raise ValueError(f"machine_id: duplicate {machine!r} (first on line {seen[machine]})")
-                seen[machine] = reader.line_num
+                _check_machine_row(row, cols, "machine_id", seen, reader.line_num)
                 gpus = parse_int(row[cols["num_gpus"]].strip(), "num_gpus", minimum=1)
                 mem = parse_int(row[cols["gpu_mem_gb"]].strip(), "gpu_mem_gb", minimum=1)
             except ValueError as exc:
@@ -121,14 +127,7 @@ def alibaba_fleet(nodes_csv: str, carve: Sequence[tuple[int, float]] = (), scale
             if not row or all(not c.strip() for c in row):
                 continue
             try:
-                if len(row) < row_width(cols):
-                    raise ValueError(f"row: expected {row_width(cols)} columns, got {len(row)}")
-                sn = row[cols["sn"]].strip()
-                if not sn:
-                    raise ValueError("sn: empty")
-                if sn in seen:           # a node listed twice would be counted twice
-                    raise ValueError(f"sn: duplicate {sn!r} (first on line {seen[sn]})")
-                seen[sn] = reader.line_num
+                _check_machine_row(row, cols, "sn", seen, reader.line_num)
                 gpus = parse_int(row[cols[gpu_col]].strip(), gpu_col, minimum=0)
                 model = row[cols["model"]].strip() or ANY_MODEL
                 if gpus and (":" in model or "/" in model or "|" in model):
