@@ -35,6 +35,8 @@ def init_ray(address: str, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address not in ("local", "auto"):
+        probe_address(address)
     try:
         if address == "local":
             # A runtime for this machine alone: on loopback, not advertised on the machine's network.
@@ -45,6 +47,27 @@ def init_ray(address: str, num_cpus: int | None = None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RayUnavailable(f"--ray {address}: cannot connect: {str(exc).splitlines()[0]}") from None
     return True
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def probe_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise RayUnavailable unless something listens at `address` (`HOST:PORT` or `ray://HOST:PORT`):
+    `ray.init` retries an unreachable cluster for minutes, so a wrong address is one line in seconds. An
+    address without a port is left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]")          # [::1]:6379
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError, OverflowError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise RayUnavailable(f"--ray {address}: cannot connect to Ray at {host}:{port}: {why}") from None
 
 
 def cluster_cpus() -> int:

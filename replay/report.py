@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datasets.attributes import JobSpec
 from models import Fleet
 from replay.harness import ReplaySetup, Window, run_replay
+from replay.staging import Layout
 
 # Draws the pictures of one run: (epoch rows, job rows, out_dir, label) -> paths written, called with the
 # keyword `pools=` (`replay.pools` rows: device time per accelerator type) where the plotter takes it. The
@@ -110,3 +111,13 @@ def check_out_dir(out_dir: str) -> None:
     for name in OUTPUT_FILES:
         if os.path.isdir(os.path.join(out_dir, name)):
             raise InputError(f"{os.path.join(out_dir, name)} is a folder: the run writes a file there")
+
+
+def replay_layout(policies: Sequence[str]) -> Layout:
+    """What `meridian replay` writes in `--out` (`replay.staging`): a run's files and replications.json, its
+    replication-r/ folders, and for several schedulers a folder per scheduler and comparison.json/.png."""
+    replication = Layout(files=frozenset(OUTPUT_FILES))
+    run = Layout(files=frozenset(OUTPUT_FILES + ("replications.json",)),
+                 patterns=((r"replication-[0-9]+", replication),))
+    return Layout(files=run.files | {"comparison.json", "comparison.png"},
+                  folders={p: run for p in policies}, patterns=run.patterns)

@@ -5,6 +5,9 @@ The flags' defaults are `replay.options.ReplayOptions`'s, the same a what-if sce
 and draws `comparison.png` (and `comparison.json`) at `--out`; a single scheduler writes into `--out` itself.
 Jobs the fleet can never hold are rejected at arrival: the summary line and `summary.json` count them by
 reason, and `--on-reject error` makes such a replay exit 3 (after writing every output).
+Every run is written into a staging folder inside `--out` and moved there only once all succeeded
+(`replay.staging`): an interrupt or a refused input leaves `--out` as it was, and a finished run removes
+an earlier run's files of the command's names that it did not write.
 """
 
 from __future__ import annotations
@@ -90,64 +93,32 @@ def _policies(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-    import os
-
-    from datasets.files import InputError, write_atomic
-    from replay.checks import ReplayInputError
-    from replay.report import replay_and_report
+    from datasets.files import InputError
+    from replay.report import replay_layout
+    from replay.staging import staged
     from service.cli import UsageError
-    from service.reports.html import write_replay_report
-    from service.reports.plots import plot_comparison, write_plots
 
+    if not args.out:
+        raise UsageError("--out: must not be empty (a folder for summary.json and the tables)")
     policies = args.scheduler.split(",")
     args.scheduler = policies[0]
     if IDEAL in policies and args.fail:
         raise UsageError(f"--fail: the {IDEAL} reference models no outages (--policy {IDEAL}); got {args.fail[0]!r}")
     setup, window, specs, fleet, skipped = setup_from_args(args, UsageError)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    check_inputs(policies, setup, window, specs, fleet)
+    check_targets(args, policies)
     if skipped:
         print(f"skipped trace rows: {skipped}", file=sys.stderr)
-    runs, summaries, failures = [], {}, []
-    if args.ray is not None or args.jobs is not None:
-        failures = _sweep_policies(args, policies, setup, window, specs, fleet, skipped, runs, summaries)
-        if not summaries:
-            return 1
-    else:
-        for policy in policies:
-            out = args.out if len(policies) == 1 else os.path.join(args.out, policy)
-            one = dataclasses.replace(setup, scheduler=policy)
-            captured: dict = {}
-
-            def plotter(epochs, jobs, out_dir, label, pools=(), _c=captured):
-                _c.update(epochs=epochs, jobs=jobs)
-                return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
-
-            try:
-                summary = replay_and_report(specs, fleet, one, window, out, plotter=plotter, progress=progress,
-                                            trace_skipped=skipped, title=run_title(policy, args),
-                                            reporter=write_replay_report)
-            except InputError as exc:          # checked before the replay starts
-                raise UsageError(f"--out {out}: {exc}") from None
-            except ReplayInputError as exc:    # likewise
-                raise UsageError(str(exc)) from None
-            summaries[policy] = summary
-            runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
-            print(format_summary(summary))
-            if args.replications > 1:
-                replications_report(args, summary, policy, out)
-            print(f"wrote {out}/summary.json, epochs.csv, jobs.csv, report.html" + (
-                "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
-    if len(policies) > 1:
-        write_atomic(os.path.join(args.out, "comparison.json"),
-                     json.dumps(summaries, indent=2, allow_nan=False) + "\n")
-        written = f"wrote {args.out}/comparison.json"
-        if not args.no_plots:
-            path = plot_comparison(runs, os.path.join(args.out, "comparison.png"),
-                                   run_title(" vs ".join(policies), args))
-            written += f", {os.path.basename(path)}"
-        print(written)
+    try:
+        with staged(args.out, replay_layout(get_args(SchedulerName))) as folder:
+            summaries, failures, wrote = _run_into(args, policies, folder, setup, window, specs, fleet, skipped)
+            if not summaries:
+                raise _NoRun
+    except InputError as exc:       # the staging folder could not be made in --out
+        raise UsageError(f"--out {args.out}: {exc}") from None
+    except _NoRun:                  # every run failed (named on stderr): --out keeps what it held
+        return 1
+    print("\n".join(wrote))
     rejected = {p: s["jobs_rejected"] for p, s in summaries.items() if s["jobs_rejected"]}
     if rejected and args.on_reject == "error":
         print(f"meridian replay: rejected jobs ({', '.join(f'{p} {n}' for p, n in rejected.items())}) and "
@@ -156,11 +127,123 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window, specs, fleet, skipped: dict,
-                    runs: list, summaries: dict) -> list:
+class _NoRun(Exception):
+    """Every run failed: nothing to commit into --out."""
+
+
+def check_inputs(policies: list[str], setup, window, specs, fleet) -> None:
+    """The trace and the fleet checked together (`replay.checks`) before any run is dispatched: a refused
+    input is the same one line (exit 2) on every runner, and no run has started or written."""
+    import dataclasses
+
+    from replay.checks import ReplayInputError, check_replay_inputs
+    from service.cli import UsageError
+
+    for policy in [p for p in policies if p != IDEAL][:1]:      # the ideal reference checks nothing
+        try:
+            check_replay_inputs(specs, fleet, dataclasses.replace(setup, scheduler=policy), window)
+        except ReplayInputError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def check_targets(args: argparse.Namespace, policies: list[str]) -> None:
+    """Every folder the run will fill (each scheduler's, each replication's) checked before any run starts,
+    making nothing: a folder is not a file there, and none of its file names is a folder."""
+    import os
+
+    from datasets.files import InputError
+    from replay.report import OUTPUT_FILES
+    from replay.staging import check_target
+    from service.cli import UsageError
+
+    runs = [args.out] if len(policies) == 1 else [os.path.join(args.out, p) for p in policies]
+    targets = [(args.out, ("comparison.json", "comparison.png") if len(policies) > 1 else ())]
+    for run_dir in runs:
+        targets.append((run_dir, OUTPUT_FILES + (("replications.json",) if args.replications > 1 else ())))
+        targets += [(os.path.join(run_dir, f"replication-{r}"), OUTPUT_FILES) for r in range(1, args.replications)]
+    for folder, files in targets:
+        try:
+            check_target(folder, files)
+        except InputError as exc:
+            raise UsageError(f"--out {folder}: {exc}") from None
+
+
+def _run_into(args: argparse.Namespace, policies: list[str], stage: str, setup, window, specs, fleet,
+              skipped: dict) -> tuple[dict, list, list[str]]:
+    """Every scheduler's run written under the staging folder `stage` (which becomes `--out`); the
+    summaries by scheduler, the failed runs, and the `wrote ...` lines naming the final paths."""
+    import os
+
+    runs: list = []
+    summaries: dict = {}
+    if args.ray is not None or args.jobs is not None:
+        failures = _sweep_policies(args, policies, stage, setup, window, specs, fleet, skipped, runs, summaries)
+    else:
+        failures = []
+        for policy in policies:
+            _replay_one(args, policy, stage if len(policies) == 1 else os.path.join(stage, policy), setup, window,
+                        specs, fleet, skipped, runs, summaries)
+    wrote = [f"wrote {args.out if len(policies) == 1 else os.path.join(args.out, p)}/summary.json, epochs.csv, "
+             "jobs.csv, report.html" + ("" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png")
+             for p in policies if p in summaries]
+    if len(policies) > 1 and summaries:
+        wrote.append(_write_comparison(args, policies, stage, runs, summaries))
+    return summaries, failures, wrote
+
+
+def _replay_one(args: argparse.Namespace, policy: str, out: str, setup, window, specs, fleet, skipped: dict,
+                runs: list, summaries: dict) -> None:
+    """One scheduler's run in this process, written into `out` (with its replications); its summary printed."""
+    import dataclasses
+
+    from replay.checks import ReplayInputError
+    from replay.report import replay_and_report
+    from service.cli import UsageError
+    from service.reports.html import write_replay_report
+    from service.reports.plots import write_plots
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    captured: dict = {}
+
+    def plotter(epochs, jobs, out_dir, label, pools=()):
+        captured.update(epochs=epochs, jobs=jobs)
+        return [] if args.no_plots else write_plots(epochs, jobs, out_dir, label, pools)
+
+    try:
+        summary = replay_and_report(specs, fleet, dataclasses.replace(setup, scheduler=policy), window, out,
+                                    plotter=plotter, progress=progress, trace_skipped=skipped,
+                                    title=run_title(policy, args), reporter=write_replay_report)
+    except ReplayInputError as exc:    # raised before the replay starts (`check_inputs` found none)
+        raise UsageError(str(exc)) from None
+    summaries[policy] = summary
+    runs.append((summary["policy"], captured.get("epochs", []), captured.get("jobs", [])))
+    print(format_summary(summary))
+    if args.replications > 1:
+        replications_report(args, summary, policy, out)
+
+
+def _write_comparison(args: argparse.Namespace, policies: list[str], stage: str, runs: list,
+                      summaries: dict) -> str:
+    """comparison.json (and comparison.png) of the schedulers' runs under `stage`; the `wrote` line."""
+    import json
+    import os
+
+    from datasets.files import write_atomic
+    from service.reports.plots import plot_comparison
+
+    write_atomic(os.path.join(stage, "comparison.json"), json.dumps(summaries, indent=2, allow_nan=False) + "\n")
+    written = f"wrote {args.out}/comparison.json"
+    if not args.no_plots:
+        path = plot_comparison(runs, os.path.join(stage, "comparison.png"), run_title(" vs ".join(policies), args))
+        written += f", {os.path.basename(path)}"
+    return written
+
+
+def _sweep_policies(args: argparse.Namespace, policies: list[str], stage: str, setup, window, specs, fleet,
+                    skipped: dict, runs: list, summaries: dict) -> list:
     """The schedulers' runs as tasks of a runner (`--jobs` local processes or `--ray`): each returns its
-    rows, this process writes every run's folder as it finishes; a failed run is named on stderr and
-    the others are still written and compared. Fills `runs` and `summaries` in `policies` order."""
+    rows, this process writes every run's folder under `stage` as it finishes; a failed run is named on
+    stderr and the others are still written and compared. Fills `runs` and `summaries` in `policies` order."""
     import dataclasses
     import os
 
@@ -171,17 +254,8 @@ def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window
     from service.reports.plots import write_plots
 
     def folder(policy: str) -> str:
-        return args.out if len(policies) == 1 else os.path.join(args.out, policy)
+        return stage if len(policies) == 1 else os.path.join(stage, policy)
 
-    from datasets.files import InputError
-    from replay.report import check_out_dir
-    from service.errors import UsageError
-
-    for p in policies:                 # before any run: every folder must take its files
-        try:
-            check_out_dir(folder(p))
-        except InputError as exc:
-            raise UsageError(f"--out {folder(p)}: {exc}") from None
     tasks = [Task(p, replay_output, (specs, fleet, dataclasses.replace(setup, scheduler=p), window, p, (), skipped))
              for p in policies]
     show = progress_printer(len(tasks))
@@ -203,8 +277,6 @@ def _sweep_policies(args: argparse.Namespace, policies: list[str], setup, window
         summaries[policy] = res.summary
         runs.append((res.summary["policy"], res.epochs, res.jobs))
         print(format_summary(res.summary))
-        print(f"wrote {folder(policy)}/summary.json, epochs.csv, jobs.csv, report.html" + (
-            "" if args.no_plots else ", utilization.png, jct_cdf.png, queue.png"))
     return failures
 
 

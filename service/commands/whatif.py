@@ -11,6 +11,18 @@ MAX_JOBS = 64                  # parallel replay processes
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
+def _whatif_layout():
+    """What `meridian whatif` writes in `--out` (`replay.staging`): the comparison's files, and a folder per
+    scenario (a run's files, replication-r/ folders), never removed as stale: its name is the user's."""
+    from replay.report import OUTPUT_FILES
+    from replay.staging import Layout
+
+    replication = Layout(files=frozenset(OUTPUT_FILES))
+    scenario = Layout(files=frozenset(OUTPUT_FILES), patterns=((r"replication-[0-9]+", replication),))
+    return Layout(files=frozenset({"report.html", "comparison.json", "comparison.csv", "intervals.png",
+                                   "comparison.png"}), other=scenario)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("whatif", help="compare capacity/policy scenarios by replay (YAML file)")
     p.add_argument("scenarios", help="scenario file (YAML; see README 'Replay and what-if')")
@@ -28,13 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import copy
 
-    from datasets.files import InputError, check_writable_dir
-    from replay.runner import local_runner
+    from datasets.files import InputError
     from replay.scenarios import ScenarioError, parse_scenarios
+    from replay.staging import staged
     from replay.whatif import check_inputs, check_search
     from service.errors import UsageError
 
+    if args.out == "":
+        raise UsageError("--out: must not be empty (a folder for the scenarios' outputs and the comparison)")
     workers = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if not 1 <= workers <= MAX_JOBS:
         raise UsageError(f"--jobs must be between 1 and {MAX_JOBS}, got {workers}")
@@ -50,11 +65,43 @@ def run(args: argparse.Namespace) -> int:
             check_search(next(s for s in scenarios if s.name == search.scenario), search)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenarios}: {exc}") from None
-    if args.out:                        # before any scenario runs: the comparison must have somewhere to go
+    if args.out is None:
+        return _run(args, scenarios, search, workers)
+    if not args.find_min_capacity:
+        check_targets(args.out, scenarios)
+    try:                                # the outputs staged inside --out, moved there once all are written
+        with staged(args.out, _whatif_layout()) as stage:
+            return _run(copy.copy(args), scenarios, search, workers, stage)
+    except InputError as exc:           # before any scenario runs: the comparison must have somewhere to go
+        raise UsageError(f"--out {args.out}: {exc}") from None
+
+
+def check_targets(out: str, scenarios) -> None:
+    """Every scenario's folder (and its replications') checked before any scenario runs, making nothing:
+    a folder is not a file there, and none of its file names is a folder."""
+    from datasets.files import InputError
+    from replay.report import OUTPUT_FILES
+    from replay.staging import check_target
+    from replay.whatif import _safe as scenario_folder
+    from service.errors import UsageError
+
+    targets = [(out, ("report.html", "comparison.json", "comparison.csv", "intervals.png", "comparison.png"))]
+    for sc in scenarios:
+        d = os.path.join(out, scenario_folder(sc.name))
+        targets += [(d, OUTPUT_FILES)] + [(os.path.join(d, f"replication-{r}"), OUTPUT_FILES)
+                                          for r in range(1, sc.replications)]
+    for folder, files in targets:
         try:
-            check_writable_dir(args.out)
+            check_target(folder, files)
         except InputError as exc:
-            raise UsageError(f"--out {args.out}: {exc}") from None
+            raise UsageError(f"--out {folder}: {exc}") from None
+
+
+def _run(args: argparse.Namespace, scenarios, search, workers: int, out: str | None = None) -> int:
+    """The sweep (or the search) on the chosen runner, its files written under `out` (the staging folder)."""
+    from replay.runner import local_runner
+
+    args.out = out
     if args.ray is not None:
         return _on_ray(args, lambda runner: _sweep(args, scenarios, search, runner))
     return _sweep(args, scenarios, search, local_runner(workers))

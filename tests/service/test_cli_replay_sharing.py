@@ -59,7 +59,9 @@ def test_several_policies_run_each_into_its_folder_and_draw_one_comparison(tmp_p
     comparison = json.loads((out / "comparison.json").read_text())
     assert sorted(comparison) == ["fifo", "las"] and comparison["las"]["policy"] == "las"
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("fifo: 6/6 jobs done") and lines[2].startswith("las: 6/6 jobs done")
+    assert lines[0].startswith("fifo: 6/6 jobs done") and lines[1].startswith("las: 6/6 jobs done")
+    assert lines[2] == f"wrote {out}/fifo/summary.json, epochs.csv, jobs.csv, report.html, utilization.png, " \
+                       "jct_cdf.png, queue.png"      # once every run is in place
 
 
 @pytest.mark.parametrize(("policy", "message"), [
