@@ -277,6 +277,8 @@ def _sweep_policies(args: argparse.Namespace, policies: list[str], stage: str, s
         summaries[policy] = res.summary
         runs.append((res.summary["policy"], res.epochs, res.jobs))
         print(format_summary(res.summary))
+        if args.replications > 1:       # the same replications as the default path (local processes)
+            replications_report(args, res.summary, policy, folder(policy))
     return failures
 
 

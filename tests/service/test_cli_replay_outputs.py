@@ -100,3 +100,13 @@ def test_whatif_rerun_replaces_the_comparison_and_keeps_no_stale_replications(tm
                  "--out", str(out)]) == 0
     assert sorted(files(out)) == ["a/epochs.csv", "a/jobs.csv", "a/report.html", "a/summary.json", "comparison.csv",
                                   "comparison.json", "report.html"]
+
+
+def test_replications_run_on_the_process_pool_path_as_on_the_default_one(tmp_path):
+    out = tmp_path / "o"
+    assert main([*RUN, "--policy", "fifo,las", "--replications", "2", "--jobs", "1", "--no-plots",
+                 "--out", str(out)]) == 0
+    for policy in ("fifo", "las"):
+        row = json.loads((out / policy / "replications.json").read_text())
+        assert row["replications"] == 2
+        assert (out / policy / "replication-1" / "summary.json").exists()
