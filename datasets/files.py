@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
@@ -126,6 +127,23 @@ def check_writable_file(path: str) -> None:
     target = os.path.realpath(path) if os.path.islink(path) else path   # a link: its file is replaced
     folder = os.path.dirname(os.path.abspath(target))
     check_writable_dir(folder, create=False)
+
+
+def check_not_an_input(path: str, inputs: Sequence[str]) -> None:
+    """Raise InputError when the output `path` is one of the regular files given as `inputs` (by any name:
+    a link, `./x`): writing the result there would replace what the user gave."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    for given in inputs:
+        try:
+            if os.path.samefile(path, given):
+                raise InputError(f"{path} is the input file {given}: writing there would replace it")
+        except OSError:
+            continue
 
 
 def check_writable_dir(folder: str, create: bool = True) -> None:

@@ -191,6 +191,10 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
             load_solver()   # now, not inside the first epoch's plan limit
         state = run_loop(executor, arrivals, scheduler, config,
                          observers=[observe, *(observers or [])])
+    except KeyboardInterrupt:       # Ctrl-C, or the SIGTERM of `timeout`, systemd or kill (service.cli)
+        say("meridian run: stopping every job through its checkpoint")
+        executor.stop_all()
+        raise
     finally:
         executor.close()
     return LiveResult(state, pause_rows(applied), executor.steps_done())

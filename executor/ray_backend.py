@@ -67,15 +67,14 @@ class RayExecutor(TorchExecutor):
         job = self._jobs[job_id].job
         region = region or job.region
         if region in self.locations:
-            return stores.join(self.locations[region], job.name)
+            return stores.join(self.locations[region], storage.path_part(job.name))
         return storage.job_dir(job.storage_root, region, job.name)
 
     # -- the worker-group hooks, on Ray ----------------------------------------------------------------
 
     def _launch(self, live: _Live, nodes: dict[str, int], region: str, gated: bool) -> RG.Gang:
         job = live.job
-        run_dir = job.run_root / job.name / f"launch-{job.launches:03d}"
-        job.launches += 1
+        run_dir = job.next_run_dir()
         return RG.launch(live.spec.to_dict(), nodes, run_dir, self.checkpoint_location(job.name, region),
                          gated=gated, timeout_s=self.timeout_s)
 
@@ -90,8 +89,7 @@ class RayExecutor(TorchExecutor):
         """Relaunch a crashed gang in place; when its nodes cannot take it now (a node dying but not yet
         marked dead), leave it without workers and try again at the next poll (`_check_nodes`)."""
         job = live.job
-        run_dir = job.run_root / job.name / f"launch-{job.launches:03d}"
-        job.launches += 1
+        run_dir = job.next_run_dir()
         try:
             gang = RG.launch(live.spec.to_dict(), worker_nodes(live.placement, live.workers), run_dir,
                              self.checkpoint_location(job.name), timeout_s=min(self.timeout_s, RESTART_PLACE_S))

@@ -25,6 +25,7 @@ the measured pauses eat into it exactly as the contract's pauses eat into a mode
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -32,9 +33,11 @@ from pathlib import Path
 
 from executor.interface import AppliedAction, EpochResult, Executor, PlanApplyError, action_pause_s
 from executor.train import launch as L
+from executor.train import storage
+from executor.train.checkpoint import StaleCheckpoint, written_by_other_spec
 from executor.train.cycle import Job, launch_breakdown, stop_record, wait_first_step
 from executor.train.spec import TrainSpec
-from executor.train.storage import transfer
+from executor.train.storage import path_part, transfer
 from models import Placement, PlanRequest, PlanResponse
 from models.fleet_index import fleet_index
 
@@ -87,7 +90,11 @@ class TorchExecutor(Executor):
 
     def add_job(self, job_id: str, spec: TrainSpec, region: str) -> None:
         """Register a job before it is first placed; `region` is where its (future) checkpoints live."""
-        spec_path = self.work_dir / "specs" / f"{job_id}.json"
+        other = written_by_other_spec(storage.job_dir(self.work_dir / "storage", region, job_id), spec.fingerprint())
+        if other is not None:
+            raise StaleCheckpoint(f"job {job_id!r}: {other} holds a checkpoint of another training spec for this "
+                                  "job; use another --workdir, or remove that folder to start it afresh")
+        spec_path = self.work_dir / "specs" / f"{path_part(job_id)}.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(spec.to_dict()))
         self._jobs[job_id] = _Live(Job(job_id, spec_path, self.work_dir / "runs", self.work_dir / "storage", region),
@@ -233,6 +240,16 @@ class TorchExecutor(Executor):
             res.steps[jid] = live.steps_done
             res.progress[jid] = float(live.steps_done * live.spec.world_size)
         return res
+
+    def stop_all(self) -> None:
+        """Stop every running job through its checkpoint path (an interrupt or a SIGTERM of the command):
+        the workers save, then exit; `close` kills whatever is left."""
+        for live in self._jobs.values():
+            if live.job.group is not None:
+                # a stop that fails leaves its group to `close`, which kills it
+                with contextlib.suppress(Exception):
+                    self._stop(live)
+                    live.job.group = None
 
     def close(self) -> None:
         for live in self._jobs.values():

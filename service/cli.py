@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from models.errors import BadRequest
 from service.errors import OutputError, UsageError
@@ -25,9 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, systemd and a plain `kill` send), taken as an interrupt: the command stops
+    the way Ctrl-C stops it (a run's workers checkpoint and exit, a replay's staging folder is removed)
+    instead of dying at once and leaving its workers running."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)     # (the server drains its requests on SIGTERM itself)
     try:
         return int(args.func(args) or 0)
     except BadRequest as exc:
@@ -41,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as exc:
         print(f"meridian {args.command}: {_printable(str(exc))}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"meridian {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"meridian {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -158,6 +158,22 @@ def latest_valid(root: Path) -> tuple[Path | None, list[str]]:
     return None, skipped
 
 
+class StaleCheckpoint(ValueError):
+    """A job's checkpoint folder holds a checkpoint another training spec wrote: its workers would refuse to
+    resume from it (and die at every launch), so the run is refused before it starts."""
+
+
+def written_by_other_spec(root: Path, fingerprint: str) -> Path | None:
+    """The newest intact checkpoint under `root` when its meta says another spec (`TrainSpec.fingerprint`)
+    wrote it; None when there is none, it matches, or it predates the fingerprint in the meta."""
+    path, _ = latest_valid(root)
+    if path is None:
+        return None
+    meta = json.loads((path / META).read_bytes())
+    spec = meta.get("spec")
+    return path if spec is not None and spec != fingerprint else None
+
+
 def load(path: Path) -> tuple[dict, dict]:
     """(meta, state) of a checkpoint folder, checksum verified."""
     import torch

@@ -31,6 +31,16 @@ class Job:
     def ckpt_dir(self) -> Path:
         return storage.job_dir(self.storage_root, self.region, self.name)
 
+    def next_run_dir(self) -> Path:
+        """The next launch's folder, one no launch used before, in this run or an earlier one in the same
+        work folder: an earlier run's `timings.json` or `progress.json` read as this launch's would give
+        negative pauses and another run's steps, and its logs would be overwritten."""
+        while True:
+            run_dir = self.run_root / storage.path_part(self.name) / f"launch-{self.launches:03d}"
+            self.launches += 1
+            if not run_dir.exists():
+                return run_dir
+
     def start(self, nodes: dict[str, int], fault: str | None = None, save_at: list[int] | None = None) -> L.WorkerGroup:
         self.group = self.prelaunch(nodes, self.region, fault=fault, save_at=save_at, gated=False)
         return self.group
@@ -39,8 +49,7 @@ class Job:
                   save_at: list[int] | None = None, gated: bool = True) -> L.WorkerGroup:
         """Launch workers that will resume from `region`'s storage; gated ones wait for `open_gate`.
         Does not replace `self.group` (the running workers, if any, keep training meanwhile)."""
-        run_dir = self.run_root / self.name / f"launch-{self.launches:03d}"
-        self.launches += 1
+        run_dir = self.next_run_dir()
         return L.launch(self.spec_path, nodes, run_dir, storage.job_dir(self.storage_root, region, self.name),
                         fault=fault, save_at=save_at, gated=gated)
 

@@ -96,7 +96,8 @@ class Runtime:
                          "epoch": self.step * self.spec.global_batch // self.spec.dataset_size},
             }
             saved = self.store.save(self.step, state, keep=self.spec.keep_checkpoints, fault=fault,
-                                    extra_meta={"reason": reason, "workers": self.workers})
+                                    extra_meta={"reason": reason, "workers": self.workers,
+                                                "spec": self.spec.fingerprint()})
             with open(self.run_dir / "saves.jsonl", "a") as f:
                 f.write(json.dumps({"step": saved.step, "bytes": saved.bytes, "save_s": saved.seconds,
                                     "reason": reason, "path": str(saved.path)}) + "\n")

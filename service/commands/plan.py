@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datasets.files import InputError, check_writable_file, read_capped
+    from datasets.files import InputError, check_not_an_input, check_writable_file, read_capped
     from models.limits import MAX_TIME_LIMIT_S
     from placement import greedy_plan, load_solver, plan
     from service.errors import OutputError, UsageError
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:                           # before planning: a plan must never be lost to a bad -o
         try:
             check_writable_file(args.output)
+            check_not_an_input(args.output, [args.request])
         except InputError as exc:
             raise UsageError(f"-o {args.output}: {exc}") from None
     try:

@@ -55,9 +55,16 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("needs torch: .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[executor]'") from None
-    from datasets.files import InputError, check_writable_dir, check_writable_file, read_json
+    from datasets.files import (
+        InputError,
+        check_not_an_input,
+        check_writable_dir,
+        check_writable_file,
+        read_json,
+    )
     from executor.live import load_live_input, run_live
     from executor.ray_cluster import RayNodesMissing  # (imports no Ray)
+    from executor.train.checkpoint import StaleCheckpoint
     from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
     for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
@@ -69,8 +76,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-epochs must be between 1 and {MAX_EPOCHS}, got {args.max_epochs}")
     try:
         fleet_doc, jobs_doc = read_json(args.fleet, "fleet"), read_json(args.jobs, "jobs")
-        if args.json:                       # before the run: its results must have somewhere to go
-            check_writable_file(args.json)
+        if args.json is not None:           # before the run: its results must have somewhere to go
+            if not args.json:
+                raise InputError("--json: must not be empty (a file for the pause table and the results)")
+            try:
+                check_writable_file(args.json)
+                check_not_an_input(args.json, [args.fleet, args.jobs])
+            except InputError as exc:
+                raise InputError(f"--json {args.json}: {exc}") from None
         if args.workdir is not None:
             check_writable_dir(args.workdir)
     except InputError as exc:
@@ -92,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
                            grace_s=args.grace_s, max_epochs=args.max_epochs,
                            backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend,
                            locations=locations)
-    except RayNodesMissing as exc:          # the cluster lacks a fleet node: one line
-        raise UsageError(str(exc)) from None
+    except (RayNodesMissing, StaleCheckpoint) as exc:   # a fleet node the cluster lacks, a job's checkpoints
+        raise UsageError(str(exc)) from None           # of another spec in --workdir: one line, nothing run
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

@@ -154,3 +154,93 @@ def test_checkpoint_locations_need_the_ray_backend(tmp_path, capsys):
                  "--checkpoint-storage", "local=file:///tmp/ckpt"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "meridian run: --checkpoint-storage needs --backend ray (the torch backend keeps them in WORKDIR/storage)"]
+
+
+def _two_files(tmp_path):
+    (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs()))
+    return str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json")
+
+
+def test_run_refuses_to_write_its_results_over_an_input_file(tmp_path, capsys):
+    from service.cli import main
+
+    fleet, jobs_file = _two_files(tmp_path)
+    before = (tmp_path / "fleet.json").read_bytes()
+    assert main(["run", fleet, jobs_file, "--json", str(tmp_path / "." / "fleet.json")]) == 2
+    assert capsys.readouterr().err.strip() == (f"meridian run: --json {tmp_path / '.' / 'fleet.json'}: "
+                                               f"{tmp_path / '.' / 'fleet.json'} is the input file {fleet}: "
+                                               "writing there would replace it")
+    assert (tmp_path / "fleet.json").read_bytes() == before
+
+
+def test_run_refuses_an_empty_json_path(tmp_path, capsys):
+    from service.cli import main
+
+    assert main(["run", *_two_files(tmp_path), "--json", ""]) == 2
+    assert "--json: must not be empty" in capsys.readouterr().err
+
+
+def test_a_workdir_holding_checkpoints_of_another_spec_is_refused_before_anything_runs(tmp_path, capsys):
+    import zlib
+
+    from executor.train.checkpoint import FORMAT, META, STATE
+    from service.cli import main
+
+    ckpt = tmp_path / "wd" / "storage" / "local" / "basic" / "ckpt-000000050"
+    ckpt.mkdir(parents=True)
+    data = b"state"
+    (ckpt / STATE).write_bytes(data)
+    (ckpt / META).write_text(json.dumps({"format": FORMAT, "step": 50, "bytes": len(data), "crc32": zlib.crc32(data),
+                                         "spec": "another-spec"}))
+    assert main(["run", *_two_files(tmp_path), "--workdir", str(tmp_path / "wd")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"meridian run: job 'basic': {ckpt} holds a checkpoint of another training spec for this job; "
+                       "use another --workdir, or remove that folder to start it afresh")
+    assert not (tmp_path / "wd" / "runs").exists()
+
+
+def _processes_naming(text: str) -> list[int]:
+    """PIDs whose command line names `text` (the run's work folder: its agents and workers)."""
+    import os
+
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def test_sigterm_stops_the_workers_through_their_checkpoint_and_leaves_none(tmp_path):
+    """`timeout`, systemd and `kill` send SIGTERM to the command alone: its workers must not outlive it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("torch")
+    (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs()[:1]))
+    wd = tmp_path / "wd"
+    p = subprocess.Popen([sys.executable, "-m", "service.cli", "run", str(tmp_path / "fleet.json"),
+                          str(tmp_path / "jobs.json"), "--workdir", str(wd)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stderr:
+            if "running: basicx" in line and "@0 " not in line:
+                break
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=120) == 143
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "meridian run: terminated" in p.stderr.read()
+    deadline = time.time() + 10
+    while _processes_naming(str(wd)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _processes_naming(str(wd)) == []
+    assert list((wd / "storage" / "local" / "basic").glob("ckpt-*"))     # saved on the way out

@@ -34,6 +34,17 @@ def test_reads_standard_input_and_writes_the_output_file(tmp_path):
     assert json.loads(out.read_text())["objective"] > 0
 
 
+def test_the_plan_is_never_written_over_its_own_request(tmp_path):
+    req = tmp_path / "req.json"
+    req.write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "link.json").symlink_to(req)
+    p = meridian("plan", str(req), "-o", str(tmp_path / "link.json"))
+    assert p.returncode == 2 and p.stderr.decode().strip() == (
+        f"meridian plan: -o {tmp_path / 'link.json'}: {tmp_path / 'link.json'} is the input file {req}: "
+        "writing there would replace it")
+    assert req.read_bytes() == EXAMPLE.read_bytes()
+
+
 def test_greedy_flag_plans_with_the_greedy_alone():
     p = meridian("plan", str(EXAMPLE), "--greedy")
     assert p.returncode == 0, p.stderr
