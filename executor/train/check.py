@@ -107,6 +107,7 @@ def run_check(spec: TrainSpec, work_dir: Path | None = None, start_workers: int 
             "pauses": [_pause_view(p) for p in pauses],
         }
     finally:
+        L.kill_all()          # an interrupt (Ctrl-C, SIGTERM) leaves no worker writing into `work`
         if own:
             shutil.rmtree(work, ignore_errors=True)
 

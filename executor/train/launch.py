@@ -74,7 +74,7 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = ["--spec", str(spec_path), "--ckpt-dir", str(ckpt_dir), "--run-dir", str(run_dir),
-            f"--pg-timeout-s={pg_timeout_s}"]
+            f"--pg-timeout-s={pg_timeout_s}", f"--owner={os.getpid()}:{_start_ticks(os.getpid())}"]
     if fault:
         args += ["--fault", fault]
     if save_at:
@@ -82,6 +82,8 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
     if gated:
         args += ["--gate", str(run_dir / "go")]
     env = worker_env()
+    env["TMPDIR"] = str(run_dir / "tmp")        # torchrun's own scratch folder goes with the run, not /tmp
+    (run_dir / "tmp").mkdir(exist_ok=True)
     agents, logs = [], []
     launched = time.time()
     for i, (node, count) in enumerate(nodes.items()):
@@ -90,7 +92,10 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
         agents.append(subprocess.Popen(torchrun_argv(len(nodes), i, count, port, args), cwd=REPO, env=env,
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True))
-    return WorkerGroup(run_dir, ckpt_dir, dict(nodes), agents, launched, logs)
+    group = WorkerGroup(run_dir, ckpt_dir, dict(nodes), agents, launched, logs)
+    _LAUNCHED[:] = [g for g in _LAUNCHED if any(a.poll() is None for a in g.agents)]   # (the ended ones go)
+    _LAUNCHED.append(group)
+    return group
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -216,6 +221,18 @@ def _reap_later(group: WorkerGroup, timeout_s: float = 15.0) -> None:
 
 
 _REAPERS: list[threading.Thread] = []
+# Every group this process launched: `kill_all` ends those still alive when the caller is interrupted,
+# wherever the interrupt caught it (a stop's new group prelaunched but not yet handed over, say).
+_LAUNCHED: list[WorkerGroup] = []
+
+
+def kill_all() -> None:
+    """SIGKILL every worker and agent this process launched that is still alive, and reap them."""
+    while _LAUNCHED:
+        group = _LAUNCHED.pop()
+        if any(a.poll() is None for a in group.agents) or worker_pids(group):
+            kill(group)
+    drain()
 
 
 def drain() -> None:

@@ -10,6 +10,7 @@ checkpoints and exits 0. Rank 0 reports through files in `--run-dir`: `progress.
 
 from __future__ import annotations
 
+import threading
 import time
 
 T_PROCESS = time.time()   # before importing torch: the launch measurement starts here
@@ -59,6 +60,36 @@ def parse_fault(text: str | None) -> dict:
     return out
 
 
+def _exit_with_owner(owner: str | None) -> None:
+    """Exit at once when the torchrun agent that started this worker, or the process that launched the
+    agent (`owner`, "PID:START_TICKS"), is gone. Both are killed when the caller is interrupted, and a
+    worker that had not yet reported its PID could not be killed with them: an orphan would train on,
+    unseen, writing into the caller's folders (or a removed temporary one). The owner's start time tells
+    it from a later process given the same PID."""
+    parent = os.getppid()
+    pid, _, ticks = (owner or "").partition(":")
+
+    def owner_alive() -> bool:
+        return not pid or _stat_ticks(int(pid)) == int(ticks)
+
+    def watch() -> None:
+        while os.getppid() == parent and owner_alive():
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="owner-watch").start()
+
+
+def _stat_ticks(pid: int) -> int | None:
+    """A live process's start time in clock ticks (None: gone, or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGUSR1, _on_usr1)
@@ -70,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg-timeout-s", type=float, default=120.0)
     ap.add_argument("--gate", default=None, help="prelaunch: get ready, then wait for this file before resuming")
     ap.add_argument("--save-at", default="", help="comma-separated steps to checkpoint at without stopping")
+    ap.add_argument("--owner", default=None, help="PID:START_TICKS of the launching process: exit when it is gone")
     args = ap.parse_args(argv)
+    _exit_with_owner(args.owner)
 
     run_dir, ckpt_dir = Path(args.run_dir), Path(args.ckpt_dir)
     rank = int(os.environ.get("RANK", "0"))
