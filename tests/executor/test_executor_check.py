@@ -53,3 +53,9 @@ def test_passes_requires_same_r_equality_in_default_mode():
 def test_cli_rejects_too_few_steps(capsys):
     assert main(["executor-check", "--steps", "5"]) == 2
     assert "--steps must be at least 20" in capsys.readouterr().err
+
+
+def test_cli_refuses_nodes_without_the_ray_backend(capsys):
+    assert main(["executor-check", "--nodes", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "meridian executor-check: --nodes N needs --backend ray (the torch check runs torchrun workers on this host)"]
