@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.train.spec import TrainSpec
+from executor.train.spec import TooMuchMemory, TrainSpec
 from models import BadRequest, FieldError, PlanRequest, parse_request
 from models.fleet_index import fleet_devices
 
@@ -61,6 +61,8 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
         else:
             try:
                 ts = TrainSpec.from_dict(spec, where=f"jobs[{i}].train")
+            except TooMuchMemory as exc:
+                errors.append(FieldError(exc.path, exc.value, exc.message))
             except (ValueError, TypeError) as exc:
                 errors.append(FieldError(f"jobs[{i}].train", spec, str(exc)))
             else:
@@ -82,6 +84,11 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
                                       and ts.world_size % a)
                     else:   # contract v1.1: the planner grants only counts the job can run on, all devices used
                         j["replicas"] = {**rep, "allowed": fits}
+                    if fits:    # exact mode's buffers grow as the job runs on fewer workers: check the fewest
+                        try:
+                            ts.check_memory(min(fits), where=f"jobs[{i}].train")
+                        except TooMuchMemory as exc:
+                            errors.append(FieldError(exc.path, exc.value, exc.message))
                 train[jid] = ts
         submit_s[jid] = float(sub) if isinstance(sub, (int, float)) else 0.0
         contract_jobs.append(j)
