@@ -63,6 +63,25 @@ def test_an_exact_job_is_checked_on_the_fewest_workers_it_may_be_granted():
     assert err.path == "jobs[0].train.hidden" and "on 1 worker(s)" in err.message
 
 
+def test_a_job_too_large_for_the_fleet_is_refused_naming_replicas_min():
+    bad = jobs()
+    bad[1]["replicas"] = {"min": 4, "max": 4}          # the fleet has 2 slots
+    bad[1]["train"]["world_size"] = 4
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    assert [(e.path, e.value, e.message) for e in exc.value.errors] == [
+        ("jobs[1].replicas.min", 4, "the job could never run: no cluster holds 4 replica(s) of 1 device(s) on cpu")]
+
+
+def test_a_job_wanting_only_accelerators_the_fleet_lacks_is_refused_naming_speed():
+    bad = jobs()
+    bad[0]["speed"] = {"H100": 1.0}
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    assert [(e.path, e.value, e.message) for e in exc.value.errors] == [
+        ("jobs[0].speed", {"H100": 1.0}, "the fleet has none of these accelerators: the job could never run")]
+
+
 def test_contract_errors_keep_their_paths():
     bad = jobs()
     bad[0]["speed"] = {"tpu": 1.0}
