@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.train.spec import TrainSpec
+from executor.train.spec import TooMuchMemory, TrainSpec
 from models import BadRequest, FieldError, PlanRequest, parse_request
 from models.fleet_index import fleet_devices
 
@@ -43,7 +43,7 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
     jobs = jobs_doc.get("jobs") if isinstance(jobs_doc, dict) else jobs_doc
     if not isinstance(jobs, list):
         raise BadRequest([FieldError("jobs", jobs_doc, "JOBS.json must be a list of jobs (or {\"jobs\": [...]})")])
-    contract_jobs, submit_s, train = [], {}, {}
+    contract_jobs, submit_s, train, where = [], {}, {}, []
     for i, j in enumerate(jobs):
         if not isinstance(j, dict):
             errors.append(FieldError(f"jobs[{i}]", j, "must be an object"))
@@ -61,6 +61,8 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
         else:
             try:
                 ts = TrainSpec.from_dict(spec, where=f"jobs[{i}].train")
+            except TooMuchMemory as exc:
+                errors.append(FieldError(exc.path, exc.value, exc.message))
             except (ValueError, TypeError) as exc:
                 errors.append(FieldError(f"jobs[{i}].train", spec, str(exc)))
             else:
@@ -82,17 +84,47 @@ def load_live_input(fleet_doc: object, jobs_doc: object) -> LiveInput:
                                       and ts.world_size % a)
                     else:   # contract v1.1: the planner grants only counts the job can run on, all devices used
                         j["replicas"] = {**rep, "allowed": fits}
+                    if fits:    # exact mode's buffers grow as the job runs on fewer workers: check the fewest
+                        try:
+                            ts.check_memory(min(fits), where=f"jobs[{i}].train")
+                        except TooMuchMemory as exc:
+                            errors.append(FieldError(exc.path, exc.value, exc.message))
                 train[jid] = ts
         submit_s[jid] = float(sub) if isinstance(sub, (int, float)) else 0.0
         contract_jobs.append(j)
+        where.append(i)
     try:
         request = parse_request({**base, "jobs": contract_jobs})
     except BadRequest as exc:
         errors.extend(exc.errors)
         request = None
+    else:
+        errors.extend(never_runs(request, where))
     if errors:
         raise BadRequest(errors)
     return LiveInput(request, submit_s, train)
+
+
+def never_runs(request: PlanRequest, where: list[int]) -> list[FieldError]:
+    """The jobs no plan could ever run on this fleet (the loop would reject them on arrival, a run that
+    cannot succeed): refused up front, naming `speed` where no pool has a listed accelerator (in the job's
+    regions), else `replicas.min`. `where[k]` is the JOBS.json index of the request's k-th job."""
+    from executor.loop import never_fits
+
+    quotas = {(q.tenant, q.tier): q.devices for q in request.quotas}
+    pools = {(c.region, g.accelerator) for c in request.fleet.clusters for g in c.node_groups}
+    errors = []
+    for i, job in zip(where, request.jobs, strict=True):
+        why = never_fits(job, request.fleet, quotas)
+        if not why:
+            continue
+        if not any(acc in job.speed and (job.regions is None or region in job.regions) for region, acc in pools):
+            errors.append(FieldError(f"jobs[{i}].speed", dict(job.speed), "the fleet has none of these "
+                                     "accelerators" + (f" in regions {', '.join(job.regions)}" if job.regions else "")
+                                     + ": the job could never run"))
+        else:
+            errors.append(FieldError(f"jobs[{i}].replicas.min", job.replicas.min, f"the job could never run: {why}"))
+    return errors
 
 
 COLUMNS = ("epoch_t_s", "job", "kind", "workers", "modelled_s", "measured_s", "stop_s", "save_s", "transfer_s",

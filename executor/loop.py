@@ -504,6 +504,12 @@ def _pools(fleet: Fleet) -> list[tuple[str, str, list[int]]]:
     return list(out.values())
 
 
+def never_fits(job: Job, fleet: Fleet, quotas: dict[tuple[str, str], int]) -> str:
+    """Why no plan on `fleet` could ever run `job` at its minimum size ('' if one could): the rule the loop
+    rejects an arrival by, for callers that can refuse the job before a run starts."""
+    return _never_fits(job, _pools(fleet), quotas)
+
+
 def _never_fits(job: Job, pools: list[tuple[str, str, list[int]]], quota: dict[tuple[str, str], int]) -> str:
     """Why no plan could ever run `job` at its minimum size ('' if one could)."""
     need = job.replicas.min * job.devices_per_replica

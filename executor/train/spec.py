@@ -13,6 +13,23 @@ from dataclasses import asdict, dataclass, fields
 MAX_INT = {"world_size": 1024, "steps": 10**9, "micro_batch": 2**16, "in_dim": 2**20, "hidden": 2**20,
            "classes": 2**20, "dataset_size": 2**31, "layers": 1000, "checkpoint_every": 10**9, "seed": 2**32 - 1}
 MAX_PARAMS = 2_000_000_000
+# The most memory one worker may need (`TrainSpec.worker_bytes`). Fixed, not a share of this machine's
+# RAM, so a JOBS.json is accepted or refused the same everywhere; 2 GiB lets a laptop run a few workers
+# side by side (the torch backend starts every worker on this host) and is 5x what the default
+# 10 M-parameter job needs. Past it a worker would die allocating (or invite the OOM killer) after launch.
+MAX_WORKER_BYTES = 2 * 2**30
+
+
+class TooMuchMemory(ValueError):
+    """A spec whose worker would need more than MAX_WORKER_BYTES; `path` names the field to shrink."""
+
+    def __init__(self, field: str, value: int, message: str, where: str = "train") -> None:
+        self.field, self.value, self.message, self.path = field, value, message, f"{where}.{field}"
+        super().__init__(f"{self.path}: {message}")
+
+    def at(self, where: str) -> TooMuchMemory:
+        """The same refusal under another path prefix (`jobs[2].train`)."""
+        return TooMuchMemory(self.field, self.value, self.message, where)
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,47 @@ class TrainSpec:
         if self.params() > MAX_PARAMS:
             raise ValueError(f"train spec: the model would have {self.params():,} parameters; at most "
                              f"{MAX_PARAMS:,} (in_dim, hidden, layers, classes)")
+        self.check_memory(self.world_size)
+
+    def check_memory(self, workers: int, where: str = "train") -> None:
+        """Refuse a spec whose worker, run on `workers` workers, would need more than MAX_WORKER_BYTES:
+        the error names the field behind the larger share, the dataset or the model."""
+        need = self.worker_bytes(workers)
+        if need <= MAX_WORKER_BYTES:
+            return
+        data = self.data_bytes()
+        if data >= need - data:
+            field, why = "dataset_size", (f"the synthetic dataset (dataset_size {self.dataset_size:,} x in_dim "
+                                          f"{self.in_dim:,}, the teacher in_dim x classes) takes {data:,} bytes")
+        else:
+            field, why = "hidden", (f"the model ({self.params():,} parameters, with its gradients, AdamW state "
+                                    f"and reduction buffers on {workers} worker(s)) takes {need - data:,} bytes")
+        raise TooMuchMemory(field, getattr(self, field), f"a worker would need about {need:,} bytes; at most "
+                            f"{MAX_WORKER_BYTES:,} (MAX_WORKER_BYTES): {why}", where)
+
+    def data_bytes(self) -> int:
+        """Bytes `SyntheticData` allocates at its peak (executor.train.model): the float32 inputs and the
+        teacher, the logits, the noise and its scaled copy and their sum (dataset_size x classes each), the
+        int64 labels and the two int64 permutations a batch can span."""
+        n = self.dataset_size
+        return 4 * (n * self.in_dim + self.in_dim * self.classes + 4 * n * self.classes) + 8 * 3 * n
+
+    def model_bytes(self, workers: int) -> int:
+        """Bytes the model costs a worker running `workers`-way (executor.train.runtime): float32 weights,
+        gradients, AdamW's two moments and the averaged gradient's copies; plus the reduction's buffers:
+        exact mode keeps one float32 gradient per logical rank it runs (W / workers of them) and a tree
+        of partial sums as large again, default mode one accumulator in reduce_dtype and its average."""
+        p = self.params()
+        base = 4 * p * 6
+        if self.exact:
+            return base + 2 * 4 * p * max(1, self.world_size // max(1, workers))
+        wide = 8 if self.reduce_dtype == "float64" else 4
+        return base + 2 * wide * p
+
+    def worker_bytes(self, workers: int) -> int:
+        """An estimate of one worker's peak memory when the job runs on `workers` workers; activations
+        (micro_batch x hidden per layer) are left out: they are small beside these."""
+        return self.data_bytes() + self.model_bytes(workers)
 
     @property
     def global_batch(self) -> int:
@@ -110,5 +168,7 @@ class TrainSpec:
             raise ValueError(f"{where}.{unknown[0]}: unknown train spec field (known: {', '.join(sorted(known))})")
         try:
             return cls(**data)
+        except TooMuchMemory as exc:
+            raise exc.at(where) from None
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{where}: {exc}") from None

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import loc_to_path
@@ -22,7 +22,7 @@ from service.app.errors import error_response
 from service.app.metrics import Metrics
 from service.app.middleware import RequestContext
 from service.app.planning import Planner, PlanService, Replanner
-from service.app.routes import router
+from service.app.routes import RepeatedQuery, router
 
 log = logging.getLogger("meridian.service")
 
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, planner: Planner | None = None,
     app.include_router(router)
     pages.install(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RepeatedQuery, _repeated_query)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     if token is not None:
         app.add_middleware(access.RequireToken, token=token, refuse=pages.refuse)
@@ -104,6 +105,15 @@ async def _validation_error(request: Request, exc: Any) -> JSONResponse:
     errors = [{"path": loc_to_path(tuple(e.get("loc", ()))), "value": _jsonable(e.get("input")),
                "message": e.get("msg", "invalid")} for e in exc.errors()]
     return error_response(422, "bad_request", f"{len(errors)} error(s) in the request", errors=errors)
+
+
+async def _repeated_query(request: Request, exc: RepeatedQuery) -> Response:
+    """A query parameter given more than once, on any route: a 422 naming it (an error page on the pages)."""
+    if pages.is_page(request):
+        return pages.repeated_query_page(exc)
+    if request.url.path == "/plan":
+        request.app.state.service.metrics.rejected.labels("bad_request").inc()
+    return error_response(422, "bad_request", str(exc), errors=[exc.field_error()])
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +22,7 @@ from service.app import access
 from service.app.plan_view import build
 from service.app.planning import PlanService, Unavailable
 from service.app.pool_svg import pool_svg
-from service.app.routes import _PLAN_ID
+from service.app.routes import _PLAN_ID, RepeatedQuery, refuse_repeated_query
 from service.app.store import iso_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +42,7 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
 
 templates = Environment(loader=FileSystemLoader(os.path.join(HERE, "templates")),
                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_repeated_query)])
 
 
 def docs_assets() -> str:
@@ -75,6 +75,16 @@ def _page(name: str, status_code: int = 200, csp: str = PAGE_CSP, **context: Any
     html = templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status_code, headers={"Content-Security-Policy": csp,
                                                                 "Cache-Control": "no-store"})
+
+
+def is_page(request: Request) -> bool:
+    """Whether the request was routed to one of these pages (they answer errors as pages, not JSON)."""
+    return request.scope.get("route") in router.routes
+
+
+def repeated_query_page(exc: RepeatedQuery) -> HTMLResponse:
+    """The operator's pages refuse a repeated parameter as an error page (a 422), not a page read one way."""
+    return _page("error.html", 422, message=f"{exc} ({', '.join(map(repr, exc.values))}): give it once")
 
 
 def _svc(request: Request) -> PlanService:

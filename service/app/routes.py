@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
@@ -17,8 +17,6 @@ from service.app.errors import ErrorBody, TooLarge, error_response
 from service.app.metrics import CONTENT_TYPE
 from service.app.openapi import request_body_spec
 from service.app.planning import Conflict, EngineFailed, PlanService, Unavailable
-
-router = APIRouter()
 
 _PLAN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -87,7 +85,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "a bad request: malformed JSON, a wrong type, a contract rule, a size "
           "cap; `errors` names each field path and value"},
     429: {"model": ErrorBody, "description": "overloaded: retry after the `Retry-After` header's seconds"},
-    415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
+    415: {"model": ErrorBody, "description": "the body is not sent as application/json, or is sent with a "
+          "Content-Encoding other than identity"},
     503: {"model": ErrorBody, "description": "cannot plan now (engine missing, plan log down, shutting down)"},
 }
 
@@ -111,9 +110,44 @@ def repeated_query(request: Request) -> str | None:
     return None
 
 
+class RepeatedQuery(Exception):
+    """A query parameter given more than once; the app's handler answers it (JSON 422, or an error page for
+    the operator's pages)."""
+
+    def __init__(self, name: str, values: list[str]):
+        super().__init__(f"query parameter {name!r} is given more than once")
+        self.name = name
+        self.values = values
+
+    def field_error(self) -> dict[str, Any]:
+        return {"path": f"query.{self.name}", "value": self.values, "message": "given more than once"}
+
+
+def refuse_repeated_query(request: Request) -> None:
+    """A dependency of every route (API and pages): FastAPI would silently read the last of a repeated
+    parameter, so `?status=a&status=b` means whatever the framework picks; refuse it instead. Runs before
+    the route's own parameters are checked and before any body is read, so nothing is half done."""
+    twice = repeated_query(request)
+    if twice is not None:
+        raise RepeatedQuery(twice, request.query_params.getlist(twice))
+
+
+def identity_encoded(request: Request) -> str | None:
+    """The request's Content-Encoding when it is anything but `identity`, else None. This server decodes
+    no content encodings: a gzip body read as JSON would be refused as malformed at best, and a body that
+    only claims an encoding would be planned as something the client did not mean."""
+    tokens = [t.strip().lower() for v in request.headers.getlist("content-encoding") for t in v.split(",")]
+    if all(t in ("", "identity") for t in tokens):
+        return None
+    return ", ".join(request.headers.getlist("content-encoding"))[:80]
+
+
 def shown_id(plan_id: str) -> str:
     """A plan id as an error message quotes it: at most 40 characters of it."""
     return repr(plan_id if len(plan_id) <= 40 else plan_id[:40] + "...")
+
+
+router = APIRouter(dependencies=[Depends(refuse_repeated_query)])
 
 
 @router.post(
@@ -142,12 +176,13 @@ async def post_plan(
         svc.metrics.rejected.labels("content_type").inc()
         return error_response(415, "unsupported_media_type", "POST /plan takes a JSON body: send it with "
                               f"Content-Type: application/json (got {request.headers.get('content-type', 'none')[:80]!r})")
-    twice = repeated_query(request)
-    if twice is not None:
-        svc.metrics.rejected.labels("bad_request").inc()
-        return error_response(422, "bad_request", f"query parameter {twice!r} is given more than once",
-                              errors=[{"path": f"query.{twice}", "value": request.query_params.getlist(twice),
-                                       "message": "given more than once"}])
+    encoding = identity_encoded(request)
+    if encoding is not None:
+        svc.metrics.rejected.labels("content_encoding").inc()
+        return error_response(415, "unsupported_media_type", "POST /plan takes an unencoded body: this server "
+                              f"decodes no Content-Encoding (got {encoding!r}); send it without one",
+                              errors=[{"path": "header.Content-Encoding", "value": encoding,
+                                       "message": "only identity is accepted"}])
     try:
         try:
             body = await asyncio.wait_for(read_capped(request, svc.settings.max_body_bytes),

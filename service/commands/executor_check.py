@@ -14,6 +14,7 @@ import json
 import sys
 
 DEFAULT_REL_TOLERANCE = 1e-6
+DEFAULT_RAY_NODES = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "ray"), default="torch",
                    help="torch: torchrun workers on this host (default); ray: the Ray executor on --nodes Ray nodes "
                         "(preempt, resizes across nodes, a move, a migrate between regions)")
-    p.add_argument("--nodes", type=int, default=3, help="--backend ray: fleet nodes a0..a{N-2} (region-a) and b0 "
-                   "(region-b), default 3")
+    p.add_argument("--nodes", type=int, default=None, help="--backend ray: fleet nodes a0..a{N-2} (region-a) and "
+                   f"b0 (region-b), default {DEFAULT_RAY_NODES}")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="--backend ray: join this cluster (nodes advertising meridian_node_a0 ... b0); default: a "
                         "local cluster of --nodes Ray nodes, stopped at the end")
@@ -51,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from executor.train.launch import drain
     from executor.train.spec import TrainSpec
 
+    if args.ray is not None and args.backend != "ray":
+        raise UsageError("--ray ADDRESS needs --backend ray")
+    if args.nodes is not None and args.backend != "ray":
+        raise UsageError("--nodes N needs --backend ray (the torch check runs torchrun workers on this host)")
+    if args.nodes is None:
+        args.nodes = DEFAULT_RAY_NODES
+    if args.backend == "ray" and args.nodes < 2:
+        raise UsageError(f"--nodes must be at least 2 (one per region), got {args.nodes}")
     if args.steps < 20:
         raise UsageError(f"--steps must be at least 20 (the schedule has 5 actions), got {args.steps}")
     fields = {"steps": args.steps, "exact": args.exact, "seed": args.seed, "reduce_dtype": args.reduce_dtype}
@@ -72,10 +81,6 @@ def run(args: argparse.Namespace) -> int:
         except InputError as exc:
             raise UsageError(f"--workdir {args.workdir}: {exc}") from None
     mode = "exact" if spec.exact else f"default ({spec.reduce_dtype} all-reduce)"
-    if args.ray is not None and args.backend != "ray":
-        raise UsageError("--ray ADDRESS needs --backend ray")
-    if args.backend == "ray" and args.nodes < 2:
-        raise UsageError(f"--nodes must be at least 2 (one per region), got {args.nodes}")
     where = f"{args.nodes} Ray nodes" if args.backend == "ray" else "torchrun"
     print(f"executor-check: {mode} mode, W={spec.world_size}, "
           f"{spec.params():,} parameters, {spec.steps} steps, {where}", file=sys.stderr)

@@ -83,3 +83,9 @@ def test_sigterm_leaves_no_worker_and_no_temporary_folder(tmp_path):
         time.sleep(0.1)
     assert _processes_naming(str(tmp_path)) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_nodes_without_the_ray_backend(capsys):
+    assert main(["executor-check", "--nodes", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "meridian executor-check: --nodes N needs --backend ray (the torch check runs torchrun workers on this host)"]

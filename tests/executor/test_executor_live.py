@@ -39,6 +39,49 @@ def test_input_errors_name_the_field_and_value():
     assert any("'steps' must be a positive integer, got 0" in e.message for e in exc.value.errors)
 
 
+def test_a_dataset_past_the_worker_memory_cap_is_refused_before_any_worker_starts():
+    bad = jobs()
+    bad[0]["train"] = {**TRAIN, "dataset_size": 2**31, "in_dim": 2**20, "hidden": 1}
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    [err] = exc.value.errors
+    assert (err.path, err.value) == ("jobs[0].train.dataset_size", 2**31)
+    assert err.message.startswith("a worker would need about 9,007,525,747,753,720 bytes; at most 2,147,483,648 ")
+
+
+def test_an_exact_job_is_checked_on_the_fewest_workers_it_may_be_granted():
+    # exact mode keeps one gradient per logical rank a worker runs: 64 of them on 1 worker (~2.6 GB), 32 on 2
+    big = {**TRAIN, "exact": True, "world_size": 64, "hidden": 1500, "layers": 3}
+    ok = jobs()[:1]
+    ok[0].update(replicas={"min": 2, "max": 2}, train=big)
+    assert load_live_input(FLEET, ok).train["basic"].world_size == 64
+    bad = jobs()[:1]
+    bad[0].update(replicas={"min": 1, "max": 2}, train=big)
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    [err] = exc.value.errors
+    assert err.path == "jobs[0].train.hidden" and "on 1 worker(s)" in err.message
+
+
+def test_a_job_too_large_for_the_fleet_is_refused_naming_replicas_min():
+    bad = jobs()
+    bad[1]["replicas"] = {"min": 4, "max": 4}          # the fleet has 2 slots
+    bad[1]["train"]["world_size"] = 4
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    assert [(e.path, e.value, e.message) for e in exc.value.errors] == [
+        ("jobs[1].replicas.min", 4, "the job could never run: no cluster holds 4 replica(s) of 1 device(s) on cpu")]
+
+
+def test_a_job_wanting_only_accelerators_the_fleet_lacks_is_refused_naming_speed():
+    bad = jobs()
+    bad[0]["speed"] = {"H100": 1.0}
+    with pytest.raises(BadRequest) as exc:
+        load_live_input(FLEET, bad)
+    assert [(e.path, e.value, e.message) for e in exc.value.errors] == [
+        ("jobs[0].speed", {"H100": 1.0}, "the fleet has none of these accelerators: the job could never run")]
+
+
 def test_contract_errors_keep_their_paths():
     bad = jobs()
     bad[0]["speed"] = {"tpu": 1.0}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from executor.train.spec import TrainSpec
+from executor.train.spec import TooMuchMemory, TrainSpec
 
 
 def test_default_spec_is_the_checks_10m_parameter_job():
@@ -40,3 +40,19 @@ def test_fingerprint_ignores_the_schedule_but_not_the_model():
     base = TrainSpec()
     assert TrainSpec(steps=10, checkpoint_every=3).fingerprint() == base.fingerprint()
     assert TrainSpec(hidden=64).fingerprint() != base.fingerprint()
+
+
+def test_a_dataset_a_worker_could_not_hold_is_refused_naming_dataset_size_and_the_estimate():
+    with pytest.raises(TooMuchMemory) as exc:
+        TrainSpec.from_dict({"dataset_size": 2**31, "in_dim": 2**20, "hidden": 1})
+    assert exc.value.path == "train.dataset_size" and exc.value.value == 2**31
+    assert str(exc.value) == (
+        "train.dataset_size: a worker would need about 9,007,800,659,215,816 bytes; at most 2,147,483,648 "
+        "(MAX_WORKER_BYTES): the synthetic dataset (dataset_size 2,147,483,648 x in_dim 1,048,576, the teacher "
+        "in_dim x classes) takes 9,007,800,617,271,296 bytes")
+
+
+def test_a_model_a_worker_could_not_hold_is_refused_naming_hidden():
+    with pytest.raises(TooMuchMemory) as exc:
+        TrainSpec.from_dict({"hidden": 8192})        # 136 M parameters: weights, grads, AdamW, buffers ~5.5 GB
+    assert exc.value.path == "train.hidden" and "about 5,464,179,328 bytes" in str(exc.value)

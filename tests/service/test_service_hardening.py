@@ -93,6 +93,35 @@ def test_a_query_parameter_given_twice_is_refused_and_nothing_is_recorded(sqlite
     assert sqlite_client.app.state.service.store.count() == 0
 
 
+@pytest.mark.parametrize("url, name, values", [
+    ("/plans?status=optimal&status=infeasible", "status", ["optimal", "infeasible"]),
+    ("/plans?limit=1&limit=2", "limit", ["1", "2"]),
+    ("/plans/" + "0" * 32 + "?x=1&x=2", "x", ["1", "2"]),
+    ("/readyz?x=&x=", "x", ["", ""]),
+])
+def test_every_api_route_refuses_a_query_parameter_given_twice(sqlite_client: TestClient, url: str, name: str,
+                                                               values: list[str]) -> None:
+    r = sqlite_client.get(url)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"path": f"query.{name}", "value": values, "message": "given more than once"}]
+
+
+def test_the_plans_page_refuses_a_query_parameter_given_twice_with_an_error_page(sqlite_client: TestClient) -> None:
+    r = sqlite_client.get("/?status=optimal&status=x")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "query parameter &#39;status&#39; is given more than once (&#39;optimal&#39;, &#39;x&#39;)" in r.text
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "gzip, identity"])
+def test_a_body_with_a_content_encoding_is_415_and_nothing_is_recorded(sqlite_client: TestClient,
+                                                                        encoding: str) -> None:
+    r = sqlite_client.post("/plan", content=BODY, headers={"Content-Encoding": encoding})
+    assert r.status_code == 415
+    assert r.json()["errors"] == [{"path": "header.Content-Encoding", "value": encoding,
+                                   "message": "only identity is accepted"}]
+    assert sqlite_client.app.state.service.store.count() == 0
+
+
 def test_a_long_plan_id_is_not_echoed_in_full(sqlite_client: TestClient) -> None:
     r = sqlite_client.get("/plans/" + "x" * 60_000)        # httpx sends at most 64 KiB of URL
     assert r.status_code == 404 and len(r.text) < 400
