@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.train.worker import process_start_ticks
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -74,7 +76,7 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = ["--spec", str(spec_path), "--ckpt-dir", str(ckpt_dir), "--run-dir", str(run_dir),
-            f"--pg-timeout-s={pg_timeout_s}", f"--owner={os.getpid()}:{_start_ticks(os.getpid())}"]
+            f"--pg-timeout-s={pg_timeout_s}", f"--owner={os.getpid()}:{process_start_ticks(os.getpid())}"]
     if fault:
         args += ["--fault", fault]
     if save_at:
@@ -98,17 +100,6 @@ def launch(spec_path: Path, nodes: dict[str, int], run_dir: Path, ckpt_dir: Path
     return group
 
 
-def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
 def worker_pids(group: WorkerGroup) -> dict[int, int]:
     """rank -> PID of every worker that has reported and is still alive (and is the same process)."""
     out = {}
@@ -119,7 +110,7 @@ def worker_pids(group: WorkerGroup) -> dict[int, int]:
                 rec = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
-            if _start_ticks(rec["pid"]) == rec["start_ticks"]:
+            if process_start_ticks(rec["pid"]) == rec["start_ticks"]:
                 out[int(f.stem.split("-")[1])] = rec["pid"]
     return out
 

@@ -42,10 +42,15 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def process_start_ticks(pid: int) -> int:
-    """The kernel's start time of `pid` (clock ticks since boot): a PID plus this names one process."""
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[19])
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot): a PID plus this names one process.
+    None when no such process lives (or it is a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def parse_fault(text: str | None) -> dict:
@@ -70,7 +75,7 @@ def _exit_with_owner(owner: str | None) -> None:
     pid, _, ticks = (owner or "").partition(":")
 
     def owner_alive() -> bool:
-        return not pid or _stat_ticks(int(pid)) == int(ticks)
+        return not pid or process_start_ticks(int(pid)) == int(ticks)
 
     def watch() -> None:
         while os.getppid() == parent and owner_alive():
@@ -78,16 +83,6 @@ def _exit_with_owner(owner: str | None) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="owner-watch").start()
-
-
-def _stat_ticks(pid: int) -> int | None:
-    """A live process's start time in clock ticks (None: gone, or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,30 +58,21 @@ def test_cli_rejects_too_few_steps(capsys):
 def test_sigterm_leaves_no_worker_and_no_temporary_folder(tmp_path):
     """`timeout 60 meridian executor-check` once left four workers training and its folder in /tmp."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    from tests.executor.test_executor_live import _processes_naming
+    from tests.support.processes import left_behind, processes_naming, terminate
 
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     p = subprocess.Popen([sys.executable, "-m", "service.cli", "executor-check", "--steps", "2000"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while len(_processes_naming(str(tmp_path))) < 4 and time.time() < deadline:   # agent and workers up
-            time.sleep(0.2)
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=60) == 143
-    finally:
-        if p.poll() is None:
-            p.kill()
+    deadline = time.time() + 120
+    while len(processes_naming(str(tmp_path))) < 4 and time.time() < deadline:   # agent and workers up
+        time.sleep(0.2)
+    assert terminate(p, 60) == 143
     assert "meridian executor-check: terminated" in p.stderr.read()
-    deadline = time.time() + 10
-    while _processes_naming(str(tmp_path)) and time.time() < deadline:
-        time.sleep(0.1)
-    assert _processes_naming(str(tmp_path)) == []
+    assert left_behind(str(tmp_path)) == []
     assert list(tmp_path.iterdir()) == []
 
 

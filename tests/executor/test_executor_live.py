@@ -243,27 +243,12 @@ def test_a_workdir_holding_checkpoints_of_another_spec_is_refused_before_anythin
     assert not (tmp_path / "wd" / "runs").exists()
 
 
-def _processes_naming(text: str) -> list[int]:
-    """PIDs whose command line names `text` (the run's work folder: its agents and workers)."""
-    import os
-
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    out.append(int(pid))
-        except OSError:
-            continue
-    return out
-
-
 def test_sigterm_stops_the_workers_through_their_checkpoint_and_leaves_none(tmp_path):
     """`timeout`, systemd and `kill` send SIGTERM to the command alone: its workers must not outlive it."""
-    import signal
     import subprocess
     import sys
-    import time
+
+    from tests.support.processes import left_behind, terminate
 
     pytest.importorskip("torch")
     (tmp_path / "fleet.json").write_text(json.dumps(FLEET))
@@ -272,18 +257,10 @@ def test_sigterm_stops_the_workers_through_their_checkpoint_and_leaves_none(tmp_
     p = subprocess.Popen([sys.executable, "-m", "service.cli", "run", str(tmp_path / "fleet.json"),
                           str(tmp_path / "jobs.json"), "--workdir", str(wd)], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
-    try:
-        for line in p.stderr:
-            if "running: basicx" in line and "@0 " not in line:
-                break
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=120) == 143
-    finally:
-        if p.poll() is None:
-            p.kill()
+    for line in p.stderr:
+        if "running: basicx" in line and "@0 " not in line:
+            break
+    assert terminate(p) == 143
     assert "meridian run: terminated" in p.stderr.read()
-    deadline = time.time() + 10
-    while _processes_naming(str(wd)) and time.time() < deadline:
-        time.sleep(0.1)
-    assert _processes_naming(str(wd)) == []
+    assert left_behind(str(wd)) == []
     assert list((wd / "storage" / "local" / "basic").glob("ckpt-*"))     # saved on the way out
