@@ -61,6 +61,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 
 from datasets.edits import AddNodes, RemoveNodes
+from models.limits import MAX_NODES
 from replay.options import IDEAL, ReplayOptions, Share, Strict, Tier
 from replay.outages import parse_outage
 
@@ -84,11 +85,23 @@ def folder_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+# The files `meridian whatif` writes beside the scenarios' folders: no scenario's folder may take one's name.
+COMPARISON_FILES = ("report.html", "comparison.json", "comparison.csv", "intervals.png", "comparison.png")
+
+
+def _not_a_comparison_file(name: str) -> str:
+    if folder_name(name).lower() in COMPARISON_FILES:
+        raise ValueError(f"a scenario's folder may not take the name of a file the comparison writes beside it "
+                         f"({', '.join(COMPARISON_FILES)}), got {name!r}")
+    return name
+
+
 class Scenario(ReplayOptions):
     """The base with one scenario's overrides, and its changes to the fleet, the demand and the nodes up."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
-                      description="names the scenario's folder under --out: letters, digits, ' ', '.', '_', '+', '-'")
+    name: Annotated[str, AfterValidator(_not_a_comparison_file)] = Field(
+        min_length=1, max_length=64, pattern=NAME_PATTERN,
+        description="names the scenario's folder under --out: letters, digits, ' ', '.', '_', '+', '-'")
     add_nodes: list[AddNodes] = Field(default_factory=list)
     remove_nodes: list[RemoveNodes] = Field(default_factory=list)
     outages: list[Annotated[str, AfterValidator(_outage_spec)]] = Field(default_factory=list)
@@ -106,7 +119,7 @@ class CapacitySearch(Strict):
     accelerator: str = Field(min_length=1)
     devices: int = Field(ge=1)
     region: str | None = None
-    max_nodes: int = Field(64, ge=1)
+    max_nodes: int = Field(64, ge=1, le=MAX_NODES)     # (no fleet may hold more nodes)
     step: int = Field(1, ge=1, description="replay the counts 0, step, 2 step, ... and max_nodes")
     attainment_targets: dict[Tier, Share] = Field(
         min_length=1, validation_alias=AliasChoices("attainment_targets", "targets"),

@@ -40,6 +40,10 @@ def is_loopback(host: str) -> bool:
         return False          # a name: it may resolve to anything
 
 
+# The longest first line a token file may have (a token is tens of characters).
+MAX_TOKEN_LINE = 4096
+
+
 def load_token(settings: Settings) -> str | None:
     """The configured token (MERIDIAN_API_TOKEN, or the first line of --api-token-file), checked; None when
     neither is set."""
@@ -51,7 +55,11 @@ def load_token(settings: Settings) -> str | None:
         where = f"--api-token-file {settings.api_token_file}"
         try:
             with open(settings.api_token_file, encoding="utf-8") as f:
-                token = f.readline().strip()
+                line = f.readline(MAX_TOKEN_LINE + 1)       # (a bounded read: `/dev/zero` has no newline)
+            if len(line.rstrip("\r\n")) > MAX_TOKEN_LINE:
+                raise ConfigError(f"{where}: its first line is longer than {MAX_TOKEN_LINE} characters; "
+                                  "the token is the first line")
+            token = line.strip()
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read it: {exc.strerror}") from None
         except UnicodeDecodeError:

@@ -114,9 +114,12 @@ def _db_url(text: str) -> str:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(text)
+        url = make_url(text)
     except (ArgumentError, ValueError):
         raise ValueError("not a SQLAlchemy URL (e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian)") from None
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError("an in-memory SQLite plan log is not durable and each connection would see an empty "
+                         "one: give a file (--db-path, or sqlite:////path/to/file)")
     return text
 
 
@@ -209,6 +212,10 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             raise ConfigError(f"--{name.replace('_', '-')} {raw}: {exc}") from None
     if getattr(args, "insecure_no_auth", None):
         values["insecure_no_auth"] = True
+    if "db_path" in values and "db_url" in values:
+        raise ConfigError("--db-path and --db-url are both given: the plan log is one or the other")
+    if "db_path" in values:             # a flag wins over MERIDIAN_DB_URL, which would otherwise take precedence
+        values["db_url"] = None
     return replace(settings, **values)
 
 

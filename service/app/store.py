@@ -349,9 +349,15 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+CONNECT_TIMEOUT_S = 10
+
+
 def _make_engine(url: str, is_sqlite: bool) -> Engine:
     if not is_sqlite:
-        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # a database that accepts the connection and never answers (a firewall, the wrong service) must fail
+        # the start, not hang it: libpq's connect timeout, in seconds
+        args = {"connect_timeout": CONNECT_TIMEOUT_S} if make_url(url).get_backend_name() == "postgresql" else {}
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args=args)
     path = make_url(url).database
     # a URI filename (`file:...?mode=ro&uri=true`) is SQLite's to resolve: no folder is made for it
     if path and path != ":memory:" and not path.startswith("file:"):

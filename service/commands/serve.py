@@ -124,6 +124,8 @@ def _preflight_store(url: str) -> None:
     except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise UsageError(f"cannot open the plan log at {shown}: {reason}") from None
+    except ImportError as exc:          # a dialect whose driver is not installed (mysql:// without MySQLdb)
+        raise UsageError(f"--db-url {shown}: its database driver is not installed ({exc.name or exc})") from None
 
 
 def _preflight_tls(cert: str, key: str) -> None:

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scenarios}: {exc}") from None
     if args.out is None:
         return _run(args, scenarios, search, workers)
-    if not args.find_min_capacity:
-        check_targets(args.out, scenarios)
+    # (a search writes its comparison files at --out and its candidates' folders by their own names)
+    check_targets(args.out, [] if args.find_min_capacity else scenarios)
     try:                                # the outputs staged inside --out, moved there once all are written
         with staged(args.out, _whatif_layout()) as stage:
             return _run(copy.copy(args), scenarios, search, workers, stage)
@@ -81,11 +81,12 @@ def check_targets(out: str, scenarios) -> None:
     a folder is not a file there, and none of its file names is a folder."""
     from datasets.files import InputError
     from replay.report import OUTPUT_FILES
+    from replay.scenarios import COMPARISON_FILES
     from replay.staging import check_target
     from replay.whatif import _safe as scenario_folder
     from service.errors import UsageError
 
-    targets = [(out, ("report.html", "comparison.json", "comparison.csv", "intervals.png", "comparison.png"))]
+    targets = [(out, COMPARISON_FILES)]
     for sc in scenarios:
         d = os.path.join(out, scenario_folder(sc.name))
         targets += [(d, OUTPUT_FILES)] + [(os.path.join(d, f"replication-{r}"), OUTPUT_FILES)

@@ -291,3 +291,47 @@ def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         err = one_line(["serve", "--insecure-no-auth", "--port", str(port), "--db-path", str(tmp_path / "p.sqlite")])
     assert err == f"meridian serve: --host 127.0.0.1 --port {port}: cannot listen there (Address already in use)"
+
+
+def test_serve_refuses_an_in_memory_sqlite_log() -> None:
+    assert one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url", "sqlite:///:memory:"]) == (
+        "meridian serve: --db-url sqlite:///:memory:: an in-memory SQLite plan log is not durable and each "
+        "connection would see an empty one: give a file (--db-path, or sqlite:////path/to/file)")
+
+
+def test_serve_names_a_database_driver_that_is_not_installed() -> None:
+    assert one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url", "mysql://u:p@127.0.0.1:1/x"]) == (
+        "meridian serve: --db-url mysql://u:***@127.0.0.1:1/x: its database driver is not installed (MySQLdb)")
+
+
+def test_serve_reads_a_bounded_first_line_of_the_token_file() -> None:
+    assert one_line(["serve", "--port", "0", "--api-token-file", "/dev/zero"]) == (
+        "meridian serve: --api-token-file /dev/zero: its first line is longer than 4096 characters; the token "
+        "is the first line")
+
+
+def test_serve_db_path_flag_wins_over_the_db_url_variable(tmp_path: Path) -> None:
+    from service.app.config import ConfigError, from_args
+    from service.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--db-path", str(tmp_path / "flag.sqlite")])
+    settings = from_args(args, {"MERIDIAN_DB_URL": f"sqlite:///{tmp_path / 'env.sqlite'}"})
+    assert settings.database_url() == f"sqlite:///{tmp_path / 'flag.sqlite'}"
+    both = build_parser().parse_args(["serve", "--db-path", "a.sqlite", "--db-url", "sqlite:///b.sqlite"])
+    with pytest.raises(ConfigError, match="--db-path and --db-url are both given"):
+        from_args(both, {})
+
+
+def test_serve_gives_up_on_a_database_that_accepts_and_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import service.app.store
+
+    monkeypatch.setattr(service.app.store, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        err = one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url",
+                        f"postgresql+psycopg://u:p@127.0.0.1:{port}/x"])
+    assert err.startswith(f"meridian serve: cannot open the plan log at postgresql+psycopg://u:***@127.0.0.1:{port}/x")

@@ -151,3 +151,41 @@ def test_whatif_refuses_a_scenario_window_with_no_job(tmp_path, capsys):
     assert err.startswith(f"meridian whatif: {f}: scenarios[1].trace: no job is submitted from day 50 to the "
                           "trace's end (the trace's jobs arrive on days 0.00 to") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_whatif_refuses_a_scenario_named_like_a_comparison_file(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'single:1x8', policy: fifo}\nscenarios:\n"
+                 "  - name: a\n  - name: report.html\n")
+    assert main(["whatif", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"meridian whatif: {f}: scenarios[1].name: a scenario's folder may not take the name of a file the "
+        "comparison writes beside it (report.html, comparison.json, comparison.csv, intervals.png, comparison.png), "
+        "got 'report.html'")
+    assert not (tmp_path / "o").exists()
+
+
+SEARCH = ("base: {trace: 'synthetic:0.1', fleet: 'single:1x8', policy: fifo, replications: 1}\n"
+          "scenarios:\n  - name: a\n"
+          "find_min_capacity: {cluster: cluster-0, accelerator: GPU, devices: 8, max_nodes: MAX, "
+          "attainment_targets: {premium: 0.5}}\n")
+
+
+def test_whatif_bounds_the_search_by_the_fleet_node_limit(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(SEARCH.replace("MAX", str(10**24)))
+    assert main(["whatif", str(f), "--find-min-capacity", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (f"meridian whatif: {f}: find_min_capacity.max_nodes: must be <= "
+                                               f"2000000, got {10**24}")
+
+
+def test_whatif_search_checks_its_out_folder_before_any_replay_and_loses_nothing(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(SEARCH.replace("MAX", "2"))
+    out = tmp_path / "o"
+    (out / "comparison.csv").mkdir(parents=True)
+    (out / "comparison.json").write_text("old")
+    assert main(["whatif", str(f), "--find-min-capacity", "--no-plots", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (f"meridian whatif: --out {out}: {out / 'comparison.csv'} is a "
+                                               "folder: the run writes a file there")
+    assert (out / "comparison.json").read_text() == "old"
