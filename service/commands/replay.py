@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"trace format (default {DEFAULTS.format})")
     p.add_argument("--fleet", required=True,
                    help="FLEET.json (the contract's fleet object), or single:NODESxDEVICES, philly:MACHINES.csv, "
-                        "synthetic[:REGIONS]")
+                        "alibaba:NODES.csv[?carve=K:SHARE,...&scale=S], synthetic[:REGIONS[xNODES]]")
     p.add_argument("--start-day", type=float, default=DEFAULTS.start_day,
                    help="measure the jobs submitted from this day on")
     p.add_argument("--days", type=float, default=DEFAULTS.days,
