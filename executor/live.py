@@ -114,8 +114,7 @@ def never_runs(request: PlanRequest, where: list[int]) -> list[FieldError]:
     quotas = {(q.tenant, q.tier): q.devices for q in request.quotas}
     pools = {(c.region, g.accelerator) for c in request.fleet.clusters for g in c.node_groups}
     errors = []
-    for i, job in zip(where, request.jobs, strict=True):
-        why = never_fits(job, request.fleet, quotas)
+    for i, job, why in zip(where, request.jobs, never_fits(request.jobs, request.fleet, quotas), strict=True):
         if not why:
             continue
         if not any(acc in job.speed and (job.regions is None or region in job.regions) for region, acc in pools):

@@ -504,10 +504,11 @@ def _pools(fleet: Fleet) -> list[tuple[str, str, list[int]]]:
     return list(out.values())
 
 
-def never_fits(job: Job, fleet: Fleet, quotas: dict[tuple[str, str], int]) -> str:
-    """Why no plan on `fleet` could ever run `job` at its minimum size ('' if one could): the rule the loop
-    rejects an arrival by, for callers that can refuse the job before a run starts."""
-    return _never_fits(job, _pools(fleet), quotas)
+def never_fits(jobs: list[Job], fleet: Fleet, quotas: dict[tuple[str, str], int]) -> list[str]:
+    """Per job, why no plan on `fleet` could ever run it at its minimum size ('' if one could): the rule the
+    loop rejects an arrival by, for callers that can refuse jobs before a run starts."""
+    pools = _pools(fleet)
+    return [_never_fits(job, pools, quotas) for job in jobs]
 
 
 def _never_fits(job: Job, pools: list[tuple[str, str, list[int]]], quota: dict[tuple[str, str], int]) -> str:
