@@ -232,9 +232,44 @@ def drain() -> None:
         _REAPERS.pop().join()
 
 
+def descendants(pid: int) -> dict[int, int]:
+    """PID -> start ticks of every living process below `pid`: an agent's workers, including those that
+    have not reported their PID yet (torchrun starts each in a session of its own, so killing the agent's
+    session misses them, and one killed before it reports would otherwise write into its run folder after
+    the caller has removed it)."""
+    parent_of: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X"):
+            parent_of[int(entry)] = int(fields[1])
+            ticks[int(entry)] = int(fields[19])
+    below: dict[int, int] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parent_of.items():
+            if parent == p and child not in below:
+                below[child] = ticks[child]
+                frontier.append(child)
+    return below
+
+
 def kill(group: WorkerGroup) -> None:
-    """SIGKILL every worker, then every agent (its whole session), and reap the agents."""
-    for pid in worker_pids(group).values():
+    """SIGKILL every worker (reported or not), then every agent (its whole session), and reap the agents."""
+    doomed = {pid: t for pid in worker_pids(group).values() if (t := process_start_ticks(pid)) is not None}
+    for a in group.agents:
+        if a.poll() is None:
+            try:
+                os.killpg(a.pid, signal.SIGSTOP)    # it starts no worker between the look and the kill
+            except ProcessLookupError:
+                continue
+            doomed.update(descendants(a.pid))
+    for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -247,7 +282,8 @@ def kill(group: WorkerGroup) -> None:
                 pass
         a.wait()
     t_end = time.time() + 5
-    while worker_pids(group) and time.time() < t_end:   # reparented workers are reaped asynchronously
+    while any(process_start_ticks(pid) == t for pid, t in doomed.items()) and time.time() < t_end:
+        # (reparented workers are reaped asynchronously)
         time.sleep(0.01)
     for log in group.logs:
         log.close()

@@ -75,13 +75,16 @@ def test_a_solve_cut_short_still_bounds_the_optimum_from_above():
 
 
 def test_the_child_reports_its_bound_and_is_stopped_when_the_plan_needs_it():
+    """The child may run to 30 s; the plan asks at 2 s (its first bound comes at about 0.3 s on an idle
+    machine, the whole solve takes 2.5 s), and gets the bound reported by then at once."""
     _, inst, opts = _medium()
     full = solve_cut_model(inst, opts, cut_model(inst, opts), 60)
-    until = time.perf_counter() + 0.3
-    beside = CutBeside(inst, opts, until)
-    got = beside.result(until + 0.05)
-    assert time.perf_counter() <= until + 0.2
+    beside = CutBeside(inst, opts, time.perf_counter() + 30)
+    needed = time.perf_counter() + 2.0
+    got = beside.result(needed)
+    assert time.perf_counter() <= needed + 0.5
     assert got is not None and got >= full.objective
+    assert beside._pid not in cut_beside._RUNNING
 
 
 def test_a_child_stopped_before_any_report_leaves_no_bound():
@@ -93,7 +96,7 @@ def test_a_child_stopped_before_any_report_leaves_no_bound():
 @pytest.mark.skipif(cores() < 2 or not can_run_beside(), reason="the model runs only beside the search, on a second core")
 def test_a_medium_plan_reports_the_cut_models_bound_where_it_is_tighter():
     data, _, _ = _medium()
-    data["policy"]["time_limit_s"] = 1.0
+    data["policy"]["time_limit_s"] = 3.0   # (1 s is the benchmark's limit; a slow CI machine needs longer for the root)
     resp = plan(parsed(data))
     check(data, resp)
     knapsack = plan(parsed(data), dataclasses.replace(DEFAULT, cut_beside=False))
