@@ -8,7 +8,6 @@ matched against the fleet's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -39,9 +38,8 @@ def check_replay_inputs(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySet
                                    f"fleet ({', '.join(sorted(regions))})")
     if not specs:
         return
-    lo, _, until = window.bounds_s(specs)
-    last = max(s.submit_s for s in specs if s.submit_s < until) if any(s.submit_s < until for s in specs) else lo
-    end = (until if math.isfinite(until) else last) + setup.max_days * DAY_S
+    lo, _, _ = window.bounds_s(specs)
+    end = window.stop_s(specs, setup.max_days)
     epochs = max(0.0, end - lo) / setup.epoch_s
     if epochs > MAX_EPOCHS:
         raise ReplayInputError(f"the window from {lo / DAY_S:g} to {end / DAY_S:g} days (max_days included) is "

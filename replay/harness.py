@@ -44,6 +44,14 @@ class Window:
         end = math.inf if self.days is None else start + self.days * DAY_S
         return max(0.0, start - self.warmup_days * DAY_S), start, end
 
+    def stop_s(self, specs: Sequence[JobSpec], max_days: float) -> float:
+        """The replay's hard stop in trace seconds: the window's end (its last arrival when it has none)
+        plus `max_days`. Nothing happens at or after it, so an outage starting there is refused
+        (`replay.outages.parse_outage`); the harness, the ideal reference and the checks all stop here."""
+        lo, _, until = self.bounds_s(specs)
+        end = until if math.isfinite(until) else max((s.submit_s for s in specs if lo <= s.submit_s), default=0.0)
+        return end + max_days * DAY_S
+
     def empty_reason(self, specs: Sequence[JobSpec]) -> str | None:
         """Why no job of `specs` would be measured in this window, or None: a replay of it would report
         "0/0 jobs done", which is a mistyped day, never a question anyone means to ask."""
@@ -185,10 +193,9 @@ def run_replay(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, windo
             first_open += 1
         return True
 
-    end = m_until if math.isfinite(m_until) else max((s.submit_s for s in chosen), default=0.0)
     config = LoopConfig(fleet=fleet, epoch_s=setup.epoch_s, policy=policy, quotas=list(setup.quotas),
                         start_s=math.floor(lo / setup.epoch_s) * setup.epoch_s if chosen else 0.0,
-                        outages=setup.outages, until=until, max_s=end + setup.max_days * DAY_S,
+                        outages=setup.outages, until=until, max_s=window.stop_s(specs, setup.max_days),
                         backfill_window_s=setup.backfill_window_s, backfill_fit_window_s=setup.backfill_fit_window_s)
     state = run_loop(executor, arrivals, scheduler, config, controller, [collect, *observers])
     return ReplayRun(state, records, measured, m_from, m_until, setup, executor, {s.id: s for s in chosen}, scheduler,

@@ -52,7 +52,7 @@ from datasets.attributes import JobSpec
 from datasets.fleets import fleet_accelerators
 from executor.loop import Arrival, EpochRecord, JobState, LoopState
 from models import Fleet
-from replay.harness import DAY_S, ReplayRun, ReplaySetup, Window, job_template
+from replay.harness import ReplayRun, ReplaySetup, Window, job_template
 
 NAME = "las2d-ideal"
 EPS = 1e-6
@@ -157,8 +157,7 @@ def run_ideal_las(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, wi
     accs = fleet_accelerators(fleet)
     T = setup.epoch_s
     start = math.floor(lo / T) * T if chosen else 0.0
-    end = m_until if math.isfinite(m_until) else max((s.submit_s for s in chosen), default=0.0)
-    max_s = end + setup.max_days * DAY_S
+    max_s = window.stop_s(specs, setup.max_days)
     recs = _Records(start, T, sum(p.devices for p in pools))
     state = LoopState(now_s=start, epoch_s=T,
                       region_of={c.name: c.region for c in fleet.clusters})

@@ -57,8 +57,17 @@ def load_specs(trace: str, fmt: str, seed: int, on_bad: OnBad = "error",
 
 def load_fleet_arg(text: str, seed: int = 0) -> Fleet:
     """A fleet argument (see the module docstring); an accelerator name with `/` that is not a slice type
-    `MODEL:1/K` is a ValueError (the sharing rules read slices from the names, `datasets/sharing.py`)."""
+    `MODEL:1/K` is a ValueError (the sharing rules read slices from the names, `datasets/sharing.py`), and
+    so is one with `|`: a trace's `|` separates alternative GPU types (`datasets/sharing.py`), so no trace
+    job could ever match such a node. The contract allows any name; only a replay, which matches trace
+    types against the fleet's, refuses them."""
     fleet = _build_fleet(text, seed)
+    for i, c in enumerate(fleet.clusters):
+        for j, g in enumerate(c.node_groups):
+            if "|" in g.accelerator:
+                raise ValueError(f"fleet {text!r}: fleet.clusters[{i}].node_groups[{j}].accelerator: must not "
+                                 f"contain '|' (a trace's '|' separates alternative GPU types, so no job could "
+                                 f"match it), got {g.accelerator!r}")
     for acc in fleet_accelerators(fleet):
         try:
             split_type(acc)

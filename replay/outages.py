@@ -2,7 +2,10 @@
 
 Spec text (CLI `--fail`, what-if `outages`): `TARGET@START_DAY[+HOURS]` where TARGET is a node name,
 `region:NAME` or `cluster:NAME`; without `+HOURS` the outage lasts to the end of the replay.
-Outages take effect at the first epoch boundary at or after their start (the replay's grid).
+Outages take effect at the first epoch boundary at or after their start (the replay's grid). One starting
+at or after the replay's hard stop (`replay.harness.Window.stop_s`: the window's end plus max_days) could
+never take effect, and is refused once the trace is read: silently ignoring it would answer a question
+nobody asked.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ class Outage:
     end_s: float | None = None
 
 
-def parse_outage(text: str) -> Outage:
-    """`TARGET@START_DAY[+HOURS]` -> Outage; ValueError names the part that is wrong."""
+DAY_S = 86400.0
+
+
+def parse_outage(text: str, stop_s: float = math.inf) -> Outage:
+    """`TARGET@START_DAY[+HOURS]` -> Outage; ValueError names the part that is wrong. `stop_s`, where the
+    trace is known, is the replay's hard stop: an outage starting at or after it is refused."""
     target, sep, when = text.partition("@")
     if not sep or not target:
         raise ValueError(f"outage {text!r}: expected TARGET@START_DAY[+HOURS]")
@@ -38,6 +45,10 @@ def parse_outage(text: str) -> Outage:
         raise ValueError(f"outage {text!r}: START_DAY and HOURS must be finite numbers")
     if start < 0 or (end is not None and end <= start):
         raise ValueError(f"outage {text!r}: start must be >= 0 and HOURS > 0")
+    if start >= stop_s:
+        raise ValueError(f"outage {text!r}: starts on day {start / DAY_S:g}, but the last day the replay can "
+                         f"reach is day {stop_s / DAY_S:g} (the window's end plus max_days): it would never take "
+                         "effect")
     return Outage(target, start, end)
 
 

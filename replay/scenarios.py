@@ -151,8 +151,11 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
     out: list[Scenario] = []
     for i, s in enumerate(raw):
         p = f"scenarios[{i}]"
-        if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s["name"]:
+        if not isinstance(s, dict) or "name" not in s:
             raise ScenarioError(f"{p}.name: every scenario needs a name")
+        if not isinstance(s["name"], str) or not s["name"]:
+            # YAML reads `name: 123` as a number and `name: [a]` as a list: say what was read
+            raise ScenarioError(f"{p}.name: expected a non-empty string, got {s['name']!r}")
         same = [sc.name for sc in out if folder_name(sc.name).casefold() == folder_name(s["name"]).casefold()]
         if s["name"] in same:
             raise ScenarioError(f"{p}.name: duplicate {s['name']!r}")

@@ -16,11 +16,20 @@ is half of one, nor a new run's tables beside an earlier run's summary.json that
 
 A file in `--out` that is a symbolic link or not a regular file (a device, a pipe) is written as
 `datasets.files.write_atomic` always wrote it: through the link, in place.
+
+A run killed outright (SIGKILL, the machine's OOM killer) cannot remove its staging folder, so the name of
+each records its owner: `.meridian-partial-PID-TICKS-HOST-XXXXXXXX`, the process and its kernel start time
+(`/proc/PID/stat` field 22: a later process given the same PID has another) on this machine (`HOST`, a tag
+of the boot and the PID namespace: a PID means nothing on another machine sharing the folder). The next
+run into the same `--out` removes the staging folders whose owner is gone, and only those: a live owner
+is a concurrent run, and a folder whose owner cannot be told (another machine's, an unreadable /proc, an
+older run's name without an owner) is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 from datasets.files import InputError, check_writable_dir, write_atomic
 
 PARTIAL_PREFIX = ".meridian-partial-"
+_OWNED = re.compile(re.escape(PARTIAL_PREFIX) + r"(\d+)-(\d+)-([0-9a-f]+)-[^-]+")
 # A folder's "this run finished" files: removed first, moved in last, in this order.
 SEALS = ("summary.json", "replications.json", "comparison.json")
 
@@ -63,7 +73,8 @@ def staged(out: str, layout: Layout) -> Iterator[str]:
     created = _make_dirs(out)
     try:
         check_writable_dir(out, create=False)
-        stage = tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=out)
+        remove_orphans(out)
+        stage = tempfile.mkdtemp(prefix=_owned_prefix(), dir=out)
     except BaseException:
         _remove_if_empty(created)
         raise
@@ -77,6 +88,93 @@ def staged(out: str, layout: Layout) -> Iterator[str]:
         shutil.rmtree(stage, ignore_errors=True)
         if not committed:
             _remove_if_empty(created)
+
+
+def remove_orphans(out: str) -> list[str]:
+    """Remove the staging folders in `out` whose owner process is gone (module docstring); their names."""
+    host = _host_tag()
+    removed = []
+    for name in sorted(os.listdir(out)):
+        m = _OWNED.fullmatch(name)
+        if m is None or host is None or m[3] != host:
+            continue
+        path = os.path.join(out, name)
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:         # removed meanwhile (by another run's sweep)
+            continue
+        if not is_dir or _owner_alive(int(m[1]), int(m[2])) is not False:
+            continue
+        shutil.rmtree(path, ignore_errors=True)     # best effort: what cannot be removed is left as it was
+        removed.append(name)
+    return removed
+
+
+def owner_prefix(pid: int, ticks: int) -> str | None:
+    """`.meridian-partial-PID-TICKS-HOST-`: the start of the name of a staging folder that the process
+    `pid`, started at `ticks`, makes on this machine; None where this machine's tag cannot be read."""
+    host = _host_tag()
+    return None if host is None else f"{PARTIAL_PREFIX}{pid}-{ticks}-{host}-"
+
+
+def _owned_prefix() -> str:
+    """This process's `owner_prefix`; the bare prefix (never removed by another run) where its start time
+    or this machine's tag cannot be read."""
+    ticks = _start_ticks(os.getpid())
+    return (isinstance(ticks, int) and owner_prefix(os.getpid(), ticks)) or PARTIAL_PREFIX
+
+
+def _start_ticks(pid: int) -> int | str | None:
+    """The kernel's start time of `pid` (clock ticks since boot, /proc/PID/stat field 22); None when no
+    such process lives (or it is a zombie: it has exited), "unknown" when /proc cannot tell. (Unlike
+    `executor.train.worker.process_start_ticks`, "gone" and "cannot tell" must differ here: only the
+    first lets a folder be removed.)"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError):
+        return "unknown"
+    if fields[0] in ("Z", "X"):
+        return None
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return "unknown"
+
+
+def _owner_alive(pid: int, ticks: int) -> bool | None:
+    """True: the process that made the folder runs; False: it is gone (no process has its PID, or the one
+    that has it started at another time); None: cannot tell."""
+    if pid <= 0:                # kill(0, ...) would name this process group, not a process
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                    # another user's process: its start time still tells whether it is the owner
+    except (OSError, OverflowError):
+        return None
+    now = _start_ticks(pid)
+    if now is None:
+        return False
+    if now == "unknown":
+        return None
+    return now == ticks
+
+
+def _host_tag() -> str | None:
+    """This machine's boot and PID namespace, as 8 hex digits: a PID and a start time name one process only
+    here. None where /proc cannot tell."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return hashlib.sha256(f"{boot}:{ns}".encode()).hexdigest()[:8]
 
 
 def check_target(folder: str, files: Iterable[str]) -> None:

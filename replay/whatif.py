@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from datasets.edits import FleetEditError, edit_fleet
+from datasets.attributes import JobSpec
+from datasets.edits import FleetEditError, edit_fleet, scale_demand
 from datasets.errors import TraceFormatError
 from datasets.files import write_atomic
 from replay.inputs import load_fleet_arg, load_specs
@@ -38,8 +39,9 @@ from replay.scenarios import CapacitySearch, Scenario, ScenarioError, folder_nam
 
 def check_inputs(scenarios: Sequence[Scenario]) -> None:
     """Load every scenario's fleet, changes and trace once, before any worker starts: a typo or a bad trace
-    row is one ScenarioError line (with the trace's file and line), not a worker's traceback."""
-    loaded: dict[tuple, str | None] = {}
+    row is one ScenarioError line (with the trace's file and line), not a worker's traceback; an outage
+    starting after the replay's hard stop is refused by the rule `--fail` follows (`replay.outages`)."""
+    loaded: dict[tuple, tuple[str | None, list[JobSpec]]] = {}
     for i, sc in enumerate(scenarios):
         try:
             fleet = edit_fleet(load_fleet_arg(sc.fleet, sc.seed), sc.add_nodes, sc.remove_nodes)
@@ -51,8 +53,16 @@ def check_inputs(scenarios: Sequence[Scenario]) -> None:
         key = (sc.trace, sc.format, sc.seed, sc.start_day, sc.days)
         if key not in loaded:
             loaded[key] = _trace_problem(sc)
-        if loaded[key] is not None:
-            raise ScenarioError(f"scenarios[{i}].trace: {loaded[key]}")
+        problem, specs = loaded[key]
+        if problem is not None:
+            raise ScenarioError(f"scenarios[{i}].trace: {problem}")
+        if sc.outages:
+            stop_s = sc.window().stop_s(scale_demand(specs, sc.demand_scale, sc.seed), sc.max_days)
+            for j, o in enumerate(sc.outages):
+                try:
+                    parse_outage(o, stop_s)
+                except ValueError as exc:
+                    raise ScenarioError(f"scenarios[{i}].outages[{j}]: {exc}") from None
 
 
 def check_search(sc: Scenario, search: CapacitySearch) -> None:
@@ -65,20 +75,21 @@ def check_search(sc: Scenario, search: CapacitySearch) -> None:
         raise ScenarioError(f"find_min_capacity.cluster: {what}") from None
 
 
-def _trace_problem(sc: Scenario) -> str | None:
+def _trace_problem(sc: Scenario) -> tuple[str | None, list[JobSpec]]:
+    """What is wrong with the scenario's trace and window (None: nothing), and the trace's specs."""
     if not sc.trace.startswith("synthetic") and not os.path.exists(sc.trace):
-        return f"no such file {sc.trace!r}"
+        return f"no such file {sc.trace!r}", []
     try:
         specs, _ = load_specs(sc.trace, sc.format, sc.seed)
     except TraceFormatError as exc:
-        return f"{exc} (format {sc.format})"
+        return f"{exc} (format {sc.format})", []
     except OSError as exc:
-        return f"cannot read {sc.trace}: {exc.strerror}"
+        return f"cannot read {sc.trace}: {exc.strerror}", []
     except ValueError as exc:
-        return f"{sc.trace!r}: {exc}"
+        return f"{sc.trace!r}: {exc}", []
     if not specs:
-        return f"{sc.trace} holds no job"
-    return sc.window().empty_reason(specs)
+        return f"{sc.trace} holds no job", specs
+    return sc.window().empty_reason(specs), specs
 
 
 def replication_dir(out_dir: str | None, replication: int) -> str | None:

@@ -357,17 +357,18 @@ def setup_from_args(args: argparse.Namespace, usage_error: type[Exception]):
         raise usage_error(f"--trace: {exc}") from None
     except OSError as exc:
         raise usage_error(f"--trace: cannot read {args.trace}: {exc.strerror}") from None
-    try:
-        outages = [parse_outage(t) for t in args.fail]
-        schedule = outage_schedule(fleet, outages) if outages else None
-    except ValueError as exc:
-        raise usage_error(f"--fail: {exc}") from None
-    setup, window = opts.setup(outages=schedule), opts.window()
+    window = opts.window()
     if not specs:
         raise usage_error(f"--trace: {args.trace} holds no job")
     empty = window.empty_reason(specs)
     if empty:
         raise usage_error(f"--start-day/--days: {empty}")
+    try:
+        outages = [parse_outage(t, window.stop_s(specs, opts.max_days)) for t in args.fail]
+        schedule = outage_schedule(fleet, outages) if outages else None
+    except ValueError as exc:
+        raise usage_error(f"--fail: {exc}") from None
+    setup = opts.setup(outages=schedule)
     return setup, window, specs, fleet, dict(res.skipped)
 
 

@@ -27,6 +27,9 @@ def test_parse_merges_base_and_overrides():
 @pytest.mark.parametrize(("doc", "message"), [
     ({"base": BASE, "scenarios": []}, "scenarios: expected a non-empty list"),
     ({"base": BASE, "scenarios": [{"name": "a"}, {"name": "a"}]}, "scenarios[1].name: duplicate 'a'"),
+    ({"base": BASE, "scenarios": [{"name": 123}]}, "scenarios[0].name: expected a non-empty string, got 123"),
+    ({"base": BASE, "scenarios": [{"name": ["a"]}]}, "scenarios[0].name: expected a non-empty string, got ['a']"),
+    ({"base": BASE, "scenarios": [{"name": ""}]}, "scenarios[0].name: expected a non-empty string, got ''"),
     ({"base": BASE, "scenarios": [{"name": "a", "add_nodes": [{"cluster": "c", "accelerator": "G", "devices": 8,
                                                                "count": 0}]}]},
      "scenarios[0].add_nodes[0].count: must be >= 1, got 0"),

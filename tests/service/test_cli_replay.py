@@ -76,6 +76,18 @@ def test_replay_mistakes_are_one_line(tmp_path, capsys, argv, message):
     assert err.startswith(f"meridian replay: {message}") and "\n" not in err
 
 
+def test_replay_refuses_an_outage_after_the_last_day_it_can_reach(tmp_path, capsys):
+    # the window ends on day 1 and the safety stop comes 2 days later: an outage on day 3.5 never happens
+    out = tmp_path / "o"
+    assert main(["replay", "--trace", "synthetic:1", "--fleet", "single:1x8", "--start-day", "0", "--days", "1",
+                 "--max-days", "2", "--fail", "cluster:cluster-0@3.5", "--out", str(out), "--no-plots",
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        "meridian replay: --fail: outage 'cluster:cluster-0@3.5': starts on day 3.5, but the last day the replay "
+        "can reach is day 3 (the window's end plus max_days): it would never take effect\n")
+    assert not out.exists()
+
+
 def test_replay_bad_trace_row_names_the_line(tmp_path, capsys):
     t = tmp_path / "t.csv"
     t.write_text("job_id,submit_time_s,duration_s,num_gpus,tenant\na,0,10,1,x\nb,5,-3,1,x\n")
@@ -128,6 +140,17 @@ def test_whatif_refuses_outages_for_the_ideal_reference(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"meridian whatif: {f}: scenarios[0].outages: the las2d-ideal reference models no outages "
                    "(policy: las2d-ideal); got 'cluster:cluster-0@0.05'")
+
+
+def test_whatif_refuses_an_outage_after_the_last_day_its_scenario_can_reach(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("base: {trace: 'synthetic:0.1', fleet: 'single:1x8', start_day: 0, days: 0.1, max_days: 1}\n"
+                 "scenarios:\n  - name: a\n    outages: ['cluster:cluster-0@0.05', 'cluster:cluster-0@2+1']\n")
+    assert main(["whatif", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (
+        f"meridian whatif: {f}: scenarios[0].outages[1]: outage 'cluster:cluster-0@2+1': starts on day 2, but the "
+        "last day the replay can reach is day 1.1 (the window's end plus max_days): it would never take effect\n")
+    assert not (tmp_path / "o").exists()
 
 
 def test_alibaba_pods_replay_on_a_fleet_of_slices(tmp_path, fixtures, capsys):

@@ -3,11 +3,14 @@ an interrupt or a refused input leaves the folder as it was (or absent), a finis
 earlier one's files of the command's own names, and every folder is checked before any run starts."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import service.reports.html
+from replay.staging import owner_prefix
 from service.cli import main
 
 RUN = ["replay", "--trace", "synthetic:1", "--fleet", "single:2x8", "--no-progress"]
@@ -110,3 +113,35 @@ def test_replications_run_on_the_process_pool_path_as_on_the_default_one(tmp_pat
         row = json.loads((out / policy / "replications.json").read_text())
         assert row["replications"] == 2
         assert (out / policy / "replication-1" / "summary.json").exists()
+
+
+def start_ticks(pid: int) -> int:
+    """/proc/PID/stat field 22: when the process started, in clock ticks since boot."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def test_a_rerun_removes_the_staging_folders_of_killed_runs_and_keeps_a_live_runs(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    gone = subprocess.Popen(["sleep", "0"])
+    dead = out / f"{owner_prefix(gone.pid, start_ticks(gone.pid))}killed00"
+    gone.wait()
+    live = out / f"{owner_prefix(os.getpid(), start_ticks(os.getpid()))}running0"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "jobs.csv").write_text("half a run\n")
+    assert main(["replay", "--trace", "synthetic:0.25", "--fleet", "single:2x8", "--policy", "fifo", "--no-plots",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert not dead.exists()
+    assert (live / "jobs.csv").read_text() == "half a run\n"
+
+
+def test_a_staging_folder_whose_pid_now_names_a_later_process_is_removed(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    # this process's PID, but another start time: the owner was an earlier process given the same PID
+    reused = out / f"{owner_prefix(os.getpid(), start_ticks(os.getpid()) - 1)}reused00"
+    reused.mkdir()
+    assert main(["replay", "--trace", "synthetic:0.25", "--fleet", "single:2x8", "--policy", "fifo", "--no-plots",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert not reused.exists()

@@ -95,6 +95,19 @@ def test_a_fleet_type_with_a_slash_that_is_no_slice_is_refused(tmp_path, fixture
     assert "accelerator 'T4/2': only slice types MODEL:1/K may contain '/'" in capsys.readouterr().err
 
 
+def test_a_fleet_type_with_a_bar_is_refused_naming_its_path(tmp_path, fixtures, capsys):
+    # in a trace `A100|V100` means either type: a node of that name could never run a trace job
+    f = tmp_path / "f.json"
+    f.write_text(json.dumps({"regions": [{"name": "r"}], "clusters": [{"name": "c", "region": "r", "node_groups": [
+        {"prefix": "a-", "count": 1, "accelerator": "A100", "devices": 8},
+        {"prefix": "x-", "count": 1, "accelerator": "A100|V100", "devices": 8}]}]}))
+    assert main(run_args(tmp_path, fixtures, "--no-plots", fleet=str(f))) == 2
+    assert capsys.readouterr().err == (
+        f"meridian replay: --fleet: fleet {str(f)!r}: fleet.clusters[0].node_groups[1].accelerator: must not "
+        "contain '|' (a trace's '|' separates alternative GPU types, so no job could match it), got 'A100|V100'\n")
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_comparison_of_run_folders_reads_them_back(tmp_path, fixtures):
     from service.reports.plots import plot_comparison_of_folders
 
