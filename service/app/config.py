@@ -107,6 +107,14 @@ def _text(text: str) -> str:
     return text
 
 
+def netloc(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets (RFC 3986; `::1:8080` cannot be told apart
+    from an address), a zone index's `%` escaped (RFC 6874)."""
+    if ":" in host and not host.startswith("["):
+        host = "[" + host.replace("%", "%25") + "]"
+    return f"{host}:{port}"
+
+
 def _db_url(text: str) -> str:
     """A URL SQLAlchemy can parse (checked now: a bad one failed at startup as an internal error)."""
     _text(text)

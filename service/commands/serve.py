@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import access, create_app, logs
-    from service.app.config import ConfigError, from_args
+    from service.app.config import ConfigError, from_args, netloc
     from service.cli import UsageError
 
     try:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 # Always written, whatever the log level: with --port 0 it is how callers learn the port.
                 log.log(max(logging.INFO, log.getEffectiveLevel()), "listening",
-                        extra={"host": host, "port": port, "url": f"{scheme}://{host}:{port}",
+                        extra={"host": host, "port": port, "url": f"{scheme}://{netloc(host, port)}",
                                "auth": "token" if token else "none"})
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
