@@ -128,13 +128,27 @@ def _preflight_store(url: str) -> None:
         raise UsageError(f"--db-url {shown}: its database driver is not installed ({exc.name or exc})") from None
 
 
+class _EncryptedKey(Exception):
+    """Raised by the password callback of `_preflight_tls`: OpenSSL asked for a passphrase."""
+
+
+def _refuse_passphrase() -> bytes:
+    raise _EncryptedKey
+
+
 def _preflight_tls(cert: str, key: str) -> None:
-    """Load the certificate and key once, so a wrong pair is one line and exit status 2."""
+    """Load the certificate and key once, so a wrong pair is one line and exit status 2. An encrypted key
+    makes OpenSSL ask for its passphrase on the terminal, which blocks where no one answers (CI, systemd):
+    the password callback refuses at once instead, and the line says why. uvicorn is given no passphrase,
+    so serve needs an unencrypted key."""
     import ssl
 
     from service.cli import UsageError
 
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=_refuse_passphrase)
+    except _EncryptedKey:
+        raise UsageError(f"--tls-key {key}: the private key is encrypted with a passphrase; serve needs an "
+                         f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)") from None
     except (ssl.SSLError, OSError) as exc:
         raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot use them: {exc}") from None

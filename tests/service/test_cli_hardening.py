@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hostile import run_cli
+from tests.support.service import HAS_OPENSSL, OPENSSL_SKIP_REASON, self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "two-regions.json")
@@ -335,3 +336,35 @@ def test_serve_gives_up_on_a_database_that_accepts_and_never_answers(monkeypatch
         err = one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url",
                         f"postgresql+psycopg://u:p@127.0.0.1:{port}/x"])
     assert err.startswith(f"meridian serve: cannot open the plan log at postgresql+psycopg://u:***@127.0.0.1:{port}/x")
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_refuses_an_encrypted_tls_key_without_asking_for_its_passphrase(tmp_path: Path) -> None:
+    """On a terminal too: OpenSSL would prompt there and wait, so the serve is run with a pseudo-terminal as
+    its controlling terminal and nothing typed into it."""
+    import fcntl
+    import os
+    import pty
+    import subprocess
+    import sys
+    import termios
+
+    cert, key = self_signed(tmp_path, passphrase="correct horse")
+    primary, terminal = pty.openpty()
+
+    def take_the_terminal() -> None:        # (runs in the child, after start_new_session's setsid)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"),
+             "--tls-cert", str(cert), "--tls-key", str(key)],
+            cwd=REPO, stdin=terminal, capture_output=True, text=True, timeout=60, check=False,
+            start_new_session=True, preexec_fn=take_the_terminal)
+    finally:
+        os.close(primary)
+        os.close(terminal)
+    said = (f"meridian serve: --tls-key {key}: the private key is encrypted with a passphrase; serve needs an "
+            f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)\n")
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", said)
+
