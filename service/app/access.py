@@ -78,6 +78,8 @@ def check_start(settings: Settings, token: str | None) -> list[str]:
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if path and os.path.isdir(path):        # (os.access says a folder is readable; ssl then says "Is a directory")
+            raise ConfigError(f"{flag} {path}: a folder, not a PEM file")
         if path and not os.access(path, os.R_OK):
             raise ConfigError(f"{flag} {path}: no readable file there")
     loopback = is_loopback(settings.host)

@@ -137,10 +137,10 @@ def _refuse_passphrase() -> bytes:
 
 
 def _preflight_tls(cert: str, key: str) -> None:
-    """Load the certificate and key once, so a wrong pair is one line and exit status 2. An encrypted key
-    makes OpenSSL ask for its passphrase on the terminal, which blocks where no one answers (CI, systemd):
-    the password callback refuses at once instead, and the line says why. uvicorn is given no passphrase,
-    so serve needs an unencrypted key."""
+    """Load the certificate and key once, so a wrong pair is one line naming the file at fault and exit
+    status 2. An encrypted key makes OpenSSL ask for its passphrase on the terminal, which blocks where no
+    one answers (CI, systemd): the password callback refuses at once instead, and the line says why. uvicorn
+    is given no passphrase, so serve needs an unencrypted key."""
     import ssl
 
     from service.cli import UsageError
@@ -150,5 +150,14 @@ def _preflight_tls(cert: str, key: str) -> None:
     except _EncryptedKey:
         raise UsageError(f"--tls-key {key}: the private key is encrypted with a passphrase; serve needs an "
                          f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot use them: {exc}") from None
+    except ssl.SSLError as exc:
+        # OpenSSL's own words ("[SSL] PEM lib (_ssl.c:3905)") do not say which file is wrong
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise UsageError(f"--tls-key {key}: not the private key of --tls-cert {cert}") from None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=cert)
+        except (ssl.SSLError, OSError):
+            raise UsageError(f"--tls-cert {cert}: no PEM certificate in it") from None
+        raise UsageError(f"--tls-key {key}: no PEM private key in it") from None
+    except OSError as exc:
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot read them: {exc.strerror or exc}") from None

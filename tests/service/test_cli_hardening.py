@@ -368,3 +368,40 @@ def test_serve_refuses_an_encrypted_tls_key_without_asking_for_its_passphrase(tm
             f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)\n")
     assert (done.returncode, done.stdout, done.stderr) == (2, "", said)
 
+
+def test_serve_names_a_port_that_is_no_number() -> None:
+    assert one_line(["serve", "--port", "http"]) == "meridian serve: --port http: must be a whole number, got 'http'"
+
+
+def test_serve_names_a_duration_that_is_no_number() -> None:
+    assert one_line(["serve", "--max-wait-s", "soon"]) == (
+        "meridian serve: --max-wait-s soon: must be a number, got 'soon'")
+
+
+def test_serve_refuses_a_folder_as_the_db_path(tmp_path: Path) -> None:
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path)]) == (
+        f"meridian serve: --db-path {tmp_path}: a folder, not the plan log's SQLite file "
+        f"(e.g. {tmp_path}/meridian-plans.sqlite)")
+
+
+def test_serve_refuses_a_folder_as_the_tls_key(tmp_path: Path) -> None:
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", EXAMPLE,
+                     "--tls-key", str(tmp_path)]) == f"meridian serve: --tls-key {tmp_path}: a folder, not a PEM file"
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_names_the_certificate_when_key_and_certificate_are_swapped(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", str(key),
+                     "--tls-key", str(cert)]) == f"meridian serve: --tls-cert {key}: no PEM certificate in it"
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_names_a_tls_key_that_is_not_the_certificates(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, _ = self_signed(tmp_path / "a")
+    _, other_key = self_signed(tmp_path / "b")
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", str(cert),
+                     "--tls-key", str(other_key)]) == (
+        f"meridian serve: --tls-key {other_key}: not the private key of --tls-cert {cert}")
