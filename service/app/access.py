@@ -16,7 +16,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from service.app.config import ConfigError, Settings
+from service.app.config import ConfigError, Settings, netloc
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -78,6 +78,8 @@ def check_start(settings: Settings, token: str | None) -> list[str]:
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if path and os.path.isdir(path):        # (os.access says a folder is readable; ssl then says "Is a directory")
+            raise ConfigError(f"{flag} {path}: a folder, not a PEM file")
         if path and not os.access(path, os.R_OK):
             raise ConfigError(f"{flag} {path}: no readable file there")
     loopback = is_loopback(settings.host)
@@ -87,7 +89,7 @@ def check_start(settings: Settings, token: str | None) -> list[str]:
         raise ConfigError(f"--host {settings.host} is reachable beyond this machine and no API token is set: "
                           "set MERIDIAN_API_TOKEN or --api-token-file (or, to serve everyone, --insecure-no-auth)")
     if token is None:
-        return [(f"--insecure-no-auth: anyone who reaches {settings.host}:{settings.port} can plan and read "
+        return [(f"--insecure-no-auth: anyone who reaches {netloc(settings.host, settings.port)} can plan and read "
                  "every plan")]
     if not settings.tls_cert:
         return [(f"the API token travels in clear text to {settings.host}: serve TLS (--tls-cert, --tls-key) "

@@ -53,29 +53,45 @@ class Settings:
         return f"sqlite:///{os.path.abspath(self.db_path)}"
 
 
+def _int(text: str) -> int:
+    """int(text), refused in words a user reads (int's own: "invalid literal for int() with base 10")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    """float(text), refused in words a user reads (float's own: "could not convert string to float")."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    v = int(text)
+    v = _int(text)
     if v < 1:
         raise ValueError(f"must be >= 1, got {v}")
     return v
 
 
 def _nonneg_int(text: str) -> int:
-    v = int(text)
+    v = _int(text)
     if v < 0:
         raise ValueError(f"must be >= 0, got {v}")
     return v
 
 
 def _port(text: str) -> int:
-    v = int(text)
+    v = _int(text)
     if not 0 <= v <= 65535:
         raise ValueError(f"must be a TCP port 0..65535, got {v}")
     return v
 
 
 def _positive_float(text: str) -> float:
-    v = float(text)
+    v = _float(text)
     if not (v > 0 and v < float("inf")):
         raise ValueError(f"must be a finite number > 0, got {text}")
     return v
@@ -88,7 +104,7 @@ def _budget_floor(text: str) -> float | None:
 
 
 def _nice(text: str) -> int:
-    v = int(text)
+    v = _int(text)
     if not 0 <= v <= 19:
         raise ValueError(f"must be 0..19, got {v}")
     return v
@@ -105,6 +121,22 @@ def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
+
+
+def _db_path(text: str) -> str:
+    """A file path, not a folder (a folder failed later as "unable to open database file", not naming the flag)."""
+    _text(text)
+    if os.path.isdir(text):
+        raise ValueError(f"a folder, not the plan log's SQLite file (e.g. {os.path.join(text, 'meridian-plans.sqlite')})")
+    return text
+
+
+def netloc(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets (RFC 3986; `::1:8080` cannot be told apart
+    from an address), a zone index's `%` escaped (RFC 6874)."""
+    if ":" in host and not host.startswith("["):
+        host = "[" + host.replace("%", "%25") + "]"
+    return f"{host}:{port}"
 
 
 def _db_url(text: str) -> str:
@@ -127,7 +159,7 @@ def _db_url(text: str) -> str:
 FIELDS: dict[str, tuple[Callable[[str], Any], str]] = {
     "host": (_text, "address to listen on (loopback by default)"),
     "port": (_port, "TCP port (0 picks a free one)"),
-    "db_path": (_text, "SQLite file of the plan log (used unless --db-url is given)"),
+    "db_path": (_db_path, "SQLite file of the plan log (used unless --db-url is given)"),
     "db_url": (_db_url, "SQLAlchemy URL of the plan log, e.g. postgresql+psycopg://user:pw@127.0.0.1/meridian"),
     "workers": (_positive_int, "plans solved at once (worker threads)"),
     "queue": (_nonneg_int, "plans admitted to wait for a worker; beyond it: 429"),

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import access, create_app, logs
-    from service.app.config import ConfigError, from_args
+    from service.app.config import ConfigError, from_args, netloc
     from service.cli import UsageError
 
     try:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 # Always written, whatever the log level: with --port 0 it is how callers learn the port.
                 log.log(max(logging.INFO, log.getEffectiveLevel()), "listening",
-                        extra={"host": host, "port": port, "url": f"{scheme}://{host}:{port}",
+                        extra={"host": host, "port": port, "url": f"{scheme}://{netloc(host, port)}",
                                "auth": "token" if token else "none"})
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
@@ -128,13 +128,36 @@ def _preflight_store(url: str) -> None:
         raise UsageError(f"--db-url {shown}: its database driver is not installed ({exc.name or exc})") from None
 
 
+class _EncryptedKey(Exception):
+    """Raised by the password callback of `_preflight_tls`: OpenSSL asked for a passphrase."""
+
+
+def _refuse_passphrase() -> bytes:
+    raise _EncryptedKey
+
+
 def _preflight_tls(cert: str, key: str) -> None:
-    """Load the certificate and key once, so a wrong pair is one line and exit status 2."""
+    """Load the certificate and key once, so a wrong pair is one line naming the file at fault and exit
+    status 2. An encrypted key makes OpenSSL ask for its passphrase on the terminal, which blocks where no
+    one answers (CI, systemd): the password callback refuses at once instead, and the line says why. uvicorn
+    is given no passphrase, so serve needs an unencrypted key."""
     import ssl
 
     from service.cli import UsageError
 
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot use them: {exc}") from None
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=_refuse_passphrase)
+    except _EncryptedKey:
+        raise UsageError(f"--tls-key {key}: the private key is encrypted with a passphrase; serve needs an "
+                         f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)") from None
+    except ssl.SSLError as exc:
+        # OpenSSL's own words ("[SSL] PEM lib (_ssl.c:3905)") do not say which file is wrong
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise UsageError(f"--tls-key {key}: not the private key of --tls-cert {cert}") from None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=cert)
+        except (ssl.SSLError, OSError):
+            raise UsageError(f"--tls-cert {cert}: no PEM certificate in it") from None
+        raise UsageError(f"--tls-key {key}: no PEM private key in it") from None
+    except OSError as exc:
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot read them: {exc.strerror or exc}") from None

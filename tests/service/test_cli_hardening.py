@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hostile import run_cli
+from tests.support.service import HAS_OPENSSL, OPENSSL_SKIP_REASON, self_signed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "two-regions.json")
@@ -335,3 +336,72 @@ def test_serve_gives_up_on_a_database_that_accepts_and_never_answers(monkeypatch
         err = one_line(["serve", "--insecure-no-auth", "--port", "0", "--db-url",
                         f"postgresql+psycopg://u:p@127.0.0.1:{port}/x"])
     assert err.startswith(f"meridian serve: cannot open the plan log at postgresql+psycopg://u:***@127.0.0.1:{port}/x")
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_refuses_an_encrypted_tls_key_without_asking_for_its_passphrase(tmp_path: Path) -> None:
+    """On a terminal too: OpenSSL would prompt there and wait, so the serve is run with a pseudo-terminal as
+    its controlling terminal and nothing typed into it."""
+    import fcntl
+    import os
+    import pty
+    import subprocess
+    import sys
+    import termios
+
+    cert, key = self_signed(tmp_path, passphrase="correct horse")
+    primary, terminal = pty.openpty()
+
+    def take_the_terminal() -> None:        # (runs in the child, after start_new_session's setsid)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"),
+             "--tls-cert", str(cert), "--tls-key", str(key)],
+            cwd=REPO, stdin=terminal, capture_output=True, text=True, timeout=60, check=False,
+            start_new_session=True, preexec_fn=take_the_terminal)
+    finally:
+        os.close(primary)
+        os.close(terminal)
+    said = (f"meridian serve: --tls-key {key}: the private key is encrypted with a passphrase; serve needs an "
+            f"unencrypted key (`openssl pkey -in {key} -out KEY.pem` writes one)\n")
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", said)
+
+
+def test_serve_names_a_port_that_is_no_number() -> None:
+    assert one_line(["serve", "--port", "http"]) == "meridian serve: --port http: must be a whole number, got 'http'"
+
+
+def test_serve_names_a_duration_that_is_no_number() -> None:
+    assert one_line(["serve", "--max-wait-s", "soon"]) == (
+        "meridian serve: --max-wait-s soon: must be a number, got 'soon'")
+
+
+def test_serve_refuses_a_folder_as_the_db_path(tmp_path: Path) -> None:
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path)]) == (
+        f"meridian serve: --db-path {tmp_path}: a folder, not the plan log's SQLite file "
+        f"(e.g. {tmp_path}/meridian-plans.sqlite)")
+
+
+def test_serve_refuses_a_folder_as_the_tls_key(tmp_path: Path) -> None:
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", EXAMPLE,
+                     "--tls-key", str(tmp_path)]) == f"meridian serve: --tls-key {tmp_path}: a folder, not a PEM file"
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_names_the_certificate_when_key_and_certificate_are_swapped(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", str(key),
+                     "--tls-key", str(cert)]) == f"meridian serve: --tls-cert {key}: no PEM certificate in it"
+
+
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_names_a_tls_key_that_is_not_the_certificates(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, _ = self_signed(tmp_path / "a")
+    _, other_key = self_signed(tmp_path / "b")
+    assert one_line(["serve", "--port", "0", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", str(cert),
+                     "--tls-key", str(other_key)]) == (
+        f"meridian serve: --tls-key {other_key}: not the private key of --tls-cert {cert}")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import ssl
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,14 @@ from service.app import Settings, create_app
 from service.app.access import COOKIE, check_start, is_loopback, load_token, session_value
 from service.app.config import ConfigError
 from service.cli import main
-from tests.support.service import EXAMPLE, Server, example_request
+from tests.support.service import (
+    EXAMPLE,
+    HAS_OPENSSL,
+    OPENSSL_SKIP_REASON,
+    Server,
+    example_request,
+    self_signed,
+)
 
 TOKEN = "s3cret-token-for-the-tests-0123456789"
 PUBLIC = {"/healthz", "/readyz", "/login"}
@@ -154,6 +163,63 @@ def test_the_start_warns_where_the_token_or_the_service_is_exposed() -> None:
     assert check_start(Settings(host="0.0.0.0"), TOKEN) == [
         ("the API token travels in clear text to 0.0.0.0: serve TLS (--tls-cert, --tls-key) or put a TLS reverse "
          "proxy in front")]
+
+
+def test_the_warning_for_an_ipv6_host_brackets_its_address() -> None:
+    assert check_start(Settings(host="::", insecure_no_auth=True), None) == [
+        "--insecure-no-auth: anyone who reaches [::]:8080 can plan and read every plan"]
+
+
+def test_a_url_brackets_an_ipv6_address_and_only_that() -> None:
+    from service.app.config import netloc
+
+    assert netloc("127.0.0.1", 8080) == "127.0.0.1:8080"
+    assert netloc("localhost", 8080) == "localhost:8080"
+    assert netloc("::1", 8080) == "[::1]:8080"
+    assert netloc("fe80::1%eth0", 8080) == "[fe80::1%25eth0]:8080"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+NO_IPV6 = "this machine cannot bind the IPv6 loopback ::1"
+
+
+def _listening(srv: Server) -> dict:
+    return next(json.loads(ln) for ln in srv.log().splitlines() if '"listening"' in ln)
+
+
+def _status(url: str, ctx: ssl.SSLContext | None = None) -> int:
+    """GET `url` as a client would, straight (no proxy from the environment)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+    with opener.open(url, timeout=30) as r:
+        return r.status
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason=NO_IPV6)
+def test_serve_on_ipv6_loopback_logs_a_url_that_reaches_it(tmp_path: Path) -> None:
+    with Server(tmp_path, "--host", "::1", "--db-path", str(tmp_path / "p.sqlite")) as srv:
+        url = _listening(srv)["url"]
+        assert url == f"http://[::1]:{srv.port}"
+        assert _status(url + "/healthz") == 200
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason=NO_IPV6)
+@pytest.mark.skipif(not HAS_OPENSSL, reason=OPENSSL_SKIP_REASON)
+def test_serve_over_tls_on_ipv6_loopback_logs_an_https_url_that_reaches_it(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "::1")
+    with Server(tmp_path, "--host", "::1", "--db-path", str(tmp_path / "p.sqlite"), "--tls-cert", str(cert),
+                "--tls-key", str(key)) as srv:
+        url = _listening(srv)["url"]
+        assert url == f"https://[::1]:{srv.port}"
+        ctx = ssl.create_default_context(cafile=str(cert))
+        assert _status(url + "/healthz", ctx) == 200
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_flags_override_environment_which_overrides_defaults() -> None:
 
 
 def test_a_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match=r"MERIDIAN_WORKERS='zero': invalid literal"):
+    with pytest.raises(ConfigError, match=r"MERIDIAN_WORKERS='zero': must be a whole number, got 'zero'"):
         from_env({"MERIDIAN_WORKERS": "zero"})
     with pytest.raises(ConfigError, match=r"MERIDIAN_MAX_WAIT_S='nan': must be a finite number > 0"):
         from_env({"MERIDIAN_MAX_WAIT_S": "nan"})

@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,21 @@ def assert_plan_passes(request: dict[str, Any], response: dict[str, Any], lp: bo
         if key in v:
             assert v[key] is True, (key, v)
     return v
+
+
+OPENSSL_SKIP_REASON = "openssl is not installed (makes the test certificate)"
+HAS_OPENSSL = shutil.which("openssl") is not None
+
+
+def self_signed(tmp: Path, ip: str = "127.0.0.1", passphrase: str | None = None) -> tuple[Path, Path]:
+    """A fresh certificate for `ip` and its P-256 key in `tmp` (the key encrypted with `passphrase` when
+    given), made by the openssl command: (cert.pem, key.pem)."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    secret = ["-passout", f"pass:{passphrase}"] if passphrase else ["-nodes"]
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", *secret,
+                    "-days", "1", "-subj", "/CN=meridian-test", "-addext", f"subjectAltName=IP:{ip}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
 
 
 # -- a real server process ------------------------------------------------------------------------------
