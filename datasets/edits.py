@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datasets.attributes import JobSpec, hash_unit
 from datasets.fleets import parse_fleet
+from datasets.sharing import split_type
 from models import Fleet
 
 
@@ -51,6 +52,13 @@ def edit_fleet(fleet: Fleet, add: Sequence[AddNodes] = (), remove: Sequence[Remo
     clusters = {c["name"]: c for c in data["clusters"]}
     regions = {r["name"] for r in data["regions"]}
     for i, a in enumerate(add):
+        if "|" in a.accelerator:   # the rule `replay.inputs.load_fleet_arg` holds the fleet's own groups to
+            raise FleetEditError(f"add_nodes[{i}].accelerator: must not contain '|' (a trace's '|' separates "
+                                 f"alternative GPU types, so no job could match it), got {a.accelerator!r}")
+        try:
+            split_type(a.accelerator)
+        except ValueError as exc:
+            raise FleetEditError(f"add_nodes[{i}].accelerator: {exc}") from None
         c = clusters.get(a.cluster)
         if c is None:
             if a.region not in regions:

@@ -70,6 +70,18 @@ def test_fleet_changes_add_and_remove():
         edit_fleet(f, [], [RemoveNodes(cluster="r0c0", accelerator="A100", count=99)])
 
 
+@pytest.mark.parametrize("accelerator, message", [
+    ("A100|V100", ("add_nodes[0].accelerator: must not contain '|' (a trace's '|' separates alternative GPU types, "
+                   "so no job could match it), got 'A100|V100'")),
+    ("A100/2", "add_nodes[0].accelerator: accelerator 'A100/2': only slice types MODEL:1/K may contain '/'"),
+])
+def test_added_nodes_follow_the_fleets_accelerator_name_rules(accelerator, message):
+    f = synthetic_fleet(regions=1, clusters_per_region=1, nodes_per_cluster=2, accelerators=("A100",), seed=0)
+    with pytest.raises(FleetEditError) as exc:
+        edit_fleet(f, [AddNodes(cluster="r0c0", accelerator=accelerator, devices=8, count=1)])
+    assert str(exc.value) == message
+
+
 def test_demand_scale_copies_and_thins_by_seed():
     specs = to_job_specs(synthetic_trace(days=1, seed=1))
     double = scale_demand(specs, 2.0, seed=0)
