@@ -158,6 +158,9 @@ def _from_pydantic(err: Any) -> FieldError:
         msg = "unknown field (contract v1 has no such field)"
     elif err.get("type") == "missing":
         msg = "required field is missing"
+    elif err.get("type") == "too_long":        # the value is a list or map of millions: name its length, not it
+        n = (err.get("ctx") or {}).get("actual_length")
+        return FieldError(loc_to_path(tuple(err.get("loc", ()))), f"{n} items", msg)
     return FieldError(loc_to_path(tuple(err.get("loc", ()))), err.get("input"), msg)
 
 
