@@ -22,7 +22,7 @@ from models.collector import collector_paused
 from models.errors import BadRequest, FieldError, loc_to_path
 from models.fleet_index import fleet_devices, fleet_nodes, node_name
 from models.limits import MAX_NODES
-from models.request import Fleet, Job, PlanRequest
+from models.request import Fleet, Job, PlanRequest, PlanRequestFailFast
 
 # From this many jobs (or bytes of JSON) a request is parsed with the cyclic collector paused
 # (models.collector): half of a planet-size parse (20,000 jobs, 5 MB) was the collector walking it.
@@ -53,10 +53,25 @@ def parse_request(data: Any, limits: Limits | None = None, used: dict[str, int] 
     jobs = data.get("jobs")
     with collector_paused(isinstance(jobs, list) and len(jobs) >= LARGE_JOBS):
         try:
-            req = PlanRequest.model_validate(data)
+            req = validate_fields(data)
         except ValidationError as exc:
             raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
         return validate_request(req, limits, used)
+
+
+# Up to this many jobs, pydantic reports the faults of every bad job at once (at most some 20 each: 40,000
+# errors, tens of MB); from it on, those of the first bad job only (`PlanRequestFailFast`).
+ALL_FAULTS_JOBS = 2_000
+
+
+def validate_fields(data: dict[str, Any]) -> PlanRequest:
+    """pydantic's field rules over a decoded request (raising ValidationError): every bad job's faults, or,
+    for a long job list, the first bad job's."""
+    jobs = data.get("jobs")
+    if not (isinstance(jobs, list) and len(jobs) > ALL_FAULTS_JOBS):
+        return PlanRequest.model_validate(data)
+    req = PlanRequestFailFast.model_validate(data)
+    return PlanRequest.model_construct(req.model_fields_set, **dict(req))
 
 
 def validate_request(req: PlanRequest, limits: Limits | None = None, used: dict[str, int] | None = None
