@@ -292,6 +292,19 @@ def test_a_speed_map_of_many_bad_entries_is_refused_on_the_first():
     assert refused(mutate) == [("jobs[2].speed.T0", 0)]
 
 
+def test_an_allowed_list_of_a_million_duplicates_lists_twenty_and_counts_the_rest():
+    # each duplicate was an error: a million of them, 723 MB to refuse
+    def mutate(d):
+        d["jobs"][1]["replicas"] = {"min": 1, "max": 16, "allowed": [4] * 1_000_000}
+    assert refused(mutate) == ([(f"jobs[1].replicas.allowed[{i}]", 4) for i in range(1, 21)]
+                               + [("jobs[1].replicas.allowed", "999979 more")])
+
+
+def test_unknown_down_nodes_past_twenty_are_counted_not_listed():
+    assert refused(lambda d: d["fleet"].update(down_nodes=[f"ghost-{i}" for i in range(30)])) == (
+        [(f"fleet.down_nodes[{i}]", f"ghost-{i}") for i in range(20)] + [("fleet.down_nodes", "10 more")])
+
+
 def test_a_current_count_outside_allowed_is_accepted():
     data = copy.deepcopy(EXAMPLE)
     running = next(j for j in data["jobs"] if j.get("current"))
