@@ -39,6 +39,7 @@ from models.validate import (
     overfill_errors,
     parse_request,
     quota_errors,
+    validate_fields,
 )
 
 # Past this share of jobs new or changed, the request is parsed cold (measured at planet size: with half
@@ -134,7 +135,7 @@ def _reuse(data: dict, forms: list[bytes | None], memo: ParseMemo, limits: Limit
             if len(fresh) > most:
                 return None   # many jobs changed: a cold parse is cheaper than this one's bookkeeping
     try:
-        part = PlanRequest.model_validate({**data, "jobs": [jobs_raw[i] for i in fresh]})
+        part = validate_fields({**data, "jobs": [jobs_raw[i] for i in fresh]})
     except ValidationError:
         return None
     for i, job in zip(fresh, part.jobs):

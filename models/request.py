@@ -32,7 +32,14 @@ TIERS: tuple[Tier, ...] = ("premium", "standard", "basic")
 
 
 class ContractModel(BaseModel):
-    """Strict JSON types, no unknown fields, no NaN or infinity."""
+    """Strict JSON types, no unknown fields, no NaN or infinity.
+
+    Every list and map of a request but `jobs` is validated `fail_fast`: pydantic reports the faults of its
+    first bad entry and stops there (`jobs` too where it is long: `models.validate.validate_fields`). Without
+    it, pydantic held an error per bad entry, and one body of millions of them cost gigabytes to refuse
+    (`"jobs": [0, 0, ...]`, a million of them in 2 MB: 6 s and 1.9 GB; 7,000,000 zeros in `replicas.allowed`,
+    14 MB, under the service's 16 MiB cap: 55 s and 12.7 GB). The contract's cross-field rules
+    (models.validate) still list every fault of a request whose fields are well-formed."""
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=False)
 
@@ -94,21 +101,22 @@ class NodeGroup(ContractModel):
 class Cluster(DefaultedModel):
     name: str = Field(min_length=1, max_length=L.MAX_NAME_CHARS)
     region: Name
-    node_groups: list[NodeGroup] = Field(default_factory=list)
+    node_groups: list[NodeGroup] = Field(default_factory=list, fail_fast=True)
 
 
 class Fleet(DefaultedModel):
-    regions: list[Region] = Field(min_length=1)
-    links: list[Link] = Field(default_factory=list)
-    clusters: list[Cluster] = Field(default_factory=list)
-    down_nodes: list[Name] = Field(default_factory=list)
+    regions: list[Region] = Field(min_length=1, fail_fast=True)
+    links: list[Link] = Field(default_factory=list, fail_fast=True)
+    clusters: list[Cluster] = Field(default_factory=list, fail_fast=True)
+    down_nodes: list[Name] = Field(default_factory=list, max_length=L.MAX_NODES, fail_fast=True)
 
 
 class Replicas(ContractModel):
     min: int = Field(ge=1, le=L.MAX_REPLICAS)
     max: int = Field(ge=1, le=L.MAX_REPLICAS)
+    # distinct counts within [1, MAX_REPLICAS]: no valid list is longer, and a longer one is refused on its length
     allowed: list[ReplicaCount] | None = Field(
-        None, min_length=1,
+        None, min_length=1, max_length=L.MAX_REPLICAS, fail_fast=True,
         description="contract v1.1: the only replica counts a plan may grant (distinct, within [min, max]); "
                     "null = every count in [min, max]")
 
@@ -139,7 +147,7 @@ class Placement(ContractModel):
 
     cluster: Name
     accelerator: Name
-    nodes: dict[Name, ReplicaCount] = Field(min_length=1)
+    nodes: dict[Name, ReplicaCount] = Field(min_length=1, fail_fast=True)
 
     # no return annotation: the JSON schema stays the field's (one schema for requests and responses)
     @field_serializer("nodes", mode="wrap")
@@ -161,9 +169,9 @@ class Job(ContractModel):
     priority: float = Field(1.0, gt=0, le=L.MAX_WEIGHT)
     replicas: Replicas
     devices_per_replica: int = Field(1, ge=1, le=L.MAX_DEVICES_PER_REPLICA)
-    speed: dict[Name, Speed] = Field(min_length=1)
+    speed: dict[Name, Speed] = Field(min_length=1, fail_fast=True)
     data_region: Name | None = None
-    regions: list[Name] | None = Field(None, min_length=1)
+    regions: list[Name] | None = Field(None, min_length=1, fail_fast=True)
     checkpoint_gb: float = Field(1.0, ge=0, le=L.MAX_CHECKPOINT_GB)
     checkpoint_region: Name | None = None
     current: Placement | None = None
@@ -215,8 +223,8 @@ _DEFAULTED[Policy] = ("tier_weights",)
 class PlanRequest(DefaultedModel):
     epoch_s: float = Field(300.0, ge=L.MIN_EPOCH_S, le=L.MAX_SECONDS)
     fleet: Fleet
-    jobs: list[Job] = Field(default_factory=list)
-    quotas: list[Quota] = Field(default_factory=list)
+    jobs: list[Job] = Field(default_factory=list)   # every bad job's faults (`validate_fields`: long lists fail fast)
+    quotas: list[Quota] = Field(default_factory=list, fail_fast=True)
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="before")
@@ -243,3 +251,10 @@ class PlanRequest(DefaultedModel):
 # the job fields whose explicit null means their (non-null) default
 _JOB_DEFAULTED: tuple[str, ...] = tuple(
     k for k, f in Job.model_fields.items() if f.default is not None and not f.is_required())
+
+
+class PlanRequestFailFast(PlanRequest):
+    """`PlanRequest` whose `jobs` are validated fail-fast (the faults of the first bad job only): for long job
+    lists, where an error per bad job could cost gigabytes (`models.validate.validate_fields`)."""
+
+    jobs: list[Job] = Field(default_factory=list, fail_fast=True)

@@ -22,7 +22,7 @@ from models.collector import collector_paused
 from models.errors import BadRequest, FieldError, loc_to_path
 from models.fleet_index import fleet_devices, fleet_nodes, node_name
 from models.limits import MAX_NODES
-from models.request import Fleet, Job, PlanRequest
+from models.request import Fleet, Job, PlanRequest, PlanRequestFailFast
 
 # From this many jobs (or bytes of JSON) a request is parsed with the cyclic collector paused
 # (models.collector): half of a planet-size parse (20,000 jobs, 5 MB) was the collector walking it.
@@ -53,10 +53,29 @@ def parse_request(data: Any, limits: Limits | None = None, used: dict[str, int] 
     jobs = data.get("jobs")
     with collector_paused(isinstance(jobs, list) and len(jobs) >= LARGE_JOBS):
         try:
-            req = PlanRequest.model_validate(data)
+            req = validate_fields(data)
         except ValidationError as exc:
             raise BadRequest([_from_pydantic(e) for e in exc.errors()]) from None
         return validate_request(req, limits, used)
+
+
+# A list's cross-field faults are listed up to this many, then counted in one more error: a list of a million
+# duplicate counts in `replicas.allowed` was a million errors (723 MB), and a 16 MiB body holds eight such lists.
+LIST_FAULTS = 20
+
+# Up to this many jobs, pydantic reports the faults of every bad job at once (at most some 20 each: 40,000
+# errors, tens of MB); from it on, those of the first bad job only (`PlanRequestFailFast`).
+ALL_FAULTS_JOBS = 2_000
+
+
+def validate_fields(data: dict[str, Any]) -> PlanRequest:
+    """pydantic's field rules over a decoded request (raising ValidationError): every bad job's faults, or,
+    for a long job list, the first bad job's."""
+    jobs = data.get("jobs")
+    if not (isinstance(jobs, list) and len(jobs) > ALL_FAULTS_JOBS):
+        return PlanRequest.model_validate(data)
+    req = PlanRequestFailFast.model_validate(data)
+    return PlanRequest.model_construct(req.model_fields_set, **dict(req))
 
 
 def validate_request(req: PlanRequest, limits: Limits | None = None, used: dict[str, int] | None = None
@@ -158,6 +177,9 @@ def _from_pydantic(err: Any) -> FieldError:
         msg = "unknown field (contract v1 has no such field)"
     elif err.get("type") == "missing":
         msg = "required field is missing"
+    elif err.get("type") == "too_long":        # the value is a list or map of millions: name its length, not it
+        n = (err.get("ctx") or {}).get("actual_length")
+        return FieldError(loc_to_path(tuple(err.get("loc", ()))), f"{n} items", msg)
     return FieldError(loc_to_path(tuple(err.get("loc", ()))), err.get("input"), msg)
 
 
@@ -222,9 +244,10 @@ def fleet_errors(fleet: Fleet) -> tuple[list[FieldError], FleetNames]:
                     break
                 node_of[name] = (c.name, g.accelerator, g.devices)
 
-    for i, n in enumerate(fleet.down_nodes):
-        if n not in node_of:
-            errs.append(FieldError(f"fleet.down_nodes[{i}]", n, "unknown node"))
+    unknown = [i for i, n in enumerate(fleet.down_nodes) if n not in node_of]
+    errs.extend(FieldError(f"fleet.down_nodes[{i}]", fleet.down_nodes[i], "unknown node")
+                for i in unknown[:LIST_FAULTS])
+    errs.extend(_more_faults("fleet.down_nodes", len(unknown)))
 
     return errs, FleetNames(regions, clusters, node_of)
 
@@ -322,19 +345,30 @@ def quota_errors(req: PlanRequest) -> list[FieldError]:
 
 
 def _replica_errors(p: str, rep: Any) -> list[FieldError]:
-    """A job's `replicas` faults: min above max, allowed counts repeated or outside [min, max]."""
+    """A job's `replicas` faults: min above max, allowed counts repeated or outside [min, max] (the first
+    LIST_FAULTS of them, then how many more)."""
     errs: list[FieldError] = []
     if rep.min > rep.max:
         errs.append(FieldError(f"{p}.replicas", rep.model_dump(exclude_none=True), "min must not exceed max"))
     seen_counts: dict[int, int] = {}
+    faults = 0
     for ai, a in enumerate(rep.allowed or []):
-        if a in seen_counts:
-            errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
-                                   f"duplicate count (also replicas.allowed[{seen_counts[a]}])"))
-        elif not rep.min <= a <= rep.max:
-            errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a, f"outside [min, max] = [{rep.min}, {rep.max}]"))
+        if a in seen_counts or not rep.min <= a <= rep.max:
+            faults += 1
+            if faults <= LIST_FAULTS:
+                errs.append(FieldError(f"{p}.replicas.allowed[{ai}]", a,
+                                       f"duplicate count (also replicas.allowed[{seen_counts[a]}])" if a in seen_counts
+                                       else f"outside [min, max] = [{rep.min}, {rep.max}]"))
         seen_counts.setdefault(a, ai)
+    errs.extend(_more_faults(f"{p}.replicas.allowed", faults))
     return errs
+
+
+def _more_faults(path: str, faults: int) -> list[FieldError]:
+    """The one error that counts a list's faults past the first LIST_FAULTS listed (none when there are no more)."""
+    more = faults - LIST_FAULTS
+    return [FieldError(path, f"{more} more", f"{more} more faults like those above (the first {LIST_FAULTS} are "
+                       "listed)")] if more > 0 else []
 
 
 def limit_errors(req: PlanRequest, limits: Limits) -> list[FieldError]:
