@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from datasets.files import InputError, check_writable_dir, write_atomic
+from executor.train.procfs import stat_fields
 
 PARTIAL_PREFIX = ".meridian-partial-"
 _OWNED = re.compile(re.escape(PARTIAL_PREFIX) + r"(\d+)-(\d+)-([0-9a-f]+)-[^-]+")
@@ -130,8 +131,7 @@ def _start_ticks(pid: int) -> int | str | None:
     `executor.train.worker.process_start_ticks`, "gone" and "cannot tell" must differ here: only the
     first lets a folder be removed.)"""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        fields = stat_fields(pid)
     except FileNotFoundError:
         return None
     except (OSError, IndexError):

@@ -2,5 +2,5 @@
 number of physical workers, exact (bitwise) or all-reduce gradient reduction, atomic checkpoints,
 and preemption through the checkpoint path.
 
-Only `spec`, `launch` and `storage` are importable without torch; the rest run inside workers.
+Only `spec`, `launch`, `procfs` and `storage` are importable without torch; the rest run inside workers.
 """

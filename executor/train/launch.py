@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.train.procfs import stat_fields
 from executor.train.worker import process_start_ticks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,8 +242,7 @@ def descendants(pid: int) -> dict[int, int]:
     ticks: dict[int, int] = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = stat_fields(int(entry))
         except OSError:
             continue
         if fields[0] not in ("Z", "X"):

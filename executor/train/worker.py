@@ -22,6 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
+from executor.train.procfs import stat_fields
+
 
 class Flags:
     stop = False
@@ -46,8 +48,7 @@ def process_start_ticks(pid: int) -> int | None:
     """The kernel's start time of `pid` (clock ticks since boot): a PID plus this names one process.
     None when no such process lives (or it is a zombie)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        fields = stat_fields(pid)
     except OSError:
         return None
     return None if fields[0] in ("Z", "X") else int(fields[19])
