@@ -6,6 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+# An offending value is echoed back whole up to this many characters of JSON, and cut there with its length
+# beyond: a 5,000,000-character id made a 5 MB error body, which is no help to the one reading it.
+MAX_VALUE_CHARS = 1_000
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -20,7 +24,7 @@ class FieldError:
         return f"{self.path or '(request)'}: {self.message} (got {_short(self.value)})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "value": _jsonable(self.value), "message": self.message}
+        return {"path": self.path, "value": _bounded(self.value), "message": self.message}
 
 
 class BadRequest(ValueError):
@@ -48,6 +52,15 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _bounded(value: Any) -> Any:
+    """The value as JSON holds it, or, past MAX_VALUE_CHARS of JSON, the start of its JSON text and its length."""
+    value = _jsonable(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = json.dumps(value)
+    return value if len(text) <= MAX_VALUE_CHARS else f"{text[:MAX_VALUE_CHARS]}... ({len(text):,} characters)"
 
 
 def _short(value: Any) -> str:

@@ -178,3 +178,13 @@ def test_a_body_of_a_million_bad_allowed_counts_is_one_error(sqlite_client: Test
     assert r.status_code == 422, r.text[:300]
     assert r.json()["errors"] == [{"path": "jobs[0].replicas.allowed[0]", "value": 0,
                                    "message": "Input should be greater than 0"}]
+
+
+def test_an_overlong_value_is_echoed_cut_with_its_length(sqlite_client: TestClient) -> None:
+    # a 5,000,000-character id was echoed whole: a 5 MB error body
+    req = example_request()
+    req["jobs"][0]["id"] = "x" * 5_000_000
+    r = sqlite_client.post("/plan?dry_run=true", content=json.dumps(req, separators=(",", ":")))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"path": "jobs[0].id", "value": '"' + "x" * 999 + "... (5,000,002 characters)",
+                                   "message": "String should have at most 1024 characters"}]
