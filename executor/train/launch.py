@@ -233,28 +233,25 @@ def drain() -> None:
         _REAPERS.pop().join()
 
 
-def descendants(pid: int) -> dict[int, int]:
-    """PID -> start ticks of every living process below `pid`: an agent's workers, including those that
-    have not reported their PID yet (torchrun starts each in a session of its own, so killing the agent's
-    session misses them, and one killed before it reports would otherwise write into its run folder after
-    the caller has removed it)."""
-    parent_of: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+def descendants(pids: list[int]) -> dict[int, int]:
+    """PID -> start ticks of every living process below any of `pids` (one pass over /proc for all of a
+    group's agents): an agent's workers, including those that have not reported their PID yet (torchrun
+    starts each in a session of its own, so killing the agent's session misses them, and one killed before
+    it reports would otherwise write into its run folder after the caller has removed it)."""
+    children: dict[int, list[tuple[int, int]]] = {}   # parent -> (child, its start ticks)
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             fields = stat_fields(int(entry))
         except OSError:
             continue
         if fields[0] not in ("Z", "X"):
-            parent_of[int(entry)] = int(fields[1])
-            ticks[int(entry)] = int(fields[19])
+            children.setdefault(int(fields[1]), []).append((int(entry), int(fields[19])))
     below: dict[int, int] = {}
-    frontier = [pid]
+    frontier = list(pids)
     while frontier:
-        p = frontier.pop()
-        for child, parent in parent_of.items():
-            if parent == p and child not in below:
-                below[child] = ticks[child]
+        for child, ticks in children.get(frontier.pop(), ()):
+            if child not in below:
+                below[child] = ticks
                 frontier.append(child)
     return below
 
@@ -262,13 +259,16 @@ def descendants(pid: int) -> dict[int, int]:
 def kill(group: WorkerGroup) -> None:
     """SIGKILL every worker (reported or not), then every agent (its whole session), and reap the agents."""
     doomed = {pid: t for pid in worker_pids(group).values() if (t := process_start_ticks(pid)) is not None}
+    stopped = []
     for a in group.agents:
         if a.poll() is None:
             try:
                 os.killpg(a.pid, signal.SIGSTOP)    # it starts no worker between the look and the kill
             except ProcessLookupError:
                 continue
-            doomed.update(descendants(a.pid))
+            stopped.append(a.pid)
+    if stopped:
+        doomed.update(descendants(stopped))
     for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)
