@@ -2,7 +2,7 @@
 API docs (`/docs`, `/redoc`) from the Swagger UI and ReDoc files that the `fastapi-offline` package ships.
 
 Server-rendered from the plan log (jinja2); every asset is served by this service, and a Content-Security-
-Policy tells the browser to fetch nothing from anywhere else."""
+Policy tells the browser to fetch nothing from anywhere else. Every page answers HEAD as well as GET."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ templates.filters["fmt"] = _fmt
 templates.filters["utc"] = _utc
 
 
+@router.head("/")
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request, status: str | None = Query(None), before: str | None = Query(None)) -> Response:
     if status == "":
@@ -129,6 +130,7 @@ async def index(request: Request, status: str | None = Query(None), before: str 
                  next_before=rows[-1].plan_id if more else None, paged=before is not None)
 
 
+@router.head("/plans/{plan_id}/view")
 @router.get("/plans/{plan_id}/view", response_class=HTMLResponse)
 async def plan_page(plan_id: str, request: Request) -> Response:
     if not _PLAN_ID.fullmatch(plan_id):
@@ -144,6 +146,7 @@ async def plan_page(plan_id: str, request: Request) -> Response:
                  stats=view.response.get("stats") or {})
 
 
+@router.head("/login")
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = Query("/")) -> Response:
     return login_page(_local(next), 200 if request.app.state.token else 404, None)
@@ -196,6 +199,7 @@ def _local(path: str) -> str:
     return quote(path, safe="/?&=%:-_.~")
 
 
+@router.head("/docs")
 @router.get("/docs", response_class=HTMLResponse)
 async def swagger(request: Request) -> Response:
     page = get_swagger_ui_html(openapi_url="/openapi.json", title="Meridian API",
@@ -207,12 +211,14 @@ async def swagger(request: Request) -> Response:
     return page
 
 
+@router.head("/static/docs/redoc.standalone.js")
 @router.get("/static/docs/redoc.standalone.js")
 async def redoc_script() -> Response:
     return Response(redoc_bundle(), media_type="text/javascript; charset=utf-8",
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
+@router.head("/redoc")
 @router.get("/redoc", response_class=HTMLResponse)
 async def redoc(request: Request) -> Response:
     page = get_redoc_html(openapi_url="/openapi.json", title="Meridian API reference",

@@ -1,0 +1,45 @@
+"""Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from service.app import Settings, create_app
+from tests.support.service import example_request
+
+
+def _routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of the app, the included routers' too."""
+    routes, out = list(app.routes), []
+    while routes:
+        r = routes.pop(0)
+        if hasattr(r, "original_router"):
+            routes += r.original_router.routes
+        elif isinstance(r, APIRoute):
+            out.append(r)
+    return out
+
+
+def test_every_get_route_has_a_head_route() -> None:
+    routes = _routes(create_app(Settings()))
+    get = {r.path for r in routes if "GET" in r.methods}
+    head = {r.path for r in routes if "HEAD" in r.methods}
+    assert get and get - head == set()
+
+
+@pytest.mark.parametrize("path", ["/", "/plans/{plan_id}/view", "/plans/nope/view", "/plans", "/plans?limit=0",
+                                  "/plans/{plan_id}", "/readyz", "/metrics", "/docs", "/redoc", "/login",
+                                  "/static/docs/redoc.standalone.js"])
+def test_head_answers_as_get_does_without_a_body(sqlite_client: TestClient, path: str) -> None:
+    plan_id = sqlite_client.post("/plan", json=example_request()).json()["plan_id"]
+    url = path.format(plan_id=plan_id)
+    got, head = sqlite_client.get(url), sqlite_client.head(url)
+    assert head.status_code == got.status_code != 405
+    assert head.content == b""
+    same = ("content-type", "content-security-policy", "cache-control") + (
+        ("content-length",) if path != "/metrics" else ())        # (the metrics count the GET itself)
+    for name in same:
+        assert head.headers.get(name) == got.headers.get(name), name
