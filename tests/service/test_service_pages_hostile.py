@@ -1,6 +1,9 @@
-"""Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD."""
+"""Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD, and every answer
+tells the browser not to sniff its type."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -43,3 +46,23 @@ def test_head_answers_as_get_does_without_a_body(sqlite_client: TestClient, path
         ("content-length",) if path != "/metrics" else ())        # (the metrics count the GET itself)
     for name in same:
         assert head.headers.get(name) == got.headers.get(name), name
+
+
+def test_every_answer_says_nosniff(sqlite_client: TestClient) -> None:
+    bad = example_request()
+    bad["jobs"][0]["replicas"]["min"] = "<script>alert(1)</script>"
+    answers = {"page": sqlite_client.get("/"), "error page": sqlite_client.get("/plans/nope/view"),
+               "json": sqlite_client.get("/plans"), "json 422": sqlite_client.post("/plan", json=bad),
+               "json 404": sqlite_client.get("/nowhere"), "static": sqlite_client.get("/static/meridian.js"),
+               "metrics": sqlite_client.get("/metrics")}
+    assert answers["json 422"].status_code == 422 and "<script>" in answers["json 422"].text
+    assert {k: r.headers.get("x-content-type-options") for k, r in answers.items()} == dict.fromkeys(answers,
+                                                                                                     "nosniff")
+
+
+def test_the_token_refusal_says_nosniff(tmp_path: Path) -> None:
+    settings = Settings(db_path=str(tmp_path / "p.sqlite"), api_token="s3cret-token-for-the-tests-0123456789")
+    with TestClient(create_app(settings)) as c:
+        for accept in ("application/json", "text/html"):
+            r = c.get("/plans", headers={"Accept": accept})
+            assert r.status_code == 401 and r.headers["x-content-type-options"] == "nosniff", accept
