@@ -2,7 +2,8 @@
 API docs (`/docs`, `/redoc`) from the Swagger UI and ReDoc files that the `fastapi-offline` package ships.
 
 Server-rendered from the plan log (jinja2); every asset is served by this service, and a Content-Security-
-Policy tells the browser to fetch nothing from anywhere else. Every page answers HEAD as well as GET."""
+Policy tells the browser to fetch nothing from anywhere else. Every page answers HEAD as well as GET, and
+quotes a value from the URL it refuses cut (`shown_id`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from service.app import access
 from service.app.plan_view import build
 from service.app.planning import PlanService, Unavailable
 from service.app.pool_svg import pool_svg
-from service.app.routes import _PLAN_ID, RepeatedQuery, refuse_repeated_query
+from service.app.routes import _PLAN_ID, RepeatedQuery, refuse_repeated_query, shown_id
 from service.app.store import iso_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,7 +85,7 @@ def is_page(request: Request) -> bool:
 
 def repeated_query_page(exc: RepeatedQuery) -> HTMLResponse:
     """The operator's pages refuse a repeated parameter as an error page (a 422), not a page read one way."""
-    return _page("error.html", 422, message=f"{exc} ({', '.join(map(repr, exc.values))}): give it once")
+    return _page("error.html", 422, message=f"{exc} ({', '.join(map(shown_id, exc.values))}): give it once")
 
 
 def _svc(request: Request) -> PlanService:
@@ -112,10 +113,10 @@ async def index(request: Request, status: str | None = Query(None), before: str 
         status = None
     problems = []
     if status is not None and status not in STATUSES:
-        problems.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        problems.append(f"status {shown_id(status)} is not one of {', '.join(STATUSES)}")
         status = None
     if before is not None and not _PLAN_ID.fullmatch(before):
-        problems.append(f"before {before!r} is not a plan id")
+        problems.append(f"before {shown_id(before)} is not a plan id")
         before = None
     try:
         rows = await _svc(request).recent(PAGE_ROWS + 1, status, before)
@@ -134,7 +135,8 @@ async def index(request: Request, status: str | None = Query(None), before: str 
 @router.get("/plans/{plan_id}/view", response_class=HTMLResponse)
 async def plan_page(plan_id: str, request: Request) -> Response:
     if not _PLAN_ID.fullmatch(plan_id):
-        return _page("error.html", 404, message=f"no plan {plan_id!r}: plan ids are 32 lowercase hex digits")
+        return _page("error.html", 404,
+                     message=f"no plan {shown_id(plan_id)}: plan ids are 32 lowercase hex digits")
     try:
         rec = await _svc(request).get_plan(plan_id)
     except Unavailable as exc:

@@ -146,7 +146,8 @@ def identity_encoded(request: Request) -> str | None:
 
 
 def shown_id(plan_id: str) -> str:
-    """A plan id as an error message quotes it: at most 40 characters of it."""
+    """A plan id (or another value from the URL) as an error message or page quotes it: at most 40 characters
+    of it, so an answer does not grow with the URL it refuses."""
     return repr(plan_id if len(plan_id) <= 40 else plan_id[:40] + "...")
 
 

@@ -1,5 +1,5 @@
-"""Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD, and every answer
-tells the browser not to sniff its type."""
+"""Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD, every answer
+tells the browser not to sniff its type, and a page quotes a value from the URL cut, as the API does."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from fastapi.testclient import TestClient
 
 from service.app import Settings, create_app
 from tests.support.service import example_request
+
+LONG = "x" * 60_000            # httpx sends at most 64 KiB of URL
+CUT = "&#39;" + "x" * 40 + "...&#39;"
 
 
 def _routes(app: FastAPI) -> list[APIRoute]:
@@ -66,3 +69,17 @@ def test_the_token_refusal_says_nosniff(tmp_path: Path) -> None:
         for accept in ("application/json", "text/html"):
             r = c.get("/plans", headers={"Accept": accept})
             assert r.status_code == 401 and r.headers["x-content-type-options"] == "nosniff", accept
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    (f"/plans/{LONG}/view", f"no plan {CUT}: plan ids are 32 lowercase hex digits"),
+    (f"/?before={LONG}", f"before {CUT} is not a plan id"),
+    (f"/?status={LONG}", f"status {CUT} is not one of optimal, feasible, fallback, infeasible"),
+    (f"/?status={LONG}&status=y",
+     f"query parameter &#39;status&#39; is given more than once ({CUT}, &#39;y&#39;): give it once"),
+], ids=["plan page", "before", "status", "status twice"])
+def test_a_page_quotes_a_long_url_value_cut(sqlite_client: TestClient, url: str, problem: str) -> None:
+    r = sqlite_client.get(url)
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert f'<p class="problem">{problem}</p>' in r.text
+    assert "x" * 41 not in r.text and len(r.text) < 2_000
