@@ -7,6 +7,7 @@ quotes a value from the URL it refuses cut (`shown_id`)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -18,17 +19,21 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
+from starlette.requests import ClientDisconnect
 
 from service.app import access
+from service.app.errors import TooLarge
 from service.app.plan_view import build
 from service.app.planning import PlanService, Unavailable
 from service.app.pool_svg import pool_svg
-from service.app.routes import _PLAN_ID, RepeatedQuery, refuse_repeated_query, shown_id
+from service.app.routes import _PLAN_ID, RepeatedQuery, read_capped, refuse_repeated_query, shown_id
 from service.app.store import iso_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("optimal", "feasible", "fallback", "infeasible")
 PAGE_ROWS = 50
+# The sign-in form is a token and a `next` path: a body past this is no sign-in, and is not read on.
+LOGIN_BODY_BYTES = 8192
 
 # The operator's pages run no inline script and load nothing from elsewhere.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -159,8 +164,17 @@ async def login(request: Request) -> Response:
     token = request.app.state.token
     if not token:
         return login_page("/", 404, None)
-    body = (await request.body())[:8192].decode("utf-8", "replace")
-    form = parse_qs(body, keep_blank_values=True)
+    try:
+        raw = await read_login_form(request)
+    except TooLarge:
+        return _refused_form(413, f"the sign-in form is more than {LOGIN_BODY_BYTES} bytes: send the token "
+                             "and the page to return to, nothing else")
+    except TimeoutError:
+        return _refused_form(408, "the sign-in form did not arrive within "
+                             f"{request.app.state.settings.body_timeout_s:g} s (--body-timeout-s)")
+    except ClientDisconnect:
+        return Response(status_code=400)          # the caller left; nobody reads this
+    form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     nxt = _local((form.get("next") or ["/"])[0])
     offered = (form.get("token") or [""])[0].strip()
     if not access.token_matches(token, offered):
@@ -169,6 +183,20 @@ async def login(request: Request) -> Response:
     resp.set_cookie(access.COOKIE, access.session_value(token), httponly=True, samesite="strict",
                     secure=request.url.scheme == "https", path="/")
     return resp
+
+
+async def read_login_form(request: Request) -> bytes:
+    """The sign-in form's body, read to LOGIN_BODY_BYTES at most and within --body-timeout-s. `/login` is open
+    to anyone who reaches the service, so reading its whole body (as `request.body()` does) would let a caller
+    with no token make the server hold gigabytes, or wait forever on a body that never ends."""
+    return await asyncio.wait_for(read_capped(request, LOGIN_BODY_BYTES),
+                                  timeout=request.app.state.settings.body_timeout_s)
+
+
+def _refused_form(status_code: int, message: str) -> HTMLResponse:
+    page = _page("error.html", status_code, message=message)
+    page.headers["Connection"] = "close"           # the rest of the body is not read: the connection cannot go on
+    return page
 
 
 def login_page(nxt: str, status_code: int, problem: str | None) -> HTMLResponse:

@@ -1,8 +1,12 @@
 """Hostile input at the HTTP edges of the pages and the API: every GET route answers HEAD, every answer
-tells the browser not to sniff its type, and a page quotes a value from the URL cut, as the API does."""
+tells the browser not to sniff its type, a page quotes a value from the URL cut, as the API does, and the
+sign-in form (open to anyone) reads a bounded body within a time limit."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from tests.support.service import example_request
 
 LONG = "x" * 60_000            # httpx sends at most 64 KiB of URL
 CUT = "&#39;" + "x" * 40 + "...&#39;"
+TOKEN = "s3cret-token-for-the-tests-0123456789"
 
 
 def _routes(app: FastAPI) -> list[APIRoute]:
@@ -64,7 +69,7 @@ def test_every_answer_says_nosniff(sqlite_client: TestClient) -> None:
 
 
 def test_the_token_refusal_says_nosniff(tmp_path: Path) -> None:
-    settings = Settings(db_path=str(tmp_path / "p.sqlite"), api_token="s3cret-token-for-the-tests-0123456789")
+    settings = Settings(db_path=str(tmp_path / "p.sqlite"), api_token=TOKEN)
     with TestClient(create_app(settings)) as c:
         for accept in ("application/json", "text/html"):
             r = c.get("/plans", headers={"Accept": accept})
@@ -83,3 +88,51 @@ def test_a_page_quotes_a_long_url_value_cut(sqlite_client: TestClient, url: str,
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     assert f'<p class="problem">{problem}</p>' in r.text
     assert "x" * 41 not in r.text and len(r.text) < 2_000
+
+
+# -- the sign-in form's body ---------------------------------------------------------------------------
+
+MIB = b"t" * (1 << 20)
+
+
+def _post_login(client: TestClient, chunks: Iterator[bytes], pause_s: float = 0.0) -> tuple[int, int, bytes]:
+    """POST /login straight to the app with a body that arrives chunk by chunk (TestClient would read a
+    streamed body whole before the app sees any of it): (status, body bytes the app took, answer)."""
+    taken, sent = [0], []
+
+    async def receive() -> dict:
+        chunk = next(chunks, None)
+        if chunk is None:
+            if pause_s:
+                await asyncio.sleep(pause_s)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        taken[0] += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/login", "raw_path": b"/login", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    client.portal.call(client.app, scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], taken[0], body
+
+
+def test_a_sign_in_body_past_its_cap_is_413_and_not_read_on(tmp_path: Path) -> None:
+    settings = Settings(db_path=str(tmp_path / "p.sqlite"), api_token=TOKEN)
+    with TestClient(create_app(settings)) as c:
+        status, taken, body = _post_login(c, iter([MIB] * 256))           # 256 MiB, no Content-Length
+    assert (status, taken) == (413, len(MIB))
+    assert b"the sign-in form is more than 8192 bytes" in body
+
+
+def test_a_sign_in_body_that_stalls_is_408(tmp_path: Path) -> None:
+    settings = Settings(db_path=str(tmp_path / "p.sqlite"), api_token=TOKEN, body_timeout_s=0.2)
+    with TestClient(create_app(settings)) as c:
+        started = time.monotonic()
+        status, _, body = _post_login(c, iter([f"token={TOKEN}".encode()]), pause_s=5.0)
+    assert status == 408 and time.monotonic() - started < 3
+    assert b"the sign-in form did not arrive within 0.2 s (--body-timeout-s)" in body
