@@ -1,5 +1,5 @@
-"""Request id, access log line and request metrics for every HTTP request (a plain ASGI middleware:
-no per-request task or body buffering, so `/healthz` stays cheap under load)."""
+"""Request id, `X-Content-Type-Options: nosniff`, access log line and request metrics for every HTTP request
+(a plain ASGI middleware: no per-request task or body buffering, so `/healthz` stays cheap under load)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _QUIET = {"/healthz", "/readyz", "/metrics"}   # logged at debug: probes would drown the log
+# On every answer: a browser must take the declared Content-Type at its word. JSON errors and plan records
+# echo request strings (`<script>` in a job id); sniffed as HTML they would run as this service's page.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def route_of(path: str) -> str:
@@ -56,7 +59,8 @@ class RequestContext:
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode("ascii"))]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode("ascii")),
+                                      NOSNIFF]
             await send(message)
 
         try:

@@ -2,10 +2,12 @@
 API docs (`/docs`, `/redoc`) from the Swagger UI and ReDoc files that the `fastapi-offline` package ships.
 
 Server-rendered from the plan log (jinja2); every asset is served by this service, and a Content-Security-
-Policy tells the browser to fetch nothing from anywhere else."""
+Policy tells the browser to fetch nothing from anywhere else. Every page answers HEAD as well as GET, and
+quotes a value from the URL it refuses cut (`shown_id`)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -17,17 +19,21 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
+from starlette.requests import ClientDisconnect
 
 from service.app import access
+from service.app.errors import TooLarge
 from service.app.plan_view import build
 from service.app.planning import PlanService, Unavailable
 from service.app.pool_svg import pool_svg
-from service.app.routes import _PLAN_ID, RepeatedQuery, refuse_repeated_query
+from service.app.routes import _PLAN_ID, RepeatedQuery, read_capped, refuse_repeated_query, shown_id
 from service.app.store import iso_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUSES = ("optimal", "feasible", "fallback", "infeasible")
 PAGE_ROWS = 50
+# The sign-in form is a token and a `next` path: a body past this is no sign-in, and is not read on.
+LOGIN_BODY_BYTES = 8192
 
 # The operator's pages run no inline script and load nothing from elsewhere.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -84,7 +90,7 @@ def is_page(request: Request) -> bool:
 
 def repeated_query_page(exc: RepeatedQuery) -> HTMLResponse:
     """The operator's pages refuse a repeated parameter as an error page (a 422), not a page read one way."""
-    return _page("error.html", 422, message=f"{exc} ({', '.join(map(repr, exc.values))}): give it once")
+    return _page("error.html", 422, message=f"{exc} ({', '.join(map(shown_id, exc.values))}): give it once")
 
 
 def _svc(request: Request) -> PlanService:
@@ -105,16 +111,17 @@ templates.filters["fmt"] = _fmt
 templates.filters["utc"] = _utc
 
 
+@router.head("/")
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request, status: str | None = Query(None), before: str | None = Query(None)) -> Response:
     if status == "":
         status = None
     problems = []
     if status is not None and status not in STATUSES:
-        problems.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        problems.append(f"status {shown_id(status)} is not one of {', '.join(STATUSES)}")
         status = None
     if before is not None and not _PLAN_ID.fullmatch(before):
-        problems.append(f"before {before!r} is not a plan id")
+        problems.append(f"before {shown_id(before)} is not a plan id")
         before = None
     try:
         rows = await _svc(request).recent(PAGE_ROWS + 1, status, before)
@@ -129,10 +136,12 @@ async def index(request: Request, status: str | None = Query(None), before: str 
                  next_before=rows[-1].plan_id if more else None, paged=before is not None)
 
 
+@router.head("/plans/{plan_id}/view")
 @router.get("/plans/{plan_id}/view", response_class=HTMLResponse)
 async def plan_page(plan_id: str, request: Request) -> Response:
     if not _PLAN_ID.fullmatch(plan_id):
-        return _page("error.html", 404, message=f"no plan {plan_id!r}: plan ids are 32 lowercase hex digits")
+        return _page("error.html", 404,
+                     message=f"no plan {shown_id(plan_id)}: plan ids are 32 lowercase hex digits")
     try:
         rec = await _svc(request).get_plan(plan_id)
     except Unavailable as exc:
@@ -144,6 +153,7 @@ async def plan_page(plan_id: str, request: Request) -> Response:
                  stats=view.response.get("stats") or {})
 
 
+@router.head("/login")
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = Query("/")) -> Response:
     return login_page(_local(next), 200 if request.app.state.token else 404, None)
@@ -154,8 +164,17 @@ async def login(request: Request) -> Response:
     token = request.app.state.token
     if not token:
         return login_page("/", 404, None)
-    body = (await request.body())[:8192].decode("utf-8", "replace")
-    form = parse_qs(body, keep_blank_values=True)
+    try:
+        raw = await read_login_form(request)
+    except TooLarge:
+        return _refused_form(413, f"the sign-in form is more than {LOGIN_BODY_BYTES} bytes: send the token "
+                             "and the page to return to, nothing else")
+    except TimeoutError:
+        return _refused_form(408, "the sign-in form did not arrive within "
+                             f"{request.app.state.settings.body_timeout_s:g} s (--body-timeout-s)")
+    except ClientDisconnect:
+        return Response(status_code=400)          # the caller left; nobody reads this
+    form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     nxt = _local((form.get("next") or ["/"])[0])
     offered = (form.get("token") or [""])[0].strip()
     if not access.token_matches(token, offered):
@@ -164,6 +183,20 @@ async def login(request: Request) -> Response:
     resp.set_cookie(access.COOKIE, access.session_value(token), httponly=True, samesite="strict",
                     secure=request.url.scheme == "https", path="/")
     return resp
+
+
+async def read_login_form(request: Request) -> bytes:
+    """The sign-in form's body, read to LOGIN_BODY_BYTES at most and within --body-timeout-s. `/login` is open
+    to anyone who reaches the service, so reading its whole body (as `request.body()` does) would let a caller
+    with no token make the server hold gigabytes, or wait forever on a body that never ends."""
+    return await asyncio.wait_for(read_capped(request, LOGIN_BODY_BYTES),
+                                  timeout=request.app.state.settings.body_timeout_s)
+
+
+def _refused_form(status_code: int, message: str) -> HTMLResponse:
+    page = _page("error.html", status_code, message=message)
+    page.headers["Connection"] = "close"           # the rest of the body is not read: the connection cannot go on
+    return page
 
 
 def login_page(nxt: str, status_code: int, problem: str | None) -> HTMLResponse:
@@ -196,6 +229,7 @@ def _local(path: str) -> str:
     return quote(path, safe="/?&=%:-_.~")
 
 
+@router.head("/docs")
 @router.get("/docs", response_class=HTMLResponse)
 async def swagger(request: Request) -> Response:
     page = get_swagger_ui_html(openapi_url="/openapi.json", title="Meridian API",
@@ -207,12 +241,14 @@ async def swagger(request: Request) -> Response:
     return page
 
 
+@router.head("/static/docs/redoc.standalone.js")
 @router.get("/static/docs/redoc.standalone.js")
 async def redoc_script() -> Response:
     return Response(redoc_bundle(), media_type="text/javascript; charset=utf-8",
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
+@router.head("/redoc")
 @router.get("/redoc", response_class=HTMLResponse)
 async def redoc(request: Request) -> Response:
     page = get_redoc_html(openapi_url="/openapi.json", title="Meridian API reference",

@@ -1,4 +1,7 @@
-"""HTTP routes of the API: POST /plan, GET /plans, GET /plans/{plan_id}, /healthz, /readyz, /metrics."""
+"""HTTP routes of the API: POST /plan, GET /plans, GET /plans/{plan_id}, /healthz, /readyz, /metrics.
+
+Every GET route answers HEAD too (RFC 9110 9.3.2: the same status and headers, no body); FastAPI adds
+HEAD to no route by itself, so each GET route carries a `@router.head` beside it, kept out of the schema."""
 
 from __future__ import annotations
 
@@ -143,7 +146,8 @@ def identity_encoded(request: Request) -> str | None:
 
 
 def shown_id(plan_id: str) -> str:
-    """A plan id as an error message quotes it: at most 40 characters of it."""
+    """A plan id (or another value from the URL) as an error message or page quotes it: at most 40 characters
+    of it, so an answer does not grow with the URL it refuses."""
     return repr(plan_id if len(plan_id) <= 40 else plan_id[:40] + "...")
 
 
@@ -225,6 +229,7 @@ async def post_plan(
     return Response(outcome.body, media_type="application/json", headers=headers)
 
 
+@router.head("/plans", include_in_schema=False)
 @router.get("/plans", summary="Recent plans, newest first (paginated)", response_model=PlanPage,
             responses={422: _ERRORS[422], 503: _ERRORS[503]})
 async def list_plans(
@@ -252,6 +257,7 @@ async def list_plans(
     return JSONResponse({"plans": [r.to_api() for r in rows], "next_before": cursor, "next": nxt})
 
 
+@router.head("/plans/{plan_id}", include_in_schema=False)
 @router.get("/plans/{plan_id}", summary="A recorded plan with its request", response_model=StoredPlan,
             responses={404: {"model": ErrorBody, "description": "no plan with this id"},
                        503: _ERRORS[503]})
@@ -274,6 +280,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", summary="This instance can plan now",
             responses={503: {"description": "not ready; `checks` says why"}})
 async def readyz(request: Request) -> JSONResponse:
@@ -287,6 +294,7 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
+@router.head("/metrics", include_in_schema=False)
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
