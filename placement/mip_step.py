@@ -246,14 +246,39 @@ def step_model(inst: Instance, opts: Options, best: Packing, free: set[int], lp_
         if m:
             rows.append((-inf, max(0.0, mig_left), m, [float(mig[c]) for c in m]))
 
+    # v1.1 allowed counts: one binary per listed count of a change column, their sum its x and their
+    # weighted sum its replicas above lo (left out, the step granted a gang allowed 12 or 24 replicas 21,
+    # which the packing then cut to 12)
+    w_of: dict[int, list[tuple[int, int]]] = {}   # column -> (binary column, count)
+    w = n_cols
+    for c in np.flatnonzero(~keep).tolist():
+        al = inst.jobs[int(job[c])].allowed
+        if al is None:
+            continue
+        counts = [int(a) for a in al.tolist() if lo[c] <= a <= lo[c] + span[c]]
+        if len(counts) == span[c] + 1:
+            continue
+        w_of[c] = [(w + i, a) for i, a in enumerate(counts)]
+        rows.append((0.0, 0.0, [k for k, _ in w_of[c]] + [c], [1.0] * len(counts) + [-1.0]))
+        if c in ecol_of:
+            rows.append((0.0, 0.0, [k for k, _ in w_of[c]] + [ecol_of[c]],
+                         [float(a - lo[c]) for _, a in w_of[c]] + [-1.0]))
+        w += len(counts)
+    if w > n_cols:
+        cost = np.r_[cost, np.zeros(w - n_cols)]
+        upper = np.r_[upper, np.ones(w - n_cols)]
+
     # start from the incumbent: the answer is then never worse at pool level than what the plan has
-    start = np.zeros(n_cols)
+    start = np.zeros(w)
     for c, o in enumerate(cols.tolist()):
         j = int(job[c])
         if best.choice.get(j) == o:
             start[c] = 1.0
             if c in ecol_of:
                 start[ecol_of[c]] = min(span[c], max(0.0, sum(best.nodes[j].values()) - lo[c]))
+            for k, a in w_of.get(c, ()):
+                if a == lo[c] + (start[ecol_of[c]] if c in ecol_of else 0.0):
+                    start[k] = 1.0
     return StepModel(cols=cols, job=job, keep=keep, lo=lo, r0=r0, ecol_of=ecol_of, cost=cost, upper=upper,
                      rows=rows, start=start)
 

@@ -89,3 +89,34 @@ def test_allowed_counts_that_never_fit_are_the_reason():
     assert resp.assignments == []
     (u,) = resp.unplaced
     assert u.code == "too_small" and "allowed replica counts (16)" in u.reason
+
+
+def _allowed_instance():
+    """The first test's request compiled: b may take 2, 4 or 8 of the 6 devices the premium job leaves."""
+    from placement.candidates import build_options
+    from placement.instance import compile_instance
+
+    data = request(ONE_NODE, [PREMIUM_ON_TWO, job("b", 1, 8, replicas={"min": 1, "max": 8, "allowed": [2, 4, 8]})])
+    inst = compile_instance(parsed(data))
+    return inst, build_options(inst)
+
+
+def test_the_whole_node_cut_model_grants_only_listed_counts():
+    # its optimum is the plan's (236: b on 4), not b on all six devices (254): the bound the plan reports
+    from placement.cut_beside import cut_model, solve_cut_model
+
+    inst, opts = _allowed_instance()
+    res = solve_cut_model(inst, opts, cut_model(inst, opts), 10.0)
+    assert res.status == "Optimal"
+    assert {inst.jobs[j].job.id: r for j, (_, r) in res.choice.items()} == {"prem": 2, "b": 4}
+    assert res.bound == pytest.approx(236.0, rel=1e-5)
+
+
+def test_an_integer_step_grants_only_listed_counts():
+    from placement.mip_step import solve_neighbourhood
+    from placement.plan import keep_all
+
+    inst, opts = _allowed_instance()
+    b = next(i.index for i in inst.jobs if i.job.id == "b")
+    got = solve_neighbourhood(inst, opts, keep_all(inst, opts), {b}, None, 10.0)
+    assert got is not None and got[b][1] == 4
