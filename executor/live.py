@@ -190,7 +190,7 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
     first_region = req.fleet.regions[0].name
     for job in req.jobs:
         home = job.data_region or (job.regions[0] if job.regions else first_region)
-        executor.add_job(job.id, live.train[job.id], home)
+        executor.add_job(job.id, live.train[job.id], home, regions=[r.name for r in req.fleet.regions])
     # Templates the loop copies into every request: copies, so measured sizes never touch the input.
     arrivals = [Arrival(live.submit_s[j.id], j.model_copy(deep=True),
                         float(live.train[j.id].steps * live.train[j.id].world_size)) for j in req.jobs]
@@ -222,7 +222,8 @@ def run_live(live: LiveInput, work_dir: Path, epoch_s: float | None = None, time
             load_solver()   # now, not inside the first epoch's plan limit
         state = run_loop(executor, arrivals, scheduler, config,
                          observers=[observe, *(observers or [])])
-    except KeyboardInterrupt:       # Ctrl-C, or the SIGTERM of `timeout`, systemd or kill (service.cli)
+    except BaseException:    # Ctrl-C, the SIGTERM of `timeout`, systemd or kill (service.cli), or a job's
+        # CheckpointError: the other jobs keep their progress since their last checkpoints
         say("meridian run: stopping every job through its checkpoint")
         executor.stop_all()
         raise

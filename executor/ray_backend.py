@@ -54,7 +54,9 @@ class RayExecutor(TorchExecutor):
         self.failed_nodes: set[str] = set()
         self._crashed: set[str] = set()      # jobs whose gang died and could not be placed again yet
 
-    def add_job(self, job_id: str, spec, region: str) -> None:
+    def add_job(self, job_id: str, spec, region: str, regions: list[str] | None = None) -> None:
+        """`TorchExecutor.add_job` checking `region`'s folder alone: the checkpoints may live at `locations`
+        (URLs), where the torch executor's search across the regions' folders does not look."""
         super().add_job(job_id, spec, region)
         if self.storage_root is not None:
             self._jobs[job_id].job.storage_root = self.storage_root

@@ -34,8 +34,15 @@ from pathlib import Path
 from executor.interface import AppliedAction, EpochResult, Executor, PlanApplyError, action_pause_s
 from executor.train import launch as L
 from executor.train import storage
-from executor.train.checkpoint import StaleCheckpoint, written_by_other_spec
-from executor.train.cycle import Job, launch_breakdown, stop_record, wait_first_step
+from executor.train.checkpoint import (
+    CheckpointError,
+    NoIntactCheckpoint,
+    StaleCheckpoint,
+    check_resumable,
+    scan,
+    written_by_other_spec,
+)
+from executor.train.cycle import Job, launch_breakdown, stop_record, wait_first_step, worker_error
 from executor.train.spec import TrainSpec
 from executor.train.storage import path_part, transfer
 from models import Placement, PlanRequest, PlanResponse
@@ -75,6 +82,17 @@ def worker_nodes(placement: Placement, workers: int) -> dict[str, int]:
     return out
 
 
+def newest_checkpoint_region(storage_root: Path, job_id: str, regions: list[str]) -> str:
+    """Of `regions`, the one whose storage holds `job_id`'s newest intact checkpoint (the first on a tie,
+    as after a migrate killed between its copy and the removal of the source); where none holds an intact
+    one, the first holding any checkpoint (so a damaged one is reported), else the first."""
+    found = {}
+    for region in regions:
+        path, skipped = scan(storage.job_dir(storage_root, region, job_id))
+        found[region] = int(path.name[5:]) if path is not None else (-1 if skipped else -2)
+    return max(regions, key=lambda r: found[r])      # (max keeps the first of equal ones)
+
+
 class TorchExecutor(Executor):
     """Real workers for real jobs; see the module docstring."""
 
@@ -88,9 +106,22 @@ class TorchExecutor(Executor):
         self.applied_workers: list[int] = []     # worker processes each applied action left running (0: none)
         self.region_of: dict[str, str] = {}
 
-    def add_job(self, job_id: str, spec: TrainSpec, region: str) -> None:
-        """Register a job before it is first placed; `region` is where its (future) checkpoints live."""
-        other = written_by_other_spec(storage.job_dir(self.work_dir / "storage", region, job_id), spec.fingerprint())
+    def add_job(self, job_id: str, spec: TrainSpec, region: str, regions: list[str] | None = None) -> None:
+        """Register a job before it is first placed; `region` is where its (future) checkpoints live.
+
+        A job that ran before in this work folder (a run killed, then started again) resumes from its
+        checkpoints wherever they are: of `regions` (the fleet's; home first), the one whose storage holds
+        its newest intact checkpoint, since a migrate moved them out of `region`, and the job started there
+        would train from step 0 (and a later migrate would mix the two timelines). Refused (StaleCheckpoint,
+        NoIntactCheckpoint) when those checkpoints are of another spec, or none of them is intact."""
+        root = self.work_dir / "storage"
+        region = newest_checkpoint_region(root, job_id, [region, *(r for r in regions or () if r != region)])
+        path, skipped = scan(storage.job_dir(root, region, job_id))
+        try:
+            check_resumable(storage.job_dir(root, region, job_id), path is not None, skipped)
+        except NoIntactCheckpoint as exc:
+            raise NoIntactCheckpoint(f"job {job_id!r}: {exc}") from None
+        other = written_by_other_spec(storage.job_dir(root, region, job_id), spec.fingerprint())
         if other is not None:
             raise StaleCheckpoint(f"job {job_id!r}: {other} holds a checkpoint of another training spec for this "
                                   "job; use another --workdir, or remove that folder to start it afresh")
@@ -229,8 +260,13 @@ class TorchExecutor(Executor):
                     res.finished.append(jid)
                     res.finish_s[jid] = now_s + min(status.get("exit_unix", time.time()) - start, epoch_s)
                 elif state in ("failed", "preempted"):
-                    # A crash (or a stop nobody asked for): resume from the last good checkpoint in place.
+                    # A crash (or a stop nobody asked for): resume from the last good checkpoint in place,
+                    # unless the workers said a relaunch would fail the same way (or start the job over).
+                    error = self._worker_error(group)
                     self._kill(group)
+                    if error is not None:
+                        live.job.group, live.placement = None, None
+                        raise CheckpointError(f"job {jid}: {error}")
                     live.job.group = self._restart(live)
                     res.restarts[jid] = res.restarts.get(jid, 0) + 1
             if time.time() >= end or not any(l.job.group for l in self._jobs.values()):
@@ -303,6 +339,10 @@ class TorchExecutor(Executor):
 
     def _kill(self, group) -> None:
         L.kill(group)
+
+    def _worker_error(self, group) -> str | None:
+        """Why a failed group's workers gave up for good (`executor.train.cycle.worker_error`), or None."""
+        return worker_error(group.run_dir)
 
     def _check_nodes(self, res: TorchEpochResult) -> None:
         """Report nodes that went down (the local torch backend runs on one host: none)."""

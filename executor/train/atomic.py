@@ -34,10 +34,15 @@ class HashingWriter:
         self.crc = 0
         self.bytes = 0
         self.on_write = on_write   # fault injection hook: called with the running byte count
+        self.error: OSError | None = None   # the file's own error (ENOSPC): torch reports only a short write
 
     def write(self, data) -> int:
         view = memoryview(data)
-        n = self.f.write(view)
+        try:
+            n = self.f.write(view)
+        except OSError as exc:
+            self.error = exc
+            raise
         self.crc = zlib.crc32(view, self.crc)
         self.bytes += len(view)
         if self.on_write is not None:

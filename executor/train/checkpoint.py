@@ -3,7 +3,8 @@
 `meta.json` carries the step, the byte count and the CRC-32 of `state.pt`, and is written after it, so
 a folder missing either file, or whose bytes do not hash to the recorded sum, is torn or corrupt:
 `latest_valid` skips it and resumes from the previous complete checkpoint. Folders are published
-atomically (`executor.train.atomic`); the newest `keep` are kept.
+atomically (`executor.train.atomic`); the newest `keep` are kept. Where checkpoints were published but
+none is intact, resuming would silently start the job over: `check_resumable` refuses instead.
 
 Also importable without torch for inspection (`list_checkpoints`, `verify`); saving and loading import
 torch on use.
@@ -57,19 +58,55 @@ def _kill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+class CheckpointError(Exception):
+    """A job's checkpoints can be neither resumed from nor written: a relaunch would fail the same way (or
+    start the job over), so the worker reports it in `status.json` (`error`) and the executor stops the
+    run with this one line instead of relaunching."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one stands."""
+
+
+class NoIntactCheckpoint(CheckpointError):
+    """Checkpoints were published but none is intact."""
+
+
 def save(root: Path, step: int, state: dict, keep: int = 2, fault: str | None = None,
          extra_meta: dict | None = None) -> Saved:
-    """Write `state` as checkpoint `step` atomically and prune to the newest `keep`.
+    """Write `state` as checkpoint `step` atomically, then drop the checkpoints above `step` (left by a run
+    that resumed below them: unusable, or of a timeline it abandoned) and all but the newest `keep` at or
+    below it. A write that fails (a full disk) removes its temporary folder, whose bytes would otherwise
+    fill the disk further, and raises CheckpointWriteError naming the folder; the previous checkpoint stands.
 
     `fault` injects a crash for the fault tests: "mid_write" (SIGKILL after half the bytes) or
     "before_rename" (SIGKILL with everything written and fsynced, before the rename)."""
+    t0 = time.perf_counter()
+    tmp = root / f"{TMP_PREFIX}{ckpt_name(step)}-{os.getpid()}"
+    final = root / ckpt_name(step)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        meta = _write(tmp, step, state, fault, extra_meta)
+        publish_dir(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointWriteError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from None
+    kept = 0
+    for s, old in list_checkpoints(root):
+        if s > step or kept >= keep:
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            kept += 1
+    return Saved(final, step, meta["bytes"] + len(json.dumps(meta)), time.perf_counter() - t0)
+
+
+def _write(tmp: Path, step: int, state: dict, fault: str | None, extra_meta: dict | None) -> dict:
+    """`state.pt` and then `meta.json` into `tmp`, each fsynced; the meta. An OSError of the file's
+    (ENOSPC) is raised as it is, not as the error torch's zip writer makes of a short write."""
     import torch
 
-    t0 = time.perf_counter()
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f"{TMP_PREFIX}{ckpt_name(step)}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     on_write = None
     if fault == "mid_write":
         expected = sum(t.numel() * t.element_size() for t in _tensors(state))
@@ -82,7 +119,12 @@ def save(root: Path, step: int, state: dict, keep: int = 2, fault: str | None = 
 
     with open(tmp / STATE, "wb") as f:
         writer = HashingWriter(f, on_write)
-        torch.save(state, writer)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
         f.flush()
         os.fsync(f.fileno())
     meta = {"format": FORMAT, "step": step, "bytes": writer.bytes, "crc32": writer.crc,
@@ -93,11 +135,7 @@ def save(root: Path, step: int, state: dict, keep: int = 2, fault: str | None = 
 
         fsync_dir(tmp)
         _kill_self()
-    final = root / ckpt_name(step)
-    publish_dir(tmp, final)
-    for _, old in list_checkpoints(root)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return Saved(final, step, writer.bytes + len(json.dumps(meta)), time.perf_counter() - t0)
+    return meta
 
 
 def _tensors(obj):
@@ -115,6 +153,11 @@ def _tensors(obj):
 
 class CorruptCheckpoint(Exception):
     pass
+
+
+class Unpublished(CorruptCheckpoint):
+    """A checkpoint whose writer died before publishing it (an object store's blob with no manifest): it
+    never counted, so skipping it loses nothing."""
 
 
 def read_verified(path: Path) -> tuple[dict, bytes]:
@@ -147,15 +190,33 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def latest_valid(root: Path) -> tuple[Path | None, list[str]]:
+def scan(root: Path) -> tuple[Path | None, list[CorruptCheckpoint]]:
     """The newest intact checkpoint under `root` (None if there is none) and why newer ones were skipped."""
     skipped = []
     for _, path in list_checkpoints(root):
-        reason = verify(path)
-        if reason is None:
-            return path, skipped
-        skipped.append(reason)
+        try:
+            read_verified(path)
+        except CorruptCheckpoint as exc:
+            skipped.append(exc)
+            continue
+        return path, skipped
     return None, skipped
+
+
+def latest_valid(root: Path) -> tuple[Path | None, list[str]]:
+    """`scan`, with the reasons as text."""
+    path, skipped = scan(root)
+    return path, [str(e) for e in skipped]
+
+
+def check_resumable(where: str | Path, found: bool, skipped: list[CorruptCheckpoint]) -> None:
+    """Raise NoIntactCheckpoint when checkpoints were published at `where` but none is intact (`found`
+    False, some of `skipped` not `Unpublished`): resuming from nothing would silently start the job over
+    and, at its first saves, overwrite what is left of its progress."""
+    damaged = [str(e) for e in skipped if not isinstance(e, Unpublished)]
+    if not found and damaged:
+        raise NoIntactCheckpoint(f"no intact checkpoint in {where} to resume from ({'; '.join(damaged)}); "
+                                 "restore one, or remove the folder to start the job afresh")
 
 
 class StaleCheckpoint(ValueError):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from executor.train import launch as L
 from executor.train import storage
+from executor.train.checkpoint import CheckpointError
 
 
 @dataclass
@@ -54,6 +55,13 @@ class Job:
                         fault=fault, save_at=save_at, gated=gated)
 
 
+def worker_error(run_dir: Path) -> str | None:
+    """The CheckpointError a launch's workers ended with (rank 0's `status.json`), None if none: a
+    failure that relaunching would repeat, unlike a crash."""
+    status = L.read_json(run_dir / "status.json")
+    return status.get("error") if status and status.get("state") == "failed" else None
+
+
 def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict | None:
     """Block until rank 0 reports its first step after (re)start; returns its timings (None when the job
     had no step left to do and finished at once)."""
@@ -69,6 +77,9 @@ def wait_first_step(group: L.WorkerGroup, timeout_s: float) -> dict | None:
                 return t
             if state == "finished":
                 return None
+            error = worker_error(group.run_dir)
+            if error is not None:
+                raise CheckpointError(error)
             raise RuntimeError(f"workers ended ({state}) before their first step; see {group.run_dir}")
         time.sleep(0.01)
     L.kill(group)

@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+from executor.train.checkpoint import CheckpointError, NoIntactCheckpoint
 from executor.train.model import SyntheticData, build_model, initial_rng_states
 from executor.train.reduce import allreduce_sum, block_of, exact_reduce
 from executor.train.spec import TrainSpec
@@ -53,20 +54,27 @@ class Runtime:
     # -- checkpoints -------------------------------------------------------------------------------
 
     def resume(self) -> None:
+        """Load the newest intact checkpoint (rank 0 chooses, every worker loads it). CheckpointError on
+        every worker when checkpoints exist but none is intact, or the newest was written by another spec."""
         t0 = time.perf_counter()
-        choice = [None, []]
+        choice = [None, [], None]
         if self.rank == 0:
             self.store.clean()
-            choice = list(self.store.latest_valid())
+            try:
+                choice = [*self.store.resume_point(), None]
+            except NoIntactCheckpoint as exc:
+                choice = [None, [], str(exc)]
         if self.workers > 1:
             dist.broadcast_object_list(choice, src=0)
-        step, skipped = choice
+        step, skipped, refused = choice
+        if refused:
+            raise NoIntactCheckpoint(refused)
         path = None if step is None else self.store.where(step)
         self.timings["skipped_checkpoints"] = skipped
         if step is not None:
             _meta, state = self.store.load(step)
             if state["spec"] != self.spec.fingerprint():
-                raise SystemExit(f"checkpoint {path} was written by another training spec")
+                raise CheckpointError(f"checkpoint {path} was written by another training spec")
             set_state_dict(self.model, self.opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
             self.step = self.saved_step = int(state["step"])
             self.rng = list(state["rng"]["logical"])
@@ -184,6 +192,18 @@ class Runtime:
         return True
 
     def run(self, flags, gate: Path | None = None) -> int:
+        """Train to the spec's last step, or until a stop; 0. A CheckpointError (no checkpoint to resume
+        from, none can be written) is recorded in rank 0's `status.json` (`state` failed, `error`) for the
+        executor, then raised: a relaunch would fail the same way."""
+        try:
+            return self._run(flags, gate)
+        except CheckpointError as exc:
+            if self.rank == 0:
+                _write_json(self.run_dir / "status.json", {"state": "failed", "error": str(exc), "step": self.step,
+                                                           "exit_unix": time.time(), "save_s": 0.0, "bytes": None})
+            raise
+
+    def _run(self, flags, gate: Path | None) -> int:
         if gate is not None and not self.wait_at_gate(gate, flags):
             if self.rank == 0:
                 _write_json(self.run_dir / "status.json", {"state": "cancelled", "step": None,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from executor.train import checkpoint
 from executor.train.atomic import TMP_PREFIX, publish_dir, remove_stale_tmp, write_file_synced
-from executor.train.checkpoint import FORMAT, META, STATE, CorruptCheckpoint, Saved, ckpt_name
+from executor.train.checkpoint import FORMAT, META, STATE, CorruptCheckpoint, Saved, Unpublished, ckpt_name
 
 MANIFEST = "manifest.json"
 PROCESS_LOCAL = ("memory",)         # fsspec protocols whose files only the writing process sees
@@ -99,6 +99,12 @@ class LocalStore:
     def latest_valid(self) -> tuple[int | None, list[str]]:
         path, skipped = checkpoint.latest_valid(self.root)
         return (int(path.name[5:]) if path else None), skipped
+
+    def resume_point(self) -> tuple[int | None, list[str]]:
+        """`latest_valid`, or NoIntactCheckpoint where checkpoints were published but none is intact."""
+        path, skipped = checkpoint.scan(self.root)
+        checkpoint.check_resumable(self.root, path is not None, skipped)
+        return (int(path.name[5:]) if path else None), [str(e) for e in skipped]
 
     def read_verified(self, step: int) -> tuple[dict, bytes]:
         return checkpoint.read_verified(self.root / ckpt_name(step))
@@ -176,7 +182,7 @@ class ObjectStore:
         try:
             raw = self.fs.cat_file(self._path(step, MANIFEST))
         except FileNotFoundError:
-            raise CorruptCheckpoint(f"{name}: torn (no {MANIFEST})") from None
+            raise Unpublished(f"{name}: torn (no {MANIFEST})") from None
         try:
             body = json.loads(raw)
         except ValueError:
@@ -201,16 +207,27 @@ class ObjectStore:
             raise CorruptCheckpoint(f"{name}: corrupt (checksum mismatch)")
         return {k: v for k, v in body.items() if k not in ("blob", "manifest_crc32")}, data
 
-    def latest_valid(self) -> tuple[int | None, list[str]]:
+    def _scan(self) -> tuple[int | None, list[CorruptCheckpoint]]:
         skipped = []
         for step in self.steps():
             try:
                 self.read_verified(step)
             except CorruptCheckpoint as exc:
-                skipped.append(str(exc))
+                skipped.append(exc)
                 continue
             return step, skipped
         return None, skipped
+
+    def latest_valid(self) -> tuple[int | None, list[str]]:
+        step, skipped = self._scan()
+        return step, [str(e) for e in skipped]
+
+    def resume_point(self) -> tuple[int | None, list[str]]:
+        """`latest_valid`, or NoIntactCheckpoint where a manifest was published but no checkpoint is intact
+        (a blob whose manifest never came does not count: its writer died before publishing it)."""
+        step, skipped = self._scan()
+        checkpoint.check_resumable(self.url, step is not None, skipped)
+        return step, [str(e) for e in skipped]
 
     def load(self, step: int) -> tuple[dict, dict]:
         import torch

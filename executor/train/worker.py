@@ -118,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     rt = Runtime(spec, ckpt_dir, run_dir, parse_fault(args.fault), args.pg_timeout_s)
     rt.save_at = {int(s) for s in args.save_at.split(",") if s}
     rt.timings.update(process_start_unix=T_PROCESS, imported_unix=t_imported)
-    return rt.run(Flags, Path(args.gate) if args.gate else None)
+    from executor.train.checkpoint import CheckpointError
+
+    try:
+        return rt.run(Flags, Path(args.gate) if args.gate else None)
+    except CheckpointError as exc:      # one line in the worker's log (and `status.json`), no traceback
+        print(f"executor.train.worker: rank {rank}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

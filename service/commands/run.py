@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 MIN_EPOCH_S = 1.0          # a live epoch plans and applies real processes: shorter would only spin
 MAX_EPOCHS = 100_000
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from executor.live import load_live_input, run_live
     from executor.ray_cluster import RayNodesMissing  # (imports no Ray)
-    from executor.train.checkpoint import StaleCheckpoint
+    from executor.train.checkpoint import CheckpointError, NoIntactCheckpoint, StaleCheckpoint
     from models.limits import MAX_SECONDS, MAX_TIME_LIMIT_S
 
     for name, top in (("time_limit", MAX_TIME_LIMIT_S), ("grace_s", 3600.0), ("backfill_window", MAX_SECONDS)):
@@ -105,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
                            grace_s=args.grace_s, max_epochs=args.max_epochs,
                            backfill_window_s=args.backfill_window if args.backfill else None, backend=args.backend,
                            locations=locations)
-    except (RayNodesMissing, StaleCheckpoint) as exc:   # a fleet node the cluster lacks, a job's checkpoints
-        raise UsageError(str(exc)) from None           # of another spec in --workdir: one line, nothing run
+    except (RayNodesMissing, StaleCheckpoint, NoIntactCheckpoint) as exc:  # a fleet node the cluster lacks, a
+        raise UsageError(str(exc)) from None    # job's checkpoints in --workdir of another spec or all damaged
+    except CheckpointError as exc:      # mid-run: a job's checkpoints can be neither written nor resumed from
+        print(f"meridian run: {exc}", file=sys.stderr)
+        return 1
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

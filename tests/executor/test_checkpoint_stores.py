@@ -99,3 +99,20 @@ def test_a_location_is_checked_before_any_worker_uses_it():
     assert "local to one process" in stores.check_location("memory://x")
     assert stores.check_location("memory://x", shared=False) is None
     assert stores.check_location("nosuch://bucket/x") == "unknown fsspec protocol 'nosuch'"
+
+
+def test_a_blob_whose_manifest_never_came_does_not_refuse_a_first_start(url):
+    # nothing was published: the writer of the job's first checkpoint died between blob and manifest
+    store = stores.open_store(url)
+    store.fs.makedirs(store._path(10), exist_ok=True)
+    store.fs.pipe_file(store._path(10, "state-dead.pt"), b"x" * 1000)
+    assert store.resume_point() == (None, [f"{ckpt_name(10)}: torn (no manifest.json)"])
+
+
+def test_a_published_manifest_with_a_corrupt_blob_and_nothing_older_refuses_the_resume(url):
+    store = saved(url, steps=(10,))
+    body = json.loads(store.fs.cat_file(store._path(10, "manifest.json")))
+    store.fs.pipe_file(store._path(10, body["blob"]), b"y" * body["bytes"])
+    with pytest.raises(stores.checkpoint.NoIntactCheckpoint, match=f"^no intact checkpoint in {url} to resume "
+                       rf"from \({ckpt_name(10)}: corrupt \(checksum mismatch\)\)"):
+        store.resume_point()

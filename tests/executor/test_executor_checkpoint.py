@@ -83,3 +83,52 @@ def test_atomic_copy_is_intact_at_the_destination(tmp_path):
     copied = copy_dir_atomic(src, tmp_path / "b" / src.name)
     assert copied == checkpoint.checkpoint_bytes(src)
     assert checkpoint.verify(tmp_path / "b" / src.name) is None
+
+
+def test_a_save_below_unusable_checkpoints_drops_them_and_keeps_itself(tmp_path):
+    # a run that resumed from 4 below two corrupt checkpoints once pruned by position alone: [12, 8, 6, 4]
+    # kept the unusable 12 and 8 and deleted the checkpoint it had just written (and 4)
+    for step in (4, 8, 12):
+        checkpoint.save(tmp_path, step, state(step), keep=3)
+    for step in (8, 12):
+        (tmp_path / checkpoint.ckpt_name(step) / checkpoint.STATE).write_bytes(b"")
+    checkpoint.save(tmp_path, 6, state(6), keep=2)
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path)] == [6, 4]
+    assert checkpoint.latest_valid(tmp_path) == (tmp_path / checkpoint.ckpt_name(6), [])
+
+
+def test_a_failed_write_names_the_checkpoint_leaves_no_temporary_folder_and_the_previous_one_stands(tmp_path):
+    # a full disk once surfaced as torch's "unexpected pos" RuntimeError, leaving the half-written .tmp-
+    # folder to fill the disk further; a file size limit fails the write the same way (EFBIG)
+    import resource
+    import signal
+
+    checkpoint.save(tmp_path, 1, state(1))
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, limit[1]))
+    try:
+        with pytest.raises(checkpoint.CheckpointWriteError) as err:
+            checkpoint.save(tmp_path, 2, state(2))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert str(err.value) == f"cannot write checkpoint {tmp_path / checkpoint.ckpt_name(2)}: File too large"
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.ckpt_name(1)]
+    assert checkpoint.latest_valid(tmp_path) == (tmp_path / checkpoint.ckpt_name(1), [])
+
+
+def test_published_checkpoints_none_intact_refuse_the_resume_naming_each(tmp_path):
+    # resuming from nothing silently restarted the job at step 0 and overwrote the damaged checkpoints
+    from executor.train.stores import LocalStore
+
+    for step in (4, 8):
+        checkpoint.save(tmp_path, step, state(step))
+    (tmp_path / checkpoint.ckpt_name(8) / checkpoint.STATE).write_bytes(b"")
+    os.unlink(tmp_path / checkpoint.ckpt_name(4) / checkpoint.META)
+    with pytest.raises(checkpoint.NoIntactCheckpoint) as err:
+        LocalStore(tmp_path).resume_point()
+    assert str(err.value) == (
+        f"no intact checkpoint in {tmp_path} to resume from ({checkpoint.ckpt_name(8)}: torn (0 of "
+        f"{json.loads((tmp_path / checkpoint.ckpt_name(8) / checkpoint.META).read_text())['bytes']} bytes); "
+        f"{checkpoint.ckpt_name(4)}: torn (no meta.json)); restore one, or remove the folder to start the job afresh")
