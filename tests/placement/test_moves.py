@@ -179,3 +179,23 @@ def test_a_gang_never_takes_a_quota_from_jobs_worth_more_in_all_than_it_is():
     best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
     assert (kept, gained) == (0, 0.0) and best.placement_of(0) == ("c", "H100", {"n-0": 4})
     assert best.placement_of(1) is None
+
+
+def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_down_not_only_by_removing_jobs():
+    # quota 20 premium devices: a protected running job holds 6 (3 x 2, it may run on 1 x 2), and a gang of
+    # 4 x 4 worth 1.5 times as much per device needs 16; it fits once the protected job is resized down,
+    # which then grows back into what the quota has left (2 x 2: 16 + 4 = 20)
+    data = request(fleet(cluster("c", "us", ("n-", 4, "H100", 8))),
+                   [job("prot", 1, 3, tier="premium", tenant="t", devices_per_replica=2,
+                        current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 3}}),
+                    job("gang", 4, 4, speed={"H100": 1.5}, tier="premium", tenant="t", devices_per_replica=4)],
+                   quotas=[{"tenant": "t", "tier": "premium", "devices": 20}])
+    inst, opts = compiled(data)
+    assert inst.jobs[0].protected
+    pk = Packing(inst, opts)
+    assert pk.try_keep(0)
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    placed = best.placed_map()
+    assert kept == 1 and sum(placed[1][2].values()) == 4 and placed[0][2] == {"n-0": 2}
+    assert np.isclose(score(inst, placed).objective, score(inst, pk.placed_map()).objective + gained)
