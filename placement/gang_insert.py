@@ -24,7 +24,7 @@ from placement.candidates import Options
 from placement.greedy import _place_best
 from placement.instance import Instance, snap_down
 from placement.packing import Packing
-from placement.score import improves, job_terms, net_of
+from placement.score import improves, job_terms, net_of, option_terms
 
 CHAIN_OPTIONS = 3   # a chained repair tries a pushed-out job on this many of its most valuable options
 CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
@@ -359,35 +359,32 @@ def _shrink_for_quota(inst: Instance, pk: Packing, j: int, need: int, worth: flo
             break
     moves = []
     for k, o2, low, have in steps:
-        trial = pk.copy()
-        _shrink(trial, k, o2, low)
+        nodes = _fewer(pk.nodes[k], low)
+        v, d, p = option_terms(inst, k, inst.pools[int(opts.pool[o2])], nodes)
         devs = (have - low) * inst.jobs[k].dpr
-        moves.append(((net_of(inst, pk, (k,)) - net_of(inst, trial, (k,))) / devs, k, o2, low, devs))
-    for per, k, o2, low, devs in sorted(moves):
-        if room >= need:
+        moves.append(((net_of(inst, pk, (k,)) - (v - d - p)) / devs, k, o2, nodes, devs))
+    for per, k, o2, nodes, devs in sorted(moves, key=lambda m: (m[0], m[1])):
+        if room >= need or per >= worth:
             break
-        if per >= worth:
-            break
-        _shrink(pk, k, o2, low)
+        pk.release(k)
+        pk.unplace(k)
+        pk._commit(k, o2, nodes)
         out.add(k)
         room += devs
     return room
 
 
-def _shrink(pk: Packing, k: int, o2: int, low: int) -> None:
-    """Job k on `low` replicas of its nodes in `pk`, by option `o2` (a change in its pool): the replicas on
-    the nodes holding fewest of them go first."""
-    nodes = dict(pk.nodes[k])
-    extra = sum(nodes.values()) - low
-    for n in sorted(nodes, key=lambda n: (nodes[n], n)):
-        take = min(extra, nodes[n])
-        nodes[n] -= take
+def _fewer(nodes: dict[int, int], low: int) -> dict[int, int]:
+    """A node map cut to `low` replicas, those on the nodes holding fewest of them going first."""
+    out = dict(nodes)
+    extra = sum(out.values()) - low
+    for n in sorted(out, key=lambda n: (out[n], n)):
+        take = min(extra, out[n])
+        out[n] -= take
         extra -= take
         if extra == 0:
             break
-    pk.release(k)
-    pk.unplace(k)
-    pk._commit(k, o2, {n: c for n, c in nodes.items() if c > 0})
+    return {n: c for n, c in out.items() if c > 0}
 
 
 def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | None, lp_n: np.ndarray | None,

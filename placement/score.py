@@ -76,13 +76,18 @@ def packed_terms(inst: Instance, pk: Packing, j: int) -> tuple[float, float, flo
     placement by node names: the search's moves judge every move by the jobs it touched, hundreds of
     thousands of times a second, and building the names cost a third of that. Same terms, same floats
     (a node map equals the current one by index exactly when it does by name)."""
-    info = inst.jobs[j]
     o = pk.choice.get(j)
     if o is None:
+        info = inst.jobs[j]
         return (0.0, info.preempt_cost if info.job.current is not None else 0.0, 0.0)
-    pool = inst.pools[pk.opts.lists().pool[o]]
+    return option_terms(inst, j, inst.pools[pk.opts.lists().pool[o]], pk.nodes[j])
+
+
+def option_terms(inst: Instance, j: int, pool, nodes: dict[int, int]) -> tuple[float, float, float]:
+    """`job_terms` of job j on `nodes` (node index -> replicas) of `pool`: what a move that would place it
+    so is worth, judged before the move is made (no packing copied)."""
+    info = inst.jobs[j]
     cluster, accel = pool.cluster, pool.accelerator
-    nodes = pk.nodes[j]
     v, d_moved, n_min = placed_terms(inst, j, cluster, accel, sum(nodes.values()))
     cur = info.job.current
     same = cur is not None and cur.cluster == cluster and cur.accelerator == accel and info.cur_nodes == nodes
