@@ -14,7 +14,7 @@ from models.fleet_index import fleet_index
 from models.request import Placement, PlanRequest
 from models.response import Action
 from placement import contract
-from placement.instance import Instance
+from placement.instance import Instance, Pool
 
 if TYPE_CHECKING:
     from placement.packing import Packing
@@ -83,7 +83,7 @@ def packed_terms(inst: Instance, pk: Packing, j: int) -> tuple[float, float, flo
     return option_terms(inst, j, inst.pools[pk.opts.lists().pool[o]], pk.nodes[j])
 
 
-def option_terms(inst: Instance, j: int, pool, nodes: dict[int, int]) -> tuple[float, float, float]:
+def option_terms(inst: Instance, j: int, pool: Pool, nodes: dict[int, int]) -> tuple[float, float, float]:
     """`job_terms` of job j on `nodes` (node index -> replicas) of `pool`: what a move that would place it
     so is worth, judged before the move is made (no packing copied)."""
     info = inst.jobs[j]
