@@ -7,7 +7,8 @@ node-level optimum at most 14,755). The pool-level integer model closes most of 
 pool closes the rest: replicas that need a whole largest node, plus the largest nodes kept jobs sit on,
 are at most the pool's largest up nodes (a kept job holds its node map exactly, so its node can take no
 whole-node replica; `placement.exact.whole_node_bound` is the same model, built with PuLP for the
-bench). On a machine with a second core the model runs there, in a forked child, for the whole search:
+bench, less two additions the family's requests never call on: slot cuts where a pool's nodes are of
+mixed sizes, and `replicas.allowed`). On a machine with a second core the model runs there, in a forked child, for the whole search:
 each dual bound HiGHS reports is valid (at medium size 14,760 after a third of a second on that seed),
 and the plan takes the last one reported when its search stops, never waiting past its own deadline.
 """
@@ -157,6 +158,22 @@ def cut_model(inst: Instance, opts: Options) -> CutModel:
                      np.array([z_col[n] for n in big_of[p] if n in z_col], dtype=np.int64)]
         add(np.zeros(len(cols), dtype=np.int64), cols.astype(np.int64), np.ones(len(cols)), np.array([-inf]),
             np.array([float(len(big_of[p]))]))
+    # slot cuts: a replica of d' >= d devices takes floor(d'/d) of a pool's d-device slots (sum over its up
+    # nodes of floor(devices / d)), where those are fewer than the pool's devices allow (nodes of mixed
+    # sizes: devices on nodes smaller than d hold no such replica)
+    for p in sorted(set(pool.tolist())):
+        sizes = np.array([int(inst.node_devices[n]) for n in inst.pools[p].nodes if inst.node_up[n]], dtype=np.int64)
+        in_p = np.flatnonzero(pool == p)
+        for d in sorted({int(x) for x in opts.dpr[in_p].tolist() if x > 1}):
+            slots = int((sizes // d).sum())
+            if slots >= inst.pools[p].capacity // d:
+                continue
+            big = in_p[opts.dpr[in_p] >= d]
+            coef = (opts.dpr[big] // d).astype(float)
+            cols = np.where(keep[big], big, n_col_of[big])
+            vals = np.where(keep[big], coef * r0[big], coef)
+            add(np.zeros(len(big), dtype=np.int64), cols.astype(np.int64), vals, np.array([-inf]),
+                np.array([float(slots)]))
     # v1.1 allowed counts: sum w = x and sum count * w = n, one binary w per listed count
     w = w_col0
     for o, counts in listed:

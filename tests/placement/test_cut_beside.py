@@ -228,3 +228,21 @@ def test_a_child_whose_plan_dropped_it_unasked_is_stopped_at_once():
         time.sleep(0.05)
     else:
         pytest.fail("the child still runs")
+
+
+def test_replicas_too_big_for_the_small_nodes_of_a_pool_count_against_its_big_nodes_slots():
+    # one pool of 16 devices, one node of 8 and four of 2: replicas of 4 fit twice (on the 8), not four times,
+    # so of two jobs that may each take two, only the one worth more runs, on both
+    from placement.cut_beside import cut_model, solve_cut_model
+    from tests.support.requests import cluster, fleet, job, request
+
+    data = request(fleet(cluster("c", "us", ("big-", 1, "H100", 8), ("small-", 4, "H100", 2))),
+                   [job("g", 1, 2, devices_per_replica=4), job("h", 1, 2, {"H100": 2.0}, devices_per_replica=4)])
+    inst = compile_instance(parsed(data))
+    opts = build_options(inst)
+    res = solve_cut_model(inst, opts, cut_model(inst, opts), 10.0)
+    assert res.status == "Optimal"
+    assert {inst.jobs[j].job.id: r for j, (_, r) in res.choice.items()} == {"h": 2}
+    resp = plan(parsed(data))
+    check(data, resp)
+    assert res.bound == pytest.approx(resp.objective, rel=1e-5)
