@@ -36,6 +36,7 @@ from executor.train import launch as L
 from executor.train import storage
 from executor.train.checkpoint import (
     CheckpointError,
+    CheckpointWriteError,
     NoIntactCheckpoint,
     StaleCheckpoint,
     check_resumable,
@@ -184,18 +185,35 @@ class TorchExecutor(Executor):
                 if rec.get("at_step") is not None:
                     live.steps_done = rec["at_step"]
                 live.placement = None
-        # 3. Move checkpoints that change region, then open the gates.
-        for a in actions:
-            if a.job not in new:
-                continue
-            live, (group, region, workers) = self._jobs[a.job], new[a.job]
-            if region != live.job.region:
-                moved, seconds = self._transfer(live, region)
-                records[a.job].update(transfer_s=seconds, transfer_bytes=moved)
-                live.job.region = region
-            live.job.group, live.placement, live.workers = group, a.to, workers
-            records[a.job]["workers"] = workers
-            self._open_gate(group)
+        # 3. Move checkpoints that change region, then open the gates. A move that fails (the destination
+        #    unwritable, its disk full) ends the run in one line naming the job and both regions; the gated
+        #    groups not yet handed to their jobs are killed, not left waiting on their gates. The source is
+        #    removed only after an intact copy, so the job's checkpoint stays where it was.
+        opened: set[str] = set()
+        try:
+            for a in actions:
+                if a.job not in new:
+                    continue
+                live, (group, region, workers) = self._jobs[a.job], new[a.job]
+                if region != live.job.region:
+                    try:
+                        moved, seconds = self._transfer(live, region)
+                    except OSError as exc:
+                        where = f" ({exc.filename})" if exc.filename else ""
+                        raise CheckpointWriteError(
+                            f"job {a.job}: cannot move its checkpoint from region {live.job.region} to {region}: "
+                            f"{exc.strerror or exc}{where}") from None
+                    records[a.job].update(transfer_s=seconds, transfer_bytes=moved)
+                    live.job.region = region
+                live.job.group, live.placement, live.workers = group, a.to, workers
+                records[a.job]["workers"] = workers
+                opened.add(a.job)
+                self._open_gate(group)
+        except BaseException:
+            for jid, (group, _, _) in new.items():
+                if jid not in opened:
+                    self._kill(group)
+            raise
         # 4. Running again: the first step after resuming ends each job's measured pause.
         for jid, (group, _, _) in new.items():
             t = self._wait_first_step(group)

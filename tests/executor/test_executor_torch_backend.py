@@ -2,6 +2,7 @@
 stopped through their checkpoint, relaunched at the new size, the checkpoint moved on a migrate."""
 
 import os
+import shutil
 import signal
 import time
 
@@ -120,3 +121,26 @@ def test_a_plan_that_does_not_match_what_runs_is_refused_whole(executor):
                                                    solve_s=0, actions=[Action(job="k", kind="start", from_=None,
                                                                               to=here)]), 0.0)
     assert executor.placements() == {}
+
+
+def test_a_migrate_whose_destination_cannot_be_written_ends_in_one_line_and_leaves_no_gated_worker(executor, tmp_path):
+    one = at("east-a", {"e-0": 1})
+    executor.apply(request(None), plan("start", None, one), 0.0)
+    prelaunched = []
+    real = executor._prelaunch
+
+    def prelaunch(live, nodes, region):
+        # the new workers come up gated; then the destination's storage stops being a folder (root writes
+        # through permissions, so a read-only folder would not stop this test's writes)
+        prelaunched.append(real(live, nodes, region))
+        shutil.rmtree(tmp_path / "storage" / "west" / "j")
+        (tmp_path / "storage" / "west" / "j").write_text("not a folder")
+        return prelaunched[-1]
+
+    executor._prelaunch = prelaunch
+    with pytest.raises(checkpoint.CheckpointWriteError,
+                       match=r"^job j: cannot move its checkpoint from region east to west: File exists"):
+        executor.apply(request(one), plan("migrate", one, at("west-a", {"w-0": 2})), 60.0)
+    [group] = prelaunched
+    assert L.worker_pids(group) == {}
+    assert checkpoint.latest_valid(tmp_path / "storage" / "east" / "j")[0] is not None
