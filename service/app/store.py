@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -201,7 +202,7 @@ class PlanStore:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, self.is_sqlite)
-        metadata.create_all(self.engine, checkfirst=True)
+        _create_table(self.engine)
         db = make_url(url).database if self.is_sqlite else None
         # the file this store opened, by (device, inode): the same path later naming another file (or
         # none) means the log was deleted or replaced under the running server
@@ -339,6 +340,35 @@ class PlanStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# How often opening a new plan log is tried while another server is making the same one.
+CREATE_TRIES = 5
+
+
+def _create_table(engine: Engine) -> None:
+    """Create the plan log's table and index unless they exist. Two servers started at once on a new plan
+    log race here, and the loser used to fail its start: its CREATE TABLE met the other's table ("table
+    meridian_plans already exists"; PostgreSQL: a duplicate relation or pg_type row), or, on SQLite, its
+    switch to WAL met the other's connection ("database is locked", answered at once, without the busy
+    wait, where waiting could deadlock). Each is the other server succeeding, so the creation is tried
+    again; any other failure (a lock held past the busy wait among them) is raised at once."""
+    for attempt in range(1, CREATE_TRIES + 1):
+        t0 = time.monotonic()
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == CREATE_TRIES or not _lost_creation_race(exc, time.monotonic() - t0):
+                raise
+        time.sleep(0.05 * attempt)
+
+
+def _lost_creation_race(exc: SQLAlchemyError, took_s: float) -> bool:
+    orig = getattr(exc, "orig", None)
+    busy = str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+    return (isinstance(exc, IntegrityError) or "already exists" in str(orig or exc)
+            or (busy and took_s < 1.0))          # at once: the deadlock answer, not the busy wait run out
 
 
 def _identity(path: str) -> tuple[int, int] | None:
