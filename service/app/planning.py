@@ -35,7 +35,7 @@ from service.app.config import Settings
 from service.app.metrics import Metrics
 from service.app.store import PlanRecord, PlanStore, PlanSummary, StoreLost, digest_matches, request_digest
 from service.app.warm import WarmCache
-from service.app.writer import GroupWriter
+from service.app.writer import GroupWriter, describe
 
 log = logging.getLogger("meridian.plan")
 
@@ -262,10 +262,29 @@ class PlanService:
             await asyncio.wait_for(self._run(self._read_pool, self._require_store().ping), timeout=5)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks["store"] = f"plan log unavailable: {type(exc).__name__}: {exc}"
+        else:
+            checks["store"] = await self._writable()
         a = self.admission
         full = a.running + a.waiting >= a.workers + a.queue
         checks["capacity"] = "saturated: every solver busy and the queue full" if full else "ok"
         return checks
+
+    async def _writable(self) -> str:
+        """'ok', or why the plan log cannot record plans: the last plan's commit failed (a full disk, a
+        file system gone read-only, an I/O error) and a committed probe write fails too. The probe runs only
+        while the writer's last commit failed, so a healthy server spends nothing on it; once it commits,
+        the failure is forgotten and the server is ready again without a plan having to succeed first."""
+        writer = self._writer
+        failing = writer.failing if writer is not None else None
+        if writer is None or failing is None:
+            return "ok"
+        try:
+            await asyncio.wait_for(self._run(self._read_pool, self._require_store().probe_write), timeout=5)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return (f"plan log cannot record plans: the last commit failed ({failing[1]}) and a probe write "
+                    f"fails too ({describe(exc)})")
+        writer.recovered(failing[0])
+        return "ok"
 
     # -- POST /plan ------------------------------------------------------------------------------------
 

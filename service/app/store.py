@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from models import PlanRequest
@@ -201,7 +202,7 @@ class PlanStore:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _make_engine(url, self.is_sqlite)
-        metadata.create_all(self.engine, checkfirst=True)
+        _create_table(self.engine)
         db = make_url(url).database if self.is_sqlite else None
         # the file this store opened, by (device, inode): the same path later naming another file (or
         # none) means the log was deleted or replaced under the running server
@@ -312,19 +313,32 @@ class PlanStore:
 
     def ping(self) -> None:
         """Raise unless the database answers and, for SQLite, its file is still the one opened and takes a
-        write (a row inserted and rolled back: a read-only file or file system fails here)."""
+        write (a row inserted and rolled back: a file SQLite could open only read-only fails here; a write
+        the disk refuses does not, as the row never reaches it: `probe_write` asks that)."""
         self.check_file()
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT 1"))
                 return
-            trans = conn.begin()        # a row written and rolled back: nothing reaches the file
-            try:
-                conn.execute(plans.insert().values(plan_id="probe-" + os.urandom(8).hex(), created_at=0.0,
-                                                   request_digest="", status="probe", queue_s=0.0, solve_s=0.0,
-                                                   time_budget_s=0.0, request="", response=""))
-            finally:
-                trans.rollback()
+            _insert_rolled_back(conn)
+
+    def probe_write(self) -> None:
+        """Raise unless the plan log takes a committed write now. Asked only while plans' commits are failing
+        (it costs a sync to disk, so never per plan), so that readiness comes back once the log can record
+        plans again and not before. SQLite: the header's user_version is written back with its own value, one
+        page through the WAL and its sync as a plan's commit goes, that no reader sees (a row inserted and
+        rolled back, `ping`'s probe, never reaches the disk: a full disk or a failing write passes it).
+        Other databases: `ping`'s probe row, inserted and rolled back, which a read-only transaction or
+        database, a revoked privilege or a table that cannot grow refuses; PostgreSQL syncs its own WAL and
+        stops when it cannot, which the next connection shows."""
+        self.check_file()
+        if not self.is_sqlite:
+            with self.engine.connect() as conn:
+                _insert_rolled_back(conn)
+            return
+        with self.engine.begin() as conn:
+            version = int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+            conn.exec_driver_sql(f"PRAGMA user_version = {version}")
 
     def check_file(self) -> None:
         """Raise StoreLost when the SQLite file at this store's path is not the one it opened."""
@@ -339,6 +353,46 @@ class PlanStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _insert_rolled_back(conn: Connection) -> None:
+    """A probe row inserted and rolled back: the database takes a write, and nothing reaches the log."""
+    trans = conn.begin()
+    try:
+        conn.execute(plans.insert().values(plan_id="probe-" + os.urandom(8).hex(), created_at=0.0,
+                                           request_digest="", status="probe", queue_s=0.0, solve_s=0.0,
+                                           time_budget_s=0.0, request="", response=""))
+    finally:
+        trans.rollback()
+
+
+# How often opening a new plan log is tried while another server is making the same one.
+CREATE_TRIES = 5
+
+
+def _create_table(engine: Engine) -> None:
+    """Create the plan log's table and index unless they exist. Two servers started at once on a new plan
+    log race here, and the loser used to fail its start: its CREATE TABLE met the other's table ("table
+    meridian_plans already exists"; PostgreSQL: a duplicate relation or pg_type row), or, on SQLite, its
+    switch to WAL met the other's connection ("database is locked", answered at once, without the busy
+    wait, where waiting could deadlock). Each is the other server succeeding, so the creation is tried
+    again; any other failure (a lock held past the busy wait among them) is raised at once."""
+    for attempt in range(1, CREATE_TRIES + 1):
+        t0 = time.monotonic()
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == CREATE_TRIES or not _lost_creation_race(exc, time.monotonic() - t0):
+                raise
+        time.sleep(0.05 * attempt)
+
+
+def _lost_creation_race(exc: SQLAlchemyError, took_s: float) -> bool:
+    orig = getattr(exc, "orig", None)
+    busy = str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+    return (isinstance(exc, IntegrityError) or "already exists" in str(orig or exc)
+            or (busy and took_s < 1.0))          # at once: the deadlock answer, not the busy wait run out
 
 
 def _identity(path: str) -> tuple[int, int] | None:

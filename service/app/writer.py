@@ -6,6 +6,9 @@ writer takes every record that queued while the previous commit ran and stores t
 under load the syncs are shared and throughput grows with concurrency, while a lone plan still
 commits at once. Each caller's future resolves only after the transaction holding its record has
 committed: a plan is still never acknowledged before it is durable.
+
+The writer also remembers whether its last commit failed (`failing`): what /readyz reads to say the plan
+log cannot record plans, at no cost to a plan beyond one assignment per commit.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class GroupWriter:
         self._store_many = store_many
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[PlanRecord, Future] | None] = queue.SimpleQueue()
+        self._failure: tuple[int, str] | None = None    # (failures so far, why the last one failed)
+        self._failures = 0
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -42,6 +48,20 @@ class GroupWriter:
     async def write(self, rec: PlanRecord) -> PlanRecord:
         """`submit`, awaited on the event loop."""
         return await asyncio.wrap_future(self.submit(rec))
+
+    @property
+    def failing(self) -> tuple[int, str] | None:
+        """While the last commit failed and none has succeeded since: how many commits have failed so far
+        and why the last did (its exception's type and first line); else None."""
+        return self._failure
+
+    def recovered(self, failures: int) -> None:
+        """A write made outside the writer (readiness's probe) committed after `failures` commits had
+        failed: the plan log takes writes again. Forgets the failure, unless another commit failed since
+        (it would be hidden otherwise)."""
+        with self._lock:
+            if self._failure is not None and self._failure[0] == failures:
+                self._failure = None
 
     def close(self) -> None:
         """Store what is queued, then stop the thread."""
@@ -67,8 +87,22 @@ class GroupWriter:
             try:
                 stored = self._store_many([rec for rec, _ in batch])
             except BaseException as exc:  # noqa: BLE001 - every waiter learns of the failure
+                self._failed(exc)
                 for _, fut in batch:
                     fut.set_exception(exc)
                 continue
+            self._failure = None
             for (_, fut), rec in zip(batch, stored, strict=True):
                 fut.set_result(rec)
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._failures += 1
+            self._failure = (self._failures, describe(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one short line: its type and the first line of the database's own words (a
+    SQLAlchemy error's `orig`, without the SQL and the link that follow it)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

@@ -1,13 +1,14 @@
-"""The service as a hostile user meets it (issue 9): a plan log deleted, replaced or read-only under the
-running server is a 503 and `/readyz` not ready, never an acknowledged plan; bodies that are not declared
-JSON are 415; values past the engine's limits and lone surrogates are 422 naming the field; an engine
-fault is answered for the request, never a 500."""
+"""The service as a hostile user meets it (issue 9): a plan log deleted, replaced, read-only or refusing
+writes under the running server is a 503 and `/readyz` not ready, never an acknowledged plan; bodies that
+are not declared JSON are 415; values past the engine's limits and lone surrogates are 422 naming the
+field; an engine fault is answered for the request, never a 500."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import resource
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from placement import greedy_plan
 from service.app import Settings, create_app
-from tests.support.service import EXAMPLE, example_request, json_client
+from service.app.store import PlanStore
+from tests.support.service import EXAMPLE, Server, example_request, json_client
 
 BODY = EXAMPLE.read_bytes()
 
@@ -68,6 +70,40 @@ def test_a_read_only_plan_log_is_not_ready(sqlite_settings: Settings, tmp_path: 
         assert ready.status_code == 503 and "readonly" in ready.json()["checks"]["store"]
         assert c.post("/plan", content=BODY).status_code == 503
     assert list(cwd.iterdir()) == []         # a URI filename makes no `file:` folder where the server runs
+
+
+@pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="prlimit(2) is Linux's")
+def test_a_plan_log_the_disk_refuses_is_not_ready_until_it_takes_writes_again(tmp_path: Path) -> None:
+    """The disk refuses the server's writes (a full disk does it with ENOSPC; here the kernel's file-size
+    limit, set on the running server from outside, refuses every write past a file's first byte with EFBIG,
+    root's too): the plan is a 503 and is not recorded, and /readyz says not ready and why, not just while
+    a plan fails but until the log takes a write again; then it is ready again before any plan succeeds."""
+    db = tmp_path / "plans.sqlite"
+    with Server(tmp_path, "--db-path", str(db), "--workers", "1") as srv:
+        assert srv.request("POST", "/plan", BODY)[0] == 200
+        assert srv.proc is not None
+        limits = resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (1, limits[1]))
+        try:
+            status, _, body = srv.request("POST", "/plan", BODY)
+            assert status == 503 and b"plan_id" not in body
+            assert json.loads(body)["message"] == ("the plan log could not record the plan (OperationalError); "
+                                                   "nothing was acknowledged, retry later")
+            status, _, body = srv.request("GET", "/readyz")
+            assert status == 503 and json.loads(body)["checks"]["store"] == (
+                "plan log cannot record plans: the last commit failed (OperationalError: disk I/O error) and a "
+                "probe write fails too (OperationalError: disk I/O error)")
+        finally:
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, limits)
+        status, _, body = srv.request("GET", "/readyz")
+        assert status == 200 and json.loads(body)["checks"]["store"] == "ok"
+        assert srv.request("POST", "/plan", BODY)[0] == 200
+        assert srv.terminate() == 0
+    store = PlanStore(f"sqlite:///{db}")
+    try:
+        assert store.count() == 2          # the refused plan left no record
+    finally:
+        store.close()
 
 
 def test_a_body_not_declared_json_is_415(sqlite_client: TestClient) -> None:
