@@ -500,9 +500,12 @@ class PlanService:
 def _lower_thread_priority(nice: int) -> None:
     """Run solves (and the CP-SAT threads they start, which inherit it) at a lower CPU priority than the
     event loop: on a saturated machine the kernel then schedules request handling, /healthz and plan-log
-    writes first, and solving, which is bounded by wall-clock time limits anyway, takes the rest."""
+    writes first, and solving, which is bounded by wall-clock time limits anyway, takes the rest. Never
+    above the niceness the server itself runs at: a server started under `nice -n 19` by root would
+    otherwise raise its solvers to `nice` and ahead of its own request handling."""
     try:
-        if nice > 0:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        tid = threading.get_native_id()
+        if nice > 0 and nice > os.getpriority(os.PRIO_PROCESS, tid):
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
     except (AttributeError, OSError):      # not Linux, or not permitted: run at normal priority
         pass
