@@ -32,6 +32,7 @@ from pathlib import Path
 from executor.torch_backend import TorchEpochResult, TorchExecutor, _Live, worker_nodes
 from executor.train import ray_gang as RG
 from executor.train import storage, stores
+from executor.train.checkpoint import CheckpointError, NoIntactCheckpoint, StaleCheckpoint
 
 RESTART_PLACE_S = 15.0     # a crashed gang's relaunch waits this long for its nodes before retrying later
 
@@ -56,10 +57,24 @@ class RayExecutor(TorchExecutor):
 
     def add_job(self, job_id: str, spec, region: str, regions: list[str] | None = None) -> None:
         """`TorchExecutor.add_job` checking `region`'s folder alone: the checkpoints may live at `locations`
-        (URLs), where the torch executor's search across the regions' folders does not look."""
+        (URLs), where the torch executor's search across the regions' folders does not look. Its checks are
+        repeated where the job's checkpoints do live (`checkpoint_location`): NoIntactCheckpoint where
+        checkpoints were published but none is intact, StaleCheckpoint where the newest is of another spec."""
         super().add_job(job_id, spec, region)
         if self.storage_root is not None:
             self._jobs[job_id].job.storage_root = self.storage_root
+        where = self.checkpoint_location(job_id)
+        store = stores.open_store(where)
+        try:
+            step, _ = store.resume_point()
+            other = step is not None and store.read_verified(step)[0].get("spec") not in (None, spec.fingerprint())
+        except NoIntactCheckpoint as exc:
+            del self._jobs[job_id]
+            raise NoIntactCheckpoint(f"job {job_id!r}: {exc}") from None
+        if other:
+            del self._jobs[job_id]
+            raise StaleCheckpoint(f"job {job_id!r}: {store.where(step)} holds a checkpoint of another training spec "
+                                  "for this job; use other checkpoint storage, or remove it to start the job afresh")
 
     def gang_of(self, job_id: str) -> RG.Gang | None:
         return self._jobs[job_id].job.group
@@ -116,6 +131,10 @@ class RayExecutor(TorchExecutor):
 
     def _stop(self, live: _Live) -> dict:
         state, stop_s, status = RG.stop(live.job.group, self.grace_s)
+        error = live.job.group.checkpoint_error
+        if state not in ("preempted", "finished") and error is not None:     # the stop's save failed
+            live.job.group = None
+            raise CheckpointError(f"job {live.job.name}: {error}")
         if state not in ("preempted", "finished"):
             raise RuntimeError(f"stop of {live.job.name} on Ray ended {state}: "
                                f"{'; '.join(live.job.group.errors)}; see {live.job.group.run_dir}")
@@ -137,6 +156,11 @@ class RayExecutor(TorchExecutor):
 
     def _kill(self, group: RG.Gang) -> None:
         RG.kill(group)
+
+    def _worker_error(self, group: RG.Gang) -> str | None:
+        """The CheckpointError a failed gang's worker raised (from Ray's task error: the driver need not
+        see the node's run folder), None if none."""
+        return group.checkpoint_error
 
     def _check_nodes(self, res: TorchEpochResult) -> None:
         """Fleet nodes whose Ray node is gone: report each once, end the gangs on them (their jobs keep

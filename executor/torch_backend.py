@@ -94,6 +94,15 @@ def newest_checkpoint_region(storage_root: Path, job_id: str, regions: list[str]
     return max(regions, key=lambda r: found[r])      # (max keeps the first of equal ones)
 
 
+@contextlib.contextmanager
+def _naming(job_id: str):
+    """A workers' CheckpointError (their one line, `status.json`'s `error`) raised with the job it is about."""
+    try:
+        yield
+    except CheckpointError as exc:
+        raise type(exc)(f"job {job_id}: {exc}") from None
+
+
 class TorchExecutor(Executor):
     """Real workers for real jobs; see the module docstring."""
 
@@ -166,8 +175,9 @@ class TorchExecutor(Executor):
                 workers = live.spec.usable_workers(a.to.replicas)
                 region = self.region_of[a.to.cluster]
                 new[a.job] = (self._prelaunch(live, worker_nodes(a.to, workers), region), region, workers)
-            for group, _, _ in new.values():
-                self._wait_gated(group)
+            for jid, (group, _, _) in new.items():
+                with _naming(jid):
+                    self._wait_gated(group)
         except BaseException:
             for group, _, _ in new.values():
                 self._kill(group)
@@ -216,7 +226,8 @@ class TorchExecutor(Executor):
             raise
         # 4. Running again: the first step after resuming ends each job's measured pause.
         for jid, (group, _, _) in new.items():
-            t = self._wait_first_step(group)
+            with _naming(jid):      # its workers could not resume (none intact, another spec): one line, named
+                t = self._wait_first_step(group)
             if t is not None:       # None: it had finished just as it was stopped (nothing left to run)
                 records[jid].update(launch_breakdown(group, t))
                 records[jid]["total_s"] = t["first_step_unix"] - t0[jid]

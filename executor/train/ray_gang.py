@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.train.checkpoint import CheckpointError, CheckpointWriteError
+
 NODE_RESOURCE_PREFIX = "meridian_node_"
 BUNDLE_SHARE = 0.001      # a bundle's share of its node's naming resource: pins without counting
 
@@ -69,7 +71,11 @@ class GangMember:
 
         self.ckpt_dir, self.run_dir = ckpt_dir, Path(run_dir)      # ckpt_dir: a folder or an fsspec URL
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        open_store(ckpt_dir).prepare()
+        self.prepare_error: str | None = None      # raised by `run` as a CheckpointWriteError, not an actor death
+        try:
+            open_store(ckpt_dir).prepare()
+        except OSError as exc:
+            self.prepare_error = f"cannot write checkpoints to {ckpt_dir}: {exc.strerror or exc}"
         self.save_at, self.fault = save_at or [], fault
         self.flags, self.gate = _Flags(), _Gate()
 
@@ -88,6 +94,8 @@ class GangMember:
         from executor.train.spec import TrainSpec
         from executor.train.worker import parse_fault
 
+        if self.prepare_error is not None:
+            raise CheckpointWriteError(self.prepare_error)
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.workers), LOCAL_RANK="0")
         if master_addr.startswith("127.") and Path("/sys/class/net/lo").exists():
@@ -128,6 +136,7 @@ class Gang:
     result: dict | None = None
     ended: str | None = None             # None while running; finished | preempted | cancelled | failed
     errors: list[str] = field(default_factory=list)
+    checkpoint_error: str | None = None  # a worker's CheckpointError: a relaunch would fail the same way
 
     @property
     def workers(self) -> int:
@@ -182,6 +191,9 @@ def _settle(gang: Gang, timeout_s: float) -> bool:
             out = ray.get(ref)
         except ray.exceptions.RayError as exc:
             failed = True
+            cause = getattr(exc, "cause", None)      # the worker's own exception (a RayTaskError's)
+            if isinstance(cause, CheckpointError) and gang.checkpoint_error is None:
+                gang.checkpoint_error = str(cause)
             gang.errors.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
             continue
         if out is not None:
@@ -226,6 +238,8 @@ def wait_gated(gang: Gang, timeout_s: float) -> dict:
             return t
         if poll(gang) != "running":
             kill(gang)
+            if gang.checkpoint_error is not None:
+                raise CheckpointError(gang.checkpoint_error)
             raise RuntimeError(f"prelaunched Ray workers ended ({gang.ended}: {'; '.join(gang.errors)}) before "
                                f"the gate; see {gang.run_dir}")
         time.sleep(0.02)
@@ -252,6 +266,8 @@ def wait_first_step(gang: Gang, timeout_s: float) -> dict | None:
                 return t
             if state == "finished":
                 return None
+            if gang.checkpoint_error is not None:
+                raise CheckpointError(gang.checkpoint_error)
             raise RuntimeError(f"Ray workers ended ({state}: {'; '.join(gang.errors)}) before their first step; "
                                f"see {gang.run_dir}")
         time.sleep(0.02)

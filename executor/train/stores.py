@@ -26,6 +26,7 @@ then removes the source's checkpoints, across any two kinds of location.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -37,7 +38,16 @@ from pathlib import Path
 
 from executor.train import checkpoint
 from executor.train.atomic import TMP_PREFIX, publish_dir, remove_stale_tmp, write_file_synced
-from executor.train.checkpoint import FORMAT, META, STATE, CorruptCheckpoint, Saved, Unpublished, ckpt_name
+from executor.train.checkpoint import (
+    FORMAT,
+    META,
+    STATE,
+    CheckpointWriteError,
+    CorruptCheckpoint,
+    Saved,
+    Unpublished,
+    ckpt_name,
+)
 
 MANIFEST = "manifest.json"
 PROCESS_LOCAL = ("memory",)         # fsspec protocols whose files only the writing process sees
@@ -236,20 +246,37 @@ class ObjectStore:
         return meta, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
     def _publish(self, step: int, data: bytes, meta: dict) -> int:
-        """Blob first, then the manifest naming it; then the blobs it replaced. Bytes written."""
+        """Blob first, then the manifest naming it; then the blobs it replaced. Bytes written. A write that
+        fails (OSError) takes what it wrote with it (`_discard`) before it is raised."""
         blob = f"state-{uuid.uuid4().hex[:12]}.pt"
-        self.fs.makedirs(self._path(step), exist_ok=True)
-        self.fs.pipe_file(self._path(step, blob), data)
         body = {**meta, "step": step, "format": FORMAT, "bytes": len(data), "crc32": zlib.crc32(data), "blob": blob}
         body["manifest_crc32"] = _manifest_crc(body)
         raw = json.dumps(body, sort_keys=True).encode()
-        self.fs.pipe_file(self._path(step, MANIFEST), raw)
+        manifest = False
+        try:
+            self.fs.makedirs(self._path(step), exist_ok=True)
+            self.fs.pipe_file(self._path(step, blob), data)
+            manifest = True
+            self.fs.pipe_file(self._path(step, MANIFEST), raw)
+        except OSError:
+            self._discard(step, blob, manifest)
+            raise
         self.fs.invalidate_cache(self._path(step))
         for old in self.fs.ls(self._path(step), detail=False):
             base = str(old).rstrip("/").rsplit("/", 1)[-1]
             if base.startswith("state-") and base != blob:
                 self.fs.rm_file(old)
         return len(data) + len(raw)
+
+    def _discard(self, step: int, blob: str, manifest: bool) -> None:
+        """After a failed publish: its blob (no manifest vouches for it), the manifest it began (torn), and the
+        step's folder when nothing else is left in it; what cannot be removed stays (skipped as torn)."""
+        for name in (blob, MANIFEST) if manifest else (blob,):
+            with contextlib.suppress(OSError):
+                self.fs.rm_file(self._path(step, name))
+        with contextlib.suppress(OSError):
+            if not self.fs.ls(self._path(step), detail=False):
+                self.fs.rmdir(self._path(step))
 
     def _remove(self, step: int) -> None:
         try:
@@ -270,7 +297,10 @@ class ObjectStore:
         buf = io.BytesIO()
         torch.save(state, buf)
         meta = {"written_unix": time.time(), **(extra_meta or {})}
-        written = self._publish(step, buf.getvalue(), meta)
+        try:
+            written = self._publish(step, buf.getvalue(), meta)
+        except OSError as exc:          # as the folder protocol's save: one line, the previous checkpoint stands
+            raise CheckpointWriteError(f"cannot write checkpoint {self.where(step)}: {exc.strerror or exc}") from None
         kept = 0
         for s in self.steps():
             if s > step:

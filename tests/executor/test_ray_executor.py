@@ -194,3 +194,95 @@ def test_meridian_run_on_ray_runs_the_jobs_through_the_loop_and_reports_them(ray
     for job in ("p", "q"):
         [(step, path)] = checkpoint.list_checkpoints(tmp_path / "work" / "storage" / "region-a" / job)[:1]
         assert step == 40 and checkpoint.verify(path) is None
+
+
+def _cli_files(tmp_path, jobs: list[str], steps: int = 40, every: int = 0) -> tuple[str, str]:
+    """A one-node fleet (a0, region-a) and `jobs`, each a W=1 job, as `meridian run` reads them."""
+    (tmp_path / "fleet.json").write_text(json.dumps({"epoch_s": 5, "fleet": {
+        "regions": [{"name": "region-a", "storage_gbps": 0.5}],
+        "clusters": [{"name": "ca", "region": "region-a",
+                      "node_groups": [{"prefix": "a", "count": 1, "accelerator": "cpu", "devices": 1}]}]}}))
+    train = {"world_size": 1, "steps": steps, "checkpoint_every": every, "micro_batch": 4, "in_dim": 32, "hidden": 64, "layers": 1,
+             "classes": 4, "dataset_size": 256, "exact": True}
+    (tmp_path / "jobs.json").write_text(json.dumps([
+        {"id": j, "replicas": {"min": 1, "max": 1}, "speed": {"cpu": 1.0}, "submit_s": 0, "train": train}
+        for j in jobs]))
+    return str(tmp_path / "fleet.json"), str(tmp_path / "jobs.json")
+
+
+def test_meridian_run_on_ray_refuses_a_job_whose_checkpoints_in_its_storage_are_all_damaged(ray_cluster, tmp_path,
+                                                                                             capsys):
+    # the check looked in WORKDIR/storage alone: the job's gang launched, found nothing to resume from in
+    # --checkpoint-storage, and the run ended in an "internal error" with Ray's text
+    import torch
+
+    from service.cli import main
+
+    fleet_json, jobs_json = _cli_files(tmp_path, ["p"])
+    ckpt = tmp_path / "store" / "p"
+    checkpoint.save(ckpt, 20, {"step": 20, "w": torch.zeros(4)})
+    (ckpt / checkpoint.ckpt_name(20) / checkpoint.STATE).write_bytes(b"")
+    size = json.loads((ckpt / checkpoint.ckpt_name(20) / checkpoint.META).read_text())["bytes"]
+    assert main(["run", fleet_json, jobs_json, "--backend", "ray", "--ray", "auto", "--workdir", str(tmp_path / "w"),
+                 "--checkpoint-storage", f"region-a={tmp_path / 'store'}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"meridian run: job 'p': no intact checkpoint in {ckpt} to resume from ({checkpoint.ckpt_name(20)}: "
+        f"torn (0 of {size} bytes)); restore one, or remove the folder to start the job afresh")
+    assert not (tmp_path / "w" / "runs").exists()
+
+
+def test_a_ray_job_resumed_over_damaged_checkpoints_stops_the_loop_in_one_line(ray_cluster, tmp_path):
+    # preempted, its checkpoints damaged, started again: the gang failed before its first step and the
+    # apply raised a RuntimeError carrying Ray's task error text
+    from executor.ray_backend import RayExecutor
+
+    fl = fleet()
+    ex = RayExecutor(tmp_path / "work", grace_s=60, timeout_s=TIMEOUT_S)
+    try:
+        ex.add_job("j", SPEC, "region-a")
+        act(ex, fl, "j", "ca", {"a0": 1})
+        ex.wait_step("j", 3, TIMEOUT_S)
+        act(ex, fl, "j", None, None)
+        ckpt = ex.checkpoint_location("j")
+        [(step, path)] = checkpoint.list_checkpoints(ckpt)
+        (path / checkpoint.STATE).write_bytes(b"")
+        with pytest.raises(checkpoint.CheckpointError) as err:
+            act(ex, fl, "j", "ca", {"a0": 1})
+    finally:
+        ex.close()
+    assert str(err.value).startswith(f"job j: no intact checkpoint in {ckpt} to resume from "
+                                     f"({checkpoint.ckpt_name(step)}: torn (0 of ")
+    assert checkpoint.list_checkpoints(ckpt) == [(step, path)] and (path / checkpoint.STATE).read_bytes() == b""
+
+
+def test_a_checkpoint_write_that_fails_in_a_ray_worker_stops_the_run_in_one_line(ray_cluster, tmp_path, capsys):
+    # region-a's fsspec location turned into a file mid-run: the worker's OSError was no CheckpointError, so
+    # the job was relaunched, and the relaunch died creating its actors (an "internal error" with Ray's text);
+    # q, waiting for the slot, never ran
+    import threading
+    import time
+
+    from service.cli import main
+
+    fleet_json, jobs_json = _cli_files(tmp_path, ["p", "q"], steps=1000, every=100)
+    store = tmp_path / "store"
+    work = tmp_path / "w"
+
+    def break_store() -> None:     # once p has trained: region-a's storage is a file from now on
+        end = time.time() + TIMEOUT_S
+        while time.time() < end and not (work / "runs" / "p" / "launch-000" / "progress.json").exists():
+            time.sleep(0.05)
+        store.mkdir(exist_ok=True)
+        store.rename(tmp_path / "gone")
+        store.write_text("not a folder")
+
+    breaker = threading.Thread(target=break_store, daemon=True)
+    breaker.start()
+    rc = main(["run", fleet_json, jobs_json, "--backend", "ray", "--ray", "auto", "--workdir", str(work),
+               "--checkpoint-storage", f"region-a=file://{store}"])
+    breaker.join(5)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert err[-1].startswith(f"meridian run: job p: cannot write checkpoint file://{store}/p/ckpt-"), err[-1]
+    assert err[-1].endswith("Not a directory"), err[-1]
+    assert len(list((work / "runs" / "p").glob("launch-*"))) == 1 and not (work / "runs" / "q").exists()
