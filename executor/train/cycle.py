@@ -115,9 +115,15 @@ def launch_breakdown(group: L.WorkerGroup, t: dict) -> dict:
 
 
 def stop_record(job: Job, grace_s: float) -> dict:
-    """Stop `job`'s workers through the checkpoint path; the measured stop and what it saved."""
+    """Stop `job`'s workers through the checkpoint path; the measured stop and what it saved. A stop whose
+    save failed (a full disk, a storage folder gone) raises the workers' CheckpointError, named, as a run
+    stopped by it must say why in one line; any other failed stop a RuntimeError."""
     res = L.stop(job.group, grace_s)
     if res.state not in ("preempted", "finished"):
+        error = worker_error(job.group.run_dir)
+        if error is not None:
+            job.group = None
+            raise CheckpointError(f"job {job.name}: {error}")
         raise RuntimeError(f"stop of {job.name} ended {res.state}; see {job.group.run_dir}")
     st = res.status or {}
     job.group = None

@@ -4,6 +4,7 @@ with their one line rather than being relaunched in a loop; a job run again in t
 resumes from the region its checkpoints were migrated to."""
 
 import json
+import re
 import types
 
 import pytest
@@ -92,3 +93,23 @@ def test_run_refuses_a_workdir_whose_checkpoints_of_a_job_are_all_damaged(tmp_pa
         f"meridian run: job 'basic': no intact checkpoint in {ckpt} to resume from ({checkpoint.ckpt_name(50)}: "
         f"torn (0 of {size} bytes)); restore one, or remove the folder to start the job afresh")
     assert not (tmp_path / "wd" / "runs").exists()
+
+
+def test_a_stop_whose_save_fails_names_the_job_and_the_cause(tmp_path):
+    # the save at a preempt could not be written: the stop ended "failed" and the run said
+    # `internal error (RuntimeError)`, the workers' own line left in their status.json
+    import shutil
+
+    from executor.train.cycle import stop_record, wait_first_step
+
+    spec = small(steps=100_000, checkpoint_every=100_000)
+    job = Job("job", write_spec(tmp_path / "spec.json", spec), tmp_path / "runs", tmp_path / "storage", "r")
+    job.start({"n0": 1})
+    assert wait_first_step(job.group, TIMEOUT_S) is not None
+    shutil.rmtree(job.ckpt_dir, ignore_errors=True)
+    job.ckpt_dir.write_text("a file where the job's checkpoint folder was")
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        stop_record(job, grace_s=TIMEOUT_S)
+    assert re.fullmatch(rf"job job: cannot write checkpoint {re.escape(str(job.ckpt_dir))}/ckpt-\d+: File exists",
+                        str(err.value))
+    assert job.group is None
