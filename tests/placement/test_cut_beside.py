@@ -151,7 +151,7 @@ def test_a_solution_cut_off_while_being_written_is_not_read_the_one_before_is():
 @pytest.mark.skipif(cores() < 2 or not can_run_beside(), reason="the model runs only beside the search, on a second core")
 def test_a_plan_takes_the_childs_solution_where_it_beats_the_search():
     data = generate_family("medium", 6)    # the cut model's root ends with a plan 0.6 % above the 1 s search's
-    data["policy"]["time_limit_s"] = 3.0
+    data["policy"]["time_limit_s"] = 6.0   # 3 s: a machine twice as slow missed it once
     weak = dataclasses.replace(DEFAULT, gang_moves_share=0.0, option_moves_share=0.0, option_moves_fill=False,
                                mip_steps_share=0.0, lns_early_steps=0, lns_step_s=0.01)   # CP-SAT steps alone
     resp = plan(parsed(data), weak)
