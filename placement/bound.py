@@ -23,6 +23,7 @@ from placement.candidates import Options, job_max
 from placement.instance import Instance
 
 LP_NO_PRESOLVE_MAX_COLS = 400
+SMALL_OPTIONS = 160   # options up to which the Lagrangian is evaluated over lists (placement/bound_small.py)
 
 
 @dataclass
@@ -82,6 +83,9 @@ def priced_values(inst: Instance, opts: Options, pool_price: np.ndarray, quota_p
 def lagrangian_value(inst: Instance, opts: Options, pool_price: np.ndarray, quota_price: np.ndarray,
                      budget_price: float) -> tuple[float, np.ndarray, np.ndarray, float]:
     """L(prices) and its subgradient parts: (value, pool devices used, quota devices used, GB moved)."""
+    if len(opts) <= SMALL_OPTIONS:
+        from placement.bound_small import lagrangian_value_small
+        return lagrangian_value_small(inst, opts, pool_price, quota_price, budget_price)
     keys, jq = _keys(inst)
     pc, prot, cap = _job_arrays(inst)
     n_jobs = len(inst.jobs)
@@ -139,6 +143,10 @@ def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | N
     descent stops at the first bound within that relative gap of it (the plan is then proven optimal,
     and further steps could lower the bound by less than the gap; on a small uncontended request the
     first steps get there, and running on to the step-size floor was 70 evaluations for nothing)."""
+    if len(opts) <= SMALL_OPTIONS:
+        from placement.bound_small import lagrangian_bound_small
+        return lagrangian_bound_small(inst, opts, start_prices, target, seconds, max_iter, start_quota,
+                                      start_budget, proven_gap)
     keys, _ = _keys(inst)
     cap = _job_arrays(inst)[2]
     qcap = np.array([inst.quotas[k] for k in keys], dtype=float)
@@ -409,3 +417,4 @@ def _quiet_highs():
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     return h
+

@@ -18,6 +18,8 @@ import numpy as np
 from placement import contract
 from placement.instance import Instance, JobInfo
 
+SMALL_PAIRS = 256   # jobs x pools up to which options are built in plain Python (placement/candidates_small.py)
+
 
 class OptionLists(NamedTuple):
     """`Options`' columns as Python lists (`Options.lists`)."""
@@ -30,6 +32,7 @@ class OptionLists(NamedTuple):
     unit: list[float]
     coef: list[float]
     dpr: list[int]
+    mig_gb: list[float]
 
 
 @dataclass
@@ -56,7 +59,8 @@ class Options:
         costs several times a list's (the columns are never changed once built)."""
         if self._lists is None:
             self._lists = OptionLists(self.job.tolist(), self.pool.tolist(), self.keep.tolist(), self.lo.tolist(),
-                                      self.hi.tolist(), self.unit.tolist(), self.coef.tolist(), self.dpr.tolist())
+                                      self.hi.tolist(), self.unit.tolist(), self.coef.tolist(), self.dpr.tolist(),
+                                      self.mig_gb.tolist())
         return self._lists
 
     def restrict(self, idx: np.ndarray) -> Options:
@@ -72,9 +76,18 @@ class Options:
 def build_options(inst: Instance) -> Options:
     """Every feasible (job, pool) option, plus keep options for running jobs that may stay.
 
-    Vectorised: every (job, type) pair is crossed with the type's pools in one pass and filtered
-    with array masks, so a planet-size request (20,000 jobs, 300,000 options) compiles in a
-    fraction of a second and a small one in a few dozen numpy calls."""
+    A small request is built in plain Python (`placement.candidates_small`), where the vectorised
+    builder's numpy calls would cost more than loops; the two give the same options."""
+    if len(inst.jobs) * len(inst.pools) <= SMALL_PAIRS:
+        from placement.candidates_small import build_options_small
+        return build_options_small(inst)
+    return build_options_vectorised(inst)
+
+
+def build_options_vectorised(inst: Instance) -> Options:
+    """`build_options` in array passes: every (job, type) pair is crossed with the type's pools in one
+    pass and filtered with array masks, so a planet-size request (20,000 jobs, 300,000 options)
+    compiles in a fraction of a second."""
     rix, storage, link, pool_reg, pool_dmax, pools_by_accel = _fleet_tables(inst)
     n_reg = len(rix)
     T = inst.T
