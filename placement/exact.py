@@ -63,12 +63,16 @@ def _shared_rows(prob: pulp.LpProblem, inst: Instance, opts: Options, x: list, c
 
 def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0, spread: bool = True,
               threads: int = 1, tolerance: float = 1e-6, min_seconds: float = 1.0,
-              max_nodes: int | None = None) -> ExactResult:
+              max_nodes: int | None = None, start: dict[int, tuple[int, dict[int, int]]] | None = None,
+              feasibility_jump: bool = True) -> ExactResult:
     """Solve the node-level model within `seconds` (at least `min_seconds`); its bound is valid whether
     or not it finished. Without `spread` the (never negative) spread term is dropped: a looser bound, a
     smaller model. `tolerance` is the relative hair added to HiGHS' dual bound (its feasibility
     tolerances); `max_nodes` caps the branch-and-bound nodes, a limit that depends on the request alone
-    (deterministic plans: `seconds` is then a safety net)."""
+    (deterministic plans: `seconds` is then a safety net). `start` (job -> (option, {node: replicas}), a
+    valid plan) is handed to HiGHS as its first solution, so its search only has to beat or prove it;
+    without `feasibility_jump` HiGHS skips that first-solution heuristic (on the engine's tiny requests,
+    which come with a start, it was a third of the solve)."""
     t0 = time.perf_counter()
     opts = build_options(inst) if opts is None else opts
     pc = np.array([j.preempt_cost for j in inst.jobs])
@@ -78,6 +82,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
     prob = pulp.LpProblem("meridian_node_level", pulp.LpMaximize)
     x = [_var(prob, f"x{o}", 0, 1, pulp.LpBinary) for o in range(len(opts))]
     y: dict[int, dict[int, pulp.LpVariable]] = {}
+    side: dict[str, dict] = {"z": {}, "u": {}, "m": {}}   # the variables that follow from x and y (`_set_start`)
     node_terms: dict[int, list] = {}
     objective = []
     quota_terms: dict[tuple[str, str], list] = {}
@@ -106,6 +111,7 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
             if info.allowed is not None:   # contract v1.1: the count is one of the listed ones
                 counts = [int(a) for a in info.allowed if opts.lo[o] <= a <= opts.hi[o]]
                 z = [_var(prob, f"z{o}_{a}", 0, 1, pulp.LpBinary) for a in counts]
+                side["z"][o] = list(zip(counts, z))
                 prob += pulp.lpSum(z) == x[o]
                 prob += count == pulp.lpSum(a * v for a, v in zip(counts, z))
             for n, v in y[o].items():
@@ -116,9 +122,11 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
                 s = _spread_coef(inst, info, pool.accelerator)
                 if s > 0 and per > 0:
                     u = {n: _var(prob, f"u{o}_{n}", 0, 1, pulp.LpBinary) for n in y[o]}
+                    side["u"][o] = u
                     for n, v in y[o].items():
                         prob += v <= int(inst.node_devices[n] // d) * u[n]
                     m = _var(prob, f"m{o}", 0, int(-(-int(opts.hi[o]) // per)), pulp.LpInteger)
+                    side["m"][o] = (m, per)
                     prob += per * m <= count + (per - 1) * x[o]
                     objective.append(-s * (pulp.lpSum(u.values()) - m))
             devices = d * count
@@ -131,16 +139,12 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
     prob += pulp.lpSum(objective) + const
     n_vars = len(prob.variables())
     extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
-    solver = pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
-                        threads=threads, gapRel=1e-7, **extra)
-    prob.solve(solver)
-    h = prob.solverModel
-    if h.modelStatusToString(h.getModelStatus()) == "Not Set":
-        # HiGHS' one thread pool per process was sized by an earlier run with other `threads`
-        # (placement.bound._run): solve on the pool as it is
-        prob.solve(pulp.HiGHS(msg=False, timeLimit=max(min_seconds, float(seconds) - (time.perf_counter() - t0)),
-                              gapRel=1e-7, **extra))
-        h = prob.solverModel
+    if not feasibility_jump:
+        extra["mip_heuristic_run_feasibility_jump"] = False
+    if start is not None:
+        _set_start(prob, x, y, side, start)
+    h = _solve(prob, threads, extra, start is not None,
+               lambda: max(min_seconds, float(seconds) - (time.perf_counter() - t0)))
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
     if status == "Infeasible":
@@ -234,6 +238,98 @@ def whole_node_bound(inst: Instance, opts: Options | None = None, seconds: float
     obj = float(pulp.value(prob.objective)) if h.getInfo().primal_solution_status >= 1 else None
     return ExactResult(status, bound, obj, variables=n_vars, wall_s=time.perf_counter() - t0)
 
+
+def _set_start(prob: pulp.LpProblem, x: list, y: dict, side: dict, start: dict[int, tuple[int, dict[int, int]]]
+               ) -> None:
+    """The plan `start`'s value of every variable of `prob` as PuLP's initial values: x and y from the plan,
+    and from them the listed count's binary, each node's spread flag and the fewest nodes (`side`: per
+    option, its (count, binary) pairs under "z", its {node: flag} under "u", its (variable, replicas per
+    node) under "m")."""
+    for v in prob.variables():
+        v.setInitialValue(0)
+    for o, nodes in start.values():
+        x[o].setInitialValue(1)
+        if o not in y:
+            continue
+        count = sum(nodes.values())
+        for n, k in nodes.items():
+            y[o][n].setInitialValue(k)
+        for a, z in side.get("z", {}).get(o, ()):
+            z.setInitialValue(1 if a == count else 0)
+        for n, u in side.get("u", {}).get(o, {}).items():
+            u.setInitialValue(1 if nodes.get(n, 0) > 0 else 0)
+        if o in side.get("m", {}):
+            m, per = side["m"][o]
+            m.setInitialValue(-(-count // per))
+
+
+class _HiGHS(pulp.HiGHS):
+    """PuLP's HiGHS interface with two additions: the variables' initial values handed to HiGHS as its first
+    solution where `start` (PuLP's own `warmStart` reaches only the HiGHS command line), and HiGHS' "solution
+    limit" status (its node limit, reached with a solution in hand) read as a time limit is: PuLP's status
+    table lacks it and raised a KeyError."""
+
+    def __init__(self, start: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.start = start
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:
+        import highspy
+
+        if self.start:
+            h = lp.solverModel
+            values = [0.0] * h.getNumCol()
+            for v in lp.variables():
+                values[v.index] = float(v.varValue or 0.0)
+            sol = highspy.HighsSolution()
+            sol.col_value = values
+            sol.value_valid = True
+            h.setSolution(sol)
+        super().callSolver(lp)
+
+    def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:
+        import highspy
+
+        h = lp.solverModel
+        if h.getModelStatus() != highspy.HighsModelStatus.kSolutionLimit:
+            return super().findSolutionValues(lp)
+        if h.getInfo().primal_solution_status < 1:
+            return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        col_values = list(h.getSolution().col_value)
+        for v in lp.variables():
+            v.varValue = col_values[v.index]
+        return pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
+
+def _solve(prob: pulp.LpProblem, threads: int, extra: dict, warm: bool, seconds) -> object:
+    """`prob` solved by HiGHS through PuLP (`seconds()`: the time left; `warm`: the variables' initial
+    values are a solution to start from); its HiGHS instance. Where HiGHS' one thread pool per process was
+    sized by an earlier run with other `threads` (placement.bound._run), it is solved again on the pool as
+    it is."""
+    start = {v.name: v.varValue for v in prob.variables()} if warm else None
+    prob.solve(_HiGHS(start=warm, msg=False, timeLimit=seconds(), threads=threads, gapRel=1e-7, **extra))
+    h = prob.solverModel
+    if h.modelStatusToString(h.getModelStatus()) == "Not Set":
+        if warm:   # the failed run wrote its (empty) solution over the start
+            for v in prob.variables():
+                v.setInitialValue(start[v.name])
+        prob.solve(_HiGHS(start=warm, msg=False, timeLimit=seconds(), gapRel=1e-7, **extra))
+        h = prob.solverModel
+    if warm and not _columns_are_the_solution(prob, h):
+        # HiGHS 1.16 hands back the start's columns where its presolve solved the model, beside the objective
+        # of the optimum it found: solved again without the start, the columns are the optimum's
+        return _solve(prob, threads, extra, False, seconds)
+    return h
+
+
+def _columns_are_the_solution(prob: pulp.LpProblem, h) -> bool:
+    """Whether the columns HiGHS returned score the objective it reports (PuLP passes it the negated
+    objective without its constant); true where it returned no solution."""
+    info = h.getInfo()
+    if info.primal_solution_status < 1 or not np.isfinite(info.objective_function_value):
+        return True
+    reported = -float(info.objective_function_value) + float(prob.objective.constant)
+    got = float(pulp.value(prob.objective))
+    return abs(got - reported) <= 1e-6 * max(1.0, abs(reported))
 
 def _var(prob: pulp.LpProblem, name: str, lo: int, hi: int, cat: str) -> pulp.LpVariable:
     """A variable of `prob` (PuLP 3.3+ attaches it at creation; older releases on first use)."""

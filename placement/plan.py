@@ -384,8 +384,12 @@ def _exact_stage(inst: Instance, opts: Options, candidates: _Candidates, bound: 
     # deterministic: stopped by its node count, the clock only a safety net far above what that takes
     seconds = stop.budget(safety_s(inst.request.policy.time_limit_s),
                           max(P.min_stage_s, stop.left(until=until) * P.exact_share_of_left))
+    # the plan in hand is the model's first solution (HiGHS then only has to beat or prove it, and skips its
+    # own first-solution heuristic): on the bench's small requests that halved the stage
+    best = candidates.best[1]
+    start = {j: (o, inst.jobs[j].cur_nodes if opts.keep[o] else dict(best.nodes[j])) for j, o in best.choice.items()}
     res = node_milp(inst, opts, seconds=seconds, tolerance=1e-7, min_seconds=0.01,
-                    max_nodes=P.exact_det_nodes if stop.deterministic else None)
+                    max_nodes=P.exact_det_nodes if stop.deterministic else None, start=start, feasibility_jump=False)
     if res.bound is not None and res.bound < bound.value:
         bound = Bound(res.bound, "node_milp", bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
                       budget_price=bound.budget_price)

@@ -92,7 +92,7 @@ def test_the_plain_python_option_builder_gives_the_vectorised_builders_options_t
 
 
 def test_the_plain_python_lagrangian_gives_the_vectorised_value_and_descent(monkeypatch):
-    import placement.bound as bound
+    from placement import bound
     from placement.bound_small import lagrangian_bound_small, lagrangian_value_small
     monkeypatch.setattr(bound, "SMALL_OPTIONS", -1)   # the module's own functions take the vectorised form
     rng = np.random.default_rng(3)
