@@ -208,6 +208,8 @@ def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
     ('scenarios: [{name: a, sla_targets: {gold: 2, premium: "x"}}]', "scenarios[0].sla_targets.gold: expected"),
     ('scenarios: [{name: a, trace: "\\udfff"}]', "scenarios[0].trace: holds a lone surrogate"),
     ("scenarios: [{name: a", "line 2: not valid YAML"),
+    ("scenarios: [{name: a}]\nscenarios: [{name: b}]\n",
+     "s.yaml line 3: not valid YAML: duplicate key 'scenarios' (also on line 2)"),
 ])
 def test_whatif_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path: Path, body: str, words: str) -> None:
     code, _, err = _whatif(tmp_path, body)
