@@ -268,6 +268,15 @@ def test_a_plan_that_cannot_be_written_to_standard_output_is_one_line_and_exit_1
     assert err == "meridian plan: cannot write the plan to standard output: No space left on device (give -o FILE)"
 
 
+def test_a_plan_that_cannot_be_written_to_its_output_file_names_it_and_exits_1() -> None:
+    code, err = _meridian_sh(f"plan {EXAMPLE} -o /dev/full")
+    assert (code, err) == (1, "meridian plan: -o /dev/full: cannot write the plan: No space left on device")
+
+
+def test_plan_output_given_empty_is_refused_before_planning() -> None:
+    assert one_line(["plan", EXAMPLE, "-o", ""]) == "meridian plan: -o: must not be empty (a file for the plan)"
+
+
 def test_a_plan_with_standard_output_closed_is_refused_before_planning() -> None:
     code, err = _meridian_sh(f"plan {EXAMPLE} >&-")
     assert (code, err) == (2, "meridian plan: standard output is closed: give -o FILE for the plan")
