@@ -32,9 +32,12 @@ def load_fleet(path: str) -> Fleet:
 
 
 def parse_fleet(data: object) -> Fleet:
-    """Validate a decoded fleet object; BadRequest paths start with `fleet.`."""
+    """Validate a decoded fleet object; BadRequest paths start with `fleet.`. A value that is not an object
+    is named as `parse_request` names a request that is not one: a scalar as it is (`null`, not Python's
+    `NoneType`), a list by its kind."""
     if not isinstance(data, dict):
-        raise BadRequest([FieldError("fleet", type(data).__name__, "a fleet is a JSON object")])
+        raise BadRequest([FieldError("fleet", "list" if isinstance(data, list) else data,
+                                     "a fleet is a JSON object")])
     return parse_request({"fleet": data}).fleet
 
 

@@ -135,6 +135,14 @@ def refuse_repeated_query(request: Request) -> None:
         raise RepeatedQuery(twice, request.query_params.getlist(twice))
 
 
+def repeated_idempotency_key(request: Request) -> list[str] | None:
+    """Every value of the Idempotency-Key header when it is given more than once, else None. The framework
+    reads the first and ignores the rest, so a request sent with `a` and `b` was recorded under `a` alone: a
+    retry that sends `b` planned and recorded it a second time. Refused, as a repeated query parameter is."""
+    keys = request.headers.getlist("idempotency-key")
+    return keys if len(keys) > 1 else None
+
+
 def identity_encoded(request: Request) -> str | None:
     """The request's Content-Encoding when it is anything but `identity`, else None. This server decodes
     no content encodings: a gzip body read as JSON would be refused as malformed at best, and a body that
@@ -187,6 +195,12 @@ async def post_plan(
                               f"decodes no Content-Encoding (got {encoding!r}); send it without one",
                               errors=[{"path": "header.Content-Encoding", "value": encoding,
                                        "message": "only identity is accepted"}])
+    keys = repeated_idempotency_key(request)
+    if keys is not None:
+        svc.metrics.rejected.labels("bad_request").inc()
+        return error_response(422, "bad_request", "1 error(s) in the request",
+                              errors=[{"path": "header.Idempotency-Key", "value": [k[:80] for k in keys[:10]],
+                                       "message": "given more than once"}])
     try:
         try:
             body = await asyncio.wait_for(read_capped(request, svc.settings.max_body_bytes),

@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-limit must be > 0 and at most {MAX_TIME_LIMIT_S:g} s, got {args.time_limit}")
     if args.indent is not None and not 0 <= args.indent <= 16:
         raise UsageError(f"--indent must be between 0 and 16, got {args.indent}")
+    if args.output == "":    # `-o ""` (an unset shell variable): a file was asked for, so not standard output
+        raise UsageError("-o: must not be empty (a file for the plan)")
     if not args.output and sys.stdout is None:   # started with standard output closed (`>&-`)
         raise UsageError("standard output is closed: give -o FILE for the plan")
     if args.output:                           # before planning: a plan must never be lost to a bad -o
@@ -55,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     resp = greedy_plan(req, started=started) if args.greedy else plan(req, started=started)
     out = resp.model_dump_json(indent=args.indent, exclude_none=False)
     if args.output:
-        write_atomic(args.output, out + "\n")
+        try:
+            write_atomic(args.output, out + "\n")
+        except OSError as exc:   # a full disk or an I/O error is the file's, not the planner's: name it
+            raise OutputError(f"-o {args.output}: cannot write the plan: {exc.strerror or exc}") from None
         return 0
     try:
         sys.stdout.write(out + "\n")

@@ -305,9 +305,39 @@ def _expanded_size(data: object, cap: int) -> int | None:
     return None
 
 
+_UNIQUE_KEY_LOADER: type | None = None
+
+
+def _unique_key_loader() -> type:
+    """PyYAML's safe loader, refusing a key given twice in one mapping (as YAML itself does). `safe_load`
+    keeps the last silently: a file with two `scenarios:` blocks ran the second alone, and the first
+    block's scenarios were lost without a word. Keys a merge (`<<: *anchor`) brings in may still be set
+    again beside it: only the mapping's own keys are compared."""
+    global _UNIQUE_KEY_LOADER
+    if _UNIQUE_KEY_LOADER is None:
+        import yaml
+
+        class UniqueKeyLoader(yaml.SafeLoader):
+            def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+                seen: dict[object, int] = {}
+                for key_node, _ in node.value:
+                    if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (also on line {seen[key]})", key_node.start_mark)
+                    seen[key] = key_node.start_mark.line + 1
+                return super().construct_mapping(node, deep)
+
+        _UNIQUE_KEY_LOADER = UniqueKeyLoader
+    return _UNIQUE_KEY_LOADER
+
+
 def read_yaml(path: str, usage_error: type[Exception]) -> object:
     """A scenario file: at most 16 MiB of UTF-8 (a byte-order mark ignored) holding YAML without lone
-    surrogates; any fault is one usage_error line naming the file (and line)."""
+    surrogates or a key given twice in one mapping; any fault is one usage_error line naming the file (and
+    line)."""
     import yaml
 
     from datasets.files import InputError, read_capped
@@ -323,7 +353,7 @@ def read_yaml(path: str, usage_error: type[Exception]) -> object:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise usage_error(f"{path} line {line}: not UTF-8: byte 0x{raw[exc.start]:02x}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())     # a SafeLoader: no Python tags
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

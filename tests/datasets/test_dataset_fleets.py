@@ -47,3 +47,12 @@ def test_fleet_file_errors_name_the_field(tmp_path):
     with pytest.raises(BadRequest) as exc:
         load_fleet(str(p))
     assert [(e.path, e.value) for e in exc.value.errors] == [("fleet.clusters[0].region", "nowhere")]
+
+
+@pytest.mark.parametrize("text, value", [("null", None), ('"x"', "x"), ("3", 3), ("[]", "list")])
+def test_a_fleet_file_that_is_not_an_object_names_its_value(tmp_path, text, value):
+    p = tmp_path / "fleet.json"
+    p.write_text(text)
+    with pytest.raises(BadRequest) as exc:
+        load_fleet(str(p))
+    assert [(e.path, e.value, e.message) for e in exc.value.errors] == [("fleet", value, "a fleet is a JSON object")]

@@ -208,6 +208,8 @@ def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
     ('scenarios: [{name: a, sla_targets: {gold: 2, premium: "x"}}]', "scenarios[0].sla_targets.gold: expected"),
     ('scenarios: [{name: a, trace: "\\udfff"}]', "scenarios[0].trace: holds a lone surrogate"),
     ("scenarios: [{name: a", "line 2: not valid YAML"),
+    ("scenarios: [{name: a}]\nscenarios: [{name: b}]\n",
+     "s.yaml line 3: not valid YAML: duplicate key 'scenarios' (also on line 2)"),
 ])
 def test_whatif_refuses_a_bad_file_in_one_line_and_writes_nothing(tmp_path: Path, body: str, words: str) -> None:
     code, _, err = _whatif(tmp_path, body)
@@ -264,6 +266,15 @@ def test_a_plan_that_cannot_be_written_to_standard_output_is_one_line_and_exit_1
     code, err = _meridian_sh(f"plan {EXAMPLE} > /dev/full")
     assert code == 1
     assert err == "meridian plan: cannot write the plan to standard output: No space left on device (give -o FILE)"
+
+
+def test_a_plan_that_cannot_be_written_to_its_output_file_names_it_and_exits_1() -> None:
+    code, err = _meridian_sh(f"plan {EXAMPLE} -o /dev/full")
+    assert (code, err) == (1, "meridian plan: -o /dev/full: cannot write the plan: No space left on device")
+
+
+def test_plan_output_given_empty_is_refused_before_planning() -> None:
+    assert one_line(["plan", EXAMPLE, "-o", ""]) == "meridian plan: -o: must not be empty (a file for the plan)"
 
 
 def test_a_plan_with_standard_output_closed_is_refused_before_planning() -> None:

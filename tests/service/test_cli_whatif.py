@@ -113,3 +113,11 @@ def test_aliases_that_expand_modestly_still_read(tmp_path, capsys):
     from service.commands.whatif import read_yaml
 
     assert read_yaml(str(f), ValueError)["scenarios"] == [{"name": "base"}]
+
+
+def test_a_key_a_merge_brings_in_may_be_set_again_beside_it(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("x: &x {a: 1, b: 2}\ny: {<<: *x, a: 3}\n")
+    from service.commands.whatif import read_yaml
+
+    assert read_yaml(str(f), ValueError)["y"] == {"a": 3, "b": 2}

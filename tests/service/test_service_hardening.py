@@ -129,6 +129,14 @@ def test_a_query_parameter_given_twice_is_refused_and_nothing_is_recorded(sqlite
     assert sqlite_client.app.state.service.store.count() == 0
 
 
+def test_an_idempotency_key_given_twice_is_refused_and_nothing_is_recorded(sqlite_client: TestClient) -> None:
+    r = sqlite_client.post("/plan", content=BODY, headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")])
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"path": "header.Idempotency-Key", "value": ["a", "b"],
+                                   "message": "given more than once"}]
+    assert sqlite_client.app.state.service.store.count() == 0
+
+
 @pytest.mark.parametrize("url, name, values", [
     ("/plans?status=optimal&status=infeasible", "status", ["optimal", "infeasible"]),
     ("/plans?limit=1&limit=2", "limit", ["1", "2"]),
