@@ -141,9 +141,8 @@ def node_milp(inst: Instance, opts: Options | None = None, seconds: float = 60.0
     extra = {} if max_nodes is None else {"mip_max_nodes": int(max_nodes)}
     if not feasibility_jump:
         extra["mip_heuristic_run_feasibility_jump"] = False
-    if start is not None:
-        _set_start(prob, x, y, side, start)
-    h = _solve(prob, threads, extra, start is not None,
+    warm = start is not None and _set_start(prob, x, y, side, start)
+    h = _solve(prob, threads, extra, warm,
                lambda: max(min_seconds, float(seconds) - (time.perf_counter() - t0)))
     status = h.modelStatusToString(h.getModelStatus())
     info_h = h.getInfo()
@@ -240,11 +239,14 @@ def whole_node_bound(inst: Instance, opts: Options | None = None, seconds: float
 
 
 def _set_start(prob: pulp.LpProblem, x: list, y: dict, side: dict, start: dict[int, tuple[int, dict[int, int]]]
-               ) -> None:
+               ) -> bool:
     """The plan `start`'s value of every variable of `prob` as PuLP's initial values: x and y from the plan,
     and from them the listed count's binary, each node's spread flag and the fewest nodes (`side`: per
     option, its (count, binary) pairs under "z", its {node: flag} under "u", its (variable, replicas per
-    node) under "m")."""
+    node) under "m"). False, and the model solved without it, where the plan names a node the model has no
+    variable for (a node too small for the job's replicas: no valid plan does)."""
+    if any(n not in y[o] for o, nodes in start.values() if o in y for n in nodes):
+        return False
     for v in prob.variables():
         v.setInitialValue(0)
     for o, nodes in start.values():
@@ -261,6 +263,7 @@ def _set_start(prob: pulp.LpProblem, x: list, y: dict, side: dict, start: dict[i
         if o in side.get("m", {}):
             m, per = side["m"][o]
             m.setInitialValue(-(-count // per))
+    return True
 
 
 class _HiGHS(pulp.HiGHS):

@@ -140,6 +140,17 @@ def test_the_exact_model_started_from_a_plan_and_given_no_nodes_returns_that_pla
     assert node_milp(inst, opts, max_nodes=0, feasibility_jump=False).objective is None   # no start, no plan
 
 
+def test_a_start_naming_a_node_the_model_has_no_variable_for_is_dropped_and_the_model_solved_without_it():
+    inst = compile_instance(parsed(generate(devices=64, jobs=12, regions=2, seed=0, time_limit_s=5.0)))
+    opts = build_options(inst)
+    start = _greedy_start(inst, opts)
+    j, (o, nodes) = next((j, v) for j, v in start.items() if not opts.keep[v[0]])
+    start[j] = (o, {len(inst.node_names) + 5: sum(nodes.values())})   # no such node
+    res = node_milp(inst, opts, start=start, feasibility_jump=False)
+    assert res.status == "Optimal"
+    assert res.objective == pytest.approx(node_milp(inst, opts).objective, rel=1e-9)
+
+
 def test_the_exact_model_started_from_a_worse_plan_returns_the_optimums_plan_where_presolve_solves_it():
     # HiGHS 1.16 solves this in presolve and handed back the start's columns (objective 1.33) beside the
     # optimum's objective (3.0): `node_milp` now checks the columns against the objective and solves again
