@@ -11,6 +11,7 @@ the spread term (never negative) is dropped; options are pruned only where infea
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -159,18 +160,10 @@ def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | N
     stall = 0
     for _ in range(max_iter):
         val, used, used_q, moved = lagrangian_value(inst, opts, pi, mu, lam)
-        if val < best_val and (not np.isfinite(best_val) or val < best_val - 1e-12 * max(1.0, abs(best_val))):
+        improved, stall, theta = descent_progress(val, best_val, stall, theta)
+        if improved:
             best_val, best_pi = val, pi.copy()
-            stall = 0
-        else:
-            stall += 1
-            if stall >= 5:
-                theta *= 0.5
-                stall = 0
-        if not np.isfinite(val) or time.perf_counter() > deadline or theta < 1e-4:
-            break
-        if proven_gap is not None and target is not None and (
-                best_val - target <= proven_gap * max(abs(best_val), 1e-9)):
+        if descent_over(val, best_val, theta, deadline, target, proven_gap):
             break
         g_pool = cap - used
         g_q = qcap - used_q
@@ -183,12 +176,39 @@ def lagrangian_bound(inst: Instance, opts: Options, start_prices: np.ndarray | N
         norm = float(g_pool @ g_pool + g_q @ g_q + g_b * g_b)
         if norm <= 0:
             break   # the relaxed choice is feasible and complementary: this bound is the optimum
-        lower = target if target is not None else val * 0.95
-        step = theta * max(val - lower, 1e-9 * max(1.0, abs(val))) / norm
+        step = step_size(val, target, theta, norm)
         pi = np.maximum(0.0, pi - step * g_pool)
         mu = np.maximum(0.0, mu - step * g_q)
         lam = max(0.0, lam - step * g_b)
     return Bound(best_val, "lagrangian", best_pi, infeasible=not np.isfinite(best_val))
+
+
+def descent_progress(val: float, best_val: float, stall: int, theta: float) -> tuple[bool, int, float]:
+    """The subgradient's step control, shared by its array and list forms (`placement/bound_small.py`):
+    (whether `val` is a new best bound, the evaluations since the last one, the step factor, halved after
+    five without)."""
+    if val < best_val and (not math.isfinite(best_val) or val < best_val - 1e-12 * max(1.0, abs(best_val))):
+        return True, 0, theta
+    stall += 1
+    if stall >= 5:
+        return False, 0, theta * 0.5
+    return False, stall, theta
+
+
+def descent_over(val: float, best_val: float, theta: float, deadline: float, target: float | None,
+                 proven_gap: float | None) -> bool:
+    """Whether the descent stops: no finite bound, out of time, the step factor at its floor, or the plan
+    `target` proven within `proven_gap` of the best bound."""
+    if not math.isfinite(val) or time.perf_counter() > deadline or theta < 1e-4:
+        return True
+    return proven_gap is not None and target is not None and (
+        best_val - target <= proven_gap * max(abs(best_val), 1e-9))
+
+
+def step_size(val: float, target: float | None, theta: float, norm: float) -> float:
+    """Polyak's step towards `target` (a valid plan's objective; without one, 5 % below the bound)."""
+    lower = target if target is not None else val * 0.95
+    return theta * max(val - lower, 1e-9 * max(1.0, abs(val))) / norm
 
 
 def lp_bound(inst: Instance, opts: Options, time_limit_s: float,

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from placement.bound import Bound, _job_arrays, _keys
+from placement.bound import Bound, _job_arrays, _keys, descent_over, descent_progress, step_size
 from placement.candidates import Options
 from placement.instance import Instance
 
@@ -101,18 +101,10 @@ def lagrangian_bound_small(inst: Instance, opts: Options, start_prices: np.ndarr
     stall = 0
     for _ in range(max_iter):
         val, used, used_q, moved = _value(inst, opts, pi, mu, lam)
-        if val < best_val and (not math.isfinite(best_val) or val < best_val - 1e-12 * max(1.0, abs(best_val))):
+        improved, stall, theta = descent_progress(val, best_val, stall, theta)
+        if improved:
             best_val, best_pi = val, list(pi)
-            stall = 0
-        else:
-            stall += 1
-            if stall >= 5:
-                theta *= 0.5
-                stall = 0
-        if not math.isfinite(val) or time.perf_counter() > deadline or theta < 1e-4:
-            break
-        if proven_gap is not None and target is not None and (
-                best_val - target <= proven_gap * max(abs(best_val), 1e-9)):
+        if descent_over(val, best_val, theta, deadline, target, proven_gap):
             break
         # only components that can move (price > 0 or constraint violated) count
         g_pool = [c - u if p > 0 or c - u < 0 else 0.0 for p, c, u in zip(pi, cap, used)]
@@ -123,8 +115,7 @@ def lagrangian_bound_small(inst: Instance, opts: Options, start_prices: np.ndarr
         norm = sum(g * g for g in g_pool) + sum(g * g for g in g_q) + g_b * g_b
         if norm <= 0:
             break   # the relaxed choice is feasible and complementary: this bound is the optimum
-        lower = target if target is not None else val * 0.95
-        step = theta * max(val - lower, 1e-9 * max(1.0, abs(val))) / norm
+        step = step_size(val, target, theta, norm)
         pi = [max(0.0, p - step * g) for p, g in zip(pi, g_pool)]
         mu = [max(0.0, m - step * g) for m, g in zip(mu, g_q)]
         lam = max(0.0, lam - step * g_b)
