@@ -5,6 +5,7 @@ nodes a gang would need it is the bound the plan reports, a point tighter than t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -38,9 +39,17 @@ def _medium():
     return data, inst, build_options(inst)
 
 
-def test_the_model_solved_to_the_end_is_the_bench_model():
+@functools.cache
+def _solved():
+    """The medium request's instance, options, cut model and that model solved to the end (4-6 s: solved once
+    for the module; nothing here writes to them)."""
     _, inst, opts = _medium()
-    got = solve_cut_model(inst, opts, cut_model(inst, opts), 60)
+    model = cut_model(inst, opts)
+    return inst, opts, model, solve_cut_model(inst, opts, model, 60)
+
+
+def test_the_model_solved_to_the_end_is_the_bench_model():
+    inst, opts, _, got = _solved()
     ref = whole_node_bound(inst, opts, seconds=60)
     assert got.status == ref.status == "Optimal"
     assert got.bound == pytest.approx(ref.bound, rel=1e-7)
@@ -50,9 +59,7 @@ def test_the_model_solved_to_the_end_is_the_bench_model():
 @pytest.mark.parametrize("options", [{"feasibility_jump": False}, {"presolve": False},
                                      {"feasibility_jump": False, "presolve": False}])
 def test_without_the_feasibility_jump_or_the_presolve_the_solve_reaches_the_same_optimum(options):
-    _, inst, opts = _medium()
-    model = cut_model(inst, opts)
-    full = solve_cut_model(inst, opts, model, 60)
+    inst, opts, model, full = _solved()
     without = solve_cut_model(inst, opts, model, 60, **options)
     assert without.status == full.status == "Optimal"
     assert without.objective == pytest.approx(full.objective, rel=1e-6)
@@ -69,9 +76,7 @@ def test_a_highs_option_this_highs_does_not_know_is_an_error_not_a_warning():
 def test_a_solve_cut_short_still_bounds_the_optimum_from_above():
     """Cut short at the first limit that leaves it unfinished with a bound in hand: 0.2 s does on an idle
     machine, a loaded one needs longer before HiGHS' root LP gives any bound (no bound is not a wrong one)."""
-    _, inst, opts = _medium()
-    model = cut_model(inst, opts)
-    full = solve_cut_model(inst, opts, model, 60)
+    inst, opts, model, full = _solved()
     assert full.status == "Optimal"
     shorts = []
     for seconds in (0.2, 0.4, 0.8, 1.6):
@@ -85,8 +90,7 @@ def test_a_solve_cut_short_still_bounds_the_optimum_from_above():
 def test_the_child_reports_its_bound_and_is_stopped_when_the_plan_needs_it():
     """The child may run to 30 s; the plan asks at 2 s (its first bound comes at about 0.3 s on an idle
     machine, the whole solve takes 2.5 s), and gets the bound reported by then at once."""
-    _, inst, opts = _medium()
-    full = solve_cut_model(inst, opts, cut_model(inst, opts), 60)
+    inst, opts, _, full = _solved()
     beside = CutBeside(inst, opts, time.perf_counter() + 30)
     needed = time.perf_counter() + 2.0
     got = beside.result(needed)
@@ -126,9 +130,7 @@ def _columns(model, opts, choice) -> np.ndarray:
 
 
 def test_the_childs_solution_is_one_option_per_job_at_its_model_value():
-    _, inst, opts = _medium()
-    model = cut_model(inst, opts)
-    full = solve_cut_model(inst, opts, model, 60)
+    inst, opts, model, full = _solved()
     beside = CutBeside(inst, opts, time.perf_counter() + 1.0, model)   # its first solution came at 0.15 s here
     beside.result(time.perf_counter() + 1.1)
     value, choice = beside.solution()
@@ -140,9 +142,7 @@ def test_the_childs_solution_is_one_option_per_job_at_its_model_value():
 
 
 def test_a_solution_cut_off_while_being_written_is_not_read_the_one_before_is():
-    _, inst, opts = _medium()
-    model = cut_model(inst, opts)
-    full = solve_cut_model(inst, opts, model, 60)
+    inst, opts, model, full = _solved()
     value, option, replicas = solution_arrays(inst, opts, model, _columns(model, opts, full.choice))
     shared = _SharedSolution(len(inst.jobs))
     assert shared.read() is None
@@ -175,11 +175,9 @@ def test_deterministic_plans_never_start_it():
 
 
 def test_the_cut_lp_lies_between_the_cut_models_optimum_and_the_pool_lp():
-    _, inst, opts = _medium()
-    model = cut_model(inst, opts)
+    inst, opts, model, best = _solved()
     got = cut_lp(inst, opts, model, 60)
     pool = lp_bound(inst, opts, time_limit_s=60)
-    best = solve_cut_model(inst, opts, model, 60)
     assert best.objective <= got.value <= pool.value + 1e-6 * abs(pool.value)
     assert got.value < pool.value - 0.003 * pool.value   # seed 29: the cuts take the gang's offer away
     assert (got.prices >= 0).all() and (got.quota_prices >= 0).all()
