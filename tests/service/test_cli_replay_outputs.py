@@ -13,7 +13,7 @@ import service.reports.html
 from replay.staging import owner_prefix
 from service.cli import main
 
-RUN = ["replay", "--trace", "synthetic:1", "--fleet", "single:2x8", "--no-progress"]
+RUN = ["replay", "--trace", "synthetic:0.25", "--fleet", "single:2x8", "--no-progress"]
 REGION_TRACE = "job_id,submit_time_s,duration_s,num_gpus,tenant,data_region\nj1,0,100,1,a,mars\n"
 
 
@@ -94,7 +94,7 @@ def test_whatif_refuses_an_empty_out(tmp_path, monkeypatch, capsys):
 
 
 def test_whatif_rerun_replaces_the_comparison_and_keeps_no_stale_replications(tmp_path):
-    (tmp_path / "s.yaml").write_text("base: {trace: 'synthetic:1', fleet: 'single:2x8', policy: fifo, days: 1}\n"
+    (tmp_path / "s.yaml").write_text("base: {trace: 'synthetic:0.25', fleet: 'single:2x8', policy: fifo, days: 0.25}\n"
                                      "scenarios: [{name: a}]\n")
     out = tmp_path / "o"
     assert main(["whatif", str(tmp_path / "s.yaml"), "--jobs", "1", "--out", str(out), "--replications", "3"]) == 0
