@@ -223,7 +223,7 @@ def test_whatif_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 
 def test_whatif_accepts_a_byte_order_mark_and_writes_only_under_out(tmp_path: Path) -> None:
-    code, _out, err = _whatif(tmp_path, b"\xef\xbb\xbf" + (WHATIF_BASE + "scenarios: [{name: x y, days: 1}]\n").encode())
+    code, _out, err = _whatif(tmp_path, b"\xef\xbb\xbf" + (WHATIF_BASE + "scenarios: [{name: x y, days: 0.25}]\n").encode())
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
     assert (tmp_path / "out" / "x_y" / "summary.json").exists()

@@ -37,11 +37,11 @@ def test_replay_runs_the_ideal_reference_beside_a_scheduler(tmp_path, fixtures, 
 
 def test_replay_window_on_synthetic_trace(tmp_path):
     out = tmp_path / "w"
-    rc = main(["replay", "--trace", "synthetic:3", "--fleet", "single:4x8", "--start-day", "1", "--days", "1",
-               "--warmup-days", "1", "--policy", "fifo", "--seed", "4", "--out", str(out), "--no-plots"])
+    rc = main(["replay", "--trace", "synthetic:0.75", "--fleet", "single:4x8", "--start-day", "0.25", "--days",
+               "0.25", "--warmup-days", "0.25", "--policy", "fifo", "--seed", "4", "--out", str(out), "--no-plots"])
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["window_s"] == [86400.0, 172800.0] and s["seed"] == 4
+    assert s["window_s"] == [21600.0, 43200.0] and s["seed"] == 4
     rows = (out / "jobs.csv").read_text().splitlines()
     measured = [r for r in rows[1:] if r.split(",")[1] == "True"]
     assert len(measured) == s["jobs_submitted"] > 0
