@@ -115,17 +115,16 @@ def bench_ray_cycles(spec: TrainSpec, workers: int, repeats: int, work: Path, wa
 
 def bench_write(spec: TrainSpec, repeats: int, work: Path) -> dict:
     import torch
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-
     from executor.train import checkpoint
     from executor.train.model import build_model
+    from executor.train.state_dicts import get_states
 
     model = build_model(spec)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
-    model_sd, optim_sd = get_state_dict(model, opt)
+    model_sd, optim_sd = get_states(model, opt)
     state = {"model": model_sd, "optim": optim_sd, "step": 1}
     buf = io.BytesIO()
     torch.save(state, buf)

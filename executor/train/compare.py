@@ -29,7 +29,7 @@ def param_diff(a: Path | str, b: Path | str) -> dict:
     scale = max(float(ma[k].abs().max()) for k in ma)
     exact_optim = all(
         bool((sa["optim"]["state"][k][s] == sb["optim"]["state"][k][s]).all())
-        for k in sa["optim"]["state"] for s in ("exp_avg", "exp_avg_sq")
-    )
+        for k in sa["optim"]["state"] for s in ("step", "exp_avg", "exp_avg_sq")
+    ) and sa["optim"]["state"].keys() == sb["optim"]["state"].keys()
     return {"max_abs_param_diff": max_abs, "max_rel_param_diff": max_abs / scale if scale else 0.0,
             "optimizer_state_equal": exact_optim, "step": int(sa["step"])}

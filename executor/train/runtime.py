@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from executor.train.checkpoint import CheckpointError, NoIntactCheckpoint
 from executor.train.model import SyntheticData, build_model, initial_rng_states
 from executor.train.reduce import allreduce_sum, block_of, exact_reduce
 from executor.train.spec import TrainSpec
+from executor.train.state_dicts import get_states, set_states
 from executor.train.stores import open_store
 
 
@@ -75,7 +75,10 @@ class Runtime:
             _meta, state = self.store.load(step)
             if state["spec"] != self.spec.fingerprint():
                 raise CheckpointError(f"checkpoint {path} was written by another training spec")
-            set_state_dict(self.model, self.opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+            try:
+                set_states(self.model, self.opt, state["model"], state["optim"])
+            except ValueError as exc:     # the spec's fingerprint matched, yet the model differs (edited code)
+                raise CheckpointError(f"checkpoint {path}: {exc}") from exc
             self.step = self.saved_step = int(state["step"])
             self.rng = list(state["rng"]["logical"])
             torch.set_rng_state(state["rng"]["torch"])
@@ -96,7 +99,7 @@ class Runtime:
                 for k, s in part.items():
                     self.rng[k] = s
         if self.rank == 0:
-            model_sd, optim_sd = get_state_dict(self.model, self.opt)
+            model_sd, optim_sd = get_states(self.model, self.opt)
             state = {
                 "model": model_sd, "optim": optim_sd, "step": self.step, "spec": self.spec.fingerprint(),
                 "rng": {"logical": self.rng, "torch": torch.get_rng_state(), "python": random.getstate()},
