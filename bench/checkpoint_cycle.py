@@ -115,6 +115,7 @@ def bench_ray_cycles(spec: TrainSpec, workers: int, repeats: int, work: Path, wa
 
 def bench_write(spec: TrainSpec, repeats: int, work: Path) -> dict:
     import torch
+
     from executor.train import checkpoint
     from executor.train.model import build_model
     from executor.train.state_dicts import get_states

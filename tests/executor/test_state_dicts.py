@@ -8,11 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict  # noqa: E402
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from executor.train.model import build_model  # noqa: E402
-from executor.train.state_dicts import get_states, set_states  # noqa: E402
-from tests.support.executor import small  # noqa: E402
+from executor.train.model import build_model
+from executor.train.state_dicts import get_states, set_states
+from tests.support.executor import small
 
 SPEC = small()
 
