@@ -55,9 +55,10 @@ and the value, e.g. `scenarios[1].add_nodes[0].count: must be >= 1, got 0`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
+import yaml
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 
 from datasets.edits import AddNodes, RemoveNodes
@@ -68,6 +69,20 @@ from replay.outages import parse_outage
 
 class ScenarioError(ValueError):
     """A scenario file mistake: names the field path and the value."""
+
+
+def as_written(value: Any) -> str:
+    """A value read from a scenario file as YAML spells it (`true`, `null`, `2024-01-01`, `[a, 1]`), not as
+    Python does (`True`, `None`, `datetime.date(2024, 1, 1)`): the user wrote YAML. Text keeps its quotes,
+    so `'12'` and `12` read apart; a long value is cut at 120 characters."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True, sort_keys=False)
+    except yaml.YAMLError:
+        text = repr(value)
+    text = text.strip().removesuffix("...").strip()
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _outage_spec(text: str) -> str:
@@ -143,7 +158,7 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
         raise ScenarioError(f"{min(unknown)}: unknown key (expected {', '.join(FILE_KEYS)})")
     base = data.get("base") or {}
     if not isinstance(base, dict):
-        raise ScenarioError(f"base: expected a mapping, got {base!r}")
+        raise ScenarioError(f"base: expected a mapping, got {as_written(base)}")
     _validate(ReplayOptions, base, "base")
     raw = data.get("scenarios")
     if not isinstance(raw, list) or not raw:
@@ -155,7 +170,7 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
             raise ScenarioError(f"{p}.name: every scenario needs a name")
         if not isinstance(s["name"], str) or not s["name"]:
             # YAML reads `name: 123` as a number and `name: [a]` as a list: say what was read
-            raise ScenarioError(f"{p}.name: expected a non-empty string, got {s['name']!r}")
+            raise ScenarioError(f"{p}.name: expected a non-empty string, got {as_written(s['name'])}")
         same = [sc.name for sc in out if folder_name(sc.name).casefold() == folder_name(s["name"]).casefold()]
         if s["name"] in same:
             raise ScenarioError(f"{p}.name: duplicate {s['name']!r}")
@@ -176,7 +191,7 @@ def parse_scenarios(data: Any) -> tuple[list[Scenario], CapacitySearch | None]:
     fm = data.get("find_min_capacity")
     if fm is not None:
         if not isinstance(fm, dict):
-            raise ScenarioError(f"find_min_capacity: expected a mapping, got {fm!r}")
+            raise ScenarioError(f"find_min_capacity: expected a mapping, got {as_written(fm)}")
         if "targets" in fm and "attainment_targets" in fm:
             raise ScenarioError("find_min_capacity.targets: the old name of attainment_targets; give one, not both")
         search = _validate(CapacitySearch, fm, "find_min_capacity")
@@ -205,8 +220,9 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "les
            "less_than": ("<", "lt")}
 
 
-def describe_error(path: str, err: Mapping[str, Any]) -> str:
-    """One pydantic error as `PATH.FIELD[i]: what is expected, got VALUE`."""
+def describe_error(path: str, err: Mapping[str, Any], show: Callable[[Any], str] = as_written) -> str:
+    """One pydantic error as `PATH.FIELD[i]: what is expected, got VALUE`, the value spelled by `show` (as
+    YAML writes it, for a scenario file; a command line passes `repr`)."""
     loc = list(err["loc"])
     is_key = bool(loc) and loc[-1] == "[key]"
     if is_key:
@@ -226,4 +242,4 @@ def describe_error(path: str, err: Mapping[str, Any]) -> str:
         what = _PLAIN.get(kind, err["msg"])
     if kind in ("missing", "extra_forbidden"):
         return f"{where}: {what}"
-    return f"{where}: {what}, got {err['input']!r}"
+    return f"{where}: {what}, got {show(err['input'])}"

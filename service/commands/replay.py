@@ -401,7 +401,7 @@ def options_from_args(args: argparse.Namespace, usage_error: type[Exception]) ->
                               f"{str(err['msg']).removeprefix('Value error, ')}") from None
         name = str(err["loc"][0])
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-        raise usage_error(describe_error(flag, {**err, "loc": ()}).replace(": ", " ", 1)) from None
+        raise usage_error(describe_error(flag, {**err, "loc": ()}, repr).replace(": ", " ", 1)) from None
 
 
 def format_summary(s: dict) -> str:

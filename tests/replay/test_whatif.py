@@ -1,5 +1,6 @@
 """What-if scenarios: parsing with named errors, fleet changes, demand scaling, the capacity search."""
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_parse_merges_base_and_overrides():
     ({"base": BASE, "scenarios": []}, "scenarios: expected a non-empty list"),
     ({"base": BASE, "scenarios": [{"name": "a"}, {"name": "a"}]}, "scenarios[1].name: duplicate 'a'"),
     ({"base": BASE, "scenarios": [{"name": 123}]}, "scenarios[0].name: expected a non-empty string, got 123"),
-    ({"base": BASE, "scenarios": [{"name": ["a"]}]}, "scenarios[0].name: expected a non-empty string, got ['a']"),
+    ({"base": BASE, "scenarios": [{"name": ["a"]}]}, "scenarios[0].name: expected a non-empty string, got [a]"),
     ({"base": BASE, "scenarios": [{"name": ""}]}, "scenarios[0].name: expected a non-empty string, got ''"),
     ({"base": BASE, "scenarios": [{"name": "a", "add_nodes": [{"cluster": "c", "accelerator": "G", "devices": 8,
                                                                "count": 0}]}]},
@@ -40,7 +41,13 @@ def test_parse_merges_base_and_overrides():
      "base.policy: expected cpsat, fifo, las or las2d-ideal, got 'sjf'"),
     ({"base": BASE, "scenarios": [{"name": "a", "policy": "sjf"}]}, "scenarios[0].policy: expected cpsat"),
     ({"base": {**BASE, "epoch": 3}, "scenarios": [{"name": "a"}]}, "base.epoch: unknown key"),
-    ({"base": {**BASE, "seed": True}, "scenarios": [{"name": "a"}]}, "base.seed: expected an integer, got True"),
+    ({"base": {**BASE, "seed": True}, "scenarios": [{"name": "a"}]}, "base.seed: expected an integer, got true"),
+    # values are shown as the YAML file spells them, not as Python does (True, None, datetime.date(...))
+    ({"base": {**BASE, "seed": datetime.date(2024, 1, 1)}, "scenarios": [{"name": "a"}]},
+     "base.seed: expected an integer, got 2024-01-01"),
+    ({"base": BASE, "scenarios": [{"name": None}]}, "scenarios[0].name: expected a non-empty string, got null"),
+    ({"base": BASE, "scenarios": [{"name": "a"}], "find_min_capacity": [True]},
+     "find_min_capacity: expected a mapping, got [true]"),
     ({"base": {**BASE, "epoch_s": "300"}, "scenarios": [{"name": "a"}]}, "base.epoch_s: expected a number, got '300'"),
     ({"base": {"fleet": "single:1x8"}, "scenarios": [{"name": "a"}]}, "scenarios[0].trace: required"),
     ({"base": BASE, "scenarios": [{"name": "a"}], "find_min_capacity": {"cluster": "c", "accelerator": "G",

@@ -197,7 +197,7 @@ def _whatif(tmp_path: Path, body: str | bytes, *flags: str) -> tuple:
     ('scenarios: [{name: "x y"}, {name: x_y}]', "scenarios[1].name: 'x_y' would share the folder 'x_y'"),
     ('scenarios: [{name: a}, {name: A}]', "scenarios[1].name: 'A' would share the folder"),
     ('scenarios: [{name: a, epoch_s: 0}]', "scenarios[0].epoch_s: must be >= 1, got 0"),
-    ('scenarios: [{name: a, epoch_s: .nan}]', "scenarios[0].epoch_s: must be a finite number, got nan"),
+    ('scenarios: [{name: a, epoch_s: .nan}]', "scenarios[0].epoch_s: must be a finite number, got .nan"),
     ('scenarios: [{name: a, epoch_s: -5}]', "scenarios[0].epoch_s: must be >= 1, got -5"),
     ('scenarios: [{name: a, epoch_s: 1.0e-9}]', "scenarios[0].epoch_s: must be >= 1"),
     ('scenarios: [{name: a, epoch_s: 1}]', "epochs; at most 2,000,000"),
