@@ -146,6 +146,30 @@ def test_nan_literal_in_json_text():
     assert "NaN" in str(exc.value)
 
 
+def _refused_text(text: str) -> list:
+    with pytest.raises(BadRequest) as exc:
+        parse_request_json(text)
+    return [(e.path, e.value, e.message) for e in exc.value.errors]
+
+
+TWICE = "given more than once in one object (JSON leaves which one counts to the reader)"
+
+
+def test_a_key_given_twice_is_refused_naming_where():
+    text = json.dumps(EXAMPLE).replace('"max": ', '"max": 1, "max": ', 1)
+    assert _refused_text(text) == [("jobs[0].replicas.max", "max", TWICE)]
+
+
+def test_a_top_level_key_given_twice_is_refused_whatever_the_values():
+    text = json.dumps(EXAMPLE)[:-1] + ', "epoch_s": ' + json.dumps(EXAMPLE["epoch_s"]) + "}"
+    assert _refused_text(text) == [("epoch_s", "epoch_s", TWICE)]
+
+
+def test_the_same_key_in_two_objects_is_no_duplicate():
+    text = json.dumps(EXAMPLE)
+    assert text.count('"id": ') > 1 and len(parse_request_json(text).jobs) == 6
+
+
 def test_epoch_not_positive():
     assert refused(lambda d: d.update(epoch_s=0)) == [("epoch_s", 0)]
 

@@ -137,6 +137,15 @@ def test_an_idempotency_key_given_twice_is_refused_and_nothing_is_recorded(sqlit
     assert sqlite_client.app.state.service.store.count() == 0
 
 
+def test_a_json_key_given_twice_is_refused_and_nothing_is_recorded(sqlite_client: TestClient) -> None:
+    assert "time_limit_s" in json.loads(BODY)["policy"]        # the example's policy gives it already
+    body = BODY.decode().replace('"policy": {', '"policy": {"time_limit_s": 1, ', 1)
+    r = sqlite_client.post("/plan", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert [e["path"] for e in r.json()["errors"]] == ["policy.time_limit_s"]
+    assert sqlite_client.app.state.service.store.count() == 0
+
+
 @pytest.mark.parametrize("url, name, values", [
     ("/plans?status=optimal&status=infeasible", "status", ["optimal", "infeasible"]),
     ("/plans?limit=1&limit=2", "limit", ["1", "2"]),
