@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return rt.run(Flags, Path(args.gate) if args.gate else None)
     except CheckpointError as exc:      # one line in the worker's log (and `status.json`), no traceback
-        print(f"executor.train.worker: rank {rank}: {exc}", file=sys.stderr)
+        # one write: stderr is unbuffered here (PYTHONUNBUFFERED), where print() writes the text and its
+        # newline separately and another rank's line, sharing the log, can land between them
+        sys.stderr.write(f"executor.train.worker: rank {rank}: {exc}\n")
         return 1
 
 
