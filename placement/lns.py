@@ -78,7 +78,8 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     # by a count of insertions taken from the request
     t0 = time.perf_counter()
     setup_s = t0 - setup_t0
-    share = stop.budget(float("inf"), params.gang_moves_share * max(0.0, deadline - t0))
+    gang_share = params.gang_moves_share_planet if len(inst.jobs) >= params.lp_first_min_jobs else params.gang_moves_share
+    share = stop.budget(float("inf"), gang_share * max(0.0, deadline - t0))
     # (an insertion's cost grows with the plan: copies and an occupancy map per kept move)
     tries = int(stop.budget(max(1, round(params.moves_det_tries_per_s * limit * min(1.0, 1000 / max(1, len(inst.jobs))))),
                             10**9))
