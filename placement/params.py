@@ -82,7 +82,7 @@ class EngineParams:
     gang_moves_share: float = 0.3        # wall clock: gang insertion's most, a share of the search's time (0.5 before
                                          # 2026-12-04: the 32 apart requests and ten medium seeds at 1 s, four rounds,
                                          # paired +0.029 %, 98 better / 52 worse of 168, philly's worst 1.68 -> 1.16 %;
-                                         # large seeds 0-9 at 5 s two rounds, mean gap 0.44 -> 0.43 %; 0.2 lost on gangs-1)
+                                         # large seeds 0-9 at 5 s two rounds, mean gap 0.439 -> 0.425 %; 0.2 lost on gangs-1)
     gang_moves_share_planet: float = 0.5  # ... from `lp_first_min_jobs` jobs on, where the insertions are most of what
                                          # the search does (planet seeds 0-4 at 10 s: 0.3 worse on 6 of 7 pairs, by
                                          # 0.01-0.08 %)
