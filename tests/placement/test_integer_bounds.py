@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from datasets.requests import generate
 from placement import plan
-from placement.bound import lp_bound
+from placement.bound import lagrangian_value, lp_bound
 from placement.candidates import build_options
 from placement.cpsat import solve_pool_model
 from placement.cut_beside import cut_model, solve_cut_model
@@ -92,6 +92,10 @@ def _integer_bounds(data: dict, seed: int) -> list[tuple[str, float]]:
             b = fn(inst, opts, pp, qp, bp)
             if b is not None:
                 out.append((f"{b.method}@{'lp' if k == 0 else 'random'}", b.value))
+        for solved in (0, 1):   # cut short: the quotas not reached stay priced
+            b = quota_knapsack_bound(inst, opts, pp, qp, bp, max_knapsacks=solved)
+            if b is not None:
+                out.append((f"quota_knapsack, {solved} solved", b.value))
     res = solve_pool_model(inst, opts, np.arange(len(opts)), {}, 5.0, WorkUnits(float("inf")))
     if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None:
         out.append(("cpsat", res.bound))
@@ -265,3 +269,18 @@ def test_a_budget_price_without_a_budget_leaves_the_bounds_valid():
     pools, quotas = np.zeros(len(inst.pools)), np.zeros(len(inst.quotas))
     assert quota_knapsack_bound(inst, opts, pools, quotas, 0.5).value >= opt - 1e-6
     assert pool_knapsack_bound(inst, opts, pools, quotas, 0.5).value >= opt - 1e-6
+
+
+def test_a_quota_knapsack_bound_past_its_deadline_is_the_lagrangian_at_its_prices():
+    """No knapsack solved in time: every quota keeps its price, which is the plain Lagrangian, not nothing."""
+    data = generate(devices=64, jobs=30, regions=2, seed=3)
+    data["quotas"] = list({(j["tenant"], j["tier"]): {"tenant": j["tenant"], "tier": j["tier"], "devices": 8}
+                           for j in data["jobs"]}.values())
+    inst = compile_instance(parsed(data))
+    opts = build_options(inst)
+    rng = np.random.default_rng(0)
+    pools, quotas = rng.uniform(0, 2, len(inst.pools)), rng.uniform(0.5, 2, len(inst.quotas))
+    cut = quota_knapsack_bound(inst, opts, pools, quotas, 0.0, deadline=0.0)
+    whole = quota_knapsack_bound(inst, opts, pools, quotas, 0.0)
+    assert cut.value == pytest.approx(lagrangian_value(inst, opts, pools, quotas, 0.0)[0], rel=1e-12)
+    assert whole.value <= cut.value + 1e-9 * abs(cut.value)
