@@ -137,10 +137,10 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
                          budget_price: float, deadline: float | None = None,
                          max_knapsacks: int | None = None) -> IntegerBound | None:
     """The Lagrangian bound with pools and budget priced, and each priced quota an integer
-    multiple-choice knapsack over its jobs. Anytime: the quotas whose knapsack is not solved by
-    `deadline` (or beyond the first `max_knapsacks`) keep their row priced instead, as in the plain
-    Lagrangian, so the value is a bound whenever it stops (None only where a protected job cannot
-    run). Returning nothing at the deadline left a loaded planet plan on the LP's bound, 2 % looser."""
+    multiple-choice knapsack over its jobs. Anytime: a quota whose knapsack is not solved by `deadline`
+    (or beyond the first `max_knapsacks`) takes the lesser of its row priced, as in the plain Lagrangian,
+    and its row dropped, so the value is a bound whenever it stops (None only where a protected job
+    cannot run). Returning nothing at the deadline left a loaded planet plan on the LP's bound, 2 % looser."""
     keys, jq = _keys(inst)
     mu = np.zeros(len(keys)) if quota_price is None or len(quota_price) == 0 else np.maximum(quota_price, 0.0)
     beta = max(0.0, budget_price) if inst.budget_gb is not None else 0.0   # no budget row, no price
@@ -150,16 +150,22 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     prot = np.array([j.protected for j in inst.jobs], dtype=bool)
     total = float(pi @ cap - pc.sum() + beta * (inst.budget_gb or 0.0))
     knap = mu > 0                       # quotas kept as rows; the others are free at price 0
-    val, _ = priced_values(inst, opts, pi, np.zeros(len(keys)), beta)
-    best = np.where(prot, -np.inf, 0.0)
+    # per job its best option with no quota priced (`free`) and with every quota priced (`relaxed`)
+    free = _job_values(inst, opts, pi, np.zeros(len(keys)), beta, prot)
+    if np.isneginf(free).any():
+        return None   # a protected job with no option
     in_knap = np.zeros(len(inst.jobs), dtype=bool)
     if keys:
         in_knap = (jq >= 0) & knap[np.maximum(jq, 0)]
-    outside = ~in_knap[opts.job]
-    np.maximum.at(best, opts.job[outside], val[outside])
-    if np.isneginf(best[~in_knap]).any():
-        return None
-    total += float(best[~in_knap].sum())
+    total += float(free[~in_knap].sum())
+    # each priced quota's jobs have two bounds short of their knapsack: the row priced (the Lagrangian's
+    # term) and the row dropped; a knapsack not solved in time takes the lesser
+    qj = np.maximum(jq, 0)
+    relaxed = _job_values(inst, opts, pi, mu, beta, prot)
+    q_relaxed = mu * np.array([inst.quotas[k] for k in keys], dtype=float) + np.bincount(
+        qj[in_knap], weights=relaxed[in_knap], minlength=len(keys))
+    q_free = np.bincount(qj[in_knap], weights=free[in_knap], minlength=len(keys))
+    q_short = np.minimum(q_relaxed, q_free)
     slope = opts.coef - pi[opts.pool] * opts.dpr
     fixed = pc[opts.job] - beta * opts.mig_gb
     # every (option, count) of the jobs in priced quotas, as flat arrays
@@ -183,16 +189,15 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     # bound's time at planet size: 469 quotas x 20,000 jobs)
     by_q = np.argsort(jq, kind="stable")
     q_start = np.searchsorted(jq[by_q], np.arange(len(keys) + 1))
-    relaxed = None   # per job, its best option at the quota's price too: for the knapsacks not solved
-    for done, q in enumerate(np.flatnonzero(knap).tolist()):
+    todo = np.flatnonzero(knap)
+    # the largest priced rows first, price x devices (planet seeds 9 and 2: the first 200 of 660 knapsacks
+    # close 90 % and 83 % of the gap between the bound of none and of all; in index order, 41 % and 35 %)
+    todo = todo[np.argsort(-(mu[todo] * np.array([inst.quotas[keys[q]] for q in todo.tolist()], dtype=float)),
+                           kind="stable")]
+    for done, q in enumerate(todo.tolist()):
         if (deadline is not None and time.perf_counter() > deadline) or (
                 max_knapsacks is not None and done >= max_knapsacks):
-            if relaxed is None:
-                relaxed = _job_values(inst, opts, pi, mu, beta, prot)
-            members = by_q[q_start[q]:q_start[q + 1]]
-            if np.isneginf(relaxed[members]).any():
-                return None
-            total += float(mu[q] * inst.quotas[keys[q]] + relaxed[members].sum())
+            total += float(q_short[q])
             continue
         items, must = [], []
         for j in by_q[q_start[q]:q_start[q + 1]].tolist():

@@ -35,10 +35,15 @@ class EngineParams:
     lp_tail_realizes: float = 1.0        # the LP leaves room for this many packing passes (its rounding), then the tail
     lp_first_share: float = 0.1          # planet size: the LP starts only with this much of the limit left for it,
     lp_first_min_s: float = 1.0          # or this many seconds if less (else the greedy's pool-level choice is packed)
-    first_pack_compiles: float = 2.6     # planet size: one packing pass, x the compile's seconds (measured 1.2-3.2 x; at
-                                         # 1.8 it ran past its slot into the integer bound's on a slow machine)
-    first_bound_compiles: float = 0.4    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
-                                         # it gives no bound, and the Lagrangian stands)
+    first_pack_compiles: float = 3.4     # planet size: one packing pass, x the compile's seconds (measured 1.2-3.2 x, and
+                                         # 2.7-3.8 x beside a busy loop on 2026-12-04, where at 2.6 one pass of 30 ran past
+                                         # its slot and the bound's and was cut short: planet seed 2 9.3 % below its bound;
+                                         # at 1.8 it ran into the integer bound's slot on a slow machine)
+    first_bound_compiles: float = 1.0    # planet size: the integer bound after it, likewise (measured 0.2-0.9 x; cut short
+                                         # it closes less: `quota_knapsack_bound` is anytime). 3.4 / 1.0 against 2.6 / 0.4,
+                                         # planet seeds 0-9 three times paired, two beside a busy loop: objective +0.75 %
+                                         # (the pass cut short above), -0.003 %, -0.025 %; reported worst 3.06 / 2.36 /
+                                         # 2.95 % against 9.34 / 3.92 / 2.08 %
     lp_first_max_rounds: int = 1000      # planet size: the LP stage's most rounds before its rounding is packed
     lp_beside: bool = True               # planet size, wall clock, two cores or more: the LP's rounds go on in a second
                                          # thread beside the packing and the search (placement/lp_beside.py)
