@@ -178,12 +178,15 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     w_rep = opts.dpr[o_rep] * r_rep
     keep = (v_rep > 0) | prot[j_rep]
     j_rep, w_rep, v_rep = j_rep[keep], w_rep[keep], v_rep[keep]
-    # per (job, devices) the best value: sort by job, devices, value descending; keep the first
-    order = np.lexsort((-v_rep, w_rep, j_rep))
-    j_rep, w_rep, v_rep = j_rep[order], w_rep[order], v_rep[order]
-    first = np.ones(len(j_rep), dtype=bool)
-    first[1:] = (j_rep[1:] != j_rep[:-1]) | (w_rep[1:] != w_rep[:-1])
-    j_rep, w_rep, v_rep = j_rep[first], w_rep[first], v_rep[first]
+    # per (job, devices) the best value: one integer key sorted (the rows come nearly in its order, so a
+    # stable sort is a few passes: 10 ms at planet size, where sorting by three keys took 78 ms)
+    span_w = int(w_rep.max()) + 1 if len(w_rep) else 1
+    key = j_rep.astype(np.int64) * span_w + w_rep
+    order = np.argsort(key, kind="stable")
+    key, v_rep = key[order], v_rep[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    v_rep = np.maximum.reduceat(v_rep, first) if len(first) else v_rep
+    j_rep, w_rep = key[first] // span_w, key[first] % span_w
     starts = np.searchsorted(j_rep, np.arange(len(inst.jobs) + 1))
     # each quota's jobs in index order, grouped once (a pass over every job per quota took a tenth of the
     # bound's time at planet size: 469 quotas x 20,000 jobs)
