@@ -293,11 +293,12 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             clock.phases["lns_improved"] = lstats["improved"]
             clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
             clock.lap("lns")
-        elif beside is not None and lp is not None and stop.may_start(P.min_stage_s, until=until):
+        elif beside is not None and lp is not None:
             # planet size, the LP's rounds going on beside, and no time left for a search: the integer bound
-            # at the prices of the rounds done, while they go on (after them, at the end, little time is left
-            # for it, and a loaded machine reported the LP's bound, 2-4 % looser)
-            ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price, deadline=until)
+            # at the prices of the rounds done, while they go on, with all the time there is (after them, at
+            # the end, little is left for it, and a loaded machine reported the LP's bound, 2-4 % looser)
+            ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
+                               deadline=clock.deadline - tail)
             if ib is not None and ib.value < bound.value:
                 bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n,
                               quota_prices=bound.quota_prices, budget_price=bound.budget_price)
