@@ -14,6 +14,7 @@ packing, the greedy at planet size) stops at the reserve with the valid plan it 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -204,8 +205,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                                1e9, max(0.0, min(P.integer_bound_share * limit,
                                                  clock.left() - (0.0 if lp_first else realize_s) - tail))))
         if ib is not None and ib.value < bound.value:
-            bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
-                          budget_price=bound.budget_price)
+            bound = replace(bound, value=ib.value, method=ib.method)
         clock.lap("integer_bound")
         if not lp_first and stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
@@ -257,8 +257,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                 candidates.add("cpsat", pk)
             # CP-SAT's best bound on the full pool model is valid whether or not it finished
             if res.status in ("OPTIMAL", "FEASIBLE") and res.bound is not None and res.bound < bound.value:
-                bound = Bound(res.bound, "cpsat", bound.prices, x=bound.x, n=bound.n,
-                              quota_prices=bound.quota_prices, budget_price=bound.budget_price)
+                bound = replace(bound, value=res.bound, method="cpsat")
             best_name, best_pk, best_score = candidates.best
             # the plan packs the full pool model's proven optimum, up to the model's integer rounding:
             # no neighbourhood of that model can find more, so the search would only burn the limit
@@ -300,8 +299,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             ib = integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
                                deadline=clock.deadline - tail)
             if ib is not None and ib.value < bound.value:
-                bound = Bound(ib.value, ib.method, bound.prices, x=bound.x, n=bound.n,
-                              quota_prices=bound.quota_prices, budget_price=bound.budget_price)
+                bound = replace(bound, value=ib.value, method=ib.method)
             clock.lap("integer_bound")
 
     if cut is not None and P.cut_beside_solution:
@@ -337,8 +335,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     if cut is not None:
         got = cut.result(until + P.cut_beside_wait_tails * tail)
         if got is not None and got < bound.value:
-            bound = Bound(got, "whole_node_mip", bound.prices, x=bound.x, n=bound.n,
-                          quota_prices=bound.quota_prices, budget_price=bound.budget_price)
+            bound = replace(bound, value=got, method="whole_node_mip")
         clock.lap("cut_model_wait")
     unplaced = unplaced_reasons(inst, opts, best_pk)
     obj = best_score.objective
@@ -401,8 +398,7 @@ def _exact_stage(inst: Instance, opts: Options, candidates: _Candidates, bound: 
     res = node_milp(inst, opts, seconds=seconds, tolerance=1e-7, min_seconds=0.01,
                     max_nodes=P.exact_det_nodes if stop.deterministic else None, start=start, feasibility_jump=False)
     if res.bound is not None and res.bound < bound.value:
-        bound = Bound(res.bound, "node_milp", bound.prices, x=bound.x, n=bound.n, quota_prices=bound.quota_prices,
-                      budget_price=bound.budget_price)
+        bound = replace(bound, value=res.bound, method="node_milp")
     if res.placed:
         pk = Packing(inst, opts)
         ok = True
