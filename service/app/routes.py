@@ -126,10 +126,12 @@ class RepeatedQuery(Exception):
         return {"path": f"query.{self.name}", "value": self.values, "message": "given more than once"}
 
 
-def refuse_repeated_query(request: Request) -> None:
+async def refuse_repeated_query(request: Request) -> None:
     """A dependency of every route (API and pages): FastAPI would silently read the last of a repeated
     parameter, so `?status=a&status=b` means whatever the framework picks; refuse it instead. Runs before
-    the route's own parameters are checked and before any body is read, so nothing is half done."""
+    the route's own parameters are checked and before any body is read, so nothing is half done. `async`
+    (it only reads the query string): a plain function is run in a worker thread, a hop per request that
+    held the interpreter's lock for about 6 % of a loaded server's time."""
     twice = repeated_query(request)
     if twice is not None:
         raise RepeatedQuery(twice, request.query_params.getlist(twice))
