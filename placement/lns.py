@@ -111,8 +111,9 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         while stats["steps"] < max_steps and done < count:
             # a step takes its CP-SAT budget plus what that budget does not bound (the model's build, the
             # repack, drawing the neighbourhood): the most that took so far (at planet size 0.2-0.4 s)
-            if stop.stopped(params.lns_min_left_s + overhead[0], until=until):
+            if stop.stopped(params.lns_min_left_s + overhead[0] + cpsat.load_s(params.cpsat_load_s), until=until):
                 break
+            cpsat.load()   # where it is not loaded yet: before the step's clock, so the import is no overhead
             if min_rate is not None and done and (
                     gained[0] <= 0.0 or gained[0] < min_rate * (time.perf_counter() - last[0])):
                 break
