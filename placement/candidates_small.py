@@ -17,7 +17,7 @@ import numpy as np
 from placement.candidates import Options, _fleet_tables, _no_option_reason, _replicas_per_pool, job_slices
 from placement.instance import Instance
 
-REASONS = ("no_capacity", "region", "too_large", "too_small", "no_link")
+REASONS = ("no_capacity", "region", "too_large", "too_small", "no_link", "quota")
 
 
 def _fleet_lists(inst: Instance) -> tuple:
@@ -96,7 +96,8 @@ def build_options_small(inst: Instance) -> Options:
         ck = job.checkpoint_gb
         allowed = i.allowed.tolist() if i.allowed is not None else None
         rcap = _replicas_list(inst, d)
-        why = [0, 0, 0, 0, 0]
+        qcap = inst.quotas[i.key] // d if i.key in inst.quotas else i.hi   # replicas its quota holds alone
+        why = [0, 0, 0, 0, 0, 0]
         for a in sorted(job.speed, key=rank.__getitem__):
             pools = by_accel.get(a, ())
             if not pools:
@@ -111,7 +112,10 @@ def build_options_small(inst: Instance) -> Options:
                 if pool_dmax[p] < d:
                     why[2] += 1
                     continue
-                hi = min(i.hi, rcap[p])
+                if qcap < i.lo:
+                    why[5] += 1
+                    continue
+                hi = min(i.hi, rcap[p], qcap)
                 if allowed is not None:
                     k = bisect_right(allowed, hi) - 1
                     hi = allowed[k] if k >= 0 else 0

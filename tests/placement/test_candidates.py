@@ -45,3 +45,14 @@ def test_keep_options_charge_the_contracts_spread_of_each_running_job() -> None:
         info = inst.jobs[int(opts.job[o])]
         expected = float(opts.unit[o]) - _keep_spread(inst, info) / info.r0
         assert float(opts.coef[o]) == expected
+
+
+def test_a_change_option_grants_no_more_replicas_than_the_jobs_quota_holds_alone() -> None:
+    from tests.support.requests import cluster, fleet, job, request
+    two = fleet(cluster("c", "us", ("n-", 2, "H100", 8)))
+    data = request(two, [job("w", 1, 6, devices_per_replica=2, tenant="t"), job("x", 1, 6, devices_per_replica=2)],
+                   quotas=[{"tenant": "t", "tier": "standard", "devices": 7}])
+    inst = compile_instance(parsed(data))
+    opts = build_options(inst)
+    assert opts.hi[opts.by_job[0]].tolist() == [3]    # 7 devices hold 3 replicas of 2
+    assert opts.hi[opts.by_job[1]].tolist() == [6]    # no quota: the pool's 16 devices hold all 6

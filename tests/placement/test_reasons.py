@@ -44,3 +44,8 @@ def test_a_full_tier_quota_is_named_with_its_use_and_the_jobs_need():
 def test_a_replica_larger_than_every_node_is_too_large():
     got = reasons([job("w", 1, devices_per_replica=16)], {})
     assert got == {"w": ("too_large", "devices_per_replica 16 exceeds every up node of H100 in any region")}
+
+
+def test_a_job_whose_minimum_exceeds_its_tier_quota_is_told_so_not_that_the_quota_is_full():
+    got = reasons([job("w", 3, tenant="t")], {}, quotas=[{"tenant": "t", "tier": "standard", "devices": 2}])
+    assert got == {"w": ("quota", "its minimum of 3 x 1 devices exceeds the standard quota of t (2 devices)")}

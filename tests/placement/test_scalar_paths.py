@@ -87,7 +87,7 @@ def test_the_plain_python_option_builder_gives_the_vectorised_builders_options_t
     # the requests reach every branch: keep options, limited regions, allowed counts, jobs without options
     assert all(any(getattr(build_options_small(i), f).any() for i in instances) for f in ("keep", "mig_gb"))
     assert {code for i in instances for code, _ in build_options_small(i).no_option_reason.values()} >= {
-        "no_capacity", "too_small"}
+        "no_capacity", "too_small", "quota"}
     assert any(j.allowed is not None for i in instances for j in i.jobs)
 
 
