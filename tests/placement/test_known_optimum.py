@@ -53,12 +53,12 @@ def test_binding_quota_caps_an_elastic_job_and_the_rest_goes_to_another_tenant()
     assert resp.status == "optimal"
 
 
-def test_quota_full_is_the_reason_a_job_waits():
+def test_a_quota_smaller_than_the_jobs_minimum_is_the_reason_it_waits():
     data = request(ONE_NODE, [job("a", 4, tenant="t")], quotas=[{"tenant": "t", "tier": "standard", "devices": 3}])
     resp = plan(parsed(data))
     check(data, resp)
     assert resp.unplaced[0].code == "quota"
-    assert "standard quota of t is full (0/3 devices" in resp.unplaced[0].reason
+    assert resp.unplaced[0].reason == "its minimum of 4 x 1 devices exceeds the standard quota of t (3 devices)"
 
 
 def test_resize_is_chosen_when_cheaper_than_migration():
