@@ -245,17 +245,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     cp_status = None
     cp_vars = 0
     pool_optimum_reached = False
-    # where the CP-SAT module is not loaded yet (`meridian plan` on a request of a few dozen jobs), the exact
-    # node-level model first: it proves such requests in about 0.1 s, where the import alone takes 0.4-0.5 s
-    # (a 20-job request at 10 s: 0.10 s against 0.73 s, both optimal). A deterministic plan keeps one order
-    exact_done = False
-    if use_cpsat and not stop.deterministic and cpsat.load_s(P.cpsat_load_s) > 0 and _exact_fits(inst, opts, P) and (
-            not _proven(bound, candidates, P.optimal_gap)) and stop.may_start(P.min_stage_s, until=until):
-        bound, pool_optimum_reached = _exact_stage(inst, opts, candidates, bound, stop, until, P, False)
-        best_name, best_pk, best_score = candidates.best
-        exact_done = True
-        clock.lap("exact")
-    if use_cpsat and not _proven(bound, candidates, P.optimal_gap) and not pool_optimum_reached:
+    if use_cpsat and not _proven(bound, candidates, P.optimal_gap):
         if len(opts) <= P.cpsat_full_max_options and stop.may_start(P.min_stage_s + cpsat.load_s(P.cpsat_load_s),
                                                                      until=until):
             cpsat.load()   # before the budget is sized from what is left
@@ -278,8 +268,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             clock.lap("cpsat")
         # not for a backfill plan: it answers between epochs in milliseconds, and the next full plan
         # reconsiders everything it leaves (the exact stage cost the Philly replay about a seventh more CPU)
-        if not exact_done and not _proven(bound, candidates, P.optimal_gap) and _exact_fits(inst, opts, P) and (
-                stop.may_start(P.min_stage_s, until=until)):
+        if not _proven(bound, candidates, P.optimal_gap) and not backfill.is_backfill(inst) and (
+                _node_pairs(inst, opts) <= P.exact_max_node_vars) and stop.may_start(P.min_stage_s, until=until):
             bound, pool_optimum_reached = _exact_stage(inst, opts, candidates, bound, stop, until, P,
                                                        pool_optimum_reached)
             best_name, best_pk, best_score = candidates.best
@@ -380,12 +370,6 @@ def _tail(P: EngineParams, score_s: float, jobs: int) -> float:
     plan, the reasons and assignments, freeing the solve's objects and the caller's JSON of the response,
     each about a scoring's work (measured at planet size: `EngineParams.tail_scorings`)."""
     return P.tail_s + P.tail_scorings * score_s + P.tail_per_job_s * jobs
-
-
-def _exact_fits(inst: Instance, opts: Options, P: EngineParams) -> bool:
-    """Whether the exact node-level model is small enough to run (never for a backfill plan: it answers
-    between epochs in milliseconds, and the next full plan reconsiders everything it leaves)."""
-    return not backfill.is_backfill(inst) and _node_pairs(inst, opts) <= P.exact_max_node_vars
 
 
 def _node_pairs(inst: Instance, opts: Options) -> int:

@@ -53,8 +53,8 @@ def test_a_plan_starts_no_cp_sat_stage_without_the_time_its_import_takes():
     assert fresh_python(code) == "True False"
 
 
-def test_a_small_request_is_proved_by_the_exact_model_before_cp_sat_is_loaded():
-    code = SMALL + ("r = plan(request())\n"
+def test_without_time_for_cp_sats_import_the_exact_model_still_proves_a_small_request():
+    code = SMALL + ("r = plan(request(), dataclasses.replace(DEFAULT, cpsat_load_s=1e6))\n"
                     "print(r.status, r.stats.bound_method, loaded())\n")
     assert fresh_python(code) == "optimal node_milp False"
 
