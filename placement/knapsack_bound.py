@@ -158,14 +158,18 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     if keys:
         in_knap = (jq >= 0) & knap[np.maximum(jq, 0)]
     total += float(free[~in_knap].sum())
-    # each priced quota's jobs have two bounds short of their knapsack: the row priced (the Lagrangian's
-    # term) and the row dropped; a knapsack not solved in time takes the lesser
-    qj = np.maximum(jq, 0)
-    relaxed = _job_values(inst, opts, pi, mu, beta, prot)
-    q_relaxed = mu * np.array([inst.quotas[k] for k in keys], dtype=float) + np.bincount(
-        qj[in_knap], weights=relaxed[in_knap], minlength=len(keys))
-    q_free = np.bincount(qj[in_knap], weights=free[in_knap], minlength=len(keys))
-    q_short = np.minimum(q_relaxed, q_free)
+    q_short: np.ndarray | None = None   # per quota, its bound short of the knapsack: made at the first one needed
+
+    def short_of_knapsack() -> np.ndarray:
+        """Each priced quota's two bounds short of its knapsack, the row priced (the Lagrangian's term) and
+        the row dropped: the lesser (a pass over the options, 20 ms at planet size, spent only where a
+        knapsack is left unsolved)."""
+        qj = np.maximum(jq, 0)
+        relaxed = _job_values(inst, opts, pi, mu, beta, prot)
+        q_relaxed = mu * np.array([inst.quotas[k] for k in keys], dtype=float) + np.bincount(
+            qj[in_knap], weights=relaxed[in_knap], minlength=len(keys))
+        q_free = np.bincount(qj[in_knap], weights=free[in_knap], minlength=len(keys))
+        return np.minimum(q_relaxed, q_free)
     slope = opts.coef - pi[opts.pool] * opts.dpr
     fixed = pc[opts.job] - beta * opts.mig_gb
     # every (option, count) of the jobs in priced quotas, as flat arrays
@@ -200,6 +204,8 @@ def quota_knapsack_bound(inst: Instance, opts: Options, pool_price: np.ndarray, 
     for done, q in enumerate(todo.tolist()):
         if (deadline is not None and time.perf_counter() > deadline) or (
                 max_knapsacks is not None and done >= max_knapsacks):
+            if q_short is None:
+                q_short = short_of_knapsack()
             total += float(q_short[q])
             continue
         items, must = [], []
