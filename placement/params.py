@@ -152,6 +152,15 @@ class EngineParams:
                                          # are left (1.2 x the compile before: plans landed up to 0.5 s late); where
                                          # it is off, the integer bound's slot before the tail absorbs it
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
+    # a backfill plan (`policy.mode: "backfill"`) on the wall clock runs the stages above on the jobs it may
+    # place within this limit where the request's is longer (between epochs it must answer in tens of ms);
+    # deterministic ones (the replays) keep to placement.backfill.SEARCH_MAX_OPTIONS instead
+    backfill_limit_s: float = 0.15       # (apart family backfills, 1,000-4,300 options: LP, its integer bound and
+                                         # rounding in 0.08-0.09 s; the greedy's plan 0.4-4.6 % short, its bound 24-44 %)
+    backfill_s_per_job: float = 1e-4     # ... or this per job where more (large, 5,000 jobs: compile, greedy, LP, rounding
+                                         # and the tail take 0.3-0.4 s; at 0.3 s the plan was the greedy's, 63 % loose)
+    backfill_min_stage_s: float = 0.02   # ... with this least stage (0.05 there skipped the LP on 5 of 8)
+    backfill_tail_s: float = 0.02        # ... and this tail (0.04 left no time to round the LP on 2 of 8)
     cpsat_load_s: float = 0.6            # wall clock: a CP-SAT stage's import where the module is not loaded yet (OR-Tools'
                                          # with pandas, 0.39-0.52 s measured): a stage starts only with this left besides
                                          # what it needs (20-job requests at a 0.3 s limit returned at 0.29-0.44 s)

@@ -2,12 +2,14 @@
 their placement, everything else is planned onto the free devices; held against the independent checker."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from datasets.requests import generate
+from datasets.requests import generate, generate_size
 from models import BadRequest, parse_request_json
-from placement import greedy_plan, plan
+from placement import backfill, greedy_plan, plan
+from placement.params import DEFAULT
 from tests.support import checker
 from tests.support.requests import check, cluster, fleet, job, parsed, request
 
@@ -127,3 +129,33 @@ def test_generated_requests_in_backfill_mode_pass_the_independent_checker(seed):
     for jid in must:
         cur = w.jobs[jid]["current"]
         assert kept[jid] == (cur["cluster"], cur["accelerator"], {n: int(k) for n, k in cur["nodes"].items()})
+
+
+def _medium_backfill(deterministic: bool, time_limit_s: float) -> dict:
+    data = generate_size("medium", seed=0, time_limit_s=time_limit_s)   # 600 jobs, about 2,200 unpinned options
+    data["policy"].update(mode="backfill", deterministic=deterministic)
+    return data
+
+
+def test_a_deterministic_backfill_with_many_unpinned_options_is_one_greedy_pass():
+    # the replays' rule: above SEARCH_MAX_OPTIONS a backfill plan is the greedy's, in milliseconds
+    resp = run(_medium_backfill(deterministic=True, time_limit_s=1.0))
+    assert resp.stats.engine == "greedy" and resp.stats.bound_method == "lagrangian"
+    assert resp.stats.options > backfill.SEARCH_MAX_OPTIONS
+
+
+def test_a_wall_clock_backfill_with_many_unpinned_options_runs_the_optimizer_on_them():
+    greedy_resp = run(_medium_backfill(deterministic=True, time_limit_s=1.0))
+    data = _medium_backfill(deterministic=False, time_limit_s=1.0)
+    resp = plan(parsed(data), params=replace(DEFAULT, backfill_limit_s=1.0))   # room for every stage on a busy CI
+    check(data, resp)
+    assert resp.stats.bound_method != "lagrangian"               # the LP's bound or a tighter one
+    assert resp.gap < 0.05 < greedy_resp.gap                      # the greedy path's bound is 58 % loose here
+    assert resp.objective >= greedy_resp.objective
+
+
+def test_a_wall_clock_backfill_keeps_to_its_own_short_limit_not_the_requests():
+    # between epochs a backfill plan answers in a tenth of a second (EngineParams.backfill_limit_s), however
+    # long the request allows; without that cap the search would run to the request's minute
+    resp = run(_medium_backfill(deterministic=False, time_limit_s=60.0))
+    assert resp.solve_s < 5.0
