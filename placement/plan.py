@@ -354,8 +354,10 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp", "whole_node_mip"):
-        status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp", "whole_node_mip") and (
+            not (anytime_backfill and lp is not None)):
+        status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan (a backfill's
+        #                       greedy plan that its LP's rounding and insertions did not beat is not one)
     else:
         status = "feasible"
     assignments = [Assignment.model_construct(job=inst.jobs[j].job.id, cluster=c, accelerator=a, nodes=n)

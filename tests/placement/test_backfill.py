@@ -150,6 +150,7 @@ def test_a_wall_clock_backfill_with_many_unpinned_options_runs_the_optimizer_on_
     resp = plan(parsed(data), params=replace(DEFAULT, backfill_limit_s=1.0))   # room for every stage on a busy CI
     check(data, resp)
     assert resp.stats.bound_method != "lagrangian"               # the LP's bound or a tighter one
+    assert resp.status == "feasible"                              # the optimizer ran: never `fallback`
     assert resp.gap < 0.05 < greedy_resp.gap                      # the greedy path's bound is 58 % loose here
     assert resp.objective >= greedy_resp.objective
 
