@@ -151,6 +151,13 @@ class EngineParams:
                                          # seeds 0-14): the packing pass stops where that scoring and the tail above
                                          # are left (1.2 x the compile before: plans landed up to 0.5 s late); where
                                          # it is off, the integer bound's slot before the tail absorbs it
+    rens_s: float = 0.1                  # wall clock, where the whole-node-cut LP is the LP stage: RENS on that model
+                                         # (placement/rens.py), this long at most (0.03-0.05 s at medium size), its plan a
+                                         # third start for the search. Paired at 1 s, five rounds of the 32 apart requests
+                                         # and medium seeds 0-15 +0.014 % (90 better / 83 worse), two of seeds 16-39
+                                         # -0.007 % (16 / 21); the worst cases move: medium seed 8 1.03 -> 0.60 %, sparse-8
+                                         # 2.20 -> 1.84 %, alibaba-5 1.92 -> 1.74 %; alibaba-2 0.63 -> 1.06 %, seed 16
+                                         # 0.43 -> 0.59 %. In place of the weaker rounding as a start: sparse-8 2.42 %
     min_stage_s: float = 0.05            # wall clock: a stage with less than this left is skipped
     # a backfill plan (`policy.mode: "backfill"`) on the wall clock runs the stages above on the jobs it may
     # place within this limit where the request's is longer (between epochs it must answer in tens of ms);
