@@ -64,8 +64,9 @@ class SolverStats(BaseModel):
     """Extension: how the plan was found, for operators and benchmarks."""
 
     model_config = ConfigDict(extra="forbid")
-    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, cpsat, node_milp, whole_node_mip (the "
-                        "whole-node-cut integer model solved beside the search), replan")
+    engine: str = Field(description="which stage produced the plan: greedy, lp_rounding, rens (the whole-node-cut integer "
+                        "model within its LP's integral part), cpsat, node_milp, whole_node_mip (that model solved "
+                        "beside the search), replan")
     cpsat_status: str | None = None
     bound_method: str = Field(description="lp, lagrangian, quota_knapsack, pool_knapsack, cpsat, whole_node_mip or node_milp: "
                                           "which proof gave `bound`")

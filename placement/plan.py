@@ -238,7 +238,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
                 got = rens_choice(inst, opts, cut_mdl, lp, P.rens_s)
                 if got:
                     pk3 = realize(inst, opts, got, deadline=until)
-                    obj3 = candidates.add("lp_rounding", pk3)
+                    obj3 = candidates.add("rens", pk3)
                     if obj3 is not None:
                         lp_plans.append((pk3, obj3))
             clock.lap("lp_rounding")
@@ -365,7 +365,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     gap = (ub - obj) / max(abs(ub), 1e-9)
     if gap <= P.optimal_gap:
         status = "optimal"
-    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "node_milp", "whole_node_mip") and (
+    elif use_cpsat and cp_status is None and best_name not in ("cpsat", "lp_rounding", "rens", "node_milp",
+                                                               "whole_node_mip") and (
             not (anytime_backfill and lp is not None)):
         status = "fallback"   # neither CP-SAT nor the LP gave a plan by the deadline: a heuristic plan (a backfill's
         #                       greedy plan that its LP's rounding and insertions did not beat is not one)
