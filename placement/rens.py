@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from placement.bound import Bound
+from placement.bound import Bound, _run
 from placement.candidates import Options
 from placement.cut_beside import CutModel, _choice, _loaded, solution_arrays
 from placement.instance import Instance
 
-TOL = 1e-6
+TOL = 1e-6   # an LP value this close to an integer counts as that integer
 
 
 def rens_choice(inst: Instance, opts: Options, model: CutModel, lp: Bound, seconds: float
@@ -47,8 +47,7 @@ def rens_choice(inst: Instance, opts: Options, model: CutModel, lp: Bound, secon
     hi[cols] = np.where(fix_c, np.rint(nval[change]), np.where(x[change] > TOL, model.upper[cols], 0.0))
     h, _ = _loaded(model, seconds, integer=True)
     h.changeColsBounds(n_cols, np.arange(n_cols, dtype=np.int32), lo, hi)
-    h.setOptionValue("mip_rel_gap", 1e-4)
-    from placement.bound import _run
+    h.setOptionValue("mip_rel_gap", 1e-4)   # a start for the search, not a proof
     _run(h)
     info = h.getInfo()
     if info.primal_solution_status < 1:
