@@ -17,10 +17,13 @@ from placement.instance import Instance
 TOL = 1e-6   # an LP value this close to an integer counts as that integer
 
 
-def rens_choice(inst: Instance, opts: Options, model: CutModel, lp: Bound, seconds: float
-                ) -> dict[int, tuple[int, int]] | None:
+def rens_choice(inst: Instance, opts: Options, model: CutModel, lp: Bound, seconds: float,
+                max_free_jobs: int = 300) -> dict[int, tuple[int, int]] | None:
     """The best integer solution of `model` within the LP's integral part (`lp`: the model's relaxation,
-    `cut_lp`'s), job -> (option, replicas); None where HiGHS finds none in `seconds`."""
+    `cut_lp`'s), job -> (option, replicas); None where HiGHS finds none in `seconds`, or where the LP leaves
+    more than `max_free_jobs` jobs fractional (HiGHS checks its time limit between nodes, not while it
+    separates cuts at the root: a large model could overrun; the 70 requests of the family and the apart
+    generator in that size range have 4-66 fractional option columns and take 3-40 ms)."""
     if lp.x is None or lp.n is None:
         return None
     n_opt = len(opts)
@@ -37,6 +40,8 @@ def rens_choice(inst: Instance, opts: Options, model: CutModel, lp: Bound, secon
     frac_n[change] = np.abs(nval[change] - np.rint(nval[change])) > TOL
     free_job = np.zeros(len(inst.jobs), dtype=bool)
     free_job[opts.job[frac_x | frac_n]] = True
+    if int(free_job.sum()) > max_free_jobs:
+        return None
     fixed = ~free_job[opts.job]
     lo[:n_opt] = np.where(fixed, np.rint(x), 0.0)
     hi[:n_opt] = np.where(fixed, np.rint(x), np.where(x > TOL, 1.0, 0.0))

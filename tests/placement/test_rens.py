@@ -75,3 +75,8 @@ def test_packed_it_beats_the_lps_rounding_on_this_request():
     rounded = score(inst, realize(inst, opts, lp_rounding(inst, opts, lp)).placed_map()).objective
     assert rens > rounded
     assert rens == pytest.approx(16_064.9, rel=0.01)
+
+
+def test_too_many_fractional_jobs_give_no_solution_rather_than_a_long_solve():
+    inst, opts, model, lp, _ = _case()
+    assert rens_choice(inst, opts, model, lp, 30.0, max_free_jobs=1) is None
