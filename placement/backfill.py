@@ -25,6 +25,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from models.request import Policy
 from models.response import Unplaced
 from placement.candidates import Options
 from placement.greedy import _place_best, grow_all, protected_first
@@ -38,8 +39,12 @@ MODE = "backfill"
 SEARCH_MAX_OPTIONS = 400
 
 
+def asks_backfill(policy: Policy) -> bool:
+    return getattr(policy, "mode", "epoch") == MODE
+
+
 def is_backfill(inst: Instance) -> bool:
-    return getattr(inst.request.policy, "mode", "epoch") == MODE
+    return asks_backfill(inst.request.policy)
 
 
 def pinned_jobs(inst: Instance) -> np.ndarray:

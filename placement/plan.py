@@ -100,7 +100,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     P = params
     limit = req.policy.time_limit_s
     # (not at the LP-first size: there the pool-level first plan packed fell 4-9 % short of the greedy's)
-    anytime_backfill = (getattr(req.policy, "mode", "epoch") == backfill.MODE and not req.policy.deterministic
+    anytime_backfill = (backfill.asks_backfill(req.policy) and not req.policy.deterministic
                         and len(req.jobs) < P.lp_first_min_jobs)
     if anytime_backfill:
         # a backfill plan answers between epochs: the optimizer on the unpinned jobs within its own short
