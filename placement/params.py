@@ -175,8 +175,15 @@ class EngineParams:
     # two cores or more; placement/cut_beside.py): the last dual bound it reported, where tighter
     cut_beside: bool = True
     cut_beside_min_options: int = 1_000  # below, the full pool CP-SAT model gives its bound (and proves small ones)
-    cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of the limit (large family
+    cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of a 1 s limit (large family
                                          # seed 8, 48,876 options: no bound in 5 s)
+    cut_beside_options_per_s: int = 8_000   # ... a longer limit raises that to this many per second of it
+    cut_beside_max_options_cap: int = 40_000  # ... up to this: at 5 s, 15 requests of 9,400-27,000 options (apart
+                                         # alibaba seeds 6 and 8 and shapes derived from the apart requests) +0.40 %
+                                         # on average, 11 better / 4 worse, worst gap 4.6 -> 2.0 % (the search alone
+                                         # stalled on alibaba-6 with flat tier weights: 666 at 5 s and 20 s, where the
+                                         # child's solution packs to 687); large seeds 0, 2, 5, 6, 9 (20,000-40,000 options) even,
+                                         # -0.02 % on average
     cut_beside_feasibility_jump: bool = False  # HiGHS' feasibility jump in the child, between its presolve and root
                                          # LP: off, the root's bound comes 0.05-0.24 s sooner (medium 0-39 alone, 0.08 s
                                          # on average; in a 1 s plan seeds 26, 28, 30, 39 had theirs at 0.79-0.9 s, and

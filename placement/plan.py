@@ -160,7 +160,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     cut = None       # the whole-node-cut integer model, in a child process on the second core until the search stops
     cut_mdl = None   # ... and its LP relaxation as the LP stage (placement/cut_beside.py)
     if (use_cpsat and not stop.deterministic and not backfill.is_backfill(inst)
-            and P.cut_beside_min_options < len(opts) <= P.cut_beside_max_options
+            and P.cut_beside_min_options < len(opts) <= cut_beside_max_options(P, limit)
             and stop.may_start(P.min_stage_s, until=until)):
         if P.cut_beside or P.lp_whole_node_cuts:
             cut_mdl = cut_model(inst, opts)
@@ -386,6 +386,12 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         stats=SolverStats(engine=best_name, cpsat_status=cp_status, bound_method=bound.method, jobs=len(inst.jobs),
                           options=len(opts), cpsat_variables=cp_vars, phases_s=clock.phases),
     )
+
+
+def cut_beside_max_options(P: EngineParams, limit: float) -> int:
+    """The most options for which the whole-node-cut model runs beside the search: HiGHS' root on it takes
+    longer the more options there are, and a longer limit leaves it the time (at 1 s and below, 8,000)."""
+    return int(max(P.cut_beside_max_options, min(P.cut_beside_max_options_cap, P.cut_beside_options_per_s * limit)))
 
 
 def _tail(P: EngineParams, score_s: float, jobs: int) -> float:
