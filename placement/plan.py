@@ -29,6 +29,7 @@ from placement.bound import (
     lagrangian_value,
     lp_bound,
     priced_values,
+    slot_priced,
 )
 from placement.candidates import Options, build_options
 from placement.colgen import ColumnGeneration, colgen_lp
@@ -195,7 +196,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             lp = None
         else:
             lp = _lp_stage(inst, opts, candidates.best[1], lp_s, P, stop.deterministic,
-                           cut_mdl if P.lp_whole_node_cuts else None)
+                           cut_mdl if P.lp_whole_node_cuts else None,
+                           backfill.slot_rows(inst, opts, pinned) if backfill.is_backfill(inst) else None)
         clock.lap("lp")
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
@@ -210,12 +212,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
     elif lp is not None:
         # integer knapsacks at the LP's prices: lumpy gangs cannot run in part (where the LP's rounds go on
         # beside, at their last prices once they stop: the time it takes is kept for that)
-        ib = None if beside is not None else integer_bound(inst, opts, lp.prices, lp.quota_prices, lp.budget_price,
-                           deadline=time.perf_counter() + stop.budget(
+        priced_opts, slot_const = slot_priced(opts, lp)   # (a backfill's slot rows priced too)
+        ib = None if beside is not None else integer_bound(inst, priced_opts, lp.prices, lp.quota_prices,
+                           lp.budget_price, deadline=time.perf_counter() + stop.budget(
                                1e9, max(0.0, min(P.integer_bound_share * limit,
                                                  clock.left() - (0.0 if lp_first else realize_s) - tail))))
-        if ib is not None and ib.value < bound.value:
-            bound = replace(bound, value=ib.value, method=ib.method)
+        if ib is not None and ib.value + slot_const < bound.value:
+            bound = replace(bound, value=ib.value + slot_const, method=ib.method)
         clock.lap("integer_bound")
         if not lp_first and stop.may_start(realize_s + tail + P.min_stage_s):
             ts = time.perf_counter()
@@ -495,7 +498,8 @@ def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
 
 
 def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: EngineParams,
-              deterministic: bool = False, cut_mdl: CutModel | None = None) -> Bound | None:
+              deterministic: bool = False, cut_mdl: CutModel | None = None,
+              slots: list[tuple[int, int, int]] | None = None) -> Bound | None:
     """The LP relaxation over all options where it is small; else over each job's best few
     options plus rounds of column generation, whose duals then price every option in a
     Lagrangian bound (valid whatever the prices). Deterministic plans stop HiGHS by simplex
@@ -505,7 +509,7 @@ def _lp_stage(inst: Instance, opts: Options, pk: Packing, seconds: float, P: Eng
     if cut_mdl is not None and len(opts) <= P.lp_full_max_options:
         return cut_lp(inst, opts, cut_mdl, seconds)
     if len(opts) <= P.lp_full_max_options:
-        return lp_bound(inst, opts, time_limit_s=seconds, iterations_per_row=iters)
+        return lp_bound(inst, opts, time_limit_s=seconds, iterations_per_row=iters, slots=slots)
     t0 = time.perf_counter()
     per_job = int(np.clip(P.lp_target_columns // max(1, len(inst.jobs)), 1, P.lp_options_per_job))
     top = _top_options(inst, opts, pk, per_job)

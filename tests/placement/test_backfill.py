@@ -9,6 +9,10 @@ import pytest
 from datasets.requests import generate, generate_size
 from models import BadRequest, parse_request_json
 from placement import backfill, greedy_plan, plan
+from placement.bound import lp_bound
+from placement.candidates import build_options
+from placement.exact import node_milp
+from placement.instance import compile_instance
 from placement.params import DEFAULT
 from tests.support import checker
 from tests.support.requests import check, cluster, fleet, job, parsed, request
@@ -160,3 +164,50 @@ def test_a_wall_clock_backfill_keeps_to_its_own_short_limit_not_the_requests():
     # long the request allows; without that cap the search would run to the request's minute
     resp = run(_medium_backfill(deterministic=False, time_limit_s=60.0))
     assert resp.solve_s < 5.0
+
+
+# three 8-device nodes, running jobs on 4 devices of n0 and of n1: the free room is 4, 4 and 8
+FRAGMENTED = fleet(cluster("c1", "us", ("n", 3, "H100", 8)))
+
+
+def _fragmented(*waiting: dict) -> dict:
+    running = [job(f"r{k}", 4, 4, current={"cluster": "c1", "accelerator": "H100", "nodes": {f"n{k}": 4}})
+               for k in range(2)]
+    return request(FRAGMENTED, [*running, *waiting], policy=dict(BACKFILL))
+
+
+def _restricted(data: dict):
+    inst = compile_instance(parsed(data))
+    opts, pin = backfill.restrict(inst, build_options(inst))
+    return inst, opts, pin
+
+
+def test_a_gang_whose_fewest_replicas_fit_no_node_whole_has_no_option_and_says_why():
+    data = _fragmented(job("gang", 2, 2, devices_per_replica=8))   # 16 devices free, one node of them whole
+    _, opts, _ = _restricted(data)
+    assert len(opts.by_job[2]) == 0
+    resp = run(data)
+    assert [(u.job, u.code) for u in resp.unplaced] == [("gang", "no_capacity")]
+    assert resp.unplaced[0].reason.startswith("no free room for its fewest replicas (16 devices)")
+
+
+def test_the_backfill_lp_grants_only_the_replicas_that_fit_whole_on_a_node():
+    inst, opts, pin = _restricted(_fragmented(job("big", 1, 2, devices_per_replica=8)))
+    slots = backfill.slot_rows(inst, opts, pin)
+    assert slots == [(0, 8, 1)]
+    (o,) = opts.by_job[2]
+    assert lp_bound(inst, opts, 10).n[o] == pytest.approx(2.0)
+    assert lp_bound(inst, opts, 10, slots=slots).n[o] == pytest.approx(1.0)
+    resp = run(_fragmented(job("big", 1, 2, devices_per_replica=8)))
+    assert sum(placed(resp)["big"][2].values()) == 1 and resp.status == "optimal"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_backfills_bound_is_never_below_the_node_level_optimum(seed):
+    data = generate(48, 14, 1, seed=seed, time_limit_s=1.0)
+    data["policy"]["mode"] = "backfill"
+    resp = run(data)
+    inst, opts, _ = _restricted(data)
+    exact = node_milp(inst, opts, seconds=60)
+    assert exact.status == "Optimal"
+    assert resp.bound >= exact.objective - 1e-6 * max(1.0, abs(exact.objective))
