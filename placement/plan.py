@@ -160,7 +160,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         until -= P.beside_bound_compiles * max(clock.phases["compile"], P.min_stage_s)
     cut = None       # the whole-node-cut integer model, in a child process on the second core until the search stops
     cut_mdl = None   # ... and its LP relaxation as the LP stage (placement/cut_beside.py)
-    if (use_cpsat and not stop.deterministic and not backfill.is_backfill(inst)
+    if (use_cpsat and not stop.deterministic and not backfill.is_backfill(inst) and len(inst.jobs) < P.lp_first_min_jobs
             and P.cut_beside_min_options < len(opts) <= cut_beside_max_options(P, limit)
             and stop.may_start(P.min_stage_s, until=until)):
         if P.cut_beside or P.lp_whole_node_cuts:
@@ -393,7 +393,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
 
 def cut_beside_max_options(P: EngineParams, limit: float) -> int:
     """The most options for which the whole-node-cut model runs beside the search: HiGHS' root on it takes
-    longer the more options there are, and a longer limit leaves it the time (at 1 s and below, 8,000)."""
+    longer the more options there are, and a longer limit leaves it the time (at 1 s and below, 8,000).
+    Never at the LP-first size, where packing its solution would take a second of the end."""
     return int(max(P.cut_beside_max_options, min(P.cut_beside_max_options_cap, P.cut_beside_options_per_s * limit)))
 
 
