@@ -81,7 +81,8 @@ def restrict(inst: Instance, opts: Options) -> tuple[Options, np.ndarray]:
     if len(opts) == 0:
         return opts, pin
     mask = ~pin[opts.job] | opts.keep
-    fits = _fits_whole(inst, opts, free_room(inst, pin))
+    free = free_room(inst, pin)
+    fits = _fits_whole(inst, opts, free)
     mask &= opts.keep | fits
     out = opts.restrict(np.flatnonzero(mask))
     gone = [j for j in np.unique(opts.job[~fits & ~opts.keep & ~pin[opts.job]]).tolist()
@@ -89,9 +90,26 @@ def restrict(inst: Instance, opts: Options) -> tuple[Options, np.ndarray]:
     if gone:
         out.no_option_reason = dict(opts.no_option_reason)
         for j in gone:
-            ol = opts.by_job[j]
-            out.no_option_reason[j] = ("no_capacity", _no_room_reason(int((opts.lo[ol] * opts.dpr[ol]).min())))
+            out.no_option_reason[j] = _no_whole_room(inst, opts, free, j)
     return out, pin
+
+
+def _no_whole_room(inst: Instance, opts: Options, free: np.ndarray, j: int) -> tuple[str, str]:
+    """Why job `j` has no option left once those whose fewest replicas fit no free room whole are gone:
+    where one of its pools has the devices free but not whole on nodes, that pool (the most free first)."""
+    ol = opts.by_job[j]
+    free_in = [int(free[inst.pools[int(opts.pool[o])].nodes].sum()) for o in ol]
+    k = int(np.argmax(free_in))
+    o = int(ol[k])
+    need, dpr = int(opts.lo[o] * opts.dpr[o]), int(opts.dpr[o])
+    if free_in[k] >= need:
+        pool = inst.pools[int(opts.pool[o])]
+        whole = int((free[pool.nodes] // dpr).sum())
+        short = (f"no node has {dpr} free for one replica" if whole == 0 else
+                 f"only {whole} of its fewest {int(opts.lo[o])} replicas of {dpr} fit whole on its nodes")
+        return ("fragmented", (f"{free_in[k]} devices free in {pool.cluster}/{pool.accelerator}, but {short} "
+                               f"until running jobs finish"))
+    return ("no_capacity", _no_room_reason(int((opts.lo[ol] * opts.dpr[ol]).min())))
 
 
 def _fits_whole(inst: Instance, opts: Options, free: np.ndarray) -> np.ndarray:

@@ -187,8 +187,15 @@ def test_a_gang_whose_fewest_replicas_fit_no_node_whole_has_no_option_and_says_w
     _, opts, _ = _restricted(data)
     assert len(opts.by_job[2]) == 0
     resp = run(data)
+    assert [(u.job, u.code) for u in resp.unplaced] == [("gang", "fragmented")]
+    assert resp.unplaced[0].reason == ("16 devices free in c1/H100, but only 1 of its fewest 2 replicas of 8 fit "
+                                       "whole on its nodes until running jobs finish")
+
+
+def test_a_gang_with_too_few_devices_free_anywhere_is_told_there_is_no_room():
+    resp = run(_fragmented(job("gang", 3, 3, devices_per_replica=8)))   # 24 devices, 16 free
     assert [(u.job, u.code) for u in resp.unplaced] == [("gang", "no_capacity")]
-    assert resp.unplaced[0].reason.startswith("no free room for its fewest replicas (16 devices)")
+    assert resp.unplaced[0].reason.startswith("no free room for its fewest replicas (24 devices)")
 
 
 def test_the_backfill_lp_grants_only_the_replicas_that_fit_whole_on_a_node():
