@@ -175,9 +175,12 @@ class EngineParams:
     # two cores or more; placement/cut_beside.py): the last dual bound it reported, where tighter
     cut_beside: bool = True
     cut_beside_min_options: int = 1_000  # below, the full pool CP-SAT model gives its bound (and proves small ones)
-    cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of a 1 s limit (large family
-                                         # seed 8, 48,876 options: no bound in 5 s)
-    cut_beside_options_per_s: int = 8_000   # ... a longer limit raises that to this many per second of it
+    cut_beside_max_options: int = 8_000  # above, HiGHS' presolve and root take most of a short limit (large
+                                         # family seed 8, 48,876 options: no bound in 5 s)
+    cut_beside_options_per_s: int = 12_000  # ... a limit of a second or more raises that to this many per second
+                                         # of it (1 s, 13 requests of 8,000-12,000 options, three rounds: +0.18 %,
+                                         # 27 better / 12 worse, worst gap 4.99 -> 3.44 %; `alibaba-8`'s shapes
+                                         # 0.1-0.3 % worse, the search's time going to the cut LP and RENS)
     cut_beside_max_options_cap: int = 40_000  # ... up to this: at 5 s, 15 requests of 9,400-27,000 options (apart
                                          # alibaba seeds 6 and 8 and shapes derived from the apart requests) +0.40 %
                                          # on average, 11 better / 4 worse, worst gap 4.6 -> 2.0 % (the search alone

@@ -169,12 +169,13 @@ def test_a_plan_takes_the_childs_solution_where_it_beats_the_search():
 
 
 def test_a_longer_limit_lets_it_run_on_more_options():
-    assert cut_beside_max_options(DEFAULT, 0.5) == cut_beside_max_options(DEFAULT, 1.0) == 8_000
-    assert cut_beside_max_options(DEFAULT, 2.5) == 20_000
+    assert cut_beside_max_options(DEFAULT, 0.1) == cut_beside_max_options(DEFAULT, 0.5) == 8_000
+    assert cut_beside_max_options(DEFAULT, 1.0) == 12_000
+    assert cut_beside_max_options(DEFAULT, 2.5) == 30_000
     assert cut_beside_max_options(DEFAULT, 5.0) == cut_beside_max_options(DEFAULT, 60.0) == 40_000
 
 
-def _ten_thousand_options() -> dict:
+def _fourteen_thousand_options() -> dict:
     """Medium family seed 0 with three single-device copies of each job besides it: 2,400 jobs, 14,239 options."""
     data = generate_family("medium", 0)
     copies = [dict(j, id=f"{j['id']}-one{k}", current=None, replicas={"min": 1, "max": 1}, devices_per_replica=1)
@@ -185,11 +186,11 @@ def _ten_thousand_options() -> dict:
 
 @pytest.mark.skipif(cores() < 2 or not can_run_beside(), reason="the model runs only beside the search, on a second core")
 @pytest.mark.parametrize("limit, started", [(1.0, False), (2.5, True)])
-def test_the_child_starts_above_8000_options_only_where_the_limit_is_longer(limit, started):
-    data = _ten_thousand_options()
+def test_the_child_starts_above_12000_options_only_where_the_limit_is_longer(limit, started):
+    data = _fourteen_thousand_options()
     data["policy"]["time_limit_s"] = limit
     inst = compile_instance(parsed(data))
-    assert 8_000 < len(build_options(inst)) <= 20_000
+    assert 12_000 < len(build_options(inst)) <= 30_000
     resp = plan(parsed(data))
     check(data, resp)
     assert ("cut_model" in resp.stats.phases_s) is started
