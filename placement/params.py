@@ -164,8 +164,11 @@ class EngineParams:
     # deterministic ones (the replays) keep to placement.backfill.SEARCH_MAX_OPTIONS instead
     backfill_limit_s: float = 0.15       # (apart family backfills, 1,000-4,300 options: LP, its integer bound and
                                          # rounding in 0.08-0.09 s; the greedy's plan 0.4-4.6 % short, its bound 24-44 %)
-    backfill_s_per_job: float = 1e-4     # ... or this per job where more (large, 5,000 jobs: compile, greedy, LP, rounding
-                                         # and the tail take 0.3-0.4 s; at 0.3 s the plan was the greedy's, 63 % loose)
+    backfill_s_per_job: float = 1.3e-4   # ... or this per job where more (large, 5,000 jobs: compile, greedy, LP, rounding
+                                         # and the tail take 0.3-0.4 s; at 0.3 s the plan was the greedy's, 63 % loose;
+                                         # at 0.5 s (1e-4) the LP did not start on 3 seeds of 5 once the tail, 0.24 s,
+                                         # was kept: 5.6-34 % reported; at 0.65 s 0.5-1.4 %, out at 0.46-0.49 s.
+                                         # A smaller tail instead let medium backfills overrun by a GC pause)
     backfill_min_stage_s: float = 0.02   # ... with this least stage (0.05 there skipped the LP on 5 of 8)
     backfill_tail_s: float = 0.02        # ... and this tail (0.04 left no time to round the LP on 2 of 8)
     cpsat_load_s: float = 0.6            # wall clock: a CP-SAT stage's import where the module is not loaded yet (OR-Tools'
