@@ -114,14 +114,10 @@ def _no_whole_room(inst: Instance, opts: Options, free: np.ndarray, j: int) -> t
 
 def _fits_whole(inst: Instance, opts: Options, free: np.ndarray) -> np.ndarray:
     """Per option, whether its fewest replicas fit whole in the free room of its pool's up nodes."""
-    slots: dict[tuple[int, int], int] = {}
-    ok = np.ones(len(opts), dtype=bool)
-    for o, (p, d, lo) in enumerate(zip(opts.pool.tolist(), opts.dpr.tolist(), opts.lo.tolist())):
-        key = (p, d)
-        if key not in slots:
-            slots[key] = int((free[inst.pools[p].nodes] // d).sum())
-        ok[o] = slots[key] >= lo
-    return ok
+    span = int(opts.dpr.max()) + 1
+    pairs, at = np.unique(opts.pool.astype(np.int64) * span + opts.dpr, return_inverse=True)
+    slots = np.array([int((free[inst.pools[int(k // span)].nodes] // int(k % span)).sum()) for k in pairs.tolist()])
+    return slots[at.ravel()] >= opts.lo
 
 
 def slot_rows(inst: Instance, opts: Options, pin: np.ndarray) -> list[tuple[int, int, int]]:
