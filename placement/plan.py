@@ -394,8 +394,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
 def cut_beside_max_options(P: EngineParams, limit: float) -> int:
     """The most options for which the whole-node-cut model runs beside the search: HiGHS' root on it takes
     longer the more options there are, and a longer limit leaves it the time (12,000 at 1 s, never below
-    8,000).
-    Never at the LP-first size, where packing its solution would take a second of the end."""
+    8,000). The caller never starts it at the LP-first size, where packing its solution would take a second
+    of the end."""
     return int(max(P.cut_beside_max_options, min(P.cut_beside_max_options_cap, P.cut_beside_options_per_s * limit)))
 
 
