@@ -164,17 +164,7 @@ def anything_fits(inst: Instance, opts: Options, pin: np.ndarray) -> bool:
     free_opts = np.flatnonzero(~pin[opts.job]) if len(opts) else np.zeros(0, dtype=np.int64)
     if len(free_opts) == 0:
         return False
-    free = free_room(inst, pin)
-    cache: dict[tuple[int, int], int] = {}
-    for o in free_opts:
-        p, d = int(opts.pool[o]), int(opts.dpr[o])
-        key = (p, d)
-        if key not in cache:
-            nodes = inst.pools[p].nodes
-            cache[key] = int((free[nodes] // d).sum())
-        if cache[key] >= int(opts.lo[o]):
-            return True
-    return False
+    return bool(_fits_whole(inst, opts.restrict(free_opts), free_room(inst, pin)).any())
 
 
 def search_worth_it(opts: Options, pin: np.ndarray) -> bool:
