@@ -28,7 +28,7 @@ from placement.exact import whole_node_bound
 from placement.instance import compile_instance
 from placement.lp_beside import cores
 from placement.params import DEFAULT
-from placement.plan import cut_beside_max_options
+from placement.plan import cut_beside_max_options, cut_beside_presolve
 from tests.support.requests import check, parsed
 
 SEED = 29   # medium family: the pooled bound offers a rigid 56-device gang nodes that kept jobs hold
@@ -173,6 +173,14 @@ def test_a_longer_limit_lets_it_run_on_more_options():
     assert cut_beside_max_options(DEFAULT, 1.0) == 12_000
     assert cut_beside_max_options(DEFAULT, 2.5) == 30_000
     assert cut_beside_max_options(DEFAULT, 5.0) == cut_beside_max_options(DEFAULT, 60.0) == 40_000
+
+
+def test_the_child_presolves_a_model_whose_root_ends_early_in_its_time_and_no_other():
+    big = dataclasses.replace(DEFAULT, cut_beside_presolve_nnz_per_s=25_000)
+    assert cut_beside_presolve(big, 10_749, 0.85)            # apart sparse-8: its root ends at 0.07 s
+    assert not cut_beside_presolve(big, 43_202, 0.85)        # medium seed 30: at 0.38 s, too late beside a busy core
+    assert cut_beside_presolve(big, 43_202, 4.5)             # ... in a 5 s plan's time
+    assert cut_beside_presolve(dataclasses.replace(big, cut_beside_presolve=True), 10**9, 0.1)
 
 
 def _fourteen_thousand_options() -> dict:
