@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.candidates import build_options
-from placement.gang_insert import gang_moves, keep_moves, option_moves
+from placement.gang_insert import gang_moves, keep_moves, option_moves, restore_keep
 from placement.greedy import option_gains
 from placement.instance import compile_instance
 from placement.packing import Packing
@@ -64,6 +64,42 @@ def test_a_running_job_moved_off_its_nodes_goes_back_when_the_job_in_its_way_fit
     assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 8})
     assert best.placement_of(1) == ("c", "H100", {"n-1": 8})
     assert np.isclose(score(inst, best.placed_map()).objective, before + gained) and gained > 0
+
+
+def test_a_running_premium_job_moved_off_its_nodes_goes_back_where_the_premium_job_in_its_way_moves_over():
+    two = fleet(cluster("c", "us", ("n-", 2, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
+    data = request(two, [job("run", 8, 8, tier="premium", checkpoint_gb=50.0,
+                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
+                         job("mover", 8, 8, speed={"H100": 1.0, "A100": 0.5}, tier="premium",
+                             current={"cluster": "d", "accelerator": "A100", "nodes": {"m-0": 8}})])
+    inst, opts = compiled(data)
+    assert inst.jobs[0].protected and inst.jobs[1].protected
+    h100 = [o for o in opts.by_job[1].tolist() if not opts.keep[o] and opts.pool[o] == opts.pool[change_option(opts, 0)]]
+    pk = Packing(inst, opts)                      # the packer's accident: "mover" took n-0, "run" moved to n-1
+    pk._commit(1, h100[0], {inst.node_index["n-0"]: 8})
+    pk._commit(0, change_option(opts, 0), {inst.node_index["n-1"]: 8})
+    before = score(inst, pk.placed_map()).objective
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 8})
+    assert best.placement_of(1) == ("c", "H100", {"n-1": 8})
+    assert np.isclose(score(inst, best.placed_map()).objective, before + gained) and gained > 0
+
+
+def test_a_running_job_never_goes_back_where_the_premium_job_in_its_way_would_find_no_place():
+    two = fleet(cluster("c", "us", ("n-", 1, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
+    data = request(two, [job("run", 8, 8, current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
+                         job("gold", 8, 8, speed={"H100": 1.0, "A100": 0.5}, tier="premium",
+                             current={"cluster": "d", "accelerator": "A100", "nodes": {"m-0": 8}}),
+                         job("anchor", 8, 8, speed={"A100": 1.0}, tier="premium")])
+    inst, opts = compiled(data)
+    assert inst.jobs[1].protected and not inst.jobs[2].protected
+    pk = Packing(inst, opts)                      # "gold" moved onto n-0, "anchor" on m-0, "run" stopped
+    h100 = [o for o in opts.by_job[1].tolist() if not opts.keep[o] and opts.pool[o] == opts.pool[change_option(opts, 0)]]
+    pk._commit(1, h100[0], {inst.node_index["n-0"]: 8})
+    pk._commit(2, change_option(opts, 2), {inst.node_index["m-0"]: 8})
+    gain, _ = option_gains(inst, opts, None)
+    assert restore_keep(inst, opts, pk, 0, gain) is None
 
 
 def _first_job_on_node_0(data: dict):
