@@ -117,6 +117,21 @@ def test_a_job_left_out_takes_its_pool_from_a_job_worth_less_per_device():
     assert kept == 1 and best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) is None
 
 
+def test_a_job_left_out_takes_the_nodes_of_a_premium_job_that_moves_where_it_is_worth_as_much():
+    two = fleet(cluster("c", "us", ("n-", 1, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
+    data = request(two, [job("gold", 8, 8, speed={"H100": 1.0, "A100": 1.0}, tier="premium", checkpoint_gb=1.0,
+                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
+                         job("fast", 8, 8, speed={"H100": 1.0}, priority=50.0)])
+    inst, opts = compiled(data)
+    assert inst.jobs[0].protected
+    pk = Packing(inst, opts)
+    assert pk.try_keep(0)
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and gained > 0
+    assert best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) == ("d", "A100", {"m-0": 8})
+
+
 def test_no_insertion_is_kept_that_lowers_the_objective():
     data = request(ONE_NODE, [job("gold", 8, 8, tier="premium"), job("tin", 8, 8, tier="basic")])
     inst, opts, pk, gain = _first_job_on_node_0(data)

@@ -1,6 +1,6 @@
 """The insertion moves' per-plan maps give exactly what the per-visit computation they replace gave: each job's
-share of a node (its loss unplaced per replica x its replicas there, infinite for a protected job) and their
-sum in the plan's order, read off the plan the map was built from, also as the moves keep it up to date."""
+share of a node (its loss unplaced per replica x its replicas there, a protected job's as any other's) and
+their sum in the plan's order, read off the plan the map was built from, also as the moves keep it up to date."""
 
 from __future__ import annotations
 
@@ -29,15 +29,11 @@ def _per_visit(inst, opts, pk, pool: int) -> dict[int, tuple[list[tuple[int, flo
             continue
         nodes = pk.nodes[k]
         for n in nodes:
-            share = math.inf if inst.jobs[k].protected else (
-                opts.lists().coef[o] + inst.jobs[k].preempt_cost / sum(nodes.values())) * nodes[n]
+            share = (opts.lists().coef[o] + inst.jobs[k].preempt_cost / sum(nodes.values())) * nodes[n]
             got.setdefault(n, ([], 0.0))[0].append((k, share))
     for n, (on, _) in list(got.items()):
         cost = 0.0
         for _, share in on:
-            if share == math.inf:
-                cost = math.inf
-                break
             cost += share
         got[n] = (on, cost)
     return got
@@ -48,7 +44,9 @@ def test_each_nodes_shares_and_their_sum_equal_the_per_visit_computation_on_fami
         inst, opts, pk = _family_plan(seed)
         occ = pool_occupancy(inst, opts, pk)
         assert set(occ) == {p.index for p in inst.pools}
-        assert any(s == math.inf for m in occ.values() for on, _ in m.values() for _, s in on)   # a protected job
+        protected = {i.index for i in inst.jobs if i.protected}
+        assert any(k in protected for m in occ.values() for on, _ in m.values() for k, _ in on)
+        assert all(math.isfinite(c) for m in occ.values() for _, c in m.values())
         assert any(len(on) > 1 for m in occ.values() for on, _ in m.values())                   # shared nodes
         for p in occ:
             assert occ[p] == _per_visit(inst, opts, pk, p)
