@@ -49,6 +49,7 @@ class Options:
     by_job: list[np.ndarray]       # option indices of each job
     no_option_reason: dict[int, tuple[str, str]]   # job -> (code, reason) when it has no option
     _lists: OptionLists | None = field(default=None, init=False, repr=False, compare=False)
+    _movable: list[bool] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.job)
@@ -62,6 +63,14 @@ class Options:
                                       self.hi.tolist(), self.unit.tolist(), self.coef.tolist(), self.dpr.tolist(),
                                       self.mig_gb.tolist())
         return self._lists
+
+    def movable(self) -> list[bool]:
+        """Per job whether it has a change option (somewhere to go other than where it runs), built on first
+        use: the moves may clear a protected job off its nodes only where it has (placement/gang_insert.py)."""
+        if self._movable is None:
+            has = np.bincount(self.job[~self.keep], minlength=len(self.by_job)) > 0
+            self._movable = has.tolist()
+        return self._movable
 
     def restrict(self, idx: np.ndarray) -> Options:
         """The options at `idx` (sorted), as an Options of their own; `by_job` re-indexed."""

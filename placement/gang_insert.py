@@ -3,9 +3,9 @@
 Why: a gang of 8-device replicas needs whole nodes, and in a fragmented pool every node holds
 some small running job. The move clears the nodes cheapest to clear (free ones first, then
 those whose occupants lose least, each job counted by its share of the node: one spread over two
-nodes costs half of its loss on each, and nothing more once it is out; a protected job's too, which
-must then find a place again), puts the gang there, gives the nodes the move leaves to running jobs that can return to them
-exactly, places the evicted jobs again wherever they fit best, and fills what is left. Of several
+nodes costs half of its loss on each, and nothing more once it is out; a protected job's too where it
+can move, and it must then find a place again; never one that can only stay), puts the gang there, gives
+the nodes the move leaves to running jobs that can return to them exactly, places the evicted jobs again wherever they fit best, and fills what is left. Of several
 pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
 so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
 job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
@@ -36,12 +36,13 @@ Occupancy = dict[int, dict[int, tuple[list[tuple[int, float]], float]]]
 def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] | None = None) -> Occupancy:
     """Per pool (of `pools`, default all), per node: the jobs on it in the plan's order, each with what it
     loses there if cleared (its loss unplaced per replica, x its replicas there; a protected job's as any
-    other's: it is cleared where that pays and must then be placed again, which the insertion checks), and
-    their sum in that order: what `insert_gang` orders nodes by. Why protected jobs too: a premium gang on the
-    nodes a gang worth less per device there needs is often worth more elsewhere (apart alibaba seed 13: a
-    premium gang of 7 nodes on A100s, worth 0.71 / 0.52 as much on H800s, held the only nodes of the
-    request's most valuable standard gang; at 1 s 7.6 % below the bound, 1.1 % once it may move). Computed once per plan and shared by every insertion tried on it; after a kept move only the pools it
-    touched are computed again. Why the shares are here: an insertion visits most of a pool's nodes once,
+    other's where it has somewhere else to go, since it is cleared where that pays and must then be placed
+    again, which the insertion checks; infinite for one that can only stay, a backfill's pinned jobs), and
+    their sum in that order (infinite where such a job sits): what `insert_gang` orders nodes by. Why
+    protected jobs too: a premium gang on the nodes another gang needs is often worth as much elsewhere
+    (apart alibaba seed 13 at 1 s: 7.8 % below the bound, 1.1 % once protected jobs may move; ordered after
+    every other node instead, 2.0 %). Computed once per plan and shared by every insertion tried on it; after
+    a kept move only the pools it touched are computed again. Why the shares are here: an insertion visits most of a pool's nodes once,
     and working each job's share out at every visit was a tenth of the moves' time (medium family seeds 11
     and 29); the jobs in `pools` are picked in one array pass, as a chained repair asks for the pools of
     one job's few options and a loop over every job per call was another eighth."""
@@ -59,6 +60,8 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
         wanted[list(pools)] = True
         mask = wanted[opts.pool[os_]]
         items = zip(js[mask].tolist(), os_[mask].tolist())
+    inf = float("inf")
+    movable = opts.movable()
     for k, ok in items:
         p = opool[ok]
         on_pool = out.get(p)
@@ -66,9 +69,9 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
             on_pool = out[p] = {}
         nk = nodes[k]
         info = jobs[k]
-        per = coef[ok] + info.preempt_cost / sum(nk.values())
+        per = inf if info.protected and not movable[k] else coef[ok] + info.preempt_cost / sum(nk.values())
         for n, c in nk.items():
-            share = per * c
+            share = per if per == inf else per * c
             on = on_pool.get(n)
             if on is None:
                 on_pool[n] = [(k, share)]
@@ -86,9 +89,12 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
 
 
 def _in_order(on: list[tuple[int, float]]) -> float:
-    """The shares of `on` summed in order as `insert_gang`'s node key sums them."""
+    """The shares of `on` summed in order as `insert_gang`'s node key sums them (infinite with a job that
+    can only stay)."""
     cost = 0.0
     for _, share in on:
+        if share == float("inf"):
+            return share
         cost += share
     return cost
 
@@ -124,13 +130,16 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     node_devices = _node_devices(inst)
     free = pk.free
     choice = pk.choice
+    inf = float("inf")
 
     def key(n: int) -> tuple[bool, float, int]:
         """Free slots first; then what clearing node n costs per slot, each job still on it counted by
-        its share (what it loses unplaced, per replica, x its replicas there)."""
+        its share (what it loses unplaced, per replica, x its replicas there), never one that can only stay."""
         cost = 0.0
         for k, share in occupants[n][0] if n in occupants else ():
             if k in choice:
+                if share == inf:
+                    return (int(free[n]) // d == 0, inf, n)
                 cost += share
         return (int(free[n]) // d == 0, cost / max(1, node_devices[n] // d), n)
 
@@ -141,7 +150,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if n in out:
             return key(n)
         cost = occupants[n][1] if n in occupants else 0.0
-        return (int(free[n]) // d == 0, cost / max(1, node_devices[n] // d), n)
+        return (int(free[n]) // d == 0, inf if cost == inf else cost / max(1, node_devices[n] // d), n)
 
     heap = [first_key(n) for n in pool.nodes if node_devices[n] >= d]
     heapq.heapify(heap)
@@ -160,6 +169,8 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
             continue
         done.add(n)
         if pk.free[n] < d:
+            if now[1] == float("inf"):
+                continue
             for k, _ in occupants[n][0] if n in occupants else ():
                 if k in pk.choice:
                     evicted.add(k)

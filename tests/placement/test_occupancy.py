@@ -1,6 +1,6 @@
 """The insertion moves' per-plan maps give exactly what the per-visit computation they replace gave: each job's
-share of a node (its loss unplaced per replica x its replicas there, a protected job's as any other's) and
-their sum in the plan's order, read off the plan the map was built from, also as the moves keep it up to date."""
+share of a node (its loss unplaced per replica x its replicas there, a protected job's as any other's where it
+has somewhere else to go, infinite where it can only stay) and their sum in the plan's order, read off the plan the map was built from, also as the moves keep it up to date."""
 
 from __future__ import annotations
 
@@ -28,12 +28,17 @@ def _per_visit(inst, opts, pk, pool: int) -> dict[int, tuple[list[tuple[int, flo
         if int(opts.pool[o]) != pool:
             continue
         nodes = pk.nodes[k]
+        stays = inst.jobs[k].protected and all(opts.keep[x] for x in opts.by_job[k].tolist())
         for n in nodes:
-            share = (opts.lists().coef[o] + inst.jobs[k].preempt_cost / sum(nodes.values())) * nodes[n]
+            share = math.inf if stays else (
+                opts.lists().coef[o] + inst.jobs[k].preempt_cost / sum(nodes.values())) * nodes[n]
             got.setdefault(n, ([], 0.0))[0].append((k, share))
     for n, (on, _) in list(got.items()):
         cost = 0.0
         for _, share in on:
+            if share == math.inf:
+                cost = math.inf
+                break
             cost += share
         got[n] = (on, cost)
     return got
@@ -46,7 +51,7 @@ def test_each_nodes_shares_and_their_sum_equal_the_per_visit_computation_on_fami
         assert set(occ) == {p.index for p in inst.pools}
         protected = {i.index for i in inst.jobs if i.protected}
         assert any(k in protected for m in occ.values() for on, _ in m.values() for k, _ in on)
-        assert all(math.isfinite(c) for m in occ.values() for _, c in m.values())
+        assert any(s < math.inf for m in occ.values() for on, _ in m.values() for k, s in on if k in protected)
         assert any(len(on) > 1 for m in occ.values() for on, _ in m.values())                   # shared nodes
         for p in occ:
             assert occ[p] == _per_visit(inst, opts, pk, p)
@@ -80,3 +85,19 @@ def test_the_map_the_moves_keep_up_to_date_holds_the_shares_of_the_plan_each_ins
     finally:
         gang_insert.insert_gang = real
     assert kept > 0 and len(checked) > 100
+
+
+def test_a_backfills_pinned_jobs_are_never_cleared_for_an_insertion():
+    from placement import backfill
+    from placement.packing import Packing
+
+    data = generate_family("medium", 11)
+    data["policy"]["mode"] = "backfill"
+    inst = compile_instance(parsed(data))
+    opts, pinned = backfill.restrict(inst, build_options(inst))
+    pk = Packing(inst, opts)
+    kept = [j for j in range(len(inst.jobs)) if pinned[j] and pk.try_keep(j)]
+    assert len(kept) > 100
+    occ = pool_occupancy(inst, opts, pk)
+    shares = {k: s for m in occ.values() for on, _ in m.values() for k, s in on}
+    assert all(shares[k] == math.inf for k in kept)
