@@ -201,12 +201,15 @@ class EngineParams:
                                          # it); in 1 s plans paired, two runs each: +0.0075 %, reported worst 0.70 /
                                          # 0.70 % against 0.62 / 2.98 % (seed 30's cut bound missed); beside a busy loop
                                          # +0.033 %, 19 better / 8 worse, reported worst 0.83 % against 2.90 %
-    cut_beside_presolve_nnz_per_s: float = 25_000  # ... but on where the model's nonzeros are at most this many per
+    cut_beside_presolve_nnz_per_s: float = 30_000  # ... but on where the model's nonzeros are at most this many per
                                          # second of the child's: there the presolved root ends in a fraction of
                                          # its time (about 1.3e-5 s per nonzero here: sparse-8's 10,749 at 0.07 s,
                                          # alibaba-5's 47,684 at 0.58) and HiGHS' solutions come from the root's end,
                                          # where without presolve none came by 0.85 s (apart sparse-8 at 1 s: 1.82 ->
-                                         # 1.19 %, philly-2 0.68 -> 0.03 %)
+                                         # 1.19 %, philly-2 0.68 -> 0.03 %). 30,000, not 25,000: medium seed 0 as the
+                                         # bench writes it (21,710 nonzeros) 1.12 -> 0.29 %, its bound 9,869 -> 9,787 by
+                                         # 0.5 s (without presolve 9,855 at 1.0 s); the family beside a busy loop: no
+                                         # other bound moved more than 0.03 %, plans even (-0.003 %)
     lp_whole_node_cuts: bool = True     # in the same size range, the LP stage solves that model's LP relaxation
     compact_spread: bool = True          # wall clock, below the LP-first size: jobs that start or move onto fewer nodes
     compact_tails: float = 0.25          # ... taking at most this share of the tail once the search stops
