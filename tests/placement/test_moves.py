@@ -5,6 +5,7 @@ the plan leaves out gets its pool with the jobs worth least cleared away."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from placement.candidates import build_options
 from placement.gang_insert import gang_moves, keep_moves, option_moves, restore_keep
@@ -49,38 +50,45 @@ def test_a_rounding_within_every_limit_is_left_as_it_is():
     assert fit_to_limits(inst, opts, choice) == choice
 
 
-def test_a_running_job_moved_off_its_nodes_goes_back_when_the_job_in_its_way_fits_elsewhere():
-    two = fleet(cluster("c", "us", ("n-", 2, "H100", 8)))
-    data = request(two, [job("run", 8, 8, current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}},
-                             checkpoint_gb=50.0),
-                         job("new", 8, 8)])
+def _swapped_and_put_back(data: dict):
+    """The packer's accident on `data` (job 1 took n-0, where running job 0 runs; job 0 moved to n-1; both on
+    H100s), then the put-back moves: the request, the plan before, the moves' plan, kept and gained."""
     inst, opts = compiled(data)
-    pk = Packing(inst, opts)                      # the packer's accident: "new" took n-0, "run" moved to n-1
-    pk._commit(1, change_option(opts, 1), {inst.node_index["n-0"]: 8})
+    h100 = int(opts.pool[change_option(opts, 0)])
+    o1 = next(o for o in opts.by_job[1].tolist() if not opts.keep[o] and opts.pool[o] == h100)
+    pk = Packing(inst, opts)
+    pk._commit(1, o1, {inst.node_index["n-0"]: 8})
+    pk._commit(0, change_option(opts, 0), {inst.node_index["n-1"]: 8})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
+    return inst, pk, best, kept, gained
+
+
+_ON_N0 = {"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}
+_IN_THE_WAY = {
+    # a new job that fits elsewhere
+    "new": (fleet(cluster("c", "us", ("n-", 2, "H100", 8))),
+            [job("run", 8, 8, current=_ON_N0, checkpoint_gb=50.0), job("new", 8, 8)]),
+    # a running premium gang (protected) that moves over, both premium
+    "premium": (fleet(cluster("c", "us", ("n-", 2, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8))),
+                [job("run", 8, 8, tier="premium", checkpoint_gb=50.0, current=_ON_N0),
+                 job("mover", 8, 8, speed={"H100": 1.0, "A100": 0.5}, tier="premium",
+                     current={"cluster": "d", "accelerator": "A100", "nodes": {"m-0": 8}})]),
+}
+
+
+@pytest.mark.parametrize("way", sorted(_IN_THE_WAY))
+def test_a_running_job_moved_off_its_nodes_goes_back_where_the_job_in_its_way_moves_over(way):
+    inst, opts = compiled(request(*_IN_THE_WAY[way]))
+    h100 = int(opts.pool[change_option(opts, 0)])
+    o1 = next(o for o in opts.by_job[1].tolist() if not opts.keep[o] and opts.pool[o] == h100)
+    pk = Packing(inst, opts)                      # the packer's accident: job 1 took n-0, "run" moved to n-1
+    pk._commit(1, o1, {inst.node_index["n-0"]: 8})
     pk._commit(0, change_option(opts, 0), {inst.node_index["n-1"]: 8})
     before = score(inst, pk.placed_map()).objective
     gain, _ = option_gains(inst, opts, None)
     best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
-    assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 8})
-    assert best.placement_of(1) == ("c", "H100", {"n-1": 8})
-    assert np.isclose(score(inst, best.placed_map()).objective, before + gained) and gained > 0
-
-
-def test_a_running_premium_job_moved_off_its_nodes_goes_back_where_the_premium_job_in_its_way_moves_over():
-    two = fleet(cluster("c", "us", ("n-", 2, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
-    data = request(two, [job("run", 8, 8, tier="premium", checkpoint_gb=50.0,
-                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
-                         job("mover", 8, 8, speed={"H100": 1.0, "A100": 0.5}, tier="premium",
-                             current={"cluster": "d", "accelerator": "A100", "nodes": {"m-0": 8}})])
-    inst, opts = compiled(data)
-    assert inst.jobs[0].protected and inst.jobs[1].protected
-    h100 = [o for o in opts.by_job[1].tolist() if not opts.keep[o] and opts.pool[o] == opts.pool[change_option(opts, 0)]]
-    pk = Packing(inst, opts)                      # the packer's accident: "mover" took n-0, "run" moved to n-1
-    pk._commit(1, h100[0], {inst.node_index["n-0"]: 8})
-    pk._commit(0, change_option(opts, 0), {inst.node_index["n-1"]: 8})
-    before = score(inst, pk.placed_map()).objective
-    gain, _ = option_gains(inst, opts, None)
-    best, kept, gained = keep_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert inst.jobs[1].protected == (way == "premium")
     assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 8})
     assert best.placement_of(1) == ("c", "H100", {"n-1": 8})
     assert np.isclose(score(inst, best.placed_map()).objective, before + gained) and gained > 0
@@ -117,17 +125,24 @@ def test_a_job_left_out_takes_its_pool_from_a_job_worth_less_per_device():
     assert kept == 1 and best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) is None
 
 
-def test_a_job_left_out_takes_the_nodes_of_a_premium_job_that_moves_where_it_is_worth_as_much():
-    two = fleet(cluster("c", "us", ("n-", 1, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
-    data = request(two, [job("gold", 8, 8, speed={"H100": 1.0, "A100": 1.0}, tier="premium", checkpoint_gb=1.0,
-                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
-                         job("fast", 8, 8, speed={"H100": 1.0}, priority=50.0)])
+def _protected_kept_then_option_moves(data: dict):
+    """`data`'s first job, protected, kept where it runs, then the option moves: the request, the plan
+    before, the moves' plan, how many moves were kept and what they gained."""
     inst, opts = compiled(data)
     assert inst.jobs[0].protected
     pk = Packing(inst, opts)
     assert pk.try_keep(0)
     gain, _ = option_gains(inst, opts, None)
     best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    return inst, pk, best, kept, gained
+
+
+def test_a_job_left_out_takes_the_nodes_of_a_premium_job_that_moves_where_it_is_worth_as_much():
+    two = fleet(cluster("c", "us", ("n-", 1, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
+    data = request(two, [job("gold", 8, 8, speed={"H100": 1.0, "A100": 1.0}, tier="premium", checkpoint_gb=1.0,
+                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
+                         job("fast", 8, 8, speed={"H100": 1.0}, priority=50.0)])
+    _, _, best, kept, gained = _protected_kept_then_option_moves(data)
     assert kept == 1 and gained > 0
     assert best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) == ("d", "A100", {"m-0": 8})
 
@@ -241,12 +256,7 @@ def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_down_not_only_b
                         current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 3}}),
                     job("gang", 4, 4, speed={"H100": 1.5}, tier="premium", tenant="t", devices_per_replica=4)],
                    quotas=[{"tenant": "t", "tier": "premium", "devices": 20}])
-    inst, opts = compiled(data)
-    assert inst.jobs[0].protected
-    pk = Packing(inst, opts)
-    assert pk.try_keep(0)
-    gain, _ = option_gains(inst, opts, None)
-    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    inst, pk, best, kept, gained = _protected_kept_then_option_moves(data)
     placed = best.placed_map()
     assert kept == 1 and sum(placed[1][2].values()) == 4 and placed[0][2] == {"n-0": 2}
     assert np.isclose(score(inst, placed).objective, score(inst, pk.placed_map()).objective + gained)
