@@ -5,8 +5,8 @@ some small running job. The move clears the nodes cheapest to clear (free ones f
 those whose occupants lose least, each job counted by its share of the node: one spread over two
 nodes costs half of its loss on each, and nothing more once it is out; a protected job's too where it
 can move, and it must then find a place again; never one that can only stay), puts the gang there, gives
-the nodes the move leaves to running jobs that can return to them exactly, places the evicted jobs again wherever they fit best, and fills what is left. Of several
-pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
+the nodes the move leaves to running jobs that can return to them exactly, places the evicted jobs again
+wherever they fit best, and fills what is left. Of several pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
 so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
 job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
 The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
@@ -42,9 +42,9 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
     protected jobs too: a premium gang on the nodes another gang needs is often worth as much elsewhere
     (apart alibaba seed 13 at 1 s: 7.8 % below the bound, 1.1 % once protected jobs may move; ordered after
     every other node instead, 2.0 %). Computed once per plan and shared by every insertion tried on it; after
-    a kept move only the pools it touched are computed again. Why the shares are here: an insertion visits most of a pool's nodes once,
-    and working each job's share out at every visit was a tenth of the moves' time (medium family seeds 11
-    and 29); the jobs in `pools` are picked in one array pass, as a chained repair asks for the pools of
+    a kept move only the pools it touched are computed again. Why the shares are here: an insertion visits
+    most of a pool's nodes once, and working each job's share out at every visit was a tenth of the moves'
+    time (medium family seeds 11 and 29); the jobs in `pools` are picked in one array pass, as a chained repair asks for the pools of
     one job's few options and a loop over every job per call was another eighth."""
     out: dict[int, dict[int, list[tuple[int, float]]]] = {}
     ol = opts.lists()

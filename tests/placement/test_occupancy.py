@@ -1,6 +1,7 @@
 """The insertion moves' per-plan maps give exactly what the per-visit computation they replace gave: each job's
 share of a node (its loss unplaced per replica x its replicas there, a protected job's as any other's where it
-has somewhere else to go, infinite where it can only stay) and their sum in the plan's order, read off the plan the map was built from, also as the moves keep it up to date."""
+has somewhere else to go, infinite where it can only stay) and their sum in the plan's order, read off the
+plan the map was built from, also as the moves keep it up to date."""
 
 from __future__ import annotations
 
