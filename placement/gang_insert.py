@@ -6,9 +6,10 @@ those whose occupants lose least, each job counted by its share of the node: one
 nodes costs half of its loss on each, and nothing more once it is out; a protected job's too where it
 can move, and it must then find a place again; never one that can only stay), puts the gang there, gives
 the nodes the move leaves to running jobs that can return to them exactly, places the evicted jobs again
-wherever they fit best, and fills what is left. Of several pools worth as much to a lumpy gang it takes the one where it displaces least. It costs milliseconds,
-so the search tries it on every job short of what the LP gives it (`gang_moves`), then on each
-job's best few options (`option_moves`), and keeps it only when the canonical objective improves.
+wherever they fit best, and fills what is left. Of several pools worth as much to a lumpy gang it takes
+the one where it displaces least. It costs milliseconds, so the search tries it on every job short of
+what the LP gives it (`gang_moves`), then on each job's best few options (`option_moves`), and keeps it
+only when the canonical objective improves.
 The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
 them back on their nodes, the jobs in the way placed again (a move pays a full checkpoint-restore).
 On the family's medium requests these moves, not the CP-SAT neighbourhoods, close most of the gap.
