@@ -40,8 +40,8 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
     other's where it has somewhere else to go, since it is cleared where that pays and must then be placed
     again, which the insertion checks; infinite for one that can only stay, a backfill's pinned jobs), and
     their sum in that order (infinite where such a job sits): what `insert_gang` orders nodes by. Why
-    protected jobs too: a premium gang on the nodes another gang needs is often worth as much elsewhere
-    (apart alibaba seed 13 at 1 s: 7.8 % below the bound, 1.1 % once protected jobs may move; ordered after
+    protected jobs too: the chain a better plan needs often moves running premium jobs off the nodes a
+    gang wants (apart alibaba seed 13 at 1 s: 7.8 % below the bound, 1.1 % once protected jobs may move; ordered after
     every other node instead, 2.0 %). Computed once per plan and shared by every insertion tried on it; after
     a kept move only the pools it touched are computed again. Why the shares are here: an insertion visits
     most of a pool's nodes once, and working each job's share out at every visit was a tenth of the moves'
