@@ -164,7 +164,7 @@ def anything_fits(inst: Instance, opts: Options, pin: np.ndarray) -> bool:
     free_opts = np.flatnonzero(~pin[opts.job]) if len(opts) else np.zeros(0, dtype=np.int64)
     if len(free_opts) == 0:
         return False
-    return bool(_fits_whole(inst, opts.restrict(free_opts), free_room(inst, pin)).any())
+    return bool(_fits_whole(inst, opts, free_room(inst, pin))[free_opts].any())
 
 
 def search_worth_it(opts: Options, pin: np.ndarray) -> bool:
