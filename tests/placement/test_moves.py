@@ -247,6 +247,24 @@ def test_a_gang_never_takes_a_quota_from_jobs_worth_more_in_all_than_it_is():
     assert best.placement_of(1) is None
 
 
+def test_a_gang_takes_a_full_quota_from_jobs_one_worth_more_per_device_when_all_lose_less_than_it_gains():
+    # quota 8 devices, full: "gold" 1 device worth 30, "tin" 7 worth 10 each; the gang's 8 devices are worth
+    # 20 each (160 in all), so both must go (100 lost); the per-device rule alone stopped at "gold" (apart philly-11)
+    data = request(TWO_NODES, [job("gold", 1, 1, tenant="t", priority=3.0), job("tin", 7, 7, tenant="t"),
+                               job("gang", 1, 1, devices_per_replica=8, tenant="t", priority=2.0)],
+                   quotas=[{"tenant": "t", "tier": "standard", "devices": 8}])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    pk._commit(0, change_option(opts, 0), {inst.node_index["n-0"]: 1})
+    pk._commit(1, change_option(opts, 1), {inst.node_index["n-0"]: 7})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 1 and best.placement_of(0) is None and best.placement_of(1) is None
+    cluster_, accel, nodes = best.placement_of(2)
+    assert (cluster_, accel, sum(nodes.values())) == ("c", "H100", 1)
+    assert np.isclose(gained, 160.0 * 0.9 - 100.0 * 0.9)   # each less a start's 30 s pause in the 300 s epoch
+
+
 def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_down_not_only_by_removing_jobs():
     # quota 20 premium devices: a protected running job holds 6 (3 x 2, it may run on 1 x 2), and a gang of
     # 4 x 4 worth 1.5 times as much per device needs 16; it fits once the protected job is resized down,
