@@ -278,3 +278,17 @@ def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_down_not_only_b
     placed = best.placed_map()
     assert kept == 1 and sum(placed[1][2].values()) == 4 and placed[0][2] == {"n-0": 2}
     assert np.isclose(score(inst, placed).objective, score(inst, pk.placed_map()).objective + gained)
+
+
+def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_worth_more_per_device_when_it_gains_more_in_all():
+    # the same quota and jobs, the protected one at priority 3 (three times the gang's worth per device): the
+    # two devices it gives up lose less than the gang's 16 gain (apart alibaba-37)
+    data = request(fleet(cluster("c", "us", ("n-", 4, "H100", 8))),
+                   [job("prot", 1, 3, tier="premium", tenant="t", devices_per_replica=2, priority=3.0,
+                        current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 3}}),
+                    job("gang", 4, 4, tier="premium", tenant="t", devices_per_replica=4)],
+                   quotas=[{"tenant": "t", "tier": "premium", "devices": 20}])
+    inst, pk, best, kept, gained = _protected_kept_then_option_moves(data)
+    placed = best.placed_map()
+    assert kept == 1 and sum(placed[1][2].values()) == 4 and placed[0][2] == {"n-0": 2}
+    assert gained > 0 and np.isclose(score(inst, placed).objective, score(inst, pk.placed_map()).objective + gained)
