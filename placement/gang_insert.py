@@ -101,12 +101,15 @@ def _in_order(on: list[tuple[int, float]]) -> float:
 
 
 def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, target: int,
-                gain: np.ndarray, occupancy: Occupancy | None = None) -> tuple[Packing, set[int]] | None:
+                gain: np.ndarray, occupancy: Occupancy | None = None,
+                keep_protected: bool = True) -> tuple[Packing, set[int]] | None:
     """`base` with job j placed by option o on `target` replicas (fewer if the pool cannot clear
     that many, never below the option's minimum), occupants evicted and placed again; None when
     it does not fit; with the plan, the jobs it touched. The caller compares objectives.
     `occupancy` is `pool_occupancy(base)`, or some of its pools (the pool asked for is added), where the caller
-    tries many insertions on one plan."""
+    tries many insertions on one plan. With `keep_protected` False, a protected job pushed out that finds
+    no free place stays out of the plan returned, for the caller to place again with room cleared
+    (`_chained`) or drop the move."""
     info = inst.jobs[j]
     d = info.dpr
     pool = inst.pools[int(opts.pool[o])]
@@ -206,7 +209,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     home = return_home(inst, opts, pk, left_nodes, skip={j})
     for k in sorted(evicted, key=lambda k: (not inst.jobs[k].protected, k)):
         _place_best(pk, k, gain, require_positive=False)
-    if any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
+    if keep_protected and any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
         return None
     for k in sorted(evicted | {j}):   # room left on the cleared nodes goes to the jobs just moved
         ok = pk.choice.get(k)
@@ -462,14 +465,19 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
     missing = pot[cand] - cur[opts.job[cand]]
     cand = cand[np.lexsort((cand, -missing))]                             # most value missing first
     wants = [(0.0, int(opts.job[o]), int(o), int(opts.hi[o])) for o in cand.tolist()]
-    return _insertions(inst, opts, best, wants, gain, deadline, max_tries)
+    return _insertions(inst, opts, best, wants, gain, deadline, max_tries, clear_protected=True)
 
 
 def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[float, int, int, int]],
-                gain: np.ndarray, deadline: float, max_tries: int | None) -> tuple[Packing, int, float]:
+                gain: np.ndarray, deadline: float, max_tries: int | None,
+                clear_protected: bool = False) -> tuple[Packing, int, float]:
     """Insert each wanted (job, option, goal) in turn, at its goal, half-way, then its minimum (one
     replica more than it has, where it runs on that option already); keep the first that improves the
-    objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget)."""
+    objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget). With
+    `clear_protected`, a protected job an insertion pushes out and no free room takes is placed again with
+    room cleared for it (`_chained`): apart alibaba-17's new premium gang takes the A100 nodes of a running
+    premium gang that moves to V100 nodes held by jobs worth less. Only the option moves ask for it: in the
+    gang moves, the first insertions' chains took nodes the next gangs were worth more on (alibaba-20)."""
     import time
 
     kept = 0
@@ -488,13 +496,13 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
         low = have + 1 if have else int(opts.lo[o])
         for target in dict.fromkeys((goal, low + (goal - low) // 2, low)):
             spent[0] += 1
-            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy), gain, spent,
-                       memo)
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy, not clear_protected), gain,
+                       spent, memo)
             if won is not None:
                 for o2 in _twins(opts, j, o, target):   # an equal pool where the gang displaces less
                     spent[0] += 1
-                    alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy), gain,
-                               spent, memo)
+                    alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy, not clear_protected),
+                               gain, spent, memo)
                     if alt is not None and alt[1] > won[1]:
                         won = alt
                 touched = {int(opts.pool[b.choice[k]]) for b in (best, won[0]) for k in won[2] if k in b.choice}
@@ -524,13 +532,14 @@ def _twins(opts: Options, j: int, o: int, target: int, min_dpr: int = 4) -> list
 def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set[int]] | None,
          gain: np.ndarray, spent: list[int], memo: dict | None = None) -> tuple[Packing, float, set[int]] | None:
     """A move's packing, its gain and the jobs it changed when it improves on `best` (judged on those
-    jobs), else the move chained with one repair (`_chained`) when that improves, else None. `memo`: see `_net`."""
+    jobs), else the move chained with one repair (`_chained`) when that improves, else None; a move that
+    left a protected job out is taken only once a repair placed it again. `memo`: see `_net`."""
     if moved is None:
         return None
     pk, changed = moved
     deltas = {k: _net(inst, pk, k, memo) - _net(inst, best, k, memo) for k in changed}
     delta = sum(deltas.values())
-    if improves(delta):
+    if improves(delta) and _protected_in(inst, pk, changed):
         return pk, delta, set(changed)
     return _chained(inst, opts, best, pk, deltas, gain, spent, memo=memo)
 
@@ -547,7 +556,9 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
     is counted in `spent[0]` (the deterministic budget counts them)."""
     total = sum(deltas.values())
     touched = set(deltas)
-    losers = [k for k in sorted(deltas, key=lambda i: (deltas[i], i)) if deltas[k] < 0][:depth]
+    # a protected job left out first: no move stands without it
+    losers = [k for k in sorted(deltas, key=lambda i: (not (inst.jobs[i].protected and i not in pk.choice), deltas[i], i))
+              if deltas[k] < 0][:depth]
     cur = pk
     occupancy: Occupancy = {}   # `pool_occupancy(cur)` of the pools `insert_gang` asked for so far
     for n, k in enumerate(losers):
@@ -577,9 +588,16 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
         if top is not None:
             total, cur, touched = top
             occupancy = {}
-            if improves(total):
+            if improves(total) and _protected_in(inst, cur, touched):
                 return cur, total, touched
+        elif inst.jobs[k].protected and k not in cur.choice:
+            return None   # a protected job left out found no place
     return None
+
+
+def _protected_in(inst: Instance, pk: Packing, jobs: set[int]) -> bool:
+    """Whether every protected job among `jobs` is placed in `pk`."""
+    return all(k in pk.choice for k in jobs if inst.jobs[k].protected)
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:

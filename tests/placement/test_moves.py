@@ -147,6 +147,36 @@ def test_a_job_left_out_takes_the_nodes_of_a_premium_job_that_moves_where_it_is_
     assert best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) == ("d", "A100", {"m-0": 8})
 
 
+def _premium_gold_in_the_way(other_tier: str):
+    """gold (premium, running on n-0, the H100 node) is in the way of "fast", which runs on H100s only; the
+    A100 node gold could move to holds "other" (running, of `other_tier`): the request and the moves' plan."""
+    two = fleet(cluster("c", "us", ("n-", 1, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8)))
+    data = request(two, [job("gold", 8, 8, speed={"H100": 1.0, "A100": 1.0}, tier="premium", checkpoint_gb=1.0,
+                             current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 8}}),
+                         job("fast", 8, 8, speed={"H100": 1.0}, priority=50.0),
+                         job("other", 8, 8, speed={"A100": 1.0}, tier=other_tier, checkpoint_gb=1.0,
+                             current={"cluster": "d", "accelerator": "A100", "nodes": {"m-0": 8}})])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    assert pk.try_keep(0) and pk.try_keep(2)
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    return inst, pk, best, kept, gained
+
+
+def test_a_premium_job_in_the_way_moves_where_a_job_worth_less_is_cleared_for_it():
+    inst, pk, best, kept, gained = _premium_gold_in_the_way("basic")
+    assert kept == 1 and gained > 0 and best.placement_of(2) is None
+    assert best.placement_of(1) == ("c", "H100", {"n-0": 8}) and best.placement_of(0) == ("d", "A100", {"m-0": 8})
+    assert np.isclose(score(inst, best.placed_map()).objective, score(inst, pk.placed_map()).objective + gained)
+
+
+def test_a_premium_job_in_the_way_stays_where_no_room_can_be_cleared_for_it():
+    inst, pk, best, kept, gained = _premium_gold_in_the_way("premium")   # "other" is protected too
+    assert (kept, gained) == (0, 0.0) and best.placement_of(1) is None
+    assert best.placement_of(0) == ("c", "H100", {"n-0": 8}) and best.placement_of(2) == ("d", "A100", {"m-0": 8})
+
+
 def test_no_insertion_is_kept_that_lowers_the_objective():
     data = request(ONE_NODE, [job("gold", 8, 8, tier="premium"), job("tin", 8, 8, tier="basic")])
     inst, opts, pk, gain = _first_job_on_node_0(data)
