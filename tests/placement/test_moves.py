@@ -172,7 +172,7 @@ def test_a_premium_job_in_the_way_moves_where_a_job_worth_less_is_cleared_for_it
 
 
 def test_a_premium_job_in_the_way_stays_where_no_room_can_be_cleared_for_it():
-    inst, pk, best, kept, gained = _premium_gold_in_the_way("premium")   # "other" is protected too
+    _, _, best, kept, gained = _premium_gold_in_the_way("premium")   # "other" is protected too
     assert (kept, gained) == (0, 0.0) and best.placement_of(1) is None
     assert best.placement_of(0) == ("c", "H100", {"n-0": 8}) and best.placement_of(2) == ("d", "A100", {"m-0": 8})
 
