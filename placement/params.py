@@ -213,6 +213,8 @@ class EngineParams:
     lp_whole_node_cuts: bool = True     # in the same size range, the LP stage solves that model's LP relaxation
     compact_spread: bool = True          # wall clock, below the LP-first size: jobs that start or move onto fewer nodes
     compact_tails: float = 0.25          # ... taking at most this share of the tail once the search stops
+    cut_beside_inject: bool = True       # the child's plan so far, packed, the search's start for its option moves where better
+    cut_beside_inject_margin: float = 0.002  # ... by at least this share of the plan (in the child's model value)
     cut_beside_solution: bool = True     # its best solution, packed from scratch, taken where better than the search's
                                          # (medium 0-39 at 1 s: 4 better, seed 6 by 0.55 %; HiGHS finds most of its
                                          # solutions when its root ends or at its time limit)

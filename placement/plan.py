@@ -307,7 +307,8 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             alts = [p for p in ([lp_plan] if lp_plan is not None else []) + lp_plans if p[0] is not best_pk]
             pk, lstats = lns(inst, opts, best_pk, search_until, bound.x, stop, P, quota_prices=bound.quota_prices,
                              lp_n=bound.n, alternatives=alts, best_objective=best_score.objective,
-                             bound=bound.value)
+                             bound=bound.value,
+                             outside=cut.solution if cut is not None and P.cut_beside_inject else None)
             if lstats["improved"]:
                 best_name, best_pk, best_score = "cpsat", pk, score(inst, pk.placed_map())
             if lstats["steps"]:
@@ -316,6 +317,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
             clock.phases["lns_early_steps"] = lstats.get("early_steps", 0)
             clock.phases["lns_improved"] = lstats["improved"]
             clock.phases["gang_moves"] = lstats.get("gang_moves", 0)
+            clock.phases["lns_from_child"] = lstats.get("outside", 0)
             clock.lap("lns")
         elif beside is not None and lp is not None:
             # planet size, the LP's rounds going on beside, and no time left for a search: the integer bound
