@@ -324,26 +324,6 @@ def test_a_gang_takes_its_tier_quota_by_resizing_a_protected_job_worth_more_per_
     assert gained > 0 and np.isclose(score(inst, placed).objective, score(inst, pk.placed_map()).objective + gained)
 
 
-def test_a_job_taken_out_for_quota_room_goes_back_where_one_taken_out_after_it_made_it_needless():
-    # quota 14, full: "a" (1 device, worth least per device), "b" (7 devices, next), "c" (6 devices, worth
-    # more per device than the gang and more in all than it gains); the gang needs 6. "a" is taken out (room
-    # 1), "c" stays, "b" is taken out (room 8), and "a" goes back (room 7)
-    data = request(fleet(cluster("c", "us", ("n-", 3, "H100", 8))),
-                   [job("a", 1, 1, tenant="t", priority=5.7), job("b", 1, 7, tenant="t", priority=6.4),
-                    job("c", 6, 6, tenant="t", priority=12.0),
-                    job("gang", 3, 3, devices_per_replica=2, tenant="t", priority=8.9)],
-                   quotas=[{"tenant": "t", "tier": "standard", "devices": 14}])
-    inst, opts = compiled(data)
-    pk = Packing(inst, opts)
-    pk._commit(0, change_option(opts, 0), {inst.node_index["n-0"]: 1})
-    pk._commit(1, change_option(opts, 1), {inst.node_index["n-0"]: 7})
-    pk._commit(2, change_option(opts, 2), {inst.node_index["n-1"]: 6})
-    out: set[int] = set()
-    room = make_quota_room(inst, pk, 3, 6, 89.0 * 0.9, out)
-    assert (room, out) == (7, {1}) and pk.placement_of(1) is None
-    assert pk.placement_of(0) == ("c", "H100", {"n-0": 1}) and pk.placement_of(2) == ("c", "H100", {"n-1": 6})
-
-
 def test_a_job_that_used_the_whole_migration_budget_to_get_here_may_still_be_resized_for_quota_room():
     # "b" (premium, protected: it may shrink, not go) moved in from region eu (its 10 GB checkpoint, the whole
     # budget); cutting it to one replica in the pool it moved to moves nothing more (apart alibaba-5: the budget test read the move as a second one)
