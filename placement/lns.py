@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -48,11 +48,14 @@ def _kept_room(inst: Instance, opts: Options, pk: Packing, free: set[int] | None
     return room
 
 
+Outside = Callable[[], tuple[float, dict[int, tuple[int, int]]] | None]   # a plan found beside the search
+
+
 def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.ndarray | None,
         stop: StoppingCriterion, params: EngineParams = DEFAULT, quota_prices: np.ndarray | None = None,
         lp_n: np.ndarray | None = None, alternatives: list[tuple[Packing, float]] | None = None,
         best_objective: float = 0.0, bound: float | None = None,
-        outside=None) -> tuple[Packing, dict[str, int]]:
+        outside: Outside | None = None) -> tuple[Packing, dict[str, int]]:
     """Improve `best` until `stop` says so (at `deadline`, or after a step count when it counts
     work); returns the best plan and counters (steps, improvements, steps CP-SAT solved to optimality).
     `quota_prices` (the LP's) point at binding quotas; `lp_n` (the LP's replicas) at jobs it grows;
@@ -275,7 +278,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     return best, stats
 
 
-def _from_outside(inst: Instance, opts: Options, best: Packing, outside, deadline: float,
+def _from_outside(inst: Instance, opts: Options, best: Packing, outside: Outside, deadline: float,
                   params: EngineParams) -> Packing:
     """`best`, or the plan found beside the search packed, where that is better and keeps every protected job
     placed. Why: the whole-node-cut child's plan was taken only once the search stopped, so the option moves
