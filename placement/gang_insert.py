@@ -209,7 +209,7 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     home = return_home(inst, opts, pk, left_nodes, skip={j})
     for k in sorted(evicted, key=lambda k: (not inst.jobs[k].protected, k)):
         _place_best(pk, k, gain, require_positive=False)
-    if keep_protected and any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
+    if keep_protected and not pk.protected_placed(evicted):
         return None
     for k in sorted(evicted | {j}):   # room left on the cleared nodes goes to the jobs just moved
         ok = pk.choice.get(k)
@@ -541,7 +541,7 @@ def _won(inst: Instance, opts: Options, best: Packing, moved: tuple[Packing, set
     pk, changed = moved
     deltas = {k: _net(inst, pk, k, memo) - _net(inst, best, k, memo) for k in changed}
     delta = sum(deltas.values())
-    if improves(delta) and _protected_in(inst, pk, changed):
+    if improves(delta) and pk.protected_placed(changed):
         return pk, delta, set(changed)
     return _chained(inst, opts, best, pk, deltas, gain, spent, memo=memo)
 
@@ -590,16 +590,11 @@ def _chained(inst: Instance, opts: Options, best: Packing, pk: Packing, deltas: 
         if top is not None:
             total, cur, touched = top
             occupancy = {}
-            if improves(total) and _protected_in(inst, cur, touched):
+            if improves(total) and cur.protected_placed(touched):
                 return cur, total, touched
         elif inst.jobs[k].protected and k not in cur.choice:
             return None   # a protected job left out found no place
     return None
-
-
-def _protected_in(inst: Instance, pk: Packing, jobs: set[int]) -> bool:
-    """Whether every protected job among `jobs` is placed in `pk`."""
-    return all(k in pk.choice for k in jobs if inst.jobs[k].protected)
 
 
 def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.ndarray) -> tuple[Packing, set[int]] | None:
@@ -649,7 +644,7 @@ def restore_keep(inst: Instance, opts: Options, base: Packing, j: int, gain: np.
     pk._commit(j, ko, dict(info.cur_nodes))
     for k in sorted(evicted, key=lambda k: (not inst.jobs[k].protected, k)):
         _place_best(pk, k, gain, require_positive=False)
-    if any(inst.jobs[k].protected and k not in pk.choice for k in evicted):
+    if not pk.protected_placed(evicted):
         return None
     for k in sorted(evicted):
         ok = pk.choice.get(k)

@@ -290,7 +290,7 @@ def _from_outside(inst: Instance, opts: Options, best: Packing, outside: Outside
     if got[0] < now + params.cut_beside_inject_margin * abs(now) or time.perf_counter() >= deadline:
         return best
     pk = realize(inst, opts, got[1], deadline=deadline)
-    if not all(i.index in pk.choice for i in inst.jobs if i.protected):
+    if not pk.protected_placed():
         return best
     return pk if score(inst, pk.placed_map()).objective > now else best
 

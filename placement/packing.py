@@ -9,6 +9,8 @@ longer stay exactly where it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from placement.candidates import Options
@@ -387,6 +389,12 @@ class Packing:
         self.mig_used += float(self.opts.mig_gb[o])
         self.choice[j] = o
         self.nodes[j] = placement
+
+    def protected_placed(self, jobs: Iterable[int] | None = None) -> bool:
+        """Whether every protected job (among `jobs`, job indices; all where None) is placed: constraint 5,
+        which no plan, move or repair may break."""
+        info = self.inst.jobs
+        return all(k in self.choice for k in (range(len(info)) if jobs is None else jobs) if info[k].protected)
 
     def placement_of(self, j: int) -> tuple[str, str, dict[str, int]] | None:
         o = self.choice.get(j)

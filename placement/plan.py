@@ -137,13 +137,13 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         first, first_name, lp, beside = _planet_first(inst, opts, clock, P)
         if lp is not None and lp.infeasible:
             return _infeasible(inst, opts, clock)
-    if first is None or not _protected_ok(inst, first):
+    if first is None or not first.protected_placed():
         lp_first = False
         lp = None
         first_name = "greedy"
         first = greedy(inst, opts)
     realize_s = clock.lap("greedy" if not lp_first else "lp_rounding")
-    if _protected_ok(inst, first):
+    if first.protected_placed():
         candidates.add(first_name, first)
     else:   # the greedy plan broke constraint 5: never a candidate
         rescued = _rescue_protected(inst, opts, stop, P)
@@ -333,7 +333,7 @@ def _plan(req: PlanRequest, use_cpsat: bool, params: EngineParams, started: floa
         got = cut.solution()
         if got is not None and got[0] >= best_score.objective - P.cut_beside_solution_margin * abs(best_score.objective):
             pk = realize(inst, opts, got[1], deadline=until)
-            if _protected_ok(inst, pk):
+            if pk.protected_placed():
                 sc = score(inst, pk.placed_map())
                 if sc.objective > best_score.objective:
                     best_name, best_pk, best_score = "whole_node_mip", pk, sc
@@ -504,7 +504,7 @@ def _planet_first(inst: Instance, opts: Options, clock: _Clock, P: EngineParams
         return None, "greedy", lp, None
     if lp is not None:
         pk = realize(inst, opts, capacity_rounding(inst, opts, lp.x, lp.n), deadline=until)
-        if _protected_ok(inst, pk):
+        if pk.protected_placed():
             return pk, "lp_rounding", lp, beside
     return realize(inst, opts, first_choice, deadline=until, by_value=True), "greedy", lp, beside
 
@@ -580,7 +580,7 @@ class _Candidates:
 
     def add(self, name: str, pk: Packing) -> float | None:
         """Score `pk`; returns its objective (None: it breaks constraint 5 and is no candidate)."""
-        if not _protected_ok(self.inst, pk):
+        if not pk.protected_placed():
             return None
         sc = score(self.inst, pk.placed_map())
         if self.best is None or sc.objective > self.best[2].objective:
@@ -602,10 +602,6 @@ def _proven(bound: Bound, candidates: _Candidates, optimal_gap: float) -> bool:
     """The best plan so far is proven optimal (`gap <= optimal_gap`): every later stage is skipped."""
     obj = candidates.best[2].objective
     return bound.value - obj <= optimal_gap * max(abs(bound.value), 1e-9)
-
-
-def _protected_ok(inst: Instance, pk: Packing) -> bool:
-    return all(i.index in pk.choice for i in inst.jobs if i.protected)
 
 
 def _top_options(inst: Instance, opts: Options, pk: Packing, k: int) -> np.ndarray:
@@ -650,7 +646,7 @@ def _rescue_protected(inst: Instance, opts: Options, stop: StoppingCriterion, P:
     if res.status not in ("OPTIMAL", "FEASIBLE"):
         return None
     pk = realize(inst, opts, res.choice)
-    return pk if _protected_ok(inst, pk) else None
+    return pk if pk.protected_placed() else None
 
 
 def _infeasible(inst: Instance, opts: Options, clock: _Clock) -> PlanResponse:
@@ -666,7 +662,7 @@ def _backfill_greedy(inst: Instance, opts: Options, clock: _Clock, P: EnginePara
     alone, and what must fail over), or where too many are unpinned for a search within milliseconds.
     The greedy keeps the pinned jobs first; the bound is the cheap Lagrangian one (prices zero)."""
     pk, skipped = backfill.greedy_backfill(inst, opts)
-    if not _protected_ok(inst, pk):
+    if not pk.protected_placed():
         return _infeasible(inst, opts, clock)
     sc = score(inst, pk.placed_map())
     ub = max(lagrangian_value(inst, opts, np.zeros(len(inst.pools)), np.zeros(len(inst.quotas)), 0.0)[0],
