@@ -34,7 +34,8 @@ CHAIN_JOBS = 4      # and repairs at most this many pushed-out jobs
 Occupancy = dict[int, dict[int, tuple[list[tuple[int, float]], float]]]
 
 
-def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] | None = None) -> Occupancy:
+def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] | None = None,
+                   next_best: bool = False) -> Occupancy:
     """Per pool (of `pools`, default all), per node: the jobs on it in the plan's order, each with what it
     loses there if cleared (its loss unplaced per replica, x its replicas there; a protected job's as any
     other's where it has somewhere else to go, since it is cleared where that pays and must then be placed
@@ -47,6 +48,8 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
     most of a pool's nodes once, and working each job's share out at every visit was a tenth of the moves'
     time (medium family seeds 11 and 29); the jobs in `pools` are picked in one array pass, as a chained repair asks for the pools of
     one job's few options and a loop over every job per call was another eighth."""
+    if next_best:
+        return priced_by_next_best(inst, opts, pk, pool_occupancy(inst, opts, pk), pools)
     out: dict[int, dict[int, list[tuple[int, float]]]] = {}
     ol = opts.lists()
     opool, coef = ol.pool, ol.coef
@@ -89,6 +92,78 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
     return got
 
 
+def priced_by_next_best(inst: Instance, opts: Options, pk: Packing, raw: Occupancy,
+                        pools: set[int] | None = None) -> Occupancy:
+    """`raw` (every pool's occupancy, each job priced by what it loses unplaced) with each job priced instead
+    by what it loses moving to its next best place: its best option in another pool on as many replicas,
+    less what clearing that many replica slots there costs (free slots first, then the nodes cheapest to
+    clear, read off `raw`: one level deep). Why: a running premium gang on the nodes a gang wants to grow
+    on looks dearer than a new premium gang beside it, though it loses a little moving to another pool
+    and the new gang loses most of its value (fresh apart gangs-48: the insertion cleared the new gang,
+    which lost 6,883, where moving the running one costs 1,600)."""
+    ol = opts.lists()
+    opool, coef, lo, hi = ol.pool, ol.coef, ol.lo, ol.hi
+    node_devices = _node_devices(inst)
+    free = pk.free
+    prefix: dict[tuple[int, int], list[float]] = {}
+
+    def slots(p: int, d: int) -> list[float]:
+        """Cumulative cost of the cheapest replica slots of d devices in pool p."""
+        got = prefix.get((p, d))
+        if got is None:
+            costs: list[float] = []
+            on = raw.get(p, {})
+            for n in inst.pools[p].nodes:
+                total = node_devices[n] // d
+                if total == 0:
+                    continue
+                f = min(total, int(free[n]) // d)
+                costs.extend([0.0] * f)
+                if total > f:
+                    c = on[n][1] if n in on else 0.0
+                    if c != float("inf"):
+                        costs.extend([c / (total - f)] * (total - f))
+            costs.sort()
+            acc, got = 0.0, []
+            for c in costs:
+                acc += c
+                got.append(acc)
+            prefix[(p, d)] = got
+        return got
+
+    inf = float("inf")
+    moved: dict[int, float] = {}   # job -> its price per replica on its nodes now
+    want = set(raw) if pools is None else pools
+    out: Occupancy = {}
+    for p in want:
+        mine = out[p] = {}
+        for n, (on, _) in raw.get(p, {}).items():
+            priced = []
+            for k, share in on:
+                if share == inf:
+                    priced.append((k, share))
+                    continue
+                per = moved.get(k)
+                if per is None:
+                    ok = pk.choice[k]
+                    reps = sum(pk.nodes[k].values())
+                    info = inst.jobs[k]
+                    lost = coef[ok] * reps + info.preempt_cost
+                    alt = 0.0
+                    for o2 in opts.by_job[k].tolist():
+                        p2 = opool[o2]
+                        if p2 == p or coef[o2] <= 0:
+                            continue
+                        r = max(lo[o2], min(reps, hi[o2]))
+                        pre = slots(p2, info.dpr)
+                        if len(pre) >= r:
+                            alt = max(alt, coef[o2] * r - pre[r - 1])
+                    per = moved[k] = max(0.0, lost - alt) / max(1, reps)
+                priced.append((k, per * pk.nodes[k][n]))
+            mine[n] = (priced, _in_order(priced))
+    return out
+
+
 def _in_order(on: list[tuple[int, float]]) -> float:
     """The shares of `on` summed in order as `insert_gang`'s node key sums them (infinite with a job that
     can only stay)."""
@@ -102,7 +177,7 @@ def _in_order(on: list[tuple[int, float]]) -> float:
 
 def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, target: int,
                 gain: np.ndarray, occupancy: Occupancy | None = None,
-                keep_protected: bool = True) -> tuple[Packing, set[int]] | None:
+                keep_protected: bool = True, in_place: bool = False) -> tuple[Packing, set[int]] | None:
     """`base` with job j placed by option o on `target` replicas (fewer if the pool cannot clear
     that many, never below the option's minimum), occupants evicted and placed again; None when
     it does not fit; with the plan, the jobs it touched. The caller compares objectives.
@@ -207,8 +282,13 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
     # the nodes j and the jobs pushed out leave: first to running jobs that can go back exactly where they run
     left_nodes = {n for k in evicted | {j} if k in base.choice for n in base.nodes[k]}.difference(placement)
     home = return_home(inst, opts, pk, left_nodes, skip={j})
+    if in_place:
+        for k in sorted(evicted - gone, key=lambda k: (-float(opts.coef[base.choice[k]]) * sum(base.nodes[k].values()), k)):
+            if k not in pk.choice:
+                _shrink_in_place(inst, opts, base, pk, k)
     for k in sorted(evicted, key=lambda k: (not inst.jobs[k].protected, k)):
-        _place_best(pk, k, gain, require_positive=False)
+        if k not in pk.choice:
+            _place_best(pk, k, gain, require_positive=False)
     if keep_protected and not pk.protected_placed(evicted):
         return None
     for k in sorted(evicted | {j}):   # room left on the cleared nodes goes to the jobs just moved
@@ -216,6 +296,40 @@ def insert_gang(inst: Instance, opts: Options, base: Packing, j: int, o: int, ta
         if ok is not None and not opts.keep[ok] and opts.coef[ok] > 0:
             pk.grow(k, int(opts.hi[ok]))
     return pk, evicted | {j} | home
+
+
+def _shrink_in_place(inst: Instance, opts: Options, base: Packing, pk: Packing, k: int) -> bool:
+    """Place job k, pushed off some of its nodes in `base`, on what is left of them where it still has room,
+    on the same pool (a resize where it ran; its option otherwise): whether it was. Why: an elastic gang that
+    lost one node of sixteen loses one node's replicas, not its place; placed again wherever fits best after
+    a protected job it was evicted beside, it found its own nodes taken (fresh apart gangs-48: a new premium
+    gang of 8-32 x 4 lost 9,033 for one node)."""
+    ok = base.choice[k]
+    p = int(opts.pool[ok])
+    o = ok
+    if opts.keep[ok]:   # a running job that stays: its resize on the same pool
+        same = [x for x in opts.by_job[k].tolist() if not opts.keep[x] and int(opts.pool[x]) == p]
+        if not same:
+            return False
+        o = max(same, key=lambda x: (float(opts.coef[x]), -x))
+    info = inst.jobs[k]
+    d = info.dpr
+    mine = info.cur_nodes if k in pk.reserved else {}
+    nodes = {}
+    for n, c in base.nodes[k].items():
+        fit = min(c, int(pk.free[n] - pk.soft[n] + mine.get(n, 0) * d) // d)
+        if fit > 0:
+            nodes[n] = fit
+    r = sum(nodes.values())
+    hi = int(opts.hi[o])
+    if info.allowed is not None:
+        hi = min(hi, int(snap_down(info, r)))
+    if r > hi:
+        nodes = _fewer(nodes, hi)
+        r = hi
+    if r < opts.lo[o]:
+        return False
+    return pk.place_exact(o, nodes)
 
 
 def _node_devices(inst: Instance) -> list[int]:
@@ -432,7 +546,9 @@ def gang_moves(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray | 
 
 
 def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray, deadline: float,
-                 per_job: int = 3, max_tries: int | None = None) -> tuple[Packing, int, float]:
+                 per_job: int = 3, max_tries: int | None = None,
+                 next_best: bool = False, in_place: bool = False, every_target: int = 0,
+                 grow: bool = False) -> tuple[Packing, int, float]:
     """Try `insert_gang` for every job below what its best options could give, on each of its
     `per_job` most valuable change options (value per replica x most replicas), most value missing
     first; keep each that improves. Why: the LP points each job at one option, and where packing
@@ -457,7 +573,8 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
     idx = np.arange(len(opts))
     pot = opts.coef * opts.hi
     ok = ~opts.keep & (opts.coef > 0) & (pot > cur[opts.job] + 1e-9 * np.maximum(1.0, np.abs(cur[opts.job])))
-    ok &= chosen[opts.job] != idx
+    if not grow:
+        ok &= chosen[opts.job] != idx
     cand = idx[ok]
     cand = cand[np.lexsort((cand, -pot[cand], opts.job[cand]))]          # per job, most valuable first
     first = np.ones(len(cand), dtype=bool)
@@ -467,12 +584,14 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
     missing = pot[cand] - cur[opts.job[cand]]
     cand = cand[np.lexsort((cand, -missing))]                             # most value missing first
     wants = [(0.0, int(opts.job[o]), int(o), int(opts.hi[o])) for o in cand.tolist()]
-    return _insertions(inst, opts, best, wants, gain, deadline, max_tries, clear_protected=True)
+    return _insertions(inst, opts, best, wants, gain, deadline, max_tries, clear_protected=True, next_best=next_best,
+                       in_place=in_place, every_target=every_target)
 
 
 def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[float, int, int, int]],
                 gain: np.ndarray, deadline: float, max_tries: int | None,
-                clear_protected: bool = False) -> tuple[Packing, int, float]:
+                clear_protected: bool = False, next_best: bool = False,
+                in_place: bool = False, every_target: int = 0) -> tuple[Packing, int, float]:
     """Insert each wanted (job, option, goal) in turn, at its goal, half-way, then its minimum (one
     replica more than it has, where it runs on that option already); keep the first that improves the
     objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget). With
@@ -485,7 +604,8 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
     kept = 0
     gained = 0.0
     spent = [0]   # insertions tried, chained repairs included
-    occupancy = pool_occupancy(inst, opts, best)
+    raw = pool_occupancy(inst, opts, best)
+    occupancy = priced_by_next_best(inst, opts, best, raw) if next_best else raw
     memo: dict = {}   # each job's share of the objective per placement (`_net`)
     for _, j, o, goal in wants:
         if time.perf_counter() > deadline or (max_tries is not None and spent[0] >= max_tries):
@@ -496,14 +616,17 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
         # a job on this option already grows: its goal, half-way there, one replica more (a gang of 15
         # that should run 17 gets its two nodes without clearing the four its goal of 19 would take)
         low = have + 1 if have else int(opts.lo[o])
-        for target in dict.fromkeys((goal, low + (goal - low) // 2, low)):
+        targets = (goal, low + (goal - low) // 2, low)
+        if every_target and int(opts.dpr[o]) >= 4 and goal - low <= every_target:
+            targets = tuple(range(goal, low - 1, -1))   # a lumpy gang: each count clears different whole nodes
+        for target in dict.fromkeys(targets):
             spent[0] += 1
-            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy, not clear_protected), gain,
+            won = _won(inst, opts, best, insert_gang(inst, opts, best, j, o, target, gain, occupancy, not clear_protected, in_place), gain,
                        spent, memo)
             if won is not None:
                 for o2 in _twins(opts, j, o, target):   # an equal pool where the gang displaces less
                     spent[0] += 1
-                    alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy, not clear_protected),
+                    alt = _won(inst, opts, best, insert_gang(inst, opts, best, j, o2, target, gain, occupancy, not clear_protected, in_place),
                                gain, spent, memo)
                     if alt is not None and alt[1] > won[1]:
                         won = alt
@@ -511,7 +634,11 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
                 best, delta = won[0], won[1]
                 kept += 1
                 gained += delta
-                occupancy.update(pool_occupancy(inst, opts, best, touched))
+                if next_best:   # (the other pools' prices keep the room their jobs had elsewhere before)
+                    raw.update(pool_occupancy(inst, opts, best, touched))
+                    occupancy.update(priced_by_next_best(inst, opts, best, raw, touched))
+                else:
+                    occupancy.update(pool_occupancy(inst, opts, best, touched))
                 break
     return best, kept, gained
 

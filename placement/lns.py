@@ -259,7 +259,10 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
     for _ in range(params.option_moves_passes):   # each pass opens room for the next; stop when one finds nothing
         best, k1, _ = option_moves(inst, opts, best, gain0, deadline=t1 + (1 - params.keep_moves_share) * more,
                                    per_job=params.option_moves_per_job,
-                                   max_tries=tries)
+                                   max_tries=tries, next_best=params.option_moves_next_best,
+                                   in_place=params.option_moves_in_place,
+                                   every_target=params.option_moves_every_target,
+                                   grow=params.option_moves_grow)
         # the running jobs put back get their part of the pass whatever the insertions took (one insertion
         # with its repairs ran 0.05-0.07 s past their deadline on medium seed 29, and the put-backs that
         # follow a kept move, worth 6-9 there, never ran), within the search's own deadline

@@ -135,6 +135,10 @@ class EngineParams:
     option_moves_fill: bool = True       # wall clock: the option moves take all that is left where what their share
                                          # leaves could not start a CP-SAT step (its measured overhead)
     option_moves_passes: int = 4         # most passes of it (each with running jobs put back after)
+    option_moves_next_best: bool = True  # its insertions price a job in the way by what it loses at its next best place
+    option_moves_in_place: bool = True   # its insertions leave a job pushed off some of its nodes on the rest first
+    option_moves_every_target: int = 8   # a gang of 4+ devices a replica tries every count when its range is this wide
+    option_moves_grow: bool = True       # ... and a job's own option too, where it could hold more replicas
     moves_det_tries_per_s: float = 100.0 # deterministic: insertions each pass of moves may try, per second of limit
                                          # (x 1,000 / jobs above 1,000 jobs)
     # the tail reserved once the search stops (it keeps its plan packed): scoring its plan, the reasons and

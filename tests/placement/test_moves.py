@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from placement.candidates import build_options
-from placement.gang_insert import gang_moves, keep_moves, make_quota_room, option_moves, restore_keep
+from placement.gang_insert import (
+    gang_moves,
+    insert_gang,
+    keep_moves,
+    make_quota_room,
+    option_moves,
+    pool_occupancy,
+    restore_keep,
+)
 from placement.greedy import option_gains
 from placement.instance import compile_instance
 from placement.packing import Packing
@@ -341,3 +349,67 @@ def test_a_job_that_used_the_whole_migration_budget_to_get_here_may_still_be_res
     out: set[int] = set()
     assert (make_quota_room(inst, pk, 1, 6, 890.0 * 0.9, out), out) == (6, {0})
     assert pk.placement_of(0) == ("c", "H100", {"n-0": 1})
+
+
+def _big_wants_two_h100_nodes():
+    """Three H100 nodes and an empty A100 one: "run" (running premium, protected, as fast on A100s) on n-0,
+    "wide" (new, 1-2 replicas, H100s only) on n-1 and n-2, and "big" (2 x 8, H100s only, worth most) left
+    out: the request, its options, the plan and the option gains."""
+    data = request(fleet(cluster("c", "us", ("n-", 3, "H100", 8)), cluster("d", "us", ("m-", 1, "A100", 8))),
+                   [job("run", 1, 1, speed={"H100": 1.0, "A100": 1.0}, devices_per_replica=8, tier="premium",
+                        checkpoint_gb=1.0, current={"cluster": "c", "accelerator": "H100", "nodes": {"n-0": 1}}),
+                    job("wide", 1, 2, devices_per_replica=8, priority=5.0),
+                    job("big", 2, 2, devices_per_replica=8, priority=10.0)])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    assert pk.try_keep(0)
+    pk._commit(1, change_option(opts, 1), {inst.node_index["n-1"]: 1, inst.node_index["n-2"]: 1})
+    gain, _ = option_gains(inst, opts, None)
+    return inst, opts, pk, gain
+
+
+def test_a_job_with_an_empty_node_to_move_to_is_priced_by_what_the_move_costs_it_not_by_all_it_is_worth():
+    inst, opts, pk, _ = _big_wants_two_h100_nodes()
+    h100 = int(opts.pool[change_option(opts, 2)])
+    a100 = next(o for o in opts.by_job[0].tolist() if inst.pools[int(opts.pool[o])].accelerator == "A100")
+    raw = pool_occupancy(inst, opts, pk)[h100]
+    priced = pool_occupancy(inst, opts, pk, next_best=True)[h100]
+    n0, n1 = inst.node_index["n-0"], inst.node_index["n-1"]
+    keep = int(pk.choice[0])
+    assert np.isclose(raw[n0][1], opts.coef[keep] + inst.jobs[0].preempt_cost)
+    assert np.isclose(priced[n0][1], opts.coef[keep] + inst.jobs[0].preempt_cost - opts.coef[a100])
+    assert priced[n1][1] == raw[n1][1] > priced[n0][1]   # "wide" has nowhere else to go
+
+
+def test_a_gang_pushed_off_one_of_its_nodes_stays_on_the_rest_before_a_moved_job_is_placed_again():
+    inst, opts, pk, gain = _big_wants_two_h100_nodes()
+    occupancy = pool_occupancy(inst, opts, pk, next_best=True)
+    got, changed = insert_gang(inst, opts, pk, 2, change_option(opts, 2), 2, gain, occupancy, keep_protected=False,
+                               in_place=True)
+    placed = got.placed_map()
+    assert placed[2] == ("c", "H100", {"n-0": 1, "n-1": 1})
+    assert placed[1] == ("c", "H100", {"n-2": 1}) and placed[0] == ("d", "A100", {"m-0": 1})
+    assert changed == {0, 1, 2}
+
+
+def test_a_gang_pushed_off_one_of_its_nodes_loses_the_rest_to_a_protected_job_placed_first_without_it():
+    inst, opts, pk, gain = _big_wants_two_h100_nodes()
+    occupancy = pool_occupancy(inst, opts, pk, next_best=True)
+    got, _ = insert_gang(inst, opts, pk, 2, change_option(opts, 2), 2, gain, occupancy, keep_protected=False)
+    placed = got.placed_map()
+    assert placed[0] == ("c", "H100", {"n-2": 1}) and 1 not in placed
+
+
+def test_a_gang_grows_on_its_own_option_by_clearing_a_node_of_a_job_worth_less():
+    # "gang" (1-2 x 8) runs one replica on n-0; "tin" (basic) holds n-1: the option moves grow the gang there
+    data = request(TWO_NODES, [job("gang", 1, 2, devices_per_replica=8, priority=2.0), job("tin", 8, 8, tier="basic")])
+    inst, opts = compiled(data)
+    pk = Packing(inst, opts)
+    pk._commit(0, change_option(opts, 0), {inst.node_index["n-0"]: 1})
+    pk._commit(1, change_option(opts, 1), {inst.node_index["n-1"]: 8})
+    gain, _ = option_gains(inst, opts, None)
+    best, kept, gained = option_moves(inst, opts, pk, gain, deadline=float("inf"), grow=True)
+    assert kept == 1 and best.placement_of(0) == ("c", "H100", {"n-0": 1, "n-1": 1}) and best.placement_of(1) is None
+    assert np.isclose(score(inst, best.placed_map()).objective, score(inst, pk.placed_map()).objective + gained)
+    _, kept, _ = option_moves(inst, opts, pk, gain, deadline=float("inf"))
+    assert kept == 0

@@ -71,14 +71,14 @@ def test_the_map_the_moves_keep_up_to_date_holds_the_shares_of_the_plan_each_ins
     checked = []
     real = gang_insert.insert_gang
 
-    def checking(inst_, opts_, base, j, o, target, gain_, occupancy=None, keep_protected=True):
+    def checking(inst_, opts_, base, j, o, target, gain_, occupancy=None, keep_protected=True, in_place=False):
         p = int(opts.pool[o])
         if occupancy is not None and p in occupancy:
             fresh = pool_occupancy(inst, opts, base, {p})[p]
             # the same jobs with the same shares on each node (their order is the map's own, as before)
             assert {n: sorted(on) for n, (on, _) in occupancy[p].items()} == {n: sorted(on) for n, (on, _) in fresh.items()}
             checked.append(p)
-        return real(inst_, opts_, base, j, o, target, gain_, occupancy, keep_protected)
+        return real(inst_, opts_, base, j, o, target, gain_, occupancy, keep_protected, in_place)
 
     gang_insert.insert_gang = checking
     try:
