@@ -8,8 +8,10 @@ can move, and it must then find a place again; never one that can only stay), pu
 the nodes the move leaves to running jobs that can return to them exactly, places the evicted jobs again
 wherever they fit best, and fills what is left. Of several pools worth as much to a lumpy gang it takes
 the one where it displaces least. It costs milliseconds, so the search tries it on every job short of
-what the LP gives it (`gang_moves`), then on each job's best few options (`option_moves`), and keeps it
-only when the canonical objective improves.
+what the LP gives it (`gang_moves`), then on each job's best few options, its own included where it could
+grow (`option_moves`), and keeps it only when the canonical objective improves. The option moves price
+the jobs in the way by what they lose at their next best place rather than unplaced, leave a job pushed
+off some of its nodes on the rest before any other is placed again, and try every count of a lumpy gang.
 The same holds for running jobs the packing moved although they could stay: `keep_moves` puts
 them back on their nodes, the jobs in the way placed again (a move pays a full checkpoint-restore).
 On the family's medium requests these moves, not the CP-SAT neighbourhoods, close most of the gap.
@@ -47,7 +49,8 @@ def pool_occupancy(inst: Instance, opts: Options, pk: Packing, pools: set[int] |
     a kept move only the pools it touched are computed again. Why the shares are here: an insertion visits
     most of a pool's nodes once, and working each job's share out at every visit was a tenth of the moves'
     time (medium family seeds 11 and 29); the jobs in `pools` are picked in one array pass, as a chained repair asks for the pools of
-    one job's few options and a loop over every job per call was another eighth."""
+    one job's few options and a loop over every job per call was another eighth. With `next_best`, each job
+    priced by what it loses at its next best place instead (`priced_by_next_best`)."""
     if next_best:
         return priced_by_next_best(inst, opts, pk, pool_occupancy(inst, opts, pk), pools)
     out: dict[int, dict[int, list[tuple[int, float]]]] = {}
