@@ -553,8 +553,8 @@ def option_moves(inst: Instance, opts: Options, best: Packing, gain: np.ndarray,
                  next_best: bool = False, in_place: bool = False, every_target: int = 0,
                  grow: bool = False) -> tuple[Packing, int, float]:
     """Try `insert_gang` for every job below what its best options could give, on each of its
-    `per_job` most valuable change options (value per replica x most replicas), most value missing
-    first; keep each that improves. Why: the LP points each job at one option, and where packing
+    `per_job` most valuable change options (value per replica x most replicas; with `grow`, the option it
+    is on too, where it could hold more replicas), most value missing first; keep each that improves. Why: the LP points each job at one option, and where packing
     cannot give it that one (its nodes held by running jobs, its quota full) the job's next best
     pool, with the jobs worth least cleared out of the way, closes most of what is left (on the
     family's medium requests about half of the gap to the pool-level integer bound)."""
@@ -596,8 +596,10 @@ def _insertions(inst: Instance, opts: Options, best: Packing, wants: list[tuple[
                 clear_protected: bool = False, next_best: bool = False,
                 in_place: bool = False, every_target: int = 0) -> tuple[Packing, int, float]:
     """Insert each wanted (job, option, goal) in turn, at its goal, half-way, then its minimum (one
-    replica more than it has, where it runs on that option already); keep the first that improves the
-    objective. Stops at `deadline` or after `max_tries` insertions (the deterministic budget). With
+    replica more than it has, where it runs on that option already), or with `every_target` at every count
+    between for a gang of 4+ devices a replica whose range is at most that wide; keep the first that improves
+    the objective. With `next_best` the jobs in the way are priced by their next best place
+    (`priced_by_next_best`), with `in_place` a job pushed off some of its nodes stays on the rest first. Stops at `deadline` or after `max_tries` insertions (the deterministic budget). With
     `clear_protected`, a protected job an insertion pushes out and no free room takes is placed again with
     room cleared for it (`_chained`): apart alibaba-17's new premium gang takes the A100 nodes of a running
     premium gang that moves to V100 nodes held by jobs worth less. Only the option moves ask for it: in the
