@@ -149,7 +149,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
             seconds = stop.budget(step_s, min(step_s, stop.left(until=until) - overhead[0]))
             granted[0] = seconds
             pk = node_step(inst, opts, best, pool, nodes, free, seconds, stop.deterministic)
-            if pk is None or not all(j in pk.choice for j in free if inst.jobs[j].protected):
+            if pk is None or not pk.protected_placed(free):
                 return best
             delta = net_of(inst, pk, free) - net_of(inst, best, free)
             if improves(delta):
@@ -175,7 +175,7 @@ def lns(inst: Instance, opts: Options, best: Packing, deadline: float, lp_x: np.
         if not changed:
             return best
         pk = realize_delta(inst, opts, best, choice, changed, gain0)
-        if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
+        if not pk.protected_placed(changed):
             return best
         delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
         if improves(delta):
@@ -337,9 +337,9 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
         if len(inst.jobs) <= params.mip_repack_max_jobs and stop.left(until=until) > params.lns_min_left_s:
             whole = realize(inst, opts, choice)
             d2 = score(inst, whole.placed_map()).objective - score(inst, best.placed_map()).objective
-            if d2 > delta and all(j in whole.choice for j in range(len(inst.jobs)) if inst.jobs[j].protected):
+            if d2 > delta and whole.protected_placed():
                 pk, delta = whole, d2
-        if not all(j in pk.choice for j in changed if inst.jobs[j].protected):
+        if not pk.protected_placed(changed):
             continue
         if improves(delta):
             best = accept(pk, delta)
