@@ -61,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ideal-thresholds", default="1",
                     help="las2d-ideal: its queues' thresholds in attained GPU-hours, comma-separated (default 1: "
                          "two queues, as the las baseline)")
-    ap.add_argument("--ideal-order", choices=("tiresias", "fifo"), default="tiresias",
+    ap.add_argument("--ideal-order", choices=("tiresias", "fifo", "srpt"), default="tiresias",
                     help="las2d-ideal: order within a queue: tiresias (the default: waiting jobs move behind the "
-                         "running ones after every round, as Tiresias's simulator) or fifo (by submission, as las)")
-    ap.add_argument("--service", choices=("levels", "gittins", "gittins-class"), default=None,
+                         "running ones after every round, as Tiresias's simulator), fifo (by submission, as las) "
+                         "or srpt (clairvoyant: least device-seconds of trace work left first, one queue)")
+    ap.add_argument("--service", choices=("levels", "gittins", "gittins-class", "clairvoyant"), default=None,
                     help="cpsat's controller, its attained-service factor (default: the replay's, "
-                         "replay.options): levels or the Gittins index learned online (replay.gittins)")
+                         "replay.options): levels or the Gittins index learned online (replay.gittins); clairvoyant "
+                         "is a reference that reads each job's trace work left (shortest first)")
     ap.add_argument("--controller-options", default="{}", metavar="JSON",
                     help="cpsat: more SlaController fields as a JSON object (tuning), e.g. "
                          "'{\"gittins_exponent\": 0.5}'")

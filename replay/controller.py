@@ -24,12 +24,16 @@ and SLA risk, as an operator's controller would set it before asking the planner
   learns one distribution per `devices_per_replica` class (1, 2-4, 8+) with `gittins_class_min_samples`
   finished jobs. Not the default: on Philly days 20-27 and 30-37 it was worse than the levels
   (docs/notes/work-conserving-replay.md).
+  `service="clairvoyant"` is a reference, not a controller: the factor is `1 / (h + 0.1)` where `h`
+  is the GPU-hours of trace work the job has left (scaled as above), shortest remaining work first.
+  It measures what knowing every job's duration would buy the loop as it is, pauses and all (on days
+  20-27 and 30-37 less than the levels lose to the free, clairvoyant `las2d-ideal --ideal-order srpt`).
 - **waiting** (aging, against starvation): `1 + wait / aging_s` where `wait` is the time since the job
   last held devices (since its submission if it never ran), for pending jobs; 1 for running jobs.
 - **risk** (SLA): a pending job of a tier with a target whose SLA ratio (`replay.sla`), were it to
   finish right now after `run_s` of work and `wait` of waiting, is already below its tier's target
   gets `risk_boost`; the ratio can only fall further while it waits. Non-clairvoyant: the controller
-  never reads a job's duration.
+  never reads a job's duration (but for the `clairvoyant` reference above).
 
 The tier itself is not in the priority: the contract's `tier_weights` multiply it in the objective.
 """
@@ -42,7 +46,7 @@ from executor.loop import JobState, LoopState
 from replay.gittins import DEFAULT_GRID_H, OnlineGittins, quantise
 from replay.sla import DEFAULT_SLA_TARGETS, sla_ratio
 
-SERVICES = ("levels", "gittins", "gittins-class")
+SERVICES = ("levels", "gittins", "gittins-class", "clairvoyant")
 
 
 @dataclass
@@ -56,8 +60,10 @@ class SlaController:
     restart_overhead_s: float = 30.0
     min_priority: float = 1e-3
     max_priority: float = 100.0
-    service: str = "levels"              # levels | gittins | gittins-class (per devices_per_replica class)
+    service: str = "levels"              # levels | gittins | gittins-class (per devices_per_replica class) |
+                                         # clairvoyant (a reference: reads the trace's work, never a default)
     gittins_grid_h: tuple[float, ...] = DEFAULT_GRID_H
+    clairvoyant_floor_h: float = 0.1     # clairvoyant: the factor is 1 / (GPU-hours left + this)
     gittins_refresh_s: float = 3600.0
     gittins_min_samples: int = 200
     gittins_exponent: float = 1.0
@@ -70,7 +76,7 @@ class SlaController:
     def __post_init__(self) -> None:
         if self.service not in SERVICES:
             raise ValueError(f"service: expected one of {', '.join(SERVICES)}, got {self.service!r}")
-        if self.service != "levels":
+        if self.service.startswith("gittins"):
             self._gittins = OnlineGittins(self.gittins_grid_h, self.gittins_refresh_s, self.gittins_min_samples,
                                           per_class=self.service == "gittins-class",
                                           censored=self.gittins_censored,
@@ -80,7 +86,16 @@ class SlaController:
         """Attained service in GPU-hours, a gang job's divided by `devices_per_replica ** gang_exponent`."""
         return st.attained_device_s / 3600.0 / st.arrival.job.devices_per_replica ** self.gang_exponent
 
+    def hours_left(self, st: JobState) -> float:
+        """The trace work the job has left, in GPU-hours scaled as `hours` scales the service attained: its
+        work less the service attained so far (a run's pause counts as work, so it reads up to a pause
+        low). Only the clairvoyant reference reads it; no control plane knows a job's work."""
+        left = max(0.0, st.arrival.work - st.attained_device_s)
+        return left / 3600.0 / st.arrival.job.devices_per_replica ** self.gang_exponent
+
     def service_factor(self, st: JobState) -> float:
+        if self.service == "clairvoyant":
+            return 1.0 / (self.hours_left(st) + self.clairvoyant_floor_h)
         hours = self.hours(st)
         if self._gittins is not None:
             g = self._gittins.index(job_class(st), hours)

@@ -56,6 +56,7 @@ from replay.harness import ReplayRun, ReplaySetup, Window, job_template
 
 NAME = "las2d-ideal"
 EPS = 1e-6
+ORDERS = ("tiresias", "fifo", "srpt")
 
 
 @dataclass
@@ -169,8 +170,10 @@ def run_ideal_las(specs: Sequence[JobSpec], fleet: Fleet, setup: ReplaySetup, wi
         jobs[a.job.id] = _Job(JobState(arrival=a, admitted_s=a.submit_s), a.job.devices_per_replica,
                               _options(a, pools), a.work, mark=a.submit_s)
     _mark_exact(pools, jobs.values())
-    if setup.ideal_order not in ("fifo", "tiresias"):
-        raise ValueError(f"{NAME}: ideal_order must be fifo or tiresias, got {setup.ideal_order!r}")
+    if setup.ideal_order not in ORDERS:
+        raise ValueError(f"{NAME}: ideal_order must be one of {', '.join(ORDERS)}, got {setup.ideal_order!r}")
+    if setup.ideal_order == "srpt":
+        th = []      # one queue: the order is the work left, not the service attained
     sim = _Sim(jobs, pools, th, recs, state, setup.ideal_order)
     open_measured = len(measured)
     i, t = 0, start
@@ -260,12 +263,20 @@ class _Sim:
         j.mark = t
         self.seq += 1
         j.queue = self._queue_of(j.attained)
-        j.key = (j.queue, st.arrival.submit_s if self.within == "fifo" else self._tick(), self.seq, jid)
+        second = st.arrival.submit_s if self.within == "fifo" else _left_device_s(j) if self.within == "srpt" \
+            else self._tick()
+        j.key = (j.queue, second, self.seq, jid)
         insort(self.order, j.key)
         return False
 
     # -- the re-pack -----------------------------------------------------------------------------------
     def repack(self, t: float) -> None:
+        if self.within == "srpt":     # a running job's work left shrinks: it may now rank before a waiting one
+            for jid in self.running:
+                j = self.jobs[jid]
+                self._settle(j, t)
+                j.key = (0, _left_device_s(j), *j.key[2:])
+            self.order = sorted(self.jobs[k[3]].key for k in self.order)
         free = [p.devices for p in self.pools]
         members: list[list[tuple[int, int]]] = [[] for _ in self.pools]    # (replicas, dpr) admitted per pool
         total = sum(free)
@@ -455,6 +466,12 @@ class _Sim:
     def _tick(self) -> int:
         self.seq += 1
         return self.seq
+
+
+def _left_device_s(j: _Job) -> float:
+    """The clairvoyant order's key: the device-seconds `j` still needs where it holds the fewest (its trace
+    work left, which no scheduler Meridian runs can know)."""
+    return min((j.remaining / rate * reps * j.dpr for _, reps, rate in j.options if rate > 0), default=math.inf)
 
 
 def _pools(fleet: Fleet) -> list[_Pool]:

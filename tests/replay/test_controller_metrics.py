@@ -65,3 +65,17 @@ def test_progress_bar_reports_measured_jobs_done():
     run_replay(specs, single_cluster_fleet(2, 8), ReplaySetup(scheduler="fifo"), observers=[bar])
     last = buf.getvalue().split("\r")[-1]
     assert last.startswith(f"[fifo] [{'#' * 30}] {len(specs)}/{len(specs)} jobs | day ")
+
+
+def test_the_clairvoyant_reference_ranks_by_work_left_not_service_attained():
+    c = SlaController(aging_s=1e12, risk_boost=1.0, service="clairvoyant")
+    s = state_with(attained_h=2.0, status="running")
+    s.jobs["j"].arrival = Arrival(0.0, s.jobs["j"].arrival.job, 2.9 * 3600)    # 0.9 GPU-hours left
+    assert c.priority(s, "j") == pytest.approx(1.0)
+    s.jobs["j"].arrival = Arrival(0.0, s.jobs["j"].arrival.job, 11.9 * 3600)   # 9.9 left
+    assert c.priority(s, "j") == pytest.approx(0.1)
+
+
+def test_an_unknown_service_is_refused_by_name():
+    with pytest.raises(ValueError, match="service: expected one of .*clairvoyant.*got 'oracle'"):
+        SlaController(service="oracle")

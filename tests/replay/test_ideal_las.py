@@ -143,3 +143,29 @@ def test_fifo_order_the_older_job_of_the_same_queue_preempts_the_younger():
     j = _queue_order_case("fifo")
     assert j["p"].finish_s == 5_500 + 8_200
     assert j["r"].finish_s == 13_700 + 16_300 and j["r"].actions["preempt"] == 1
+
+
+def _srpt(fleet, *rows: tuple):
+    run = run_replay(specs(*rows), fleet, ReplaySetup(scheduler="las2d-ideal", ideal_order="srpt"), WHOLE)
+    check_invariants(run)
+    return jobs(run)
+
+
+def test_srpt_order_an_arrival_with_less_work_left_preempts_the_running_job_at_once():
+    j = _srpt(single_cluster_fleet(1, 1), ("long", 0, 10_000, 1), ("short", 5_000, 100, 1))
+    assert j["short"].first_start_s == 5_000 and j["short"].finish_s == 5_100
+    assert j["long"].finish_s == 10_100 and j["long"].actions["preempt"] == 1
+
+
+def test_srpt_order_a_running_job_whose_work_left_shrank_below_the_arrival_keeps_running():
+    # at 500 s "a" has 500 s left against "b"'s 800: "a" ran ahead of it although it started longer
+    j = _srpt(single_cluster_fleet(1, 1), ("a", 0, 1_000, 1), ("b", 500, 800, 1))
+    assert j["a"].finish_s == 1_000 and j["a"].actions["preempt"] == 0
+    assert j["b"].first_start_s == 1_000 and j["b"].finish_s == 1_800
+
+
+def test_srpt_order_ranks_by_device_seconds_left_not_time_left():
+    # 2 GPUs: "wide" needs 2 GPUs for 300 s (600 GPU-seconds), "narrow" 1 GPU for 500 s (500): narrow first
+    j = _srpt(single_cluster_fleet(1, 2), ("wide", 0, 300, 2), ("narrow", 0, 500, 1), ("other", 0, 550, 1))
+    assert j["narrow"].first_start_s == 0 and j["other"].first_start_s == 0
+    assert j["wide"].first_start_s == 550 and j["wide"].finish_s == 850
