@@ -307,6 +307,9 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
     of the step over every job disagrees on (`mip_step.relaxation_disagreements`). Each answer is packed around the jobs that stay
     (`realize_delta`) and from scratch (`realize`, which packs a changed pool whole); the better is kept
     when the canonical objective improves."""
+    m = mip_jobs(len(inst.jobs), params)
+    if m > params.mip_max_jobs and not rins:
+        return _mip_steps_large(inst, opts, best, lp_x, lp_n, stop, until, params, gain0, accept, stats, m)
     sizes = [-1] * (params.mip_rins_steps if rins else 0) + [0, *params.mip_step_sizes]
     for size in sizes:
         if stop.stopped(params.lns_min_left_s, until=until):
@@ -324,26 +327,79 @@ def _mip_steps(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, l
                                   params.mip_rins_per_job if size < 0 else 1)
         stats["steps"] += 1
         stats["mip_steps"] = stats.get("mip_steps", 0) + 1
-        if got is None:
-            continue
-        inc = incumbent_choice(best)
-        choice = {j: c for j, c in inc.items() if j not in free}
-        choice.update(got)
-        changed = {j for j in free if inc.get(j) != choice.get(j)}
-        if not changed:
-            continue
-        pk = realize_delta(inst, opts, best, choice, changed, gain0)
-        delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
-        if len(inst.jobs) <= params.mip_repack_max_jobs and stop.left(until=until) > params.lns_min_left_s:
-            whole = realize(inst, opts, choice)
-            d2 = score(inst, whole.placed_map()).objective - score(inst, best.placed_map()).objective
-            if d2 > delta and whole.protected_placed():
-                pk, delta = whole, d2
-        if not pk.protected_placed(changed):
-            continue
-        if improves(delta):
-            best = accept(pk, delta)
+        pk = _mip_step_kept(inst, opts, best, free, got, gain0, params, stop, until, accept)
+        if pk is not None:
+            best = pk
     return best
+
+
+def _mip_step_kept(inst: Instance, opts: Options, best: Packing, free: set[int], got: dict | None,
+                   gain0: np.ndarray, params: EngineParams, stop: StoppingCriterion, until: float,
+                   accept) -> Packing | None:
+    """The plan after one integer step's answer `got` on `free`, where it improves `best` (packed around the
+    jobs that stay, or from scratch where that is better); None where it does not."""
+    if got is None:
+        return None
+    inc = incumbent_choice(best)
+    choice = {j: c for j, c in inc.items() if j not in free}
+    choice.update(got)
+    changed = {j for j in free if inc.get(j) != choice.get(j)}
+    if not changed:
+        return None
+    pk = realize_delta(inst, opts, best, choice, changed, gain0)
+    delta = net_of(inst, pk, changed) - net_of(inst, best, changed)
+    if len(inst.jobs) <= params.mip_repack_max_jobs and stop.left(until=until) > params.lns_min_left_s:
+        whole = realize(inst, opts, choice)
+        d2 = score(inst, whole.placed_map()).objective - score(inst, best.placed_map()).objective
+        if d2 > delta and whole.protected_placed():
+            pk, delta = whole, d2
+    if not pk.protected_placed(changed) or not improves(delta):
+        return None
+    return accept(pk, delta)
+
+
+def _mip_steps_large(inst: Instance, opts: Options, best: Packing, lp_x: np.ndarray, lp_n: np.ndarray | None,
+                     stop: StoppingCriterion, until: float, params: EngineParams, gain0: np.ndarray, accept,
+                     stats: dict[str, int], m: int) -> Packing:
+    """The integer steps on a large request (`mip_jobs` above the floor): each on the next `m` disagreements by
+    stake not yet re-planned (topped up with the occupants of their pools where fewer), for `mip_step_s_per_job`
+    a job; a step that keeps nothing is tried again on the first half of its jobs, down to `mip_max_jobs`, and
+    one at that size ends them. At most 3 + `mip_more_steps` steps. Why halving: HiGHS on 950 jobs in 0.47 s
+    either finds +85,000 or nothing (apart sparse-8 in eight copies, 5 s), and the plan after nothing ended 3
+    points lower."""
+    done: set[int] = set()
+    size = m
+    for _ in range(3 + params.mip_more_steps):
+        if stop.stopped(params.lns_min_left_s, until=until):
+            break
+        free = set([j for j in _by_stake(inst, opts, best, lp_x, lp_n) if j not in done][:size])
+        if len(free) < size:
+            free = _with_occupants(inst, opts, best, free, lp_x, size)
+        if not free:
+            break
+        seconds = min(max(params.mip_step_s, params.mip_step_s_per_job * size), stop.left(until=until))
+        got = solve_neighbourhood(inst, opts, best, free, lp_x, seconds, 1)
+        stats["steps"] += 1
+        stats["mip_steps"] = stats.get("mip_steps", 0) + 1
+        pk = _mip_step_kept(inst, opts, best, free, got, gain0, params, stop, until, accept)
+        if pk is not None:
+            best = pk
+            done |= free
+        elif size <= params.mip_max_jobs:
+            break
+        else:
+            size = max(params.mip_max_jobs, size // 2)
+    return best
+
+
+def mip_jobs(n_jobs: int, params: EngineParams) -> int:
+    """The most disagreements an integer step frees: `mip_max_jobs`, or on a large request a share of its
+    jobs up to a cap. Why: at 200 of 4,600 jobs (apart requests in eight copies, 5 s) each step took 0.03-0.1 s
+    and the steps together 0.17 s of the search for its fastest gains; 1,000 a step closed 0.8-2.3 points more.
+    Not from the LP-first size on (planet): not measured there."""
+    if n_jobs >= params.lp_first_min_jobs:
+        return params.mip_max_jobs
+    return max(params.mip_max_jobs, min(params.mip_jobs_cap, int(params.mip_jobs_share * n_jobs)))
 
 
 def _rins_applies(inst: Instance, params: EngineParams) -> bool:

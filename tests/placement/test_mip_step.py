@@ -95,3 +95,13 @@ def test_a_plan_with_the_relaxation_step_switched_on_obeys_the_contract():
     data = generate_family("medium", 11, time_limit_s=1.0)
     params = dataclasses.replace(DEFAULT, mip_rins_steps=1, mip_rins_min_gap=0.0)
     check(data, plan(parsed(data), params))
+
+
+def test_an_integer_step_frees_200_disagreements_on_a_medium_request_and_a_fifth_of_a_large_one_up_to_1000():
+    from placement.lns import mip_jobs
+
+    assert mip_jobs(600, DEFAULT) == 200          # a fifth is 120: the floor holds, the steps as before
+    assert mip_jobs(4_600, DEFAULT) == 920
+    assert mip_jobs(9_999, DEFAULT) == 1_000
+    assert mip_jobs(20_000, DEFAULT) == 200       # planet size (the LP-first path): as before
+    assert mip_jobs(4_600, dataclasses.replace(DEFAULT, mip_jobs_share=0.0)) == 200
