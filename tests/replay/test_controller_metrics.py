@@ -74,8 +74,3 @@ def test_the_clairvoyant_reference_ranks_by_work_left_not_service_attained():
     assert c.priority(s, "j") == pytest.approx(1.0)
     s.jobs["j"].arrival = Arrival(0.0, s.jobs["j"].arrival.job, 11.9 * 3600)   # 9.9 left
     assert c.priority(s, "j") == pytest.approx(0.1)
-
-
-def test_an_unknown_service_is_refused_by_name():
-    with pytest.raises(ValueError, match="service: expected one of .*clairvoyant.*got 'oracle'"):
-        SlaController(service="oracle")

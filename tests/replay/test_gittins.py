@@ -76,7 +76,7 @@ def test_the_priority_holds_while_the_service_stays_in_its_grid_cell():
 
 
 def test_an_unknown_service_is_refused_by_name():
-    with pytest.raises(ValueError, match="service: expected one of levels, gittins, gittins-class, got 'lru'"):
+    with pytest.raises(ValueError, match="service: expected one of levels, gittins, gittins-class, clairvoyant, got 'lru'"):
         SlaController(service="lru")
     with pytest.raises(ValueError, match="service"):
         ReplayOptions(service="lru")
