@@ -114,8 +114,8 @@ class EngineParams:
                                          # +0.017 %, 15 seeds better, 3 worse; beside a busy loop +0.008 %; large and
                                          # planet never reach the share)
     mip_step_s: float = 0.15             # wall clock: one integer step's most
-    mip_more_steps: int = 10             # on a large request (below), then up to this many more, each on the next
-                                         # disagreements by stake (it has thousands; the steps above see the first few)
+    mip_more_steps: int = 10             # on a large request (`mip_jobs_share`), at most 3 + this many steps, each on
+                                         # the next disagreements by stake (it has thousands; lns._mip_steps_large)
     mip_step_sizes: tuple[int, ...] = (100, 200)   # after the LP's disagreements, those with the occupants losing least
                                          # by moving, of the pools they could use, up to this many jobs
     mip_rins_steps: int = 0              # integer steps first on the jobs the relaxation of the step over every job sets
@@ -131,8 +131,8 @@ class EngineParams:
     mip_rins_max_jobs: int = 2_000       # ... up to this many jobs (a model over every job)
     mip_rins_min_gap: float = 0.01       # ... and only while the plan is at least this far below the bound
     mip_max_jobs: int = 200              # the disagreements an integer step frees at most (most value at stake first)
-    mip_jobs_share: float = 0.2          # ... or this share of the request's jobs where more (a large request), the step
-                                         # sizes scaled alike,
+    mip_jobs_share: float = 0.2          # ... or this share of the request's jobs where more (a large request, below the
+                                         # LP-first size: lns.mip_jobs; paired +0.056 % on apart shapes in eight copies),
     mip_jobs_cap: int = 1_000            # ... up to this many,
     mip_step_s_per_job: float = 5e-4     # ... each step then given this per job freed where more than `mip_step_s`
     mip_repack_max_jobs: int = 2_000     # up to this many jobs, an integer step's answer is also packed from scratch (a

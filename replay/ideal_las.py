@@ -14,7 +14,10 @@ contract (its pauses, its epoch grid, its batching) or of a different order of j
   a job joins the back of its queue on arrival or demotion and, after every re-pack, the waiting jobs
   move behind the running ones (their order kept), so a running job is passed only by a job of a
   higher queue or one already ahead of it; `fifo` orders every queue by submission instead (as the
-  `las` baseline does), which preempts running jobs for older waiting ones of the same queue (on
+  `las` baseline does), and `srpt` is the clairvoyant reference: one queue ordered by the device-seconds
+  of trace work each job has left, least first (running jobs re-ranked at every event as theirs
+  shrinks), what knowing every duration buys with preemption free. fifo preempts running jobs for older
+  waiting ones of the same queue (on
   Philly days 44-51, 64 x 8 GPUs: 14,074 preemptions and 1,922 s above the floor, against 6,236 and
   435 s). Queues rather than a continuous order
   because with free preemption a continuous LAS swaps two jobs of equal service at every instant
