@@ -68,7 +68,13 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--time-limit", type=float, default=None, help="policy.time_limit_s of the copy")
     a = ap.parse_args()
-    out = copies(json.loads(pathlib.Path(a.request).read_text()), a.k)
+    if a.k < 1:
+        ap.error(f"K: at least 1, got {a.k}")
+    try:
+        request = json.loads(pathlib.Path(a.request).read_text())
+        out = copies(request, a.k)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        ap.error(f"{a.request}: not a request this can copy ({type(e).__name__}: {e})")
     if a.time_limit is not None:
         out.setdefault("policy", {})["time_limit_s"] = a.time_limit
     pathlib.Path(a.out).write_text(json.dumps(out))
